@@ -15,6 +15,10 @@ var ErrNotSupported = errors.New("network namespaces are not supported")
 // ErrNotNetNS is returned when a path exists but is not a network namespace.
 var ErrNotNetNS = errors.New("not a network namespace")
 
+// ErrUnsupportedLayout is returned when the path uses a layout discovery does
+// not handle yet (same-node bridging, hostNetwork, unknown tunnels).
+var ErrUnsupportedLayout = errors.New("unsupported network layout")
+
 // NetNS is an open handle to a network namespace. Its zero value is not
 // usable; get one from OpenNetNS, NetNSOfPID, CurrentNetNS or NewNetNS.
 //

@@ -1,0 +1,181 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+)
+
+// Config says what to send. Count, Interval, Timeout and Size behave like
+// ping's -c, -i, -W and -s.
+type Config struct {
+	Target   netip.Addr
+	Count    int           // probes to send, > 0
+	Interval time.Duration // between sends
+	Timeout  time.Duration // how long to wait for replies after the last send
+	Size     int           // ICMP echo data bytes, >= TokenLen
+	ID       uint16        // echo identifier; the kernel or NAT may rewrite it, so nothing matches on it
+	RunID    uint64        // token run id; 0 picks a random one
+	// Now is the clock for user-space times; nil means time.Now.
+	Now func() time.Time
+}
+
+// readSlice bounds every read, so a finished run is noticed within it.
+const readSlice = 50 * time.Millisecond
+
+// Validate reports the first unusable field, naming the flag a user sets.
+func (c Config) Validate() error {
+	switch {
+	case !c.Target.IsValid():
+		return errors.New("no target address")
+	case !c.Target.Is4() && !c.Target.Is4In6():
+		return fmt.Errorf("target %s: only IPv4 targets are supported for now", c.Target)
+	case c.Count <= 0:
+		return fmt.Errorf("count %d: must be at least 1", c.Count)
+	case c.Interval < 0:
+		return fmt.Errorf("interval %s: must not be negative", c.Interval)
+	case c.Timeout <= 0:
+		return fmt.Errorf("timeout %s: must be positive", c.Timeout)
+	case c.Size < TokenLen || c.Size > 65507-8:
+		return fmt.Errorf("size %d: must be between %d and %d bytes", c.Size, TokenLen, 65507-8)
+	}
+	return nil
+}
+
+type reply struct {
+	seq uint32
+	at  time.Time
+}
+
+// Run sends cfg.Count echo requests on conn, one every cfg.Interval, and
+// collects the replies carrying this run's token until all are in, or
+// cfg.Timeout after the last send, or ctx is done. Replies of other runs and
+// other ICMP messages are ignored. On cancellation it returns what it has
+// together with ctx's error.
+func Run(ctx context.Context, conn net.PacketConn, cfg Config) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.RunID == 0 {
+		cfg.RunID = NewRunID()
+	}
+	res := &Result{RunID: cfg.RunID, Target: cfg.Target.Unmap(), Size: cfg.Size, Probes: make([]Probe, 0, cfg.Count)}
+	rctx, stop := context.WithCancel(ctx)
+	replies := make(chan reply, 64)
+	recvErr := make(chan error, 1)
+	go func() { recvErr <- receive(rctx, conn, cfg, replies) }()
+
+	err := collect(ctx, conn, cfg, res, replies, recvErr)
+	stop()
+	if rerr := <-recvErr; err == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
+		err = rerr
+	}
+	return res, err
+}
+
+// collect owns res: it sends on schedule and records replies as they come.
+func collect(ctx context.Context, conn net.PacketConn, cfg Config, res *Result, replies <-chan reply, recvErr <-chan error) error {
+	send := time.NewTimer(0)
+	defer send.Stop()
+	var deadline <-chan time.Time
+	answered := 0
+	for answered < cfg.Count {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-recvErr:
+			return fmt.Errorf("receive echo replies: %w", err)
+		case <-deadline:
+			return nil
+		case r := <-replies:
+			if int(r.seq) < len(res.Probes) && !res.Probes[r.seq].Answered() {
+				res.Probes[r.seq].ReceivedAt = r.at
+				answered++
+			}
+		case <-send.C:
+			if err := sendOne(conn, cfg, res); err != nil {
+				return err
+			}
+			if len(res.Probes) < cfg.Count {
+				send.Reset(cfg.Interval)
+			} else {
+				deadline = time.After(cfg.Timeout)
+			}
+		}
+	}
+	return nil
+}
+
+func sendOne(conn net.PacketConn, cfg Config, res *Result) error {
+	seq := uint32(len(res.Probes))
+	data := Payload{RunID: cfg.RunID, Seq: seq, SentAt: cfg.Now()}.Marshal(cfg.Size)
+	msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: int(cfg.ID), Seq: int(seq & 0xffff), Data: data}}
+	b, err := msg.Marshal(nil)
+	if err != nil {
+		return fmt.Errorf("build echo request %d: %w", seq, err)
+	}
+	sentAt := cfg.Now()
+	if _, err := conn.WriteTo(b, &net.IPAddr{IP: cfg.Target.AsSlice()}); err != nil {
+		return fmt.Errorf("send echo request %d to %s: %w", seq, cfg.Target, err)
+	}
+	res.Probes = append(res.Probes, Probe{Seq: seq, SentAt: sentAt})
+	return nil
+}
+
+// receive reads until ctx is done and passes on the echo replies of this
+// run. Every read has a deadline, so cancellation is seen within readSlice.
+func receive(ctx context.Context, conn net.PacketConn, cfg Config, out chan<- reply) error {
+	buf := make([]byte, 65536)
+	for ctx.Err() == nil {
+		if err := conn.SetReadDeadline(time.Now().Add(readSlice)); err != nil {
+			return fmt.Errorf("set read deadline: %w", err)
+		}
+		n, _, err := conn.ReadFrom(buf)
+		at := cfg.Now()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			return err
+		}
+		seq, ok := matchReply(buf[:n], cfg.RunID)
+		if !ok {
+			continue
+		}
+		select {
+		case out <- reply{seq: seq, at: at}:
+		case <-ctx.Done():
+		}
+	}
+	return ctx.Err()
+}
+
+// matchReply returns the sequence of an echo reply carrying this run's token.
+func matchReply(b []byte, runID uint64) (uint32, bool) {
+	m, err := icmp.ParseMessage(ipv4.ICMPTypeEchoReply.Protocol(), b)
+	if err != nil || m.Type != ipv4.ICMPTypeEchoReply {
+		return 0, false
+	}
+	echo, ok := m.Body.(*icmp.Echo)
+	if !ok {
+		return 0, false
+	}
+	p, err := ParsePayload(echo.Data)
+	if err != nil || p.RunID != runID {
+		return 0, false
+	}
+	return p.Seq, true
+}

@@ -1,0 +1,167 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+)
+
+// echoConn is a fake net.PacketConn that answers echo requests like a peer
+// would, with knobs for loss, duplicates and foreign traffic.
+type echoConn struct {
+	mu       sync.Mutex
+	queue    chan []byte
+	deadline time.Time
+	sent     int
+	drop     func(seq int) bool // request seq -> no reply
+	extra    func(req *icmp.Echo) [][]byte
+}
+
+func newEchoConn() *echoConn { return &echoConn{queue: make(chan []byte, 1024)} }
+
+func (c *echoConn) WriteTo(b []byte, _ net.Addr) (int, error) {
+	m, err := icmp.ParseMessage(1, b)
+	if err != nil {
+		return 0, err
+	}
+	echo := m.Body.(*icmp.Echo)
+	c.mu.Lock()
+	c.sent++
+	c.mu.Unlock()
+	if c.extra != nil {
+		for _, x := range c.extra(echo) {
+			c.queue <- x
+		}
+	}
+	if c.drop == nil || !c.drop(echo.Seq) {
+		c.queue <- marshalReply(echo)
+	}
+	return len(b), nil
+}
+
+func marshalReply(e *icmp.Echo) []byte {
+	b, _ := (&icmp.Message{Type: ipv4.ICMPTypeEchoReply, Body: e}).Marshal(nil)
+	return b
+}
+
+func (c *echoConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	c.mu.Lock()
+	d := c.deadline
+	c.mu.Unlock()
+	t := time.NewTimer(time.Until(d))
+	defer t.Stop()
+	select {
+	case p := <-c.queue:
+		return copy(b, p), &net.IPAddr{}, nil
+	case <-t.C:
+		return 0, nil, os.ErrDeadlineExceeded
+	}
+}
+
+func (c *echoConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	c.mu.Unlock()
+	return nil
+}
+func (c *echoConn) Close() error                     { return nil }
+func (c *echoConn) LocalAddr() net.Addr              { return &net.IPAddr{} }
+func (c *echoConn) SetDeadline(t time.Time) error    { return c.SetReadDeadline(t) }
+func (c *echoConn) SetWriteDeadline(time.Time) error { return nil }
+
+func testConfig(count int) Config {
+	return Config{
+		Target: netip.MustParseAddr("10.244.2.2"), Count: count, Interval: time.Millisecond,
+		Timeout: 200 * time.Millisecond, Size: 56, ID: 7, RunID: 0x1234,
+	}
+}
+
+func TestRunAllAnswered(t *testing.T) {
+	conn := newEchoConn()
+	res, err := Run(context.Background(), conn, testConfig(20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(res.Probes); got != 20 {
+		t.Fatalf("got %d probes, want 20", got)
+	}
+	for i, p := range res.Probes {
+		if p.Seq != uint32(i) || !p.Answered() || p.RTT() < 0 {
+			t.Errorf("probe %d: got seq %d answered %v rtt %v", i, p.Seq, p.Answered(), p.RTT())
+		}
+	}
+}
+
+func TestRunLossDuplicatesAndForeignReplies(t *testing.T) {
+	conn := newEchoConn()
+	conn.drop = func(seq int) bool { return seq%3 == 0 }
+	conn.extra = func(req *icmp.Echo) [][]byte {
+		p, _ := ParsePayload(req.Data)
+		other := *req
+		other.Data = Payload{RunID: 0x9999, Seq: p.Seq}.Marshal(56) // another run's reply
+		plain := *req
+		plain.Data = []byte("not a probe at all, iputils ping!")
+		out := [][]byte{marshalReply(&other), marshalReply(&plain)}
+		if p.Seq == 1 {
+			out = append(out, marshalReply(req)) // a duplicate of seq 1
+		}
+		return out
+	}
+	res, err := Run(context.Background(), conn, testConfig(9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range res.Probes {
+		if want := p.Seq%3 != 0; p.Answered() != want {
+			t.Errorf("probe %d: answered %v, want %v", p.Seq, p.Answered(), want)
+		}
+	}
+}
+
+func TestRunStopsOnCancel(t *testing.T) {
+	conn := newEchoConn()
+	conn.drop = func(int) bool { return true }
+	cfg := testConfig(1000)
+	cfg.Interval = 10 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	res, err := Run(ctx, conn, cfg)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got error %v, want context.DeadlineExceeded", err)
+	}
+	if n := len(res.Probes); n == 0 || n >= 1000 {
+		t.Errorf("got %d probes sent before cancel, want some but not all", n)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	ok := testConfig(1)
+	for _, tc := range []struct {
+		name string
+		mod  func(*Config)
+	}{
+		{"no target", func(c *Config) { c.Target = netip.Addr{} }},
+		{"ipv6", func(c *Config) { c.Target = netip.MustParseAddr("fd00::1") }},
+		{"count 0", func(c *Config) { c.Count = 0 }},
+		{"negative interval", func(c *Config) { c.Interval = -1 }},
+		{"zero timeout", func(c *Config) { c.Timeout = 0 }},
+		{"size too small", func(c *Config) { c.Size = TokenLen - 1 }},
+	} {
+		c := ok
+		tc.mod(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: Validate accepted %+v", tc.name, c)
+		}
+	}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("valid config rejected: %v", err)
+	}
+}

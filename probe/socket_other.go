@@ -1,0 +1,20 @@
+//go:build !linux
+
+package probe
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+
+	"github.com/cnitrace/cnitrace/topology"
+)
+
+// ErrNotSupported is returned on systems without Linux network namespaces.
+var ErrNotSupported = errors.New("probing from a network namespace is not supported")
+
+// Listen is not supported on this system.
+func Listen(ns *topology.NetNS) (net.PacketConn, error) {
+	return nil, fmt.Errorf("open ICMP socket: %w on %s", ErrNotSupported, runtime.GOOS)
+}

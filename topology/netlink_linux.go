@@ -1,0 +1,46 @@
+package topology
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/vishvananda/netlink"
+)
+
+// nlHandle adapts *netlink.Handle to io.Closer so it can be made with Open.
+type nlHandle struct{ *netlink.Handle }
+
+func (h nlHandle) Close() error { h.Handle.Close(); return nil }
+
+// NetlinkHandle returns a netlink handle whose sockets live in ns. It is
+// created with Open rather than netlink.NewHandleAt, which switches the
+// caller's own thread and unlocks it even when switching back failed.
+// Close it when done.
+func NetlinkHandle(ns *NetNS) (*netlink.Handle, error) {
+	h, err := Open(ns, func() (nlHandle, error) {
+		h, err := netlink.NewHandle()
+		return nlHandle{h}, capHint(err, "CAP_NET_ADMIN")
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open netlink in %s: %w", ns, err)
+	}
+	return h.Handle, nil
+}
+
+// maxDumpRetries bounds retries of netlink dumps that the kernel interrupted
+// because the table changed while it was being read.
+const maxDumpRetries = 5
+
+// retryDump calls dump until it is not interrupted, at most maxDumpRetries
+// times (the CNI plugins' netlinksafe does the same).
+func retryDump[T any](dump func() (T, error)) (T, error) {
+	var v T
+	var err error
+	for range maxDumpRetries {
+		v, err = dump()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return v, err
+		}
+	}
+	return v, err
+}
