@@ -1,0 +1,241 @@
+package report
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/cnitrace/cnitrace/capture"
+	"github.com/cnitrace/cnitrace/probe"
+	"github.com/cnitrace/cnitrace/topology"
+)
+
+// step is one expected crossing of a point in a probe's timeline.
+type step struct {
+	point topology.Point
+	reply bool
+	dir   topology.Dir
+}
+
+// sighting is the earliest observation of one probe at one step.
+type sighting struct {
+	ok    bool
+	at    time.Time
+	stamp capture.StampSource
+}
+
+// timeline is what was seen of one probe, indexed by step.
+type timeline struct {
+	probe probe.Probe
+	at    []sighting
+}
+
+// stepKey finds the step of an observation: a point is crossed once per
+// direction of the probe.
+type stepKey struct {
+	point string
+	reply bool
+}
+
+// Correlate matches observations to probes by the token in their payload and
+// measures every segment of the path. It returns an error only for input it
+// cannot use: a nil path or probe result, a path without points, or duplicate
+// point IDs. Anything else, including no observation at all, gives a Result.
+func Correlate(path *topology.Path, probes *probe.Result, obs []capture.Observation) (*Result, error) {
+	if err := validate(path, probes); err != nil {
+		return nil, err
+	}
+	steps := buildSteps(path)
+	lines, ignored := match(steps, probes, obs)
+	segs, spans := measure(steps, lines)
+	r := &Result{
+		SchemaVersion: SchemaVersion,
+		Target:        addrString(path.Target),
+		Source: Source{
+			NetNS:     path.Source.NetNS,
+			Interface: path.Source.Interface,
+			Addr:      addrString(path.Source.Addr),
+		},
+		Probes:   ProbeCounts{Sent: len(lines), Ignored: ignored},
+		Points:   points(path),
+		Segments: segs,
+	}
+	if r.Target == "" {
+		r.Target = addrString(probes.Target)
+	}
+	for _, l := range lines {
+		if l.probe.Answered() {
+			r.Probes.Received++
+		}
+	}
+	r.RTT, r.RTTSource = rtt(lines)
+	r.Verdict = verdict(r, lines, spans)
+	return r, nil
+}
+
+func validate(path *topology.Path, probes *probe.Result) error {
+	switch {
+	case path == nil:
+		return errors.New("correlate: no path")
+	case probes == nil:
+		return errors.New("correlate: no probe result")
+	case len(path.Points) == 0:
+		return errors.New("correlate: path has no capture points")
+	}
+	seen := make(map[string]bool, len(path.Points))
+	for _, p := range path.Points {
+		if seen[p.ID] {
+			return fmt.Errorf("correlate: duplicate point ID %q in path", p.ID)
+		}
+		seen[p.ID] = true
+	}
+	return nil
+}
+
+// buildSteps lays out the expected timeline: the points in order, each
+// crossed in its request direction, then the points in reverse order, each
+// crossed the other way.
+func buildSteps(path *topology.Path) []step {
+	n := len(path.Points)
+	steps := make([]step, 0, 2*n)
+	for _, p := range path.Points {
+		steps = append(steps, step{point: p, dir: p.RequestDir})
+	}
+	for i := n - 1; i >= 0; i-- {
+		p := path.Points[i]
+		steps = append(steps, step{point: p, reply: true, dir: p.RequestDir.Reverse()})
+	}
+	return steps
+}
+
+// match builds one timeline per probe, in sequence order, and counts the
+// observations it could not place.
+func match(steps []step, probes *probe.Result, obs []capture.Observation) ([]*timeline, int) {
+	index := make(map[stepKey]int, len(steps))
+	for i, s := range steps {
+		index[stepKey{s.point.ID, s.reply}] = i
+	}
+	bySeq := make(map[uint32]*timeline, len(probes.Probes))
+	lines := make([]*timeline, 0, len(probes.Probes))
+	for _, p := range probes.Probes {
+		if bySeq[p.Seq] != nil {
+			continue // a sequence sent twice is a probe bug; keep the first
+		}
+		l := &timeline{probe: p, at: make([]sighting, len(steps))}
+		bySeq[p.Seq] = l
+		lines = append(lines, l)
+	}
+	slices.SortFunc(lines, func(a, b *timeline) int { return cmp.Compare(a.probe.Seq, b.probe.Seq) })
+	ignored := 0
+	for _, o := range obs {
+		l, i, ok := place(o, probes.RunID, index, steps, bySeq)
+		if !ok {
+			ignored++
+			continue
+		}
+		l.at[i] = earliest(l.at[i], o)
+	}
+	return lines, ignored
+}
+
+// place finds the timeline and step an observation belongs to.
+func place(o capture.Observation, run uint64, index map[stepKey]int, steps []step, bySeq map[uint32]*timeline) (*timeline, int, bool) {
+	if !o.IsRequest() && !o.IsReply() {
+		return nil, 0, false
+	}
+	pl, err := probe.ParsePayload(o.Payload)
+	if err != nil || pl.RunID != run {
+		return nil, 0, false
+	}
+	l := bySeq[pl.Seq]
+	i, ok := index[stepKey{o.Point, o.IsReply()}]
+	if l == nil || !ok || steps[i].dir != o.Dir {
+		return nil, 0, false
+	}
+	return l, i, true
+}
+
+// earliest keeps the earliest of duplicate observations. On a tie it prefers
+// a fresh copy stamp, so the choice does not depend on input order.
+func earliest(cur sighting, o capture.Observation) sighting {
+	next := sighting{ok: true, at: o.At, stamp: o.Stamp}
+	switch {
+	case !cur.ok, o.At.Before(cur.at):
+		return next
+	case o.At.Equal(cur.at) && cur.stamp == capture.StampSKB && o.Stamp != capture.StampSKB:
+		return next
+	}
+	return cur
+}
+
+func points(path *topology.Path) []Point {
+	pts := make([]Point, 0, len(path.Points))
+	for _, p := range path.Points {
+		pts = append(pts, Point{
+			ID:         p.ID,
+			Interface:  p.Interface,
+			NetNS:      p.NetNS,
+			Ifindex:    p.Ifindex,
+			Kind:       string(p.Kind),
+			RequestDir: string(p.RequestDir),
+		})
+	}
+	return pts
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// rtt summarises the round trip of answered probes: from the pod-side
+// capture stamps when both ends were captured, else from user space.
+func rtt(lines []*timeline) (*Dist, string) {
+	var ds []time.Duration
+	capt, user := 0, 0
+	for _, l := range lines {
+		if !l.probe.Answered() {
+			continue
+		}
+		if d, ok := l.captureRTT(); ok {
+			ds = append(ds, d)
+			capt++
+			continue
+		}
+		ds = append(ds, l.probe.RTT())
+		user++
+	}
+	switch {
+	case capt == 0 && user == 0:
+		return nil, ""
+	case user == 0:
+		return dist(ds), RTTCapture
+	case capt == 0:
+		return dist(ds), RTTUser
+	}
+	return dist(ds), RTTMixed
+}
+
+// captureRTT is the time from the first request step to the last reply step.
+func (l *timeline) captureRTT() (time.Duration, bool) {
+	first, last := l.at[0], l.at[len(l.at)-1]
+	if !first.ok || !last.ok {
+		return 0, false
+	}
+	return last.at.Sub(first.at), true
+}
+
+// complete reports whether the probe was observed at every step.
+func (l *timeline) complete() bool {
+	for _, s := range l.at {
+		if !s.ok {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,152 @@
+// Package report turns what a run recorded (the node path, the probes sent and
+// the packets captured at every point) into a Result: per-segment latency
+// distributions, where probes were lost, and a one-line verdict. It renders a
+// Result as text for terminals or as JSON.
+//
+// The package is pure: it never reads the clock, touches a socket or a file,
+// so the same recorded input always gives the same report. The rules it
+// applies are documented in docs/report-format.md.
+package report
+
+// SchemaVersion is the version of the JSON contract. Fields are only ever
+// added to it, never renamed or removed.
+const SchemaVersion = 1
+
+// Segment directions.
+const (
+	DirRequest = "request"
+	DirReply   = "reply"
+)
+
+// Segment classes. Classes are an open set: renderers print unknown ones as
+// they are.
+const (
+	ClassEgress     = "egress"     // request direction, one end on the pod's interface
+	ClassIngress    = "ingress"    // reply direction, one end on the pod's interface
+	ClassForwarding = "forwarding" // between interfaces inside the node
+	ClassNetwork    = "network"    // last request step to first reply step
+)
+
+// Verdict bases.
+const (
+	BasisExcess = "excess" // share of the latency above the fastest complete probe
+	BasisMedian = "median" // share of the sum of the segments' medians
+)
+
+// RTT sources.
+const (
+	RTTCapture = "capture" // pod-side capture stamps
+	RTTUser    = "user"    // user-space send and receive times of the probe
+	RTTMixed   = "mixed"   // some of each
+)
+
+// Result is the correlated report of one run. It mirrors the JSON contract
+// (schema_version 1) field by field.
+type Result struct {
+	SchemaVersion int         `json:"schema_version"`
+	Target        string      `json:"target"`
+	Source        Source      `json:"source"`
+	Probes        ProbeCounts `json:"probes"`
+	// RTT is the round trip over answered probes; nil when none was answered.
+	RTT       *Dist     `json:"rtt_us,omitempty"`
+	RTTSource string    `json:"rtt_source,omitempty"`
+	Points    []Point   `json:"points"`
+	Segments  []Segment `json:"segments"` // in timeline order
+	Verdict   Verdict   `json:"verdict"`
+	// Incomplete is set by the caller when the run stopped early (Ctrl-C):
+	// the numbers then cover only what was recorded.
+	Incomplete bool `json:"incomplete"`
+}
+
+// Source is where the probes were sent from.
+type Source struct {
+	NetNS     string `json:"netns"`
+	Interface string `json:"interface"`
+	Addr      string `json:"addr"`
+}
+
+// ProbeCounts counts the probes of the run and the observations that did not
+// belong to it.
+type ProbeCounts struct {
+	Sent     int `json:"sent"`
+	Received int `json:"received"` // answered, as the probe socket saw it
+	// Ignored counts observations not used: foreign payloads, other runs,
+	// unknown points, unexpected directions, sequences never sent.
+	Ignored int `json:"ignored"`
+}
+
+// Point is one capture point of the path.
+type Point struct {
+	ID         string `json:"id"`
+	Interface  string `json:"interface"`
+	NetNS      string `json:"netns"`
+	Ifindex    int    `json:"ifindex"`
+	Kind       string `json:"kind"`
+	RequestDir string `json:"request_dir"` // tx or rx; replies cross the other way
+}
+
+// Name renders the point as ifname@netns.
+func (p Point) Name() string { return p.Interface + "@" + p.NetNS }
+
+// Segment is the interval between two consecutive steps of a probe's
+// timeline.
+type Segment struct {
+	From      string `json:"from"` // point IDs
+	To        string `json:"to"`
+	Direction string `json:"direction"` // DirRequest or DirReply
+	Class     string `json:"class"`
+	// Separable is false when at least half of the samples carry an RX stamp
+	// inherited from the previous device: the segment cannot be measured on
+	// its own and is merged into the next separable one.
+	Separable bool `json:"separable"`
+	Seen      int  `json:"seen"` // probes observed at both ends
+	Lost      int  `json:"lost"` // probes last observed at From, never answered
+	// US is the time spent in the segment; nil when not separable or seen == 0.
+	US *Dist `json:"us,omitempty"`
+	// MergedFrom is the point where the measured span starts when preceding
+	// non-separable segments were merged into this one.
+	MergedFrom string `json:"merged_from,omitempty"`
+	Note       string `json:"note,omitempty"`
+}
+
+// Dist is a distribution in microseconds, rounded to 0.1, with nearest-rank
+// percentiles.
+type Dist struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// Verdict names the segment that explains most of the latency, and the one
+// with the most losses. Text is always set; the other fields are empty when
+// nothing could be attributed.
+type Verdict struct {
+	Class     string  `json:"class,omitempty"`
+	From      string  `json:"from,omitempty"`
+	To        string  `json:"to,omitempty"`
+	Direction string  `json:"direction,omitempty"`
+	Share     float64 `json:"share,omitempty"` // 0..1, rounded to 0.01
+	Basis     string  `json:"basis,omitempty"` // BasisExcess or BasisMedian
+	Text      string  `json:"text"`
+	Loss      *Loss   `json:"loss,omitempty"` // nil when no segment lost a probe
+}
+
+// Loss names the segment with the most lost probes.
+type Loss struct {
+	From      string `json:"from"`
+	To        string `json:"to"`
+	Direction string `json:"direction"`
+	Class     string `json:"class"`
+	Lost      int    `json:"lost"`
+}
+
+// point returns the point with the given ID, or a point holding only the ID.
+func (r *Result) point(id string) Point {
+	for _, p := range r.Points {
+		if p.ID == id {
+			return p
+		}
+	}
+	return Point{ID: id}
+}

@@ -1,0 +1,152 @@
+package report
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/cnitrace/cnitrace/capture"
+	"github.com/cnitrace/cnitrace/topology"
+)
+
+// span is the part of the timeline a segment measures: its own steps from
+// and to, and start, where its samples begin (an earlier step when
+// non-separable segments were merged into it).
+type span struct {
+	from, to, start int
+	separable       bool
+}
+
+// measure builds the segments between consecutive steps, in timeline order,
+// and the spans their samples cover. A run of non-separable segments is
+// merged into the first separable segment after it.
+func measure(steps []step, lines []*timeline) ([]Segment, []span) {
+	nseg := len(steps) - 1
+	segs := make([]Segment, 0, nseg)
+	spans := make([]span, 0, nseg)
+	lost := lossBySegment(lines, nseg)
+	chain := -1 // first step of the pending non-separable run
+	for i := 0; i < nseg; i++ {
+		seg := describe(steps, i)
+		sp := span{from: i, to: i + 1, start: i}
+		seen, inherited := count(steps, lines, i)
+		seg.Seen, seg.Lost = seen, lost[i]
+		seg.Separable = seen == 0 || 2*inherited < seen
+		if !seg.Separable {
+			if chain < 0 {
+				chain = i
+			}
+			seg.Note = inheritNote(steps, i, inherited, seen)
+			segs, spans = append(segs, seg), append(spans, sp)
+			continue
+		}
+		if chain >= 0 {
+			sp.start = chain
+			seg.MergedFrom = steps[chain].point.ID
+			chain = -1
+		}
+		sp.separable = true
+		if ds := samples(lines, sp); len(ds) > 0 {
+			seg.US = dist(ds)
+		}
+		segs, spans = append(segs, seg), append(spans, sp)
+	}
+	for i := range segs {
+		switch {
+		case segs[i].Separable:
+		case chain >= 0 && i >= chain:
+			segs[i].Note += "; it is at the end of the path: there is no later segment to merge it into, so its time is not reported"
+		default:
+			segs[i].Note += "; merged into the next separable segment"
+		}
+	}
+	return segs, spans
+}
+
+// describe names a segment's ends, direction and class.
+func describe(steps []step, i int) Segment {
+	from, to := steps[i], steps[i+1]
+	seg := Segment{From: from.point.ID, To: to.point.ID, Direction: DirRequest}
+	pod := from.point.Kind == topology.KindPod || to.point.Kind == topology.KindPod
+	switch {
+	case !from.reply && to.reply:
+		seg.Class = ClassNetwork
+	case from.reply:
+		seg.Direction = DirReply
+		seg.Class = ClassForwarding
+		if pod {
+			seg.Class = ClassIngress
+		}
+	case pod:
+		seg.Class = ClassEgress
+	default:
+		seg.Class = ClassForwarding
+	}
+	return seg
+}
+
+// count returns how many probes were observed at both ends of segment i, and
+// how many of those carry an inherited stamp at the end: an skb stamp on RX
+// exactly equal to the start's time (design.md, kernel fact 1).
+func count(steps []step, lines []*timeline, i int) (seen, inherited int) {
+	for _, l := range lines {
+		a, b := l.at[i], l.at[i+1]
+		if !a.ok || !b.ok {
+			continue
+		}
+		seen++
+		if b.stamp == capture.StampSKB && steps[i+1].dir == topology.RX && b.at.Equal(a.at) {
+			inherited++
+		}
+	}
+	return seen, inherited
+}
+
+// lossBySegment counts, per segment, the probes that were never answered and
+// whose last observation is the segment's start. A probe that is missing at
+// one point but seen further on was not lost there.
+func lossBySegment(lines []*timeline, nseg int) []int {
+	lost := make([]int, nseg)
+	for _, l := range lines {
+		if l.probe.Answered() {
+			continue
+		}
+		last := -1
+		for i, s := range l.at {
+			if s.ok {
+				last = i
+			}
+		}
+		if last >= 0 && last < nseg {
+			lost[last]++
+		}
+	}
+	return lost
+}
+
+// samples returns the durations of a separable span over the probes observed
+// at both of its own ends and at its start.
+func samples(lines []*timeline, sp span) []time.Duration {
+	var ds []time.Duration
+	for _, l := range lines {
+		if d, ok := l.duration(sp); ok {
+			ds = append(ds, d)
+		}
+	}
+	return ds
+}
+
+// duration is the time the probe spent in the span.
+func (l *timeline) duration(sp span) (time.Duration, bool) {
+	start, from, to := l.at[sp.start], l.at[sp.from], l.at[sp.to]
+	if !start.ok || !from.ok || !to.ok {
+		return 0, false
+	}
+	return to.at.Sub(start.at), true
+}
+
+// inheritNote explains why segment i is not separable.
+func inheritNote(steps []step, i, inherited, seen int) string {
+	from, to := steps[i].point.Name(), steps[i+1].point.Name()
+	return fmt.Sprintf("not separable: the RX stamp at %s was inherited from %s (the same skb timestamp) in %d of %d samples",
+		to, from, inherited, seen)
+}

@@ -1,0 +1,169 @@
+package report
+
+import (
+	"fmt"
+	"time"
+)
+
+// minExcess is the average excess RTT per complete probe below which there
+// is nothing to attribute and the verdict falls back to the medians.
+const minExcess = time.Microsecond
+
+// verdict attributes the latency to a segment and leads with the worst loss.
+func verdict(r *Result, lines []*timeline, spans []span) Verdict {
+	if !anySighting(lines) {
+		return Verdict{Text: "no probe was observed at any capture point"}
+	}
+	v, ok := byExcess(r, lines, spans)
+	if !ok {
+		v, ok = byMedian(r)
+	}
+	if !ok {
+		v = Verdict{Text: "no segment could be measured on its own"}
+	}
+	if l := worstLoss(r.Segments); l != nil {
+		v.Loss = l
+		v.Text = lossText(r, l) + v.Text
+	}
+	return v
+}
+
+func anySighting(lines []*timeline) bool {
+	for _, l := range lines {
+		for _, s := range l.at {
+			if s.ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// byExcess compares every complete probe with the fastest one: the segment
+// that holds the largest share of the summed extra RTT wins.
+func byExcess(r *Result, lines []*timeline, spans []span) (Verdict, bool) {
+	var complete []*timeline
+	var rtts []time.Duration
+	fastest := -1
+	for _, l := range lines {
+		d, ok := l.captureRTT()
+		if !ok || !l.complete() {
+			continue
+		}
+		if fastest < 0 || d < rtts[fastest] {
+			fastest = len(rtts)
+		}
+		complete, rtts = append(complete, l), append(rtts, d)
+	}
+	if len(complete) < 2 {
+		return Verdict{}, false
+	}
+	extra := make([]time.Duration, len(rtts))
+	total := 0.0
+	for k, d := range rtts {
+		extra[k] = d - rtts[fastest]
+		total += float64(extra[k])
+	}
+	if total < float64(minExcess)*float64(len(rtts)) {
+		return Verdict{}, false
+	}
+	best, bestEx := -1, 0.0
+	for s, sp := range spans {
+		if !sp.separable {
+			continue
+		}
+		if ex := spanExcess(complete, complete[fastest], sp); best < 0 || ex > bestEx {
+			best, bestEx = s, ex
+		}
+	}
+	if best < 0 {
+		return Verdict{}, false
+	}
+	share := bestEx / total
+	v := segVerdict(r.Segments[best], share, BasisExcess)
+	v.Text = fmt.Sprintf("%s%% of the latency above the fastest probe (p50 +%.1f us) is in %s",
+		percent(share), dist(extra).P50, where(r, r.Segments[best]))
+	return v, true
+}
+
+// spanExcess sums, over complete probes, the time spent in the span beyond
+// what the fastest probe spent there.
+func spanExcess(complete []*timeline, fastest *timeline, sp span) float64 {
+	base, _ := fastest.duration(sp)
+	sum := 0.0
+	for _, l := range complete {
+		d, _ := l.duration(sp)
+		sum += float64(d) - float64(base)
+	}
+	return sum
+}
+
+// byMedian picks the separable segment with the largest p50 as a share of
+// the sum of the separable segments' p50s.
+func byMedian(r *Result) (Verdict, bool) {
+	best, bestP, sum := -1, 0.0, 0.0
+	for i, s := range r.Segments {
+		if !s.Separable || s.US == nil {
+			continue
+		}
+		p := max(s.US.P50, 0) // a negative median is a clock artefact, not time spent
+		sum += p
+		if best < 0 || p > bestP {
+			best, bestP = i, p
+		}
+	}
+	if best < 0 || sum <= 0 {
+		return Verdict{}, false
+	}
+	share := bestP / sum
+	v := segVerdict(r.Segments[best], share, BasisMedian)
+	v.Text = fmt.Sprintf("the largest share of the median RTT (%s%%) is %s", percent(share), where(r, r.Segments[best]))
+	return v, true
+}
+
+func segVerdict(s Segment, share float64, basis string) Verdict {
+	return Verdict{
+		Class:     s.Class,
+		From:      s.From,
+		To:        s.To,
+		Direction: s.Direction,
+		Share:     round(share, 100),
+		Basis:     basis,
+	}
+}
+
+// where describes a segment for a sentence; a merged segment is named from
+// the start of what was measured.
+func where(r *Result, s Segment) string {
+	from := s.From
+	if s.MergedFrom != "" {
+		from = s.MergedFrom
+	}
+	return fmt.Sprintf("%s between %s and %s (%s)", s.Class, r.point(from).Name(), r.point(s.To).Name(), dirLabel(s))
+}
+
+// dirLabel is the direction for prose: the network segment spans both.
+func dirLabel(s Segment) string {
+	if s.Class == ClassNetwork {
+		return "round trip"
+	}
+	return s.Direction
+}
+
+// worstLoss returns the segment with the most losses, the first on a tie.
+func worstLoss(segs []Segment) *Loss {
+	var l *Loss
+	for _, s := range segs {
+		if s.Lost > 0 && (l == nil || s.Lost > l.Lost) {
+			l = &Loss{From: s.From, To: s.To, Direction: s.Direction, Class: s.Class, Lost: s.Lost}
+		}
+	}
+	return l
+}
+
+func lossText(r *Result, l *Loss) string {
+	return fmt.Sprintf("%d of %d probes (%s%%) lost between %s and %s (%s, %s); ",
+		l.Lost, r.Probes.Sent, percent(float64(l.Lost)/float64(max(r.Probes.Sent, 1))),
+		r.point(l.From).Name(), r.point(l.To).Name(),
+		dirLabel(Segment{Class: l.Class, Direction: l.Direction}), l.Class)
+}
