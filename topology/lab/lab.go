@@ -1,0 +1,208 @@
+// Package lab builds an emulated two-node flannel cluster inside network
+// namespaces, for tests and for `cnitrace lab up|down|demo`.
+//
+// Every namespace a lab creates is pinned under topology.NamedNetNSDir with
+// the lab's name as prefix (<name>-n1, <name>-n1-pod, <name>-n2,
+// <name>-n2-pod), so `ip netns exec` works on it and Down can remove a lab
+// left standing by another process. A lab never touches the interfaces,
+// routes, sysctls or firewall of the namespace it is built from; its
+// addresses exist only inside its own namespaces. docs/lab.md draws the
+// topology.
+//
+// Building a lab needs root (CAP_SYS_ADMIN to create namespaces,
+// CAP_NET_ADMIN inside them). Tests use the labtest subpackage, which skips
+// when not root and registers the cleanup.
+package lab
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/cnitrace/cnitrace/topology"
+)
+
+// ErrNoLab is returned by Down when no namespace of the named lab exists.
+var ErrNoLab = errors.New("no such lab")
+
+// Names and numbers of the emulated flannel node, as flannel's vxlan backend
+// and its CNI bridge plugin set them up.
+const (
+	BridgeName = "cni0"      // the CNI bridge in each node
+	VXLANName  = "flannel.1" // the overlay device in each node
+	VXLANPort  = 8472        // flannel's VXLAN UDP port (not IANA's 4789)
+	VNI        = 1           // flannel's VXLAN network identifier
+	UplinkName = "eth0"      // each node's interface toward the other node
+	PodIfName  = "eth0"      // the pod's interface, inside the pod netns
+	MTU        = 1450        // pod, bridge and overlay MTU (1500 - VXLAN overhead)
+)
+
+// NamePrefix starts the name of every lab that Config leaves unnamed, and
+// every name List reports.
+const NamePrefix = "cnitrace-"
+
+// MaxNameLen is the longest lab name accepted.
+const MaxNameLen = 24
+
+// Config says what lab to build.
+type Config struct {
+	// Name prefixes every namespace of the lab. Empty means a random
+	// NamePrefix + 6 hex digits. A given name must pass ValidateName; only
+	// names starting with NamePrefix show up in List.
+	Name string
+}
+
+// Lab is a standing lab. Its handles are open until Close.
+type Lab struct {
+	Name  string
+	Nodes []*Node // Nodes[0] is node 1
+
+	created []string // namespaces this lab pinned, in creation order
+}
+
+// Node is one emulated Kubernetes node: a network namespace standing in for
+// the host, with a CNI bridge, a VXLAN overlay device and an uplink.
+type Node struct {
+	Name       string          // namespace name, <lab>-n<i>
+	NSPath     string          // /run/netns/<lab>-n<i>
+	NS         *topology.NetNS // open until Lab.Close
+	PodCIDR    netip.Prefix    // 10.244.<i>.0/24
+	UplinkAddr netip.Addr      // 192.168.255.<i> on UplinkName
+	Pod        *Pod
+
+	num int // i, 1-based
+}
+
+// Pod is the one pod on a node: its own namespace with PodIfName, the other
+// end of a veth pair whose host side (HostVeth) is enslaved to BridgeName.
+type Pod struct {
+	Name     string          // namespace name, <lab>-n<i>-pod
+	NSPath   string          // /run/netns/<lab>-n<i>-pod
+	NS       *topology.NetNS // open until Lab.Close
+	Addr     netip.Addr      // 10.244.<i>.2
+	HostVeth string          // veth + 8 random hex digits, in the node netns
+}
+
+// ValidateName reports whether name can name a lab: 1 to MaxNameLen
+// characters from [a-z0-9-], starting and ending with a letter or digit.
+func ValidateName(name string) error {
+	if name == "" || len(name) > MaxNameLen {
+		return fmt.Errorf("invalid lab name %q: must be 1 to %d characters", name, MaxNameLen)
+	}
+	for _, c := range name {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return fmt.Errorf("invalid lab name %q: only a-z, 0-9 and - are allowed", name)
+		}
+	}
+	if name[0] == '-' || name[len(name)-1] == '-' {
+		return fmt.Errorf("invalid lab name %q: must not start or end with -", name)
+	}
+	return nil
+}
+
+// resolveName returns cfg's name, validated, or a fresh random one.
+func resolveName(cfg Config) (string, error) {
+	if cfg.Name != "" {
+		return cfg.Name, ValidateName(cfg.Name)
+	}
+	suffix, err := randomHex(3)
+	if err != nil {
+		return "", fmt.Errorf("choose lab name: %w", err)
+	}
+	return NamePrefix + suffix, nil
+}
+
+// randomHex returns n random bytes as 2n hex digits.
+func randomHex(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// nodeCount is how many nodes a lab has.
+const nodeCount = 2
+
+// nodeNSName and podNSName name the namespaces of node i of lab.
+func nodeNSName(lab string, i int) string { return lab + "-n" + strconv.Itoa(i) }
+func podNSName(lab string, i int) string  { return nodeNSName(lab, i) + "-pod" }
+
+// nsNames lists every namespace name a lab called name can have.
+func nsNames(name string) []string {
+	var names []string
+	for i := 1; i <= nodeCount; i++ {
+		names = append(names, nodeNSName(name, i), podNSName(name, i))
+	}
+	return names
+}
+
+// labOfNSName returns the lab a namespace name belongs to, if it has the
+// form NamePrefix...-n<digits>[-pod] of a valid lab name.
+func labOfNSName(ns string) (string, bool) {
+	if !strings.HasPrefix(ns, NamePrefix) {
+		return "", false
+	}
+	ns = strings.TrimSuffix(ns, "-pod")
+	i := strings.LastIndex(ns, "-n")
+	if i < 0 || i+2 == len(ns) {
+		return "", false
+	}
+	for _, c := range ns[i+2:] {
+		if c < '0' || c > '9' {
+			return "", false
+		}
+	}
+	name := ns[:i]
+	if ValidateName(name) != nil {
+		return "", false
+	}
+	return name, true
+}
+
+// newNode plans node i of lab: names, paths and addresses, no handles yet.
+func newNode(lab string, i int) *Node {
+	pod := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 244, byte(i), 0}), 24)
+	return &Node{
+		Name:       nodeNSName(lab, i),
+		NSPath:     filepath.Join(topology.NamedNetNSDir, nodeNSName(lab, i)),
+		PodCIDR:    pod,
+		UplinkAddr: netip.AddrFrom4([4]byte{192, 168, 255, byte(i)}),
+		Pod: &Pod{
+			Name:   podNSName(lab, i),
+			NSPath: filepath.Join(topology.NamedNetNSDir, podNSName(lab, i)),
+			Addr:   netip.AddrFrom4([4]byte{10, 244, byte(i), 2}),
+		},
+		num: i,
+	}
+}
+
+// gateway is the bridge's address, the pod's default gateway: 10.244.<i>.1.
+func (n *Node) gateway() netip.Addr { return n.PodCIDR.Addr().Next() }
+
+// vtepAddr is flannel.1's address, the network address of the pod CIDR.
+func (n *Node) vtepAddr() netip.Addr { return n.PodCIDR.Addr() }
+
+// vtepMAC is flannel.1's fixed MAC, 0e:00:00:00:00:0<i>: locally
+// administered, deterministic, so the other node's FDB entry can be written
+// before the device exists.
+func (n *Node) vtepMAC() net.HardwareAddr {
+	return net.HardwareAddr{0x0e, 0, 0, 0, 0, byte(n.num)}
+}
+
+// uplinkPrefix is the node's uplink address in the /30 between the nodes.
+func (n *Node) uplinkPrefix() netip.Prefix { return netip.PrefixFrom(n.UplinkAddr, 30) }
+
+// ipNet converts a prefix that keeps its host bits into what netlink takes.
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// slash24 is a with the /24 of the pod network, host bits kept.
+func slash24(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, 24) }

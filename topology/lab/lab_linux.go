@@ -1,0 +1,175 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/cnitrace/cnitrace/topology"
+)
+
+// Up builds a lab: two nodes, each with a pod on a bridge, joined by an
+// uplink veth pair and a flannel-style VXLAN overlay. When ctx ends or any
+// step fails, whatever was built is removed before Up returns the error.
+// The caller must Close the lab (or Down it by name) to remove it.
+func Up(ctx context.Context, cfg Config) (*Lab, error) {
+	return up(ctx, cfg, nil)
+}
+
+// step is one stage of building a lab; fail injects a failure before a
+// step, so tests can prove every stage cleans up.
+type step struct {
+	name string
+	run  func() error
+}
+
+func up(ctx context.Context, cfg Config, fail func(step string) error) (_ *Lab, err error) {
+	name, err := resolveName(cfg)
+	if err != nil {
+		return nil, err
+	}
+	l := &Lab{Name: name}
+	for i := 1; i <= nodeCount; i++ {
+		l.Nodes = append(l.Nodes, newNode(name, i))
+	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		if cerr := l.Close(); cerr != nil {
+			err = fmt.Errorf("%w (and while removing the half-built lab: %v)", err, cerr)
+		}
+	}()
+	n1, n2 := l.Nodes[0], l.Nodes[1]
+	steps := []step{
+		{"create namespaces", l.createNamespaces},
+		{"set up node 1", n1.setup},
+		{"set up node 2", n2.setup},
+		{"connect uplink", func() error { return connectUplink(n1, n2) }},
+		{"set up overlay on node 1", func() error { return setupOverlay(n1, n2) }},
+		{"set up overlay on node 2", func() error { return setupOverlay(n2, n1) }},
+	}
+	for _, s := range steps {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("build lab %s: %w", name, err)
+		}
+		if fail != nil {
+			if err := fail(s.name); err != nil {
+				return nil, fmt.Errorf("build lab %s: %s: %w", name, s.name, err)
+			}
+		}
+		if err := s.run(); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// createNamespaces creates and pins the lab's namespaces. Only those it
+// created are recorded for removal: a namespace that already existed is
+// someone else's.
+func (l *Lab) createNamespaces() error {
+	for _, n := range l.Nodes {
+		var err error
+		if n.NS, err = l.newNetNS(n.Name); err != nil {
+			return err
+		}
+		if n.Pod.NS, err = l.newNetNS(n.Pod.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *Lab) newNetNS(name string) (*topology.NetNS, error) {
+	ns, err := topology.NewNamedNetNS(topology.NamedNetNSDir, name)
+	if errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("%w (is lab %s already up?)", err, l.Name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	l.created = append(l.created, name)
+	return ns, nil
+}
+
+// Close removes the lab: it closes every handle and unpins every namespace
+// the lab created, which destroys the namespaces and all interfaces in them
+// (the kernel finishes that asynchronously). It is safe to call more than
+// once and on a half-built lab.
+func (l *Lab) Close() error {
+	if l == nil {
+		return nil
+	}
+	var errs []error
+	for _, n := range l.Nodes {
+		errs = append(errs, closeNS(n.NS, n.Name))
+		if n.Pod != nil {
+			errs = append(errs, closeNS(n.Pod.NS, n.Pod.Name))
+		}
+	}
+	var kept []string
+	for i := len(l.created) - 1; i >= 0; i-- {
+		if err := topology.RemoveNamedNetNS(topology.NamedNetNSDir, l.created[i]); err != nil {
+			errs = append(errs, err)
+			kept = append(kept, l.created[i])
+		}
+	}
+	slices.Reverse(kept)
+	l.created = kept
+	return errors.Join(errs...)
+}
+
+func closeNS(ns *topology.NetNS, name string) error {
+	if err := ns.Close(); err != nil {
+		return fmt.Errorf("close handle of netns %s: %w", name, err)
+	}
+	return nil
+}
+
+// Down removes a lab left standing, possibly by another process: it unpins
+// every namespace under topology.NamedNetNSDir whose name is exactly one of
+// the lab's. It returns an error wrapping ErrNoLab when none exists.
+func Down(name string) error {
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	var found bool
+	var errs []error
+	for _, ns := range nsNames(name) {
+		if _, err := os.Lstat(filepath.Join(topology.NamedNetNSDir, ns)); err != nil {
+			continue
+		}
+		found = true
+		errs = append(errs, topology.RemoveNamedNetNS(topology.NamedNetNSDir, ns))
+	}
+	if !found {
+		return fmt.Errorf("remove lab %s: %w (nothing named %s-* in %s)", name, ErrNoLab, name, topology.NamedNetNSDir)
+	}
+	return errors.Join(errs...)
+}
+
+// List returns the names of the labs standing, sorted: those with a
+// namespace under topology.NamedNetNSDir named NamePrefix...-n<i>[-pod].
+// Labs given a name without NamePrefix are not listed.
+func List() ([]string, error) {
+	entries, err := os.ReadDir(topology.NamedNetNSDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list labs: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if name, ok := labOfNSName(e.Name()); ok && !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}

@@ -1,0 +1,387 @@
+//go:build linux
+
+package lab_test
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/cnitrace/cnitrace/topology"
+	"github.com/cnitrace/cnitrace/topology/lab"
+	"github.com/cnitrace/cnitrace/topology/lab/labtest"
+)
+
+func TestPrivilegedPodToPod(t *testing.T) {
+	l := labtest.New(t)
+	p1, p2 := l.Nodes[0].Pod, l.Nodes[1].Pod
+	ping(t, l, p1.NSPath, p2.Addr)
+	ping(t, l, p2.NSPath, p1.Addr)
+}
+
+func TestPrivilegedOverlay(t *testing.T) {
+	l := labtest.New(t)
+	n1, n2 := l.Nodes[0], l.Nodes[1]
+	h1 := handle(t, n1.NS)
+	vx := checkVXLAN(t, h1, n1)
+	checkRemote(t, h1, vx.Attrs().Index, n2)
+	checkRemote(t, handle(t, n2.NS), checkVXLAN(t, handle(t, n2.NS), n2).Attrs().Index, n1)
+
+	tx := linkStats(t, h1, lab.VXLANName).TxPackets
+	rx := linkStats(t, handle(t, n2.NS), lab.VXLANName).RxPackets
+	ping(t, l, n1.NSPath, n2.Pod.Addr) // node 1 -> pod 2: routed into flannel.1
+	if got := linkStats(t, h1, lab.VXLANName).TxPackets - tx; got < 3 {
+		t.Errorf("%s in %s sent %d packets during 3 pings, want >= 3", lab.VXLANName, n1.Name, got)
+	}
+	if got := linkStats(t, handle(t, n2.NS), lab.VXLANName).RxPackets - rx; got < 3 {
+		t.Errorf("%s in %s received %d packets during 3 pings, want >= 3", lab.VXLANName, n2.Name, got)
+	}
+}
+
+// checkVXLAN checks flannel.1 of n is configured as flannel's vxlan backend
+// does it, and returns it.
+func checkVXLAN(t *testing.T, h *netlink.Handle, n *lab.Node) *netlink.Vxlan {
+	t.Helper()
+	link, err := h.LinkByName(lab.VXLANName)
+	if err != nil {
+		t.Fatalf("look up %s in %s: %v", lab.VXLANName, n.Name, err)
+	}
+	vx, ok := link.(*netlink.Vxlan)
+	if !ok {
+		t.Fatalf("%s in %s is a %s, want vxlan", lab.VXLANName, n.Name, link.Type())
+	}
+	uplink, err := h.LinkByName(lab.UplinkName)
+	if err != nil {
+		t.Fatalf("look up %s in %s: %v", lab.UplinkName, n.Name, err)
+	}
+	if vx.VxlanId != lab.VNI || vx.Port != lab.VXLANPort || vx.Learning || vx.MTU != lab.MTU ||
+		vx.VtepDevIndex != uplink.Attrs().Index || !vx.SrcAddr.Equal(n.UplinkAddr.AsSlice()) {
+		t.Errorf("%s in %s: vni %d port %d learning %v mtu %d vtep dev %d local %s; want vni %d port %d learning false mtu %d vtep dev %d local %s",
+			lab.VXLANName, n.Name, vx.VxlanId, vx.Port, vx.Learning, vx.MTU, vx.VtepDevIndex, vx.SrcAddr,
+			lab.VNI, lab.VXLANPort, lab.MTU, uplink.Attrs().Index, n.UplinkAddr)
+	}
+	return vx
+}
+
+// checkRemote checks the route, neighbour and FDB entry toward remote on
+// the VXLAN device vx.
+func checkRemote(t *testing.T, h *netlink.Handle, vx int, remote *lab.Node) {
+	t.Helper()
+	vtep := remote.PodCIDR.Addr()
+	routes, err := h.RouteGet(remote.Pod.Addr.AsSlice())
+	if err != nil || len(routes) != 1 {
+		t.Fatalf("route get %s: %v %v", remote.Pod.Addr, routes, err)
+	}
+	if r := routes[0]; r.LinkIndex != vx || !r.Gw.Equal(vtep.AsSlice()) {
+		t.Errorf("route to %s: dev %d via %s, want dev %d via %s", remote.Pod.Addr, r.LinkIndex, r.Gw, vx, vtep)
+	}
+	neighs, err := h.NeighList(vx, unix.AF_INET)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := findNeigh(neighs, func(n netlink.Neigh) bool { return n.IP.Equal(vtep.AsSlice()) })
+	if mac == nil || mac.HardwareAddr.String() != "0e:00:00:00:00:0"+strconv.Itoa(nodeNum(remote)) || mac.State != netlink.NUD_PERMANENT {
+		t.Errorf("neighbour %s on %s = %+v, want permanent 0e:00:00:00:00:0%d", vtep, lab.VXLANName, mac, nodeNum(remote))
+	}
+	fdbs, err := h.NeighList(vx, unix.AF_BRIDGE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fdb := findNeigh(fdbs, func(n netlink.Neigh) bool { return mac != nil && n.HardwareAddr.String() == mac.HardwareAddr.String() })
+	if fdb == nil || !fdb.IP.Equal(remote.UplinkAddr.AsSlice()) {
+		t.Errorf("fdb entry for the remote VTEP on %s = %+v, want dst %s", lab.VXLANName, fdb, remote.UplinkAddr)
+	}
+}
+
+func TestPrivilegedBloatForward(t *testing.T) {
+	l := labtest.New(t)
+	ctx := t.Context()
+	base := forwardRules(t, l, 1)
+	start := time.Now()
+	if err := l.BloatForward(ctx, 1, 20000); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("BloatForward 20000 rules took %v", time.Since(start))
+	if got, want := forwardRules(t, l, 1), base+20000; got != want {
+		t.Errorf("node 1 has %d FORWARD lines after BloatForward, want %d", got, want)
+	}
+	if got := forwardRules(t, l, 2); got != base {
+		t.Errorf("node 2 has %d FORWARD lines, want %d: BloatForward touched the other node", got, base)
+	}
+	ping(t, l, l.Nodes[0].Pod.NSPath, l.Nodes[1].Pod.Addr) // the rules match no lab packet
+	if err := l.ClearForward(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := forwardRules(t, l, 1); got != base {
+		t.Errorf("node 1 has %d FORWARD lines after ClearForward, want %d", got, base)
+	}
+}
+
+// forwardRules counts the lines of `iptables -S FORWARD` in node i.
+func forwardRules(t *testing.T, l *lab.Lab, i int) int {
+	t.Helper()
+	out, err := l.Command(t.Context(), l.Nodes[i-1].NSPath, "sh", "-c", "iptables -S FORWARD | wc -l").CombinedOutput()
+	if err != nil {
+		t.Fatalf("count FORWARD rules in node %d: %v: %s", i, err, out)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("count FORWARD rules in node %d: %v", i, err)
+	}
+	return n
+}
+
+func TestPrivilegedCloseRemovesEverything(t *testing.T) {
+	labtest.Require(t)
+	self := currentNetNS(t)
+	rootLinks, rootForward := rootState(t)
+	start := time.Now()
+	l, err := lab.Up(t.Context(), lab.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Up took %v", time.Since(start))
+	defer l.Close()
+	if out, err := l.Command(t.Context(), l.Nodes[0].NSPath, "cat", "/proc/sys/net/ipv4/ip_forward").Output(); err != nil || string(out) != "1\n" {
+		t.Errorf("ip_forward in %s = %q, %v; want 1", l.Nodes[0].Name, out, err)
+	}
+	if names, err := lab.List(); err != nil || !slices.Contains(names, l.Name) {
+		t.Errorf("List() = %v, %v; want it to contain %s", names, err, l.Name)
+	}
+	ino := l.Nodes[0].NS.Inode()
+	start = time.Now()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Close took %v", time.Since(start))
+	labtest.CheckGone(t, l.Name)
+	labtest.CheckThreads(t, self)
+	if err := l.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if names, err := lab.List(); err != nil || slices.Contains(names, l.Name) {
+		t.Errorf("List() after Close = %v, %v; want no %s", names, err, l.Name)
+	}
+	if fd := openFDTo(t, topology.NetNSID(ino)); fd != "" {
+		t.Errorf("fd %s still refers to %s after Close", fd, topology.NetNSID(ino))
+	}
+	if links, forward := rootState(t); !slices.Equal(links, rootLinks) || forward != rootForward {
+		t.Errorf("own netns changed: links %v -> %v, ip_forward %q -> %q", rootLinks, links, rootForward, forward)
+	}
+}
+
+func TestPrivilegedUpFailureLeavesNothing(t *testing.T) {
+	labtest.Require(t)
+	self := currentNetNS(t)
+	name := uniqueName(t, "cnitrace-fail-")
+	t.Cleanup(func() { lab.Down(name) }) // only if the checks below fail
+	squatter, err := topology.NewNamedNetNS(topology.NamedNetNSDir, name+"-n2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		squatter.Close()
+		topology.RemoveNamedNetNS(topology.NamedNetNSDir, name+"-n2")
+	})
+	l, err := lab.Up(t.Context(), lab.Config{Name: name})
+	if err == nil {
+		l.Close()
+		t.Fatalf("Up(%s) with %s-n2 taken succeeded", name, name)
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		t.Errorf("Up(%s) = %v, want an error wrapping fs.ErrExist", name, err)
+	}
+	t.Logf("Up with a taken namespace: %v", err)
+	for _, ns := range []string{name + "-n1", name + "-n1-pod", name + "-n2-pod"} {
+		if _, err := os.Lstat(filepath.Join(topology.NamedNetNSDir, ns)); err == nil {
+			t.Errorf("%s left behind by the failed Up", ns)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(topology.NamedNetNSDir, name+"-n2")); err != nil {
+		t.Errorf("the failed Up removed %s-n2, which it had not created: %v", name, err)
+	}
+	labtest.CheckThreads(t, self)
+}
+
+func TestPrivilegedUpFailureAtEveryStep(t *testing.T) {
+	labtest.Require(t)
+	self := currentNetNS(t)
+	var steps []string
+	l, err := lab.UpFailingAt(t.Context(), lab.Config{}, func(s string) error { steps = append(steps, s); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	injected := errors.New("injected failure")
+	for _, step := range append(steps, "cancelled context") {
+		t.Run(step, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			name := uniqueName(t, "cnitrace-step-")
+			t.Cleanup(func() { lab.Down(name) }) // only if the checks below fail
+			l, err := lab.UpFailingAt(ctx, lab.Config{Name: name}, func(s string) error {
+				if step == "cancelled context" {
+					cancel()
+				} else if s == step {
+					return injected
+				}
+				return nil
+			})
+			cancel()
+			if err == nil {
+				l.Close()
+				t.Fatal("Up succeeded")
+			}
+			labtest.CheckGone(t, name)
+			labtest.CheckThreads(t, self)
+		})
+	}
+}
+
+// TestPrivilegedDown builds a lab in a child process that exits without
+// closing it, as `cnitrace lab up` does, and removes it by name.
+func TestPrivilegedDown(t *testing.T) {
+	labtest.Require(t)
+	name := uniqueName(t, "cnitrace-down-")
+	t.Cleanup(func() { lab.Down(name) })
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestHelperUpAndExit$", "-test.v")
+	cmd.Env = append(os.Environ(), "CNITRACE_LAB_HELPER_NAME="+name)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child Up: %v\n%s", err, out)
+	}
+	if names, err := lab.List(); err != nil || !slices.Contains(names, name) {
+		t.Fatalf("List() = %v, %v; want it to contain %s", names, err, name)
+	}
+	pod1 := filepath.Join(topology.NamedNetNSDir, name+"-n1-pod")
+	if out, err := exec.CommandContext(t.Context(), "nsenter", "--net="+pod1, "--", "ping", "-c", "1", "-W", "1", "10.244.2.2").CombinedOutput(); err != nil {
+		t.Errorf("ping pod 2 from %s after its builder exited: %v\n%s", pod1, err, out)
+	}
+	if err := lab.Down(name); err != nil {
+		t.Fatalf("Down(%s): %v", name, err)
+	}
+	labtest.CheckGone(t, name)
+	if err := lab.Down(name); !errors.Is(err, lab.ErrNoLab) {
+		t.Errorf("second Down(%s) = %v, want ErrNoLab", name, err)
+	}
+}
+
+// TestHelperUpAndExit is TestPrivilegedDown's child: it builds a lab and
+// drops it, so the process exits with the lab standing.
+func TestHelperUpAndExit(t *testing.T) {
+	name := os.Getenv("CNITRACE_LAB_HELPER_NAME")
+	if name == "" {
+		t.Skip("skipping: helper process of TestPrivilegedDown")
+	}
+	if _, err := lab.Up(t.Context(), lab.Config{Name: name}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ping(t *testing.T, l *lab.Lab, from string, to netip.Addr) {
+	t.Helper()
+	out, err := l.Command(t.Context(), from, "ping", "-c", "3", "-W", "1", "-i", "0.2", to.String()).CombinedOutput()
+	if err != nil {
+		t.Errorf("ping %s from %s: %v\n%s", to, from, err, out)
+		return
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	t.Logf("ping %s from %s: %s", to, filepath.Base(from), lines[len(lines)-1])
+}
+
+func handle(t *testing.T, ns *topology.NetNS) *netlink.Handle {
+	t.Helper()
+	h, err := netlink.NewHandleAt(netns.NsHandle(ns.Fd()), unix.NETLINK_ROUTE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return h
+}
+
+func linkStats(t *testing.T, h *netlink.Handle, name string) *netlink.LinkStatistics {
+	t.Helper()
+	link, err := h.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return link.Attrs().Statistics
+}
+
+func findNeigh(neighs []netlink.Neigh, match func(netlink.Neigh) bool) *netlink.Neigh {
+	for i := range neighs {
+		if match(neighs[i]) {
+			return &neighs[i]
+		}
+	}
+	return nil
+}
+
+func nodeNum(n *lab.Node) int { return int(n.PodCIDR.Addr().As4()[2]) }
+
+func currentNetNS(t *testing.T) *topology.NetNS {
+	t.Helper()
+	ns, err := topology.CurrentNetNS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	return ns
+}
+
+// uniqueName returns prefix + 6 random hex digits.
+func uniqueName(t *testing.T, prefix string) string {
+	t.Helper()
+	b := make([]byte, 3)
+	if _, err := unix.Getrandom(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	return prefix + hex.EncodeToString(b)
+}
+
+// rootState describes the test's own netns: its links and ip_forward.
+func rootState(t *testing.T) ([]string, string) {
+	t.Helper()
+	links, err := netlink.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range links {
+		names = append(names, l.Attrs().Name+"#"+strconv.Itoa(l.Attrs().Index))
+	}
+	forward, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names, string(forward)
+}
+
+// openFDTo returns an fd of this process that refers to target, if any.
+func openFDTo(t *testing.T, target string) string {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		if dst, err := os.Readlink("/proc/self/fd/" + fd.Name()); err == nil && dst == target {
+			return fd.Name()
+		}
+	}
+	return ""
+}

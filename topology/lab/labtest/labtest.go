@@ -1,0 +1,98 @@
+// Package labtest builds throw-away labs for tests, as net/http/httptest
+// builds servers: New skips a test that cannot build a lab (not root, not
+// Linux) unless CI=true, where that is a failure, and registers a cleanup
+// that removes the lab and checks nothing was left behind.
+package labtest
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cnitrace/cnitrace/topology"
+	"github.com/cnitrace/cnitrace/topology/lab"
+)
+
+// upTimeout bounds building one lab; it takes well under a second.
+const upTimeout = 30 * time.Second
+
+// New builds a lab with a fresh random name for t. Its cleanup closes the
+// lab, then reports an error if any namespace of the lab is still pinned
+// under topology.NamedNetNSDir or any OS thread of the process is left in a
+// network namespace other than the one the test started in.
+func New(t testing.TB) *lab.Lab {
+	t.Helper()
+	Require(t)
+	self, err := topology.CurrentNetNS()
+	if err != nil {
+		t.Fatalf("open own netns: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), upTimeout)
+	defer cancel()
+	l, err := lab.Up(ctx, lab.Config{})
+	if err != nil {
+		self.Close()
+		t.Fatalf("build lab: %v", err)
+	}
+	t.Cleanup(func() {
+		defer self.Close()
+		if err := l.Close(); err != nil {
+			t.Errorf("close lab %s: %v", l.Name, err)
+		}
+		CheckGone(t, l.Name)
+		CheckThreads(t, self)
+	})
+	return l
+}
+
+// Require skips t when a lab cannot be built here, or fails it when CI=true:
+// CI runs as root and must run the lab tests for real.
+func Require(t testing.TB) {
+	t.Helper()
+	reason := ""
+	switch {
+	case runtime.GOOS != "linux":
+		reason = "skipping: the netns lab needs Linux"
+	case os.Geteuid() != 0:
+		reason = "skipping: needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) to build the netns lab"
+	default:
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true: %s", strings.TrimPrefix(reason, "skipping: "))
+	}
+	t.Skip(reason)
+}
+
+// CheckGone reports an error for every entry of topology.NamedNetNSDir that
+// belongs to the lab called name.
+func CheckGone(t testing.TB, name string) {
+	t.Helper()
+	entries, err := os.ReadDir(topology.NamedNetNSDir)
+	if err != nil && !os.IsNotExist(err) {
+		t.Errorf("list %s: %v", topology.NamedNetNSDir, err)
+		return
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), name+"-") {
+			t.Errorf("netns %s of lab %s still pinned in %s", e.Name(), name, topology.NamedNetNSDir)
+		}
+	}
+}
+
+// CheckThreads reports an error if an OS thread of this process is in a
+// network namespace other than want.
+func CheckThreads(t testing.TB, want *topology.NetNS) {
+	t.Helper()
+	stray, err := topology.ThreadsOutsideNetNS(want)
+	if err != nil {
+		t.Errorf("check threads: %v", err)
+		return
+	}
+	if len(stray) > 0 {
+		t.Errorf("threads %v are outside %s after the lab was closed", stray, want)
+	}
+}

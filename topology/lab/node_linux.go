@@ -1,0 +1,141 @@
+package lab
+
+import (
+	"fmt"
+	"net"
+	"os"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/cnitrace/cnitrace/topology"
+)
+
+// withHandle runs fn with a rtnetlink handle bound to ns (named name in
+// errors) and closes the handle afterwards.
+func withHandle(ns *topology.NetNS, name string, fn func(h *netlink.Handle) error) error {
+	h, err := netlink.NewHandleAt(netns.NsHandle(ns.Fd()), unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("open netlink handle in %s: %w", name, err)
+	}
+	defer h.Close()
+	return fn(h)
+}
+
+// setup turns the node namespace into a flannel node without the overlay:
+// lo up, IPv4 forwarding on, bridge cni0, and the pod on a veth pair.
+func (n *Node) setup() error {
+	if err := enableForwarding(n.NS, n.Name); err != nil {
+		return err
+	}
+	err := withHandle(n.NS, n.Name, func(h *netlink.Handle) error {
+		if err := linkUp(h, "lo", n.Name); err != nil {
+			return err
+		}
+		bridge, err := n.addBridge(h)
+		if err != nil {
+			return err
+		}
+		return n.addPodVeth(h, bridge)
+	})
+	if err != nil {
+		return err
+	}
+	return withHandle(n.Pod.NS, n.Pod.Name, n.setupPod)
+}
+
+// enableForwarding sets net.ipv4.ip_forward=1 in ns. /proc/sys/net shows
+// the namespace of the thread that opens it, so the write happens inside ns.
+func enableForwarding(ns *topology.NetNS, name string) error {
+	err := ns.Do(func() error {
+		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1\n"), 0o644)
+	})
+	if err != nil {
+		return fmt.Errorf("enable ip_forward in %s: %w", name, err)
+	}
+	return nil
+}
+
+// addBridge creates cni0 with the pod gateway address, as the CNI bridge
+// plugin does with isGateway.
+func (n *Node) addBridge(h *netlink.Handle) (netlink.Link, error) {
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: BridgeName, MTU: MTU}}
+	if err := h.LinkAdd(br); err != nil {
+		return nil, fmt.Errorf("create bridge %s in %s: %w", BridgeName, n.Name, err)
+	}
+	link, err := h.LinkByName(BridgeName)
+	if err != nil {
+		return nil, fmt.Errorf("look up bridge %s in %s: %w", BridgeName, n.Name, err)
+	}
+	gw := ipNet(slash24(n.gateway()))
+	if err := h.AddrAdd(link, &netlink.Addr{IPNet: gw}); err != nil {
+		return nil, fmt.Errorf("add address %s to %s in %s: %w", gw, BridgeName, n.Name, err)
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		return nil, fmt.Errorf("set %s up in %s: %w", BridgeName, n.Name, err)
+	}
+	return link, nil
+}
+
+// addPodVeth creates the pod's veth pair from the node side: the host end
+// gets a random veth<8 hex> name and joins bridge, the peer is created
+// directly inside the pod namespace as eth0.
+func (n *Node) addPodVeth(h *netlink.Handle, bridge netlink.Link) error {
+	suffix, err := randomHex(4)
+	if err != nil {
+		return fmt.Errorf("choose veth name in %s: %w", n.Name, err)
+	}
+	name := "veth" + suffix
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: name, MTU: MTU, MasterIndex: bridge.Attrs().Index},
+		PeerName:      PodIfName,
+		PeerMTU:       MTU,
+		PeerNamespace: netlink.NsFd(n.Pod.NS.Fd()),
+	}
+	if err := h.LinkAdd(veth); err != nil {
+		return fmt.Errorf("create veth %s (peer %s in %s) in %s: %w", name, PodIfName, n.Pod.Name, n.Name, err)
+	}
+	n.Pod.HostVeth = name
+	if err := linkUp(h, name, n.Name); err != nil {
+		return err
+	}
+	return nil
+}
+
+// setupPod configures the pod side: lo and eth0 up, the pod address, and a
+// default route via the bridge.
+func (n *Node) setupPod(h *netlink.Handle) error {
+	p := n.Pod
+	if err := linkUp(h, "lo", p.Name); err != nil {
+		return err
+	}
+	eth, err := h.LinkByName(PodIfName)
+	if err != nil {
+		return fmt.Errorf("look up %s in %s: %w", PodIfName, p.Name, err)
+	}
+	addr := ipNet(slash24(p.Addr))
+	if err := h.AddrAdd(eth, &netlink.Addr{IPNet: addr}); err != nil {
+		return fmt.Errorf("add address %s to %s in %s: %w", addr, PodIfName, p.Name, err)
+	}
+	if err := h.LinkSetUp(eth); err != nil {
+		return fmt.Errorf("set %s up in %s: %w", PodIfName, p.Name, err)
+	}
+	def := &netlink.Route{LinkIndex: eth.Attrs().Index, Gw: n.gateway().AsSlice(), Dst: &net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}}
+	if err := h.RouteAdd(def); err != nil {
+		return fmt.Errorf("add default route via %s in %s: %w", n.gateway(), p.Name, err)
+	}
+	return nil
+}
+
+// linkUp sets the link called name up.
+func linkUp(h *netlink.Handle, name, ns string) error {
+	link, err := h.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("look up %s in %s: %w", name, ns, err)
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		return fmt.Errorf("set %s up in %s: %w", name, ns, err)
+	}
+	return nil
+}

@@ -1,0 +1,129 @@
+package lab
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// connectUplink joins two nodes with one veth pair, both ends named
+// UplinkName, addressed from 192.168.255.0/30: the "network" between them.
+// A delay line in a third namespace would replace this function.
+func connectUplink(a, b *Node) error {
+	err := withHandle(a.NS, a.Name, func(h *netlink.Handle) error {
+		veth := &netlink.Veth{
+			LinkAttrs:     netlink.LinkAttrs{Name: UplinkName},
+			PeerName:      UplinkName,
+			PeerNamespace: netlink.NsFd(b.NS.Fd()),
+		}
+		if err := h.LinkAdd(veth); err != nil {
+			return fmt.Errorf("create uplink veth %s (peer %s in %s) in %s: %w", UplinkName, UplinkName, b.Name, a.Name, err)
+		}
+		return a.configureUplink(h)
+	})
+	if err != nil {
+		return err
+	}
+	return withHandle(b.NS, b.Name, b.configureUplink)
+}
+
+// configureUplink gives the node's uplink its address and sets it up.
+func (n *Node) configureUplink(h *netlink.Handle) error {
+	link, err := h.LinkByName(UplinkName)
+	if err != nil {
+		return fmt.Errorf("look up uplink %s in %s: %w", UplinkName, n.Name, err)
+	}
+	addr := ipNet(n.uplinkPrefix())
+	if err := h.AddrAdd(link, &netlink.Addr{IPNet: addr}); err != nil {
+		return fmt.Errorf("add address %s to %s in %s: %w", addr, UplinkName, n.Name, err)
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		return fmt.Errorf("set %s up in %s: %w", UplinkName, n.Name, err)
+	}
+	return nil
+}
+
+// setupOverlay installs in local what flannel's vxlan backend installs: the
+// VXLAN device over the uplink, and for the remote node a route to its pod
+// CIDR via its VTEP address (onlink), a permanent neighbour entry for that
+// address and a bridge FDB entry sending its VTEP MAC to its uplink address.
+func setupOverlay(local, remote *Node) error {
+	return withHandle(local.NS, local.Name, func(h *netlink.Handle) error {
+		vx, err := local.addVXLAN(h)
+		if err != nil {
+			return err
+		}
+		return addRemote(h, local.Name, vx.Attrs().Index, remote)
+	})
+}
+
+// addVXLAN creates flannel.1 with the node's fixed MAC and VTEP address.
+func (n *Node) addVXLAN(h *netlink.Handle) (netlink.Link, error) {
+	uplink, err := h.LinkByName(UplinkName)
+	if err != nil {
+		return nil, fmt.Errorf("look up uplink %s in %s: %w", UplinkName, n.Name, err)
+	}
+	vx := &netlink.Vxlan{
+		LinkAttrs:    netlink.LinkAttrs{Name: VXLANName, MTU: MTU, HardwareAddr: n.vtepMAC()},
+		VxlanId:      VNI,
+		VtepDevIndex: uplink.Attrs().Index,
+		SrcAddr:      n.UplinkAddr.AsSlice(),
+		Port:         VXLANPort,
+		Learning:     false,
+	}
+	if err := h.LinkAdd(vx); err != nil {
+		return nil, fmt.Errorf("create vxlan %s in %s: %w", VXLANName, n.Name, err)
+	}
+	link, err := h.LinkByName(VXLANName)
+	if err != nil {
+		return nil, fmt.Errorf("look up %s in %s: %w", VXLANName, n.Name, err)
+	}
+	addr := &net.IPNet{IP: n.vtepAddr().AsSlice(), Mask: net.CIDRMask(32, 32)}
+	if err := h.AddrAdd(link, &netlink.Addr{IPNet: addr}); err != nil {
+		return nil, fmt.Errorf("add address %s to %s in %s: %w", addr, VXLANName, n.Name, err)
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		return nil, fmt.Errorf("set %s up in %s: %w", VXLANName, n.Name, err)
+	}
+	return link, nil
+}
+
+// addRemote installs the route, neighbour and FDB entry for remote on the
+// VXLAN device vx of the namespace called ns.
+func addRemote(h *netlink.Handle, ns string, vx int, remote *Node) error {
+	gw := remote.vtepAddr()
+	route := &netlink.Route{
+		LinkIndex: vx,
+		Dst:       ipNet(remote.PodCIDR),
+		Gw:        gw.AsSlice(),
+		Flags:     int(netlink.FLAG_ONLINK),
+	}
+	if err := h.RouteAdd(route); err != nil {
+		return fmt.Errorf("add route %s via %s dev %s onlink in %s: %w", remote.PodCIDR, gw, VXLANName, ns, err)
+	}
+	neigh := &netlink.Neigh{
+		LinkIndex:    vx,
+		Family:       unix.AF_INET,
+		State:        netlink.NUD_PERMANENT,
+		Type:         unix.RTN_UNICAST,
+		IP:           gw.AsSlice(),
+		HardwareAddr: remote.vtepMAC(),
+	}
+	if err := h.NeighSet(neigh); err != nil {
+		return fmt.Errorf("add neighbour %s lladdr %s on %s in %s: %w", gw, remote.vtepMAC(), VXLANName, ns, err)
+	}
+	fdb := &netlink.Neigh{
+		LinkIndex:    vx,
+		Family:       unix.AF_BRIDGE,
+		Flags:        netlink.NTF_SELF,
+		State:        netlink.NUD_PERMANENT,
+		HardwareAddr: remote.vtepMAC(),
+		IP:           remote.UplinkAddr.AsSlice(),
+	}
+	if err := h.NeighSet(fdb); err != nil {
+		return fmt.Errorf("add fdb entry %s dst %s on %s in %s: %w", remote.vtepMAC(), remote.UplinkAddr, VXLANName, ns, err)
+	}
+	return nil
+}
