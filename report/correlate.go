@@ -79,16 +79,16 @@ func Correlate(path *topology.Path, probes *probe.Result, obs []capture.Observat
 func validate(path *topology.Path, probes *probe.Result) error {
 	switch {
 	case path == nil:
-		return errors.New("correlate: no path")
+		return errors.New("no path")
 	case probes == nil:
-		return errors.New("correlate: no probe result")
+		return errors.New("no probe result")
 	case len(path.Points) == 0:
-		return errors.New("correlate: path has no capture points")
+		return errors.New("path has no capture points")
 	}
 	seen := make(map[string]bool, len(path.Points))
 	for _, p := range path.Points {
 		if seen[p.ID] {
-			return fmt.Errorf("correlate: duplicate point ID %q in path", p.ID)
+			return fmt.Errorf("duplicate point ID %q in path", p.ID)
 		}
 		seen[p.ID] = true
 	}

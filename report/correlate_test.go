@@ -4,7 +4,6 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -213,10 +212,10 @@ func TestCorrelateErrors(t *testing.T) {
 		probes *probe.Result
 		want   string
 	}{
-		{"nil path", nil, &probe.Result{}, "correlate: no path"},
-		{"nil probes", flannelPath(), nil, "correlate: no probe result"},
-		{"no points", &topology.Path{}, &probe.Result{}, "correlate: path has no capture points"},
-		{"duplicate point", dup, &probe.Result{}, `correlate: duplicate point ID "p1" in path`},
+		{"nil path", nil, &probe.Result{}, "no path"},
+		{"nil probes", flannelPath(), nil, "no probe result"},
+		{"no points", &topology.Path{}, &probe.Result{}, "path has no capture points"},
+		{"duplicate point", dup, &probe.Result{}, `duplicate point ID "p1" in path`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -224,7 +223,7 @@ func TestCorrelateErrors(t *testing.T) {
 			if err == nil || r != nil {
 				t.Fatalf("got %v, %v, want error %q", r, err, tt.want)
 			}
-			if got := err.Error(); !strings.Contains(got, tt.want) {
+			if got := err.Error(); got != tt.want {
 				t.Errorf("got error %q, want %q", got, tt.want)
 			}
 		})
