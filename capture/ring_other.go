@@ -1,0 +1,33 @@
+//go:build !linux
+
+package capture
+
+import (
+	"fmt"
+	"runtime"
+	"time"
+
+	"golang.org/x/net/bpf"
+
+	"github.com/cnitrace/cnitrace/topology"
+)
+
+// ring stands in for the Linux TPACKET_V3 ring; it cannot be opened here.
+type ring struct{}
+
+func unsupported(what string) error {
+	return fmt.Errorf("%s: %w on %s", what, ErrNotSupported, runtime.GOOS)
+}
+
+func openRingIn(ns *topology.NetNS, pt topology.Point, filter []bpf.RawInstruction) (*ring, error) {
+	return nil, unsupported("open capture on " + pt.Name())
+}
+
+func (r *ring) next(timeout time.Duration, fn func(packet)) (bool, error) {
+	return false, unsupported("read capture")
+}
+
+func (r *ring) stats() (ringStats, error) { return ringStats{}, unsupported("read capture statistics") }
+
+// Close is a no-op on this system.
+func (r *ring) Close() error { return nil }

@@ -1,0 +1,229 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/net/bpf"
+
+	"github.com/cnitrace/cnitrace/topology"
+)
+
+// ErrNotSupported is returned on systems without AF_PACKET rings.
+var ErrNotSupported = errors.New("packet capture is not supported")
+
+// Config says what a capture Session matches and keeps.
+type Config struct {
+	Magic      uint32   // probe.Magic, passed in by the caller (capture never imports probe)
+	UDPPorts   []uint16 // extra tunnel ports (4789 and 8472 always included)
+	KeepFrames bool     // keep Observation.Frame (for pcapng)
+}
+
+// Target is one capture point and the network namespace its interface lives
+// in. The NetNS must stay open until Start returns.
+type Target struct {
+	NS    *topology.NetNS
+	Point topology.Point
+}
+
+// Capture is what a Session saw.
+type Capture struct {
+	Observations []Observation // sorted by time, then by target order
+	Stats        []PointStats  // one per target, in target order
+}
+
+// PointStats are the counters of one capture point. Packets and Drops come
+// from the kernel: Packets counts every packet the filter accepted, including
+// the dropped ones; Drops and Freezes show the ring overflowed.
+type PointStats struct {
+	Point          string
+	Packets, Drops uint64
+	Freezes        uint64 // times the kernel froze the full ring's queue
+	Undecodable    int    // accepted by the filter but not decodable
+}
+
+// Session captures on a set of points, one handle and one reader goroutine
+// per point. Create it with Start and always end it with Stop.
+type Session struct {
+	handles []*handle
+	stop    chan struct{}
+	wg      sync.WaitGroup
+
+	mu      sync.Mutex
+	stopped bool
+}
+
+// Start opens a capture handle on every target, each inside its target's
+// netns, and starts reading them. All handles are open when Start returns,
+// so probing can start right after; if one cannot be opened, the ones opened
+// are closed again and the error names the point. Cancelling ctx stops the
+// readers early; Stop must still be called to collect what was read and to
+// release the handles.
+func Start(ctx context.Context, targets []Target, cfg Config) (*Session, error) {
+	if len(targets) == 0 {
+		return nil, errors.New("start capture: no capture points")
+	}
+	if err := checkPointIDs(targets); err != nil {
+		return nil, fmt.Errorf("start capture: %w", err)
+	}
+	prog, err := Filter(cfg.Magic, cfg.UDPPorts)
+	if err != nil {
+		return nil, fmt.Errorf("start capture: %w", err)
+	}
+	raw, err := bpf.Assemble(prog)
+	if err != nil {
+		return nil, fmt.Errorf("start capture: assemble filter: %w", err)
+	}
+	s := &Session{stop: make(chan struct{})}
+	for _, t := range targets {
+		if err := ctx.Err(); err != nil {
+			s.closeAll()
+			return nil, fmt.Errorf("start capture: %w", err)
+		}
+		r, err := openRingIn(t.NS, t.Point, raw)
+		if err != nil {
+			s.closeAll()
+			return nil, fmt.Errorf("start capture: %w", err)
+		}
+		s.handles = append(s.handles, &handle{
+			point: t.Point,
+			ring:  r,
+			dec:   NewDecoder(cfg.UDPPorts),
+			keep:  cfg.KeepFrames,
+		})
+	}
+	for _, h := range s.handles {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			h.run(ctx, s.stop)
+		}()
+	}
+	return s, nil
+}
+
+func checkPointIDs(targets []Target) error {
+	seen := map[string]bool{}
+	for _, t := range targets {
+		if t.Point.ID == "" {
+			return fmt.Errorf("capture point %s has no ID", t.Point.Name())
+		}
+		if seen[t.Point.ID] {
+			return fmt.Errorf("capture point ID %q used twice", t.Point.ID)
+		}
+		seen[t.Point.ID] = true
+	}
+	return nil
+}
+
+// Stop waits until what is already in the rings has been read (at least the
+// block retire timeout and one poll), stops the readers, closes every handle
+// and returns all observations sorted by time. On error it still returns
+// what was captured, with the error of every point that failed. Stop may be
+// called once; it also works after ctx was cancelled.
+func (s *Session) Stop() (*Capture, error) {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return nil, errors.New("stop capture: already stopped")
+	}
+	s.stopped = true
+	s.mu.Unlock()
+
+	close(s.stop)
+	s.wg.Wait()
+	c := &Capture{}
+	var errs []error
+	for _, h := range s.handles {
+		st, serr := h.ring.stats()
+		if err := errors.Join(h.err, serr, h.ring.Close()); err != nil {
+			errs = append(errs, fmt.Errorf("capture on %s: %w", h.point.Name(), err))
+		}
+		c.Stats = append(c.Stats, PointStats{
+			Point:       h.point.ID,
+			Packets:     st.packets,
+			Drops:       st.drops,
+			Freezes:     st.freezes,
+			Undecodable: h.undecodable,
+		})
+		c.Observations = append(c.Observations, h.obs...)
+	}
+	// Stable: equal stamps (inherited along stacked devices) keep target order.
+	slices.SortStableFunc(c.Observations, func(a, b Observation) int { return a.At.Compare(b.At) })
+	if err := errors.Join(errs...); err != nil {
+		return c, fmt.Errorf("stop capture: %w", err)
+	}
+	return c, nil
+}
+
+func (s *Session) closeAll() {
+	for _, h := range s.handles {
+		h.ring.Close()
+	}
+	s.handles = nil
+}
+
+// handle is one capture point's ring and what its reader goroutine found.
+// Everything but the ring is owned by the reader until it returns.
+type handle struct {
+	point       topology.Point
+	ring        *ring
+	dec         *Decoder
+	keep        bool
+	obs         []Observation
+	undecodable int
+	err         error
+}
+
+// run reads the ring until stop is closed or ctx is done, then drains it.
+func (h *handle) run(ctx context.Context, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			h.drain()
+			return
+		case <-ctx.Done():
+			h.drain()
+			return
+		default:
+		}
+		if _, err := h.ring.next(pollInterval, h.add); err != nil {
+			h.err = err
+			return
+		}
+	}
+}
+
+// drain keeps reading for drainTime, long enough for the kernel to retire
+// the block that held the last packets, then reads what is left.
+func (h *handle) drain() {
+	deadline := time.Now().Add(drainTime)
+	for {
+		left := max(time.Until(deadline), 0)
+		got, err := h.ring.next(min(left, pollInterval), h.add)
+		if err != nil {
+			h.err = err
+			return
+		}
+		if !got && left == 0 {
+			return
+		}
+	}
+}
+
+// add decodes one packet into an observation of the handle's point.
+func (h *handle) add(p packet) {
+	o, err := h.dec.Decode(p.frame, Meta{Point: h.point.ID, At: p.at, Stamp: p.stamp, Dir: p.dir})
+	if err != nil {
+		h.undecodable++
+		return
+	}
+	if h.keep {
+		o.Frame = p.frame
+	}
+	h.obs = append(h.obs, o)
+}
