@@ -90,8 +90,8 @@ func writeSegments(b *strings.Builder, r *Result) {
 		name := r.segmentName(s.From) + " -> " + r.segmentName(s.To)
 		if s.MergedFrom != "" {
 			name += " *"
-			notes = append(notes, fmt.Sprintf("* %s -> %s is measured from %s (%s): the segments before it carry RX stamps inherited from the previous device and cannot be timed on their own",
-				s.From, s.To, r.point(s.MergedFrom).Name(), s.MergedFrom))
+			notes = append(notes, fmt.Sprintf("* %s -> %s is timed from %s: it includes the segments since %s, whose RX stamps were inherited from the previous device",
+				s.From, s.To, r.segmentName(s.MergedFrom), s.MergedFrom))
 		}
 		row := []string{s.Direction, s.Class, name}
 		row = append(row, numbers(s)...)

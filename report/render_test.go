@@ -1,0 +1,208 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cnitrace/cnitrace/probe"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// flannelRun is the golden scenario: the delays measured in design.md, the
+// inherited stamps of a node with the RX-timestamping key on, jitter in
+// cni0 -> flannel.1, one probe lost in the network and two foreign packets.
+func flannelResult(t *testing.T) *Result {
+	t.Helper()
+	rn := run{
+		n:       30,
+		delays:  designDelays(),
+		inherit: map[int]bool{segVethBridge: true, segUplinkVXLAN: true},
+		lostIn:  map[int]int{17: segNetwork},
+		jitter: func(seq, seg int) time.Duration {
+			switch seg {
+			case segBridgeVXLAN:
+				return time.Duration(seq*37%23) * time.Microsecond
+			case segNetwork:
+				return time.Duration(seq*13%7) * 100 * time.Nanosecond
+			}
+			return 0
+		},
+	}
+	res, obs := rn.build()
+	other := obs[0]
+	other.Payload = probe.Payload{RunID: 7, Seq: 1}.Marshal(56)
+	noise := obs[1]
+	noise.Payload = []byte("not a probe")
+	r, err := Correlate(flannelPath(), res, append(obs, other, noise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestRenderGolden(t *testing.T) {
+	tests := []struct {
+		format Format
+		file   string
+	}{
+		{FormatText, "../testdata/report-flannel.golden.txt"},
+		{FormatJSON, "../testdata/report-flannel.golden.json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.format.String(), func(t *testing.T) {
+			var b bytes.Buffer
+			if err := Render(&b, flannelResult(t), tt.format); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tt.file, b.Bytes())
+		})
+	}
+}
+
+// golden compares got with the file, or rewrites it with -update.
+func golden(t *testing.T, file string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(file, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("%v (run go test ./report -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("got:\n%s\nwant (%s):\n%s", got, file, want)
+	}
+}
+
+// TestRenderJSONContract reads the output back as plain JSON and checks the
+// field names of the contract, which may never be renamed.
+func TestRenderJSONContract(t *testing.T) {
+	var b bytes.Buffer
+	if err := Render(&b, flannelResult(t), FormatJSON); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{
+		"schema_version", "target", "source.netns", "source.interface", "source.addr",
+		"probes.sent", "probes.received", "probes.ignored", "rtt_us.p50", "rtt_us.p90", "rtt_us.p99", "rtt_us.max",
+		"rtt_source", "points.0.id", "points.0.interface", "points.0.netns", "points.0.ifindex", "points.0.kind",
+		"segments.0.from", "segments.0.to", "segments.0.direction", "segments.0.class", "segments.0.separable",
+		"segments.0.seen", "segments.0.lost", "segments.0.us.p50", "segments.2.merged_from", "segments.1.note",
+		"verdict.class", "verdict.from", "verdict.to", "verdict.direction", "verdict.share", "verdict.basis",
+		"verdict.text", "verdict.loss.lost", "incomplete",
+	} {
+		if _, ok := lookup(m, key); !ok {
+			t.Errorf("got no %s in the JSON output", key)
+		}
+	}
+	if _, ok := lookup(m, "segments.1.us"); ok {
+		t.Errorf("got us on a non-separable segment, want none")
+	}
+	if v, _ := lookup(m, "schema_version"); v != 1.0 {
+		t.Errorf("got schema_version %v, want 1", v)
+	}
+}
+
+// lookup follows a dotted path of keys and indexes through decoded JSON.
+func lookup(v any, path string) (any, bool) {
+	for _, k := range strings.Split(path, ".") {
+		switch x := v.(type) {
+		case map[string]any:
+			var ok bool
+			if v, ok = x[k]; !ok {
+				return nil, false
+			}
+		case []any:
+			i := int(k[0] - '0')
+			if len(k) != 1 || i < 0 || i >= len(x) {
+				return nil, false
+			}
+			v = x[i]
+		default:
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+func TestParseFormat(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Format
+		wantErr string
+	}{
+		{"text", FormatText, ""},
+		{"json", FormatJSON, ""},
+		{"xml", 0, `unknown output format "xml" (want text or json)`},
+		{"", 0, `unknown output format "" (want text or json)`},
+		{"JSON", 0, `unknown output format "JSON" (want text or json)`},
+	}
+	for _, tt := range tests {
+		got, err := ParseFormat(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || err.Error() != tt.wantErr {
+				t.Errorf("ParseFormat(%q): got error %v, want %q", tt.in, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ParseFormat(%q): got %v, %v, want %v", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestRenderErrors(t *testing.T) {
+	var b bytes.Buffer
+	if err := Render(&b, nil, FormatText); err == nil {
+		t.Errorf("got no error for a nil result, want one")
+	}
+	if err := Render(&b, &Result{}, Format(9)); err == nil {
+		t.Errorf("got no error for Format(9), want one")
+	}
+}
+
+func TestRenderText(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(r *Result)
+		want []string
+	}{
+		{"incomplete", func(r *Result) { r.Incomplete = true }, []string{"INCOMPLETE: the run stopped early"}},
+		{"escapes stay out", func(r *Result) { r.Points[1].Interface = "veth\x1b[31m\u00e9" }, []string{"p1 veth?[31m?", "veth?[31m?@net:"}},
+		{"no rtt", func(r *Result) { r.RTT = nil }, []string{"rtt: no probe was answered"}},
+		{"empty result", func(r *Result) { *r = Result{} }, []string{"cnitrace: 0 probes to unknown target from unknown source: 0 answered, 0 lost"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := flannelResult(t)
+			tt.edit(r)
+			var b bytes.Buffer
+			if err := Render(&b, r, FormatText); err != nil {
+				t.Fatal(err)
+			}
+			got := b.String()
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("got:\n%s\nwant it to contain %q", got, w)
+				}
+			}
+			for i := 0; i < len(got); i++ {
+				if c := got[i]; c != '\n' && (c < 0x20 || c > 0x7e) {
+					t.Fatalf("got byte %#x at %d, want ASCII only", c, i)
+				}
+			}
+		})
+	}
+}
