@@ -1,0 +1,69 @@
+package report_test
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/cnitrace/cnitrace/capture"
+	"github.com/cnitrace/cnitrace/probe"
+	"github.com/cnitrace/cnitrace/report"
+	"github.com/cnitrace/cnitrace/topology"
+)
+
+// A pod's eth0 and the node side of its veth, three probes: each packet is
+// seen once per point and direction, and Correlate times every segment.
+func Example() {
+	path := &topology.Path{
+		Target: netip.MustParseAddr("10.244.2.2"),
+		Source: topology.Source{NetNS: "net:[4026532301]", Interface: "eth0", Addr: netip.MustParseAddr("10.244.1.2")},
+		Points: []topology.Point{
+			{ID: "p0", Interface: "eth0", NetNS: "net:[4026532301]", Ifindex: 2, Kind: topology.KindPod, RequestDir: topology.TX},
+			{ID: "p1", Interface: "veth1", NetNS: "net:[4026531840]", Ifindex: 7, Kind: topology.KindVeth, RequestDir: topology.RX},
+		},
+	}
+	const run = 42
+	start := time.Unix(1_800_000_000, 0)
+	probes := &probe.Result{RunID: run, Target: path.Target}
+	var obs []capture.Observation
+	for seq := range 3 {
+		t0 := start.Add(time.Duration(seq) * time.Second)
+		payload := probe.Payload{RunID: run, Seq: uint32(seq), SentAt: t0}.Marshal(56)
+		see := func(point string, dir topology.Dir, icmpType uint8, after time.Duration) {
+			obs = append(obs, capture.Observation{
+				Point: point, Dir: dir, ICMPType: icmpType, Stamp: capture.StampSKB,
+				At: t0.Add(after), Payload: payload,
+			})
+		}
+		see("p0", topology.TX, 8, 0)                                         // request leaves the pod
+		see("p1", topology.RX, 8, 5*time.Microsecond)                        // reaches the node
+		see("p1", topology.TX, 0, time.Duration(90+seq*10)*time.Microsecond) // reply back at the veth
+		see("p0", topology.RX, 0, time.Duration(91+seq*10)*time.Microsecond) // and in the pod
+		probes.Probes = append(probes.Probes, probe.Probe{
+			Seq: uint32(seq), SentAt: t0, ReceivedAt: t0.Add(time.Duration(100+seq*10) * time.Microsecond),
+		})
+	}
+	r, err := report.Correlate(path, probes, obs)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := report.Render(os.Stdout, r, report.FormatText); err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// cnitrace: 3 probes to 10.244.2.2 from eth0@net:[4026532301] (10.244.1.2): 3 answered, 0 lost
+	// rtt: p50 101.0 us, p90 111.0 us, p99 111.0 us, max 111.0 us (from capture stamps on the pod's interface)
+	//
+	// points:
+	//   p0  eth0@net:[4026532301]   pod
+	//   p1  veth1@net:[4026531840]  veth
+	//
+	//   dir      class    segment               p50 us  p90 us  p99 us  max us  seen  lost
+	//   request  egress   p0 eth0 -> p1 veth1      5.0     5.0     5.0     5.0     3     0  ##
+	//   request  network  p1 veth1 -> p1 veth1    95.0   105.0   105.0   105.0     3     0  ##############################
+	//   reply    ingress  p1 veth1 -> p0 eth0      1.0     1.0     1.0     1.0     3     0  #
+	//
+	// verdict: 100% of the latency above the fastest probe (p50 +10.0 us) is in network between veth1@net:[4026531840] and veth1@net:[4026531840] (round trip)
+}
