@@ -24,14 +24,14 @@ func TestDecode(t *testing.T) {
 		// Ethernet[IPv4[ICMP echo request]]
 		{"plain request", plainRequest(), "", [2]netip.Addr{}, [2]netip.Addr{overlA, overlB}, 8, 56},
 		// Ethernet[IPv4[ICMP echo reply]]
-		{"plain reply", ether(0x0800, ipv4(1, 5, 0, overlB, overlA, icmpEcho(0, 7, 1, probeHi))),
+		{"plain reply", ether(0x0800, ip4(1, 5, 0, overlB, overlA, icmpEcho(0, 7, 1, probeHi))),
 			"", [2]netip.Addr{}, [2]netip.Addr{overlB, overlA}, 0, 56},
 		// Ethernet[IPv4(IHL 7)[ICMP echo request]]
-		{"plain with IP options", ether(0x0800, ipv4(1, 7, 0, overlA, overlB, icmpEcho(8, 7, 1, probeHi))),
+		{"plain with IP options", ether(0x0800, ip4(1, 7, 0, overlA, overlB, icmpEcho(8, 7, 1, probeHi))),
 			"", [2]netip.Addr{}, [2]netip.Addr{overlA, overlB}, 8, 56},
 		// Ethernet[IPv4[ICMP echo request[8 bytes]]] + Ethernet padding to 60 bytes
 		{"short echo with ethernet padding",
-			append(ether(0x0800, ipv4(1, 5, 0, overlA, overlB, icmpEcho(8, 7, 1, probeHi[:4]))), make([]byte, 8)...),
+			append(ether(0x0800, ip4(1, 5, 0, overlA, overlB, icmpEcho(8, 7, 1, probeHi[:4]))), make([]byte, 8)...),
 			"", [2]netip.Addr{}, [2]netip.Addr{overlA, overlB}, 8, 4},
 		// Ethernet[IPv4[UDP:8472[VXLAN[Ethernet[IPv4[ICMP echo request]]]]]]
 		{"vxlan 8472", vxlanRequest(8472, 5, 5), TunnelVXLAN,
@@ -89,20 +89,20 @@ func TestDecodeErrors(t *testing.T) {
 		// Ethernet[IPv6[...]]
 		{"ipv6", ether(0x86dd, make([]byte, 40)), "want IPv4"},
 		// Ethernet[IPv4[TCP]]
-		{"tcp", ether(0x0800, ipv4(6, 5, 0, overlA, overlB, make([]byte, 20))), "neither ICMP nor UDP"},
+		{"tcp", ether(0x0800, ip4(6, 5, 0, overlA, overlB, make([]byte, 20))), "neither ICMP nor UDP"},
 		// Ethernet[IPv4[UDP:53[...]]]
 		{"udp on another port", vxlanRequest(53, 5, 5), "not a tunnel port"},
 		// Ethernet[IPv4[UDP:8472[VXLAN[Ethernet[IPv4[UDP]]]]]]
-		{"vxlan inner udp", ether(0x0800, ipv4(17, 5, 0, underA, underB, udp(1, 8472, vxlan(1,
-			ether(0x0800, ipv4(17, 5, 0, overlA, overlB, udp(1, 2, nil))))))), "want ICMP"},
+		{"vxlan inner udp", ether(0x0800, ip4(17, 5, 0, underA, underB, udp(1, 8472, vxlan(1,
+			ether(0x0800, ip4(17, 5, 0, overlA, overlB, udp(1, 2, nil))))))), "want ICMP"},
 		// Ethernet[IPv4 fragment at offset 1480[...]]
-		{"later fragment", ether(0x0800, ipv4(1, 5, 185, overlA, overlB, probeHi)), "fragment at offset 1480"},
+		{"later fragment", ether(0x0800, ip4(1, 5, 185, overlA, overlB, probeHi)), "fragment at offset 1480"},
 		// Ethernet[IPv4 with IHL 4]
-		{"bad IHL", ether(0x0800, ipv4(1, 4, 0, overlA, overlB, make([]byte, 20))), "IPv4"},
+		{"bad IHL", ether(0x0800, ip4(1, 4, 0, overlA, overlB, make([]byte, 20))), "IPv4"},
 		// Ethernet[IPv4 claiming version 6]
-		{"bad version", ether(0x0800, append([]byte{0x65}, ipv4(1, 5, 0, overlA, overlB, probeHi)[1:]...)), "version 6"},
+		{"bad version", ether(0x0800, append([]byte{0x65}, ip4(1, 5, 0, overlA, overlB, probeHi)[1:]...)), "version 6"},
 		// Ethernet[IPv4[ICMP header cut]]
-		{"short icmp", ether(0x0800, ipv4(1, 5, 0, overlA, overlB, make([]byte, 5))), "ICMP"},
+		{"short icmp", ether(0x0800, ip4(1, 5, 0, overlA, overlB, make([]byte, 5))), "ICMP"},
 	}
 	d := NewDecoder(nil)
 	for _, tt := range tests {

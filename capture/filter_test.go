@@ -25,9 +25,9 @@ func TestFilterVerdicts(t *testing.T) {
 		// Ethernet[IPv4[ICMP[magic]]]
 		{"plain request", plainRequest(), true},
 		// Ethernet[IPv4[ICMP echo reply[magic]]]
-		{"plain reply", ether(0x0800, ipv4(1, 5, 0, overlB, overlA, icmpEcho(0, 7, 1, probeHi))), true},
+		{"plain reply", ether(0x0800, ip4(1, 5, 0, overlB, overlA, icmpEcho(0, 7, 1, probeHi))), true},
 		// Ethernet[IPv4(IHL 6)[ICMP[magic]]]
-		{"plain with IP options", ether(0x0800, ipv4(1, 6, 0, overlA, overlB, icmpEcho(8, 7, 1, probeHi))), true},
+		{"plain with IP options", ether(0x0800, ip4(1, 6, 0, overlA, overlB, icmpEcho(8, 7, 1, probeHi))), true},
 		// Ethernet[IPv4[UDP:8472[VXLAN[Ethernet[IPv4[ICMP[magic]]]]]]]
 		{"vxlan 8472", vxlanRequest(8472, 5, 5), true},
 		// Ethernet[IPv4[UDP:4789[VXLAN[Ethernet[IPv4[ICMP[magic]]]]]]]
@@ -41,33 +41,33 @@ func TestFilterVerdicts(t *testing.T) {
 		// Ethernet[IPv4(IHL 15)[UDP[VXLAN[Ethernet[IPv4(IHL 15)[ICMP[magic]]]]]]]
 		{"vxlan both max IHL", vxlanRequest(8472, 15, 15), true},
 		// Ethernet[IPv4[ICMP[other magic]]]
-		{"plain wrong magic", ether(0x0800, ipv4(1, 5, 0, overlA, overlB, icmpEcho(8, 7, 1, other))), false},
+		{"plain wrong magic", ether(0x0800, ip4(1, 5, 0, overlA, overlB, icmpEcho(8, 7, 1, other))), false},
 		// Ethernet[IPv4[UDP[VXLAN[Ethernet[IPv4[ICMP[other magic]]]]]]]
-		{"vxlan wrong magic", ether(0x0800, ipv4(17, 5, 0, underA, underB, udp(1, 8472, vxlan(1,
-			ether(0x0800, ipv4(1, 5, 0, overlA, overlB, icmpEcho(8, 7, 1, other))))))), false},
+		{"vxlan wrong magic", ether(0x0800, ip4(17, 5, 0, underA, underB, udp(1, 8472, vxlan(1,
+			ether(0x0800, ip4(1, 5, 0, overlA, overlB, icmpEcho(8, 7, 1, other))))))), false},
 		// Ethernet[IPv4[UDP:9999[VXLAN[Ethernet[IPv4[ICMP[magic]]]]]]]
 		{"udp on another port", vxlanRequest(9999, 5, 5), false},
 		// Ethernet[IPv4[UDP:53[magic...]]]: the magic right after UDP is not ICMP
-		{"udp carrying magic", ether(0x0800, ipv4(17, 5, 0, overlA, overlB, udp(1, 53, probeHi))), false},
+		{"udp carrying magic", ether(0x0800, ip4(17, 5, 0, overlA, overlB, udp(1, 53, probeHi))), false},
 		// Ethernet[IPv4[TCP-like bytes[magic]]]
-		{"tcp", ether(0x0800, ipv4(6, 5, 0, overlA, overlB, icmpEcho(8, 7, 1, probeHi))), false},
+		{"tcp", ether(0x0800, ip4(6, 5, 0, overlA, overlB, icmpEcho(8, 7, 1, probeHi))), false},
 		// Ethernet[IPv6[ICMPv6[magic]]]: IPv6 is not matched (yet)
 		{"ipv6", ether(0x86dd, make([]byte, 40+8+56)), false},
 		// Ethernet[ARP]
 		{"arp", ether(0x0806, make([]byte, 28)), false},
 		// Ethernet[IPv4 fragment, offset 185[ICMP-looking bytes[magic]]]
-		{"later fragment", ether(0x0800, ipv4(1, 5, 185, overlA, overlB, icmpEcho(8, 7, 1, probeHi))), false},
+		{"later fragment", ether(0x0800, ip4(1, 5, 185, overlA, overlB, icmpEcho(8, 7, 1, probeHi))), false},
 		// Ethernet[IPv4 first fragment, MF set[ICMP[magic]]]
-		{"first fragment", ether(0x0800, ipv4(1, 5, 0x2000, overlA, overlB, icmpEcho(8, 7, 1, probeHi))), true},
+		{"first fragment", ether(0x0800, ip4(1, 5, 0x2000, overlA, overlB, icmpEcho(8, 7, 1, probeHi))), true},
 		// Ethernet[IPv4[UDP[VXLAN[Ethernet[IPv4 fragment, offset 8[ICMP[magic]]]]]]]
-		{"vxlan inner later fragment", ether(0x0800, ipv4(17, 5, 0, underA, underB, udp(1, 8472, vxlan(1,
-			ether(0x0800, ipv4(1, 5, 8, overlA, overlB, icmpEcho(8, 7, 1, probeHi))))))), false},
+		{"vxlan inner later fragment", ether(0x0800, ip4(17, 5, 0, underA, underB, udp(1, 8472, vxlan(1,
+			ether(0x0800, ip4(1, 5, 8, overlA, overlB, icmpEcho(8, 7, 1, probeHi))))))), false},
 		// Ethernet[IPv4[UDP[VXLAN[Ethernet[ARP]]]]]
-		{"vxlan inner arp", ether(0x0800, ipv4(17, 5, 0, underA, underB, udp(1, 8472, vxlan(1,
+		{"vxlan inner arp", ether(0x0800, ip4(17, 5, 0, underA, underB, udp(1, 8472, vxlan(1,
 			ether(0x0806, make([]byte, 28)))))), false},
 		// Ethernet[IPv4[UDP[VXLAN[Ethernet[IPv4[UDP[...]]]]]]]
-		{"vxlan inner udp", ether(0x0800, ipv4(17, 5, 0, underA, underB, udp(1, 8472, vxlan(1,
-			ether(0x0800, ipv4(17, 5, 0, overlA, overlB, icmpEcho(8, 7, 1, probeHi))))))), false},
+		{"vxlan inner udp", ether(0x0800, ip4(17, 5, 0, underA, underB, udp(1, 8472, vxlan(1,
+			ether(0x0800, ip4(17, 5, 0, overlA, overlB, icmpEcho(8, 7, 1, probeHi))))))), false},
 		{"empty", nil, false},
 		{"truncated ethernet", plainRequest()[:13], false},
 		{"truncated before magic", plainRequest()[:14+20+8+3], false},

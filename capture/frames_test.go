@@ -7,7 +7,7 @@ import (
 
 // Hand-built frames for the filter and decoder tests. Each builder wraps its
 // payload in one header, so a frame reads like its layer stack:
-// ether(ipv4(udp(vxlan(ether(ipv4(icmpEcho(...))))))). Checksums are left
+// ether(ip4(udp(vxlan(ether(ip4(icmpEcho(...))))))). Checksums are left
 // zero on purpose: captured TX packets often carry none (design.md fact 2).
 
 const testMagic uint32 = 0x636e7431 // probe.Magic, "cnt1"
@@ -41,9 +41,9 @@ func ether(etherType uint16, payload []byte) []byte {
 	return append(b, payload...)
 }
 
-// ipv4 builds an IPv4 header of ihl 32-bit words (5 without options; the
+// ip4 builds an IPv4 header of ihl 32-bit words (5 without options; the
 // options are NOPs) with the given fragment field (flags<<13 | offset).
-func ipv4(proto uint8, ihl int, frag uint16, src, dst netip.Addr, payload []byte) []byte {
+func ip4(proto uint8, ihl int, frag uint16, src, dst netip.Addr, payload []byte) []byte {
 	hl := ihl * 4
 	b := make([]byte, hl, hl+len(payload))
 	b[0] = 0x40 | byte(ihl)
@@ -88,12 +88,12 @@ func icmpEcho(typ uint8, id, seq uint16, data []byte) []byte {
 
 // plainRequest is Ethernet[IPv4[ICMP echo request[magic...]]].
 func plainRequest() []byte {
-	return ether(0x0800, ipv4(1, 5, 0, overlA, overlB, icmpEcho(8, 7, 1, probeHi)))
+	return ether(0x0800, ip4(1, 5, 0, overlA, overlB, icmpEcho(8, 7, 1, probeHi)))
 }
 
 // vxlanRequest is Ethernet[IPv4[UDP[VXLAN[Ethernet[IPv4[ICMP echo request]]]]]]
 // toward the given UDP port.
 func vxlanRequest(port uint16, outerIHL, innerIHL int) []byte {
-	inner := ether(0x0800, ipv4(1, innerIHL, 0, overlA, overlB, icmpEcho(8, 7, 1, probeHi)))
-	return ether(0x0800, ipv4(17, outerIHL, 0x4000, underA, underB, udp(40000, port, vxlan(1, inner))))
+	inner := ether(0x0800, ip4(1, innerIHL, 0, overlA, overlB, icmpEcho(8, 7, 1, probeHi)))
+	return ether(0x0800, ip4(17, outerIHL, 0x4000, underA, underB, udp(40000, port, vxlan(1, inner))))
 }

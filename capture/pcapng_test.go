@@ -29,7 +29,7 @@ func TestPcapNGRoundTrip(t *testing.T) {
 		{Meta{"p2", at.Add(time.Millisecond + 1), StampSKB, topology.RX}, vxlanRequest(6081, 5, 6)},
 		// Ethernet[IPv4[ICMP echo reply]]
 		{Meta{"p0", at.Add(2 * time.Millisecond), StampSKB, topology.RX},
-			ether(0x0800, ipv4(1, 5, 0, overlB, overlA, icmpEcho(0, 7, 1, probeHi)))},
+			ether(0x0800, ip4(1, 5, 0, overlB, overlA, icmpEcho(0, 7, 1, probeHi)))},
 	}
 	dec := NewDecoder([]uint16{6081})
 	var want []Observation
