@@ -160,18 +160,6 @@ func (r run) correlate(t *testing.T) *Result {
 	return got
 }
 
-// p50s returns each segment's p50, or -1 where there is none.
-func p50s(r *Result) []float64 {
-	out := make([]float64, len(r.Segments))
-	for i, s := range r.Segments {
-		out[i] = -1
-		if s.US != nil {
-			out[i] = s.US.P50
-		}
-	}
-	return out
-}
-
 // seqOf returns the probe sequence an observation carries.
 func seqOf(o capture.Observation) uint32 {
 	p, _ := probe.ParsePayload(o.Payload)

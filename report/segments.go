@@ -2,6 +2,8 @@ package report
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/cnitrace/cnitrace/capture"
@@ -50,16 +52,22 @@ func measure(steps []step, lines []*timeline) ([]Segment, []span) {
 		}
 		segs, spans = append(segs, seg), append(spans, sp)
 	}
+	finishNotes(segs, chain)
+	return segs, spans
+}
+
+// finishNotes says where each non-separable segment's time went; those from
+// tail on have no separable segment after them.
+func finishNotes(segs []Segment, tail int) {
 	for i := range segs {
 		switch {
 		case segs[i].Separable:
-		case chain >= 0 && i >= chain:
+		case tail >= 0 && i >= tail:
 			segs[i].Note += "; it is at the end of the path: there is no later segment to merge it into, so its time is not reported"
 		default:
 			segs[i].Note += "; merged into the next separable segment"
 		}
 	}
-	return segs, spans
 }
 
 // describe names a segment's ends, direction and class.
@@ -149,4 +157,47 @@ func inheritNote(steps []step, i, inherited, seen int) string {
 	from, to := steps[i].point.Name(), steps[i+1].point.Name()
 	return fmt.Sprintf("not separable: the RX stamp at %s was inherited from %s (the same skb timestamp) in %d of %d samples",
 		to, from, inherited, seen)
+}
+
+// dist summarises durations as microsecond percentiles. It returns nil for no
+// samples.
+func dist(ds []time.Duration) *Dist {
+	if len(ds) == 0 {
+		return nil
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return &Dist{
+		P50: micros(rank(s, 50)),
+		P90: micros(rank(s, 90)),
+		P99: micros(rank(s, 99)),
+		Max: micros(s[len(s)-1]),
+	}
+}
+
+// rank is the nearest-rank percentile of sorted, non-empty s: the smallest
+// value with at least p% of the samples at or below it.
+func rank(s []time.Duration, p int) time.Duration {
+	n := (p*len(s) + 99) / 100 // ceil(p/100 * len)
+	return s[min(max(n, 1), len(s))-1]
+}
+
+// micros converts to microseconds rounded to 0.1.
+func micros(d time.Duration) float64 {
+	return round(float64(d)/float64(time.Microsecond), 10)
+}
+
+// round rounds x to 1/scale.
+func round(x, scale float64) float64 {
+	return math.Round(x*scale) / scale
+}
+
+// percent formats a fraction as a percentage without the sign: whole
+// numbers from 10% up, one decimal below when it matters (0.5, 6, 62).
+func percent(frac float64) string {
+	p := frac * 100
+	if math.Abs(p) >= 10 || p == math.Trunc(p) {
+		return fmt.Sprintf("%.0f", p)
+	}
+	return fmt.Sprintf("%.1f", p)
 }

@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -42,37 +43,24 @@ func anySighting(lines []*timeline) bool {
 // byExcess compares every complete probe with the fastest one: the segment
 // that holds the largest share of the summed extra RTT wins.
 func byExcess(r *Result, lines []*timeline, spans []span) (Verdict, bool) {
-	var complete []*timeline
-	var rtts []time.Duration
-	fastest := -1
-	for _, l := range lines {
-		d, ok := l.captureRTT()
-		if !ok || !l.complete() {
-			continue
-		}
-		if fastest < 0 || d < rtts[fastest] {
-			fastest = len(rtts)
-		}
-		complete, rtts = append(complete, l), append(rtts, d)
-	}
+	complete, extra := excess(lines)
 	if len(complete) < 2 {
 		return Verdict{}, false
 	}
-	extra := make([]time.Duration, len(rtts))
 	total := 0.0
-	for k, d := range rtts {
-		extra[k] = d - rtts[fastest]
-		total += float64(extra[k])
+	for _, d := range extra {
+		total += float64(d)
 	}
-	if total < float64(minExcess)*float64(len(rtts)) {
+	if total < float64(minExcess)*float64(len(extra)) {
 		return Verdict{}, false
 	}
+	fastest := complete[slices.Index(extra, 0)]
 	best, bestEx := -1, 0.0
 	for s, sp := range spans {
 		if !sp.separable {
 			continue
 		}
-		if ex := spanExcess(complete, complete[fastest], sp); best < 0 || ex > bestEx {
+		if ex := spanExcess(complete, fastest, sp); best < 0 || ex > bestEx {
 			best, bestEx = s, ex
 		}
 	}
@@ -84,6 +72,26 @@ func byExcess(r *Result, lines []*timeline, spans []span) (Verdict, bool) {
 	v.Text = fmt.Sprintf("%s%% of the latency above the fastest probe (p50 +%.1f us) is in %s",
 		percent(share), dist(extra).P50, where(r, r.Segments[best]))
 	return v, true
+}
+
+// excess returns the probes observed at every step and, for each, its
+// capture RTT minus the fastest one's (0 for the fastest).
+func excess(lines []*timeline) ([]*timeline, []time.Duration) {
+	var complete []*timeline
+	var rtts []time.Duration
+	for _, l := range lines {
+		if d, ok := l.captureRTT(); ok && l.complete() {
+			complete, rtts = append(complete, l), append(rtts, d)
+		}
+	}
+	if len(rtts) == 0 {
+		return nil, nil
+	}
+	fastest := slices.Min(rtts)
+	for k := range rtts {
+		rtts[k] -= fastest
+	}
+	return complete, rtts
 }
 
 // spanExcess sums, over complete probes, the time spent in the span beyond
