@@ -206,3 +206,23 @@ func TestRenderText(t *testing.T) {
 		})
 	}
 }
+
+// TestDocSample keeps the sample in docs/report-format.md in step with the
+// golden text report.
+func TestDocSample(t *testing.T) {
+	doc, err := os.ReadFile("../docs/report-format.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile("../testdata/report-flannel.golden.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var indented strings.Builder
+	for _, l := range strings.Split(strings.TrimSuffix(string(want), "\n"), "\n") {
+		indented.WriteString(strings.TrimRight("    "+l, " ") + "\n")
+	}
+	if !strings.Contains(string(doc), indented.String()) {
+		t.Errorf("got a sample in docs/report-format.md that differs from the golden text report; want:\n%s", indented.String())
+	}
+}
