@@ -3,6 +3,7 @@ package capture
 import (
 	"bytes"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -129,4 +130,48 @@ func TestDecodeTruncated(t *testing.T) {
 			t.Errorf("whole frame: %v", err)
 		}
 	}
+}
+
+// FuzzDecode feeds arbitrary frames to the decoder: it must never panic, and
+// whatever it accepts must be a consistent observation that shares no
+// memory with the frame.
+func FuzzDecode(f *testing.F) {
+	for _, frame := range [][]byte{
+		plainRequest(), vxlanRequest(8472, 5, 5), vxlanRequest(4789, 6, 7), vxlanRequest(6081, 5, 5),
+		ether(0x0806, make([]byte, 28)), ether(0x0800, ip4(1, 5, 185, overlA, overlB, probeHi)),
+	} {
+		f.Add(frame)
+	}
+	if b, err := os.ReadFile(recordedVXLAN); err == nil {
+		obs, err := ReadPcapNG(bytes.NewReader(b))
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, o := range obs {
+			f.Add(o.Frame)
+		}
+	}
+	d := NewDecoder([]uint16{6081})
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		o, err := d.Decode(frame, Meta{Point: "p0"})
+		if err != nil {
+			return
+		}
+		if !o.Src.Is4() || !o.Dst.Is4() || o.Point != "p0" {
+			t.Fatalf("accepted with bad addresses or point: %+v", o)
+		}
+		if (o.Tunnel == TunnelVXLAN) != o.OuterSrc.IsValid() || (o.Tunnel != "" && o.Tunnel != TunnelVXLAN) {
+			t.Fatalf("tunnel %q inconsistent with outer %v", o.Tunnel, o.OuterSrc)
+		}
+		if len(o.Payload) > len(frame) {
+			t.Fatalf("payload of %d bytes from a frame of %d", len(o.Payload), len(frame))
+		}
+		before := bytes.Clone(o.Payload)
+		for i := range frame {
+			frame[i] ^= 0xff
+		}
+		if !bytes.Equal(before, o.Payload) {
+			t.Fatalf("payload shares memory with the frame")
+		}
+	})
 }

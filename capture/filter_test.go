@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"encoding/binary"
 	"strings"
 	"testing"
 
@@ -135,4 +136,31 @@ func manyPorts(n int) []uint16 {
 		ports[i] = uint16(10000 + i)
 	}
 	return ports
+}
+
+// FuzzFilterPassesDecodable checks the filter against the decoder: every
+// frame the decoder accepts with the magic at the start of the echo data
+// must pass the filter, or probes would be lost in the kernel.
+func FuzzFilterPassesDecodable(f *testing.F) {
+	for _, frame := range [][]byte{plainRequest(), vxlanRequest(8472, 5, 5), vxlanRequest(4789, 6, 7), vxlanRequest(6081, 15, 5)} {
+		f.Add(frame)
+	}
+	prog, err := Filter(testMagic, []uint16{6081})
+	if err != nil {
+		f.Fatal(err)
+	}
+	vm, err := bpf.NewVM(prog)
+	if err != nil {
+		f.Fatal(err)
+	}
+	d := NewDecoder([]uint16{6081})
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		o, err := d.Decode(frame, Meta{})
+		if err != nil || len(o.Payload) < 4 || binary.BigEndian.Uint32(o.Payload) != testMagic {
+			return
+		}
+		if n, err := vm.Run(frame); err != nil || n == 0 {
+			t.Fatalf("decoder accepts a probe the filter rejects (%v): % x", err, frame)
+		}
+	})
 }
