@@ -49,11 +49,3 @@ func (ns *NetNS) Fd() int { return ns.fd }
 
 // NetNSID formats a namespace inode as the kernel's readlink form.
 func NetNSID(ino uint64) string { return fmt.Sprintf("net:[%d]", ino) }
-
-// capHint names the capability an EPERM/EACCES most likely lacks.
-func capHint(err error, capability string) error {
-	if errors.Is(err, errPermission) {
-		return fmt.Errorf("%w (needs %s)", err, capability)
-	}
-	return err
-}

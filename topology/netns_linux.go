@@ -12,7 +12,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var errPermission = os.ErrPermission
+// capHint names the capability an EPERM/EACCES most likely lacks.
+func capHint(err error, capability string) error {
+	if errors.Is(err, os.ErrPermission) {
+		return fmt.Errorf("%w (needs %s)", err, capability)
+	}
+	return err
+}
 
 // nsfsMagic is NSFS_MAGIC from linux/magic.h.
 const nsfsMagic = 0x6e736673

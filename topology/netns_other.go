@@ -5,11 +5,8 @@ package topology
 import (
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 )
-
-var errPermission = os.ErrPermission
 
 // NamedNetNSDir is where iproute2 keeps named network namespaces.
 const NamedNetNSDir = "/run/netns"

@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/cnitrace/cnitrace/topology"
@@ -87,7 +86,7 @@ func ping(t *testing.T, l *lab.Lab, from string, to netip.Addr) {
 
 func handle(t *testing.T, ns *topology.NetNS) *netlink.Handle {
 	t.Helper()
-	h, err := netlink.NewHandleAt(netns.NsHandle(ns.Fd()), unix.NETLINK_ROUTE)
+	h, err := topology.NetlinkHandle(ns)
 	if err != nil {
 		t.Fatal(err)
 	}

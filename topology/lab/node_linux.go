@@ -6,8 +6,6 @@ import (
 	"os"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	"github.com/cnitrace/cnitrace/topology"
 )
@@ -15,9 +13,9 @@ import (
 // withHandle runs fn with a rtnetlink handle bound to ns (named name in
 // errors) and closes the handle afterwards.
 func withHandle(ns *topology.NetNS, name string, fn func(h *netlink.Handle) error) error {
-	h, err := netlink.NewHandleAt(netns.NsHandle(ns.Fd()), unix.NETLINK_ROUTE)
+	h, err := topology.NetlinkHandle(ns)
 	if err != nil {
-		return fmt.Errorf("open netlink handle in %s: %w", name, err)
+		return fmt.Errorf("in %s: %w", name, err)
 	}
 	defer h.Close()
 	return fn(h)
