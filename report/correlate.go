@@ -72,6 +72,7 @@ func Correlate(path *topology.Path, probes *probe.Result, obs []capture.Observat
 		}
 	}
 	r.RTT, r.RTTSource = rtt(lines)
+	r.UserRTT = userRTT(lines)
 	r.Verdict = verdict(r, lines, spans)
 	return r, nil
 }
@@ -219,6 +220,17 @@ func rtt(lines []*timeline) (*Dist, string) {
 		return dist(ds), RTTUser
 	}
 	return dist(ds), RTTMixed
+}
+
+// userRTT summarises the user-space round trip of answered probes.
+func userRTT(lines []*timeline) *Dist {
+	var ds []time.Duration
+	for _, l := range lines {
+		if l.probe.Answered() {
+			ds = append(ds, l.probe.RTT())
+		}
+	}
+	return dist(ds)
 }
 
 // captureRTT is the time from the first request step to the last reply step.

@@ -55,6 +55,7 @@ func Example() {
 	// Output:
 	// cnitrace: 3 probes to 10.244.2.2 from eth0@net:[4026532301] (10.244.1.2): 3 answered, 0 lost
 	// rtt: p50 101.0 us, p90 111.0 us, p99 111.0 us, max 111.0 us (from capture stamps on the pod's interface)
+	// rtt at the probe socket (user space, like ping): p50 110.0 us, p90 120.0 us, p99 120.0 us, max 120.0 us
 	//
 	// points:
 	//   p0  eth0@net:[4026532301]   pod

@@ -110,6 +110,10 @@ func writeHeader(b *strings.Builder, r *Result) {
 		fmt.Fprintf(b, "rtt: p50 %.1f us, p90 %.1f us, p99 %.1f us, max %.1f us (%s)\n",
 			r.RTT.P50, r.RTT.P90, r.RTT.P99, r.RTT.Max, rttSourceLabel(r.RTTSource))
 	}
+	if u := r.UserRTT; u != nil && r.RTTSource != RTTUser {
+		fmt.Fprintf(b, "rtt at the probe socket (user space, like ping): p50 %.1f us, p90 %.1f us, p99 %.1f us, max %.1f us\n",
+			u.P50, u.P90, u.P99, u.Max)
+	}
 	if r.Probes.Ignored > 0 {
 		fmt.Fprintf(b, "ignored: %d observations of other runs or foreign packets\n", r.Probes.Ignored)
 	}

@@ -48,11 +48,15 @@ type Result struct {
 	Source        Source      `json:"source"`
 	Probes        ProbeCounts `json:"probes"`
 	// RTT is the round trip over answered probes; nil when none was answered.
-	RTT       *Dist     `json:"rtt_us,omitempty"`
-	RTTSource string    `json:"rtt_source,omitempty"`
-	Points    []Point   `json:"points"`
-	Segments  []Segment `json:"segments"` // in timeline order
-	Verdict   Verdict   `json:"verdict"`
+	RTT       *Dist  `json:"rtt_us,omitempty"`
+	RTTSource string `json:"rtt_source,omitempty"`
+	// UserRTT is the round trip the probe socket saw (user space, so it
+	// includes the pod's stack and scheduling), over answered probes: what
+	// ping would report. Compare it with RTT to see the pod's own share.
+	UserRTT  *Dist     `json:"rtt_user_us,omitempty"`
+	Points   []Point   `json:"points"`
+	Segments []Segment `json:"segments"` // in timeline order
+	Verdict  Verdict   `json:"verdict"`
 	// Incomplete is set by the caller when the run stopped early (Ctrl-C):
 	// the numbers then cover only what was recorded.
 	Incomplete bool `json:"incomplete"`
