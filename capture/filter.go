@@ -62,40 +62,9 @@ func Filter(magic uint32, udpPorts []uint16) ([]bpf.Instruction, error) {
 		return nil, fmt.Errorf("build capture filter: %w", err)
 	}
 	var a assembler
-	// Outer Ethernet and IPv4: first fragments only; X = outer IHL*4.
-	a.emit(bpf.LoadAbsolute{Off: offEtherType, Size: 2})
-	a.jumpIf(bpf.JumpEqual, etherTypeIPv4, "", "reject")
-	a.emit(bpf.LoadAbsolute{Off: offIPFrag, Size: 2})
-	a.jumpIf(bpf.JumpBitsSet, ipFragOffsetMask, "reject", "")
-	a.emit(bpf.LoadMemShift{Off: offIP})
-	a.emit(bpf.LoadAbsolute{Off: offIPProto, Size: 1})
-	a.jumpIf(bpf.JumpEqual, ipProtoICMP, "plain", "")
-	a.jumpIf(bpf.JumpEqual, ipProtoUDP, "", "reject")
-	// UDP: destination port must be a tunnel port.
-	a.emit(bpf.LoadIndirect{Off: offUDPDst, Size: 2})
-	for _, p := range ports {
-		a.jumpIf(bpf.JumpEqual, uint32(p), "vxlan", "")
-	}
-	a.jump("reject")
-	// Plain ICMP: the magic opens the echo data.
-	a.label("plain")
-	a.emit(bpf.LoadIndirect{Off: offICMPData, Size: 4})
-	a.jumpIf(bpf.JumpEqual, magic, "accept", "reject")
-	// VXLAN: inner Ethernet, inner IPv4 (first fragment, ICMP), then X += inner IHL*4.
-	a.label("vxlan")
-	a.emit(bpf.LoadIndirect{Off: offInnerType, Size: 2})
-	a.jumpIf(bpf.JumpEqual, etherTypeIPv4, "", "reject")
-	a.emit(bpf.LoadIndirect{Off: offInnerFrag, Size: 2})
-	a.jumpIf(bpf.JumpBitsSet, ipFragOffsetMask, "reject", "")
-	a.emit(bpf.LoadIndirect{Off: offInnerProto, Size: 1})
-	a.jumpIf(bpf.JumpEqual, ipProtoICMP, "", "reject")
-	a.emit(bpf.LoadIndirect{Off: offInnerIP, Size: 1})
-	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0x0f})
-	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 2})
-	a.emit(bpf.ALUOpX{Op: bpf.ALUOpAdd})
-	a.emit(bpf.TAX{})
-	a.emit(bpf.LoadIndirect{Off: offInnerICMPData, Size: 4})
-	a.jumpIf(bpf.JumpEqual, magic, "accept", "reject")
+	a.outer(ports)
+	a.plain(magic)
+	a.vxlan(magic)
 	a.label("accept")
 	a.emit(bpf.RetConstant{Val: snapLen})
 	a.label("reject")
@@ -139,6 +108,52 @@ type assembler struct {
 type fixup struct {
 	at              int
 	onTrue, onFalse string
+}
+
+// outer checks the outer Ethernet and IPv4 headers (first fragments only),
+// sets X to the outer IHL*4 and branches on the protocol: ICMP to "plain",
+// UDP to a tunnel port to "vxlan", anything else to "reject".
+func (a *assembler) outer(ports []uint16) {
+	a.emit(bpf.LoadAbsolute{Off: offEtherType, Size: 2})
+	a.jumpIf(bpf.JumpEqual, etherTypeIPv4, "", "reject")
+	a.emit(bpf.LoadAbsolute{Off: offIPFrag, Size: 2})
+	a.jumpIf(bpf.JumpBitsSet, ipFragOffsetMask, "reject", "")
+	a.emit(bpf.LoadMemShift{Off: offIP})
+	a.emit(bpf.LoadAbsolute{Off: offIPProto, Size: 1})
+	a.jumpIf(bpf.JumpEqual, ipProtoICMP, "plain", "")
+	a.jumpIf(bpf.JumpEqual, ipProtoUDP, "", "reject")
+	a.emit(bpf.LoadIndirect{Off: offUDPDst, Size: 2})
+	for _, p := range ports {
+		a.jumpIf(bpf.JumpEqual, uint32(p), "vxlan", "")
+	}
+	a.jump("reject")
+}
+
+// plain accepts an ICMP packet whose echo data opens with the magic.
+func (a *assembler) plain(magic uint32) {
+	a.label("plain")
+	a.emit(bpf.LoadIndirect{Off: offICMPData, Size: 4})
+	a.jumpIf(bpf.JumpEqual, magic, "accept", "reject")
+}
+
+// vxlan checks the inner Ethernet and IPv4 headers (first fragment, ICMP),
+// adds the inner IHL*4 to X and accepts when the inner echo data opens with
+// the magic.
+func (a *assembler) vxlan(magic uint32) {
+	a.label("vxlan")
+	a.emit(bpf.LoadIndirect{Off: offInnerType, Size: 2})
+	a.jumpIf(bpf.JumpEqual, etherTypeIPv4, "", "reject")
+	a.emit(bpf.LoadIndirect{Off: offInnerFrag, Size: 2})
+	a.jumpIf(bpf.JumpBitsSet, ipFragOffsetMask, "reject", "")
+	a.emit(bpf.LoadIndirect{Off: offInnerProto, Size: 1})
+	a.jumpIf(bpf.JumpEqual, ipProtoICMP, "", "reject")
+	a.emit(bpf.LoadIndirect{Off: offInnerIP, Size: 1})
+	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0x0f})
+	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 2})
+	a.emit(bpf.ALUOpX{Op: bpf.ALUOpAdd})
+	a.emit(bpf.TAX{})
+	a.emit(bpf.LoadIndirect{Off: offInnerICMPData, Size: 4})
+	a.jumpIf(bpf.JumpEqual, magic, "accept", "reject")
 }
 
 func (a *assembler) emit(ins bpf.Instruction) { a.prog = append(a.prog, ins) }
