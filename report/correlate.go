@@ -72,6 +72,7 @@ func Correlate(path *topology.Path, probes *probe.Result, obs []capture.Observat
 		}
 	}
 	r.RTT, r.RTTSource = rtt(lines)
+	r.PathRTT = pathRTT(lines)
 	r.UserRTT = userRTT(lines)
 	r.Verdict = verdict(r, lines, spans)
 	return r, nil
@@ -194,8 +195,9 @@ func addrString(a netip.Addr) string {
 	return a.String()
 }
 
-// rtt summarises the round trip of answered probes: from the pod-side
-// capture stamps when both ends were captured, else from user space.
+// rtt summarises the round trip of answered probes as ping measures it:
+// from the send call to the receive stamp on the pod's interface, else, when
+// that interface missed the reply, to the user-space receive time.
 func rtt(lines []*timeline) (*Dist, string) {
 	var ds []time.Duration
 	capt, user := 0, 0
@@ -203,8 +205,8 @@ func rtt(lines []*timeline) (*Dist, string) {
 		if !l.probe.Answered() {
 			continue
 		}
-		if d, ok := l.captureRTT(); ok {
-			ds = append(ds, d)
+		if rx := l.at[len(l.at)-1]; rx.ok {
+			ds = append(ds, rx.at.Sub(l.probe.SentAt))
 			capt++
 			continue
 		}
@@ -220,6 +222,17 @@ func rtt(lines []*timeline) (*Dist, string) {
 		return dist(ds), RTTUser
 	}
 	return dist(ds), RTTMixed
+}
+
+// pathRTT summarises the round trip between the pod-side capture stamps.
+func pathRTT(lines []*timeline) *Dist {
+	var ds []time.Duration
+	for _, l := range lines {
+		if d, ok := l.captureRTT(); ok {
+			ds = append(ds, d)
+		}
+	}
+	return dist(ds)
 }
 
 // userRTT summarises the user-space round trip of answered probes.

@@ -48,8 +48,13 @@ func TestCorrelatePerfect(t *testing.T) {
 	if got, want := r.Probes, (ProbeCounts{Sent: 20, Received: 20}); got != want {
 		t.Errorf("got probes %+v, want %+v", got, want)
 	}
-	if r.RTT == nil || r.RTT.P50 != 126.1 || r.RTTSource != RTTCapture {
-		t.Errorf("got rtt %+v from %q, want p50 126.1 from capture", r.RTT, r.RTTSource)
+	// The probes were sent 20 us before the pod's interface saw them: ping's
+	// RTT includes that, the path's does not.
+	if r.RTT == nil || r.RTT.P50 != 146.1 || r.RTTSource != RTTCapture {
+		t.Errorf("got rtt %+v from %q, want p50 146.1 from capture", r.RTT, r.RTTSource)
+	}
+	if r.PathRTT == nil || r.PathRTT.P50 != 126.1 {
+		t.Errorf("got path rtt %+v, want p50 126.1", r.PathRTT)
 	}
 	if r.SchemaVersion != 1 || r.Target != "10.244.2.2" || r.Source.Addr != "10.244.1.2" || len(r.Points) != 5 {
 		t.Errorf("got header %d %q %+v %d points, want 1 10.244.2.2 10.244.1.2 5 points", r.SchemaVersion, r.Target, r.Source, len(r.Points))
@@ -232,19 +237,24 @@ func TestCorrelateErrors(t *testing.T) {
 
 func TestCorrelateRTTSource(t *testing.T) {
 	tests := []struct {
-		name    string
-		missing map[[2]int]bool
-		want    string
+		name     string
+		missing  map[[2]int]bool
+		want     string
+		pathRTTs int // probes with both pod-side stamps
 	}{
-		{"all captured", nil, RTTCapture},
-		{"one missed at the pod", map[[2]int]bool{{1, 0}: true}, RTTMixed},
-		{"none captured at the pod", map[[2]int]bool{{0, 9}: true, {1, 9}: true, {2, 0}: true}, RTTUser},
+		{"all captured", nil, RTTCapture, 3},
+		{"a request missed at the pod", map[[2]int]bool{{1, 0}: true}, RTTCapture, 2},
+		{"a reply missed at the pod", map[[2]int]bool{{1, 9}: true}, RTTMixed, 2},
+		{"no reply captured at the pod", map[[2]int]bool{{0, 9}: true, {1, 9}: true, {2, 9}: true}, RTTUser, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := run{n: 3, delays: designDelays(), missing: tt.missing}.correlate(t)
 			if r.RTTSource != tt.want || r.RTT == nil {
 				t.Errorf("got rtt %+v from %q, want one from %q", r.RTT, r.RTTSource, tt.want)
+			}
+			if got := r.PathRTT != nil; got != (tt.pathRTTs > 0) {
+				t.Errorf("got path rtt %+v, want one over %d probes", r.PathRTT, tt.pathRTTs)
 			}
 		})
 	}

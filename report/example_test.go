@@ -54,17 +54,18 @@ func Example() {
 	}
 	// Output:
 	// cnitrace: 3 probes to 10.244.2.2 from eth0@net:[4026532301] (10.244.1.2): 3 answered, 0 lost
-	// rtt: p50 101.0 us, p90 111.0 us, p99 111.0 us, max 111.0 us (from capture stamps on the pod's interface)
-	// rtt at the probe socket (user space, like ping): p50 110.0 us, p90 120.0 us, p99 120.0 us, max 120.0 us
+	// rtt: p50 101.0 us, p90 111.0 us, p99 111.0 us, max 111.0 us (send call to the receive stamp on the pod's interface, as ping measures)
+	//      p50 101.0 us, p90 111.0 us, p99 111.0 us, max 111.0 us on the path (pod interface out to pod interface in)
+	//      p50 110.0 us, p90 120.0 us, p99 120.0 us, max 120.0 us at the probe socket (user-space times at both ends)
 	//
 	// points:
 	//   p0  eth0@net:[4026532301]   pod
 	//   p1  veth1@net:[4026531840]  veth
 	//
-	//   dir      class    segment               p50 us  p90 us  p99 us  max us  seen  lost
-	//   request  egress   p0 eth0 -> p1 veth1      5.0     5.0     5.0     5.0     3     0  ##
-	//   request  network  p1 veth1 -> p1 veth1    95.0   105.0   105.0   105.0     3     0  ##############################
-	//   reply    ingress  p1 veth1 -> p0 eth0      1.0     1.0     1.0     1.0     3     0  #
+	//   dir      class    segment              p50 us  p90 us  p99 us  max us  seen  lost
+	//   request  egress   p0 eth0 -> p1 veth1     5.0     5.0     5.0     5.0     3     0  ##
+	//   request  network  p1 veth1 tx -> rx      95.0   105.0   105.0   105.0     3     0  ##############################
+	//   reply    ingress  p1 veth1 -> p0 eth0     1.0     1.0     1.0     1.0     3     0  #
 	//
 	// verdict: 100% of the latency above the fastest probe (p50 +10.0 us) is in network between veth1@net:[4026531840] and veth1@net:[4026531840] (round trip)
 }

@@ -110,8 +110,12 @@ func writeHeader(b *strings.Builder, r *Result) {
 		fmt.Fprintf(b, "rtt: p50 %.1f us, p90 %.1f us, p99 %.1f us, max %.1f us (%s)\n",
 			r.RTT.P50, r.RTT.P90, r.RTT.P99, r.RTT.Max, rttSourceLabel(r.RTTSource))
 	}
+	if p := r.PathRTT; p != nil {
+		fmt.Fprintf(b, "     p50 %.1f us, p90 %.1f us, p99 %.1f us, max %.1f us on the path (pod interface out to pod interface in)\n",
+			p.P50, p.P90, p.P99, p.Max)
+	}
 	if u := r.UserRTT; u != nil && r.RTTSource != RTTUser {
-		fmt.Fprintf(b, "rtt at the probe socket (user space, like ping): p50 %.1f us, p90 %.1f us, p99 %.1f us, max %.1f us\n",
+		fmt.Fprintf(b, "     p50 %.1f us, p90 %.1f us, p99 %.1f us, max %.1f us at the probe socket (user-space times at both ends)\n",
 			u.P50, u.P90, u.P99, u.Max)
 	}
 	if r.Probes.Ignored > 0 {
@@ -122,11 +126,11 @@ func writeHeader(b *strings.Builder, r *Result) {
 func rttSourceLabel(s string) string {
 	switch s {
 	case RTTCapture:
-		return "from capture stamps on the pod's interface"
+		return "send call to the receive stamp on the pod's interface, as ping measures"
 	case RTTUser:
 		return "from user-space send and receive times"
 	case RTTMixed:
-		return "from capture stamps, user-space times where the pod's interface missed a packet"
+		return "as ping measures; user-space receive times where the pod's interface missed a reply"
 	}
 	return "source " + s
 }
@@ -148,6 +152,9 @@ func writeSegments(b *strings.Builder, r *Result) {
 	var notes []string
 	for i, s := range r.Segments {
 		name := r.segmentName(s.From) + " -> " + r.segmentName(s.To)
+		if s.From == s.To { // the network segment: out of and back into the uplink
+			name = r.segmentName(s.From) + " tx -> rx"
+		}
 		if s.MergedFrom != "" {
 			name += " *"
 			notes = append(notes, fmt.Sprintf("* %s -> %s is timed from %s: it includes the segments since %s, whose RX stamps were inherited from the previous device",

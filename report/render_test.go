@@ -97,7 +97,7 @@ func TestRenderJSONContract(t *testing.T) {
 	for _, key := range []string{
 		"schema_version", "target", "source.netns", "source.interface", "source.addr",
 		"probes.sent", "probes.received", "probes.ignored", "rtt_us.p50", "rtt_us.p90", "rtt_us.p99", "rtt_us.max",
-		"rtt_source", "rtt_user_us.p50", "points.0.id", "points.0.interface", "points.0.netns", "points.0.ifindex", "points.0.kind",
+		"rtt_source", "rtt_path_us.p50", "rtt_user_us.p50", "points.0.id", "points.0.interface", "points.0.netns", "points.0.ifindex", "points.0.kind",
 		"segments.0.from", "segments.0.to", "segments.0.direction", "segments.0.class", "segments.0.separable",
 		"segments.0.seen", "segments.0.lost", "segments.0.us.p50", "segments.2.merged_from", "segments.1.note",
 		"verdict.class", "verdict.from", "verdict.to", "verdict.direction", "verdict.share", "verdict.basis",

@@ -35,9 +35,11 @@ const (
 
 // RTT sources.
 const (
-	RTTCapture = "capture" // pod-side capture stamps
-	RTTUser    = "user"    // user-space send and receive times of the probe
-	RTTMixed   = "mixed"   // some of each
+	// RTTCapture: from the send call to the kernel's receive stamp on the
+	// pod's interface, the two clocks ping reads.
+	RTTCapture = "capture"
+	RTTUser    = "user"  // user-space send and receive times of the probe
+	RTTMixed   = "mixed" // some of each
 )
 
 // Result is the correlated report of one run. It mirrors the JSON contract
@@ -47,12 +49,18 @@ type Result struct {
 	Target        string      `json:"target"`
 	Source        Source      `json:"source"`
 	Probes        ProbeCounts `json:"probes"`
-	// RTT is the round trip over answered probes; nil when none was answered.
+	// RTT is the round trip over answered probes as ping measures it: from
+	// the send call to the kernel's receive stamp on the pod's interface
+	// (RTTSource says where the receive time came from); nil when none was
+	// answered.
 	RTT       *Dist  `json:"rtt_us,omitempty"`
 	RTTSource string `json:"rtt_source,omitempty"`
-	// UserRTT is the round trip the probe socket saw (user space, so it
-	// includes the pod's stack and scheduling), over answered probes: what
-	// ping would report. Compare it with RTT to see the pod's own share.
+	// PathRTT is the round trip from the pod's interface out to the pod's
+	// interface in, kernel stamps at both ends: what the segments add up to.
+	// RTT minus PathRTT is the pod's own send path.
+	PathRTT *Dist `json:"rtt_path_us,omitempty"`
+	// UserRTT is the round trip the probe socket saw, user-space times at
+	// both ends, so it includes the pod's stack and Go's scheduling.
 	UserRTT  *Dist     `json:"rtt_user_us,omitempty"`
 	Points   []Point   `json:"points"`
 	Segments []Segment `json:"segments"` // in timeline order
