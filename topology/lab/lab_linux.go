@@ -52,6 +52,7 @@ func up(ctx context.Context, cfg Config, fail func(step string) error) (_ *Lab, 
 		{"connect uplink", func() error { return connectUplink(n1, n2) }},
 		{"set up overlay on node 1", func() error { return setupOverlay(n1, n2) }},
 		{"set up overlay on node 2", func() error { return setupOverlay(n2, n1) }},
+		{"wait for links", func() error { return l.waitLinksUp(ctx) }},
 	}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {

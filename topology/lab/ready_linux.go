@@ -1,0 +1,55 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/cnitrace/cnitrace/topology"
+)
+
+// linkReadyTimeout bounds the wait for the kernel to bring links up.
+const linkReadyTimeout = 5 * time.Second
+
+// waitLinksUp waits until every veth and bridge of the lab is operationally
+// up. Setting a link up is not enough: until the kernel's linkwatch work
+// runs (up to a second later) the device keeps its noop qdisc and drops what
+// it transmits. A bridge is hit hardest, since its ARP replies are dropped
+// and the first packets to a pod wait a full ARP retransmit (~1 s).
+func (l *Lab) waitLinksUp(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, linkReadyTimeout)
+	defer cancel()
+	for _, n := range l.Nodes {
+		if err := waitUp(ctx, n.Pod.NS, n.Pod.Name, PodIfName); err != nil {
+			return err
+		}
+		if err := waitUp(ctx, n.NS, n.Name, BridgeName, n.Pod.HostVeth, UplinkName); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func waitUp(ctx context.Context, ns *topology.NetNS, nsName string, links ...string) error {
+	return withHandle(ns, nsName, func(h *netlink.Handle) error {
+		for _, name := range links {
+			for {
+				l, err := h.LinkByName(name)
+				if err != nil {
+					return fmt.Errorf("read %s in %s: %w", name, nsName, err)
+				}
+				if l.Attrs().OperState == netlink.OperUp {
+					break
+				}
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("wait for %s in %s to come up (operstate %s): %w", name, nsName, l.Attrs().OperState, ctx.Err())
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+		}
+		return nil
+	})
+}
