@@ -1,0 +1,144 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cnitrace/cnitrace/probe"
+	"github.com/cnitrace/cnitrace/report"
+	"github.com/cnitrace/cnitrace/topology"
+)
+
+// traceConfig is everything the trace and path commands were asked to do.
+type traceConfig struct {
+	netns     string // pod netns file
+	pid       int    // or a process in the pod
+	procRoot  string
+	nodeNetns string // the node's netns file; empty means our own
+	to        netip.Addr
+	count     int
+	interval  time.Duration
+	timeout   time.Duration
+	size      int
+	format    report.Format
+	out       string
+}
+
+// addSourceFlags registers the flags that say where to probe from and to.
+func addSourceFlags(fs *flag.FlagSet, c *traceConfig, to *string) {
+	fs.StringVar(&c.netns, "netns", "", "network namespace `file` of the pod (/run/netns/NAME, /proc/PID/ns/net)")
+	fs.IntVar(&c.pid, "pid", 0, "`PID` of a process in the pod (uses PROC/PID/ns/net)")
+	fs.StringVar(&c.procRoot, "proc", "/proc", "`dir` where the host's processes are (with hostPID: /proc)")
+	fs.StringVar(&c.nodeNetns, "node-netns", "", "network namespace `file` of the node (default: the one cnitrace runs in)")
+	fs.StringVar(to, "to", "", "target `IP` address (a pod on another node)")
+}
+
+// addProbeFlags registers the ping-like flags of trace.
+func addProbeFlags(fs *flag.FlagSet, c *traceConfig, format *string) {
+	fs.IntVar(&c.count, "count", 30, "number of probes, like ping -c")
+	fs.DurationVar(&c.interval, "interval", 100*time.Millisecond, "time between probes, like ping -i")
+	fs.DurationVar(&c.timeout, "timeout", time.Second, "how long to wait for replies after the last probe, like ping -W")
+	fs.IntVar(&c.size, "size", 56, "ICMP echo data bytes, like ping -s (at least 24)")
+	fs.StringVar(format, "format", "text", "report `format`: text or json")
+	fs.StringVar(&c.out, "out", "", "write the report to `file` instead of stdout")
+}
+
+// validate checks what can be checked without touching the system.
+func (c *traceConfig) validate(to, format string) error {
+	switch {
+	case c.netns == "" && c.pid == 0:
+		return usagef("say where to probe from: --netns FILE or --pid PID")
+	case c.netns != "" && c.pid != 0:
+		return usagef("--netns and --pid both given: use one")
+	case c.pid < 0:
+		return usagef("--pid %d: must be a positive process id", c.pid)
+	case to == "":
+		return usagef("say what to probe: --to IP")
+	}
+	addr, err := netip.ParseAddr(to)
+	if err != nil {
+		return usagef("--to %q: not an IP address", to)
+	}
+	c.to = addr.Unmap()
+	if !c.to.Is4() {
+		return usagef("--to %s: only IPv4 targets are supported for now", c.to)
+	}
+	if format != "" {
+		if c.format, err = report.ParseFormat(format); err != nil {
+			return usagef("--format: %v", err)
+		}
+	}
+	return nil
+}
+
+func (c *traceConfig) probeConfig() probe.Config {
+	return probe.Config{
+		Target: c.to, Count: c.count, Interval: c.interval, Timeout: c.timeout,
+		Size: c.size, ID: uint16(os.Getpid() & 0xffff),
+	}
+}
+
+// namespaces opens the pod's and the node's network namespaces. A path that
+// does not exist or is not a network namespace is a usage error.
+func (c *traceConfig) namespaces() (pod, node *topology.NetNS, err error) {
+	if c.pid != 0 {
+		pod, err = topology.NetNSOfPID(c.procRoot, c.pid)
+	} else {
+		pod, err = topology.OpenNetNS(c.netns)
+	}
+	if err != nil {
+		return nil, nil, nsError("pod", err)
+	}
+	if c.nodeNetns != "" {
+		node, err = topology.OpenNetNS(c.nodeNetns)
+	} else {
+		node, err = topology.CurrentNetNS()
+	}
+	if err != nil {
+		pod.Close()
+		return nil, nil, nsError("node", err)
+	}
+	return pod, node, nil
+}
+
+func nsError(role string, err error) error {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return usagef("%s netns: %v (check the path; 'ip netns list' shows named ones)", role, err)
+	case errors.Is(err, topology.ErrNotNetNS):
+		return usagef("%s netns: %v (want /run/netns/NAME or /proc/PID/ns/net)", role, err)
+	}
+	return fmt.Errorf("%s netns: %w", role, err)
+}
+
+// output returns where the report goes and a function that completes it:
+// with --out the report is written to a temporary file renamed into place
+// only when everything worked, so a failed run leaves nothing behind.
+func (c *traceConfig) output(stdout io.Writer) (io.Writer, func(ok bool) error, error) {
+	if c.out == "" {
+		return stdout, func(bool) error { return nil }, nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(c.out), ".cnitrace-report-*")
+	if err != nil {
+		return nil, nil, usagef("--out %s: %v", c.out, err)
+	}
+	done := func(ok bool) error {
+		cerr := f.Close()
+		if !ok || cerr != nil {
+			os.Remove(f.Name())
+			return cerr
+		}
+		if err := os.Rename(f.Name(), c.out); err != nil {
+			os.Remove(f.Name())
+			return fmt.Errorf("write report to %s: %w", c.out, err)
+		}
+		return nil
+	}
+	return f, done, nil
+}
