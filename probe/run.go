@@ -124,8 +124,8 @@ func sendOne(conn net.PacketConn, cfg Config, res *Result) error {
 	if err != nil {
 		return fmt.Errorf("build echo request %d: %w", seq, err)
 	}
-	sentAt := cfg.Now()
-	if _, err := conn.WriteTo(b, &net.IPAddr{IP: cfg.Target.AsSlice()}); err != nil {
+	sentAt, err := writeTimed(conn, b, cfg.Target, cfg.Now)
+	if err != nil {
 		return fmt.Errorf("send echo request %d to %s: %w", seq, cfg.Target, err)
 	}
 	res.Probes = append(res.Probes, Probe{Seq: seq, SentAt: sentAt})
