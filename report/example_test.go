@@ -67,5 +67,5 @@ func Example() {
 	//   request  network  p1 veth1 tx -> rx      95.0   105.0   105.0   105.0     3     0  ##############################
 	//   reply    ingress  p1 veth1 -> p0 eth0     1.0     1.0     1.0     1.0     3     0  #
 	//
-	// verdict: 100% of the latency above the fastest probe (p50 +10.0 us) is in network between veth1@net:[4026531840] and veth1@net:[4026531840] (round trip)
+	// verdict: 100% of the latency above the fastest probe (p50 +10.0 us) is in network beyond veth1@net:[4026531840] (out and back: wire, remote node, remote pod)
 }

@@ -147,15 +147,16 @@ func where(r *Result, s Segment) string {
 	if s.MergedFrom != "" {
 		from = s.MergedFrom
 	}
-	return fmt.Sprintf("%s between %s and %s (%s)", s.Class, r.point(from).Name(), r.point(s.To).Name(), dirLabel(s))
+	return s.Class + " " + spanText(r, from, s.To, s.Class, s.Direction)
 }
 
-// dirLabel is the direction for prose: the network segment spans both.
-func dirLabel(s Segment) string {
-	if s.Class == ClassNetwork {
-		return "round trip"
+// spanText names where a segment lies, for prose. The network segment starts
+// and ends at the uplink, so it is named as what lies beyond it.
+func spanText(r *Result, from, to, class, direction string) string {
+	if class == ClassNetwork && from == to {
+		return fmt.Sprintf("beyond %s (out and back: wire, remote node, remote pod)", r.point(from).Name())
 	}
-	return s.Direction
+	return fmt.Sprintf("between %s and %s (%s)", r.point(from).Name(), r.point(to).Name(), direction)
 }
 
 // worstLoss returns the segment with the most losses, the first on a tie.
@@ -170,8 +171,7 @@ func worstLoss(segs []Segment) *Loss {
 }
 
 func lossText(r *Result, l *Loss) string {
-	return fmt.Sprintf("%d of %d probes (%s%%) lost between %s and %s (%s, %s); ",
+	return fmt.Sprintf("%d of %d probes (%s%%) lost in %s %s; ",
 		l.Lost, r.Probes.Sent, percent(float64(l.Lost)/float64(max(r.Probes.Sent, 1))),
-		r.point(l.From).Name(), r.point(l.To).Name(),
-		dirLabel(Segment{Class: l.Class, Direction: l.Direction}), l.Class)
+		l.Class, spanText(r, l.From, l.To, l.Class, l.Direction))
 }

@@ -46,7 +46,7 @@ func TestVerdict(t *testing.T) {
 			name: "all probes equal falls back to the median",
 			rn:   run{n: 20},
 			want: Verdict{Class: ClassNetwork, From: "p4", To: "p4", Direction: DirRequest, Basis: BasisMedian,
-				Text: "the largest share of the median RTT (52%) is network between eth0@net:[4026531840] and eth0@net:[4026531840] (round trip)"},
+				Text: "the largest share of the median RTT (52%) is network beyond eth0@net:[4026531840] (out and back: wire, remote node, remote pod)"},
 			share: 0.5,
 		},
 		{
@@ -105,13 +105,13 @@ func TestVerdictLoss(t *testing.T) {
 	}{
 		{"one segment", map[int]int{1: segNetwork, 4: segNetwork, 7: segNetwork},
 			Loss{From: "p4", To: "p4", Direction: DirRequest, Class: ClassNetwork, Lost: 3},
-			"3 of 50 probes (6%) lost between eth0@net:[4026531840] and eth0@net:[4026531840] (round trip, network); the largest share"},
+			"3 of 50 probes (6%) lost in network beyond eth0@net:[4026531840] (out and back: wire, remote node, remote pod); the largest share"},
 		{"most losses win", map[int]int{1: segVXLANUplink, 2: segBridgeVeth, 3: segBridgeVeth},
 			Loss{From: "p2", To: "p1", Direction: DirReply, Class: ClassForwarding, Lost: 2},
-			"2 of 50 probes (4%) lost between cni0@net:[4026531840] and veth3f2a9c1d@net:[4026531840] (reply, forwarding); "},
+			"2 of 50 probes (4%) lost in forwarding between cni0@net:[4026531840] and veth3f2a9c1d@net:[4026531840] (reply); "},
 		{"one probe at the pod", map[int]int{1: segEgress},
 			Loss{From: "p0", To: "p1", Direction: DirRequest, Class: ClassEgress, Lost: 1},
-			"1 of 50 probes (2%) lost between eth0@net:[4026532301] and veth3f2a9c1d@net:[4026531840] (request, egress); "},
+			"1 of 50 probes (2%) lost in egress between eth0@net:[4026532301] and veth3f2a9c1d@net:[4026531840] (request); "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
