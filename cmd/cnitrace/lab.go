@@ -112,7 +112,7 @@ func labDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	if err := c.probeConfig().Validate(); err != nil {
-		return usagef("%v", err)
+		return usagef("--%v", err) // probe names its fields as the flags are named
 	}
 	fmt.Fprintf(stderr, "cnitrace: lab %s is up; tracing pod %s -> pod %s\n", l.Name, l.Nodes[0].Pod.Addr, c.to)
 	return trace(ctx, &c, stdout, stderr)

@@ -27,7 +27,7 @@ func traceCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	if err := c.probeConfig().Validate(); err != nil {
-		return usagef("%v", err)
+		return usagef("--%v", err) // probe names its fields as the flags are named
 	}
 	return trace(ctx, &c, stdout, stderr)
 }
