@@ -3,19 +3,16 @@
 package capture
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"testing"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/cnitrace/cnitrace/topology"
+	"github.com/cnitrace/cnitrace/topology/lab/labtest"
 )
 
 // A throw-away two-node VXLAN setup for the privileged tests, entirely inside
@@ -46,32 +43,14 @@ type labNode struct {
 
 type vxlanLab struct{ a, b *labNode }
 
-// requireRoot skips a privileged test when not root, but fails it on CI,
-// where privileged tests must run.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true but not root: privileged tests must run on CI")
-	}
-	t.Skipf("skipping: needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN)")
-}
-
 // newVXLANLab builds the setup and registers its removal, even when the test
 // fails half-way.
 func newVXLANLab(t *testing.T) *vxlanLab {
 	t.Helper()
-	requireRoot(t)
-	var rnd [4]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		t.Fatal(err)
-	}
-	prefix := "cnitrace-capt-" + hex.EncodeToString(rnd[:])
+	labtest.Require(t)
 	lab := &vxlanLab{
-		a: newLabNode(t, prefix+"-a", "10.99.0.1", "10.98.0.1", 0x0a),
-		b: newLabNode(t, prefix+"-b", "10.99.0.2", "10.98.0.2", 0x0b),
+		a: newLabNode(t, "capt-a", "10.99.0.1", "10.98.0.1", 0x0a),
+		b: newLabNode(t, "capt-b", "10.99.0.2", "10.98.0.2", 0x0b),
 	}
 	veth := &netlink.Veth{
 		LinkAttrs:        netlink.LinkAttrs{Name: "ul0", HardwareAddr: lab.a.ulMAC},
@@ -89,17 +68,8 @@ func newVXLANLab(t *testing.T) *vxlanLab {
 
 func newLabNode(t *testing.T, name, under, overlay string, id byte) *labNode {
 	t.Helper()
-	ns, err := topology.NewNamedNetNS(topology.NamedNetNSDir, name)
-	if err != nil {
-		t.Fatalf("create netns: %v", err)
-	}
-	t.Cleanup(func() {
-		ns.Close()
-		if err := topology.RemoveNamedNetNS(topology.NamedNetNSDir, name); err != nil {
-			t.Errorf("remove netns: %v", err)
-		}
-	})
-	h, err := netlink.NewHandleAt(netns.NsHandle(ns.Fd()))
+	ns := labtest.NetNS(t, name)
+	h, err := topology.NetlinkHandle(ns)
 	if err != nil {
 		t.Fatalf("open netlink in %s: %v", name, err)
 	}

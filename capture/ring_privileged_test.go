@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cnitrace/cnitrace/topology/lab/labtest"
 	"golang.org/x/sys/unix"
 )
 
@@ -15,7 +16,7 @@ import (
 // must name the capability. The thread is never unlocked, so it dies with
 // its reduced capabilities instead of going back to the scheduler.
 func TestPrivilegedOpenRingWithoutCapNetRaw(t *testing.T) {
-	requireRoot(t)
+	labtest.Require(t)
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()

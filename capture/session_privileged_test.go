@@ -19,6 +19,7 @@ import (
 
 	"github.com/cnitrace/cnitrace/probe"
 	"github.com/cnitrace/cnitrace/topology"
+	"github.com/cnitrace/cnitrace/topology/lab/labtest"
 )
 
 var record = flag.Bool("record", false, "rewrite "+recordedVXLAN+" from a real capture (needs root)")
@@ -155,7 +156,7 @@ func TestPrivilegedStartClosesOnError(t *testing.T) {
 		t.Errorf("got error %q, want one naming nosuch0@%s", err, lab.a.ns.ID())
 	}
 	checkNoLeaks(t, fds, goroutines)
-	stray, err := topology.ThreadsOutsideNetNS(currentNetNS(t))
+	stray, err := topology.ThreadsOutsideNetNS(labtest.Self(t))
 	if err != nil || len(stray) > 0 {
 		t.Errorf("threads left in a foreign netns: %v (%v)", stray, err)
 	}
@@ -291,14 +292,4 @@ func checkNoLeaks(t *testing.T, fds, goroutines int) {
 	if got := runtime.NumGoroutine(); got > goroutines {
 		t.Errorf("got %d goroutines, want at most %d as before Start", got, goroutines)
 	}
-}
-
-func currentNetNS(t *testing.T) *topology.NetNS {
-	t.Helper()
-	ns, err := topology.CurrentNetNS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	return ns
 }

@@ -2,48 +2,22 @@ package probe
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net/netip"
-	"os"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cnitrace/cnitrace/topology"
+	"github.com/cnitrace/cnitrace/topology/lab/labtest"
 )
-
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("privileged test cannot run: CI must run as root")
-	}
-	t.Skip("skipping: needs root (CAP_SYS_ADMIN, CAP_NET_RAW) to create a netns and a raw socket")
-}
 
 // TestPrivilegedListenStaysInNetNS proves the socket lives in the namespace
 // it was created in: in a fresh netns, loopback is down, so 127.0.0.1 is
 // unreachable there (it is reachable in the caller's). Once lo is up the
 // probes are answered by that namespace's own kernel.
 func TestPrivilegedListenStaysInNetNS(t *testing.T) {
-	needRoot(t)
-	var b [4]byte
-	rand.Read(b[:])
-	name := "cnitrace-probe-" + hex.EncodeToString(b[:])
-	ns, err := topology.NewNamedNetNS(topology.NamedNetNSDir, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ns.Close()
-		if err := topology.RemoveNamedNetNS(topology.NamedNetNSDir, name); err != nil {
-			t.Error(err)
-		}
-	})
+	ns := labtest.NetNS(t, "probe")
 
 	conn, err := Listen(ns)
 	if err != nil {
@@ -77,17 +51,7 @@ func TestPrivilegedListenStaysInNetNS(t *testing.T) {
 			t.Errorf("probe %d unanswered on the netns's loopback", p.Seq)
 		}
 	}
-	if stray, err := topology.ThreadsOutsideNetNS(mustCurrent(t)); err != nil || len(stray) > 0 {
+	if stray, err := topology.ThreadsOutsideNetNS(labtest.Self(t)); err != nil || len(stray) > 0 {
 		t.Errorf("threads left in a foreign netns: %v (%v)", stray, err)
 	}
-}
-
-func mustCurrent(t *testing.T) *topology.NetNS {
-	t.Helper()
-	ns, err := topology.CurrentNetNS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	return ns
 }

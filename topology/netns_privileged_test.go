@@ -1,4 +1,4 @@
-package topology
+package topology_test
 
 import (
 	"crypto/rand"
@@ -6,45 +6,32 @@ import (
 	"os"
 	"testing"
 
+	"github.com/cnitrace/cnitrace/topology"
+	"github.com/cnitrace/cnitrace/topology/lab/labtest"
 	"golang.org/x/sys/unix"
 )
-
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("privileged test cannot run: CI must run as root")
-	}
-	t.Skip("skipping: needs root (CAP_SYS_ADMIN) to create network namespaces")
-}
 
 // TestPrivilegedDoCreatesInsideAndRestores creates a socket inside a fresh
 // netns, checks that it lives there, and that no OS thread stayed behind.
 func TestPrivilegedDoCreatesInsideAndRestores(t *testing.T) {
-	needRoot(t)
+	labtest.Require(t)
 	var b [4]byte
 	rand.Read(b[:])
 	name := "cnitrace-topo-" + hex.EncodeToString(b[:])
-	ns, err := NewNamedNetNS(NamedNetNSDir, name)
+	ns, err := topology.NewNamedNetNS(topology.NamedNetNSDir, name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ns.Close()
-		if err := RemoveNamedNetNS(NamedNetNSDir, name); err != nil {
+		if err := topology.RemoveNamedNetNS(topology.NamedNetNSDir, name); err != nil {
 			t.Error(err)
 		}
-		if _, err := os.Stat(NamedNetNSDir + "/" + name); !os.IsNotExist(err) {
+		if _, err := os.Stat(topology.NamedNetNSDir + "/" + name); !os.IsNotExist(err) {
 			t.Errorf("%s still exists after removal", name)
 		}
 	})
-	here, err := CurrentNetNS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer here.Close()
+	here := labtest.Self(t)
 	if ns.ID() == here.ID() {
 		t.Fatalf("new netns %s is the current one", ns)
 	}
@@ -66,7 +53,7 @@ func TestPrivilegedDoCreatesInsideAndRestores(t *testing.T) {
 	if inside != ns.Inode() {
 		t.Errorf("Do ran in net:[%d], want %s", inside, ns)
 	}
-	if stray, err := ThreadsOutsideNetNS(here); err != nil || len(stray) > 0 {
+	if stray, err := topology.ThreadsOutsideNetNS(here); err != nil || len(stray) > 0 {
 		t.Errorf("threads left in a foreign netns: %v (%v)", stray, err)
 	}
 }

@@ -107,6 +107,20 @@ func (c *traceConfig) namespaces() (pod, node *topology.NetNS, err error) {
 	return pod, node, nil
 }
 
+// resolve opens the namespaces and discovers the path between them. The
+// caller closes pod and node when err is nil.
+func (c *traceConfig) resolve() (pod, node *topology.NetNS, path *topology.Path, err error) {
+	if pod, node, err = c.namespaces(); err != nil {
+		return nil, nil, nil, err
+	}
+	if path, err = topology.Discover(pod, node, c.to); err != nil {
+		pod.Close()
+		node.Close()
+		return nil, nil, nil, err
+	}
+	return pod, node, path, nil
+}
+
 func nsError(role string, err error) error {
 	switch {
 	case errors.Is(err, os.ErrNotExist):

@@ -23,16 +23,12 @@ func pathCommand(args []string, stdout, stderr io.Writer) error {
 	if err := c.validate(to, ""); err != nil {
 		return err
 	}
-	pod, node, err := c.namespaces()
+	pod, node, path, err := c.resolve()
 	if err != nil {
 		return err
 	}
-	defer pod.Close()
-	defer node.Close()
-	path, err := topology.Discover(pod, node, c.to)
-	if err != nil {
-		return err
-	}
+	pod.Close()
+	node.Close()
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

@@ -35,17 +35,12 @@ func traceCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // trace is the main job, as a list of named steps: resolve, discover, arm
 // captures, probe, drain, correlate, render.
 func trace(ctx context.Context, c *traceConfig, stdout, stderr io.Writer) error {
-	pod, node, err := c.namespaces()
+	pod, node, path, err := c.resolve()
 	if err != nil {
 		return err
 	}
 	defer pod.Close()
 	defer node.Close()
-
-	path, err := topology.Discover(pod, node, c.to)
-	if err != nil {
-		return err
-	}
 	fmt.Fprintf(stderr, "cnitrace: path %s\n", path)
 
 	w, finish, err := c.output(stdout)

@@ -114,16 +114,6 @@ func findNeigh(neighs []netlink.Neigh, match func(netlink.Neigh) bool) *netlink.
 
 func nodeNum(n *lab.Node) int { return int(n.PodCIDR.Addr().As4()[2]) }
 
-func currentNetNS(t *testing.T) *topology.NetNS {
-	t.Helper()
-	ns, err := topology.CurrentNetNS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	return ns
-}
-
 // uniqueName returns prefix + 6 random hex digits.
 func uniqueName(t *testing.T, prefix string) string {
 	t.Helper()

@@ -86,7 +86,7 @@ func forwardRules(t *testing.T, l *lab.Lab, i int) int {
 
 func TestPrivilegedCloseRemovesEverything(t *testing.T) {
 	labtest.Require(t)
-	self := currentNetNS(t)
+	self := labtest.Self(t)
 	rootLinks, rootForward := rootState(t)
 	start := time.Now()
 	l, err := lab.Up(t.Context(), lab.Config{})
@@ -125,7 +125,7 @@ func TestPrivilegedCloseRemovesEverything(t *testing.T) {
 
 func TestPrivilegedUpFailureLeavesNothing(t *testing.T) {
 	labtest.Require(t)
-	self := currentNetNS(t)
+	self := labtest.Self(t)
 	name := uniqueName(t, "cnitrace-fail-")
 	t.Cleanup(func() { lab.Down(name) }) // only if the checks below fail
 	squatter, err := topology.NewNamedNetNS(topology.NamedNetNSDir, name+"-n2")
@@ -158,7 +158,7 @@ func TestPrivilegedUpFailureLeavesNothing(t *testing.T) {
 
 func TestPrivilegedUpFailureAtEveryStep(t *testing.T) {
 	labtest.Require(t)
-	self := currentNetNS(t)
+	self := labtest.Self(t)
 	var steps []string
 	l, err := lab.UpFailingAt(t.Context(), lab.Config{}, func(s string) error { steps = append(steps, s); return nil })
 	if err != nil {
