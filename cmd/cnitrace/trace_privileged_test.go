@@ -212,3 +212,42 @@ func countSockets(t *testing.T) int {
 	}
 	return n
 }
+
+// TestPrivilegedPID resolves the pod through a process inside it, as an SRE
+// on a node does with the PID of a container.
+func TestPrivilegedPID(t *testing.T) {
+	l := labtest.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sleeper := l.Command(ctx, l.Nodes[0].Pod.NSPath, "sleep", "30")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); sleeper.Wait() }() // before the lab's cleanup: the netns must be free to go
+	// nsenter execs sleep in the same process once it has entered the netns.
+	want := l.Nodes[0].Pod.NS.ID()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, _ := os.Readlink("/proc/" + strconv.Itoa(sleeper.Process.Pid) + "/ns/net")
+		if got == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sleep never entered %s (last seen in %q)", want, got)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	args := []string{"trace", "--pid", strconv.Itoa(sleeper.Process.Pid), "--node-netns", l.Nodes[0].NSPath,
+		"--to", l.Nodes[1].Pod.Addr.String(), "--count", "5", "--interval", "10ms", "--format", "json"}
+	code, stdout, stderr := runCLI(t, args...)
+	if code != exitOK {
+		t.Fatalf("trace --pid: exit %d: %s", code, stderr)
+	}
+	var r jsonReport
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Probes.Received != 5 || r.Points[0].NetNS != want {
+		t.Errorf("got %d of 5 answered from %s, want 5 from the pod's %s", r.Probes.Received, r.Points[0].NetNS, want)
+	}
+}
