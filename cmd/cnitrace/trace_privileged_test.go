@@ -168,18 +168,21 @@ func TestPrivilegedUnroutableTargetIsRuntimeError(t *testing.T) {
 var pingTime = regexp.MustCompile(`time=([0-9.]+) ms`)
 
 // pingMedianUS runs iputils ping from pod 1 to pod 2 and returns the median
-// RTT of its replies in microseconds.
+// RTT of its replies in microseconds. It reports failures with t.Error, so
+// it may run on another goroutine; it then returns NaN.
 func pingMedianUS(t *testing.T, l *lab.Lab, count int) float64 {
 	t.Helper()
 	if _, err := exec.LookPath("ping"); err != nil {
-		t.Fatalf("iputils ping is needed for the comparison (apt-get install iputils-ping): %v", err)
+		t.Errorf("iputils ping is needed for the comparison (apt-get install iputils-ping): %v", err)
+		return math.NaN()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out, err := l.Command(ctx, l.Nodes[0].Pod.NSPath, "ping", "-n", "-c", strconv.Itoa(count), "-i", "0.01", "-W", "1",
 		l.Nodes[1].Pod.Addr.String()).CombinedOutput()
 	if err != nil {
-		t.Fatalf("ping: %v\n%s", err, out)
+		t.Errorf("ping: %v\n%s", err, out)
+		return math.NaN()
 	}
 	var rtts []float64
 	for _, m := range pingTime.FindAllStringSubmatch(string(out), -1) {
@@ -187,7 +190,8 @@ func pingMedianUS(t *testing.T, l *lab.Lab, count int) float64 {
 		rtts = append(rtts, ms*1000)
 	}
 	if len(rtts) < count*9/10 {
-		t.Fatalf("ping got %d replies of %d:\n%s", len(rtts), count, out)
+		t.Errorf("ping got %d replies of %d:\n%s", len(rtts), count, out)
+		return math.NaN()
 	}
 	return median(rtts)
 }
