@@ -18,8 +18,32 @@ type Result struct {
 // Probe is one echo request and, if it came, its reply.
 type Probe struct {
 	Seq        uint32
-	SentAt     time.Time // just before sendto
-	ReceivedAt time.Time // just after the reply was read; zero if none came
+	SentAt     time.Time // user space, just before sendto
+	ReceivedAt time.Time // user space, just after the reply was read; zero if none came
+	// Kernel TX timestamps of the request from the socket's error queue
+	// (SO_TIMESTAMPING, CLOCK_REALTIME like the capture stamps); zero when
+	// the kernel gave none.
+	SchedAt    time.Time // entering the device's queue (SCM_TSTAMP_SCHED)
+	SoftwareAt time.Time // handed to the device driver (SCM_TSTAMP_SND)
+}
+
+// Clocks a probe's send time can come from.
+const (
+	ClockSched    = "kernel-sched"    // SCM_TSTAMP_SCHED
+	ClockSoftware = "kernel-software" // SCM_TSTAMP_SND
+	ClockUser     = "user"            // user space, just before sendto
+)
+
+// KernelSentAt returns the earliest send time the kernel reported and the
+// clock it came from, or SentAt and ClockUser when it reported none.
+func (p Probe) KernelSentAt() (time.Time, string) {
+	switch {
+	case !p.SchedAt.IsZero():
+		return p.SchedAt, ClockSched
+	case !p.SoftwareAt.IsZero():
+		return p.SoftwareAt, ClockSoftware
+	}
+	return p.SentAt, ClockUser
 }
 
 // Answered reports whether a reply was read for the probe.
