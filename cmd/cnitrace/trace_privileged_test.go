@@ -32,6 +32,7 @@ type jsonReport struct {
 	Segments []struct {
 		From, To, Direction, Class string
 		Separable                  bool
+		MergedFrom                 string `json:"merged_from"`
 		Seen, Lost                 int
 		US                         *stats `json:"us"`
 	}
