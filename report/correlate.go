@@ -40,16 +40,21 @@ type stepKey struct {
 	reply bool
 }
 
-// Correlate matches observations to probes by the token in their payload and
-// measures every segment of the path. It returns an error only for input it
-// cannot use: a nil path or probe result, a path without points, or duplicate
-// point IDs. Anything else, including no observation at all, gives a Result.
-func Correlate(path *topology.Path, probes *probe.Result, obs []capture.Observation) (*Result, error) {
+// Correlate matches the capture's observations to probes by the token in
+// their payload and measures every segment of the path; the capture's
+// per-point statistics say where a missing probe may be the capture's fault.
+// A nil capture is an empty one. It returns an error only for input it cannot
+// use: a nil path or probe result, a path without points, or duplicate point
+// IDs. Anything else, including no observation at all, gives a Result.
+func Correlate(path *topology.Path, probes *probe.Result, capt *capture.Capture) (*Result, error) {
 	if err := validate(path, probes); err != nil {
 		return nil, err
 	}
+	if capt == nil {
+		capt = &capture.Capture{}
+	}
 	steps := buildSteps(path)
-	lines, ignored := match(steps, probes, obs)
+	lines, ignored := match(steps, probes, capt.Observations)
 	segs, spans := measure(steps, lines)
 	r := &Result{
 		SchemaVersion: SchemaVersion,

@@ -68,7 +68,7 @@ func TestCorrelateInputIndependent(t *testing.T) {
 		return time.Duration(seq*seg%7) * time.Microsecond
 	}}
 	res, obs := rn.build()
-	want, err := Correlate(flannelPath(), res, obs)
+	want, err := Correlate(flannelPath(), res, &capture.Capture{Observations: obs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestCorrelateInputIndependent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Correlate(flannelPath(), res, tt.obs())
+			got, err := Correlate(flannelPath(), res, &capture.Capture{Observations: tt.obs()})
 			if err != nil {
 				t.Fatal(err)
 			}

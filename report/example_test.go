@@ -44,7 +44,7 @@ func Example() {
 			Seq: uint32(seq), SentAt: t0, ReceivedAt: t0.Add(time.Duration(100+seq*10) * time.Microsecond),
 		})
 	}
-	r, err := report.Correlate(path, probes, obs)
+	r, err := report.Correlate(path, probes, &capture.Capture{Observations: obs})
 	if err != nil {
 		fmt.Println(err)
 		return

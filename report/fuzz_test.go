@@ -23,7 +23,7 @@ func FuzzCorrelate(f *testing.F) {
 	f.Add([]byte{0, 0x3f, 0, 0, 0, 0, 0, 1, 0, 3, 0, 0, 0, 1, 0, 3, 1, 0, 0, 2})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		path, res, obs := fuzzInput(data)
-		r, err := Correlate(path, res, obs)
+		r, err := Correlate(path, res, &capture.Capture{Observations: obs})
 		if err != nil {
 			t.Fatalf("Correlate: %v", err)
 		}

@@ -153,7 +153,7 @@ func (r run) correlate(t *testing.T) *Result {
 		path = flannelPath()
 	}
 	res, obs := r.build()
-	got, err := Correlate(path, res, obs)
+	got, err := Correlate(path, res, &capture.Capture{Observations: obs})
 	if err != nil {
 		t.Fatalf("Correlate: %v", err)
 	}

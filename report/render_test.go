@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cnitrace/cnitrace/capture"
 	"github.com/cnitrace/cnitrace/probe"
 )
 
@@ -39,7 +40,7 @@ func flannelResult(t *testing.T) *Result {
 	other.Payload = probe.Payload{RunID: 7, Seq: 1}.Marshal(56)
 	noise := obs[1]
 	noise.Payload = []byte("not a probe")
-	r, err := Correlate(flannelPath(), res, append(obs, other, noise))
+	r, err := Correlate(flannelPath(), res, &capture.Capture{Observations: append(obs, other, noise)})
 	if err != nil {
 		t.Fatal(err)
 	}

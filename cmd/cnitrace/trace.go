@@ -84,7 +84,7 @@ func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, pat
 		return nil, fmt.Errorf("drain captures: %w", cerr)
 	}
 	warnDrops(capt.Stats, stderr)
-	r, err := report.Correlate(path, probes, capt.Observations)
+	r, err := report.Correlate(path, probes, capt)
 	if err != nil {
 		return nil, fmt.Errorf("correlate: %w", err)
 	}
