@@ -1,0 +1,73 @@
+package nfqdelay_test
+
+import (
+	"context"
+	"regexp"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cnitrace/cnitrace/topology/lab"
+	"github.com/cnitrace/cnitrace/topology/lab/labtest"
+	"github.com/cnitrace/cnitrace/topology/lab/nfqdelay"
+)
+
+var pingTime = regexp.MustCompile(`time=([0-9.]+) ms`)
+
+func pingP50(t *testing.T, l *lab.Lab, count int) (p50 float64, replies int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, _ := l.Command(ctx, l.Nodes[0].Pod.NSPath, "ping", "-n", "-c", strconv.Itoa(count), "-i", "0.01", "-W", "1",
+		l.Nodes[1].Pod.Addr.String()).CombinedOutput()
+	var ms []float64
+	for _, m := range pingTime.FindAllStringSubmatch(string(out), -1) {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		ms = append(ms, v)
+	}
+	if len(ms) == 0 {
+		return 0, 0
+	}
+	slices.Sort(ms)
+	return ms[(len(ms)-1)/2], len(ms)
+}
+
+func iptables(t *testing.T, l *lab.Lab, args ...string) {
+	t.Helper()
+	out, err := l.Command(context.Background(), l.Nodes[0].NSPath, "iptables", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("iptables %v: %v\n%s", args, err, out)
+	}
+}
+
+// TestPrivilegedDelaysForwardedRequests holds pod 1's requests for 1 ms
+// between cni0 and flannel.1 on node 1 and checks ping sees it.
+func TestPrivilegedDelaysForwardedRequests(t *testing.T) {
+	l := labtest.New(t)
+	base, _ := pingP50(t, l, 20)
+
+	d, err := nfqdelay.Open(l.Nodes[0].NS, nfqdelay.Config{Queue: 7, Delay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	iptables(t, l, "-I", "FORWARD", "-i", lab.BridgeName, "-o", lab.VXLANName, "-p", "icmp",
+		"-j", "NFQUEUE", "--queue-num", "7", "--queue-bypass")
+
+	delayed, replies := pingP50(t, l, 20)
+	t.Logf("ping p50: %.3f ms plain, %.3f ms with a 1 ms forwarding delay (%d replies); delayer %+v", base, delayed, replies, d.Stats())
+	if replies < 18 {
+		t.Fatalf("got %d of 20 replies through the delayer", replies)
+	}
+	if added := delayed - base; added < 0.9 || added > 1.4 {
+		t.Errorf("ping p50 grew by %.3f ms, want about 1 ms", added)
+	}
+	if s := d.Stats(); s.Accepted < 18 || s.Dropped != 0 {
+		t.Errorf("got %+v, want about 20 accepted and none dropped", s)
+	}
+}
