@@ -33,6 +33,12 @@ test:
 test-unit:
 	$(GO) test -count=1 -run 'Test[^P]|TestP[^r]|Example|Fuzz' $(PKGS)
 
+# Benchmarks: Go benchmarks of the hot paths, then the lab accuracy benchmark
+# (root), which prints one table and writes bench/results/<date>.json.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./capture ./report ./probe
+	$(GO) run ./cmd/cnitrace-bench --bin $(BIN)
+
 lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
 

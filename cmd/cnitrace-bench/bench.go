@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/cnitrace/cnitrace/topology/lab"
+)
+
+// bench holds what every section needs.
+type bench struct {
+	cfg config
+	log io.Writer
+}
+
+// report is the part of cnitrace's JSON report (docs/report-format.md) the
+// benchmark reads.
+type report struct {
+	Probes   struct{ Sent, Received int }
+	RTT      dist `json:"rtt_us"`
+	PingRTT  dist `json:"rtt_ping_us"`
+	PathRTT  dist `json:"rtt_path_us"`
+	Points   []struct{ ID, Kind string }
+	Segments []segment
+}
+
+type segment struct {
+	From, To, Direction, Class string
+	Separable                  bool
+	Lost                       int
+	US                         *dist `json:"us"`
+}
+
+type dist struct{ P10, P50, P90, P99, Max float64 }
+
+// traceRun is one finished cnitrace process: its report and what it cost.
+type traceRun struct {
+	report report
+	wall   time.Duration
+	cpu    time.Duration // user + system
+}
+
+// newLab builds a lab for one section; the caller closes it.
+func (b *bench) newLab(ctx context.Context) (*lab.Lab, error) {
+	return lab.Up(ctx, lab.Config{})
+}
+
+// traceArgs are the flags that trace from pod 1 to pod 2 of l.
+func traceArgs(l *lab.Lab) []string {
+	return []string{"trace", "--format", "json", "--netns", l.Nodes[0].Pod.NSPath,
+		"--node-netns", l.Nodes[0].NSPath, "--to", l.Nodes[1].Pod.Addr.String()}
+}
+
+// trace runs the cnitrace binary across l with extra flags.
+func (b *bench) trace(ctx context.Context, l *lab.Lab, extra ...string) (traceRun, error) {
+	cmd := exec.CommandContext(ctx, b.cfg.bin, append(traceArgs(l), extra...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	r := traceRun{wall: time.Since(start), cpu: cpuTime(cmd)}
+	if err != nil && cmd.ProcessState.ExitCode() != 3 { // 3: probes lost, the report is still there
+		return r, fmt.Errorf("cnitrace trace: %v: %s", err, stderr.String())
+	}
+	return r, jsonInto(stdout.Bytes(), &r.report)
+}
+
+func jsonInto(b []byte, rep *report) error {
+	if err := json.Unmarshal(b, rep); err != nil {
+		return fmt.Errorf("cnitrace trace: not a JSON report: %w", err)
+	}
+	return nil
+}
+
+func cpuTime(cmd *exec.Cmd) time.Duration {
+	if cmd.ProcessState == nil {
+		return 0
+	}
+	return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+}
+
+var pingTime = regexp.MustCompile(`time=([0-9.]+) ms`)
+
+// ping runs iputils ping from pod 1 to pod 2 and returns its RTTs in us.
+func (b *bench) ping(ctx context.Context, l *lab.Lab, count int, interval time.Duration) ([]float64, error) {
+	out, err := l.Command(ctx, l.Nodes[0].Pod.NSPath, "ping", "-n", "-c", strconv.Itoa(count),
+		"-i", fmt.Sprintf("%.3f", interval.Seconds()), "-W", "1", l.Nodes[1].Pod.Addr.String()).CombinedOutput()
+	var rtts []float64
+	for _, m := range pingTime.FindAllStringSubmatch(string(out), -1) {
+		ms, _ := strconv.ParseFloat(m[1], 64)
+		rtts = append(rtts, ms*1000)
+	}
+	if len(rtts) == 0 {
+		return nil, fmt.Errorf("ping: no replies (%v): %s", err, out)
+	}
+	return rtts, nil
+}
+
+// percentile returns the nearest-rank percentile p (0-100) of v.
+func percentile(v []float64, p float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	i := int(p/100*float64(len(s))+0.5) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+func median(v []float64) float64 { return percentile(v, 50) }
+
+// counts picks the run lengths: quick mode is a smoke test.
+func (b *bench) counts(full, quick int) int {
+	if b.cfg.quick {
+		return quick
+	}
+	return full
+}

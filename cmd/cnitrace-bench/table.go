@@ -1,0 +1,47 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+func yes(met bool) string {
+	if met {
+		return "met"
+	}
+	return "NOT met"
+}
+
+// printTable writes every section's figures with their goals.
+func printTable(w io.Writer, r *results) {
+	fmt.Fprintf(w, "cnitrace lab benchmark, %s, kernel %s, %d CPUs, %s\n\n", r.Date, r.Machine.Kernel, r.Machine.CPUs, r.Machine.Go)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "1. accuracy\tinjected us\tping saw us\tsegment\trecovered us\tothers max us\tgoal\t\t")
+	for _, a := range r.Accuracy {
+		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%s->%s\t%.1f\t%.1f\t%s\t%s\t\n", a.Site, a.InjectedUS, a.PingDeltaUS,
+			a.SegmentFrom, a.SegmentTo, a.RecoveredUS, a.OtherMaxUS, a.Goal, yes(a.Met))
+	}
+	tw.Flush()
+	if f := r.RTT; f != nil {
+		fmt.Fprintf(w, "\n2. RTT fidelity (%d rounds x %d probes, alternating): cnitrace p50 %.1f us (p90-p10 %.1f), ping-style %.1f us; ping p50 %.1f us (p90-p10 %.1f); ratio %.2f; goal %s: %s\n",
+			f.Rounds, f.ProbesPerRound, f.CnitraceP50, f.CnitraceSpread, f.PingStyleP50, f.PingP50, f.PingSpread, f.Ratio, f.Goal, yes(f.Met))
+	}
+	if o := r.Observer; o != nil {
+		fmt.Fprintf(w, "3. observer effect (%d rounds): ping p50 %.1f us alone, %.1f us while cnitrace captures: %+.1f us; goal %s: %s\n",
+			o.Rounds, o.AloneP50, o.CaptureP50, o.AddedUS, o.Goal, yes(o.Met))
+	}
+	if l := r.Load; l != nil {
+		printLoad(w, l)
+	}
+	if s := r.Scale; s != nil {
+		fmt.Fprintf(w, "5. scale: %d probes at %.0f ms: %.0f probes/s, %d answered, RSS max %.1f MB (samples %v), CPU %.2f s; short trace wall %.0f ms; goal %s: %s\n",
+			s.Probes, s.IntervalMS, s.ProbesPerSec, s.Received, s.MaxRSSMB, s.RSSMB, s.CPUSeconds, s.ShortWallMS, s.Goal, yes(s.Met))
+	}
+}
+
+func printLoad(w io.Writer, l *loadResult) {
+	if l.Skipped != "" {
+		fmt.Fprintf(w, "4. capture under load: %s\n", l.Skipped)
+	}
+}
