@@ -18,6 +18,9 @@ type step struct {
 	point topology.Point
 	reply bool
 	dir   topology.Dir
+	// dropped is set when the point's capture dropped packets: a probe
+	// missing there may have passed unseen.
+	dropped bool
 }
 
 // sighting is the earliest observation of one probe at one step.
@@ -53,7 +56,8 @@ func Correlate(path *topology.Path, probes *probe.Result, capt *capture.Capture)
 	if capt == nil {
 		capt = &capture.Capture{}
 	}
-	steps := buildSteps(path)
+	pts := points(path, capt.Stats)
+	steps := buildSteps(path, pts)
 	lines, ignored := match(steps, probes, capt.Observations)
 	segs, spans := measure(steps, lines)
 	r := &Result{
@@ -65,7 +69,7 @@ func Correlate(path *topology.Path, probes *probe.Result, capt *capture.Capture)
 			Addr:      addrString(path.Source.Addr),
 		},
 		Probes:   ProbeCounts{Sent: len(lines), Ignored: ignored},
-		Points:   points(path),
+		Points:   pts,
 		Segments: segs,
 	}
 	if r.Target == "" {
@@ -104,16 +108,16 @@ func validate(path *topology.Path, probes *probe.Result) error {
 
 // buildSteps lays out the expected timeline: the points in order, each
 // crossed in its request direction, then the points in reverse order, each
-// crossed the other way.
-func buildSteps(path *topology.Path) []step {
+// crossed the other way. pts are the report's points, in path order.
+func buildSteps(path *topology.Path, pts []Point) []step {
 	n := len(path.Points)
 	steps := make([]step, 0, 2*n)
-	for _, p := range path.Points {
-		steps = append(steps, step{point: p, dir: p.RequestDir})
+	for i, p := range path.Points {
+		steps = append(steps, step{point: p, dir: p.RequestDir, dropped: pts[i].Dropped()})
 	}
 	for i := n - 1; i >= 0; i-- {
 		p := path.Points[i]
-		steps = append(steps, step{point: p, reply: true, dir: p.RequestDir.Reverse()})
+		steps = append(steps, step{point: p, reply: true, dir: p.RequestDir.Reverse(), dropped: pts[i].Dropped()})
 	}
 	return steps
 }
@@ -178,7 +182,21 @@ func earliest(cur sighting, o capture.Observation) sighting {
 	return cur
 }
 
-func points(path *topology.Path) []Point {
+// points describes the path's points with their capture counters. Counters
+// of unknown points are ignored; several for one point are added up.
+func points(path *topology.Path, stats []capture.PointStats) []Point {
+	byID := make(map[string]*PointCapture, len(stats))
+	for _, st := range stats {
+		c := byID[st.Point]
+		if c == nil {
+			c = &PointCapture{}
+			byID[st.Point] = c
+		}
+		c.Packets += st.Packets
+		c.Drops += st.Drops
+		c.Freezes += st.Freezes
+		c.Undecodable += st.Undecodable
+	}
 	pts := make([]Point, 0, len(path.Points))
 	for _, p := range path.Points {
 		pts = append(pts, Point{
@@ -188,6 +206,7 @@ func points(path *topology.Path) []Point {
 			Ifindex:    p.Ifindex,
 			Kind:       string(p.Kind),
 			RequestDir: string(p.RequestDir),
+			Capture:    byID[p.ID],
 		})
 	}
 	return pts

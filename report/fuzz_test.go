@@ -21,13 +21,14 @@ func FuzzCorrelate(f *testing.F) {
 	f.Add([]byte{4, 0xff, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 10, 2, 1, 0, 1, 0, 10})
 	f.Add([]byte{4, 0x0f, 1, 1, 1, 1, 0, 0, 2, 1, 1, 1, 0, 0, 2, 1, 2, 0, 0, 0})
 	f.Add([]byte{0, 0x3f, 0, 0, 0, 0, 0, 1, 0, 3, 0, 0, 0, 1, 0, 3, 1, 0, 0, 2})
+	f.Add([]byte{4 | 8<<3, 0x00, 0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 2, 1, 0, 0, 2}) // seen up to p2, p3 dropped packets: unknown
 	f.Fuzz(func(t *testing.T, data []byte) {
-		path, res, obs := fuzzInput(data)
-		r, err := Correlate(path, res, &capture.Capture{Observations: obs})
+		path, res, capt := fuzzInput(data)
+		r, err := Correlate(path, res, capt)
 		if err != nil {
 			t.Fatalf("Correlate: %v", err)
 		}
-		checkInvariants(t, path, res, obs, r)
+		checkInvariants(t, path, res, capt.Observations, r)
 		for _, format := range []Format{FormatText, FormatJSON} {
 			var b bytes.Buffer
 			if err := Render(&b, r, format); err != nil {
@@ -40,13 +41,20 @@ func FuzzCorrelate(f *testing.F) {
 	})
 }
 
-// fuzzInput decodes: byte 0 picks the number of points, byte 1 which probes
-// were answered, then 5 bytes per observation: point, type and direction,
+// fuzzInput decodes: byte 0 picks the number of points (mod 5) and, in its
+// top 5 bits, the points whose capture dropped packets; byte 1 which probes
+// were answered; then 5 bytes per observation: point, type and direction,
 // sequence, stamp and payload, time offset in 100 ns (equal offsets make
 // inherited stamps likely).
-func fuzzInput(data []byte) (*topology.Path, *probe.Result, []capture.Observation) {
+func fuzzInput(data []byte) (*topology.Path, *probe.Result, *capture.Capture) {
 	path := flannelPath()
 	head := append(data[:min(len(data), 2):min(len(data), 2)], 0, 0)
+	capt := &capture.Capture{}
+	for i, p := range path.Points {
+		if head[0]>>3&(1<<i) != 0 {
+			capt.Stats = append(capt.Stats, capture.PointStats{Point: p.ID, Drops: 1})
+		}
+	}
 	path.Points = path.Points[:1+int(head[0])%len(path.Points)]
 	base := time.Unix(1_800_000_000, 0)
 	res := &probe.Result{RunID: testRun}
@@ -57,11 +65,10 @@ func fuzzInput(data []byte) (*topology.Path, *probe.Result, []capture.Observatio
 		}
 		res.Probes = append(res.Probes, p)
 	}
-	var obs []capture.Observation
 	for rest := data[min(len(data), 2):]; len(rest) >= 5; rest = rest[5:] {
-		obs = append(obs, fuzzObservation(rest[:5], base))
+		capt.Observations = append(capt.Observations, fuzzObservation(rest[:5], base))
 	}
-	return path, res, obs
+	return path, res, capt
 }
 
 func fuzzObservation(b []byte, base time.Time) capture.Observation {
@@ -114,8 +121,12 @@ func checkInvariants(t *testing.T, path *topology.Path, res *probe.Result, obs [
 		t.Fatalf("got %d segments, want %d", got, want)
 	}
 	for i, s := range r.Segments {
-		if s.Seen < 0 || s.Lost < 0 || s.Seen+s.Lost > len(at[i]) {
-			t.Errorf("segment %d: got seen %d + lost %d, want at most the %d probes observed at its start", i, s.Seen, s.Lost, len(at[i]))
+		if s.Seen < 0 || s.Lost < 0 || s.Unknown < 0 || s.Seen+s.Lost+s.Unknown > len(at[i]) {
+			t.Errorf("segment %d: got seen %d + lost %d + unknown %d, want at most the %d probes observed at its start",
+				i, s.Seen, s.Lost, s.Unknown, len(at[i]))
+		}
+		if s.Unknown > 0 && !r.point(s.To).Dropped() {
+			t.Errorf("segment %d: got %d unknown, but the capture at %s dropped nothing", i, s.Unknown, s.To)
 		}
 		if !s.Separable && s.US != nil {
 			t.Errorf("segment %d: got us %+v on a non-separable segment", i, s.US)

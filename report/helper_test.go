@@ -71,6 +71,7 @@ type run struct {
 	inherit map[int]bool    // segments whose end carries its start's skb stamp
 	lostIn  map[int]int     // seq -> segment in which the probe vanished
 	missing map[[2]int]bool // {seq, step} the capture missed, though the probe passed
+	stats   []capture.PointStats
 }
 
 // testStep is the test's own idea of a timeline step.
@@ -153,7 +154,7 @@ func (r run) correlate(t *testing.T) *Result {
 		path = flannelPath()
 	}
 	res, obs := r.build()
-	got, err := Correlate(path, res, &capture.Capture{Observations: obs})
+	got, err := Correlate(path, res, &capture.Capture{Observations: obs, Stats: r.stats})
 	if err != nil {
 		t.Fatalf("Correlate: %v", err)
 	}

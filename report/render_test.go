@@ -15,16 +15,19 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
-// flannelRun is the golden scenario: the delays measured in design.md, the
-// inherited stamps of a node with the RX-timestamping key on, jitter in
-// cni0 -> flannel.1, one probe lost in the network and two foreign packets.
+// flannelResult is the golden scenario: the delays measured in design.md,
+// the inherited stamps of a node with the RX-timestamping key on, jitter in
+// cni0 -> flannel.1, one probe lost in the network, a capture at flannel.1
+// that dropped 3 packets (two probes it missed, and one unanswered probe last
+// seen at cni0 that therefore cannot be located) and two foreign packets.
 func flannelResult(t *testing.T) *Result {
 	t.Helper()
 	rn := run{
 		n:       30,
 		delays:  designDelays(),
 		inherit: map[int]bool{segVethBridge: true, segUplinkVXLAN: true},
-		lostIn:  map[int]int{17: segNetwork},
+		lostIn:  map[int]int{17: segNetwork, 26: segBridgeVXLAN},
+		missing: map[[2]int]bool{{8, 6}: true, {12, 3}: true},
 		jitter: func(seq, seg int) time.Duration {
 			switch seg {
 			case segBridgeVXLAN:
@@ -40,7 +43,11 @@ func flannelResult(t *testing.T) *Result {
 	other.Payload = probe.Payload{RunID: 7, Seq: 1}.Marshal(56)
 	noise := obs[1]
 	noise.Payload = []byte("not a probe")
-	r, err := Correlate(flannelPath(), res, &capture.Capture{Observations: append(obs, other, noise)})
+	stats := []capture.PointStats{
+		{Point: "p0", Packets: 59}, {Point: "p1", Packets: 59}, {Point: "p2", Packets: 60},
+		{Point: "p3", Packets: 59, Drops: 3}, {Point: "p4", Packets: 58},
+	}
+	r, err := Correlate(flannelPath(), res, &capture.Capture{Observations: append(obs, other, noise), Stats: stats})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +110,9 @@ func TestRenderJSONContract(t *testing.T) {
 		"segments.0.seen", "segments.0.lost", "segments.0.us.p50", "segments.2.merged_from", "segments.1.note",
 		"verdict.class", "verdict.from", "verdict.to", "verdict.direction", "verdict.share", "verdict.basis",
 		"verdict.text", "verdict.loss.lost", "incomplete",
+		// added in schema_version 1
+		"segments.0.unknown", "points.3.capture.packets", "points.3.capture.drops", "points.3.capture.freezes",
+		"points.3.capture.undecodable", "verdict.unknown",
 	} {
 		if _, ok := lookup(m, key); !ok {
 			t.Errorf("got no %s in the JSON output", key)

@@ -95,6 +95,26 @@ type Point struct {
 	Ifindex    int    `json:"ifindex"`
 	Kind       string `json:"kind"`
 	RequestDir string `json:"request_dir"` // tx or rx; replies cross the other way
+	// Capture holds the counters of the point's capture handle; nil when the
+	// capture reported none for it.
+	Capture *PointCapture `json:"capture,omitempty"`
+}
+
+// PointCapture are the counters of one point's capture handle
+// (capture.PointStats).
+type PointCapture struct {
+	Packets uint64 `json:"packets"` // accepted by the filter, dropped ones included
+	Drops   uint64 `json:"drops"`   // lost because the ring was full
+	Freezes uint64 `json:"freezes"` // times the kernel froze the full ring's queue
+	// Undecodable counts packets the filter accepted that could not be
+	// decoded.
+	Undecodable int `json:"undecodable"`
+}
+
+// Dropped reports whether the capture may have missed packets at the point:
+// it dropped some or its ring froze.
+func (p Point) Dropped() bool {
+	return p.Capture != nil && (p.Capture.Drops > 0 || p.Capture.Freezes > 0)
 }
 
 // Name renders the point as ifname@netns.
@@ -113,6 +133,10 @@ type Segment struct {
 	Separable bool `json:"separable"`
 	Seen      int  `json:"seen"` // probes observed at both ends
 	Lost      int  `json:"lost"` // probes last observed at From, never answered
+	// Unknown counts probes last observed at From, never answered, and
+	// missing at To while To's capture dropped packets: they may have passed
+	// To unseen and vanished later, so they are not counted in Lost.
+	Unknown int `json:"unknown"`
 	// US is the time spent in the segment; nil when not separable or seen == 0.
 	US *Dist `json:"us,omitempty"`
 	// MergedFrom is the point where the measured span starts when preceding
@@ -142,6 +166,9 @@ type Verdict struct {
 	Basis     string  `json:"basis,omitempty"` // BasisExcess or BasisMedian
 	Text      string  `json:"text"`
 	Loss      *Loss   `json:"loss,omitempty"` // nil when no segment lost a probe
+	// Unknown counts the unanswered probes that could not be located because
+	// a capture dropped packets (the sum of segments[].unknown).
+	Unknown int `json:"unknown,omitempty"`
 }
 
 // Loss names the segment with the most lost probes.

@@ -25,13 +25,13 @@ func measure(steps []step, lines []*timeline) ([]Segment, []span) {
 	nseg := len(steps) - 1
 	segs := make([]Segment, 0, nseg)
 	spans := make([]span, 0, nseg)
-	lost := lossBySegment(lines, nseg)
+	lost, unknown := lossBySegment(steps, lines)
 	chain := -1 // first step of the pending non-separable run
 	for i := 0; i < nseg; i++ {
 		seg := describe(steps, i)
 		sp := span{from: i, to: i + 1, start: i}
 		seen, inherited := count(steps, lines, i)
-		seg.Seen, seg.Lost = seen, lost[i]
+		seg.Seen, seg.Lost, seg.Unknown = seen, lost[i], unknown[i]
 		seg.Separable = seen == 0 || 2*inherited < seen
 		if !seg.Separable {
 			if chain < 0 {
@@ -111,24 +111,36 @@ func count(steps []step, lines []*timeline, i int) (seen, inherited int) {
 
 // lossBySegment counts, per segment, the probes that were never answered and
 // whose last observation is the segment's start. A probe that is missing at
-// one point but seen further on was not lost there.
-func lossBySegment(lines []*timeline, nseg int) []int {
-	lost := make([]int, nseg)
+// one point but seen further on was not lost there. Such a probe is lost in
+// the segment when the capture at its end dropped nothing; otherwise it may
+// have passed the end unseen, and it is unknown.
+func lossBySegment(steps []step, lines []*timeline) (lost, unknown []int) {
+	nseg := len(steps) - 1
+	lost, unknown = make([]int, nseg), make([]int, nseg)
 	for _, l := range lines {
 		if l.probe.Answered() {
 			continue
 		}
-		last := -1
-		for i, s := range l.at {
-			if s.ok {
-				last = i
-			}
-		}
-		if last >= 0 && last < nseg {
+		last := l.last()
+		switch {
+		case last < 0 || last >= nseg:
+		case steps[last+1].dropped:
+			unknown[last]++
+		default:
 			lost[last]++
 		}
 	}
-	return lost
+	return lost, unknown
+}
+
+// last returns the last step at which the probe was observed, or -1.
+func (l *timeline) last() int {
+	for i := len(l.at) - 1; i >= 0; i-- {
+		if l.at[i].ok {
+			return i
+		}
+	}
+	return -1
 }
 
 // samples returns the durations of a separable span over the probes observed

@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -21,6 +22,10 @@ func verdict(r *Result, lines []*timeline, spans []span) Verdict {
 	}
 	if !ok {
 		v = Verdict{Text: "no segment could be measured on its own"}
+	}
+	if n, text := unknownText(r); n > 0 {
+		v.Unknown = n
+		v.Text = text + v.Text
 	}
 	if l := worstLoss(r.Segments); l != nil {
 		v.Loss = l
@@ -174,4 +179,34 @@ func lossText(r *Result, l *Loss) string {
 	return fmt.Sprintf("%d of %d probes (%s%%) lost in %s %s; ",
 		l.Lost, r.Probes.Sent, percent(float64(l.Lost)/float64(max(r.Probes.Sent, 1))),
 		l.Class, spanText(r, l.From, l.To, l.Class, l.Direction))
+}
+
+// unknownText counts the probes whose loss could not be located and names
+// the captures that dropped packets where they went missing. It blames no
+// segment.
+func unknownText(r *Result) (int, string) {
+	n := 0
+	var at []string
+	for _, s := range r.Segments {
+		if s.Unknown == 0 {
+			continue
+		}
+		n += s.Unknown
+		if name := r.point(s.To).Name(); !slices.Contains(at, name) {
+			at = append(at, name)
+		}
+	}
+	if n == 0 {
+		return 0, ""
+	}
+	probes, they := "probes", "they"
+	if n == 1 {
+		probes, they = "probe", "it"
+	}
+	captures := "the captures at " + strings.Join(at, ", ")
+	if len(at) == 1 {
+		captures = "the capture at " + at[0]
+	}
+	return n, fmt.Sprintf("%d unanswered %s (%s%%) not located: %s dropped packets where %s went missing; ",
+		n, probes, percent(float64(n)/float64(max(r.Probes.Sent, 1))), captures, they)
 }

@@ -1,0 +1,171 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// barWidth is the length of the bar of the segment with the largest p50.
+const barWidth = 30
+
+// renderText writes the report for a terminal: ASCII only, aligned columns,
+// nothing that relies on colour.
+func renderText(w io.Writer, r *Result) error {
+	var b strings.Builder
+	if r.Incomplete {
+		b.WriteString("INCOMPLETE: the run stopped early; this report covers only what was recorded until then\n")
+	}
+	writeHeader(&b, r)
+	writePoints(&b, r)
+	b.WriteString("\n")
+	writeSegments(&b, r)
+	fmt.Fprintf(&b, "\nverdict: %s\n", r.Verdict.Text)
+	if _, err := io.WriteString(w, ascii(b.String())); err != nil {
+		return fmt.Errorf("render report as text: %w", err)
+	}
+	return nil
+}
+
+func writeHeader(b *strings.Builder, r *Result) {
+	from := "unknown source"
+	if r.Source.Interface != "" || r.Source.NetNS != "" {
+		from = r.Source.Interface + "@" + r.Source.NetNS
+	}
+	if r.Source.Addr != "" {
+		from += " (" + r.Source.Addr + ")"
+	}
+	target := r.Target
+	if target == "" {
+		target = "unknown target"
+	}
+	fmt.Fprintf(b, "cnitrace: %d probes to %s from %s: %d answered, %d lost\n",
+		r.Probes.Sent, target, from, r.Probes.Received, r.Probes.Sent-r.Probes.Received)
+	if r.RTT == nil {
+		b.WriteString("rtt: no probe was answered\n")
+	} else {
+		fmt.Fprintf(b, "rtt: p50 %.1f us, p90 %.1f us, p99 %.1f us, max %.1f us (%s)\n",
+			r.RTT.P50, r.RTT.P90, r.RTT.P99, r.RTT.Max, rttSourceLabel(r.RTTSource))
+	}
+	if p := r.PathRTT; p != nil {
+		fmt.Fprintf(b, "     p50 %.1f us, p90 %.1f us, p99 %.1f us, max %.1f us on the path (pod interface out to pod interface in)\n",
+			p.P50, p.P90, p.P99, p.Max)
+	}
+	if u := r.UserRTT; u != nil && r.RTTSource != RTTUser {
+		fmt.Fprintf(b, "     p50 %.1f us, p90 %.1f us, p99 %.1f us, max %.1f us at the probe socket (user-space times at both ends)\n",
+			u.P50, u.P90, u.P99, u.Max)
+	}
+	if r.Probes.Ignored > 0 {
+		fmt.Fprintf(b, "ignored: %d observations of other runs or foreign packets\n", r.Probes.Ignored)
+	}
+}
+
+// writePoints lists the points and what their captures may have missed.
+func writePoints(b *strings.Builder, r *Result) {
+	b.WriteString("\npoints:\n")
+	pts := table{right: []bool{false, false, false}}
+	for _, p := range r.Points {
+		pts.add(p.ID, p.Name(), p.Kind)
+	}
+	pts.write(b, "  ")
+	for _, p := range r.Points {
+		c := p.Capture
+		if p.Dropped() {
+			fmt.Fprintf(b, "  %s %s: the capture dropped %d of %d packets (ring frozen %d times): unanswered probes missing here count as unknown, not lost\n",
+				p.ID, p.Interface, c.Drops, c.Packets, c.Freezes)
+		}
+		if c != nil && c.Undecodable > 0 {
+			fmt.Fprintf(b, "  %s %s: the capture could not decode %d packets\n", p.ID, p.Interface, c.Undecodable)
+		}
+	}
+}
+
+func rttSourceLabel(s string) string {
+	switch s {
+	case RTTCapture:
+		return "send call to the receive stamp on the pod's interface, as ping measures"
+	case RTTUser:
+		return "from user-space send and receive times"
+	case RTTMixed:
+		return "as ping measures; user-space receive times where the pod's interface missed a reply"
+	}
+	return "source " + s
+}
+
+// writeSegments writes the segment table and explains its markers. The
+// unknown column is there only when a capture drop left a loss unlocated.
+func writeSegments(b *strings.Builder, r *Result) {
+	unknown := slices.ContainsFunc(r.Segments, func(s Segment) bool { return s.Unknown > 0 })
+	t := table{right: []bool{false, false, false, true, true, true, true, true, true}}
+	head := []string{"dir", "class", "segment", "p50 us", "p90 us", "p99 us", "max us", "seen", "lost"}
+	if unknown {
+		t.right, head = append(t.right, true), append(head, "unknown")
+	}
+	t.right = append(t.right, false)
+	t.add(append(head, "")...)
+	top := 0.0
+	for _, s := range r.Segments {
+		if s.US != nil {
+			top = max(top, s.US.P50)
+		}
+	}
+	end := len(r.Segments) // segments from end on are non-separable with nothing after them
+	for end > 0 && !r.Segments[end-1].Separable {
+		end--
+	}
+	var notes []string
+	for i, s := range r.Segments {
+		name := r.segmentName(s.From) + " -> " + r.segmentName(s.To)
+		if s.From == s.To { // the network segment: out of and back into the uplink
+			name = r.segmentName(s.From) + " tx -> rx"
+		}
+		if s.MergedFrom != "" {
+			name += " *"
+			notes = append(notes, fmt.Sprintf("* %s -> %s is timed from %s: it includes the segments since %s, whose RX stamps were inherited from the previous device",
+				s.From, s.To, r.segmentName(s.MergedFrom), s.MergedFrom))
+		}
+		row := []string{s.Direction, s.Class, name}
+		row = append(row, numbers(s)...)
+		row = append(row, strconv.Itoa(s.Seen), strconv.Itoa(s.Lost))
+		if unknown {
+			row = append(row, strconv.Itoa(s.Unknown))
+		}
+		t.add(append(row, remark(s, top, i >= end))...)
+	}
+	t.write(b, "  ")
+	for _, n := range notes {
+		b.WriteString("  " + n + "\n")
+	}
+}
+
+func (r *Result) segmentName(id string) string {
+	return id + " " + r.point(id).Interface
+}
+
+// numbers are the p50, p90, p99 and max cells of a segment.
+func numbers(s Segment) []string {
+	if s.US == nil {
+		return []string{"-", "-", "-", "-"}
+	}
+	f := func(x float64) string { return strconv.FormatFloat(x, 'f', 1, 64) }
+	return []string{f(s.US.P50), f(s.US.P90), f(s.US.P99), f(s.US.Max)}
+}
+
+// remark is the last column: a bar proportional to p50, or why there is none.
+func remark(s Segment, top float64, atEnd bool) string {
+	switch {
+	case !s.Separable && atEnd:
+		return "(not separable: end of the path, not measured)"
+	case !s.Separable:
+		return "(not separable: merged into next)"
+	case s.US == nil:
+		return "(no samples)"
+	case top <= 0 || s.US.P50 <= 0:
+		return ""
+	}
+	n := int(math.Round(s.US.P50 / top * barWidth))
+	return strings.Repeat("#", min(max(n, 1), barWidth))
+}
