@@ -48,6 +48,11 @@ func traceLab(t *testing.T, l *lab.Lab, extra ...string) jsonReport {
 	if code != exitOK {
 		t.Fatalf("trace: exit code %d, stderr:\n%s", code, stderr)
 	}
+	return decodeReport(t, stdout)
+}
+
+func decodeReport(t *testing.T, stdout string) jsonReport {
+	t.Helper()
 	var r jsonReport
 	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
 		t.Fatalf("trace output is not the JSON report: %v\n%s", err, stdout)
