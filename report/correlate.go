@@ -80,9 +80,8 @@ func Correlate(path *topology.Path, probes *probe.Result, capt *capture.Capture)
 			r.Probes.Received++
 		}
 	}
-	r.RTT, r.RTTSource = rtt(lines)
-	r.PathRTT = pathRTT(lines)
-	r.UserRTT = userRTT(lines)
+	r.Timelines = probeTimelines(lines)
+	roundTrips(r)
 	r.Verdict = verdict(r, lines, spans)
 	return r, nil
 }
@@ -217,66 +216,6 @@ func addrString(a netip.Addr) string {
 		return ""
 	}
 	return a.String()
-}
-
-// rtt summarises the round trip of answered probes as ping measures it:
-// from the send call to the receive stamp on the pod's interface, else, when
-// that interface missed the reply, to the user-space receive time.
-func rtt(lines []*timeline) (*Dist, string) {
-	var ds []time.Duration
-	capt, user := 0, 0
-	for _, l := range lines {
-		if !l.probe.Answered() {
-			continue
-		}
-		if rx := l.at[len(l.at)-1]; rx.ok {
-			ds = append(ds, rx.at.Sub(l.probe.SentAt))
-			capt++
-			continue
-		}
-		ds = append(ds, l.probe.RTT())
-		user++
-	}
-	switch {
-	case capt == 0 && user == 0:
-		return nil, ""
-	case user == 0:
-		return dist(ds), RTTCapture
-	case capt == 0:
-		return dist(ds), RTTUser
-	}
-	return dist(ds), RTTMixed
-}
-
-// pathRTT summarises the round trip between the pod-side capture stamps.
-func pathRTT(lines []*timeline) *Dist {
-	var ds []time.Duration
-	for _, l := range lines {
-		if d, ok := l.captureRTT(); ok {
-			ds = append(ds, d)
-		}
-	}
-	return dist(ds)
-}
-
-// userRTT summarises the user-space round trip of answered probes.
-func userRTT(lines []*timeline) *Dist {
-	var ds []time.Duration
-	for _, l := range lines {
-		if l.probe.Answered() {
-			ds = append(ds, l.probe.RTT())
-		}
-	}
-	return dist(ds)
-}
-
-// captureRTT is the time from the first request step to the last reply step.
-func (l *timeline) captureRTT() (time.Duration, bool) {
-	first, last := l.at[0], l.at[len(l.at)-1]
-	if !first.ok || !last.ok {
-		return 0, false
-	}
-	return last.at.Sub(first.at), true
 }
 
 // complete reports whether the probe was observed at every step.

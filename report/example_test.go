@@ -13,7 +13,9 @@ import (
 )
 
 // A pod's eth0 and the node side of its veth, three probes: each packet is
-// seen once per point and direction, and Correlate times every segment.
+// seen once per point and direction, and Correlate times every segment. The
+// probe socket got a SCHED stamp for every request, so the RTT runs from the
+// kernel's send stamp, while the ping-like RTT starts at the send call.
 func Example() {
 	path := &topology.Path{
 		Target: netip.MustParseAddr("10.244.2.2"),
@@ -29,7 +31,8 @@ func Example() {
 	var obs []capture.Observation
 	for seq := range 3 {
 		t0 := start.Add(time.Duration(seq) * time.Second)
-		payload := probe.Payload{RunID: run, Seq: uint32(seq), SentAt: t0}.Marshal(56)
+		sent := t0.Add(-20 * time.Microsecond) // the send call, 20 us before eth0 sees the request
+		payload := probe.Payload{RunID: run, Seq: uint32(seq), SentAt: sent}.Marshal(56)
 		see := func(point string, dir topology.Dir, icmpType uint8, after time.Duration) {
 			obs = append(obs, capture.Observation{
 				Point: point, Dir: dir, ICMPType: icmpType, Stamp: capture.StampSKB,
@@ -41,7 +44,10 @@ func Example() {
 		see("p1", topology.TX, 0, time.Duration(90+seq*10)*time.Microsecond) // reply back at the veth
 		see("p0", topology.RX, 0, time.Duration(91+seq*10)*time.Microsecond) // and in the pod
 		probes.Probes = append(probes.Probes, probe.Probe{
-			Seq: uint32(seq), SentAt: t0, ReceivedAt: t0.Add(time.Duration(100+seq*10) * time.Microsecond),
+			Seq:        uint32(seq),
+			SentAt:     sent,
+			SchedAt:    t0.Add(-time.Microsecond), // queued on eth0
+			ReceivedAt: t0.Add(time.Duration(100+seq*10) * time.Microsecond),
 		})
 	}
 	r, err := report.Correlate(path, probes, &capture.Capture{Observations: obs})
@@ -54,9 +60,11 @@ func Example() {
 	}
 	// Output:
 	// cnitrace: 3 probes to 10.244.2.2 from eth0@net:[4026532301] (10.244.1.2): 3 answered, 0 lost
-	// rtt: p50 101.0 us, p90 111.0 us, p99 111.0 us, max 111.0 us (send call to the receive stamp on the pod's interface, as ping measures)
+	// rtt: p50 102.0 us, p90 112.0 us, p99 112.0 us, max 112.0 us (kernel send stamp to the receive stamp on the pod's interface)
+	//      p50 121.0 us, p90 131.0 us, p99 131.0 us, max 131.0 us as ping measures (send call to the receive stamp on the pod's interface)
 	//      p50 101.0 us, p90 111.0 us, p99 111.0 us, max 111.0 us on the path (pod interface out to pod interface in)
-	//      p50 110.0 us, p90 120.0 us, p99 120.0 us, max 120.0 us at the probe socket (user-space times at both ends)
+	//      p50 130.0 us, p90 140.0 us, p99 140.0 us, max 140.0 us at the probe socket (user-space times at both ends)
+	// clocks: send kernel-sched 3; receive capture 3
 	//
 	// points:
 	//   p0  eth0@net:[4026532301]   pod

@@ -72,6 +72,10 @@ type run struct {
 	lostIn  map[int]int     // seq -> segment in which the probe vanished
 	missing map[[2]int]bool // {seq, step} the capture missed, though the probe passed
 	stats   []capture.PointStats
+	// stamps gives a probe's kernel TX stamps as offsets from its request
+	// at the pod's interface (SCHED comes before that tap, SND after it); a
+	// zero offset means no stamp. Nil: no kernel stamps at all.
+	stamps func(seq int) (sched, snd time.Duration)
 }
 
 // testStep is the test's own idea of a timeline step.
@@ -106,6 +110,10 @@ func (r run) build() (*probe.Result, []capture.Observation) {
 	for seq := 0; seq < r.n; seq++ {
 		t := base.Add(time.Duration(seq) * interval)
 		p := probe.Probe{Seq: uint32(seq), SentAt: t.Add(-20 * time.Microsecond)}
+		if r.stamps != nil {
+			sched, snd := r.stamps(seq)
+			p.SchedAt, p.SoftwareAt = stampAt(t, sched), stampAt(t, snd)
+		}
 		lostIn, lost := r.lostIn[seq]
 		for k, st := range steps {
 			if k > 0 && !r.inherit[k-1] {
@@ -127,6 +135,14 @@ func (r run) build() (*probe.Result, []capture.Observation) {
 		res.Probes = append(res.Probes, p)
 	}
 	return res, obs
+}
+
+// stampAt is t plus a non-zero offset; a zero offset is no stamp.
+func stampAt(t time.Time, d time.Duration) time.Time {
+	if d == 0 {
+		return time.Time{}
+	}
+	return t.Add(d)
 }
 
 func observe(st testStep, seq uint32, sent, at time.Time) capture.Observation {

@@ -19,7 +19,9 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 // the inherited stamps of a node with the RX-timestamping key on, jitter in
 // cni0 -> flannel.1, one probe lost in the network, a capture at flannel.1
 // that dropped 3 packets (two probes it missed, and one unanswered probe last
-// seen at cni0 that therefore cannot be located) and two foreign packets.
+// seen at cni0 that therefore cannot be located), two foreign packets,
+// kernel send stamps (SCHED, but only SND for probes 5 and 11 and none for
+// 23) and one reply the pod's interface missed (probe 9).
 func flannelResult(t *testing.T) *Result {
 	t.Helper()
 	rn := run{
@@ -27,7 +29,16 @@ func flannelResult(t *testing.T) *Result {
 		delays:  designDelays(),
 		inherit: map[int]bool{segVethBridge: true, segUplinkVXLAN: true},
 		lostIn:  map[int]int{17: segNetwork, 26: segBridgeVXLAN},
-		missing: map[[2]int]bool{{8, 6}: true, {12, 3}: true},
+		missing: map[[2]int]bool{{8, 6}: true, {12, 3}: true, {9, 9}: true},
+		stamps: func(seq int) (time.Duration, time.Duration) {
+			switch seq {
+			case 5, 11:
+				return 0, 400 * time.Nanosecond
+			case 23:
+				return 0, 0
+			}
+			return -1500 * time.Nanosecond, 400 * time.Nanosecond
+		},
 		jitter: func(seq, seg int) time.Duration {
 			switch seg {
 			case segBridgeVXLAN:
@@ -112,7 +123,9 @@ func TestRenderJSONContract(t *testing.T) {
 		"verdict.text", "verdict.loss.lost", "incomplete",
 		// added in schema_version 1
 		"segments.0.unknown", "points.3.capture.packets", "points.3.capture.drops", "points.3.capture.freezes",
-		"points.3.capture.undecodable", "verdict.unknown",
+		"points.3.capture.undecodable", "verdict.unknown", "rtt_ping_us.p50", "rtt_clocks.send.kernel-sched",
+		"rtt_clocks.send.kernel-software", "rtt_clocks.send.user", "rtt_clocks.receive.capture", "rtt_clocks.receive.user",
+		"rtt_notes.0",
 	} {
 		if _, ok := lookup(m, key); !ok {
 			t.Errorf("got no %s in the JSON output", key)

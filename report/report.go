@@ -8,6 +8,8 @@
 // applies are documented in docs/report-format.md.
 package report
 
+import "time"
+
 // SchemaVersion is the version of the JSON contract. Fields are only ever
 // added to it, never renamed or removed.
 const SchemaVersion = 1
@@ -33,13 +35,15 @@ const (
 	BasisMedian = "median" // share of the sum of the segments' medians
 )
 
-// RTT sources.
+// RTT sources: where the receive times of rtt_us and rtt_ping_us came from.
+// They are also the receive clocks of RTTClocks and ProbeTimeline.
 const (
-	// RTTCapture: from the send call to the kernel's receive stamp on the
-	// pod's interface, the two clocks ping reads.
+	// RTTCapture: the kernel's receive stamp on the pod's interface.
 	RTTCapture = "capture"
-	RTTUser    = "user"  // user-space send and receive times of the probe
-	RTTMixed   = "mixed" // some of each
+	// RTTUser: the user-space time the probe socket read the reply, used
+	// when the pod's interface missed the reply.
+	RTTUser  = "user"
+	RTTMixed = "mixed" // some of each
 )
 
 // Result is the correlated report of one run. It mirrors the JSON contract
@@ -49,15 +53,28 @@ type Result struct {
 	Target        string      `json:"target"`
 	Source        Source      `json:"source"`
 	Probes        ProbeCounts `json:"probes"`
-	// RTT is the round trip over answered probes as ping measures it: from
-	// the send call to the kernel's receive stamp on the pod's interface
-	// (RTTSource says where the receive time came from); nil when none was
-	// answered.
+	// RTT is the round trip over answered probes from the kernel's send
+	// stamp of the request (probe.Probe.KernelSentAt: SCHED, else SND, else
+	// the user-space send time) to the kernel's receive stamp of the reply
+	// on the pod's interface (else the user-space receive time). RTTClocks
+	// counts which clocks were used; RTTSource says where the receive times
+	// came from. Nil when no probe was answered.
 	RTT       *Dist  `json:"rtt_us,omitempty"`
 	RTTSource string `json:"rtt_source,omitempty"`
+	// PingRTT is the round trip as ping measures it: from the user-space
+	// send time to the same receive time as RTT. It is what rtt_us was before
+	// kernel send stamps; PingRTT minus RTT is the pod's send path up to the
+	// device queue.
+	PingRTT *Dist `json:"rtt_ping_us,omitempty"`
+	// RTTClocks counts, over the answered probes, the clock each end of
+	// their RTT came from; nil when no probe was answered.
+	RTTClocks *Clocks `json:"rtt_clocks,omitempty"`
+	// RTTNotes says where RTT is weaker than it looks: user-space times used
+	// as a fallback for kernel ones.
+	RTTNotes []string `json:"rtt_notes,omitempty"`
 	// PathRTT is the round trip from the pod's interface out to the pod's
 	// interface in, kernel stamps at both ends: what the segments add up to.
-	// RTT minus PathRTT is the pod's own send path.
+	// RTT minus PathRTT is what the pod's stack adds outside the taps.
 	PathRTT *Dist `json:"rtt_path_us,omitempty"`
 	// UserRTT is the round trip the probe socket saw, user-space times at
 	// both ends, so it includes the pod's stack and Go's scheduling.
@@ -68,6 +85,64 @@ type Result struct {
 	// Incomplete is set by the caller when the run stopped early (Ctrl-C):
 	// the numbers then cover only what was recorded.
 	Incomplete bool `json:"incomplete"`
+	// Timelines are the probes one by one, in sequence order. They are not
+	// part of the JSON contract (yet).
+	Timelines []ProbeTimeline `json:"-"`
+}
+
+// Clocks counts, per clock name, the probes whose send or receive time came
+// from that clock. Send clocks are probe.ClockSched, probe.ClockSoftware and
+// probe.ClockUser; receive clocks are RTTCapture and RTTUser.
+type Clocks struct {
+	Send    map[string]int `json:"send"`
+	Receive map[string]int `json:"receive"`
+}
+
+// ProbeTimeline is what was recorded of one probe. Times are
+// CLOCK_REALTIME; zero where nothing was recorded.
+type ProbeTimeline struct {
+	Seq      uint32
+	Answered bool // a reply was read by the probe socket
+	// Sent is the send time the RTT is measured from and SendClock the clock
+	// it came from (probe.Probe.KernelSentAt).
+	Sent      time.Time
+	SendClock string
+	// Received is the receive time the RTT is measured to and ReceiveClock
+	// where it came from (RTTCapture or RTTUser); zero and "" when not
+	// answered.
+	Received     time.Time
+	ReceiveClock string
+	// UserSent and UserReceived are the probe socket's user-space times.
+	UserSent, UserReceived time.Time
+	// At is the capture stamp at every step of the timeline: the path's
+	// points in order (request), then in reverse order (reply).
+	At []time.Time
+}
+
+// RTT is Received minus Sent, the probe's contribution to rtt_us.
+func (p ProbeTimeline) RTT() (time.Duration, bool) {
+	return p.Received.Sub(p.Sent), p.Answered
+}
+
+// PingRTT is Received minus UserSent, the probe's contribution to
+// rtt_ping_us.
+func (p ProbeTimeline) PingRTT() (time.Duration, bool) {
+	return p.Received.Sub(p.UserSent), p.Answered
+}
+
+// UserRTT is the round trip in user space, the probe's contribution to
+// rtt_user_us.
+func (p ProbeTimeline) UserRTT() (time.Duration, bool) {
+	return p.UserReceived.Sub(p.UserSent), p.Answered
+}
+
+// PathRTT is the time between the capture stamps of the first and the last
+// step, the probe's contribution to rtt_path_us.
+func (p ProbeTimeline) PathRTT() (time.Duration, bool) {
+	if len(p.At) == 0 || p.At[0].IsZero() || p.At[len(p.At)-1].IsZero() {
+		return 0, false
+	}
+	return p.At[len(p.At)-1].Sub(p.At[0]), true
 }
 
 // Source is where the probes were sent from.

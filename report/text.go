@@ -1,12 +1,16 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/cnitrace/cnitrace/probe"
 )
 
 // barWidth is the length of the bar of the segment with the largest p50.
@@ -44,20 +48,7 @@ func writeHeader(b *strings.Builder, r *Result) {
 	}
 	fmt.Fprintf(b, "cnitrace: %d probes to %s from %s: %d answered, %d lost\n",
 		r.Probes.Sent, target, from, r.Probes.Received, r.Probes.Sent-r.Probes.Received)
-	if r.RTT == nil {
-		b.WriteString("rtt: no probe was answered\n")
-	} else {
-		fmt.Fprintf(b, "rtt: p50 %.1f us, p90 %.1f us, p99 %.1f us, max %.1f us (%s)\n",
-			r.RTT.P50, r.RTT.P90, r.RTT.P99, r.RTT.Max, rttSourceLabel(r.RTTSource))
-	}
-	if p := r.PathRTT; p != nil {
-		fmt.Fprintf(b, "     p50 %.1f us, p90 %.1f us, p99 %.1f us, max %.1f us on the path (pod interface out to pod interface in)\n",
-			p.P50, p.P90, p.P99, p.Max)
-	}
-	if u := r.UserRTT; u != nil && r.RTTSource != RTTUser {
-		fmt.Fprintf(b, "     p50 %.1f us, p90 %.1f us, p99 %.1f us, max %.1f us at the probe socket (user-space times at both ends)\n",
-			u.P50, u.P90, u.P99, u.Max)
-	}
+	writeRTT(b, r)
 	if r.Probes.Ignored > 0 {
 		fmt.Fprintf(b, "ignored: %d observations of other runs or foreign packets\n", r.Probes.Ignored)
 	}
@@ -83,16 +74,84 @@ func writePoints(b *strings.Builder, r *Result) {
 	}
 }
 
-func rttSourceLabel(s string) string {
-	switch s {
-	case RTTCapture:
-		return "send call to the receive stamp on the pod's interface, as ping measures"
-	case RTTUser:
-		return "from user-space send and receive times"
-	case RTTMixed:
-		return "as ping measures; user-space receive times where the pod's interface missed a reply"
+// writeRTT writes the round trips, the clocks they were measured with and
+// the fallbacks to user-space times. A line that would repeat the one
+// above it is left out.
+func writeRTT(b *strings.Builder, r *Result) {
+	if r.RTT == nil {
+		b.WriteString("rtt: no probe was answered\n")
+		return
 	}
-	return "source " + s
+	c := r.RTTClocks
+	if c == nil {
+		c = &Clocks{}
+	}
+	send, recv, also := "kernel send stamp", "the receive stamp on the pod's interface", ""
+	if c.Receive[RTTCapture] == 0 {
+		recv = "the read of the reply"
+	}
+	ping := c.Send[probe.ClockUser] == total(c.Send) // no kernel send stamp: rtt_us is rtt_ping_us
+	if ping {
+		send, also = "send call", ", as ping measures"
+	}
+	if len(r.RTTNotes) > 0 {
+		also += "; user-space fallbacks below"
+	}
+	writeDist(b, "rtt: ", r.RTT, "("+send+" to "+recv+also+")")
+	if !ping {
+		writeDist(b, "     ", r.PingRTT, "as ping measures (send call to "+recv+")")
+	}
+	writeDist(b, "     ", r.PathRTT, "on the path (pod interface out to pod interface in)")
+	if r.RTTSource != RTTUser {
+		writeDist(b, "     ", r.UserRTT, "at the probe socket (user-space times at both ends)")
+	}
+	if r.RTTClocks != nil {
+		fmt.Fprintf(b, "clocks: send %s; receive %s\n", clockCounts(c.Send), clockCounts(c.Receive))
+	}
+	for _, n := range r.RTTNotes {
+		b.WriteString("  " + n + "\n")
+	}
+}
+
+// clockOrder is the order clocks are listed in; others follow by name.
+var clockOrder = []string{probe.ClockSched, probe.ClockSoftware, RTTCapture, probe.ClockUser}
+
+// clockCounts lists clocks with their counts: "kernel-sched 27, user 1".
+func clockCounts(m map[string]int) string {
+	names := slices.Sorted(maps.Keys(m))
+	slices.SortStableFunc(names, func(a, b string) int {
+		return cmp.Compare(orderOf(a), orderOf(b))
+	})
+	parts := make([]string, 0, len(names))
+	for _, n := range names {
+		parts = append(parts, fmt.Sprintf("%s %d", n, m[n]))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func orderOf(clock string) int {
+	if i := slices.Index(clockOrder, clock); i >= 0 {
+		return i
+	}
+	return len(clockOrder)
+}
+
+func total(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// writeDist writes one distribution line; nothing when d is nil.
+func writeDist(b *strings.Builder, lead string, d *Dist, label string) {
+	if d != nil {
+		fmt.Fprintf(b, "%sp50 %.1f us, p90 %.1f us, p99 %.1f us, max %.1f us %s\n", lead, d.P50, d.P90, d.P99, d.Max, label)
+	}
 }
 
 // writeSegments writes the segment table and explains its markers. The
