@@ -35,7 +35,7 @@ type report struct {
 type segment struct {
 	From, To, Direction, Class string
 	Separable                  bool
-	Lost                       int
+	Seen, Lost                 int
 	US                         *dist `json:"us"`
 }
 
