@@ -80,6 +80,7 @@ func Correlate(path *topology.Path, probes *probe.Result, capt *capture.Capture)
 			r.Probes.Received++
 		}
 	}
+	noteSegments(r, spans)
 	r.Timelines = probeTimelines(lines)
 	roundTrips(r)
 	r.Verdict = verdict(r, lines, spans)

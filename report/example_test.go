@@ -70,10 +70,11 @@ func Example() {
 	//   p0  eth0@net:[4026532301]   pod
 	//   p1  veth1@net:[4026531840]  veth
 	//
-	//   dir      class    segment              p50 us  p90 us  p99 us  max us  seen  lost
-	//   request  egress   p0 eth0 -> p1 veth1     5.0     5.0     5.0     5.0     3     0  ##
-	//   request  network  p1 veth1 tx -> rx      95.0   105.0   105.0   105.0     3     0  ##############################
-	//   reply    ingress  p1 veth1 -> p0 eth0     1.0     1.0     1.0     1.0     3     0  #
+	//   dir      class    segment              p50 us  p90 us  p99 us  max us  seen  lost  notes
+	//   request  egress   p0 eth0 -> p1 veth1     5.0     5.0     5.0     5.0     3     0  n      ##
+	//   request  network  p1 veth1 tx -> rx      95.0   105.0   105.0   105.0     3     0  n      ##############################
+	//   reply    ingress  p1 veth1 -> p0 eth0     1.0     1.0     1.0     1.0     3     0  n      #
+	//   notes: n under 10 samples (p90, p99 = max)
 	//
 	// verdict: 100% of the latency above the fastest probe (p50 +10.0 us) is in network beyond veth1@net:[4026531840] (out and back: wire, remote node, remote pod)
 }

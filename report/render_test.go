@@ -125,7 +125,7 @@ func TestRenderJSONContract(t *testing.T) {
 		"segments.0.unknown", "points.3.capture.packets", "points.3.capture.drops", "points.3.capture.freezes",
 		"points.3.capture.undecodable", "verdict.unknown", "rtt_ping_us.p50", "rtt_clocks.send.kernel-sched",
 		"rtt_clocks.send.kernel-software", "rtt_clocks.send.user", "rtt_clocks.receive.capture", "rtt_clocks.receive.user",
-		"rtt_notes.0",
+		"rtt_notes.0", "segments.1.notes.0",
 	} {
 		if _, ok := lookup(m, key); !ok {
 			t.Errorf("got no %s in the JSON output", key)
@@ -133,6 +133,9 @@ func TestRenderJSONContract(t *testing.T) {
 	}
 	if _, ok := lookup(m, "segments.1.us"); ok {
 		t.Errorf("got us on a non-separable segment, want none")
+	}
+	if _, ok := lookup(m, "segments.0.notes"); ok {
+		t.Errorf("got notes on a segment without any, want the field omitted")
 	}
 	if v, _ := lookup(m, "schema_version"); v != 1.0 {
 		t.Errorf("got schema_version %v, want 1", v)

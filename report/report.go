@@ -217,7 +217,11 @@ type Segment struct {
 	// MergedFrom is the point where the measured span starts when preceding
 	// non-separable segments were merged into this one.
 	MergedFrom string `json:"merged_from,omitempty"`
-	Note       string `json:"note,omitempty"`
+	// Note says why the segment is not separable; Notes repeats it.
+	Note string `json:"note,omitempty"`
+	// Notes says where the segment's numbers are weak, one line each; each
+	// starts with a Note* kind and ": ".
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Dist is a distribution in microseconds, rounded to 0.1, with nearest-rank

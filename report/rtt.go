@@ -81,28 +81,14 @@ func rttSource(c *Clocks) string {
 func clockNotes(c *Clocks, n int) []string {
 	var notes []string
 	if k := c.Send[probe.ClockUser]; k > 0 {
-		notes = append(notes, fmt.Sprintf("send clock fallback: %d of %d answered probes had no kernel TX stamp; %s send time is user space (just before sendto), so rtt_us includes the pod's send path for %s",
-			k, n, their(k), them(k)))
+		notes = append(notes, fmt.Sprintf("%s: %d of %d answered probes had no kernel TX stamp; %s send time is user space (just before sendto), so rtt_us includes the pod's send path for %s",
+			NoteSendClock, k, n, plural(k, "its", "their"), plural(k, "it", "them")))
 	}
 	if k := c.Receive[RTTUser]; k > 0 {
-		notes = append(notes, fmt.Sprintf("receive clock fallback: the capture on the pod's interface missed the reply of %d of %d answered probes; %s receive time is user space (after the read), so rtt_us and rtt_ping_us include the pod's receive path and scheduling for %s",
-			k, n, their(k), them(k)))
+		notes = append(notes, fmt.Sprintf("%s: the capture on the pod's interface missed the reply of %d of %d answered probes; %s receive time is user space (after the read), so rtt_us and rtt_ping_us include the pod's receive path and scheduling for %s",
+			NoteReceiveClock, k, n, plural(k, "its", "their"), plural(k, "it", "them")))
 	}
 	return notes
-}
-
-func their(n int) string {
-	if n == 1 {
-		return "its"
-	}
-	return "their"
-}
-
-func them(n int) string {
-	if n == 1 {
-		return "it"
-	}
-	return "them"
 }
 
 // captureRTT is the time from the first request step to the last reply step.

@@ -16,6 +16,7 @@ import (
 type span struct {
 	from, to, start int
 	separable       bool
+	samples         int // probes timed over the span
 }
 
 // measure builds the segments between consecutive steps, in timeline order,
@@ -47,9 +48,8 @@ func measure(steps []step, lines []*timeline) ([]Segment, []span) {
 			chain = -1
 		}
 		sp.separable = true
-		if ds := samples(lines, sp); len(ds) > 0 {
-			seg.US = dist(ds)
-		}
+		ds := samples(lines, sp)
+		sp.samples, seg.US = len(ds), dist(ds)
 		segs, spans = append(segs, seg), append(spans, sp)
 	}
 	finishNotes(segs, chain)

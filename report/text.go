@@ -155,13 +155,17 @@ func writeDist(b *strings.Builder, lead string, d *Dist, label string) {
 }
 
 // writeSegments writes the segment table and explains its markers. The
-// unknown column is there only when a capture drop left a loss unlocated.
+// unknown and notes columns are there only when some segment needs them.
 func writeSegments(b *strings.Builder, r *Result) {
 	unknown := slices.ContainsFunc(r.Segments, func(s Segment) bool { return s.Unknown > 0 })
+	noted := slices.ContainsFunc(r.Segments, func(s Segment) bool { return len(s.Notes) > 0 })
 	t := table{right: []bool{false, false, false, true, true, true, true, true, true}}
 	head := []string{"dir", "class", "segment", "p50 us", "p90 us", "p99 us", "max us", "seen", "lost"}
 	if unknown {
 		t.right, head = append(t.right, true), append(head, "unknown")
+	}
+	if noted {
+		t.right, head = append(t.right, false), append(head, "notes")
 	}
 	t.right = append(t.right, false)
 	t.add(append(head, "")...)
@@ -192,11 +196,60 @@ func writeSegments(b *strings.Builder, r *Result) {
 		if unknown {
 			row = append(row, strconv.Itoa(s.Unknown))
 		}
+		if noted {
+			row = append(row, marks(s.Notes))
+		}
 		t.add(append(row, remark(s, top, i >= end))...)
 	}
 	t.write(b, "  ")
 	for _, n := range notes {
 		b.WriteString("  " + n + "\n")
+	}
+	writeLegend(b, r.Segments)
+}
+
+// noteMarks are the letters the notes column shows per kind of note, in
+// the order they are shown.
+var noteMarks = []struct{ kind, mark, legend string }{
+	{NoteNotSeparable, "i", "not separable (inherited RX stamp)"},
+	{NoteFewSamples, "n", "under 10 samples (p90, p99 = max)"},
+	{NoteCaptureDrops, "d", "capture dropped packets at an end"},
+}
+
+// marks returns one letter per kind of note, "o" for other kinds.
+func marks(notes []string) string {
+	var m strings.Builder
+	for _, k := range noteMarks {
+		if slices.ContainsFunc(notes, func(n string) bool { return strings.HasPrefix(n, k.kind+":") }) {
+			m.WriteString(k.mark)
+		}
+	}
+	for _, n := range notes {
+		if !slices.ContainsFunc(noteMarks, func(k struct{ kind, mark, legend string }) bool { return strings.HasPrefix(n, k.kind+":") }) {
+			m.WriteString("o")
+			break
+		}
+	}
+	return m.String()
+}
+
+// writeLegend explains the letters used in the notes column.
+func writeLegend(b *strings.Builder, segs []Segment) {
+	used := ""
+	for _, s := range segs {
+		used += marks(s.Notes)
+	}
+	var parts []string
+	for _, k := range noteMarks {
+		if strings.Contains(used, k.mark) {
+			parts = append(parts, k.mark+" "+k.legend)
+		}
+	}
+	if strings.Contains(used, "o") {
+		parts = append(parts, "o other (see the JSON notes)")
+	}
+	if len(parts) > 0 {
+		b.WriteString("  notes: " + strings.Join(parts, "; ") + "\n")
 	}
 }
 
