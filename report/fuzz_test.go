@@ -43,7 +43,8 @@ func FuzzCorrelate(f *testing.F) {
 
 // fuzzInput decodes: byte 0 picks the number of points (mod 5) and, in its
 // top 5 bits, the points whose capture dropped packets; byte 1 which probes
-// were answered; then 5 bytes per observation: point, type and direction,
+// were answered (bits 0-5) and whether they carry a SCHED (bit 6) and an SND
+// (bit 7) stamp; then 5 bytes per observation: point, type and direction,
 // sequence, stamp and payload, time offset in 100 ns (equal offsets make
 // inherited stamps likely).
 func fuzzInput(data []byte) (*topology.Path, *probe.Result, *capture.Capture) {
@@ -60,6 +61,12 @@ func fuzzInput(data []byte) (*topology.Path, *probe.Result, *capture.Capture) {
 	res := &probe.Result{RunID: testRun}
 	for seq := range fuzzProbes {
 		p := probe.Probe{Seq: uint32(seq), SentAt: base}
+		if head[1]&0x40 != 0 {
+			p.SchedAt = base.Add(time.Duration(seq) * 300 * time.Nanosecond)
+		}
+		if head[1]&0x80 != 0 {
+			p.SoftwareAt = base.Add(time.Duration(seq) * 500 * time.Nanosecond)
+		}
 		if head[1]&(1<<seq) != 0 {
 			p.ReceivedAt = base.Add(time.Duration(seq+1) * time.Microsecond)
 		}
@@ -132,7 +139,29 @@ func checkInvariants(t *testing.T, path *topology.Path, res *probe.Result, obs [
 			t.Errorf("segment %d: got us %+v on a non-separable segment", i, s.US)
 		}
 	}
+	checkRTT(t, res, r)
 	if r.Probes.Ignored > len(obs) || r.Verdict.Text == "" {
 		t.Errorf("got ignored %d of %d, verdict %q", r.Probes.Ignored, len(obs), r.Verdict.Text)
+	}
+}
+
+// checkRTT checks that every answered probe is counted once per end in the
+// clocks summary, and that the RTT exists exactly when one was answered.
+func checkRTT(t *testing.T, res *probe.Result, r *Result) {
+	t.Helper()
+	answered := 0
+	for _, p := range res.Probes {
+		if p.Answered() {
+			answered++
+		}
+	}
+	if (r.RTT != nil) != (answered > 0) || (r.RTTClocks != nil) != (answered > 0) || (r.PingRTT != nil) != (answered > 0) {
+		t.Fatalf("got rtt %+v, clocks %+v, ping %+v with %d answered", r.RTT, r.RTTClocks, r.PingRTT, answered)
+	}
+	if c := r.RTTClocks; c != nil && (total(c.Send) != answered || total(c.Receive) != answered) {
+		t.Errorf("got clocks %+v, want %d per end", c, answered)
+	}
+	if len(r.Timelines) != len(res.Probes) {
+		t.Errorf("got %d timelines, want %d", len(r.Timelines), len(res.Probes))
 	}
 }

@@ -173,3 +173,55 @@ func checkNotAbove(t *testing.T, trial int, a, b *Dist) {
 		t.Fatalf("trial %d: got %+v above %+v", trial, a, b)
 	}
 }
+
+func TestRenderRTT(t *testing.T) {
+	sched := func(int) (time.Duration, time.Duration) { return -time.Microsecond, 0 }
+	allMissed := map[[2]int]bool{{0, 9}: true, {1, 9}: true, {2, 9}: true}
+	tests := []struct {
+		name      string
+		rn        run
+		edit      func(*Result)
+		want, not []string
+	}{
+		{"kernel stamps", run{stamps: sched}, nil,
+			[]string{"max 127.1 us (kernel send stamp to the receive stamp on the pod's interface)\n",
+				"max 146.1 us as ping measures (send call to the receive stamp on the pod's interface)\n",
+				"max 161.1 us at the probe socket", "clocks: send kernel-sched 3; receive capture 3\n"},
+			[]string{"fallback"}},
+		{"no kernel stamps", run{}, nil,
+			[]string{"max 146.1 us (send call to the receive stamp on the pod's interface, as ping measures; user-space fallbacks below)\n",
+				"clocks: send user 3; receive capture 3\n  send clock fallback: 3 of 3 answered probes had no kernel TX stamp"},
+			[]string{"as ping measures (send call"}},
+		{"every reply missed at the pod", run{stamps: sched, missing: allMissed}, nil,
+			[]string{"max 142.1 us (kernel send stamp to the read of the reply; user-space fallbacks below)\n",
+				"max 161.1 us as ping measures (send call to the read of the reply)\n",
+				"clocks: send kernel-sched 3; receive user 3\n  receive clock fallback: the capture on the pod's interface missed the reply of 3 of 3"},
+			[]string{"at the probe socket"}},
+		{"a result without clocks", run{stamps: sched}, func(r *Result) { r.RTTClocks, r.RTTNotes = nil, nil },
+			[]string{"(send call to the receive stamp on the pod's interface, as ping measures)\n"},
+			[]string{"clocks:", "fallback"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.rn.n, tt.rn.delays = 3, designDelays()
+			r := tt.rn.correlate(t)
+			if tt.edit != nil {
+				tt.edit(r)
+			}
+			var b strings.Builder
+			if err := Render(&b, r, FormatText); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(b.String(), w) {
+					t.Errorf("got:\n%s\nwant it to contain %q", b.String(), w)
+				}
+			}
+			for _, n := range tt.not {
+				if strings.Contains(b.String(), n) {
+					t.Errorf("got:\n%s\nwant no %q", b.String(), n)
+				}
+			}
+		})
+	}
+}

@@ -1,16 +1,12 @@
 package report
 
 import (
-	"cmp"
 	"fmt"
 	"io"
-	"maps"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/cnitrace/cnitrace/probe"
 )
 
 // barWidth is the length of the bar of the segment with the largest p50.
@@ -74,101 +70,9 @@ func writePoints(b *strings.Builder, r *Result) {
 	}
 }
 
-// writeRTT writes the round trips, the clocks they were measured with and
-// the fallbacks to user-space times. A line that would repeat the one
-// above it is left out.
-func writeRTT(b *strings.Builder, r *Result) {
-	if r.RTT == nil {
-		b.WriteString("rtt: no probe was answered\n")
-		return
-	}
-	c := r.RTTClocks
-	if c == nil {
-		c = &Clocks{}
-	}
-	send, recv, also := "kernel send stamp", "the receive stamp on the pod's interface", ""
-	if c.Receive[RTTCapture] == 0 {
-		recv = "the read of the reply"
-	}
-	ping := c.Send[probe.ClockUser] == total(c.Send) // no kernel send stamp: rtt_us is rtt_ping_us
-	if ping {
-		send, also = "send call", ", as ping measures"
-	}
-	if len(r.RTTNotes) > 0 {
-		also += "; user-space fallbacks below"
-	}
-	writeDist(b, "rtt: ", r.RTT, "("+send+" to "+recv+also+")")
-	if !ping {
-		writeDist(b, "     ", r.PingRTT, "as ping measures (send call to "+recv+")")
-	}
-	writeDist(b, "     ", r.PathRTT, "on the path (pod interface out to pod interface in)")
-	if r.RTTSource != RTTUser {
-		writeDist(b, "     ", r.UserRTT, "at the probe socket (user-space times at both ends)")
-	}
-	if r.RTTClocks != nil {
-		fmt.Fprintf(b, "clocks: send %s; receive %s\n", clockCounts(c.Send), clockCounts(c.Receive))
-	}
-	for _, n := range r.RTTNotes {
-		b.WriteString("  " + n + "\n")
-	}
-}
-
-// clockOrder is the order clocks are listed in; others follow by name.
-var clockOrder = []string{probe.ClockSched, probe.ClockSoftware, RTTCapture, probe.ClockUser}
-
-// clockCounts lists clocks with their counts: "kernel-sched 27, user 1".
-func clockCounts(m map[string]int) string {
-	names := slices.Sorted(maps.Keys(m))
-	slices.SortStableFunc(names, func(a, b string) int {
-		return cmp.Compare(orderOf(a), orderOf(b))
-	})
-	parts := make([]string, 0, len(names))
-	for _, n := range names {
-		parts = append(parts, fmt.Sprintf("%s %d", n, m[n]))
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, ", ")
-}
-
-func orderOf(clock string) int {
-	if i := slices.Index(clockOrder, clock); i >= 0 {
-		return i
-	}
-	return len(clockOrder)
-}
-
-func total(m map[string]int) int {
-	n := 0
-	for _, v := range m {
-		n += v
-	}
-	return n
-}
-
-// writeDist writes one distribution line; nothing when d is nil.
-func writeDist(b *strings.Builder, lead string, d *Dist, label string) {
-	if d != nil {
-		fmt.Fprintf(b, "%sp50 %.1f us, p90 %.1f us, p99 %.1f us, max %.1f us %s\n", lead, d.P50, d.P90, d.P99, d.Max, label)
-	}
-}
-
-// writeSegments writes the segment table and explains its markers. The
-// unknown and notes columns are there only when some segment needs them.
+// writeSegments writes the segment table and explains its markers.
 func writeSegments(b *strings.Builder, r *Result) {
-	unknown := slices.ContainsFunc(r.Segments, func(s Segment) bool { return s.Unknown > 0 })
-	noted := slices.ContainsFunc(r.Segments, func(s Segment) bool { return len(s.Notes) > 0 })
-	t := table{right: []bool{false, false, false, true, true, true, true, true, true}}
-	head := []string{"dir", "class", "segment", "p50 us", "p90 us", "p99 us", "max us", "seen", "lost"}
-	if unknown {
-		t.right, head = append(t.right, true), append(head, "unknown")
-	}
-	if noted {
-		t.right, head = append(t.right, false), append(head, "notes")
-	}
-	t.right = append(t.right, false)
-	t.add(append(head, "")...)
+	cols := segmentColumns(r.Segments)
 	top := 0.0
 	for _, s := range r.Segments {
 		if s.US != nil {
@@ -179,33 +83,64 @@ func writeSegments(b *strings.Builder, r *Result) {
 	for end > 0 && !r.Segments[end-1].Separable {
 		end--
 	}
-	var notes []string
+	var merged []string
 	for i, s := range r.Segments {
-		name := r.segmentName(s.From) + " -> " + r.segmentName(s.To)
-		if s.From == s.To { // the network segment: out of and back into the uplink
-			name = r.segmentName(s.From) + " tx -> rx"
-		}
+		cols.add(r, s, remark(s, top, i >= end))
 		if s.MergedFrom != "" {
-			name += " *"
-			notes = append(notes, fmt.Sprintf("* %s -> %s is timed from %s: it includes the segments since %s, whose RX stamps were inherited from the previous device",
+			merged = append(merged, fmt.Sprintf("* %s -> %s is timed from %s: it includes the segments since %s, whose RX stamps were inherited from the previous device",
 				s.From, s.To, r.segmentName(s.MergedFrom), s.MergedFrom))
 		}
-		row := []string{s.Direction, s.Class, name}
-		row = append(row, numbers(s)...)
-		row = append(row, strconv.Itoa(s.Seen), strconv.Itoa(s.Lost))
-		if unknown {
-			row = append(row, strconv.Itoa(s.Unknown))
-		}
-		if noted {
-			row = append(row, marks(s.Notes))
-		}
-		t.add(append(row, remark(s, top, i >= end))...)
 	}
-	t.write(b, "  ")
-	for _, n := range notes {
+	cols.write(b, "  ")
+	for _, n := range merged {
 		b.WriteString("  " + n + "\n")
 	}
 	writeLegend(b, r.Segments)
+}
+
+// segmentTable is the segment table; the unknown and notes columns are
+// there only when some segment needs them.
+type segmentTable struct {
+	table
+	unknown, noted bool
+}
+
+func segmentColumns(segs []Segment) *segmentTable {
+	t := &segmentTable{
+		table:   table{right: []bool{false, false, false, true, true, true, true, true, true}},
+		unknown: slices.ContainsFunc(segs, func(s Segment) bool { return s.Unknown > 0 }),
+		noted:   slices.ContainsFunc(segs, func(s Segment) bool { return len(s.Notes) > 0 }),
+	}
+	head := []string{"dir", "class", "segment", "p50 us", "p90 us", "p99 us", "max us", "seen", "lost"}
+	if t.unknown {
+		t.right, head = append(t.right, true), append(head, "unknown")
+	}
+	if t.noted {
+		t.right, head = append(t.right, false), append(head, "notes")
+	}
+	t.right = append(t.right, false)
+	t.table.add(append(head, "")...)
+	return t
+}
+
+// add appends the row of segment s, ending with remark.
+func (t *segmentTable) add(r *Result, s Segment, remark string) {
+	name := r.segmentName(s.From) + " -> " + r.segmentName(s.To)
+	if s.From == s.To { // the network segment: out of and back into the uplink
+		name = r.segmentName(s.From) + " tx -> rx"
+	}
+	if s.MergedFrom != "" {
+		name += " *"
+	}
+	row := append([]string{s.Direction, s.Class, name}, numbers(s)...)
+	row = append(row, strconv.Itoa(s.Seen), strconv.Itoa(s.Lost))
+	if t.unknown {
+		row = append(row, strconv.Itoa(s.Unknown))
+	}
+	if t.noted {
+		row = append(row, marks(s.Notes))
+	}
+	t.table.add(append(row, remark)...)
 }
 
 // noteMarks are the letters the notes column shows per kind of note, in
