@@ -63,8 +63,9 @@ type Result struct {
 	RTTSource string `json:"rtt_source,omitempty"`
 	// PingRTT is the round trip as ping measures it: from the user-space
 	// send time to the same receive time as RTT. It is what rtt_us was before
-	// kernel send stamps; PingRTT minus RTT is the pod's send path up to the
-	// device queue.
+	// kernel send stamps. Where RTT's send times are kernel stamps, PingRTT
+	// minus RTT is the pod's send path from the send call to the device
+	// queue.
 	PingRTT *Dist `json:"rtt_ping_us,omitempty"`
 	// RTTClocks counts, over the answered probes, the clock each end of
 	// their RTT came from; nil when no probe was answered.
@@ -74,7 +75,7 @@ type Result struct {
 	RTTNotes []string `json:"rtt_notes,omitempty"`
 	// PathRTT is the round trip from the pod's interface out to the pod's
 	// interface in, kernel stamps at both ends: what the segments add up to.
-	// RTT minus PathRTT is what the pod's stack adds outside the taps.
+	// PingRTT minus PathRTT is the pod's own send path and socket.
 	PathRTT *Dist `json:"rtt_path_us,omitempty"`
 	// UserRTT is the round trip the probe socket saw, user-space times at
 	// both ends, so it includes the pod's stack and Go's scheduling.
