@@ -23,6 +23,7 @@ type jsonReport struct {
 	SchemaVersion int `json:"schema_version"`
 	Probes        struct{ Sent, Received int }
 	RTT           stats `json:"rtt_us"`
+	PingRTT       stats `json:"rtt_ping_us"`
 	PathRTT       stats `json:"rtt_path_us"`
 	Incomplete    bool
 	Points        []struct {
