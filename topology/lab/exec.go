@@ -102,16 +102,41 @@ func (l *Lab) ClearForward(ctx context.Context, node int) error {
 // FORWARD in the filter table. It declares no chain, so the chain's policy
 // and existing rules stay as they are under --noflush.
 func forwardRules(n int) []byte {
+	return faultRules(Faults{ForwardRules: n})
+}
+
+// faultRules renders the iptables-restore input (for --noflush) that
+// appends f's FORWARD rules to node 1: the loss rules first, then
+// f.ForwardRules non-matching rules, each
+// `-s 10.255.X.Y/32 -d 10.255.X.Y/32 -j DROP`.
+func faultRules(f Faults) []byte {
 	var b bytes.Buffer
-	b.Grow(64 * (n + 2))
+	b.Grow(64 * (f.ForwardRules + 4))
 	b.WriteString("*filter\n")
-	for i := range n {
+	writeLossRule(&b, "forward-request", BridgeName, VXLANName, f.ForwardRequestLoss)
+	writeLossRule(&b, "forward-reply", VXLANName, BridgeName, f.ForwardReplyLoss)
+	for i := range f.ForwardRules {
 		a := "10.255." + strconv.Itoa(i>>8&0xff) + "." + strconv.Itoa(i&0xff) + "/32"
 		b.WriteString("-A FORWARD -s " + a + " -d " + a + " -j DROP\n")
 	}
 	b.WriteString("COMMIT\n")
 	return b.Bytes()
 }
+
+// writeLossRule writes a rule dropping the fraction p of the ICMP packets
+// forwarded from in to out, commented with what (so `iptables -L -v`
+// shows its counter under that name), or nothing when p is 0.
+func writeLossRule(b *bytes.Buffer, what, in, out string, p float64) {
+	if p <= 0 {
+		return
+	}
+	fmt.Fprintf(b, "-A FORWARD -i %s -o %s -p icmp -m statistic --mode random --probability %s -m comment --comment %q -j DROP\n",
+		in, out, formatFraction(p), LossRuleComment(what))
+}
+
+// LossRuleComment is the comment of the iptables rule that drops the
+// forward-request or forward-reply loss.
+func LossRuleComment(what string) string { return "cnitrace " + what + " loss" }
 
 // lookPath finds a program in PATH, then in the sbin directories a
 // non-root PATH lacks, and names the Debian package when it is missing.
