@@ -3,7 +3,7 @@
 //
 // Every namespace a lab creates is pinned under topology.NamedNetNSDir with
 // the lab's name as prefix (<name>-n1, <name>-n1-pod, <name>-n2,
-// <name>-n2-pod), so `ip netns exec` works on it and Down can remove a lab
+// <name>-n2-pod, and <name>-wire when a network fault asks for it), so `ip netns exec` works on it and Down can remove a lab
 // left standing by another process. A lab never touches the interfaces,
 // routes, sysctls or firewall of the namespace it is built from; its
 // addresses exist only inside its own namespaces. docs/lab.md draws the
@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -56,15 +57,51 @@ type Config struct {
 	// NamePrefix + 6 hex digits. A given name must pass ValidateName; only
 	// names starting with NamePrefix show up in List.
 	Name string
+	// Faults are set up once the lab is built (see Lab.SetFaults).
+	Faults Faults
+	// WireCommand, when set, runs the delay line in a background process
+	// (see Lab.WireCommand) instead of in this one.
+	WireCommand func(lab string, n Network) *exec.Cmd
 }
 
 // Lab is a standing lab. Its handles are open until Close.
 type Lab struct {
 	Name  string
 	Nodes []*Node // Nodes[0] is node 1
+	Wire  *Wire   // nil unless a network fault put the wire between the nodes
+
+	// Faults are the faults as last set by Up or SetFaults. A lab from
+	// Open does not know those set by another process and starts at zero.
+	Faults Faults
+
+	// WireCommand, when set, says how to run the delay line out of this
+	// process: it returns the command that runs it for the lab called lab
+	// (ServeWire(ctx, lab, n) in that process; `cnitrace lab wire`).
+	// Up and SetFaults start it detached (new session, stdin and stdout on
+	// /dev/null, stderr to WireLogFile), record its pid in WirePIDFile and
+	// wait until its sockets are open; Down and Close stop it. When nil,
+	// the delay line runs in this process, on goroutines the Lab owns,
+	// until Close.
+	WireCommand func(lab string, n Network) *exec.Cmd
 
 	created []string // namespaces this lab pinned, in creation order
+	run     runState // what this process runs for the lab, per system
 }
+
+// Wire is the namespace between the nodes' uplinks: node 1's eth0 is the
+// veth peer of WireLink1, node 2's eth0 that of WireLink2, and a delay line
+// (DelayLine) forwards the frames between the two after a delay.
+type Wire struct {
+	Name   string          // namespace name, <lab>-wire
+	NSPath string          // /run/netns/<lab>-wire
+	NS     *topology.NetNS // open until Lab.Close
+}
+
+// The wire's links, in the wire namespace.
+const (
+	WireLink1 = "w1" // peer of node 1's uplink
+	WireLink2 = "w2" // peer of node 2's uplink
+)
 
 // Node is one emulated Kubernetes node: a network namespace standing in for
 // the host, with a CNI bridge, a VXLAN overlay device and an uplink.
@@ -133,6 +170,7 @@ const nodeCount = 2
 // nodeNSName and podNSName name the namespaces of node i of lab.
 func nodeNSName(lab string, i int) string { return lab + "-n" + strconv.Itoa(i) }
 func podNSName(lab string, i int) string  { return nodeNSName(lab, i) + "-pod" }
+func wireNSName(lab string) string        { return lab + "-wire" }
 
 // nsNames lists every namespace name a lab called name can have.
 func nsNames(name string) []string {
@@ -140,14 +178,21 @@ func nsNames(name string) []string {
 	for i := 1; i <= nodeCount; i++ {
 		names = append(names, nodeNSName(name, i), podNSName(name, i))
 	}
-	return names
+	return append(names, wireNSName(name))
 }
 
 // labOfNSName returns the lab a namespace name belongs to, if it has the
-// form NamePrefix...-n<digits>[-pod] of a valid lab name.
+// form NamePrefix...-n<digits>[-pod] or NamePrefix...-wire of a valid lab
+// name.
 func labOfNSName(ns string) (string, bool) {
 	if !strings.HasPrefix(ns, NamePrefix) {
 		return "", false
+	}
+	if name, ok := strings.CutSuffix(ns, "-wire"); ok {
+		if !strings.HasPrefix(name, NamePrefix) || ValidateName(name) != nil {
+			return "", false
+		}
+		return name, true
 	}
 	ns = strings.TrimSuffix(ns, "-pod")
 	i := strings.LastIndex(ns, "-n")

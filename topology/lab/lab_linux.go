@@ -13,8 +13,10 @@ import (
 )
 
 // Up builds a lab: two nodes, each with a pod on a bridge, joined by an
-// uplink veth pair and a flannel-style VXLAN overlay. When ctx ends or any
-// step fails, whatever was built is removed before Up returns the error.
+// uplink veth pair (or through the wire namespace, when cfg.Faults has a
+// network fault) and a flannel-style VXLAN overlay, then sets up
+// cfg.Faults. When ctx ends or any step fails, whatever was built is
+// removed, a delay line started is stopped, before Up returns the error.
 // The caller must Close the lab (or Down it by name) to remove it.
 func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	return up(ctx, cfg, nil)
@@ -32,9 +34,15 @@ func up(ctx context.Context, cfg Config, fail func(step string) error) (_ *Lab, 
 	if err != nil {
 		return nil, err
 	}
-	l := &Lab{Name: name}
+	if err := cfg.Faults.Validate(); err != nil {
+		return nil, fmt.Errorf("build lab %s: %w", name, err)
+	}
+	l := &Lab{Name: name, WireCommand: cfg.WireCommand}
 	for i := 1; i <= nodeCount; i++ {
 		l.Nodes = append(l.Nodes, newNode(name, i))
+	}
+	if cfg.Faults.needsWire() {
+		l.Wire = newWire(name)
 	}
 	defer func() {
 		if err == nil {
@@ -49,10 +57,11 @@ func up(ctx context.Context, cfg Config, fail func(step string) error) (_ *Lab, 
 		{"create namespaces", l.createNamespaces},
 		{"set up node 1", n1.setup},
 		{"set up node 2", n2.setup},
-		{"connect uplink", func() error { return connectUplink(n1, n2) }},
+		{"connect nodes", l.connectNodes},
 		{"set up overlay on node 1", func() error { return setupOverlay(n1, n2) }},
 		{"set up overlay on node 2", func() error { return setupOverlay(n2, n1) }},
 		{"wait for links", func() error { return l.waitLinksUp(ctx) }},
+		{"set up faults", func() error { return l.applyFaults(ctx, cfg.Faults) }},
 	}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
@@ -83,6 +92,12 @@ func (l *Lab) createNamespaces() error {
 			return err
 		}
 	}
+	if l.Wire != nil {
+		var err error
+		if l.Wire.NS, err = l.newNetNS(l.Wire.Name); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -94,19 +109,37 @@ func (l *Lab) newNetNS(name string) (*topology.NetNS, error) {
 	if err != nil {
 		return nil, err
 	}
-	l.created = append(l.created, name)
+	if !l.run.borrowed {
+		l.created = append(l.created, name)
+	}
 	return ns, nil
 }
 
-// Close removes the lab: it closes every handle and unpins every namespace
-// the lab created, which destroys the namespaces and all interfaces in them
-// (the kernel finishes that asynchronously). It is safe to call more than
-// once and on a half-built lab.
+// Close removes the lab: it stops its delay line (in this process, or the
+// background one), closes every handle and unpins every namespace the lab
+// created, which destroys the namespaces and all interfaces in them (the
+// kernel finishes that asynchronously). It is safe to call more than once
+// and on a half-built lab. On a lab from Open it only stops a delay line
+// running in this process and closes the handles.
 func (l *Lab) Close() error {
 	if l == nil {
 		return nil
 	}
 	var errs []error
+	if run := l.run.line; run != nil {
+		run.cancel()
+		<-run.done
+		errs = append(errs, run.line.Close()) // Run's error is moot now
+		l.run.line = nil
+	}
+	if !l.run.borrowed {
+		if _, err := stopWireProcess(l.Name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if l.Wire != nil {
+		errs = append(errs, closeNS(l.Wire.NS, l.Wire.Name))
+	}
 	for _, n := range l.Nodes {
 		errs = append(errs, closeNS(n.NS, n.Name))
 		if n.Pod != nil {
@@ -132,14 +165,18 @@ func closeNS(ns *topology.NetNS, name string) error {
 	return nil
 }
 
-// Down removes a lab left standing, possibly by another process: it unpins
+// Down removes a lab left standing, possibly by another process: it stops
+// the lab's background delay line (and checks it is gone), then unpins
 // every namespace under topology.NamedNetNSDir whose name is exactly one of
 // the lab's. It returns an error wrapping ErrNoLab when none exists.
 func Down(name string) error {
 	if err := ValidateName(name); err != nil {
 		return err
 	}
-	var found bool
+	found, err := stopWireProcess(name)
+	if err != nil {
+		return fmt.Errorf("remove lab %s: %w", name, err)
+	}
 	var errs []error
 	for _, ns := range nsNames(name) {
 		if _, err := os.Lstat(filepath.Join(topology.NamedNetNSDir, ns)); err != nil {

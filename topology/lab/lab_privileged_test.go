@@ -220,13 +220,22 @@ func TestPrivilegedDown(t *testing.T) {
 }
 
 // TestHelperUpAndExit is TestPrivilegedDown's child: it builds a lab and
-// drops it, so the process exits with the lab standing.
+// drops it, so the process exits with the lab standing. With
+// CNITRACE_LAB_HELPER_DELAY, the lab has a wire with that delay, whose
+// delay line runs in a background process (helperWireCommand).
 func TestHelperUpAndExit(t *testing.T) {
 	name := os.Getenv("CNITRACE_LAB_HELPER_NAME")
 	if name == "" {
 		t.Skip("skipping: helper process of TestPrivilegedDown")
 	}
-	if _, err := lab.Up(t.Context(), lab.Config{Name: name}); err != nil {
+	cfg := lab.Config{Name: name}
+	if d := os.Getenv("CNITRACE_LAB_HELPER_DELAY"); d != "" {
+		if err := cfg.Faults.SetDelay("network=" + d); err != nil {
+			t.Fatal(err)
+		}
+		cfg.WireCommand = helperWireCommand
+	}
+	if _, err := lab.Up(t.Context(), cfg); err != nil {
 		t.Fatal(err)
 	}
 }

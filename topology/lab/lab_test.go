@@ -75,6 +75,11 @@ func TestLabOfNSName(t *testing.T) {
 		{"mylab-n1", ""}, // no NamePrefix: not listed
 		{"cni0-n1", ""},
 		{"cnitrace--n1", ""},
+		{"cnitrace-ab12cd-wire", "cnitrace-ab12cd"},
+		{"cnitrace-wire", ""},
+		{"cnitrace--wire", ""},
+		{"mylab-wire", ""},
+		{"cnitrace-ab12cd-wire-pod", ""},
 	}
 	for _, tt := range tests {
 		got, ok := labOfNSName(tt.ns)
@@ -87,7 +92,7 @@ func TestLabOfNSName(t *testing.T) {
 func TestNSNamesRoundTrip(t *testing.T) {
 	const name = "cnitrace-ab12cd"
 	got := nsNames(name)
-	want := []string{name + "-n1", name + "-n1-pod", name + "-n2", name + "-n2-pod"}
+	want := []string{name + "-n1", name + "-n1-pod", name + "-n2", name + "-n2-pod", name + "-wire"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("nsNames(%q) = %v, want %v", name, got, want)
 	}

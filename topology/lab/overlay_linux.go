@@ -10,7 +10,7 @@ import (
 
 // connectUplink joins two nodes with one veth pair, both ends named
 // UplinkName, addressed from 192.168.255.0/30: the "network" between them.
-// A delay line in a third namespace would replace this function.
+// A lab with a wire uses connectWire instead.
 func connectUplink(a, b *Node) error {
 	err := withHandle(a.NS, a.Name, func(h *netlink.Handle) error {
 		veth := &netlink.Veth{

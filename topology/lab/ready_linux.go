@@ -13,10 +13,10 @@ import (
 // linkReadyTimeout bounds the wait for the kernel to bring links up.
 const linkReadyTimeout = 5 * time.Second
 
-// waitLinksUp waits until every veth and bridge of the lab is operationally
-// up. Setting a link up is not enough: until the kernel's linkwatch work
-// runs (up to a second later) the device keeps its noop qdisc and drops what
-// it transmits. A bridge is hit hardest, since its ARP replies are dropped
+// waitLinksUp waits until every veth and bridge of the lab (and of its
+// wire) is operationally up. Setting a link up is not enough: until the
+// kernel's linkwatch work runs (up to a second later) the device keeps its
+// noop qdisc and drops what it transmits. A bridge is hit hardest, since its ARP replies are dropped
 // and the first packets to a pod wait a full ARP retransmit (~1 s).
 func (l *Lab) waitLinksUp(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, linkReadyTimeout)
@@ -28,6 +28,9 @@ func (l *Lab) waitLinksUp(ctx context.Context) error {
 		if err := waitUp(ctx, n.NS, n.Name, BridgeName, n.Pod.HostVeth, UplinkName); err != nil {
 			return err
 		}
+	}
+	if l.Wire != nil {
+		return waitUp(ctx, l.Wire.NS, l.Wire.Name, WireLink1, WireLink2)
 	}
 	return nil
 }

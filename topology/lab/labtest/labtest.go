@@ -29,6 +29,13 @@ const threadGrace = time.Second
 // network namespace other than the one the test started in.
 func New(t testing.TB) *lab.Lab {
 	t.Helper()
+	return NewWith(t, lab.Config{})
+}
+
+// NewWith is New building the lab from cfg (with faults, say). With no
+// cfg.Name the lab gets a fresh random one.
+func NewWith(t testing.TB, cfg lab.Config) *lab.Lab {
+	t.Helper()
 	Require(t)
 	self, err := topology.CurrentNetNS()
 	if err != nil {
@@ -36,7 +43,7 @@ func New(t testing.TB) *lab.Lab {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), upTimeout)
 	defer cancel()
-	l, err := lab.Up(ctx, lab.Config{})
+	l, err := lab.Up(ctx, cfg)
 	if err != nil {
 		self.Close()
 		if errors.Is(err, os.ErrPermission) && os.Getenv("CI") != "true" {
@@ -75,7 +82,8 @@ func Require(t testing.TB) {
 }
 
 // CheckGone reports an error for every entry of topology.NamedNetNSDir that
-// belongs to the lab called name.
+// belongs to the lab called name, and for the pid file or log of its
+// background delay line.
 func CheckGone(t testing.TB, name string) {
 	t.Helper()
 	entries, err := os.ReadDir(topology.NamedNetNSDir)
@@ -86,6 +94,11 @@ func CheckGone(t testing.TB, name string) {
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), name+"-") {
 			t.Errorf("netns %s of lab %s still pinned in %s", e.Name(), name, topology.NamedNetNSDir)
+		}
+	}
+	for _, f := range []string{lab.WirePIDFile(name), lab.WireLogFile(name)} {
+		if _, err := os.Lstat(f); err == nil {
+			t.Errorf("%s of lab %s's delay line is left behind", f, name)
 		}
 	}
 }

@@ -1,0 +1,135 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+)
+
+// runState is what a Lab holds beyond its namespaces.
+type runState struct {
+	borrowed bool     // from Open: Close releases handles, removes nothing
+	line     *lineRun // the delay line running in this process, if any
+}
+
+// lineRun is a delay line running in this process, owned by a Lab.
+type lineRun struct {
+	line   *DelayLine
+	cancel context.CancelFunc
+	done   chan struct{} // closed when Run returned
+	err    error         // Run's error, once done is closed
+}
+
+// forwardLoss reports whether f drops packets in node 1's FORWARD chain.
+func (f Faults) forwardLoss() bool { return f.ForwardRequestLoss > 0 || f.ForwardReplyLoss > 0 }
+
+// SetFaults replaces the lab's faults with f, on a standing lab: it stops
+// the delay line, flushes node 1's FORWARD chain (rules loaded by
+// BloatForward go too), puts the wire between the nodes or takes it out
+// as f needs, loads f's FORWARD rules and starts the delay line again
+// with f.Network. SetFaults(ctx, Faults{}) returns the lab to how Up
+// builds it without faults. It needs iptables in PATH.
+func (l *Lab) SetFaults(ctx context.Context, f Faults) error {
+	if err := f.Validate(); err != nil {
+		return fmt.Errorf("set faults of lab %s: %w", l.Name, err)
+	}
+	if err := l.stopWire(); err != nil {
+		return fmt.Errorf("set faults of lab %s: %w", l.Name, err)
+	}
+	l.Faults = Faults{}
+	if f.needsWire() != (l.Wire != nil) {
+		if err := l.rewire(ctx, f.needsWire()); err != nil {
+			return fmt.Errorf("set faults of lab %s: %w", l.Name, err)
+		}
+	}
+	if err := l.ClearForward(ctx, 1); err != nil {
+		return fmt.Errorf("set faults of lab %s: %w", l.Name, err)
+	}
+	if err := l.applyFaults(ctx, f); err != nil {
+		return fmt.Errorf("set faults of lab %s: %w", l.Name, err)
+	}
+	return nil
+}
+
+// applyFaults loads f's FORWARD rules into node 1 and starts the delay
+// line if the lab has a wire; the wire must already be as f needs it.
+func (l *Lab) applyFaults(ctx context.Context, f Faults) error {
+	if f.forwardLoss() || f.ForwardRules > 0 {
+		if err := l.loadFaultRules(ctx, f); err != nil {
+			return err
+		}
+	}
+	if l.Wire != nil {
+		if err := l.startWire(f.Network); err != nil {
+			return err
+		}
+	}
+	l.Faults = f
+	return nil
+}
+
+// loadFaultRules appends f's loss rules and bloat rules to node 1's
+// FORWARD chain with one iptables-restore --noflush.
+func (l *Lab) loadFaultRules(ctx context.Context, f Faults) error {
+	n := l.Nodes[0]
+	restore, err := lookPath("iptables-restore", "iptables")
+	if err != nil {
+		return fmt.Errorf("load fault rules in %s: %w", n.Name, err)
+	}
+	cmd := l.Command(ctx, n.NSPath, restore, "-w", "--noflush")
+	cmd.Stdin = bytes.NewReader(faultRules(f))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("load fault rules in %s: %w%s", n.Name, err, quoteOutput(out))
+	}
+	return nil
+}
+
+// startWire starts the delay line with n: in a background process when
+// l.WireCommand is set, else on goroutines of this process until Close.
+func (l *Lab) startWire(n Network) error {
+	if l.WireCommand != nil {
+		return spawnWire(l.Name, l.WireCommand(l.Name, n))
+	}
+	d, err := OpenDelayLine(l, n)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	run := &lineRun{line: d, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		run.err = d.Run(ctx)
+		close(run.done)
+	}()
+	l.run.line = run
+	return nil
+}
+
+// stopWire stops the lab's delay line, in this process or in the
+// background process; a borrowed lab leaves another process's line alone
+// only in Close, never here.
+func (l *Lab) stopWire() error {
+	var errs []error
+	if run := l.run.line; run != nil {
+		run.cancel()
+		<-run.done
+		errs = append(errs, run.err, run.line.Close())
+		l.run.line = nil
+	}
+	if _, err := stopWireProcess(l.Name); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("stop delay line: %w", err)
+	}
+	return nil
+}
+
+// WireStats returns what the delay line running in this process did so
+// far, and false when none runs here (no wire, or a background process).
+func (l *Lab) WireStats() (WireStats, bool) {
+	if l.run.line == nil {
+		return WireStats{}, false
+	}
+	return l.run.line.line.Stats(), true
+}

@@ -1,0 +1,59 @@
+package lab
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+)
+
+// StateDir holds the pid file and the log of each lab's background delay
+// line (Lab.WireCommand). Down removes both.
+const StateDir = "/run/cnitrace"
+
+// WirePIDFile is where the pid of the background delay line of the lab
+// called name is recorded.
+func WirePIDFile(name string) string { return filepath.Join(StateDir, name+".wire.pid") }
+
+// WireLogFile is where the background delay line of the lab called name
+// writes its standard error.
+func WireLogFile(name string) string { return filepath.Join(StateDir, name+".wire.log") }
+
+// LaneStats counts what the delay line did to one direction.
+type LaneStats struct {
+	Forwarded  uint64 // frames sent on after their delay
+	Lost       uint64 // frames dropped at random (Impairment.Loss)
+	Overflowed uint64 // frames the kernel dropped because the queue was full
+	Skipped    uint64 // frames not forwarded: truncated or VLAN-offloaded
+	SendErrors uint64 // frames the kernel refused to send on
+
+	// Late is by how much forwarded frames left after their release time
+	// (arrival, as the kernel stamped it, plus the delay), summed and at
+	// most: the delay line's error. The mean is SumLate / Forwarded.
+	SumLate, MaxLate time.Duration
+}
+
+// MeanLate is the mean lateness of the forwarded frames.
+func (s LaneStats) MeanLate() time.Duration {
+	if s.Forwarded == 0 {
+		return 0
+	}
+	return s.SumLate / time.Duration(s.Forwarded)
+}
+
+// String summarises s on one line, in ASCII.
+func (s LaneStats) String() string {
+	return fmt.Sprintf("%d forwarded, %d lost, %d overflowed, %d skipped, %d send errors, late mean %s max %s",
+		s.Forwarded, s.Lost, s.Overflowed, s.Skipped, s.SendErrors, formatDuration(s.MeanLate().Round(time.Microsecond)),
+		formatDuration(s.MaxLate.Round(time.Microsecond)))
+}
+
+// WireStats counts what the delay line did to each direction.
+type WireStats struct {
+	Request LaneStats // node 1 -> node 2
+	Reply   LaneStats // node 2 -> node 1
+}
+
+// String summarises s on one line.
+func (s WireStats) String() string {
+	return "request: " + s.Request.String() + "; reply: " + s.Reply.String()
+}
