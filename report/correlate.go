@@ -23,12 +23,19 @@ type step struct {
 	dropped bool
 }
 
-// sighting is the earliest observation of one probe at one step.
+// sighting is the earliest observation of one probe at one step. It is
+// kept to 16 bytes: a long run holds one per probe and step.
 type sighting struct {
-	ok    bool
-	at    time.Time
-	stamp capture.StampSource
+	ns  int64 // the kernel stamp, Unix nanoseconds
+	ok  bool  // the probe was seen at this step
+	skb bool  // the stamp is the skb's own (capture.StampSKB), maybe inherited
 }
+
+// time returns the stamp as a time.Time.
+func (s sighting) time() time.Time { return time.Unix(0, s.ns) }
+
+// since returns s minus start.
+func (s sighting) since(start sighting) time.Duration { return time.Duration(s.ns - start.ns) }
 
 // timeline is what was seen of one probe, indexed by step.
 type timeline struct {
@@ -172,11 +179,11 @@ func place(o capture.Observation, run uint64, index map[stepKey]int, steps []ste
 // earliest keeps the earliest of duplicate observations. On a tie it prefers
 // a fresh copy stamp, so the choice does not depend on input order.
 func earliest(cur sighting, o capture.Observation) sighting {
-	next := sighting{ok: true, at: o.At, stamp: o.Stamp}
+	next := sighting{ns: o.At.UnixNano(), ok: true, skb: o.Stamp == capture.StampSKB}
 	switch {
-	case !cur.ok, o.At.Before(cur.at):
+	case !cur.ok, next.ns < cur.ns:
 		return next
-	case o.At.Equal(cur.at) && cur.stamp == capture.StampSKB && o.Stamp != capture.StampSKB:
+	case next.ns == cur.ns && cur.skb && !next.skb:
 		return next
 	}
 	return cur

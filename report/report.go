@@ -115,9 +115,11 @@ type ProbeTimeline struct {
 	ReceiveClock string
 	// UserSent and UserReceived are the probe socket's user-space times.
 	UserSent, UserReceived time.Time
-	// At is the capture stamp at every step of the timeline: the path's
-	// points in order (request), then in reverse order (reply).
-	At []time.Time
+	// First and Last are the capture stamps at the first step (the request
+	// leaving the pod's interface) and the last (the reply reaching it);
+	// zero where the capture missed it. The other steps' stamps are not
+	// kept per probe: a long run would hold them all.
+	First, Last time.Time
 }
 
 // RTT is Received minus Sent, the probe's contribution to rtt_us.
@@ -140,10 +142,10 @@ func (p ProbeTimeline) UserRTT() (time.Duration, bool) {
 // PathRTT is the time between the capture stamps of the first and the last
 // step, the probe's contribution to rtt_path_us.
 func (p ProbeTimeline) PathRTT() (time.Duration, bool) {
-	if len(p.At) == 0 || p.At[0].IsZero() || p.At[len(p.At)-1].IsZero() {
+	if p.First.IsZero() || p.Last.IsZero() {
 		return 0, false
 	}
-	return p.At[len(p.At)-1].Sub(p.At[0]), true
+	return p.Last.Sub(p.First), true
 }
 
 // Source is where the probes were sent from.

@@ -17,18 +17,18 @@ func probeTimelines(lines []*timeline) []ProbeTimeline {
 			Answered:     l.probe.Answered(),
 			UserSent:     l.probe.SentAt,
 			UserReceived: l.probe.ReceivedAt,
-			At:           make([]time.Time, len(l.at)),
 		}
 		p.Sent, p.SendClock = l.probe.KernelSentAt()
-		for i, s := range l.at {
-			if s.ok {
-				p.At[i] = s.at
-			}
+		if first := l.at[0]; first.ok {
+			p.First = first.time()
+		}
+		if last := l.at[len(l.at)-1]; last.ok {
+			p.Last = last.time()
 		}
 		if p.Answered {
 			p.Received, p.ReceiveClock = l.probe.ReceivedAt, RTTUser
 			if rx := l.at[len(l.at)-1]; rx.ok {
-				p.Received, p.ReceiveClock = rx.at, RTTCapture
+				p.Received, p.ReceiveClock = rx.time(), RTTCapture
 			}
 		}
 		out = append(out, p)
@@ -97,5 +97,5 @@ func (l *timeline) captureRTT() (time.Duration, bool) {
 	if !first.ok || !last.ok {
 		return 0, false
 	}
-	return last.at.Sub(first.at), true
+	return last.since(first), true
 }

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/cnitrace/cnitrace/capture"
 	"github.com/cnitrace/cnitrace/topology"
 )
 
@@ -102,7 +101,7 @@ func count(steps []step, lines []*timeline, i int) (seen, inherited int) {
 			continue
 		}
 		seen++
-		if b.stamp == capture.StampSKB && steps[i+1].dir == topology.RX && b.at.Equal(a.at) {
+		if b.skb && steps[i+1].dir == topology.RX && b.ns == a.ns {
 			inherited++
 		}
 	}
@@ -161,7 +160,7 @@ func (l *timeline) duration(sp span) (time.Duration, bool) {
 	if !start.ok || !from.ok || !to.ok {
 		return 0, false
 	}
-	return to.at.Sub(start.at), true
+	return to.since(start), true
 }
 
 // inheritNote explains why segment i is not separable.
