@@ -21,6 +21,11 @@ type Config struct {
 	Magic      uint32   // probe.Magic, passed in by the caller (capture never imports probe)
 	UDPPorts   []uint16 // extra tunnel ports (4789 and 8472 always included)
 	KeepFrames bool     // keep Observation.Frame (for pcapng)
+	// Sink, when set, receives every observation as it is decoded, from the
+	// point's reader goroutine (so concurrently, one goroutine per point),
+	// and the session keeps none: a long run then holds only what the sink
+	// keeps. Capture.Observations is empty.
+	Sink func(Observation)
 }
 
 // Target is one capture point and the network namespace its interface lives
@@ -94,6 +99,7 @@ func Start(ctx context.Context, targets []Target, cfg Config) (*Session, error) 
 			ring:  r,
 			dec:   NewDecoder(cfg.UDPPorts),
 			keep:  cfg.KeepFrames,
+			sink:  cfg.Sink,
 		})
 	}
 	for _, h := range s.handles {
@@ -174,6 +180,7 @@ type handle struct {
 	ring        *ring
 	dec         *Decoder
 	keep        bool
+	sink        func(Observation)
 	obs         []Observation
 	undecodable int
 	err         error
@@ -224,6 +231,10 @@ func (h *handle) add(p packet) {
 	}
 	if h.keep {
 		o.Frame = p.frame
+	}
+	if h.sink != nil {
+		h.sink(o)
+		return
 	}
 	h.obs = append(h.obs, o)
 }

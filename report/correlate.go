@@ -1,11 +1,9 @@
 package report
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"time"
 
 	"github.com/cnitrace/cnitrace/capture"
@@ -57,23 +55,41 @@ type stepKey struct {
 // use: a nil path or probe result, a path without points, or duplicate point
 // IDs. Anything else, including no observation at all, gives a Result.
 func Correlate(path *topology.Path, probes *probe.Result, capt *capture.Capture) (*Result, error) {
-	if err := validate(path, probes); err != nil {
+	if probes == nil {
+		return nil, errNoProbes
+	}
+	acc, err := NewAccumulator(path, probes.RunID)
+	if err != nil {
 		return nil, err
 	}
 	if capt == nil {
 		capt = &capture.Capture{}
 	}
-	pts := points(path, capt.Stats)
-	steps := buildSteps(path, pts)
-	lines, ignored := match(steps, probes, capt.Observations)
+	for _, o := range capt.Observations {
+		acc.Add(o)
+	}
+	return acc.Result(probes, capt.Stats)
+}
+
+// Result measures every segment of the path from what was added, for the
+// probes that were sent; stats (the capture's per-point counters) say where
+// a missing probe may be the capture's fault. It returns an error only for a
+// nil probe result.
+func (a *Accumulator) Result(probes *probe.Result, stats []capture.PointStats) (*Result, error) {
+	if probes == nil {
+		return nil, errNoProbes
+	}
+	pts := points(a.path, stats)
+	steps := buildSteps(a.path, pts)
+	lines, ignored := a.timelines(probes)
 	segs, spans := measure(steps, lines)
 	r := &Result{
 		SchemaVersion: SchemaVersion,
-		Target:        addrString(path.Target),
+		Target:        addrString(a.path.Target),
 		Source: Source{
-			NetNS:     path.Source.NetNS,
-			Interface: path.Source.Interface,
-			Addr:      addrString(path.Source.Addr),
+			NetNS:     a.path.Source.NetNS,
+			Interface: a.path.Source.Interface,
+			Addr:      addrString(a.path.Source.Addr),
 		},
 		Probes:   ProbeCounts{Sent: len(lines), Ignored: ignored},
 		Points:   pts,
@@ -94,12 +110,10 @@ func Correlate(path *topology.Path, probes *probe.Result, capt *capture.Capture)
 	return r, nil
 }
 
-func validate(path *topology.Path, probes *probe.Result) error {
+func validatePath(path *topology.Path) error {
 	switch {
 	case path == nil:
 		return errors.New("no path")
-	case probes == nil:
-		return errors.New("no probe result")
 	case len(path.Points) == 0:
 		return errors.New("path has no capture points")
 	}
@@ -127,53 +141,6 @@ func buildSteps(path *topology.Path, pts []Point) []step {
 		steps = append(steps, step{point: p, reply: true, dir: p.RequestDir.Reverse(), dropped: pts[i].Dropped()})
 	}
 	return steps
-}
-
-// match builds one timeline per probe, in sequence order, and counts the
-// observations it could not place.
-func match(steps []step, probes *probe.Result, obs []capture.Observation) ([]*timeline, int) {
-	index := make(map[stepKey]int, len(steps))
-	for i, s := range steps {
-		index[stepKey{s.point.ID, s.reply}] = i
-	}
-	bySeq := make(map[uint32]*timeline, len(probes.Probes))
-	lines := make([]*timeline, 0, len(probes.Probes))
-	for _, p := range probes.Probes {
-		if bySeq[p.Seq] != nil {
-			continue // a sequence sent twice is a probe bug; keep the first
-		}
-		l := &timeline{probe: p, at: make([]sighting, len(steps))}
-		bySeq[p.Seq] = l
-		lines = append(lines, l)
-	}
-	slices.SortFunc(lines, func(a, b *timeline) int { return cmp.Compare(a.probe.Seq, b.probe.Seq) })
-	ignored := 0
-	for _, o := range obs {
-		l, i, ok := place(o, probes.RunID, index, steps, bySeq)
-		if !ok {
-			ignored++
-			continue
-		}
-		l.at[i] = earliest(l.at[i], o)
-	}
-	return lines, ignored
-}
-
-// place finds the timeline and step an observation belongs to.
-func place(o capture.Observation, run uint64, index map[stepKey]int, steps []step, bySeq map[uint32]*timeline) (*timeline, int, bool) {
-	if !o.IsRequest() && !o.IsReply() {
-		return nil, 0, false
-	}
-	pl, err := probe.ParsePayload(o.Payload)
-	if err != nil || pl.RunID != run {
-		return nil, 0, false
-	}
-	l := bySeq[pl.Seq]
-	i, ok := index[stepKey{o.Point, o.IsReply()}]
-	if l == nil || !ok || steps[i].dir != o.Dir {
-		return nil, 0, false
-	}
-	return l, i, true
 }
 
 // earliest keeps the earliest of duplicate observations. On a tie it prefers

@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
 	"strings"
 
 	"github.com/cnitrace/cnitrace/topology/lab"
@@ -12,7 +15,7 @@ import (
 
 func labCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("lab: say up, down, list or demo (see 'cnitrace help')")
+		return usagef("lab: say up, down, list or demo, or fault to change a lab's faults (see 'cnitrace help')")
 	}
 	switch args[0] {
 	case "up":
@@ -21,31 +24,160 @@ func labCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return labDown(args[1:], stdout)
 	case "list":
 		return labList(stdout)
+	case "fault":
+		return labFault(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return labDemo(ctx, args[1:], stdout, stderr)
+	case "wire": // hidden: the background delay line that up and fault start
+		return labWire(ctx, args[1:], stdout, stderr)
 	}
-	return usagef("lab: unknown subcommand %q (want up, down, list or demo)", args[0])
+	return usagef("lab: unknown subcommand %q (want up, down, list, fault or demo)", args[0])
+}
+
+// faultSynopsis is the fault flags' synopsis; docs/lab.md explains them.
+const faultSynopsis = "[--delay WHERE=DURATION]... [--loss WHERE=P]... [--bloat N]"
+
+// addFaultFlags adds --delay, --loss and --bloat, which fill f.
+func addFaultFlags(fs *flag.FlagSet, f *lab.Faults) {
+	fs.Func("delay", "delay frames on the network between the nodes: `WHERE=DURATION`, WHERE network, network-request or network-reply, "+
+		"DURATION like 2ms, 500us or 0 (at most 1s); repeatable", f.SetDelay)
+	fs.Func("loss", "drop packets at random: `WHERE=P`, WHERE network[-request|-reply] (frames between the nodes) or "+
+		"forward[-request|-reply] (ICMP in node 1's FORWARD chain), P like 0.05 or 5%; repeatable", f.SetLoss)
+	fs.IntVar(&f.ForwardRules, "bloat", 0, fmt.Sprintf("load `N` non-matching rules into node 1's FORWARD chain (0 to %d)", lab.MaxBloatRules))
+}
+
+// checkFaults turns an out-of-range fault (only --bloat can be) into a
+// usage error.
+func checkFaults(cmd string, f lab.Faults) error {
+	if err := f.Validate(); err != nil {
+		return usagef("%s: invalid --bloat: %v (see 'cnitrace %s --help')", cmd, err, cmd)
+	}
+	return nil
+}
+
+// wireCommand returns how the lab runs its delay line in the background:
+// this binary again, as `cnitrace lab wire`.
+func wireCommand() (func(string, lab.Network) *exec.Cmd, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find own executable for the background delay line: %w", err)
+	}
+	return func(name string, n lab.Network) *exec.Cmd {
+		args := append([]string{"lab", "wire", "--lab", name}, lab.Faults{Network: n}.Flags()...)
+		return exec.Command(exe, args...)
+	}, nil
 }
 
 func labUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var name string
-	const synopsis = "[--name NAME]"
+	cfg := lab.Config{}
+	const synopsis = "[--name NAME] " + faultSynopsis
 	fs := newFlagSet("lab up")
-	fs.StringVar(&name, "name", "", "lab `name` (default: cnitrace-<random>); [a-z0-9-], at most 24 characters")
+	fs.StringVar(&cfg.Name, "name", "", "lab `name` (default: cnitrace-<random>); [a-z0-9-], at most 24 characters")
+	addFaultFlags(fs, &cfg.Faults)
 	if err := parseFlags(fs, args, synopsis, stdout); err != nil {
 		return err
 	}
+	if err := checkFaults("lab up", cfg.Faults); err != nil {
+		return err
+	}
+	if cfg.Name != "" {
+		if err := lab.ValidateName(cfg.Name); err != nil {
+			return usagef("lab up: %v", err)
+		}
+	}
+	var err error
+	if cfg.WireCommand, err = wireCommand(); err != nil {
+		return err
+	}
 	fmt.Fprintln(stderr, "cnitrace: building the two-node lab...")
-	l, err := lab.Up(ctx, lab.Config{Name: name})
+	l, err := lab.Up(ctx, cfg)
 	if err != nil {
 		return labError(err)
 	}
 	// The namespaces stay pinned in /run/netns; our handles close at exit.
 	n1, n2 := l.Nodes[0], l.Nodes[1]
 	fmt.Fprintf(stdout, "lab %s is up: pod %s on node 1, pod %s on node 2\n", l.Name, n1.Pod.Addr, n2.Pod.Addr)
+	printFaults(stdout, l)
 	fmt.Fprintf(stdout, "trace across it:\n  cnitrace trace %s\n", strings.Join(labTraceArgs(l), " "))
 	fmt.Fprintf(stdout, "remove it:\n  cnitrace lab down %s\n", l.Name)
 	return nil
+}
+
+// printFaults says which faults l has and where its delay line runs.
+func printFaults(stdout io.Writer, l *lab.Lab) {
+	if flags := l.Faults.Flags(); len(flags) > 0 {
+		fmt.Fprintf(stdout, "faults: %s\n", strings.Join(flags, " "))
+	}
+	if l.Wire != nil {
+		fmt.Fprintf(stdout, "delay line: in the background, pid in %s, log in %s; 'cnitrace lab down %s' stops it\n",
+			lab.WirePIDFile(l.Name), lab.WireLogFile(l.Name), l.Name)
+	}
+}
+
+// labFault replaces the faults of a standing lab.
+func labFault(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f lab.Faults
+	var clear bool
+	const synopsis = "[NAME] " + faultSynopsis + " | --clear"
+	fs := newFlagSet("lab fault")
+	addFaultFlags(fs, &f)
+	fs.BoolVar(&clear, "clear", false, "remove every fault, the wire too: the lab is as 'lab up' builds it without flags")
+	var name string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	if err := parseFlags(fs, args, synopsis, stdout); err != nil {
+		return err
+	}
+	if err := checkFaults("lab fault", f); err != nil {
+		return err
+	}
+	if clear == (f != lab.Faults{}) {
+		return usagef("lab fault: give faults to set, or --clear (see 'cnitrace lab fault --help')")
+	}
+	name, err := standingLab("lab fault", name)
+	if err != nil {
+		return err
+	}
+	l, err := lab.Open(name)
+	if err != nil {
+		return labError(err)
+	}
+	defer l.Close() // releases our handles; the lab and its delay line stay
+	if l.WireCommand, err = wireCommand(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "cnitrace: setting the faults of lab %s...\n", name)
+	if err := l.SetFaults(ctx, f); err != nil {
+		return err
+	}
+	if clear {
+		fmt.Fprintf(stdout, "lab %s has no faults\n", name)
+		return nil
+	}
+	fmt.Fprintf(stdout, "lab %s: faults set\n", name)
+	printFaults(stdout, l)
+	return nil
+}
+
+// labWire runs the delay line of a standing lab until SIGINT or SIGTERM:
+// the background process lab up and lab fault start.
+func labWire(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f lab.Faults
+	var name string
+	fs := newFlagSet("lab wire")
+	fs.StringVar(&name, "lab", "", "`name` of the lab whose wire to run")
+	addFaultFlags(fs, &f)
+	if err := parseFlags(fs, args, "--lab NAME [--delay WHERE=DURATION]... [--loss WHERE=P]...", stdout); err != nil {
+		return err
+	}
+	if name == "" || f.ForwardRequestLoss != 0 || f.ForwardReplyLoss != 0 || f.ForwardRules != 0 {
+		return usagef("lab wire: give --lab NAME, and only network delays and losses")
+	}
+	fmt.Fprintf(stderr, "cnitrace: delay line of lab %s running (pid %d): %s\n", name, os.Getpid(), strings.Join(f.Flags(), " "))
+	stats, err := lab.ServeWire(ctx, name, f.Network)
+	fmt.Fprintf(stderr, "cnitrace: delay line of lab %s stopped: %v\n", name, stats)
+	return err
 }
 
 // labTraceArgs are the trace flags that probe from pod 1 to pod 2 of l.
@@ -58,25 +190,40 @@ func labDown(args []string, stdout io.Writer) error {
 	if len(args) > 1 {
 		return usagef("lab down: give at most one lab name")
 	}
-	names, err := lab.List()
+	name := ""
+	if len(args) == 1 {
+		name = args[0]
+	}
+	name, err := standingLab("lab down", name)
 	if err != nil {
 		return err
 	}
-	if len(args) == 0 {
-		switch len(names) {
-		case 0:
-			return usagef("lab down: no lab is standing")
-		case 1:
-			args = names
-		default:
-			return usagef("lab down: %d labs are standing (%s): name the one to remove", len(names), strings.Join(names, ", "))
-		}
-	}
-	if err := lab.Down(args[0]); err != nil {
+	if err := lab.Down(name); err != nil {
 		return labError(err)
 	}
-	fmt.Fprintf(stdout, "lab %s removed\n", args[0])
+	fmt.Fprintf(stdout, "lab %s removed\n", name)
 	return nil
+}
+
+// standingLab returns name, or when it is empty the one lab standing.
+func standingLab(cmd, name string) (string, error) {
+	if name != "" {
+		if err := lab.ValidateName(name); err != nil {
+			return "", usagef("%s: %v", cmd, err)
+		}
+		return name, nil
+	}
+	names, err := lab.List()
+	if err != nil {
+		return "", err
+	}
+	switch len(names) {
+	case 0:
+		return "", usagef("%s: no lab is standing", cmd)
+	case 1:
+		return names[0], nil
+	}
+	return "", usagef("%s: %d labs are standing (%s): name one", cmd, len(names), strings.Join(names, ", "))
 }
 
 func labList(stdout io.Writer) error {
@@ -95,14 +242,19 @@ func labList(stdout io.Writer) error {
 func labDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c traceConfig
 	var format string
-	const synopsis = "[--count N] [--interval D] [--format F] ..."
+	var f lab.Faults
+	const synopsis = "[--count N] [--interval D] [--format F] ... " + faultSynopsis
 	fs := newFlagSet("lab demo")
 	addProbeFlags(fs, &c, &format)
+	addFaultFlags(fs, &f)
 	if err := parseFlags(fs, args, synopsis, stdout); err != nil {
 		return err
 	}
+	if err := checkFaults("lab demo", f); err != nil {
+		return err
+	}
 	fmt.Fprintln(stderr, "cnitrace: building the two-node lab...")
-	l, err := lab.Up(ctx, lab.Config{})
+	l, err := lab.Up(ctx, lab.Config{Faults: f}) // the delay line runs in this process
 	if err != nil {
 		return labError(err)
 	}

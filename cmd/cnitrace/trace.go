@@ -69,13 +69,22 @@ func trace(ctx context.Context, c *traceConfig, stdout, stderr io.Writer) error 
 // measure arms the captures, probes, drains the captures and correlates.
 // An interrupted probe run still yields a report, marked incomplete.
 func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, path *topology.Path, stderr io.Writer) (*report.Result, error) {
+	// Observations go straight into the accumulator: a long run keeps a few
+	// bytes per probe and point, not every packet.
+	runID := probe.NewRunID()
+	acc, err := report.NewAccumulator(path, runID)
+	if err != nil {
+		return nil, fmt.Errorf("correlate: %w", err)
+	}
+	cfg := captureConfig(path)
+	cfg.Sink = acc.Add
 	// Captures outlive a cancelled probe run: they are drained for the partial report.
-	sess, err := capture.Start(context.WithoutCancel(ctx), captureTargets(path, pod, node), captureConfig(path))
+	sess, err := capture.Start(context.WithoutCancel(ctx), captureTargets(path, pod, node), cfg)
 	if err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(stderr, "cnitrace: capturing on %d interfaces, sending %d probes to %s\n", len(path.Points), c.count, c.to)
-	probes, perr := sendProbes(ctx, c, pod)
+	probes, perr := sendProbes(ctx, c, pod, runID)
 	capt, cerr := sess.Stop()
 	if perr != nil && !errors.Is(perr, context.Canceled) {
 		return nil, perr
@@ -84,7 +93,7 @@ func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, pat
 		return nil, fmt.Errorf("drain captures: %w", cerr)
 	}
 	warnDrops(capt.Stats, stderr)
-	r, err := report.Correlate(path, probes, capt)
+	r, err := acc.Result(probes, capt.Stats)
 	if err != nil {
 		return nil, fmt.Errorf("correlate: %w", err)
 	}
@@ -92,13 +101,15 @@ func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, pat
 	return r, nil
 }
 
-func sendProbes(ctx context.Context, c *traceConfig, pod *topology.NetNS) (*probe.Result, error) {
+func sendProbes(ctx context.Context, c *traceConfig, pod *topology.NetNS, runID uint64) (*probe.Result, error) {
 	conn, err := probe.Listen(pod)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	return probe.Run(ctx, conn, c.probeConfig())
+	cfg := c.probeConfig()
+	cfg.RunID = runID
+	return probe.Run(ctx, conn, cfg)
 }
 
 // captureTargets pairs every point with the open namespace it lives in.

@@ -1,0 +1,116 @@
+package report
+
+import (
+	"cmp"
+	"errors"
+	"slices"
+	"sync"
+
+	"github.com/cnitrace/cnitrace/capture"
+	"github.com/cnitrace/cnitrace/probe"
+	"github.com/cnitrace/cnitrace/topology"
+)
+
+// Accumulator folds observations into per-probe timelines as they arrive,
+// so a long run keeps 16 bytes per probe and step rather than every
+// observation: feed it from the capture (capture.Config.Sink) while probing,
+// then call Result once. It is safe for concurrent use.
+type Accumulator struct {
+	path  *topology.Path
+	run   uint64
+	index map[stepKey]int
+	dirs  []topology.Dir // the crossing direction of every step
+
+	mu      sync.Mutex
+	bySeq   map[uint32]*seen
+	ignored int
+}
+
+// seen is what arrived for one sequence number of the run.
+type seen struct {
+	at  []sighting
+	obs int // observations placed, for the ignored count of unsent sequences
+}
+
+// NewAccumulator returns an Accumulator for the probes of run runID along
+// path. It returns an error for a path it cannot use: nil, without points,
+// or with duplicate point IDs.
+func NewAccumulator(path *topology.Path, runID uint64) (*Accumulator, error) {
+	if err := validatePath(path); err != nil {
+		return nil, err
+	}
+	a := &Accumulator{path: path, run: runID, index: map[stepKey]int{}, bySeq: map[uint32]*seen{}}
+	for i, s := range buildSteps(path, make([]Point, len(path.Points))) {
+		a.index[stepKey{s.point.ID, s.reply}] = i
+		a.dirs = append(a.dirs, s.dir)
+	}
+	return a, nil
+}
+
+// Add folds one observation in. Observations of other runs, of unknown
+// points or crossing a point the wrong way are counted as ignored.
+func (a *Accumulator) Add(o capture.Observation) {
+	seq, i, ok := a.place(o)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !ok {
+		a.ignored++
+		return
+	}
+	s := a.bySeq[seq]
+	if s == nil {
+		s = &seen{at: make([]sighting, len(a.dirs))}
+		a.bySeq[seq] = s
+	}
+	s.at[i] = earliest(s.at[i], o)
+	s.obs++
+}
+
+// place finds the sequence and step an observation belongs to.
+func (a *Accumulator) place(o capture.Observation) (uint32, int, bool) {
+	if !o.IsRequest() && !o.IsReply() {
+		return 0, 0, false
+	}
+	pl, err := probe.ParsePayload(o.Payload)
+	if err != nil || pl.RunID != a.run {
+		return 0, 0, false
+	}
+	i, ok := a.index[stepKey{o.Point, o.IsReply()}]
+	if !ok || a.dirs[i] != o.Dir {
+		return 0, 0, false
+	}
+	return pl.Seq, i, true
+}
+
+// timelines joins what arrived with the probes sent, one timeline per
+// probe in sequence order, and counts the observations no probe claims.
+func (a *Accumulator) timelines(probes *probe.Result) ([]*timeline, int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	lines := make([]*timeline, 0, len(probes.Probes))
+	claimed := make(map[uint32]bool, len(probes.Probes))
+	for _, p := range probes.Probes {
+		if claimed[p.Seq] {
+			continue // a sequence sent twice is a probe bug; keep the first
+		}
+		claimed[p.Seq] = true
+		l := &timeline{probe: p}
+		if s := a.bySeq[p.Seq]; s != nil {
+			l.at = s.at
+		} else {
+			l.at = make([]sighting, len(a.dirs))
+		}
+		lines = append(lines, l)
+	}
+	ignored := a.ignored
+	for seq, s := range a.bySeq {
+		if !claimed[seq] {
+			ignored += s.obs
+		}
+	}
+	slices.SortFunc(lines, func(x, y *timeline) int { return cmp.Compare(x.probe.Seq, y.probe.Seq) })
+	return lines, ignored
+}
+
+// errNoProbes is returned by Result without a probe result.
+var errNoProbes = errors.New("no probe result")
