@@ -66,7 +66,7 @@ const (
 func (f Faults) needsWire() bool { return f.Wire || f.Network != Network{} }
 
 // SetDelay records one delay written as on the command line,
-// WHERE=DURATION: "network=2ms" delays both directions of the network by
+// WHERE=DURATION (errors name the accepted forms, not s): "network=2ms" delays both directions of the network by
 // 2 ms, "network-request=2ms" only frames from node 1 to node 2. A delay
 // of 0 still builds the wire. It has the signature flag.Func wants.
 func (f *Faults) SetDelay(s string) error {
@@ -76,7 +76,7 @@ func (f *Faults) SetDelay(s string) error {
 	}
 	d, err := time.ParseDuration(value)
 	if err != nil || d < 0 || d > MaxNetworkDelay {
-		return fmt.Errorf("bad delay %q: %s", s, delayForms)
+		return fmt.Errorf("bad duration %q: %s", value, delayForms)
 	}
 	f.Wire = true
 	if where != "network-reply" {
@@ -89,7 +89,7 @@ func (f *Faults) SetDelay(s string) error {
 }
 
 // SetLoss records one loss written as on the command line, WHERE=P, with P
-// a fraction (0.05) or a percentage (5%): "network=0.05" drops 5% of the
+// a fraction (0.05) or a percentage (5%) (errors name the accepted forms): "network=0.05" drops 5% of the
 // frames in each direction of the network, "forward-request=0.2" 20% of the
 // ICMP requests node 1 forwards. It has the signature flag.Func wants.
 func (f *Faults) SetLoss(s string) error {
@@ -99,7 +99,7 @@ func (f *Faults) SetLoss(s string) error {
 	}
 	p, err := parseFraction(value)
 	if err != nil {
-		return fmt.Errorf("bad loss %q: %s", s, lossForms)
+		return fmt.Errorf("bad fraction %q: %s", value, lossForms)
 	}
 	switch where {
 	case "network", "network-request", "network-reply":
@@ -125,14 +125,14 @@ func (f *Faults) SetLoss(s string) error {
 func splitFault(s string, places []string, forms string) (where, value string, err error) {
 	where, value, ok := strings.Cut(s, "=")
 	if !ok || value == "" {
-		return "", "", fmt.Errorf("bad fault %q: %s", s, forms)
+		return "", "", fmt.Errorf("%q is not WHERE=VALUE: %s", s, forms)
 	}
 	for _, p := range places {
 		if where == p {
 			return where, value, nil
 		}
 	}
-	return "", "", fmt.Errorf("bad fault %q: unknown place %q: %s", s, where, forms)
+	return "", "", fmt.Errorf("unknown place %q: %s", where, forms)
 }
 
 // parseFraction reads 0.05 or 5% as 0.05, refusing anything outside [0, 1].

@@ -55,7 +55,7 @@ func Open(name string) (_ *Lab, err error) {
 func openLabNS(lab, path string) (*topology.NetNS, error) {
 	ns, err := topology.OpenNetNS(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("open lab %s: %w (%s is missing; see 'cnitrace lab list')", lab, ErrNoLab, path)
+		return nil, fmt.Errorf("open lab %s: %w (%s is missing)", lab, ErrNoLab, path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open lab %s: %w", lab, err)
