@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cnitrace/cnitrace/topology/lab"
 	"github.com/cnitrace/cnitrace/topology/lab/labtest"
@@ -47,5 +49,42 @@ func TestPrivilegedForwardRequestLossLocated(t *testing.T) {
 	}
 	if v := r.Verdict.Text; !strings.Contains(v, "lost in forwarding between cni0") || !strings.Contains(v, "(request)") {
 		t.Errorf("verdict %q does not name the forwarding request segment", v)
+	}
+}
+
+// TestPrivilegedNetworkDelayLocated puts a 2 ms delay on the wire between
+// the nodes (request direction) and checks that only the network segment
+// moves, by about 2 ms. The baseline already has the wire in place with no
+// delay, so the delay line's own cost is not counted as the injected delay.
+func TestPrivilegedNetworkDelayLocated(t *testing.T) {
+	l := labtest.New(t)
+	ctx := context.Background()
+	if err := l.SetFaults(ctx, lab.Faults{Wire: true}); err != nil {
+		t.Fatal(err)
+	}
+	flags := []string{"--count", "30", "--interval", "20ms"}
+	before := traceLab(t, l, flags...)
+	delay := lab.Faults{Network: lab.Network{Request: lab.Impairment{Delay: 2 * time.Millisecond}}}
+	if err := l.SetFaults(ctx, delay); err != nil {
+		t.Fatal(err)
+	}
+	after := traceLab(t, l, flags...)
+	for i, s := range after.Segments {
+		b := before.Segments[i]
+		if s.US == nil || b.US == nil {
+			continue
+		}
+		moved := s.US.P50 - b.US.P50
+		t.Logf("%-8s %-10s %s->%s p50 %8.1f -> %8.1f us (%+.1f)", s.Direction, s.Class, s.From, s.To, b.US.P50, s.US.P50, moved)
+		if s.Class == "network" {
+			if moved < 1500 || moved > 2500 {
+				t.Errorf("network segment moved %.1f us with a 2 ms delay on the wire, want 1500-2500", moved)
+			}
+		} else if math.Abs(moved) > 300 {
+			t.Errorf("%s %s->%s moved %.1f us, want at most 300: the delay is beyond the uplink", s.Direction, s.From, s.To, moved)
+		}
+	}
+	if before.Probes.Received != 30 || after.Probes.Received != 30 {
+		t.Errorf("answered %d and %d of 30, want all", before.Probes.Received, after.Probes.Received)
 	}
 }
