@@ -26,28 +26,28 @@ type accuracyRow struct {
 }
 
 // site is a place a delay can be injected and the segment that holds it.
+// prepare, when set, readies the lab for the site's baselines (and returns
+// how to undo it).
 type site struct {
-	name   string
-	holds  func(s segment, kind map[string]string) bool
-	inject func(ctx context.Context, l *lab.Lab, d time.Duration) (stop func() error, err error)
+	name    string
+	holds   func(s segment, kind map[string]string) bool
+	inject  func(ctx context.Context, l *lab.Lab, d time.Duration) (stop func() error, err error)
+	prepare func(ctx context.Context, l *lab.Lab) (undo func() error, err error)
 }
 
 func sites() []site {
 	return []site{
-		{"network", isNetwork, injectNetwork},
+		{"network", isNetwork, injectNetwork, prepareNetwork},
 		{"forward-request", func(s segment, k map[string]string) bool {
 			return s.Direction == "request" && k[s.To] == "vxlan"
-		}, forwardInjector(lab.BridgeName, lab.VXLANName)},
+		}, forwardInjector(lab.BridgeName, lab.VXLANName), nil},
 		{"forward-reply", func(s segment, k map[string]string) bool {
 			return s.Direction == "reply" && k[s.To] == "bridge"
-		}, forwardInjector(lab.VXLANName, lab.BridgeName)},
+		}, forwardInjector(lab.VXLANName, lab.BridgeName), nil},
 	}
 }
 
 func isNetwork(s segment, _ map[string]string) bool { return s.Class == "network" }
-
-// errNoInjector marks a site this lab cannot inject at.
-var errNoInjector = errors.New("no injector for this site")
 
 // forwardInjector holds ICMP forwarded from in to out on node 1 with an
 // NFQUEUE delayer.
@@ -81,19 +81,32 @@ func (b *bench) accuracy(ctx context.Context, r *results) error {
 	}
 	defer l.Close()
 	for _, st := range sites() {
-		for _, d := range []time.Duration{200 * time.Microsecond, time.Millisecond, 5 * time.Millisecond} {
-			row, err := b.accuracyRow(ctx, l, st, d)
-			if errors.Is(err, errNoInjector) {
-				fmt.Fprintf(b.log, "cnitrace-bench: accuracy: %s: %v\n", st.name, err)
-				break
-			}
-			if err != nil {
-				return fmt.Errorf("%s %s: %w", st.name, d, err)
-			}
-			r.Accuracy = append(r.Accuracy, row)
+		rows, err := b.accuracySite(ctx, l, st)
+		if err != nil {
+			return fmt.Errorf("%s: %w", st.name, err)
 		}
+		r.Accuracy = append(r.Accuracy, rows...)
 	}
 	return nil
+}
+
+// accuracySite measures one site at every magnitude.
+func (b *bench) accuracySite(ctx context.Context, l *lab.Lab, st site) (rows []accuracyRow, err error) {
+	if st.prepare != nil {
+		undo, err := st.prepare(ctx, l)
+		if err != nil {
+			return nil, err
+		}
+		defer func() { err = errors.Join(err, undo()) }()
+	}
+	for _, d := range []time.Duration{200 * time.Microsecond, time.Millisecond, 5 * time.Millisecond} {
+		row, err := b.accuracyRow(ctx, l, st, d)
+		if err != nil {
+			return rows, fmt.Errorf("%s: %w", d, err)
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
 }
 
 // accuracyRow measures one site and delay: ping and cnitrace without the

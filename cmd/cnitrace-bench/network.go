@@ -7,7 +7,20 @@ import (
 	"github.com/cnitrace/cnitrace/topology/lab"
 )
 
-// injectNetwork delays frames between the nodes' uplinks.
+// prepareNetwork puts the wire between the nodes with no delay, so the
+// baseline includes the delay line's own cost and only D is measured.
+func prepareNetwork(ctx context.Context, l *lab.Lab) (func() error, error) {
+	if err := l.SetFaults(ctx, lab.Faults{Wire: true}); err != nil {
+		return nil, err
+	}
+	return func() error { return l.SetFaults(ctx, lab.Faults{}) }, nil
+}
+
+// injectNetwork delays the requests between the nodes' uplinks by d.
 func injectNetwork(ctx context.Context, l *lab.Lab, d time.Duration) (func() error, error) {
-	return nil, errNoInjector
+	f := lab.Faults{Network: lab.Network{Request: lab.Impairment{Delay: d}}}
+	if err := l.SetFaults(ctx, f); err != nil {
+		return nil, err
+	}
+	return func() error { return l.SetFaults(ctx, lab.Faults{Wire: true}) }, nil
 }

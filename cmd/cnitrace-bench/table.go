@@ -24,8 +24,8 @@ func printTable(w io.Writer, r *results) {
 	}
 	tw.Flush()
 	if f := r.RTT; f != nil {
-		fmt.Fprintf(w, "\n2. RTT fidelity (%d rounds x %d probes, alternating): cnitrace p50 %.1f us (p90-p10 %.1f), ping-style %.1f us; ping p50 %.1f us (p90-p10 %.1f); ratio %.2f; goal %s: %s\n",
-			f.Rounds, f.ProbesPerRound, f.CnitraceP50, f.CnitraceSpread, f.PingStyleP50, f.PingP50, f.PingSpread, f.Ratio, f.Goal, yes(f.Met))
+		fmt.Fprintf(w, "\n2. RTT fidelity (%d rounds x %d probes, alternating): cnitrace rtt_us p50 %.1f us (p90-p10 %.1f), rtt_ping_us p50 %.1f us; ping p50 %.1f us (p90-p10 %.1f); ratios ping-style %.2f, kernel %.2f; goal %s: %s\n",
+			f.Rounds, f.ProbesPerRound, f.CnitraceP50, f.CnitraceSpread, f.PingStyleP50, f.PingP50, f.PingSpread, f.Ratio, f.KernelRatio, f.Goal, yes(f.Met))
 	}
 	if o := r.Observer; o != nil {
 		fmt.Fprintf(w, "3. observer effect (%d rounds): ping p50 %.1f us alone, %.1f us while cnitrace captures: %+.1f us; goal %s: %s\n",
