@@ -68,8 +68,8 @@ func TestPrivilegedWireDelay(t *testing.T) {
 		rtts, lost := pingRun(t, wired, 40)
 		stats, _ := wired.WireStats()
 		added := median(rtts) - median(base)
-		t.Logf("D = %-6v RTT median %.3f ms, min %.3f, max %.3f; added %.3f ms (want %.3f); %d lost; %v",
-			d, median(rtts), slices.Min(rtts), slices.Max(rtts), added, 2*d.Seconds()*1e3, lost, stats)
+		t.Logf("D = %4d us: RTT median %.3f ms, min %.3f, max %.3f; added %.3f ms (want %.3f); %d lost; %v",
+			d.Microseconds(), median(rtts), slices.Min(rtts), slices.Max(rtts), added, 2*d.Seconds()*1e3, lost, stats)
 		tolerance := 0.5
 		if d == 0 {
 			tolerance = 0.2

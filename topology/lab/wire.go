@@ -26,9 +26,11 @@ type LaneStats struct {
 	Skipped    uint64 // frames not forwarded: truncated or VLAN-offloaded
 	SendErrors uint64 // frames the kernel refused to send on
 
-	// Late is by how much forwarded frames left after their release time
-	// (arrival, as the kernel stamped it, plus the delay), summed and at
-	// most: the delay line's error. The mean is SumLate / Forwarded.
+	// Late is by how much forwarded frames were sent after their release
+	// time (arrival, as the kernel stamped it, plus the delay), summed and
+	// at most: the delay line's error. When the delay is shorter than the
+	// delay line's wake-up time (tens of us on an idle VM), that time is
+	// all of it. The mean is SumLate / Forwarded.
 	SumLate, MaxLate time.Duration
 }
 
