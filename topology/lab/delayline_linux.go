@@ -45,13 +45,13 @@ type DelayLine struct {
 
 // lane is one direction of a delay line.
 type lane struct {
-	in    *ring
-	out   int // the other link's socket
+	in     *ring
+	out    int // the other link's socket
 	imp    Impairment
 	stop   int
 	active *atomic.Int64 // the DelayLine's
 	stats  laneCounters
-	pfd   [2]unix.PollFd
+	pfd    [2]unix.PollFd
 }
 
 // laneCounters are the live counters behind LaneStats, written by the
