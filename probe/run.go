@@ -72,19 +72,25 @@ func Run(ctx context.Context, conn net.PacketConn, cfg Config) (*Result, error) 
 	res := &Result{RunID: cfg.RunID, Target: cfg.Target.Unmap(), Size: cfg.Size, Probes: make([]Probe, 0, cfg.Count)}
 	rctx, stop := context.WithCancel(ctx)
 	replies := make(chan reply, 64)
-	recvErr := make(chan error, 1)
-	go func() { recvErr <- receive(rctx, conn, cfg, replies) }()
+	var rerr error
+	recvDone := make(chan struct{}) // closed once rerr is set
+	go func() {
+		defer close(recvDone)
+		rerr = receive(rctx, conn, cfg, replies)
+	}()
 
-	err := collect(ctx, conn, cfg, res, replies, recvErr)
+	err := collect(ctx, conn, cfg, res, replies, recvDone, &rerr)
 	stop()
-	if rerr := <-recvErr; err == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
+	<-recvDone
+	if err == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
 		err = rerr
 	}
 	return res, err
 }
 
 // collect owns res: it sends on schedule and records replies as they come.
-func collect(ctx context.Context, conn net.PacketConn, cfg Config, res *Result, replies <-chan reply, recvErr <-chan error) error {
+// The receiver's error is read from rerr once recvDone is closed.
+func collect(ctx context.Context, conn net.PacketConn, cfg Config, res *Result, replies <-chan reply, recvDone <-chan struct{}, rerr *error) error {
 	send := time.NewTimer(0)
 	defer send.Stop()
 	var deadline <-chan time.Time
@@ -93,8 +99,11 @@ func collect(ctx context.Context, conn net.PacketConn, cfg Config, res *Result, 
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case err := <-recvErr:
-			return fmt.Errorf("receive echo replies: %w", err)
+		case <-recvDone:
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return fmt.Errorf("receive echo replies: %w", *rerr)
 		case <-deadline:
 			return nil
 		case r := <-replies:

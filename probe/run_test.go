@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ type echoConn struct {
 	sent     int
 	drop     func(seq int) bool // request seq -> no reply
 	extra    func(req *icmp.Echo) [][]byte
+	readErr  error // returned by every ReadFrom, when set
 }
 
 func newEchoConn() *echoConn { return &echoConn{queue: make(chan []byte, 1024)} }
@@ -54,8 +56,11 @@ func marshalReply(e *icmp.Echo) []byte {
 
 func (c *echoConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	c.mu.Lock()
-	d := c.deadline
+	d, rerr := c.deadline, c.readErr
 	c.mu.Unlock()
+	if rerr != nil {
+		return 0, nil, rerr
+	}
 	t := time.NewTimer(time.Until(d))
 	defer t.Stop()
 	select {
@@ -139,6 +144,26 @@ func TestRunStopsOnCancel(t *testing.T) {
 	}
 	if n := len(res.Probes); n == 0 || n >= 1000 {
 		t.Errorf("got %d probes sent before cancel, want some but not all", n)
+	}
+}
+
+// TestRunReturnsReceiveError: a read error ends the run with that error
+// (it used to be taken off its channel twice, and Run hung).
+func TestRunReturnsReceiveError(t *testing.T) {
+	conn := newEchoConn()
+	conn.readErr = syscall.EHOSTUNREACH
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(context.Background(), conn, testConfig(3))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, syscall.EHOSTUNREACH) {
+			t.Errorf("got %v, want EHOSTUNREACH", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return within 5s of a read error")
 	}
 }
 
