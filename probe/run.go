@@ -49,6 +49,7 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// reply is an echo reply of this run, as the receiver hands it over.
 type reply struct {
 	seq uint32
 	at  time.Time
@@ -59,6 +60,11 @@ type reply struct {
 // cfg.Timeout after the last send, or ctx is done. Replies of other runs and
 // other ICMP messages are ignored. On cancellation it returns what it has
 // together with ctx's error.
+//
+// On a socket from Listen, each probe also gets the kernel's TX timestamps
+// (Probe.SchedAt, Probe.SoftwareAt); Run then waits up to 20 ms longer for
+// stamps of answered probes still on their way. Other connections, like
+// test fakes, leave them zero.
 func Run(ctx context.Context, conn net.PacketConn, cfg Config) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -69,81 +75,37 @@ func Run(ctx context.Context, conn net.PacketConn, cfg Config) (*Result, error) 
 	if cfg.RunID == 0 {
 		cfg.RunID = NewRunID()
 	}
-	res := &Result{RunID: cfg.RunID, Target: cfg.Target.Unmap(), Size: cfg.Size, Probes: make([]Probe, 0, cfg.Count)}
+	c := &collector{
+		conn: conn, cfg: cfg, keys: make(map[uint32]uint32, cfg.Count),
+		res: &Result{RunID: cfg.RunID, Target: cfg.Target.Unmap(), Size: cfg.Size, Probes: make([]Probe, 0, cfg.Count)},
+	}
+	c.tx, _ = conn.(txStamper)
 	rctx, stop := context.WithCancel(ctx)
-	replies := make(chan reply, 64)
+	replies, stamps := make(chan reply, 64), make(chan txStamp, 64)
+	in := inbox{replies: replies, stamps: stamps}
 	var rerr error
 	recvDone := make(chan struct{}) // closed once rerr is set
 	go func() {
 		defer close(recvDone)
-		rerr = receive(rctx, conn, cfg, replies)
+		if c.tx != nil {
+			rerr = c.tx.receive(rctx, cfg, in)
+		} else {
+			rerr = receive(rctx, conn, cfg, in)
+		}
 	}()
 
-	err := collect(ctx, conn, cfg, res, replies, recvDone, &rerr)
+	err := c.loop(ctx, replies, stamps, recvDone, &rerr)
 	stop()
 	<-recvDone
 	if err == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
 		err = rerr
 	}
-	return res, err
-}
-
-// collect owns res: it sends on schedule and records replies as they come.
-// The receiver's error is read from rerr once recvDone is closed.
-func collect(ctx context.Context, conn net.PacketConn, cfg Config, res *Result, replies <-chan reply, recvDone <-chan struct{}, rerr *error) error {
-	send := time.NewTimer(0)
-	defer send.Stop()
-	var deadline <-chan time.Time
-	answered := 0
-	for answered < cfg.Count {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-recvDone:
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			return fmt.Errorf("receive echo replies: %w", *rerr)
-		case <-deadline:
-			return nil
-		case r := <-replies:
-			if int(r.seq) < len(res.Probes) && !res.Probes[r.seq].Answered() {
-				res.Probes[r.seq].ReceivedAt = r.at
-				answered++
-			}
-		case <-send.C:
-			if err := sendOne(conn, cfg, res); err != nil {
-				return err
-			}
-			if len(res.Probes) < cfg.Count {
-				send.Reset(cfg.Interval)
-			} else {
-				deadline = time.After(cfg.Timeout)
-			}
-		}
-	}
-	return nil
-}
-
-func sendOne(conn net.PacketConn, cfg Config, res *Result) error {
-	seq := uint32(len(res.Probes))
-	data := Payload{RunID: cfg.RunID, Seq: seq, SentAt: cfg.Now()}.Marshal(cfg.Size)
-	msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: int(cfg.ID), Seq: int(seq & 0xffff), Data: data}}
-	b, err := msg.Marshal(nil)
-	if err != nil {
-		return fmt.Errorf("build echo request %d: %w", seq, err)
-	}
-	sentAt, err := writeTimed(conn, b, cfg.Target, cfg.Now)
-	if err != nil {
-		return fmt.Errorf("send echo request %d to %s: %w", seq, cfg.Target, err)
-	}
-	res.Probes = append(res.Probes, Probe{Seq: seq, SentAt: sentAt})
-	return nil
+	return c.res, err
 }
 
 // receive reads until ctx is done and passes on the echo replies of this
 // run. Every read has a deadline, so cancellation is seen within readSlice.
-func receive(ctx context.Context, conn net.PacketConn, cfg Config, out chan<- reply) error {
+func receive(ctx context.Context, conn net.PacketConn, cfg Config, in inbox) error {
 	buf := make([]byte, 65536)
 	for ctx.Err() == nil {
 		if err := conn.SetReadDeadline(time.Now().Add(readSlice)); err != nil {
@@ -165,7 +127,7 @@ func receive(ctx context.Context, conn net.PacketConn, cfg Config, out chan<- re
 			continue
 		}
 		select {
-		case out <- reply{seq: seq, at: at}:
+		case in.replies <- reply{seq: seq, at: at}:
 		case <-ctx.Done():
 		}
 	}

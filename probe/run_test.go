@@ -102,6 +102,10 @@ func TestRunAllAnswered(t *testing.T) {
 		if p.Seq != uint32(i) || !p.Answered() || p.RTT() < 0 {
 			t.Errorf("probe %d: got seq %d answered %v rtt %v", i, p.Seq, p.Answered(), p.RTT())
 		}
+		// A fake that is no socket reports no kernel stamps.
+		if !p.SchedAt.IsZero() || !p.SoftwareAt.IsZero() {
+			t.Errorf("probe %d: got SchedAt %v, SoftwareAt %v from a fake conn, want zero", i, p.SchedAt, p.SoftwareAt)
+		}
 	}
 }
 

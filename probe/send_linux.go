@@ -24,16 +24,56 @@ func writeTimed(conn net.PacketConn, b []byte, dst netip.Addr, now func() time.T
 	if err != nil {
 		return time.Time{}, err
 	}
+	return sendTimed(raw, b, dst, now, func(error) {})
+}
+
+// sendTimed makes one sendto of b to dst on raw, reading now just before
+// it, and calls done with the result while it still holds the socket's
+// write lock, so no other send on the socket comes between.
+func sendTimed(raw syscall.RawConn, b []byte, dst netip.Addr, now func() time.Time, done func(error)) (time.Time, error) {
 	sa := &unix.SockaddrInet4{Addr: dst.Unmap().As4()}
 	var sentAt time.Time
 	var serr error
 	werr := raw.Write(func(fd uintptr) bool {
 		sentAt = now()
 		serr = unix.Sendto(int(fd), b, 0, sa)
-		return !errors.Is(serr, unix.EAGAIN) // EAGAIN: wait until writable, then retry
+		if errors.Is(serr, unix.EAGAIN) {
+			return false // wait until writable, then retry
+		}
+		done(serr)
+		return true
 	})
 	if werr != nil {
 		return time.Time{}, werr
 	}
 	return sentAt, serr
+}
+
+// sendKeyed sends like writeTimed and returns the OPT_ID key of the packet:
+// the socket's count of keys the kernel handed out before it.
+func (s *socket) sendKeyed(b []byte, dst netip.Addr, now func() time.Time) (time.Time, uint32, error) {
+	raw, err := s.SyscallConn()
+	if err != nil {
+		return time.Time{}, 0, err
+	}
+	var key uint32
+	sentAt, err := sendTimed(raw, b, dst, now, func(err error) {
+		key = s.nextKey.Load()
+		if keyTaken(err) {
+			s.nextKey.Add(1)
+		}
+	})
+	return sentAt, key, err
+}
+
+// keyTaken reports whether a sendto that returned err used up an OPT_ID
+// key. The kernel takes the key in ip_append_data, after the route lookup
+// and the size checks, and gives it back if building the packet fails
+// (EAGAIN, ENOBUFS). Measured on Linux 6.18 (raw ICMP): ENETUNREACH (no
+// route), EINVAL (blackhole route), EACCES (prohibit route) and EMSGSIZE
+// take none; EPERM, which netfilter (or a cgroup BPF program) returns for a
+// packet it drops on output, takes one. A qdisc drop takes one too but
+// reports success: without IP_RECVERR raw sockets hide that ENOBUFS.
+func keyTaken(err error) bool {
+	return err == nil || errors.Is(err, unix.EPERM)
 }

@@ -1,0 +1,127 @@
+package probe
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+)
+
+// collector owns a run's Result: it sends on schedule, records replies as
+// they come and attaches TX timestamps to their probes. Only its goroutine
+// touches res, so the receiver hands everything over through channels.
+type collector struct {
+	conn net.PacketConn
+	tx   txStamper // conn, when it reports TX timestamps; else nil
+	cfg  Config
+	res  *Result
+	// keys maps the OPT_ID key of every probe sent on tx to its sequence.
+	// Keys of earlier runs on the same socket are not in it, so their late
+	// stamps are ignored.
+	keys     map[uint32]uint32
+	answered int
+}
+
+// loop runs until every probe is answered and stamped, or cfg.Timeout after
+// the last send, or ctx is done. Once the replies are in (or timed out) it
+// waits at most stampGrace for TX stamps still missing. The receiver's
+// error is read from rerr once recvDone is closed.
+func (c *collector) loop(ctx context.Context, replies <-chan reply, stamps <-chan txStamp, recvDone <-chan struct{}, rerr *error) error {
+	send := time.NewTimer(0)
+	defer send.Stop()
+	var deadline, grace <-chan time.Time
+	timedOut := false
+	for {
+		if c.answered == c.cfg.Count || timedOut {
+			if c.stamped() {
+				return nil
+			}
+			if grace == nil {
+				grace = time.After(stampGrace)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-recvDone:
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return fmt.Errorf("receive echo replies: %w", *rerr)
+		case <-deadline:
+			timedOut = true
+		case <-grace:
+			return nil
+		case r := <-replies:
+			c.reply(r)
+		case s := <-stamps:
+			c.stamp(s)
+		case <-send.C:
+			if err := c.send(); err != nil {
+				return err
+			}
+			if len(c.res.Probes) < c.cfg.Count {
+				send.Reset(c.cfg.Interval)
+			} else {
+				deadline = time.After(c.cfg.Timeout)
+			}
+		}
+	}
+}
+
+func (c *collector) reply(r reply) {
+	if int(r.seq) < len(c.res.Probes) && !c.res.Probes[r.seq].Answered() {
+		c.res.Probes[r.seq].ReceivedAt = r.at
+		c.answered++
+	}
+}
+
+func (c *collector) stamp(s txStamp) {
+	if seq, ok := c.keys[s.key]; ok {
+		c.res.Probes[seq].addStamp(s)
+	}
+}
+
+// stamped reports whether every answered probe has both TX stamps, or
+// whether no stamps are to be expected at all.
+func (c *collector) stamped() bool {
+	if c.tx == nil {
+		return true
+	}
+	for i := range c.res.Probes {
+		if p := &c.res.Probes[i]; p.Answered() && !p.stamped() {
+			return false
+		}
+	}
+	return true
+}
+
+// send sends the next probe and records it, with its OPT_ID key when the
+// socket reports TX timestamps.
+func (c *collector) send() error {
+	seq := uint32(len(c.res.Probes))
+	data := Payload{RunID: c.cfg.RunID, Seq: seq, SentAt: c.cfg.Now()}.Marshal(c.cfg.Size)
+	msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: int(c.cfg.ID), Seq: int(seq & 0xffff), Data: data}}
+	b, err := msg.Marshal(nil)
+	if err != nil {
+		return fmt.Errorf("build echo request %d: %w", seq, err)
+	}
+	var sentAt time.Time
+	if c.tx != nil {
+		var key uint32
+		sentAt, key, err = c.tx.sendKeyed(b, c.cfg.Target, c.cfg.Now)
+		if err == nil {
+			c.keys[key] = seq
+		}
+	} else {
+		sentAt, err = writeTimed(c.conn, b, c.cfg.Target, c.cfg.Now)
+	}
+	if err != nil {
+		return fmt.Errorf("send echo request %d to %s: %w", seq, c.cfg.Target, err)
+	}
+	c.res.Probes = append(c.res.Probes, Probe{Seq: seq, SentAt: sentAt})
+	return nil
+}

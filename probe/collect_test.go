@@ -1,0 +1,169 @@
+package probe
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// stampConn is an echoConn that reports TX timestamps like Listen's socket:
+// keys come from its own counter, which runs on across runs, and each send
+// gets a SCHED and an SND stamp after delay (stamp makes them).
+type stampConn struct {
+	*echoConn
+	nextKey uint32
+	delay   time.Duration
+	stamp   func(key uint32, sentAt time.Time) []txStamp
+	stamps  chan txStamp
+}
+
+func newStampConn(delay time.Duration) *stampConn {
+	return &stampConn{echoConn: newEchoConn(), delay: delay, stamp: goodStamps, stamps: make(chan txStamp, 1024)}
+}
+
+// goodStamps stamps SCHED 1 us and SND 2 us after the send.
+func goodStamps(key uint32, sentAt time.Time) []txStamp {
+	return []txStamp{{key, stampSched, sentAt.Add(time.Microsecond)}, {key, stampSoftware, sentAt.Add(2 * time.Microsecond)}}
+}
+
+func (c *stampConn) sendKeyed(b []byte, _ netip.Addr, now func() time.Time) (time.Time, uint32, error) {
+	at, key := now(), c.nextKey
+	c.nextKey++
+	if _, err := c.WriteTo(b, nil); err != nil {
+		return at, key, err
+	}
+	stamps := c.stamp(key, at)
+	time.AfterFunc(c.delay, func() {
+		for _, s := range stamps {
+			c.stamps <- s
+		}
+	})
+	return at, key, nil
+}
+
+func (c *stampConn) receive(ctx context.Context, cfg Config, in inbox) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case s := <-c.stamps:
+			select {
+			case in.stamps <- s:
+			case <-ctx.Done():
+			}
+		case b := <-c.queue:
+			if seq, ok := matchReply(b, cfg.RunID); ok {
+				select {
+				case in.replies <- reply{seq: seq, at: cfg.Now()}:
+				case <-ctx.Done():
+				}
+			}
+		}
+	}
+}
+
+// wantGoodStamps checks that every probe carries the stamps goodStamps
+// made for its own send.
+func wantGoodStamps(t *testing.T, res *Result) {
+	t.Helper()
+	for _, p := range res.Probes {
+		if !p.SchedAt.Equal(p.SentAt.Add(time.Microsecond)) || !p.SoftwareAt.Equal(p.SentAt.Add(2*time.Microsecond)) {
+			t.Errorf("probe %d sent at %v: got SchedAt %v, SoftwareAt %v; want +1us, +2us", p.Seq, p.SentAt, p.SchedAt, p.SoftwareAt)
+		}
+	}
+}
+
+// TestRunWaitsForLateStamps has every probe's stamps arrive 5 ms after its
+// reply: Run must keep collecting after the last reply.
+func TestRunWaitsForLateStamps(t *testing.T) {
+	conn := newStampConn(5 * time.Millisecond)
+	res, err := Run(context.Background(), conn, testConfig(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantGoodStamps(t, res)
+}
+
+// TestRunStampGraceIsBounded: stamps that never come cost stampGrace after
+// the last reply, not the reply timeout, and leave the fields zero.
+func TestRunStampGraceIsBounded(t *testing.T) {
+	conn := newStampConn(time.Hour)
+	cfg := testConfig(3)
+	cfg.Timeout = 5 * time.Second
+	start := time.Now()
+	res, err := Run(context.Background(), conn, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < stampGrace || took > time.Second {
+		t.Errorf("Run took %v, want about stampGrace (%v)", took, stampGrace)
+	}
+	for _, p := range res.Probes {
+		if !p.Answered() || !p.SchedAt.IsZero() || !p.SoftwareAt.IsZero() {
+			t.Errorf("probe %d: answered %v, SchedAt %v, SoftwareAt %v; want answered, no stamps", p.Seq, p.Answered(), p.SchedAt, p.SoftwareAt)
+		}
+	}
+}
+
+// TestRunIgnoresStampsOfEarlierRuns reuses a socket: stamps of the first
+// run that are still queued when the second starts carry keys the second
+// run never sent with, so they must not land on its probes.
+func TestRunIgnoresStampsOfEarlierRuns(t *testing.T) {
+	conn := newStampConn(0)
+	if _, err := Run(context.Background(), conn, testConfig(5)); err != nil {
+		t.Fatal(err)
+	}
+	late := time.Now().Add(time.Hour) // would pass the SentAt check
+	for key := range uint32(5) {
+		conn.stamps <- txStamp{key, stampSched, late}
+		conn.stamps <- txStamp{key, stampSoftware, late}
+	}
+	cfg := testConfig(5)
+	cfg.RunID++
+	res, err := Run(context.Background(), conn, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantGoodStamps(t, res)
+}
+
+// TestRunRefusesStampsBeforeSentAt: a stamp older than its probe's send
+// cannot be that probe's (the key mapping is off) and is dropped.
+func TestRunRefusesStampsBeforeSentAt(t *testing.T) {
+	conn := newStampConn(0)
+	conn.stamp = func(key uint32, sentAt time.Time) []txStamp {
+		return []txStamp{{key, stampSched, sentAt.Add(-time.Microsecond)}, {key, stampSoftware, sentAt.Add(time.Microsecond)}}
+	}
+	res, err := Run(context.Background(), conn, testConfig(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range res.Probes {
+		if !p.SchedAt.IsZero() || !p.SoftwareAt.Equal(p.SentAt.Add(time.Microsecond)) {
+			t.Errorf("probe %d: got SchedAt %v, SoftwareAt %v; want none, SentAt+1us", p.Seq, p.SchedAt, p.SoftwareAt)
+		}
+	}
+}
+
+func TestAddStampKeepsFirstOfEachKind(t *testing.T) {
+	sent := time.Unix(100, 0)
+	p := Probe{SentAt: sent}
+	for i, tc := range []struct {
+		s    txStamp
+		want bool
+	}{
+		{txStamp{1, stampSched, sent.Add(3)}, true},
+		{txStamp{1, stampSched, sent.Add(5)}, false}, // a second device queue
+		{txStamp{1, stampSoftware, sent.Add(7)}, true},
+		{txStamp{1, stampSoftware, sent.Add(9)}, false},
+		{txStamp{1, stampKind(2), sent.Add(9)}, false}, // SCM_TSTAMP_ACK
+	} {
+		if got := p.addStamp(tc.s); got != tc.want {
+			t.Errorf("stamp %d %+v: addStamp = %v, want %v", i, tc.s, got, tc.want)
+		}
+	}
+	if !p.SchedAt.Equal(sent.Add(3)) || !p.SoftwareAt.Equal(sent.Add(7)) || !p.stamped() {
+		t.Errorf("got SchedAt %v, SoftwareAt %v; want the first of each", p.SchedAt, p.SoftwareAt)
+	}
+}

@@ -1,0 +1,156 @@
+//go:build linux
+
+package probe
+
+import (
+	"context"
+	"errors"
+	"os/exec"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cnitrace/cnitrace/topology/lab"
+	"github.com/cnitrace/cnitrace/topology/lab/labtest"
+)
+
+// TestPrivilegedTimestampingLeavesRXKeyOff reads the socket's options back:
+// SO_TIMESTAMPING holds exactly the TX flags Listen set, without
+// RX_SOFTWARE, and SO_TIMESTAMP(NS), old and new, are off. Any of these
+// would turn on the host-wide RX timestamping key (design.md, fact 1).
+func TestPrivilegedTimestampingLeavesRXKeyOff(t *testing.T) {
+	conn, err := Listen(labtest.NetNS(t, "probe-ts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	raw, err := conn.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	cerr := raw.Control(func(fd uintptr) {
+		for _, o := range []struct {
+			name string
+			opt  int
+		}{
+			{"SO_TIMESTAMPING", unix.SO_TIMESTAMPING},
+			{"SO_TIMESTAMP", unix.SO_TIMESTAMP}, {"SO_TIMESTAMPNS", unix.SO_TIMESTAMPNS},
+			{"SO_TIMESTAMP_NEW", unix.SO_TIMESTAMP_NEW}, {"SO_TIMESTAMPNS_NEW", unix.SO_TIMESTAMPNS_NEW},
+		} {
+			if got[o.name], err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, o.opt); err != nil {
+				t.Errorf("getsockopt(%s): %v", o.name, err)
+			}
+		}
+	})
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	if flags := got["SO_TIMESTAMPING"]; flags != txTimestamping || flags&unix.SOF_TIMESTAMPING_RX_SOFTWARE != 0 {
+		t.Errorf("SO_TIMESTAMPING reads %#x, want exactly %#x, without RX_SOFTWARE (%#x)", flags, txTimestamping, unix.SOF_TIMESTAMPING_RX_SOFTWARE)
+	}
+	for _, name := range []string{"SO_TIMESTAMP", "SO_TIMESTAMPNS", "SO_TIMESTAMP_NEW", "SO_TIMESTAMPNS_NEW"} {
+		if got[name] != 0 {
+			t.Errorf("%s reads %d, want 0", name, got[name])
+		}
+	}
+}
+
+// TestPrivilegedTxTimestamps probes pod 1 -> pod 2 across the lab (bridge +
+// VXLAN) and checks every answered probe's kernel stamps: SentAt <= SCHED
+// <= SND < ReceivedAt. A second run on the same socket checks that the
+// OPT_ID keys carry over. It logs how the pod's send path divides.
+func TestPrivilegedTxTimestamps(t *testing.T) {
+	l := labtest.New(t)
+	conn, err := Listen(l.Nodes[0].Pod.NS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cfg := Config{Target: l.Nodes[1].Pod.Addr, Count: 20, Interval: 10 * time.Millisecond, Timeout: time.Second, Size: 56}
+	for run, count := range []int{20, 5} {
+		cfg.Count = count
+		res, err := Run(context.Background(), conn, cfg)
+		if err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		sched, snd := checkStamps(t, res)
+		t.Logf("run %d, %d probes: p50 SCHED-SentAt %.1f us, SND-SCHED %.1f us", run, count, p50us(sched), p50us(snd))
+	}
+}
+
+// TestPrivilegedTxTimestampsAfterRefusedSend makes netfilter refuse a probe
+// (EPERM, after the kernel took an OPT_ID key), then probes again on the
+// same socket: the stamps must still land on the right probes.
+func TestPrivilegedTxTimestampsAfterRefusedSend(t *testing.T) {
+	l := labtest.New(t)
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	pod := l.Nodes[0].Pod
+	conn, err := Listen(pod.NS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cfg := Config{Target: l.Nodes[1].Pod.Addr, Count: 3, Interval: 10 * time.Millisecond, Timeout: time.Second, Size: 56}
+	if _, err := Run(context.Background(), conn, cfg); err != nil {
+		t.Fatal(err)
+	}
+	iptables(t, l, pod.NSPath, "-A")
+	if _, err := Run(context.Background(), conn, cfg); !errors.Is(err, syscall.EPERM) {
+		t.Fatalf("with an OUTPUT DROP rule: got %v, want EPERM", err)
+	}
+	iptables(t, l, pod.NSPath, "-D")
+	res, err := Run(context.Background(), conn, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkStamps(t, res)
+}
+
+func iptables(t *testing.T, l *lab.Lab, nsPath, op string) {
+	t.Helper()
+	if out, err := l.Command(t.Context(), nsPath, "iptables", "-w", op, "OUTPUT", "-p", "icmp", "-j", "DROP").CombinedOutput(); err != nil {
+		t.Fatalf("iptables %s OUTPUT: %v: %s", op, err, out)
+	}
+}
+
+// checkStamps checks the order of every answered probe's times and returns
+// SCHED-SentAt and SND-SCHED of each.
+func checkStamps(t *testing.T, res *Result) (sched, snd []time.Duration) {
+	t.Helper()
+	for _, p := range res.Probes {
+		if !p.Answered() {
+			t.Errorf("probe %d unanswered", p.Seq)
+			continue
+		}
+		if p.SchedAt.IsZero() || p.SoftwareAt.IsZero() {
+			t.Errorf("probe %d: SchedAt %v, SoftwareAt %v: want both", p.Seq, p.SchedAt, p.SoftwareAt)
+			continue
+		}
+		if p.SchedAt.Before(p.SentAt) || p.SoftwareAt.Before(p.SchedAt) || !p.SoftwareAt.Before(p.ReceivedAt) {
+			t.Errorf("probe %d: want SentAt %v <= SchedAt %v <= SoftwareAt %v < ReceivedAt %v",
+				p.Seq, p.SentAt, p.SchedAt, p.SoftwareAt, p.ReceivedAt)
+		}
+		kernel, clock := p.KernelSentAt()
+		if rtt := p.ReceivedAt.Sub(kernel); clock != ClockSched || rtt > p.RTT() {
+			t.Errorf("probe %d: RTT from %s %v, user-space RTT %v: want %s and no larger", p.Seq, clock, rtt, p.RTT(), ClockSched)
+		}
+		sched = append(sched, p.SchedAt.Sub(p.SentAt))
+		snd = append(snd, p.SoftwareAt.Sub(p.SchedAt))
+	}
+	return sched, snd
+}
+
+// p50us returns the median of d in microseconds, or 0 for none.
+func p50us(d []time.Duration) float64 {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(d))
+	return float64(s[len(s)/2]) / float64(time.Microsecond)
+}
