@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"syscall"
 	"time"
@@ -56,13 +57,47 @@ type rawReader struct {
 
 // read makes one RawConn.Read and returns its error, or the first error of
 // a syscall in it. The RawConn error comes first: after a timeout the
-// syscalls' last error is only EAGAIN.
+// syscalls' last error is only EAGAIN. If the netpoller refuses to wait, it
+// waits with poll(2) instead (see poll).
 func (r *rawReader) read(raw syscall.RawConn) error {
 	r.stamps, r.reply, r.err = r.stamps[:0], nil, nil
-	if err := raw.Read(r.readFD); err != nil {
+	err := raw.Read(r.readFD)
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, net.ErrClosed) {
+		err = r.poll(raw)
+	}
+	if err != nil {
 		return err
 	}
 	return r.err
+}
+
+// poll waits for the socket with poll(2), for at most readSlice, then reads
+// as readFD does. It stands in for the netpoller, which fails every read
+// with "not pollable" after epoll reported the socket with EPOLLERR alone:
+// stamps queued while the send buffer is too full for the socket to be
+// writable (a slow qdisc holding probes), until some other event (a reply,
+// or writable again) clears that state.
+func (r *rawReader) poll(raw syscall.RawConn) error {
+	var perr error
+	cerr := raw.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		_, perr = unix.Poll(fds, int(readSlice/time.Millisecond))
+		switch {
+		case errors.Is(perr, unix.EINTR):
+			perr = nil
+		case perr == nil && fds[0].Revents&unix.POLLNVAL != 0:
+			perr = unix.EBADF
+		case perr == nil:
+			r.readFD(fd)
+		}
+	})
+	if cerr != nil {
+		return cerr
+	}
+	if perr != nil {
+		return fmt.Errorf("poll: %w", perr)
+	}
+	return nil
 }
 
 // readFD is the RawConn.Read callback. It returns false, to wait for the

@@ -5,6 +5,7 @@ package probe
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os/exec"
 	"slices"
 	"syscall"
@@ -153,4 +154,52 @@ func p50us(d []time.Duration) float64 {
 	}
 	s := slices.Sorted(slices.Values(d))
 	return float64(s[len(s)/2]) / float64(time.Microsecond)
+}
+
+// TestPrivilegedRunSurvivesFullSendBuffer queues probes behind a slow TBF
+// qdisc until the socket's send buffer is too full for it to be writable.
+// Stamps then arrive as EPOLLERR alone, after which Go's netpoller fails
+// every read with "not pollable"; Run must go on (it falls back to poll(2))
+// and still read the stamps.
+func TestPrivilegedRunSurvivesFullSendBuffer(t *testing.T) {
+	ns := labtest.NetNS(t, "probe-tbf")
+	for _, cmd := range [][]string{
+		{"ip", "link", "add", "tx0", "type", "veth", "peer", "name", "tx1"},
+		{"ip", "link", "set", "tx1", "up"},
+		{"ip", "link", "set", "tx0", "up"},
+		{"ip", "addr", "add", "10.99.0.2/24", "dev", "tx0"},
+		{"ip", "neigh", "add", "10.99.0.1", "lladdr", "02:00:00:00:00:01", "dev", "tx0"},
+		{"tc", "qdisc", "add", "dev", "tx0", "root", "tbf", "rate", "80kbit", "burst", "1600", "limit", "1000000"},
+	} {
+		if _, err := exec.LookPath(cmd[0]); err != nil {
+			t.Skipf("skipping: %v", err)
+		}
+		if out, err := exec.Command("nsenter", append([]string{"--net=" + ns.Path(), "--"}, cmd...)...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v: %s", cmd, err, out)
+		}
+	}
+	conn, err := Listen(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	raw, err := conn.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 16384) }); err != nil || serr != nil {
+		t.Fatalf("set SO_SNDBUF: %v, %v", err, serr)
+	}
+	// 1 kB probes leave TBF every 100 ms; from the 8th on the socket is not writable.
+	cfg := Config{Target: netip.MustParseAddr("10.99.0.1"), Count: 12, Interval: time.Millisecond, Timeout: 300 * time.Millisecond, Size: 1000}
+	res, err := Run(context.Background(), conn, cfg)
+	if err != nil {
+		t.Fatalf("got %v, want no error", err)
+	}
+	for _, p := range res.Probes {
+		if p.SchedAt.IsZero() {
+			t.Errorf("probe %d: no SCHED stamp", p.Seq)
+		}
+	}
 }
