@@ -29,7 +29,9 @@ func (f Faults) forwardLoss() bool { return f.ForwardRequestLoss > 0 || f.Forwar
 // BloatForward go too), puts the wire between the nodes or takes it out
 // as f needs, loads f's FORWARD rules and starts the delay line again
 // with f.Network. SetFaults(ctx, Faults{}) returns the lab to how Up
-// builds it without faults. It needs iptables in PATH.
+// builds it without faults. It needs iptables in PATH. When it fails, the
+// lab may have part of f and Faults is zero: call it again, with f or with
+// Faults{}.
 func (l *Lab) SetFaults(ctx context.Context, f Faults) error {
 	if err := f.Validate(); err != nil {
 		return fmt.Errorf("set faults of lab %s: %w", l.Name, err)

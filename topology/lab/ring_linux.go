@@ -35,7 +35,8 @@ const (
 // PACKET_IGNORE_OUTGOING keeps the frames sent on the interface, the delay
 // line's own among them, out of the ring. The socket is also where the
 // other direction's frames are written to (write on a bound packet socket
-// sends on its interface).
+// sends on its interface); it is non-blocking, so a full send buffer drops
+// the frame (a send error) rather than stall the lane.
 type ring struct {
 	ifname string
 	fd     int
@@ -49,7 +50,7 @@ type ring struct {
 // namespace (call it through topology.Open). The socket is created with
 // protocol 0, so nothing reaches it before bind names the interface.
 func openRing(ifname string) (_ *ring, err error) {
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open packet socket on %s: %w", ifname, capHint(err, "CAP_NET_RAW"))
 	}

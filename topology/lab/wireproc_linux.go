@@ -68,8 +68,10 @@ func spawnWire(name string, cmd *exec.Cmd) error {
 	if err := awaitReady(r); err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
+		log := readLog(name)
 		os.Remove(WirePIDFile(name))
-		return fmt.Errorf("start delay line of lab %s: %w%s", name, err, quoteOutput(readLog(name)))
+		os.Remove(WireLogFile(name))
+		return fmt.Errorf("start delay line of lab %s: %w%s", name, err, quoteOutput(log))
 	}
 	return cmd.Process.Release()
 }
@@ -118,6 +120,9 @@ func readLog(name string) []byte {
 func stopWireProcess(name string) (bool, error) {
 	b, err := os.ReadFile(WirePIDFile(name))
 	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.Remove(WireLogFile(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return false, fmt.Errorf("remove log of the delay line of lab %s: %w", name, err)
+		}
 		return false, nil
 	}
 	if err != nil {

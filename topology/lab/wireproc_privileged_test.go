@@ -101,3 +101,26 @@ func zombie(pid int) bool {
 	i := strings.LastIndexByte(string(b), ')')
 	return err == nil && i > 0 && i+2 < len(b) && b[i+2] == 'Z'
 }
+
+// A background delay line that dies before it is ready fails Up with its
+// log, and leaves nothing behind: no namespace, pid file or log.
+func TestPrivilegedUpWithFailingWireCommand(t *testing.T) {
+	labtest.Require(t)
+	name := uniqueName(t, "cnitrace-wfail-")
+	t.Cleanup(func() { lab.Down(name) }) // only if the checks below fail
+	l, err := lab.Up(t.Context(), lab.Config{
+		Name:   name,
+		Faults: lab.Faults{Wire: true},
+		WireCommand: func(string, lab.Network) *exec.Cmd {
+			return exec.Command("sh", "-c", "echo no delay line today >&2; exit 1")
+		},
+	})
+	if err == nil {
+		l.Close()
+		t.Fatal("Up succeeded with a delay line that exits at once")
+	}
+	if !strings.Contains(err.Error(), "exited before it was ready") || !strings.Contains(err.Error(), "no delay line today") {
+		t.Errorf("Up = %v, want it to say the delay line exited, with its log", err)
+	}
+	labtest.CheckGone(t, name)
+}
