@@ -34,3 +34,34 @@ func Example() {
 	}
 	fmt.Printf("%s", out)
 }
+
+// Delay the network between the nodes by 2 ms each way (the RTT grows by
+// 4 ms), drop 20% of the ICMP requests node 1 forwards, then clear both.
+// The delay line runs in this process until SetFaults or Close stops it.
+func ExampleLab_SetFaults() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l, err := lab.Up(ctx, lab.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+
+	var f lab.Faults
+	if err := f.SetDelay("network=2ms"); err != nil { // as `cnitrace lab up --delay network=2ms`
+		log.Fatal(err)
+	}
+	f.ForwardRequestLoss = 0.2
+	if err := l.SetFaults(ctx, f); err != nil {
+		log.Fatal(err)
+	}
+	pod1, pod2 := l.Nodes[0].Pod, l.Nodes[1].Pod
+	out, _ := l.Command(ctx, pod1.NSPath, "ping", "-c", "20", "-i", "0.05", pod2.Addr.String()).CombinedOutput()
+	fmt.Printf("%s", out)
+	if stats, ok := l.WireStats(); ok {
+		fmt.Println("delay line:", stats)
+	}
+	if err := l.SetFaults(ctx, lab.Faults{}); err != nil { // the wire goes too
+		log.Fatal(err)
+	}
+}
