@@ -79,7 +79,12 @@ func TestPrivilegedTxTimestamps(t *testing.T) {
 			t.Fatalf("run %d: %v", run, err)
 		}
 		sched, snd := checkStamps(t, res)
-		t.Logf("run %d, %d probes: p50 SCHED-SentAt %.1f us, SND-SCHED %.1f us", run, count, p50us(sched), p50us(snd))
+		var rtt []time.Duration
+		for _, p := range res.Probes {
+			rtt = append(rtt, p.RTT())
+		}
+		t.Logf("run %d, %d probes: p50 SCHED-SentAt %.1f us, SND-SCHED %.1f us, user-space RTT %.1f us",
+			run, count, p50us(sched), p50us(snd), p50us(rtt))
 	}
 }
 
