@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -15,15 +17,15 @@ import (
 // loadResult is probing at 100/s while a UDP flood crosses every capture
 // point of the path, and what tcpdump spends on the same interfaces.
 type loadResult struct {
-	Seconds          float64 `json:"seconds"`
-	FloodPPS         float64 `json:"flood_packets_per_second"`
-	Probes           int     `json:"probes"`
-	Answered         int     `json:"answered"`
-	MissingAtAPoint  int     `json:"answered_probes_missing_at_a_point"` // answered, yet not seen at both ends of some segment
-	CnitraceCPU      float64 `json:"cnitrace_cpu_seconds"`
-	TcpdumpCPU       float64 `json:"tcpdump_cpu_seconds"`
-	Goal             string  `json:"goal"`
-	Met              bool    `json:"met"`
+	Seconds         float64 `json:"seconds"`
+	FloodPPS        float64 `json:"flood_packets_per_second"`
+	Probes          int     `json:"probes"`
+	Answered        int     `json:"answered"`
+	MissingAtAPoint int     `json:"answered_probes_missing_at_a_point"` // answered, yet not seen at both ends of some segment
+	CnitraceCPU     float64 `json:"cnitrace_cpu_seconds"`
+	TcpdumpCPU      float64 `json:"tcpdump_cpu_seconds"`
+	Goal            string  `json:"goal"`
+	Met             bool    `json:"met"`
 }
 
 const floodPort = 9

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -17,16 +19,16 @@ import (
 // scaleResult is sustained probing with memory sampled, and the wall time
 // of a short trace.
 type scaleResult struct {
-	Probes       int     `json:"probes"`
-	IntervalMS   float64 `json:"interval_ms"`
-	ProbesPerSec float64 `json:"probes_per_second"`
-	Received     int     `json:"received"`
+	Probes       int       `json:"probes"`
+	IntervalMS   float64   `json:"interval_ms"`
+	ProbesPerSec float64   `json:"probes_per_second"`
+	Received     int       `json:"received"`
 	RSSMB        []float64 `json:"rss_mb_samples"`
-	MaxRSSMB     float64 `json:"max_rss_mb"`
-	CPUSeconds   float64 `json:"cpu_seconds"`
-	ShortWallMS  float64 `json:"short_trace_wall_ms"` // trace --count 10 --interval 10ms, median of 5
-	Goal         string  `json:"goal"`
-	Met          bool    `json:"met"`
+	MaxRSSMB     float64   `json:"max_rss_mb"`
+	CPUSeconds   float64   `json:"cpu_seconds"`
+	ShortWallMS  float64   `json:"short_trace_wall_ms"` // trace --count 10 --interval 10ms, median of 5
+	Goal         string    `json:"goal"`
+	Met          bool      `json:"met"`
 }
 
 func (b *bench) scale(ctx context.Context, r *results) error {
