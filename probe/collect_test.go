@@ -167,3 +167,26 @@ func TestAddStampKeepsFirstOfEachKind(t *testing.T) {
 		t.Errorf("got SchedAt %v, SoftwareAt %v; want the first of each", p.SchedAt, p.SoftwareAt)
 	}
 }
+
+func TestScheduleKeepsTheGrid(t *testing.T) {
+	ms := time.Millisecond
+	t0 := time.Unix(100, 0)
+	s := schedule{interval: 10 * ms}
+	tests := []struct {
+		n    int
+		now  time.Time
+		want time.Duration
+	}{
+		{1, t0, 10 * ms},             // first probe sent at t0: the next is due at t0+10ms
+		{2, t0.Add(13 * ms), 7 * ms}, // woke 3 ms late: the grid still says t0+20ms
+		{3, t0.Add(21 * ms), 9 * ms}, // due at t0+30ms
+		{4, t0.Add(45 * ms), 0},      // 5 ms behind: send at once, keep the grid
+		{5, t0.Add(66 * ms), 0},      // 16 ms behind (more than one interval): no burst, a new grid
+		{6, t0.Add(67 * ms), 9 * ms}, // on the new grid: probe 6 due at t0+76ms
+	}
+	for _, tc := range tests {
+		if got := s.next(tc.n, tc.now); got != tc.want {
+			t.Errorf("next(%d) at t0+%v: got %v, want %v", tc.n, tc.now.Sub(t0), got, tc.want)
+		}
+	}
+}

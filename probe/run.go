@@ -76,7 +76,7 @@ func Run(ctx context.Context, conn net.PacketConn, cfg Config) (*Result, error) 
 		cfg.RunID = NewRunID()
 	}
 	c := &collector{
-		conn: conn, cfg: cfg, keys: make(map[uint32]uint32, cfg.Count),
+		conn: conn, cfg: cfg, keys: make(map[uint32]uint32, cfg.Count), schedule: schedule{interval: cfg.Interval},
 		res: &Result{RunID: cfg.RunID, Target: cfg.Target.Unmap(), Size: cfg.Size, Probes: make([]Probe, 0, cfg.Count)},
 	}
 	c.tx, _ = conn.(txStamper)
