@@ -22,6 +22,7 @@ type loadResult struct {
 	Probes          int     `json:"probes"`
 	Answered        int     `json:"answered"`
 	MissingAtAPoint int     `json:"answered_probes_missing_at_a_point"` // answered, yet not seen at both ends of some segment
+	KernelDrops     uint64  `json:"packet_statistics_drops"`            // tp_drops over every point (PACKET_STATISTICS)
 	CnitraceCPU     float64 `json:"cnitrace_cpu_seconds"`
 	TcpdumpCPU      float64 `json:"tcpdump_cpu_seconds"`
 	Goal            string  `json:"goal"`
@@ -82,6 +83,9 @@ func (b *bench) loadRun(ctx context.Context, l *lab.Lab, res *loadResult, d time
 		return 0, err
 	}
 	res.FloodPPS, res.Answered = pps, t.report.Probes.Received
+	for _, p := range t.report.Points {
+		res.KernelDrops += p.Capture.Drops
+	}
 	for _, s := range t.report.Segments {
 		res.MissingAtAPoint = max(res.MissingAtAPoint, res.Answered-s.Seen)
 	}

@@ -12,6 +12,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -20,6 +23,7 @@ type config struct {
 	bin     string // the cnitrace binary under test
 	results string // directory for <date>.json
 	quick   bool   // shorter runs, for a smoke test
+	only    string // comma-separated section numbers; empty: all
 }
 
 func main() {
@@ -27,6 +31,7 @@ func main() {
 	flag.StringVar(&c.bin, "bin", "bin/cnitrace", "cnitrace `binary` to measure (make build)")
 	flag.StringVar(&c.results, "results", "bench/results", "`dir` for the JSON results")
 	flag.BoolVar(&c.quick, "quick", false, "shorter runs (smoke test, figures are rougher)")
+	flag.StringVar(&c.only, "sections", "", "run only these `sections`, e.g. 1,4 (default: all five)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -72,7 +77,10 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		{"capture under load", b.captureUnderLoad},
 		{"scale", b.scale},
 	}
-	for _, s := range steps {
+	for i, s := range steps {
+		if c.only != "" && !slices.Contains(strings.Split(c.only, ","), strconv.Itoa(i+1)) {
+			continue
+		}
 		fmt.Fprintf(stderr, "cnitrace-bench: %s...\n", s.name)
 		if err := s.fn(ctx, r); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
