@@ -1,0 +1,35 @@
+package report
+
+import (
+	"testing"
+	"time"
+)
+
+// BenchmarkAccumulator is the report's cost per observation (Add) and per
+// run of 1000 probes on a five-point path (Result).
+func BenchmarkAccumulator(b *testing.B) {
+	probes, obs := run{n: 1000, delays: designDelays(), jitter: func(seq, seg int) time.Duration {
+		return time.Duration(seq%7) * time.Microsecond
+	}}.build()
+	b.Run("add", func(b *testing.B) {
+		acc, _ := NewAccumulator(flannelPath(), probes.RunID)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			acc.Add(obs[i%len(obs)])
+			i++
+		}
+	})
+	b.Run("result-1000-probes", func(b *testing.B) {
+		acc, _ := NewAccumulator(flannelPath(), probes.RunID)
+		for _, o := range obs {
+			acc.Add(o)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := acc.Result(probes, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
