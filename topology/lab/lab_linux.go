@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/cnitrace/cnitrace/topology"
 )
@@ -195,7 +196,32 @@ func Down(name string) error {
 // namespace under topology.NamedNetNSDir named NamePrefix...-n<i>[-pod].
 // Labs given a name without NamePrefix are not listed.
 func List() ([]string, error) {
-	entries, err := os.ReadDir(topology.NamedNetNSDir)
+	names, err := listNames(topology.NamedNetNSDir, labOfNSName)
+	if err != nil {
+		return nil, err
+	}
+	// A background delay line whose namespaces are gone (a failed rerun of
+	// lab up) still needs a lab down: list its lab too.
+	wires, err := listNames(StateDir, func(f string) (string, bool) {
+		name, ok := strings.CutSuffix(f, ".wire.pid")
+		return name, ok && strings.HasPrefix(name, NamePrefix)
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range wires {
+		if !slices.Contains(names, w) {
+			names = append(names, w)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// listNames returns the distinct lab names that labOf finds among the
+// entries of dir; a missing dir holds none.
+func listNames(dir string, labOf func(entry string) (string, bool)) ([]string, error) {
+	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -204,10 +230,9 @@ func List() ([]string, error) {
 	}
 	var names []string
 	for _, e := range entries {
-		if name, ok := labOfNSName(e.Name()); ok && !slices.Contains(names, name) {
+		if name, ok := labOf(e.Name()); ok && !slices.Contains(names, name) {
 			names = append(names, name)
 		}
 	}
-	slices.Sort(names)
 	return names, nil
 }

@@ -239,3 +239,31 @@ func TestHelperUpAndExit(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPrivilegedListFindsOrphanWire: a delay line's pid file without any
+// namespace (a failed rerun of lab up) still lists its lab, so `lab down`
+// with no name can find it, and Down removes the file.
+func TestPrivilegedListFindsOrphanWire(t *testing.T) {
+	labtest.Require(t)
+	name := lab.NamePrefix + "orphan" + strconv.Itoa(os.Getpid())
+	if err := os.MkdirAll(lab.StateDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pidFile := lab.WirePIDFile(name)
+	if err := os.WriteFile(pidFile, []byte("999999999\n"), 0o644); err != nil { // no such process
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(pidFile) })
+	if names, err := lab.List(); err != nil || !slices.Contains(names, name) {
+		t.Fatalf("List() = %v, %v; want it to contain %s", names, err, name)
+	}
+	if err := lab.Down(name); err != nil {
+		t.Fatalf("Down(%s): %v", name, err)
+	}
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Errorf("%s still there after Down", pidFile)
+	}
+	if names, _ := lab.List(); slices.Contains(names, name) {
+		t.Errorf("List() still has %s after Down", name)
+	}
+}
