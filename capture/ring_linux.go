@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -37,6 +38,8 @@ import (
 // after reading stopped.
 type ring struct {
 	fd      int
+	file    *os.File        // owns fd once set: the ring waits in Go's netpoller
+	raw     syscall.RawConn // file's, for waiting without an OS thread
 	mem     []byte
 	cur     int       // the next block to read
 	total   ringStats // counters read so far (reading resets the kernel's)
@@ -87,7 +90,29 @@ func openRing(ifname string, ifindex int, filter []bpf.RawInstruction) (*ring, e
 		r.Close()
 		return nil, err
 	}
+	if err := r.pollable(); err != nil {
+		r.Close()
+		return nil, err
+	}
 	return r, nil
+}
+
+// pollable hands the socket to Go's netpoller. A reader blocked in poll(2)
+// holds an OS thread and keeps the runtime's sysmon busy handing its P to
+// other threads: with five rings that cost ~1.6 ms of system time per probe
+// (strace: 17k nanosleep and 3k futex calls in 3 s). Parked in the
+// netpoller, an idle reader costs nothing.
+func (r *ring) pollable() error {
+	if err := unix.SetNonblock(r.fd, true); err != nil {
+		return fmt.Errorf("set capture socket non-blocking: %w", err)
+	}
+	r.file = os.NewFile(uintptr(r.fd), "packet")
+	raw, err := r.file.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("capture socket: %w", err)
+	}
+	r.raw = raw
+	return nil
 }
 
 func (r *ring) setup(ifname string, ifindex int, filter []bpf.RawInstruction) error {
@@ -161,7 +186,8 @@ func (r *ring) next(timeout time.Duration, fn func(packet)) (bool, error) {
 	blk := r.mem[r.cur*ringBlockSize : (r.cur+1)*ringBlockSize]
 	status := (*uint32)(unsafe.Pointer(&blk[blkStatus])) // shared with the kernel
 	if atomic.LoadUint32(status)&unix.TP_STATUS_USER == 0 {
-		if err := r.wait(timeout); err != nil {
+		ready := func() bool { return atomic.LoadUint32(status)&unix.TP_STATUS_USER != 0 }
+		if err := r.wait(timeout, ready); err != nil {
 			return false, err
 		}
 		if atomic.LoadUint32(status)&unix.TP_STATUS_USER == 0 {
@@ -174,32 +200,32 @@ func (r *ring) next(timeout time.Duration, fn func(packet)) (bool, error) {
 	return true, err
 }
 
-// wait polls the socket for up to timeout. A pending socket error (the
-// interface went down or away) is fetched, which clears it, and returned.
-func (r *ring) wait(timeout time.Duration) error {
-	ms := int(timeout.Milliseconds())
-	if ms == 0 && timeout > 0 {
-		ms = 1
+// wait waits in the netpoller for up to timeout until ready reports a
+// retired block. A pending socket error (the interface went down or away)
+// is fetched, which clears it, and returned.
+func (r *ring) wait(timeout time.Duration, ready func() bool) error {
+	if err := r.file.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		return fmt.Errorf("set capture deadline: %w", err)
 	}
-	fds := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN | unix.POLLERR}}
-	n, err := unix.Poll(fds, ms)
-	if err != nil && !errors.Is(err, unix.EINTR) {
-		return fmt.Errorf("poll capture socket: %w", err)
-	}
-	if n == 0 || fds[0].Revents&(unix.POLLERR|unix.POLLNVAL) == 0 {
+	var soerr error
+	err := r.raw.Read(func(fd uintptr) bool {
+		if ready() {
+			return true
+		}
+		// Woken without a block: the kernel may have flagged an error.
+		if e, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR); err == nil && e != 0 {
+			soerr = fmt.Errorf("capture on ifindex %d: %w", r.ifindex, unix.Errno(e))
+			return true
+		}
+		return false
+	})
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
 		return nil
+	case err != nil:
+		return fmt.Errorf("wait on capture socket: %w", err)
 	}
-	if fds[0].Revents&unix.POLLNVAL != 0 {
-		return errors.New("poll capture socket: socket closed")
-	}
-	soerr, err := unix.GetsockoptInt(r.fd, unix.SOL_SOCKET, unix.SO_ERROR)
-	if err != nil {
-		return fmt.Errorf("read capture socket error: %w", err)
-	}
-	if soerr != 0 {
-		return fmt.Errorf("capture on ifindex %d: %w", r.ifindex, unix.Errno(soerr))
-	}
-	return nil
+	return soerr
 }
 
 // walkBlock hands every packet of a retired block to fn. The offsets come
@@ -271,7 +297,11 @@ func (r *ring) Close() error {
 		errs = append(errs, unix.Munmap(r.mem))
 		r.mem = nil
 	}
-	if r.fd >= 0 {
+	switch {
+	case r.file != nil:
+		errs = append(errs, r.file.Close())
+		r.file, r.fd = nil, -1
+	case r.fd >= 0:
 		errs = append(errs, unix.Close(r.fd))
 		r.fd = -1
 	}
