@@ -266,4 +266,7 @@ func TestPrivilegedListFindsOrphanWire(t *testing.T) {
 	if names, _ := lab.List(); slices.Contains(names, name) {
 		t.Errorf("List() still has %s after Down", name)
 	}
+	if entries, err := os.ReadDir(lab.StateDir); err == nil && len(entries) == 0 {
+		t.Errorf("Down left the empty %s behind", lab.StateDir)
+	}
 }

@@ -123,6 +123,7 @@ func stopWireProcess(name string) (bool, error) {
 		if err := os.Remove(WireLogFile(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return false, fmt.Errorf("remove log of the delay line of lab %s: %w", name, err)
 		}
+		os.Remove(StateDir) // only when empty: other labs' files keep it
 		return false, nil
 	}
 	if err != nil {
@@ -139,6 +140,7 @@ func stopWireProcess(name string) (bool, error) {
 			return true, fmt.Errorf("stop delay line of lab %s: %w", name, err)
 		}
 	}
+	os.Remove(StateDir) // only when empty: other labs' files keep it
 	return true, nil
 }
 
