@@ -102,19 +102,22 @@ func (l *Lab) ClearForward(ctx context.Context, node int) error {
 // FORWARD in the filter table. It declares no chain, so the chain's policy
 // and existing rules stay as they are under --noflush.
 func forwardRules(n int) []byte {
-	return faultRules(Faults{ForwardRules: n})
+	return faultRules(Faults{ForwardRules: n}, TopologyFlannel) // no loss rule: the topology does not matter
 }
 
 // faultRules renders the iptables-restore input (for --noflush) that
-// appends f's FORWARD rules to node 1: the loss rules first, then
+// appends f's FORWARD rules to node 1 of a lab of topology t: the loss
+// rules (between the pod side, cni0 or every rv+ veth, and the VXLAN
+// device) first, then
 // f.ForwardRules non-matching rules, each
 // `-s 10.255.X.Y/32 -d 10.255.X.Y/32 -j DROP`.
-func faultRules(f Faults) []byte {
+func faultRules(f Faults, t Topology) []byte {
+	pods, vxlan := t.layout().podSide, t.layout().vxlan
 	var b bytes.Buffer
 	b.Grow(64 * (f.ForwardRules + 4))
 	b.WriteString("*filter\n")
-	writeLossRule(&b, "forward-request", BridgeName, VXLANName, f.ForwardRequestLoss)
-	writeLossRule(&b, "forward-reply", VXLANName, BridgeName, f.ForwardReplyLoss)
+	writeLossRule(&b, "forward-request", pods, vxlan, f.ForwardRequestLoss)
+	writeLossRule(&b, "forward-reply", vxlan, pods, f.ForwardReplyLoss)
 	for i := range f.ForwardRules {
 		a := "10.255." + strconv.Itoa(i>>8&0xff) + "." + strconv.Itoa(i&0xff) + "/32"
 		b.WriteString("-A FORWARD -s " + a + " -d " + a + " -j DROP\n")

@@ -22,9 +22,9 @@ type Faults struct {
 	// wire namespace (docs/lab.md draws it).
 	Network Network
 	// ForwardRequestLoss and ForwardReplyLoss drop that fraction of the ICMP
-	// packets node 1 forwards from cni0 to flannel.1 (requests) or from
-	// flannel.1 to cni0 (replies), with an iptables statistic rule in its
-	// FORWARD chain.
+	// packets node 1 forwards from its pod side (cni0; the rv+ veths when
+	// routed) to its VXLAN device (requests) or back (replies), with an
+	// iptables statistic rule in its FORWARD chain.
 	ForwardRequestLoss float64
 	ForwardReplyLoss   float64
 	// ForwardRules loads this many non-matching rules into node 1's FORWARD

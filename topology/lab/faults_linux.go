@@ -80,7 +80,7 @@ func (l *Lab) loadFaultRules(ctx context.Context, f Faults) error {
 		return fmt.Errorf("load fault rules in %s: %w", n.Name, err)
 	}
 	cmd := l.Command(ctx, n.NSPath, restore, "-w", "--noflush")
-	cmd.Stdin = bytes.NewReader(faultRules(f))
+	cmd.Stdin = bytes.NewReader(faultRules(f, l.Topology))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("load fault rules in %s: %w%s", n.Name, err, quoteOutput(out))
 	}

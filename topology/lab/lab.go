@@ -57,6 +57,8 @@ type Config struct {
 	// NamePrefix + 6 hex digits. A given name must pass ValidateName; only
 	// names starting with NamePrefix show up in List.
 	Name string
+	// Topology says how pods are wired; empty means TopologyFlannel.
+	Topology Topology
 	// Faults are set up once the lab is built (see Lab.SetFaults).
 	Faults Faults
 	// WireCommand, when set, runs the delay line in a background process
@@ -66,7 +68,8 @@ type Config struct {
 
 // Lab is a standing lab. Its handles are open until Close.
 type Lab struct {
-	Name  string
+	Name     string
+	Topology Topology // never empty: Up and Open fill it in
 	Nodes []*Node // Nodes[0] is node 1
 	Wire  *Wire   // nil unless a network fault put the wire between the nodes
 
@@ -123,7 +126,7 @@ type Pod struct {
 	NSPath   string          // /run/netns/<lab>-n<i>-pod
 	NS       *topology.NetNS // open until Lab.Close
 	Addr     netip.Addr      // 10.244.<i>.2
-	HostVeth string          // veth + 8 random hex digits, in the node netns
+	HostVeth string          // veth (rv when routed) + 8 random hex digits, in the node netns
 }
 
 // ValidateName reports whether name can name a lab: 1 to MaxNameLen

@@ -35,10 +35,13 @@ func up(ctx context.Context, cfg Config, fail func(step string) error) (_ *Lab, 
 	if err != nil {
 		return nil, err
 	}
+	if err := cfg.Topology.Validate(); err != nil {
+		return nil, fmt.Errorf("build lab %s: %w", name, err)
+	}
 	if err := cfg.Faults.Validate(); err != nil {
 		return nil, fmt.Errorf("build lab %s: %w", name, err)
 	}
-	l := &Lab{Name: name, WireCommand: cfg.WireCommand}
+	l := &Lab{Name: name, Topology: cfg.Topology.orDefault(), WireCommand: cfg.WireCommand}
 	for i := 1; i <= nodeCount; i++ {
 		l.Nodes = append(l.Nodes, newNode(name, i))
 	}
@@ -56,11 +59,11 @@ func up(ctx context.Context, cfg Config, fail func(step string) error) (_ *Lab, 
 	n1, n2 := l.Nodes[0], l.Nodes[1]
 	steps := []step{
 		{"create namespaces", l.createNamespaces},
-		{"set up node 1", n1.setup},
-		{"set up node 2", n2.setup},
+		{"set up node 1", func() error { return l.setupNode(n1) }},
+		{"set up node 2", func() error { return l.setupNode(n2) }},
 		{"connect nodes", l.connectNodes},
-		{"set up overlay on node 1", func() error { return setupOverlay(n1, n2) }},
-		{"set up overlay on node 2", func() error { return setupOverlay(n2, n1) }},
+		{"set up overlay on node 1", func() error { return l.setupOverlay(n1, n2) }},
+		{"set up overlay on node 2", func() error { return l.setupOverlay(n2, n1) }},
 		{"wait for links", func() error { return l.waitLinksUp(ctx) }},
 		{"set up faults", func() error { return l.applyFaults(ctx, cfg.Faults) }},
 	}

@@ -21,6 +21,15 @@ func withHandle(ns *topology.NetNS, name string, fn func(h *netlink.Handle) erro
 	return fn(h)
 }
 
+// setupNode turns n's namespace into a node of l's topology, without the
+// overlay.
+func (l *Lab) setupNode(n *Node) error {
+	if l.Topology == TopologyRouted {
+		return n.setupRouted()
+	}
+	return n.setup()
+}
+
 // setup turns the node namespace into a flannel node without the overlay:
 // lo up, IPv4 forwarding on, bridge cni0, and the pod on a veth pair.
 func (n *Node) setup() error {
@@ -35,7 +44,8 @@ func (n *Node) setup() error {
 		if err != nil {
 			return err
 		}
-		return n.addPodVeth(h, bridge)
+		_, err = n.addPodVeth(h, "veth", bridge.Attrs().Index)
+		return err
 	})
 	if err != nil {
 		return err
@@ -77,28 +87,33 @@ func (n *Node) addBridge(h *netlink.Handle) (netlink.Link, error) {
 }
 
 // addPodVeth creates the pod's veth pair from the node side: the host end
-// gets a random veth<8 hex> name and joins bridge, the peer is created
-// directly inside the pod namespace as eth0.
-func (n *Node) addPodVeth(h *netlink.Handle, bridge netlink.Link) error {
+// gets a random <prefix><8 hex> name, joins the bridge with index master
+// (none when 0) and is set up; the peer is created directly inside the pod
+// namespace as eth0. It returns the host end.
+func (n *Node) addPodVeth(h *netlink.Handle, prefix string, master int) (netlink.Link, error) {
 	suffix, err := randomHex(4)
 	if err != nil {
-		return fmt.Errorf("choose veth name in %s: %w", n.Name, err)
+		return nil, fmt.Errorf("choose veth name in %s: %w", n.Name, err)
 	}
-	name := "veth" + suffix
+	name := prefix + suffix
 	veth := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: name, MTU: MTU, MasterIndex: bridge.Attrs().Index},
+		LinkAttrs:     netlink.LinkAttrs{Name: name, MTU: MTU, MasterIndex: master},
 		PeerName:      PodIfName,
 		PeerMTU:       MTU,
 		PeerNamespace: netlink.NsFd(n.Pod.NS.Fd()),
 	}
 	if err := h.LinkAdd(veth); err != nil {
-		return fmt.Errorf("create veth %s (peer %s in %s) in %s: %w", name, PodIfName, n.Pod.Name, n.Name, err)
+		return nil, fmt.Errorf("create veth %s (peer %s in %s) in %s: %w", name, PodIfName, n.Pod.Name, n.Name, err)
 	}
 	n.Pod.HostVeth = name
-	if err := linkUp(h, name, n.Name); err != nil {
-		return err
+	link, err := h.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("look up %s in %s: %w", name, n.Name, err)
 	}
-	return nil
+	if err := h.LinkSetUp(link); err != nil {
+		return nil, fmt.Errorf("set %s up in %s: %w", name, n.Name, err)
+	}
+	return link, nil
 }
 
 // setupPod configures the pod side: lo and eth0 up, the pod address, and a

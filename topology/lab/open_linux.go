@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 
@@ -38,7 +39,12 @@ func Open(name string) (_ *Lab, err error) {
 		if n.Pod.NS, err = openLabNS(name, n.Pod.NSPath); err != nil {
 			return nil, err
 		}
-		if n.Pod.HostVeth, err = n.findHostVeth(); err != nil {
+		if i == 1 {
+			if l.Topology, err = n.detectTopology(); err != nil {
+				return nil, err
+			}
+		}
+		if n.Pod.HostVeth, err = n.findHostVeth(l.Topology.layout()); err != nil {
 			return nil, err
 		}
 	}
@@ -63,14 +69,37 @@ func openLabNS(lab, path string) (*topology.NetNS, error) {
 	return ns, nil
 }
 
-// findHostVeth returns the name of the veth enslaved to the node's bridge:
-// the host side of its pod.
-func (n *Node) findHostVeth() (string, error) {
+// detectTopology tells the topology of a standing lab by its node: a node
+// with the bridge BridgeName is flannel's, one without is routed.
+func (n *Node) detectTopology() (Topology, error) {
+	t := TopologyRouted
+	err := withHandle(n.NS, n.Name, func(h *netlink.Handle) error {
+		_, err := h.LinkByName(BridgeName)
+		var notFound netlink.LinkNotFoundError
+		switch {
+		case err == nil:
+			t = TopologyFlannel
+		case !errors.As(err, &notFound):
+			return fmt.Errorf("look up %s in %s: %w", BridgeName, n.Name, err)
+		}
+		return nil
+	})
+	return t, err
+}
+
+// findHostVeth returns the name of the host side of the node's pod: the
+// veth enslaved to lay's bridge, or without a bridge the veth named with
+// lay's prefix.
+func (n *Node) findHostVeth(lay layout) (string, error) {
 	var name string
 	err := withHandle(n.NS, n.Name, func(h *netlink.Handle) error {
-		br, err := h.LinkByName(BridgeName)
-		if err != nil {
-			return fmt.Errorf("look up %s in %s: %w", BridgeName, n.Name, err)
+		master := 0
+		if lay.bridge != "" {
+			br, err := h.LinkByName(lay.bridge)
+			if err != nil {
+				return fmt.Errorf("look up %s in %s: %w", lay.bridge, n.Name, err)
+			}
+			master = br.Attrs().Index
 		}
 		links, err := h.LinkList()
 		for try := 0; errors.Is(err, netlink.ErrDumpInterrupted) && try < 5; try++ {
@@ -80,12 +109,12 @@ func (n *Node) findHostVeth() (string, error) {
 			return fmt.Errorf("list links in %s: %w", n.Name, err)
 		}
 		for _, l := range links {
-			if l.Type() == "veth" && l.Attrs().MasterIndex == br.Attrs().Index {
+			if l.Type() == "veth" && l.Attrs().MasterIndex == master && strings.HasPrefix(l.Attrs().Name, lay.vethPrefix) {
 				name = l.Attrs().Name
 				return nil
 			}
 		}
-		return fmt.Errorf("find the pod's veth in %s: none is a port of %s", n.Name, BridgeName)
+		return fmt.Errorf("find the pod's veth in %s: none named %s* is a port of %q", n.Name, lay.vethPrefix, lay.bridge)
 	})
 	return name, err
 }

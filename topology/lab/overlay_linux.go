@@ -45,54 +45,67 @@ func (n *Node) configureUplink(h *netlink.Handle) error {
 	return nil
 }
 
-// setupOverlay installs in local what flannel's vxlan backend installs: the
-// VXLAN device over the uplink, and for the remote node a route to its pod
-// CIDR via its VTEP address (onlink), a permanent neighbour entry for that
-// address and a bridge FDB entry sending its VTEP MAC to its uplink address.
-func setupOverlay(local, remote *Node) error {
+// setupOverlay installs in local what flannel's vxlan backend (or Calico's,
+// on the routed topology, with its own device name, port and VNI) installs:
+// the VXLAN device over the uplink, and for the remote node a route to its
+// pod CIDR via its VTEP address (onlink), a permanent neighbour entry for
+// that address and a bridge FDB entry sending its VTEP MAC to its uplink
+// address. On the routed topology it also gives local a default route via
+// remote's uplink, as a real node has one: proxy ARP answers only for an
+// address the node has a route to (RoutedGateway).
+func (l *Lab) setupOverlay(local, remote *Node) error {
+	lay := l.Topology.layout()
 	return withHandle(local.NS, local.Name, func(h *netlink.Handle) error {
-		vx, err := local.addVXLAN(h)
+		vx, err := local.addVXLAN(h, lay)
 		if err != nil {
 			return err
 		}
-		return addRemote(h, local.Name, vx.Attrs().Index, remote)
+		if err := addRemote(h, local.Name, lay.vxlan, vx.Attrs().Index, remote); err != nil {
+			return err
+		}
+		if l.Topology == TopologyRouted {
+			return local.addDefaultRoute(h, remote)
+		}
+		return nil
 	})
 }
 
-// addVXLAN creates flannel.1 with the node's fixed MAC and VTEP address.
-func (n *Node) addVXLAN(h *netlink.Handle) (netlink.Link, error) {
+// addVXLAN creates lay's VXLAN device with the node's fixed MAC and VTEP
+// address.
+func (n *Node) addVXLAN(h *netlink.Handle, lay layout) (netlink.Link, error) {
+	name := lay.vxlan
 	uplink, err := h.LinkByName(UplinkName)
 	if err != nil {
 		return nil, fmt.Errorf("look up uplink %s in %s: %w", UplinkName, n.Name, err)
 	}
 	vx := &netlink.Vxlan{
-		LinkAttrs:    netlink.LinkAttrs{Name: VXLANName, MTU: MTU, HardwareAddr: n.vtepMAC()},
-		VxlanId:      VNI,
+		LinkAttrs:    netlink.LinkAttrs{Name: name, MTU: MTU, HardwareAddr: n.vtepMAC()},
+		VxlanId:      lay.vni,
 		VtepDevIndex: uplink.Attrs().Index,
 		SrcAddr:      n.UplinkAddr.AsSlice(),
-		Port:         VXLANPort,
+		Port:         lay.port,
 		Learning:     false,
 	}
 	if err := h.LinkAdd(vx); err != nil {
-		return nil, fmt.Errorf("create vxlan %s in %s: %w", VXLANName, n.Name, err)
+		return nil, fmt.Errorf("create vxlan %s in %s: %w", name, n.Name, err)
 	}
-	link, err := h.LinkByName(VXLANName)
+	link, err := h.LinkByName(name)
 	if err != nil {
-		return nil, fmt.Errorf("look up %s in %s: %w", VXLANName, n.Name, err)
+		return nil, fmt.Errorf("look up %s in %s: %w", name, n.Name, err)
 	}
 	addr := &net.IPNet{IP: n.vtepAddr().AsSlice(), Mask: net.CIDRMask(32, 32)}
 	if err := h.AddrAdd(link, &netlink.Addr{IPNet: addr}); err != nil {
-		return nil, fmt.Errorf("add address %s to %s in %s: %w", addr, VXLANName, n.Name, err)
+		return nil, fmt.Errorf("add address %s to %s in %s: %w", addr, name, n.Name, err)
 	}
 	if err := h.LinkSetUp(link); err != nil {
-		return nil, fmt.Errorf("set %s up in %s: %w", VXLANName, n.Name, err)
+		return nil, fmt.Errorf("set %s up in %s: %w", name, n.Name, err)
 	}
 	return link, nil
 }
 
 // addRemote installs the route, neighbour and FDB entry for remote on the
-// VXLAN device vx of the namespace called ns.
-func addRemote(h *netlink.Handle, ns string, vx int, remote *Node) error {
+// VXLAN device vx (called vxName) of the namespace called ns.
+func addRemote(h *netlink.Handle, ns, vxName string, vx int, remote *Node) error {
 	gw := remote.vtepAddr()
 	route := &netlink.Route{
 		LinkIndex: vx,
@@ -101,7 +114,7 @@ func addRemote(h *netlink.Handle, ns string, vx int, remote *Node) error {
 		Flags:     int(netlink.FLAG_ONLINK),
 	}
 	if err := h.RouteAdd(route); err != nil {
-		return fmt.Errorf("add route %s via %s dev %s onlink in %s: %w", remote.PodCIDR, gw, VXLANName, ns, err)
+		return fmt.Errorf("add route %s via %s dev %s onlink in %s: %w", remote.PodCIDR, gw, vxName, ns, err)
 	}
 	neigh := &netlink.Neigh{
 		LinkIndex:    vx,
@@ -112,7 +125,7 @@ func addRemote(h *netlink.Handle, ns string, vx int, remote *Node) error {
 		HardwareAddr: remote.vtepMAC(),
 	}
 	if err := h.NeighSet(neigh); err != nil {
-		return fmt.Errorf("add neighbour %s lladdr %s on %s in %s: %w", gw, remote.vtepMAC(), VXLANName, ns, err)
+		return fmt.Errorf("add neighbour %s lladdr %s on %s in %s: %w", gw, remote.vtepMAC(), vxName, ns, err)
 	}
 	fdb := &netlink.Neigh{
 		LinkIndex:    vx,
@@ -123,7 +136,7 @@ func addRemote(h *netlink.Handle, ns string, vx int, remote *Node) error {
 		IP:           remote.UplinkAddr.AsSlice(),
 	}
 	if err := h.NeighSet(fdb); err != nil {
-		return fmt.Errorf("add fdb entry %s dst %s on %s in %s: %w", remote.vtepMAC(), remote.UplinkAddr, VXLANName, ns, err)
+		return fmt.Errorf("add fdb entry %s dst %s on %s in %s: %w", remote.vtepMAC(), remote.UplinkAddr, vxName, ns, err)
 	}
 	return nil
 }

@@ -13,7 +13,7 @@ import (
 // linkReadyTimeout bounds the wait for the kernel to bring links up.
 const linkReadyTimeout = 5 * time.Second
 
-// waitLinksUp waits until every veth and bridge of the lab (and of its
+// waitLinksUp waits until every veth and bridge (if any) of the lab (and of its
 // wire) is operationally up. Setting a link up is not enough: until the
 // kernel's linkwatch work runs (up to a second later) the device keeps its
 // noop qdisc and drops what it transmits. A bridge is hit hardest, since its ARP replies are dropped
@@ -25,7 +25,11 @@ func (l *Lab) waitLinksUp(ctx context.Context) error {
 		if err := waitUp(ctx, n.Pod.NS, n.Pod.Name, PodIfName); err != nil {
 			return err
 		}
-		if err := waitUp(ctx, n.NS, n.Name, BridgeName, n.Pod.HostVeth, UplinkName); err != nil {
+		links := []string{n.Pod.HostVeth, UplinkName}
+		if br := l.Topology.layout().bridge; br != "" {
+			links = append(links, br)
+		}
+		if err := waitUp(ctx, n.NS, n.Name, links...); err != nil {
 			return err
 		}
 	}

@@ -76,12 +76,12 @@ func (l *Lab) connectWire() error {
 }
 
 // rewire puts the wire between the nodes (wire true) or takes it out
-// again, on a standing lab: it deletes both nodes' flannel.1 and uplink
+// again, on a standing lab: it deletes both nodes' VXLAN device and uplink
 // and builds them anew, since a VXLAN device goes with its underlay
 // device. The delay line must be stopped first.
 func (l *Lab) rewire(ctx context.Context, wire bool) error {
 	for _, n := range l.Nodes {
-		if err := deleteLinks(n.NS, n.Name, VXLANName, UplinkName); err != nil {
+		if err := deleteLinks(n.NS, n.Name, l.Topology.layout().vxlan, UplinkName); err != nil {
 			return err
 		}
 	}
@@ -100,10 +100,10 @@ func (l *Lab) rewire(ctx context.Context, wire bool) error {
 		return err
 	}
 	n1, n2 := l.Nodes[0], l.Nodes[1]
-	if err := setupOverlay(n1, n2); err != nil {
+	if err := l.setupOverlay(n1, n2); err != nil {
 		return err
 	}
-	if err := setupOverlay(n2, n1); err != nil {
+	if err := l.setupOverlay(n2, n1); err != nil {
 		return err
 	}
 	return l.waitLinksUp(ctx)

@@ -1,0 +1,105 @@
+package lab
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/cnitrace/cnitrace/topology"
+)
+
+// setupRouted turns the node namespace into a routed (Calico-style) node
+// without the overlay: lo up, IPv4 forwarding on, the pod on a veth pair
+// with no bridge, the host end without an address but with proxy ARP, and
+// a /32 route to the pod through it.
+func (n *Node) setupRouted() error {
+	if err := enableForwarding(n.NS, n.Name); err != nil {
+		return err
+	}
+	err := withHandle(n.NS, n.Name, func(h *netlink.Handle) error {
+		if err := linkUp(h, "lo", n.Name); err != nil {
+			return err
+		}
+		veth, err := n.addPodVeth(h, RoutedVethPrefix, 0)
+		if err != nil {
+			return err
+		}
+		host := &netlink.Route{LinkIndex: veth.Attrs().Index, Scope: netlink.SCOPE_LINK, Dst: hostNet(n.Pod.Addr.AsSlice())}
+		if err := h.RouteAdd(host); err != nil {
+			return fmt.Errorf("add route %s dev %s in %s: %w", n.Pod.Addr, n.Pod.HostVeth, n.Name, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := enableProxyARP(n.NS, n.Name, n.Pod.HostVeth); err != nil {
+		return err
+	}
+	return withHandle(n.Pod.NS, n.Pod.Name, n.setupRoutedPod)
+}
+
+// enableProxyARP sets net.ipv4.conf.<link>.proxy_arp=1 and, as Calico
+// does, net.ipv4.neigh.<link>.proxy_delay=0 (else the kernel answers a
+// broadcast ARP request only after a random delay of up to 0.8 s). The
+// writes happen inside ns, as in enableForwarding.
+func enableProxyARP(ns *topology.NetNS, name, link string) error {
+	err := ns.Do(func() error {
+		if err := os.WriteFile(filepath.Join("/proc/sys/net/ipv4/conf", link, "proxy_arp"), []byte("1\n"), 0o644); err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join("/proc/sys/net/ipv4/neigh", link, "proxy_delay"), []byte("0\n"), 0o644)
+	})
+	if err != nil {
+		return fmt.Errorf("enable proxy ARP on %s in %s: %w", link, name, err)
+	}
+	return nil
+}
+
+// setupRoutedPod configures the pod side as Calico does: the pod address
+// as a /32, a link route to RoutedGateway and the default route via it.
+func (n *Node) setupRoutedPod(h *netlink.Handle) error {
+	p := n.Pod
+	if err := linkUp(h, "lo", p.Name); err != nil {
+		return err
+	}
+	eth, err := h.LinkByName(PodIfName)
+	if err != nil {
+		return fmt.Errorf("look up %s in %s: %w", PodIfName, p.Name, err)
+	}
+	addr := hostNet(p.Addr.AsSlice())
+	if err := h.AddrAdd(eth, &netlink.Addr{IPNet: addr}); err != nil {
+		return fmt.Errorf("add address %s to %s in %s: %w", addr, PodIfName, p.Name, err)
+	}
+	if err := h.LinkSetUp(eth); err != nil {
+		return fmt.Errorf("set %s up in %s: %w", PodIfName, p.Name, err)
+	}
+	gw := &netlink.Route{LinkIndex: eth.Attrs().Index, Scope: netlink.SCOPE_LINK, Dst: hostNet(RoutedGateway.AsSlice())}
+	if err := h.RouteAdd(gw); err != nil {
+		return fmt.Errorf("add route %s dev %s scope link in %s: %w", RoutedGateway, PodIfName, p.Name, err)
+	}
+	def := &netlink.Route{LinkIndex: eth.Attrs().Index, Gw: RoutedGateway.AsSlice(), Dst: &net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}}
+	if err := h.RouteAdd(def); err != nil {
+		return fmt.Errorf("add default route via %s in %s: %w", RoutedGateway, p.Name, err)
+	}
+	return nil
+}
+
+// addDefaultRoute gives n a default route via remote's uplink address.
+func (n *Node) addDefaultRoute(h *netlink.Handle, remote *Node) error {
+	uplink, err := h.LinkByName(UplinkName)
+	if err != nil {
+		return fmt.Errorf("look up uplink %s in %s: %w", UplinkName, n.Name, err)
+	}
+	def := &netlink.Route{LinkIndex: uplink.Attrs().Index, Gw: remote.UplinkAddr.AsSlice(), Dst: &net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}}
+	if err := h.RouteAdd(def); err != nil {
+		return fmt.Errorf("add default route via %s in %s: %w", remote.UplinkAddr, n.Name, err)
+	}
+	return nil
+}
+
+// hostNet is ip as a /32.
+func hostNet(ip net.IP) *net.IPNet { return &net.IPNet{IP: ip, Mask: net.CIDRMask(32, 32)} }

@@ -1,0 +1,99 @@
+package lab
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Topology says how a lab wires its nodes' pods.
+type Topology string
+
+// The topologies a lab can have; docs/lab.md draws both.
+const (
+	// TopologyFlannel, the default: the pod's veth is a port of the CNI
+	// bridge BridgeName, nodes joined by VXLANName on VXLANPort.
+	TopologyFlannel Topology = "flannel"
+	// TopologyRouted is Calico's layout without a bridge: the pod's
+	// host-side veth answers ARP for RoutedGateway (proxy ARP), the node
+	// routes to the pod with a /32, and nodes are joined by
+	// RoutedVXLANName on RoutedVXLANPort.
+	TopologyRouted Topology = "routed"
+)
+
+// Topologies lists every topology, the default first.
+var Topologies = []Topology{TopologyFlannel, TopologyRouted}
+
+// Names and numbers of the routed topology. The names are unlike any real
+// CNI's (Calico uses cali* and vxlan.calico), so nothing can lean on them.
+const (
+	RoutedVethPrefix = "rv"   // host-side pod veth: rv + 8 random hex digits
+	RoutedVXLANName  = "ovl0" // the overlay device in each node
+	RoutedVXLANPort  = 4789   // IANA's VXLAN port, as Calico uses
+	RoutedVNI        = 4096   // Calico's default VXLAN network identifier
+)
+
+// RoutedGateway is the pod's default gateway in the routed topology, an
+// address no interface has: the host-side veth answers ARP for it.
+var RoutedGateway = netip.AddrFrom4([4]byte{169, 254, 1, 1})
+
+// ParseTopology returns the topology called s.
+func ParseTopology(s string) (Topology, error) {
+	t := Topology(s)
+	if err := t.Validate(); err != nil {
+		return "", err
+	}
+	return t, nil
+}
+
+// Validate reports whether t is one of Topologies; empty means the
+// default, TopologyFlannel.
+func (t Topology) Validate() error {
+	if t == "" {
+		return nil
+	}
+	for _, v := range Topologies {
+		if t == v {
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown topology %q (want %s)", string(t), topologyNames())
+}
+
+func topologyNames() string {
+	names := make([]string, len(Topologies))
+	for i, t := range Topologies {
+		names[i] = string(t)
+	}
+	return strings.Join(names, " or ")
+}
+
+// orDefault is t, or TopologyFlannel when t is empty.
+func (t Topology) orDefault() Topology {
+	if t == "" {
+		return TopologyFlannel
+	}
+	return t
+}
+
+// layout is what a topology names and numbers in each node.
+type layout struct {
+	bridge     string // CNI bridge, "" when the topology has none
+	vxlan      string // overlay device
+	port       int    // VXLAN UDP port
+	vni        int    // VXLAN network identifier
+	vethPrefix string // host-side pod veth: prefix + 8 hex digits
+	podSide    string // iptables -i/-o match for the pod side of node 1
+}
+
+func (t Topology) layout() layout {
+	if t.orDefault() == TopologyRouted {
+		return layout{vxlan: RoutedVXLANName, port: RoutedVXLANPort, vni: RoutedVNI,
+			vethPrefix: RoutedVethPrefix, podSide: RoutedVethPrefix + "+"}
+	}
+	return layout{bridge: BridgeName, vxlan: VXLANName, port: VXLANPort, vni: VNI,
+		vethPrefix: "veth", podSide: BridgeName}
+}
+
+// VXLANDevice is the name of the lab's overlay device in each node.
+func (l *Lab) VXLANDevice() string { return l.Topology.layout().vxlan }

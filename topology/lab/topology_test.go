@@ -1,0 +1,65 @@
+package lab
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseTopology(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Topology
+		ok   bool
+	}{
+		{"flannel", TopologyFlannel, true},
+		{"routed", TopologyRouted, true},
+		{"", "", true}, // the default, flannel
+		{"calico", "", false},
+		{"Routed", "", false},
+		{"routed ", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseTopology(tt.in)
+			if (err == nil) != tt.ok || got != tt.want {
+				t.Errorf("ParseTopology(%q) = %q, %v; want %q, ok %v", tt.in, got, err, tt.want, tt.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), "flannel or routed") {
+				t.Errorf("error %q does not name the topologies", err)
+			}
+		})
+	}
+}
+
+func TestTopologyLayout(t *testing.T) {
+	if got := Topology("").layout(); got != TopologyFlannel.layout() {
+		t.Errorf("empty topology lays out as %+v, want flannel's", got)
+	}
+	f, r := TopologyFlannel.layout(), TopologyRouted.layout()
+	if f.bridge != BridgeName || f.vxlan != VXLANName || f.port != VXLANPort || f.vni != VNI {
+		t.Errorf("flannel layout = %+v", f)
+	}
+	if r.bridge != "" || r.vxlan != RoutedVXLANName || r.port != 4789 || r.vni != RoutedVNI {
+		t.Errorf("routed layout = %+v", r)
+	}
+	for _, name := range []string{r.vxlan, r.vethPrefix} { // unlike any real CNI's names
+		for _, real := range []string{"cali", "lxc", "cilium", "flannel", "vxlan", "veth", "cni", "tunl", "genev"} {
+			if strings.HasPrefix(name, real) {
+				t.Errorf("routed name %q starts like a real CNI's %q", name, real)
+			}
+		}
+	}
+}
+
+func TestFaultRulesRouted(t *testing.T) {
+	got := strings.Split(strings.TrimSuffix(string(faultRules(Faults{ForwardRequestLoss: 0.3, ForwardReplyLoss: 0.1}, TopologyRouted)), "\n"), "\n")
+	want := []string{
+		"*filter",
+		`-A FORWARD -i rv+ -o ovl0 -p icmp -m statistic --mode random --probability 0.3 -m comment --comment "cnitrace forward-request loss" -j DROP`,
+		`-A FORWARD -i ovl0 -o rv+ -p icmp -m statistic --mode random --probability 0.1 -m comment --comment "cnitrace forward-reply loss" -j DROP`,
+		"COMMIT",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("faultRules:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
