@@ -70,8 +70,8 @@ type Config struct {
 type Lab struct {
 	Name     string
 	Topology Topology // never empty: Up and Open fill it in
-	Nodes []*Node // Nodes[0] is node 1
-	Wire  *Wire   // nil unless a network fault put the wire between the nodes
+	Nodes    []*Node  // Nodes[0] is node 1
+	Wire     *Wire    // nil unless a network fault put the wire between the nodes
 
 	// Faults are the faults as last set by Up or SetFaults. A lab from
 	// Open does not know those set by another process and starts at zero.

@@ -106,4 +106,3 @@ func TestPrivilegedRoutedRewire(t *testing.T) {
 		ping(t, l, p1.NSPath, p2.Addr)
 	}
 }
-
