@@ -55,6 +55,19 @@ func checkFaults(cmd string, f lab.Faults) error {
 	return nil
 }
 
+// topologySynopsis is the --topology flag's synopsis.
+const topologySynopsis = "[--topology flannel|routed]"
+
+// addTopologyFlag adds --topology, which fills t.
+func addTopologyFlag(fs *flag.FlagSet, t *lab.Topology) {
+	fs.Func("topology", "how pods are wired: `flannel` (bridge cni0, VXLAN flannel.1 on UDP 8472; the default) or "+
+		"routed (Calico style: proxy-ARP veth, /32 routes, no bridge, VXLAN on UDP 4789)", func(s string) error {
+		v, err := lab.ParseTopology(s)
+		*t = v
+		return err
+	})
+}
+
 // wireCommand returns how the lab runs its delay line in the background:
 // this binary again, as `cnitrace lab wire`.
 func wireCommand() (func(string, lab.Network) *exec.Cmd, error) {
@@ -70,9 +83,10 @@ func wireCommand() (func(string, lab.Network) *exec.Cmd, error) {
 
 func labUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := lab.Config{}
-	const synopsis = "[--name NAME] " + faultSynopsis
+	const synopsis = "[--name NAME] " + topologySynopsis + " " + faultSynopsis
 	fs := newFlagSet("lab up")
 	fs.StringVar(&cfg.Name, "name", "", "lab `name` (default: cnitrace-<random>); [a-z0-9-], at most 24 characters")
+	addTopologyFlag(fs, &cfg.Topology)
 	addFaultFlags(fs, &cfg.Faults)
 	if err := parseFlags(fs, args, synopsis, stdout); err != nil {
 		return err
@@ -96,7 +110,7 @@ func labUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	// The namespaces stay pinned in /run/netns; our handles close at exit.
 	n1, n2 := l.Nodes[0], l.Nodes[1]
-	fmt.Fprintf(stdout, "lab %s is up: pod %s on node 1, pod %s on node 2\n", l.Name, n1.Pod.Addr, n2.Pod.Addr)
+	fmt.Fprintf(stdout, "lab %s (%s) is up: pod %s on node 1, pod %s on node 2\n", l.Name, l.Topology, n1.Pod.Addr, n2.Pod.Addr)
 	printFaults(stdout, l)
 	fmt.Fprintf(stdout, "trace across it:\n  cnitrace trace %s\n", strings.Join(labTraceArgs(l), " "))
 	fmt.Fprintf(stdout, "remove it:\n  cnitrace lab down %s\n", l.Name)
@@ -243,9 +257,11 @@ func labDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var c traceConfig
 	var format string
 	var f lab.Faults
-	const synopsis = "[--count N] [--interval D] [--format F] ... " + faultSynopsis
+	var topo lab.Topology
+	const synopsis = "[--count N] [--interval D] [--format F] ... " + topologySynopsis + " " + faultSynopsis
 	fs := newFlagSet("lab demo")
 	addProbeFlags(fs, &c, &format)
+	addTopologyFlag(fs, &topo)
 	addFaultFlags(fs, &f)
 	if err := parseFlags(fs, args, synopsis, stdout); err != nil {
 		return err
@@ -254,7 +270,7 @@ func labDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	fmt.Fprintln(stderr, "cnitrace: building the two-node lab...")
-	l, err := lab.Up(ctx, lab.Config{Faults: f}) // the delay line runs in this process
+	l, err := lab.Up(ctx, lab.Config{Topology: topo, Faults: f}) // the delay line runs in this process
 	if err != nil {
 		return labError(err)
 	}
