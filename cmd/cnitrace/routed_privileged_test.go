@@ -1,0 +1,95 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cnitrace/cnitrace/topology/lab"
+	"github.com/cnitrace/cnitrace/topology/lab/labtest"
+)
+
+// TestPrivilegedTraceRoutedVeth traces across the routed (Calico-style)
+// lab: discovery must find the pod, its host veth, the overlay and the
+// uplink by kind and netns, with no bridge on the path and nothing
+// leaning on names, and every probe must be matched at every point in both
+// directions.
+func TestPrivilegedTraceRoutedVeth(t *testing.T) {
+	l := labtest.NewWith(t, lab.Config{Topology: lab.TopologyRouted})
+	r := traceLab(t, l, "--count", "30", "--interval", "10ms")
+
+	if r.Probes.Sent != 30 || r.Probes.Received != 30 {
+		t.Fatalf("got %d sent, %d received; want 30, 30", r.Probes.Sent, r.Probes.Received)
+	}
+	checkRoutedPoints(t, r)
+	if got, want := len(r.Segments), 2*len(r.Points)-1; got != want {
+		t.Fatalf("got %d segments, want %d", got, want)
+	}
+	for _, s := range r.Segments {
+		if s.Seen != 30 || s.Lost != 0 {
+			t.Errorf("segment %s->%s (%s): seen %d lost %d, want 30 and 0", s.From, s.To, s.Direction, s.Seen, s.Lost)
+		}
+	}
+}
+
+// checkRoutedPoints checks the points are exactly pod, veth, vxlan, uplink,
+// the pod's in its own netns and the others together in the node's.
+func checkRoutedPoints(t *testing.T, r jsonReport) {
+	t.Helper()
+	var kinds []string
+	for _, p := range r.Points {
+		kinds = append(kinds, p.Kind)
+	}
+	if want := []string{"pod", "veth", "vxlan", "uplink"}; !slices.Equal(kinds, want) {
+		t.Fatalf("got point kinds %v, want %v", kinds, want)
+	}
+	podNS, nodeNS := r.Points[0].NetNS, r.Points[1].NetNS
+	for _, p := range r.Points[1:] {
+		if p.NetNS != nodeNS || p.NetNS == podNS {
+			t.Errorf("point %s (%s) is in %s, want the node netns %s, not the pod's %s", p.ID, p.Kind, p.NetNS, nodeNS, podNS)
+		}
+	}
+}
+
+// TestPrivilegedRoutedForwardRequestLossLocated drops 30% of the probes
+// node 1 of the routed lab forwards from the pod's veth to the overlay
+// (lab.Faults picks the routed topology's devices), and checks the report
+// puts every loss on the request segment between the veth and the vxlan
+// points, and none anywhere else.
+func TestPrivilegedRoutedForwardRequestLossLocated(t *testing.T) {
+	l := labtest.NewWith(t, lab.Config{Topology: lab.TopologyRouted, Faults: lab.Faults{ForwardRequestLoss: 0.3}})
+	args := append([]string{"trace", "--format", "json", "--count", "60", "--interval", "5ms", "--timeout", "300ms"}, labTraceArgs(l)...)
+	code, stdout, stderr := runCLI(t, args...)
+	if code != exitFinding {
+		t.Fatalf("got exit %d, want %d (probes lost); stderr:\n%s", code, exitFinding, stderr)
+	}
+	r := decodeReport(t, stdout)
+	checkRoutedPoints(t, r)
+	kind := map[string]string{}
+	for _, p := range r.Points {
+		kind[p.ID] = p.Kind
+	}
+	lost := r.Probes.Sent - r.Probes.Received
+	if lost < 6 || lost > 36 { // 30% of 60 is 18; binomial bounds far outside 3 sigma
+		t.Errorf("got %d of 60 lost, want about 18", lost)
+	}
+	for _, s := range r.Segments {
+		span := s.Direction + " " + kind[s.From] + "->" + kind[s.To]
+		if span == "request veth->vxlan" {
+			if s.Lost != lost {
+				t.Errorf("%s: lost %d, want all %d losses", span, s.Lost, lost)
+			}
+			continue
+		}
+		if s.Lost != 0 {
+			t.Errorf("%s: lost %d, want 0: the drop rule is between the veth and the overlay", span, s.Lost)
+		}
+	}
+	// The verdict names the two points by the interfaces the report found
+	// for them, whatever they are called.
+	veth, vxlan := r.Points[1].Interface, r.Points[2].Interface
+	if v := r.Verdict.Text; !strings.Contains(v, "lost in forwarding between "+veth+"@") ||
+		!strings.Contains(v, "and "+vxlan+"@") || !strings.Contains(v, "(request)") {
+		t.Errorf("verdict %q does not name the forwarding request segment %s -> %s", v, veth, vxlan)
+	}
+}
