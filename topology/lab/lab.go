@@ -1,4 +1,5 @@
-// Package lab builds an emulated two-node flannel cluster inside network
+// Package lab builds an emulated two-node flannel cluster (or, with
+// Config.Topology, a routed-veth Calico-style one) inside network
 // namespaces, for tests and for `cnitrace lab up|down|demo`.
 //
 // Every namespace a lab creates is pinned under topology.NamedNetNSDir with
@@ -107,7 +108,8 @@ const (
 )
 
 // Node is one emulated Kubernetes node: a network namespace standing in for
-// the host, with a CNI bridge, a VXLAN overlay device and an uplink.
+// the host, with a CNI bridge (none when routed), a VXLAN overlay device and
+// an uplink.
 type Node struct {
 	Name       string          // namespace name, <lab>-n<i>
 	NSPath     string          // /run/netns/<lab>-n<i>
@@ -120,7 +122,8 @@ type Node struct {
 }
 
 // Pod is the one pod on a node: its own namespace with PodIfName, the other
-// end of a veth pair whose host side (HostVeth) is enslaved to BridgeName.
+// end of a veth pair whose host side (HostVeth) is enslaved to BridgeName,
+// or on the routed topology stands alone with proxy ARP.
 type Pod struct {
 	Name     string          // namespace name, <lab>-n<i>-pod
 	NSPath   string          // /run/netns/<lab>-n<i>-pod
