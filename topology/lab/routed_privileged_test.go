@@ -4,6 +4,7 @@ package lab_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -104,5 +105,43 @@ func TestPrivilegedRoutedRewire(t *testing.T) {
 			t.Fatalf("set faults %+v: %v", f, err)
 		}
 		ping(t, l, p1.NSPath, p2.Addr)
+	}
+}
+
+// TestPrivilegedRoutedUpFailureAtEveryStep fails Up of a routed lab (with
+// a wire and a forward fault, so every step does something) before each
+// step in turn, and checks nothing is left behind.
+func TestPrivilegedRoutedUpFailureAtEveryStep(t *testing.T) {
+	labtest.Require(t)
+	self := labtest.Self(t)
+	cfg := lab.Config{Topology: lab.TopologyRouted, Faults: lab.Faults{Wire: true, ForwardRequestLoss: 0.1}}
+	var steps []string
+	l, err := lab.UpFailingAt(t.Context(), cfg, func(s string) error { steps = append(steps, s); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	injected := errors.New("injected failure")
+	for _, step := range steps {
+		t.Run(step, func(t *testing.T) {
+			name := uniqueName(t, "cnitrace-rstep-")
+			t.Cleanup(func() { lab.Down(name) }) // only if the checks below fail
+			cfg := cfg
+			cfg.Name = name
+			l, err := lab.UpFailingAt(t.Context(), cfg, func(s string) error {
+				if s == step {
+					return injected
+				}
+				return nil
+			})
+			if !errors.Is(err, injected) {
+				l.Close()
+				t.Fatalf("Up: %v, want the injected failure", err)
+			}
+			labtest.CheckGone(t, name)
+			labtest.CheckThreads(t, self)
+		})
 	}
 }
