@@ -51,45 +51,69 @@ func checkRoutedPoints(t *testing.T, r jsonReport) {
 	}
 }
 
-// TestPrivilegedRoutedForwardRequestLossLocated drops 30% of the probes
-// node 1 of the routed lab forwards from the pod's veth to the overlay
-// (lab.Faults picks the routed topology's devices), and checks the report
-// puts every loss on the request segment between the veth and the vxlan
-// points, and none anywhere else.
-func TestPrivilegedRoutedForwardRequestLossLocated(t *testing.T) {
-	l := labtest.NewWith(t, lab.Config{Topology: lab.TopologyRouted, Faults: lab.Faults{ForwardRequestLoss: 0.3}})
-	args := append([]string{"trace", "--format", "json", "--count", "60", "--interval", "5ms", "--timeout", "300ms"}, labTraceArgs(l)...)
-	code, stdout, stderr := runCLI(t, args...)
-	if code != exitFinding {
-		t.Fatalf("got exit %d, want %d (probes lost); stderr:\n%s", code, exitFinding, stderr)
+// TestPrivilegedRoutedForwardLossLocated drops 30% of the probes node 1 of
+// the routed lab forwards from the pod's veth to the overlay (requests), or
+// of the replies it forwards back (lab.Faults picks the routed topology's
+// devices), and checks the report puts every loss on that segment between
+// the veth and the vxlan points, in that direction, and none anywhere else.
+func TestPrivilegedRoutedForwardLossLocated(t *testing.T) {
+	tests := []struct {
+		name   string
+		faults lab.Faults
+		span   string // direction fromKind->toKind
+	}{
+		{"request", lab.Faults{ForwardRequestLoss: 0.3}, "request veth->vxlan"},
+		{"reply", lab.Faults{ForwardReplyLoss: 0.3}, "reply vxlan->veth"},
 	}
-	r := decodeReport(t, stdout)
-	checkRoutedPoints(t, r)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := labtest.NewWith(t, lab.Config{Topology: lab.TopologyRouted, Faults: tt.faults})
+			args := append([]string{"trace", "--format", "json", "--count", "60", "--interval", "5ms", "--timeout", "300ms"}, labTraceArgs(l)...)
+			code, stdout, stderr := runCLI(t, args...)
+			if code != exitFinding {
+				t.Fatalf("got exit %d, want %d (probes lost); stderr:\n%s", code, exitFinding, stderr)
+			}
+			r := decodeReport(t, stdout)
+			checkRoutedPoints(t, r)
+			checkLossOnlyOn(t, r, tt.span)
+		})
+	}
+}
+
+// checkLossOnlyOn checks that r lost about 30% of 60 probes, all on the
+// segment span ("direction fromKind->toKind"), and that the verdict names
+// that segment by the interfaces the report found, whatever they are called.
+func checkLossOnlyOn(t *testing.T, r jsonReport, span string) {
+	t.Helper()
 	kind := map[string]string{}
+	iface := map[string]string{}
 	for _, p := range r.Points {
-		kind[p.ID] = p.Kind
+		kind[p.ID], iface[p.Kind] = p.Kind, p.Interface
 	}
 	lost := r.Probes.Sent - r.Probes.Received
 	if lost < 6 || lost > 36 { // 30% of 60 is 18; binomial bounds far outside 3 sigma
 		t.Errorf("got %d of 60 lost, want about 18", lost)
 	}
+	var from, to string
 	for _, s := range r.Segments {
-		span := s.Direction + " " + kind[s.From] + "->" + kind[s.To]
-		if span == "request veth->vxlan" {
+		got := s.Direction + " " + kind[s.From] + "->" + kind[s.To]
+		if got == span {
+			from, to = iface[kind[s.From]], iface[kind[s.To]]
 			if s.Lost != lost {
-				t.Errorf("%s: lost %d, want all %d losses", span, s.Lost, lost)
+				t.Errorf("%s: lost %d, want all %d losses", got, s.Lost, lost)
 			}
 			continue
 		}
 		if s.Lost != 0 {
-			t.Errorf("%s: lost %d, want 0: the drop rule is between the veth and the overlay", span, s.Lost)
+			t.Errorf("%s: lost %d, want 0: the drop rule is on %s", got, s.Lost, span)
 		}
 	}
-	// The verdict names the two points by the interfaces the report found
-	// for them, whatever they are called.
-	veth, vxlan := r.Points[1].Interface, r.Points[2].Interface
-	if v := r.Verdict.Text; !strings.Contains(v, "lost in forwarding between "+veth+"@") ||
-		!strings.Contains(v, "and "+vxlan+"@") || !strings.Contains(v, "(request)") {
-		t.Errorf("verdict %q does not name the forwarding request segment %s -> %s", v, veth, vxlan)
+	if from == "" {
+		t.Fatalf("no segment %s in the report", span)
+	}
+	dir, _, _ := strings.Cut(span, " ")
+	if v := r.Verdict.Text; !strings.Contains(v, "lost in forwarding between "+from+"@") ||
+		!strings.Contains(v, "and "+to+"@") || !strings.Contains(v, "("+dir+")") {
+		t.Errorf("verdict %q does not name the forwarding segment %s -> %s (%s)", v, from, to, dir)
 	}
 }
