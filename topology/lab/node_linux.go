@@ -120,25 +120,35 @@ func (n *Node) addPodVeth(h *netlink.Handle, prefix string, master int) (netlink
 // default route via the bridge.
 func (n *Node) setupPod(h *netlink.Handle) error {
 	p := n.Pod
-	if err := linkUp(h, "lo", p.Name); err != nil {
-		return err
-	}
-	eth, err := h.LinkByName(PodIfName)
+	eth, err := n.podInterface(h, ipNet(slash24(p.Addr)))
 	if err != nil {
-		return fmt.Errorf("look up %s in %s: %w", PodIfName, p.Name, err)
-	}
-	addr := ipNet(slash24(p.Addr))
-	if err := h.AddrAdd(eth, &netlink.Addr{IPNet: addr}); err != nil {
-		return fmt.Errorf("add address %s to %s in %s: %w", addr, PodIfName, p.Name, err)
-	}
-	if err := h.LinkSetUp(eth); err != nil {
-		return fmt.Errorf("set %s up in %s: %w", PodIfName, p.Name, err)
+		return err
 	}
 	def := &netlink.Route{LinkIndex: eth.Attrs().Index, Gw: n.gateway().AsSlice(), Dst: &net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}}
 	if err := h.RouteAdd(def); err != nil {
 		return fmt.Errorf("add default route via %s in %s: %w", n.gateway(), p.Name, err)
 	}
 	return nil
+}
+
+// podInterface brings the pod's lo up and its eth0 up with the address
+// addr, and returns eth0; both topologies start their pod this way.
+func (n *Node) podInterface(h *netlink.Handle, addr *net.IPNet) (netlink.Link, error) {
+	p := n.Pod
+	if err := linkUp(h, "lo", p.Name); err != nil {
+		return nil, err
+	}
+	eth, err := h.LinkByName(PodIfName)
+	if err != nil {
+		return nil, fmt.Errorf("look up %s in %s: %w", PodIfName, p.Name, err)
+	}
+	if err := h.AddrAdd(eth, &netlink.Addr{IPNet: addr}); err != nil {
+		return nil, fmt.Errorf("add address %s to %s in %s: %w", addr, PodIfName, p.Name, err)
+	}
+	if err := h.LinkSetUp(eth); err != nil {
+		return nil, fmt.Errorf("set %s up in %s: %w", PodIfName, p.Name, err)
+	}
+	return eth, nil
 }
 
 // linkUp sets the link called name up.

@@ -63,19 +63,9 @@ func enableProxyARP(ns *topology.NetNS, name, link string) error {
 // as a /32, a link route to RoutedGateway and the default route via it.
 func (n *Node) setupRoutedPod(h *netlink.Handle) error {
 	p := n.Pod
-	if err := linkUp(h, "lo", p.Name); err != nil {
-		return err
-	}
-	eth, err := h.LinkByName(PodIfName)
+	eth, err := n.podInterface(h, hostNet(p.Addr.AsSlice()))
 	if err != nil {
-		return fmt.Errorf("look up %s in %s: %w", PodIfName, p.Name, err)
-	}
-	addr := hostNet(p.Addr.AsSlice())
-	if err := h.AddrAdd(eth, &netlink.Addr{IPNet: addr}); err != nil {
-		return fmt.Errorf("add address %s to %s in %s: %w", addr, PodIfName, p.Name, err)
-	}
-	if err := h.LinkSetUp(eth); err != nil {
-		return fmt.Errorf("set %s up in %s: %w", PodIfName, p.Name, err)
+		return err
 	}
 	gw := &netlink.Route{LinkIndex: eth.Attrs().Index, Scope: netlink.SCOPE_LINK, Dst: hostNet(RoutedGateway.AsSlice())}
 	if err := h.RouteAdd(gw); err != nil {
