@@ -41,8 +41,13 @@ func (l *Lab) Command(ctx context.Context, nsPath string, name string, args ...s
 func (l *Lab) owns(path string) bool {
 	path = filepath.Clean(path)
 	for _, n := range l.Nodes {
-		if path == n.NSPath || (n.Pod != nil && path == n.Pod.NSPath) {
+		if path == n.NSPath {
 			return true
+		}
+		for _, p := range n.pods() {
+			if p != nil && path == p.NSPath {
+				return true
+			}
 		}
 	}
 	return false

@@ -3,8 +3,9 @@
 // namespaces, for tests and for `cnitrace lab up|down|demo`.
 //
 // Every namespace a lab creates is pinned under topology.NamedNetNSDir with
-// the lab's name as prefix (<name>-n1, <name>-n1-pod, <name>-n2,
-// <name>-n2-pod, and <name>-wire when a network fault asks for it), so `ip netns exec` works on it and Down can remove a lab
+// the lab's name as prefix (<name>-n1, <name>-n1-pod, <name>-n1-pod2,
+// <name>-n2, <name>-n2-pod, <name>-n2-pod2, and <name>-wire when a network
+// fault asks for it), so `ip netns exec` works on it and Down can remove a lab
 // left standing by another process. A lab never touches the interfaces,
 // routes, sysctls or firewall of the namespace it is built from; its
 // addresses exist only inside its own namespaces. docs/lab.md draws the
@@ -116,19 +117,20 @@ type Node struct {
 	NS         *topology.NetNS // open until Lab.Close
 	PodCIDR    netip.Prefix    // 10.244.<i>.0/24
 	UplinkAddr netip.Addr      // 192.168.255.<i> on UplinkName
-	Pod        *Pod
+	Pod        *Pod            // the pod traces start from: 10.244.<i>.2
+	Sibling    *Pod            // a second pod on the same node, 10.244.<i>.3: the peer of same-node traces
 
 	num int // i, 1-based
 }
 
-// Pod is the one pod on a node: its own namespace with PodIfName, the other
-// end of a veth pair whose host side (HostVeth) is enslaved to BridgeName,
-// or on the routed topology stands alone with proxy ARP.
+// Pod is a pod on a node: its own namespace with PodIfName, the other end
+// of a veth pair whose host side (HostVeth) is enslaved to BridgeName, or on
+// the routed topology stands alone with proxy ARP.
 type Pod struct {
-	Name     string          // namespace name, <lab>-n<i>-pod
-	NSPath   string          // /run/netns/<lab>-n<i>-pod
+	Name     string          // namespace name, <lab>-n<i>-pod (Sibling: -pod2)
+	NSPath   string          // /run/netns/<lab>-n<i>-pod (Sibling: -pod2)
 	NS       *topology.NetNS // open until Lab.Close
-	Addr     netip.Addr      // 10.244.<i>.2
+	Addr     netip.Addr      // 10.244.<i>.2 (Sibling: .3)
 	HostVeth string          // veth (rv when routed) + 8 random hex digits, in the node netns
 }
 
@@ -173,23 +175,25 @@ func randomHex(n int) (string, error) {
 // nodeCount is how many nodes a lab has.
 const nodeCount = 2
 
-// nodeNSName and podNSName name the namespaces of node i of lab.
-func nodeNSName(lab string, i int) string { return lab + "-n" + strconv.Itoa(i) }
-func podNSName(lab string, i int) string  { return nodeNSName(lab, i) + "-pod" }
-func wireNSName(lab string) string        { return lab + "-wire" }
+// nodeNSName, podNSName and siblingNSName name the namespaces of node i of
+// lab.
+func nodeNSName(lab string, i int) string    { return lab + "-n" + strconv.Itoa(i) }
+func podNSName(lab string, i int) string     { return nodeNSName(lab, i) + "-pod" }
+func siblingNSName(lab string, i int) string { return nodeNSName(lab, i) + "-pod2" }
+func wireNSName(lab string) string           { return lab + "-wire" }
 
 // nsNames lists every namespace name a lab called name can have.
 func nsNames(name string) []string {
 	var names []string
 	for i := 1; i <= nodeCount; i++ {
-		names = append(names, nodeNSName(name, i), podNSName(name, i))
+		names = append(names, nodeNSName(name, i), podNSName(name, i), siblingNSName(name, i))
 	}
 	return append(names, wireNSName(name))
 }
 
 // labOfNSName returns the lab a namespace name belongs to, if it has the
-// form NamePrefix...-n<digits>[-pod] or NamePrefix...-wire of a valid lab
-// name.
+// form NamePrefix...-n<digits>[-pod|-pod2] or NamePrefix...-wire of a
+// valid lab name.
 func labOfNSName(ns string) (string, bool) {
 	if !strings.HasPrefix(ns, NamePrefix) {
 		return "", false
@@ -200,7 +204,11 @@ func labOfNSName(ns string) (string, bool) {
 		}
 		return name, true
 	}
-	ns = strings.TrimSuffix(ns, "-pod")
+	if trimmed, ok := strings.CutSuffix(ns, "-pod2"); ok {
+		ns = trimmed
+	} else {
+		ns = strings.TrimSuffix(ns, "-pod")
+	}
 	i := strings.LastIndex(ns, "-n")
 	if i < 0 || i+2 == len(ns) {
 		return "", false
@@ -225,14 +233,19 @@ func newNode(lab string, i int) *Node {
 		NSPath:     filepath.Join(topology.NamedNetNSDir, nodeNSName(lab, i)),
 		PodCIDR:    pod,
 		UplinkAddr: netip.AddrFrom4([4]byte{192, 168, 255, byte(i)}),
-		Pod: &Pod{
-			Name:   podNSName(lab, i),
-			NSPath: filepath.Join(topology.NamedNetNSDir, podNSName(lab, i)),
-			Addr:   netip.AddrFrom4([4]byte{10, 244, byte(i), 2}),
-		},
-		num: i,
+		Pod:        newPod(podNSName(lab, i), netip.AddrFrom4([4]byte{10, 244, byte(i), 2})),
+		Sibling:    newPod(siblingNSName(lab, i), netip.AddrFrom4([4]byte{10, 244, byte(i), 3})),
+		num:        i,
 	}
 }
+
+// newPod plans the pod whose namespace is called name.
+func newPod(name string, addr netip.Addr) *Pod {
+	return &Pod{Name: name, NSPath: filepath.Join(topology.NamedNetNSDir, name), Addr: addr}
+}
+
+// pods returns the node's pods: Pod, then Sibling.
+func (n *Node) pods() []*Pod { return []*Pod{n.Pod, n.Sibling} }
 
 // gateway is the bridge's address, the pod's default gateway: 10.244.<i>.1.
 func (n *Node) gateway() netip.Addr { return n.PodCIDR.Addr().Next() }

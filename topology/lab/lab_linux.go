@@ -92,8 +92,10 @@ func (l *Lab) createNamespaces() error {
 		if n.NS, err = l.newNetNS(n.Name); err != nil {
 			return err
 		}
-		if n.Pod.NS, err = l.newNetNS(n.Pod.Name); err != nil {
-			return err
+		for _, p := range n.pods() {
+			if p.NS, err = l.newNetNS(p.Name); err != nil {
+				return err
+			}
 		}
 	}
 	if l.Wire != nil {
@@ -146,8 +148,10 @@ func (l *Lab) Close() error {
 	}
 	for _, n := range l.Nodes {
 		errs = append(errs, closeNS(n.NS, n.Name))
-		if n.Pod != nil {
-			errs = append(errs, closeNS(n.Pod.NS, n.Pod.Name))
+		for _, p := range n.pods() {
+			if p != nil {
+				errs = append(errs, closeNS(p.NS, p.Name))
+			}
 		}
 	}
 	var kept []string

@@ -25,6 +25,8 @@ func TestPrivilegedPodToPod(t *testing.T) {
 	p1, p2 := l.Nodes[0].Pod, l.Nodes[1].Pod
 	ping(t, l, p1.NSPath, p2.Addr)
 	ping(t, l, p2.NSPath, p1.Addr)
+	ping(t, l, p1.NSPath, l.Nodes[0].Sibling.Addr) // same node: bridged by cni0
+	ping(t, l, l.Nodes[1].Sibling.NSPath, p1.Addr) // a sibling reaches the other node too
 }
 
 func TestPrivilegedOverlay(t *testing.T) {

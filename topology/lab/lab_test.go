@@ -80,6 +80,8 @@ func TestLabOfNSName(t *testing.T) {
 		{"cnitrace--wire", ""},
 		{"mylab-wire", ""},
 		{"cnitrace-ab12cd-wire-pod", ""},
+		{"cnitrace-ab12cd-n1-pod2", "cnitrace-ab12cd"},
+		{"cnitrace-ab12cd-n1-pod3", ""},
 	}
 	for _, tt := range tests {
 		got, ok := labOfNSName(tt.ns)
@@ -92,7 +94,7 @@ func TestLabOfNSName(t *testing.T) {
 func TestNSNamesRoundTrip(t *testing.T) {
 	const name = "cnitrace-ab12cd"
 	got := nsNames(name)
-	want := []string{name + "-n1", name + "-n1-pod", name + "-n2", name + "-n2-pod", name + "-wire"}
+	want := []string{name + "-n1", name + "-n1-pod", name + "-n1-pod2", name + "-n2", name + "-n2-pod", name + "-n2-pod2", name + "-wire"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("nsNames(%q) = %v, want %v", name, got, want)
 	}
@@ -116,6 +118,8 @@ func TestNewNodeAddresses(t *testing.T) {
 		{"Pod.Name", n.Pod.Name, "cnitrace-ab12cd-n2-pod"},
 		{"Pod.NSPath", n.Pod.NSPath, "/run/netns/cnitrace-ab12cd-n2-pod"},
 		{"Pod.Addr", n.Pod.Addr.String(), "10.244.2.2"},
+		{"Sibling.NSPath", n.Sibling.NSPath, "/run/netns/cnitrace-ab12cd-n2-pod2"},
+		{"Sibling.Addr", n.Sibling.Addr.String(), "10.244.2.3"},
 		{"bridge address", ipNet(slash24(n.gateway())).String(), "10.244.2.1/24"},
 	}
 	for _, c := range checks {

@@ -31,7 +31,7 @@ func (l *Lab) setupNode(n *Node) error {
 }
 
 // setup turns the node namespace into a flannel node without the overlay:
-// lo up, IPv4 forwarding on, bridge cni0, and the pod on a veth pair.
+// lo up, IPv4 forwarding on, bridge cni0, and each pod on a veth pair.
 func (n *Node) setup() error {
 	if err := enableForwarding(n.NS, n.Name); err != nil {
 		return err
@@ -44,13 +44,22 @@ func (n *Node) setup() error {
 		if err != nil {
 			return err
 		}
-		_, err = n.addPodVeth(h, "veth", bridge.Attrs().Index)
-		return err
+		for _, p := range n.pods() {
+			if _, err := n.addPodVeth(h, p, "veth", bridge.Attrs().Index); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return err
 	}
-	return withHandle(n.Pod.NS, n.Pod.Name, n.setupPod)
+	for _, p := range n.pods() {
+		if err := withHandle(p.NS, p.Name, func(h *netlink.Handle) error { return n.setupPod(h, p) }); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // enableForwarding sets net.ipv4.ip_forward=1 in ns. /proc/sys/net shows
@@ -86,11 +95,11 @@ func (n *Node) addBridge(h *netlink.Handle) (netlink.Link, error) {
 	return link, nil
 }
 
-// addPodVeth creates the pod's veth pair from the node side: the host end
+// addPodVeth creates p's veth pair from the node side: the host end
 // gets a random <prefix><8 hex> name, joins the bridge with index master
 // (none when 0) and is set up; the peer is created directly inside the pod
 // namespace as eth0. It returns the host end.
-func (n *Node) addPodVeth(h *netlink.Handle, prefix string, master int) (netlink.Link, error) {
+func (n *Node) addPodVeth(h *netlink.Handle, p *Pod, prefix string, master int) (netlink.Link, error) {
 	suffix, err := randomHex(4)
 	if err != nil {
 		return nil, fmt.Errorf("choose veth name in %s: %w", n.Name, err)
@@ -100,12 +109,12 @@ func (n *Node) addPodVeth(h *netlink.Handle, prefix string, master int) (netlink
 		LinkAttrs:     netlink.LinkAttrs{Name: name, MTU: MTU, MasterIndex: master},
 		PeerName:      PodIfName,
 		PeerMTU:       MTU,
-		PeerNamespace: netlink.NsFd(n.Pod.NS.Fd()),
+		PeerNamespace: netlink.NsFd(p.NS.Fd()),
 	}
 	if err := h.LinkAdd(veth); err != nil {
-		return nil, fmt.Errorf("create veth %s (peer %s in %s) in %s: %w", name, PodIfName, n.Pod.Name, n.Name, err)
+		return nil, fmt.Errorf("create veth %s (peer %s in %s) in %s: %w", name, PodIfName, p.Name, n.Name, err)
 	}
-	n.Pod.HostVeth = name
+	p.HostVeth = name
 	link, err := h.LinkByName(name)
 	if err != nil {
 		return nil, fmt.Errorf("look up %s in %s: %w", name, n.Name, err)
@@ -116,11 +125,10 @@ func (n *Node) addPodVeth(h *netlink.Handle, prefix string, master int) (netlink
 	return link, nil
 }
 
-// setupPod configures the pod side: lo and eth0 up, the pod address, and a
+// setupPod configures p's side: lo and eth0 up, the pod address, and a
 // default route via the bridge.
-func (n *Node) setupPod(h *netlink.Handle) error {
-	p := n.Pod
-	eth, err := n.podInterface(h, ipNet(slash24(p.Addr)))
+func (n *Node) setupPod(h *netlink.Handle, p *Pod) error {
+	eth, err := podInterface(h, p, ipNet(slash24(p.Addr)))
 	if err != nil {
 		return err
 	}
@@ -131,10 +139,9 @@ func (n *Node) setupPod(h *netlink.Handle) error {
 	return nil
 }
 
-// podInterface brings the pod's lo up and its eth0 up with the address
-// addr, and returns eth0; both topologies start their pod this way.
-func (n *Node) podInterface(h *netlink.Handle, addr *net.IPNet) (netlink.Link, error) {
-	p := n.Pod
+// podInterface brings p's lo up and its eth0 up with the address addr, and
+// returns eth0; both topologies start their pods this way.
+func podInterface(h *netlink.Handle, p *Pod, addr *net.IPNet) (netlink.Link, error) {
 	if err := linkUp(h, "lo", p.Name); err != nil {
 		return nil, err
 	}

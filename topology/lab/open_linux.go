@@ -36,16 +36,18 @@ func Open(name string) (_ *Lab, err error) {
 		if n.NS, err = openLabNS(name, n.NSPath); err != nil {
 			return nil, err
 		}
-		if n.Pod.NS, err = openLabNS(name, n.Pod.NSPath); err != nil {
-			return nil, err
-		}
 		if i == 1 {
 			if l.Topology, err = n.detectTopology(); err != nil {
 				return nil, err
 			}
 		}
-		if n.Pod.HostVeth, err = n.findHostVeth(l.Topology.layout()); err != nil {
-			return nil, err
+		for _, p := range n.pods() {
+			if p.NS, err = openLabNS(name, p.NSPath); err != nil {
+				return nil, err
+			}
+			if p.HostVeth, err = n.findHostVeth(l.Topology.layout(), p); err != nil {
+				return nil, err
+			}
 		}
 	}
 	w := newWire(name)
@@ -87,12 +89,16 @@ func (n *Node) detectTopology() (Topology, error) {
 	return t, err
 }
 
-// findHostVeth returns the name of the host side of the node's pod: the
-// veth enslaved to lay's bridge, or without a bridge the veth named with
-// lay's prefix.
-func (n *Node) findHostVeth(lay layout) (string, error) {
+// findHostVeth returns the name of the host side of p's veth: the veth
+// named with lay's prefix, enslaved to lay's bridge (if any), whose peer is
+// in p's namespace.
+func (n *Node) findHostVeth(lay layout, p *Pod) (string, error) {
 	var name string
 	err := withHandle(n.NS, n.Name, func(h *netlink.Handle) error {
+		podID, err := h.GetNetNsIdByFd(p.NS.Fd())
+		if err != nil {
+			return fmt.Errorf("look up the id of %s in %s: %w", p.Name, n.Name, err)
+		}
 		master := 0
 		if lay.bridge != "" {
 			br, err := h.LinkByName(lay.bridge)
@@ -109,12 +115,13 @@ func (n *Node) findHostVeth(lay layout) (string, error) {
 			return fmt.Errorf("list links in %s: %w", n.Name, err)
 		}
 		for _, l := range links {
-			if l.Type() == "veth" && l.Attrs().MasterIndex == master && strings.HasPrefix(l.Attrs().Name, lay.vethPrefix) {
+			a := l.Attrs()
+			if l.Type() == "veth" && a.MasterIndex == master && strings.HasPrefix(a.Name, lay.vethPrefix) && a.NetNsID == podID {
 				name = l.Attrs().Name
 				return nil
 			}
 		}
-		return fmt.Errorf("find the pod's veth in %s: none named %s* is a port of %q", n.Name, lay.vethPrefix, lay.bridge)
+		return fmt.Errorf("find the veth of %s in %s: none named %s* with its peer there is a port of %q", p.Name, n.Name, lay.vethPrefix, lay.bridge)
 	})
 	return name, err
 }

@@ -22,10 +22,13 @@ func (l *Lab) waitLinksUp(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, linkReadyTimeout)
 	defer cancel()
 	for _, n := range l.Nodes {
-		if err := waitUp(ctx, n.Pod.NS, n.Pod.Name, PodIfName); err != nil {
-			return err
+		links := []string{UplinkName}
+		for _, p := range n.pods() {
+			if err := waitUp(ctx, p.NS, p.Name, PodIfName); err != nil {
+				return err
+			}
+			links = append(links, p.HostVeth)
 		}
-		links := []string{n.Pod.HostVeth, UplinkName}
 		if br := l.Topology.layout().bridge; br != "" {
 			links = append(links, br)
 		}

@@ -12,7 +12,7 @@ import (
 )
 
 // setupRouted turns the node namespace into a routed (Calico-style) node
-// without the overlay: lo up, IPv4 forwarding on, the pod on a veth pair
+// without the overlay: lo up, IPv4 forwarding on, each pod on a veth pair
 // with no bridge, the host end without an address but with proxy ARP, and
 // a /32 route to the pod through it.
 func (n *Node) setupRouted() error {
@@ -23,23 +23,30 @@ func (n *Node) setupRouted() error {
 		if err := linkUp(h, "lo", n.Name); err != nil {
 			return err
 		}
-		veth, err := n.addPodVeth(h, RoutedVethPrefix, 0)
-		if err != nil {
-			return err
-		}
-		host := &netlink.Route{LinkIndex: veth.Attrs().Index, Scope: netlink.SCOPE_LINK, Dst: hostNet(n.Pod.Addr.AsSlice())}
-		if err := h.RouteAdd(host); err != nil {
-			return fmt.Errorf("add route %s dev %s in %s: %w", n.Pod.Addr, n.Pod.HostVeth, n.Name, err)
+		for _, p := range n.pods() {
+			veth, err := n.addPodVeth(h, p, RoutedVethPrefix, 0)
+			if err != nil {
+				return err
+			}
+			host := &netlink.Route{LinkIndex: veth.Attrs().Index, Scope: netlink.SCOPE_LINK, Dst: hostNet(p.Addr.AsSlice())}
+			if err := h.RouteAdd(host); err != nil {
+				return fmt.Errorf("add route %s dev %s in %s: %w", p.Addr, p.HostVeth, n.Name, err)
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	if err := enableProxyARP(n.NS, n.Name, n.Pod.HostVeth); err != nil {
-		return err
+	for _, p := range n.pods() {
+		if err := enableProxyARP(n.NS, n.Name, p.HostVeth); err != nil {
+			return err
+		}
+		if err := withHandle(p.NS, p.Name, func(h *netlink.Handle) error { return setupRoutedPod(h, p) }); err != nil {
+			return err
+		}
 	}
-	return withHandle(n.Pod.NS, n.Pod.Name, n.setupRoutedPod)
+	return nil
 }
 
 // enableProxyARP sets net.ipv4.conf.<link>.proxy_arp=1 and, as Calico
@@ -59,11 +66,10 @@ func enableProxyARP(ns *topology.NetNS, name, link string) error {
 	return nil
 }
 
-// setupRoutedPod configures the pod side as Calico does: the pod address
-// as a /32, a link route to RoutedGateway and the default route via it.
-func (n *Node) setupRoutedPod(h *netlink.Handle) error {
-	p := n.Pod
-	eth, err := n.podInterface(h, hostNet(p.Addr.AsSlice()))
+// setupRoutedPod configures p's side as Calico does: the pod address as a
+// /32, a link route to RoutedGateway and the default route via it.
+func setupRoutedPod(h *netlink.Handle, p *Pod) error {
+	eth, err := podInterface(h, p, hostNet(p.Addr.AsSlice()))
 	if err != nil {
 		return err
 	}

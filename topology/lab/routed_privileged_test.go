@@ -29,6 +29,7 @@ func TestPrivilegedRoutedPodToPod(t *testing.T) {
 	tx := linkStats(t, h1, lab.RoutedVXLANName).TxPackets
 	ping(t, l, n1.Pod.NSPath, n2.Pod.Addr)
 	ping(t, l, n2.Pod.NSPath, n1.Pod.Addr)
+	ping(t, l, n1.Pod.NSPath, n1.Sibling.Addr) // same node: routed through the node, not bridged
 	if got := linkStats(t, h1, lab.RoutedVXLANName).TxPackets - tx; got < 3 {
 		t.Errorf("%s in %s sent %d packets during the pings, want >= 3", lab.RoutedVXLANName, n1.Name, got)
 	}
@@ -44,6 +45,9 @@ func TestPrivilegedRoutedPodToPod(t *testing.T) {
 	for i, n := range o.Nodes {
 		if got, want := n.Pod.HostVeth, l.Nodes[i].Pod.HostVeth; got != want {
 			t.Errorf("Open: node %d host veth = %q, want %q", i+1, got, want)
+		}
+		if got, want := n.Sibling.HostVeth, l.Nodes[i].Sibling.HostVeth; got != want || got == n.Pod.HostVeth {
+			t.Errorf("Open: node %d sibling's host veth = %q, want %q (pod's is %q)", i+1, got, want, n.Pod.HostVeth)
 		}
 	}
 }
