@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"net"
 	"time"
-
-	"golang.org/x/net/icmp"
-	"golang.org/x/net/ipv4"
 )
 
 // collector owns a run's Result: it sends on schedule, records replies as
@@ -128,8 +125,7 @@ func (c *collector) stamped() bool {
 func (c *collector) send() error {
 	seq := uint32(len(c.res.Probes))
 	data := Payload{RunID: c.cfg.RunID, Seq: seq, SentAt: c.cfg.Now()}.Marshal(c.cfg.Size)
-	msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: int(c.cfg.ID), Seq: int(seq & 0xffff), Data: data}}
-	b, err := msg.Marshal(nil)
+	b, err := protoFor(c.cfg.Target).echoRequest(c.cfg.ID, seq, data)
 	if err != nil {
 		return fmt.Errorf("build echo request %d: %w", seq, err)
 	}

@@ -53,7 +53,7 @@ func (c *stampConn) receive(ctx context.Context, cfg Config, in inbox) error {
 			case <-ctx.Done():
 			}
 		case b := <-c.queue:
-			if seq, ok := matchReply(b, cfg.RunID); ok {
+			if seq, ok := protoFor(cfg.Target).matchReply(b, cfg.RunID); ok {
 				select {
 				case in.replies <- reply{seq: seq, at: cfg.Now()}:
 				case <-ctx.Done():

@@ -24,7 +24,7 @@ func (s *socket) receive(ctx context.Context, cfg Config, in inbox) error {
 	if err != nil {
 		return fmt.Errorf("get raw socket: %w", err)
 	}
-	r := &rawReader{now: cfg.Now, buf: make([]byte, 65536), ebuf: make([]byte, 64), oob: make([]byte, 512)}
+	r := &rawReader{proto: s.family, now: cfg.Now, buf: make([]byte, 65536), ebuf: make([]byte, 64), oob: make([]byte, 512)}
 	for ctx.Err() == nil {
 		if err := s.SetReadDeadline(time.Now().Add(readSlice)); err != nil {
 			return fmt.Errorf("set read deadline: %w", err)
@@ -46,11 +46,12 @@ func (s *socket) receive(ctx context.Context, cfg Config, in inbox) error {
 
 // rawReader holds one RawConn.Read's buffers and results.
 type rawReader struct {
+	proto          icmpProto
 	now            func() time.Time
 	buf, ebuf, oob []byte
 
 	stamps []txStamp // read from the error queue
-	reply  []byte    // an ICMP message (IP header stripped), or nil
+	reply  []byte    // an ICMP message (without IP header), or nil
 	at     time.Time // when reply was read
 	err    error     // a read error other than EAGAIN
 }
@@ -126,7 +127,7 @@ func (r *rawReader) readFD(fd uintptr) bool {
 	switch {
 	case err == nil:
 		r.at = r.now()
-		r.reply = ipv4Payload(r.buf[:n])
+		r.reply = icmpMessage(r.proto, r.buf[:n])
 		return true
 	case errors.Is(err, unix.EAGAIN):
 		return len(r.stamps) > 0
@@ -158,12 +159,22 @@ func (r *rawReader) handOver(ctx context.Context, runID uint64, in inbox) {
 	if r.reply == nil {
 		return
 	}
-	if seq, ok := matchReply(r.reply, runID); ok {
+	if seq, ok := r.proto.matchReply(r.reply, runID); ok {
 		select {
 		case in.replies <- reply{seq: seq, at: r.at}:
 		case <-ctx.Done():
 		}
 	}
+}
+
+// icmpMessage returns the ICMP message in b, read from a raw socket for p.
+// Raw IPv4 reads carry the IP header; raw IPv6 reads do not (RFC 3542 3:
+// the IPv6 header and extension headers are never passed up).
+func icmpMessage(p icmpProto, b []byte) []byte {
+	if p == protoICMPv6 {
+		return b
+	}
+	return ipv4Payload(b)
 }
 
 // ipv4Payload returns what follows the IPv4 header in b, as net.IPConn's

@@ -22,3 +22,15 @@ func TestIPv4Payload(t *testing.T) {
 		}
 	}
 }
+
+// TestICMPMessage: raw IPv6 reads carry no IP header, so nothing is
+// stripped, even from bytes that would pass for an IPv4 header.
+func TestICMPMessage(t *testing.T) {
+	v4like := append([]byte{0x45}, make([]byte, 27)...)
+	if got := icmpMessage(protoICMPv6, v4like); len(got) != len(v4like) {
+		t.Errorf("ICMPv6: got %d bytes, want all %d", len(got), len(v4like))
+	}
+	if got := icmpMessage(protoICMP, v4like); len(got) != 8 {
+		t.Errorf("ICMPv4: got %d bytes, want the 8 after the header", len(got))
+	}
+}

@@ -8,15 +8,12 @@ import (
 	"net/netip"
 	"os"
 	"time"
-
-	"golang.org/x/net/icmp"
-	"golang.org/x/net/ipv4"
 )
 
 // Config says what to send. Count, Interval, Timeout and Size behave like
 // ping's -c, -i, -W and -s.
 type Config struct {
-	Target   netip.Addr
+	Target   netip.Addr    // IPv4 or IPv6; a link-local IPv6 target needs a numeric zone (fe80::1%2)
 	Count    int           // probes to send, > 0
 	Interval time.Duration // between sends
 	Timeout  time.Duration // how long to wait for replies after the last send
@@ -35,8 +32,6 @@ func (c Config) Validate() error {
 	switch {
 	case !c.Target.IsValid():
 		return errors.New("no target address")
-	case !c.Target.Is4() && !c.Target.Is4In6():
-		return fmt.Errorf("target %s: only IPv4 targets are supported for now", c.Target)
 	case c.Count <= 0:
 		return fmt.Errorf("count %d: must be at least 1", c.Count)
 	case c.Interval < 0:
@@ -45,6 +40,28 @@ func (c Config) Validate() error {
 		return fmt.Errorf("timeout %s: must be positive", c.Timeout)
 	case c.Size < TokenLen || c.Size > 65507-8:
 		return fmt.Errorf("size %d: must be between %d and %d bytes", c.Size, TokenLen, 65507-8)
+	}
+	if _, err := zoneIndex(c.Target.Zone()); err != nil {
+		return fmt.Errorf("target %s: %w", c.Target, err)
+	}
+	return nil
+}
+
+// protoConn is a socket made for one ICMP version (Listen's and
+// ListenIPv6's, on Linux).
+type protoConn interface {
+	icmpProto() icmpProto
+}
+
+// checkConn reports a socket that cannot reach target: an ICMPv4 socket
+// for an IPv6 target or the other way round.
+func checkConn(conn net.PacketConn, target netip.Addr) error {
+	pc, ok := conn.(protoConn)
+	if !ok {
+		return nil
+	}
+	if got, want := pc.icmpProto(), protoFor(target); got != want {
+		return fmt.Errorf("target %s needs an %s socket, got an %s one (open it with ListenFor)", target, want, got)
 	}
 	return nil
 }
@@ -58,7 +75,9 @@ type reply struct {
 // Run sends cfg.Count echo requests on conn, one every cfg.Interval, and
 // collects the replies carrying this run's token until all are in, or
 // cfg.Timeout after the last send, or ctx is done. Replies of other runs and
-// other ICMP messages are ignored. On cancellation it returns what it has
+// other ICMP messages are ignored. The requests are ICMPv6 for an IPv6
+// target and ICMPv4 otherwise; a socket from Listen, ListenIPv6 or
+// ListenFor must be of the target's family. On cancellation it returns what it has
 // together with ctx's error.
 //
 // On a socket from Listen, each probe also gets the kernel's TX timestamps
@@ -67,6 +86,9 @@ type reply struct {
 // test fakes, leave them zero.
 func Run(ctx context.Context, conn net.PacketConn, cfg Config) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkConn(conn, cfg.Target); err != nil {
 		return nil, err
 	}
 	if cfg.Now == nil {
@@ -106,6 +128,7 @@ func Run(ctx context.Context, conn net.PacketConn, cfg Config) (*Result, error) 
 // receive reads until ctx is done and passes on the echo replies of this
 // run. Every read has a deadline, so cancellation is seen within readSlice.
 func receive(ctx context.Context, conn net.PacketConn, cfg Config, in inbox) error {
+	proto := protoFor(cfg.Target)
 	buf := make([]byte, 65536)
 	for ctx.Err() == nil {
 		if err := conn.SetReadDeadline(time.Now().Add(readSlice)); err != nil {
@@ -122,7 +145,7 @@ func receive(ctx context.Context, conn net.PacketConn, cfg Config, in inbox) err
 			}
 			return err
 		}
-		seq, ok := matchReply(buf[:n], cfg.RunID)
+		seq, ok := proto.matchReply(buf[:n], cfg.RunID)
 		if !ok {
 			continue
 		}
@@ -132,21 +155,4 @@ func receive(ctx context.Context, conn net.PacketConn, cfg Config, in inbox) err
 		}
 	}
 	return ctx.Err()
-}
-
-// matchReply returns the sequence of an echo reply carrying this run's token.
-func matchReply(b []byte, runID uint64) (uint32, bool) {
-	m, err := icmp.ParseMessage(ipv4.ICMPTypeEchoReply.Protocol(), b)
-	if err != nil || m.Type != ipv4.ICMPTypeEchoReply {
-		return 0, false
-	}
-	echo, ok := m.Body.(*icmp.Echo)
-	if !ok {
-		return 0, false
-	}
-	p, err := ParsePayload(echo.Data)
-	if err != nil || p.RunID != runID {
-		return 0, false
-	}
-	return p.Seq, true
 }

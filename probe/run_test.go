@@ -3,6 +3,7 @@ package probe
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -12,12 +13,13 @@ import (
 	"time"
 
 	"golang.org/x/net/icmp"
-	"golang.org/x/net/ipv4"
 )
 
 // echoConn is a fake net.PacketConn that answers echo requests like a peer
-// would, with knobs for loss, duplicates and foreign traffic.
+// would, with knobs for loss, duplicates and foreign traffic. It speaks
+// ICMPv4 unless proto says otherwise, and refuses other messages.
 type echoConn struct {
+	proto    icmpProto // 0 means protoICMP
 	mu       sync.Mutex
 	queue    chan []byte
 	deadline time.Time
@@ -30,11 +32,18 @@ type echoConn struct {
 func newEchoConn() *echoConn { return &echoConn{queue: make(chan []byte, 1024)} }
 
 func (c *echoConn) WriteTo(b []byte, _ net.Addr) (int, error) {
-	m, err := icmp.ParseMessage(1, b)
+	p := c.proto
+	if p == 0 {
+		p = protoICMP
+	}
+	m, err := icmp.ParseMessage(int(p), b)
 	if err != nil {
 		return 0, err
 	}
-	echo := m.Body.(*icmp.Echo)
+	echo, ok := m.Body.(*icmp.Echo)
+	if want, _ := p.echoTypes(); !ok || m.Type != want {
+		return 0, fmt.Errorf("fake %s peer: got a %v, want an echo request", p, m.Type)
+	}
 	c.mu.Lock()
 	c.sent++
 	c.mu.Unlock()
@@ -44,13 +53,16 @@ func (c *echoConn) WriteTo(b []byte, _ net.Addr) (int, error) {
 		}
 	}
 	if c.drop == nil || !c.drop(echo.Seq) {
-		c.queue <- marshalReply(echo)
+		c.queue <- marshalReply(p, echo)
 	}
 	return len(b), nil
 }
 
-func marshalReply(e *icmp.Echo) []byte {
-	b, _ := (&icmp.Message{Type: ipv4.ICMPTypeEchoReply, Body: e}).Marshal(nil)
+// marshalReply is the echo reply to e as a raw socket for p reads it:
+// without IP header, and with a zero checksum for ICMPv6 (no pseudo-header).
+func marshalReply(p icmpProto, e *icmp.Echo) []byte {
+	_, typ := p.echoTypes()
+	b, _ := (&icmp.Message{Type: typ, Body: e}).Marshal(nil)
 	return b
 }
 
@@ -118,9 +130,9 @@ func TestRunLossDuplicatesAndForeignReplies(t *testing.T) {
 		other.Data = Payload{RunID: 0x9999, Seq: p.Seq}.Marshal(56) // another run's reply
 		plain := *req
 		plain.Data = []byte("not a probe at all, iputils ping!")
-		out := [][]byte{marshalReply(&other), marshalReply(&plain)}
+		out := [][]byte{marshalReply(protoICMP, &other), marshalReply(protoICMP, &plain)}
 		if p.Seq == 1 {
-			out = append(out, marshalReply(req)) // a duplicate of seq 1
+			out = append(out, marshalReply(protoICMP, req)) // a duplicate of seq 1
 		}
 		return out
 	}
@@ -178,7 +190,7 @@ func TestConfigValidate(t *testing.T) {
 		mod  func(*Config)
 	}{
 		{"no target", func(c *Config) { c.Target = netip.Addr{} }},
-		{"ipv6", func(c *Config) { c.Target = netip.MustParseAddr("fd00::1") }},
+		{"zone name", func(c *Config) { c.Target = netip.MustParseAddr("fe80::1%eth0") }},
 		{"count 0", func(c *Config) { c.Count = 0 }},
 		{"negative interval", func(c *Config) { c.Interval = -1 }},
 		{"zero timeout", func(c *Config) { c.Timeout = 0 }},
@@ -190,7 +202,11 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%s: Validate accepted %+v", tc.name, c)
 		}
 	}
-	if err := ok.Validate(); err != nil {
-		t.Errorf("valid config rejected: %v", err)
+	for _, target := range []string{"10.244.2.2", "::ffff:10.244.2.2", "fd00::1", "fe80::1%2"} {
+		c := ok
+		c.Target = netip.MustParseAddr(target)
+		if err := c.Validate(); err != nil {
+			t.Errorf("valid config with target %s rejected: %v", target, err)
+		}
 	}
 }

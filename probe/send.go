@@ -9,6 +9,6 @@ import (
 // writeTimedFallback sends with WriteTo, timing just before it.
 func writeTimedFallback(conn net.PacketConn, b []byte, dst netip.Addr, now func() time.Time) (time.Time, error) {
 	sentAt := now()
-	_, err := conn.WriteTo(b, &net.IPAddr{IP: dst.AsSlice()})
+	_, err := conn.WriteTo(b, &net.IPAddr{IP: dst.AsSlice(), Zone: dst.Zone()})
 	return sentAt, err
 }

@@ -31,7 +31,10 @@ func writeTimed(conn net.PacketConn, b []byte, dst netip.Addr, now func() time.T
 // it, and calls done with the result while it still holds the socket's
 // write lock, so no other send on the socket comes between.
 func sendTimed(raw syscall.RawConn, b []byte, dst netip.Addr, now func() time.Time, done func(error)) (time.Time, error) {
-	sa := &unix.SockaddrInet4{Addr: dst.Unmap().As4()}
+	sa, err := sockaddr(dst)
+	if err != nil {
+		return time.Time{}, err
+	}
 	var sentAt time.Time
 	var serr error
 	werr := raw.Write(func(fd uintptr) bool {
@@ -47,6 +50,22 @@ func sendTimed(raw syscall.RawConn, b []byte, dst netip.Addr, now func() time.Ti
 		return time.Time{}, werr
 	}
 	return sentAt, serr
+}
+
+// sockaddr returns dst as sendto takes it: sockaddr_in for IPv4 (and
+// v4-mapped) addresses, sockaddr_in6 with the zone's index for IPv6 ones.
+func sockaddr(dst netip.Addr) (unix.Sockaddr, error) {
+	switch {
+	case !dst.IsValid():
+		return nil, errors.New("no destination address")
+	case protoFor(dst) == protoICMP:
+		return &unix.SockaddrInet4{Addr: dst.Unmap().As4()}, nil
+	}
+	zone, err := zoneIndex(dst.Zone())
+	if err != nil {
+		return nil, err
+	}
+	return &unix.SockaddrInet6{Addr: dst.As16(), ZoneId: zone}, nil
 }
 
 // sendKeyed sends like writeTimed and returns the OPT_ID key of the packet:

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"sync/atomic"
 
 	"github.com/cnitrace/cnitrace/topology"
+	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,14 +23,18 @@ type rawFD int
 
 func (fd rawFD) Close() error { return unix.Close(int(fd)) }
 
-// socket is the raw ICMP socket Listen returns. Besides being a
-// net.PacketConn it reports kernel TX timestamps (txStamper), and it counts
-// the OPT_ID keys the kernel handed out, so that a probe's stamps are found
-// again even when the socket is used for several runs or a send failed.
+// socket is the raw ICMP or ICMPv6 socket Listen and ListenIPv6 return.
+// Besides being a net.PacketConn it reports kernel TX timestamps
+// (txStamper), and it counts the OPT_ID keys the kernel handed out, so that
+// a probe's stamps are found again even when the socket is used for several
+// runs or a send failed.
 type socket struct {
 	*net.IPConn
+	family  icmpProto     // what the socket speaks; Run checks the target against it
 	nextKey atomic.Uint32 // the OPT_ID key of the next packet sent
 }
+
+func (s *socket) icmpProto() icmpProto { return s.family }
 
 // Listen opens a raw ICMPv4 socket inside ns and returns it as a
 // net.PacketConn driven by the Go netpoller. The socket stays bound to ns.
@@ -37,44 +43,95 @@ type socket struct {
 // request, which Run records per probe, without turning on RX timestamping.
 // It needs CAP_NET_RAW in ns's owning user namespace.
 func Listen(ns *topology.NetNS) (net.PacketConn, error) {
-	fd, err := topology.Open(ns, func() (rawFD, error) {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP)
-		if err != nil {
-			return -1, fmt.Errorf("socket(AF_INET, SOCK_RAW, IPPROTO_ICMP): %w", capHint(err, "CAP_NET_RAW"))
-		}
-		return rawFD(fd), nil
-	})
+	return listen(ns, protoICMP)
+}
+
+// ListenIPv6 is Listen for IPv6 targets: a raw ICMPv6 socket inside ns that
+// the kernel passes only ICMPv6 echo replies (ICMP6_FILTER), with the same
+// TX timestamps. It needs CAP_NET_RAW in ns's owning user namespace.
+func ListenIPv6(ns *topology.NetNS) (net.PacketConn, error) {
+	return listen(ns, protoICMPv6)
+}
+
+func listen(ns *topology.NetNS, p icmpProto) (net.PacketConn, error) {
+	fd, err := topology.Open(ns, func() (rawFD, error) { return rawSocket(p) })
 	if err != nil {
-		return nil, fmt.Errorf("open ICMP socket in %s: %w", ns, err)
+		return nil, fmt.Errorf("open %s socket in %s: %w", p, ns, err)
 	}
-	if err := setOptions(int(fd)); err != nil {
+	if err := setOptions(int(fd), p); err != nil {
 		fd.Close()
-		return nil, fmt.Errorf("set up ICMP socket in %s: %w", ns, err)
+		return nil, fmt.Errorf("set up %s socket in %s: %w", p, ns, err)
 	}
-	f := os.NewFile(uintptr(fd), "icmp@"+ns.ID())
+	f := os.NewFile(uintptr(fd), strings.ToLower(p.String())+"@"+ns.ID())
 	defer f.Close() // FilePacketConn works on a duplicate
 	c, err := net.FilePacketConn(f)
 	if err != nil {
-		return nil, fmt.Errorf("wrap ICMP socket in %s: %w", ns, err)
+		return nil, fmt.Errorf("wrap %s socket in %s: %w", p, ns, err)
 	}
 	ipc, ok := c.(*net.IPConn)
 	if !ok {
 		c.Close()
-		return nil, fmt.Errorf("wrap ICMP socket in %s: got a %T, want a *net.IPConn", ns, c)
+		return nil, fmt.Errorf("wrap %s socket in %s: got a %T, want a *net.IPConn", p, ns, c)
 	}
-	return &socket{IPConn: ipc}, nil
+	return &socket{IPConn: ipc, family: p}, nil
 }
 
-// setOptions lets through echo replies (type 0) only and asks for TX
-// timestamps. Setting OPT_ID on a fresh socket starts its keys at 0.
-func setOptions(fd int) error {
-	if err := unix.SetsockoptInt(fd, unix.SOL_RAW, icmpFilter, ^1); err != nil {
-		return fmt.Errorf("set ICMP_FILTER: %w", err)
+// rawSocket creates a non-blocking raw socket for p in the calling
+// thread's netns.
+func rawSocket(p icmpProto) (rawFD, error) {
+	domain, call := unix.AF_INET, "socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)"
+	if p == protoICMPv6 {
+		domain, call = unix.AF_INET6, "socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6)"
+	}
+	fd, err := unix.Socket(domain, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, int(p))
+	if err != nil {
+		return -1, fmt.Errorf("%s: %w", call, capHint(err, "CAP_NET_RAW"))
+	}
+	return rawFD(fd), nil
+}
+
+// setOptions lets through echo replies only and asks for TX timestamps.
+// Setting OPT_ID on a fresh socket starts its keys at 0.
+func setOptions(fd int, p icmpProto) error {
+	if err := setReplyFilter(fd, p); err != nil {
+		return err
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPING, txTimestamping); err != nil {
 		return fmt.Errorf("set SO_TIMESTAMPING %#x: %w", txTimestamping, err)
 	}
 	return nil
+}
+
+// setReplyFilter makes the kernel drop every ICMP message but echo
+// replies before they reach the socket: type 0 with ICMP_FILTER (SOL_RAW)
+// on ICMPv4, type 129 with ICMP6_FILTER (IPPROTO_ICMPV6) on ICMPv6.
+func setReplyFilter(fd int, p icmpProto) error {
+	if p == protoICMPv6 {
+		f := icmp6Filter(uint8(ipv6.ICMPTypeEchoReply))
+		if err := unix.SetsockoptICMPv6Filter(fd, unix.IPPROTO_ICMPV6, unix.ICMPV6_FILTER, &f); err != nil {
+			return fmt.Errorf("set ICMP6_FILTER: %w", err)
+		}
+		return nil
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_RAW, icmpFilter, ^1); err != nil {
+		return fmt.Errorf("set ICMP_FILTER: %w", err)
+	}
+	return nil
+}
+
+// icmp6Filter returns the ICMP6_FILTER that passes only the given ICMPv6
+// types. As with ICMP_FILTER, a set bit blocks: Linux drops type t when bit
+// t%32 of word t/32 is set (icmpv6_filter in net/ipv6/raw.c; glibc's
+// ICMP6_FILTER_WILLPASS is the same test). The words are in host order.
+func icmp6Filter(pass ...uint8) unix.ICMPv6Filter {
+	var f unix.ICMPv6Filter
+	for i := range f.Data {
+		f.Data[i] = ^uint32(0)
+	}
+	for _, t := range pass {
+		f.Data[t>>5] &^= 1 << (t & 31)
+	}
+	return f
 }
 
 func capHint(err error, capability string) error {

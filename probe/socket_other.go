@@ -18,3 +18,8 @@ var ErrNotSupported = errors.New("probing from a network namespace is not suppor
 func Listen(ns *topology.NetNS) (net.PacketConn, error) {
 	return nil, fmt.Errorf("open ICMP socket: %w on %s", ErrNotSupported, runtime.GOOS)
 }
+
+// ListenIPv6 is not supported on this system.
+func ListenIPv6(ns *topology.NetNS) (net.PacketConn, error) {
+	return nil, fmt.Errorf("open ICMPv6 socket: %w on %s", ErrNotSupported, runtime.GOOS)
+}
