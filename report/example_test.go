@@ -12,13 +12,15 @@ import (
 	"github.com/cnitrace/cnitrace/topology"
 )
 
-// A pod's eth0 and the node side of its veth, three probes: each packet is
-// seen once per point and direction, and Correlate times every segment. The
+// A pod's eth0 and the node side of its veth, three probes to a pod on the
+// same node behind that veth (a routed CNI: the node routes to the peer's
+// veth, here left out for brevity): each packet is seen once per point and
+// direction, and Correlate times every segment. The
 // probe socket got a SCHED stamp for every request, so the RTT runs from the
 // kernel's send stamp, while the ping-like RTT starts at the send call.
 func Example() {
 	path := &topology.Path{
-		Target: netip.MustParseAddr("10.244.2.2"),
+		Target: netip.MustParseAddr("10.244.1.3"),
 		Source: topology.Source{NetNS: "net:[4026532301]", Interface: "eth0", Addr: netip.MustParseAddr("10.244.1.2")},
 		Points: []topology.Point{
 			{ID: "p0", Interface: "eth0", NetNS: "net:[4026532301]", Ifindex: 2, Kind: topology.KindPod, RequestDir: topology.TX},
@@ -59,10 +61,10 @@ func Example() {
 		fmt.Println(err)
 	}
 	// Output:
-	// cnitrace: 3 probes to 10.244.2.2 from eth0@net:[4026532301] (10.244.1.2): 3 answered, 0 lost
-	// rtt: p50 102.0 us, p90 112.0 us, p99 112.0 us, max 112.0 us (kernel send stamp to the receive stamp on the pod's interface)
-	//      p50 121.0 us, p90 131.0 us, p99 131.0 us, max 131.0 us as ping measures (send call to the receive stamp on the pod's interface)
-	//      p50 101.0 us, p90 111.0 us, p99 111.0 us, max 111.0 us on the path (pod interface out to pod interface in)
+	// cnitrace: 3 probes to 10.244.1.3 from eth0@net:[4026532301] (10.244.1.2): 3 answered, 0 lost
+	// rtt: p50 102.0 us, p90 112.0 us, p99 112.0 us, max 112.0 us (kernel send stamp to the receive stamp on the source interface)
+	//      p50 121.0 us, p90 131.0 us, p99 131.0 us, max 131.0 us as ping measures (send call to the receive stamp on the source interface)
+	//      p50 101.0 us, p90 111.0 us, p99 111.0 us, max 111.0 us on the path (source interface out to source interface in)
 	//      p50 130.0 us, p90 140.0 us, p99 140.0 us, max 140.0 us at the probe socket (user-space times at both ends)
 	// clocks: send kernel-sched 3; receive capture 3
 	//
@@ -72,9 +74,9 @@ func Example() {
 	//
 	//   dir      class    segment              p50 us  p90 us  p99 us  max us  seen  lost  notes
 	//   request  egress   p0 eth0 -> p1 veth1     5.0     5.0     5.0     5.0     3     0  n      ##
-	//   request  network  p1 veth1 tx -> rx      95.0   105.0   105.0   105.0     3     0  n      ##############################
+	//   request  peer     p1 veth1 tx -> rx      95.0   105.0   105.0   105.0     3     0  n      ##############################
 	//   reply    ingress  p1 veth1 -> p0 eth0     1.0     1.0     1.0     1.0     3     0  n      #
 	//   notes: n under 10 samples (p90, p99 = max)
 	//
-	// verdict: 100% of the latency above the fastest probe (p50 +10.0 us) is in network beyond veth1@net:[4026531840] (out and back: wire, remote node, remote pod)
+	// verdict: 100% of the latency above the fastest probe (p50 +10.0 us) is in peer beyond veth1@net:[4026531840] (out and back: the peer pod on this node)
 }

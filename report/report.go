@@ -26,7 +26,8 @@ const (
 	ClassEgress     = "egress"     // request direction, one end on the pod's interface
 	ClassIngress    = "ingress"    // reply direction, one end on the pod's interface
 	ClassForwarding = "forwarding" // between interfaces inside the node
-	ClassNetwork    = "network"    // last request step to first reply step
+	ClassNetwork    = "network"    // last request step to first reply step: beyond the node
+	ClassPeer       = "peer"       // last request step to first reply step when the path ends at a pod on this node
 )
 
 // Verdict bases.

@@ -184,12 +184,12 @@ func TestRenderRTT(t *testing.T) {
 		want, not []string
 	}{
 		{"kernel stamps", run{stamps: sched}, nil,
-			[]string{"max 127.1 us (kernel send stamp to the receive stamp on the pod's interface)\n",
-				"max 146.1 us as ping measures (send call to the receive stamp on the pod's interface)\n",
+			[]string{"max 127.1 us (kernel send stamp to the receive stamp on the source interface)\n",
+				"max 146.1 us as ping measures (send call to the receive stamp on the source interface)\n",
 				"max 161.1 us at the probe socket", "clocks: send kernel-sched 3; receive capture 3\n"},
 			[]string{"fallback"}},
 		{"no kernel stamps", run{}, nil,
-			[]string{"max 146.1 us (send call to the receive stamp on the pod's interface, as ping measures; user-space fallbacks below)\n",
+			[]string{"max 146.1 us (send call to the receive stamp on the source interface, as ping measures; user-space fallbacks below)\n",
 				"clocks: send user 3; receive capture 3\n  send clock fallback: 3 of 3 answered probes had no kernel TX stamp"},
 			[]string{"as ping measures (send call"}},
 		{"every reply missed at the pod", run{stamps: sched, missing: allMissed}, nil,
@@ -198,7 +198,7 @@ func TestRenderRTT(t *testing.T) {
 				"clocks: send kernel-sched 3; receive user 3\n  receive clock fallback: the capture on the pod's interface missed the reply of 3 of 3"},
 			[]string{"at the probe socket"}},
 		{"a result without clocks", run{stamps: sched}, func(r *Result) { r.RTTClocks, r.RTTNotes = nil, nil },
-			[]string{"(send call to the receive stamp on the pod's interface, as ping measures)\n"},
+			[]string{"(send call to the receive stamp on the source interface, as ping measures)\n"},
 			[]string{"clocks:", "fallback"}},
 	}
 	for _, tt := range tests {

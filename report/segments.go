@@ -75,6 +75,8 @@ func describe(steps []step, i int) Segment {
 	seg := Segment{From: from.point.ID, To: to.point.ID, Direction: DirRequest}
 	pod := from.point.Kind == topology.KindPod || to.point.Kind == topology.KindPod
 	switch {
+	case !from.reply && to.reply && from.point.Kind == topology.KindVeth:
+		seg.Class = ClassPeer // the path ends at another pod's veth on this node
 	case !from.reply && to.reply:
 		seg.Class = ClassNetwork
 	case from.reply:

@@ -22,7 +22,7 @@ func writeRTT(b *strings.Builder, r *Result) {
 	if c == nil {
 		c = &Clocks{}
 	}
-	send, recv, also := "kernel send stamp", "the receive stamp on the pod's interface", ""
+	send, recv, also := "kernel send stamp", "the receive stamp on the source interface", ""
 	if r.RTTSource == RTTUser {
 		recv = "the read of the reply"
 	}
@@ -39,7 +39,7 @@ func writeRTT(b *strings.Builder, r *Result) {
 	if !ping {
 		writeDist(b, "     ", r.PingRTT, "as ping measures (send call to "+recv+")")
 	}
-	writeDist(b, "     ", r.PathRTT, "on the path (pod interface out to pod interface in)")
+	writeDist(b, "     ", r.PathRTT, "on the path (source interface out to source interface in)")
 	if r.RTTSource != RTTUser {
 		writeDist(b, "     ", r.UserRTT, "at the probe socket (user-space times at both ends)")
 	}

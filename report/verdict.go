@@ -155,11 +155,15 @@ func where(r *Result, s Segment) string {
 	return s.Class + " " + spanText(r, from, s.To, s.Class, s.Direction)
 }
 
-// spanText names where a segment lies, for prose. The network segment starts
-// and ends at the uplink, so it is named as what lies beyond it.
+// spanText names where a segment lies, for prose. The network (or peer)
+// segment starts and ends at the last point, so it is named as what lies
+// beyond it.
 func spanText(r *Result, from, to, class, direction string) string {
-	if class == ClassNetwork && from == to {
+	switch {
+	case class == ClassNetwork && from == to:
 		return fmt.Sprintf("beyond %s (out and back: wire, remote node, remote pod)", r.point(from).Name())
+	case class == ClassPeer && from == to:
+		return fmt.Sprintf("beyond %s (out and back: the peer pod on this node)", r.point(from).Name())
 	}
 	return fmt.Sprintf("between %s and %s (%s)", r.point(from).Name(), r.point(to).Name(), direction)
 }
