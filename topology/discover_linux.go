@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -10,29 +11,35 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Discover finds the capture points a probe from the pod namespace to target
-// crosses on the node, following kernel state only, never interface names:
-// the pod's route to target and its interface, the veth peer on the node
-// (IFLA_LINK and the link netnsid), its master bridge, the node's forwarding
-// decision for traffic entering from there (RouteGet with iif), and, when the
-// egress is a VXLAN device, its underlay device toward the remote VTEP.
-func Discover(pod, node *NetNS, target netip.Addr) (*Path, error) {
-	if pod.Inode() == node.Inode() {
-		return nil, fmt.Errorf("discover path: source netns %s is the node netns (hostNetwork): %w", pod, ErrUnsupportedLayout)
-	}
-	podNL, err := NetlinkHandle(pod)
+// Discover finds the capture points a probe from the source namespace to
+// target crosses on the node, following kernel state only, never interface
+// names: the pod's route to target and its interface, the veth peer on the
+// node (IFLA_LINK and the link netnsid), its master bridge, the node's
+// forwarding decision for traffic entering from there (RouteGet with iif),
+// and then, by what that decision leads to: a VXLAN device and its underlay
+// toward the remote VTEP, the host side of another pod's veth on this node
+// (routed, or bridged on the same bridge: found through the neighbour and
+// FDB tables), or an uplink.
+//
+// When src is the node namespace itself (a hostNetwork pod, or the node),
+// the path starts at the interface the node's own route to target leaves by.
+func Discover(src, node *NetNS, target netip.Addr) (*Path, error) {
+	srcNL, err := NetlinkHandle(src)
 	if err != nil {
 		return nil, err
 	}
-	defer podNL.Close()
+	defer srcNL.Close()
 	nodeNL, err := NetlinkHandle(node)
 	if err != nil {
 		return nil, err
 	}
 	defer nodeNL.Close()
 
-	d := discovery{pod: pod, node: node, podNL: podNL, nodeNL: nodeNL, target: target}
-	return d.run()
+	d := discovery{pod: src, node: node, podNL: srcNL, nodeNL: nodeNL, target: target}
+	if src.Inode() == node.Inode() {
+		return d.fromNode()
+	}
+	return d.fromPod()
 }
 
 type discovery struct {
@@ -42,7 +49,8 @@ type discovery struct {
 	points        []Point
 }
 
-func (d *discovery) run() (*Path, error) {
+// fromPod discovers the path of a probe sent from a pod namespace.
+func (d *discovery) fromPod() (*Path, error) {
 	podLink, src, err := d.podEgress()
 	if err != nil {
 		return nil, err
@@ -53,21 +61,61 @@ func (d *discovery) run() (*Path, error) {
 	}
 	d.add(d.pod, podLink, KindPod, TX)
 	d.add(d.node, hostVeth, KindVeth, RX)
-	entry := hostVeth
-	if bridge, ok, err := d.master(hostVeth); err != nil {
+	bridge, bridged, err := d.master(hostVeth)
+	if err != nil {
 		return nil, err
-	} else if ok {
-		d.add(d.node, bridge, KindBridge, RX)
+	}
+	entry := hostVeth
+	if bridged {
 		entry = bridge
 	}
-	if err := d.forward(entry, src); err != nil {
+	r, out, err := d.route(entry, src)
+	if err != nil {
 		return nil, err
 	}
-	return &Path{
-		Target: d.target,
-		Source: Source{NetNS: d.pod.ID(), Interface: podLink.Attrs().Name, Addr: src},
-		Points: d.points,
-	}, nil
+	switch {
+	case bridged && out.Attrs().Index == bridge.Attrs().Index:
+		// The target is on the pod's own bridge: the bridge forwards the
+		// frame port to port and its own tap never sees it.
+		err = d.bridgePort(bridge, d.podNL, podLink)
+	case out.Attrs().Index == entry.Attrs().Index:
+		err = fmt.Errorf("%s is reached back through %s@%s, where the probe entered the node: %w", d.target, out.Attrs().Name, d.node, ErrUnsupportedLayout)
+	default:
+		if bridged {
+			d.add(d.node, bridge, KindBridge, RX)
+		}
+		err = d.egress(out, r)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return d.path(Source{NetNS: d.pod.ID(), Interface: podLink.Attrs().Name, Addr: src}), nil
+}
+
+// fromNode discovers the path of a probe sent from the node namespace
+// itself: no pod interface, no veth, the node's own route.
+func (d *discovery) fromNode() (*Path, error) {
+	routes, err := d.nodeNL.RouteGet(d.target.AsSlice())
+	if err != nil || len(routes) == 0 {
+		return nil, fmt.Errorf("find route to %s in node netns %s: %w", d.target, d.node, orNoRoute(err))
+	}
+	r := routes[0]
+	out, err := d.nodeNL.LinkByIndex(r.LinkIndex)
+	if err != nil {
+		return nil, fmt.Errorf("read egress interface %d in %s: %w", r.LinkIndex, d.node, err)
+	}
+	if out.Attrs().Flags&net.FlagLoopback != 0 {
+		return nil, fmt.Errorf("%s is an address of the node netns %s itself: %w", d.target, d.node, ErrUnsupportedLayout)
+	}
+	if err := d.egress(out, r); err != nil {
+		return nil, err
+	}
+	src, _ := netip.AddrFromSlice(r.Src)
+	return d.path(Source{NetNS: d.node.ID(), Interface: out.Attrs().Name, Addr: src.Unmap()}), nil
+}
+
+func (d *discovery) path(src Source) *Path {
+	return &Path{Target: d.target, Source: src, Points: d.points}
 }
 
 func (d *discovery) add(ns *NetNS, l netlink.Link, kind Kind, dir Dir) *Point {
@@ -135,38 +183,87 @@ func (d *discovery) master(veth netlink.Link) (netlink.Link, bool, error) {
 	return m, true, nil
 }
 
-// forward asks the node which interface forwards traffic that enters from
-// entry with the pod's source address, and adds it and the underlay.
-func (d *discovery) forward(entry netlink.Link, src netip.Addr) error {
+// route asks the node which interface forwards traffic to target that
+// enters from entry with the pod's source address.
+func (d *discovery) route(entry netlink.Link, src netip.Addr) (netlink.Route, netlink.Link, error) {
 	opts := &netlink.RouteGetOptions{Iif: entry.Attrs().Name}
 	if src.IsValid() {
 		opts.SrcAddr = src.AsSlice()
 	}
 	routes, err := d.nodeNL.RouteGetWithOptions(d.target.AsSlice(), opts)
 	if err != nil || len(routes) == 0 {
-		return fmt.Errorf("find the node's forwarding route to %s from %s@%s: %w (is net.ipv4.ip_forward on?)",
+		return netlink.Route{}, nil, fmt.Errorf("find the node's forwarding route to %s from %s@%s: %w (is net.ipv4.ip_forward on?)",
 			d.target, entry.Attrs().Name, d.node, orNoRoute(err))
 	}
 	r := routes[0]
 	out, err := d.nodeNL.LinkByIndex(r.LinkIndex)
 	if err != nil {
-		return fmt.Errorf("read egress interface %d in %s: %w", r.LinkIndex, d.node, err)
+		return netlink.Route{}, nil, fmt.Errorf("read egress interface %d in %s: %w", r.LinkIndex, d.node, err)
 	}
-	if out.Attrs().Index == entry.Attrs().Index {
-		return fmt.Errorf("%s is reached through %s@%s itself (same-node pod): %w", d.target, out.Attrs().Name, d.node, ErrUnsupportedLayout)
+	return r, out, nil
+}
+
+// egress adds the points from the node's egress interface out on: a VXLAN
+// device and its underlay, another pod's host-side veth (routed), a bridge
+// and the port of the target behind it, or an uplink.
+func (d *discovery) egress(out netlink.Link, r netlink.Route) error {
+	switch {
+	case out.Type() == "vxlan":
+		vx := out.(*netlink.Vxlan)
+		d.add(d.node, vx, KindVXLAN, TX).TunnelPort = vx.Port
+		uplink, err := d.underlay(vx, r)
+		if err != nil {
+			return err
+		}
+		d.add(d.node, uplink, KindUplink, TX)
+	case out.Type() == "bridge":
+		d.add(d.node, out, KindBridge, TX)
+		return d.bridgePort(out, d.nodeNL, out)
+	case d.isPodVeth(out, r):
+		d.add(d.node, out, KindVeth, TX)
+	default:
+		d.add(d.node, out, KindUplink, TX) // routed without overlay (host-gw), or leaving the cluster
 	}
-	vx, ok := out.(*netlink.Vxlan)
-	if !ok {
-		d.add(d.node, out, KindUplink, TX) // routed without overlay (host-gw)
-		return nil
-	}
-	d.add(d.node, vx, KindVXLAN, TX).TunnelPort = vx.Port
-	uplink, err := d.underlay(vx, r)
-	if err != nil {
-		return err
-	}
-	d.add(d.node, uplink, KindUplink, TX)
 	return nil
+}
+
+// isPodVeth reports whether out, the node's egress toward target, is the
+// host side of a pod's veth on this node, as with a routed CNI (Calico,
+// Cilium): a veth without an address of target's family, the target on
+// its link (no gateway). A node's uplink has an address, even when it is a
+// veth (kind, the lab).
+func (d *discovery) isPodVeth(out netlink.Link, r netlink.Route) bool {
+	if out.Type() != "veth" || r.Gw != nil {
+		return false
+	}
+	addrs, err := d.nodeNL.AddrList(out, family(d.target))
+	return err == nil && len(addrs) == 0
+}
+
+// bridgePort adds the bridge port behind which target lives: it resolves
+// target's MAC address in the neighbour table of h's namespace on link (the
+// sender's side of the L2 segment), asking the kernel to resolve it when
+// there is no entry, and finds the port in bridge's FDB.
+func (d *discovery) bridgePort(bridge netlink.Link, h *netlink.Handle, link netlink.Link) error {
+	mac, err := resolveMAC(h, link, d.target)
+	if err != nil {
+		return fmt.Errorf("find %s on bridge %s@%s: %w", d.target, bridge.Attrs().Name, d.node, err)
+	}
+	fdb, err := retryDump(func() ([]netlink.Neigh, error) { return d.nodeNL.NeighList(0, unix.AF_BRIDGE) })
+	if err != nil {
+		return fmt.Errorf("read the FDB of %s@%s: %w", bridge.Attrs().Name, d.node, err)
+	}
+	for _, n := range fdb {
+		if n.MasterIndex == bridge.Attrs().Index && n.LinkIndex != bridge.Attrs().Index && bytes.Equal(n.HardwareAddr, mac) {
+			port, err := d.nodeNL.LinkByIndex(n.LinkIndex)
+			if err != nil {
+				return fmt.Errorf("read port %d of %s@%s: %w", n.LinkIndex, bridge.Attrs().Name, d.node, err)
+			}
+			d.add(d.node, port, KindVeth, TX)
+			return nil
+		}
+	}
+	return fmt.Errorf("find %s (%s) on bridge %s@%s: no port has learned that address: %w", d.target, mac, bridge.Attrs().Name, d.node, ErrUnsupportedLayout)
 }
 
 // underlay finds the interface that carries the VXLAN device's packets to the
@@ -192,7 +289,7 @@ func (d *discovery) remoteVTEP(vx *netlink.Vxlan, r netlink.Route) (netip.Addr, 
 	if hop == nil {
 		hop = d.target.AsSlice()
 	}
-	neighs, err := retryDump(func() ([]netlink.Neigh, error) { return d.nodeNL.NeighList(vx.Index, unix.AF_INET) })
+	neighs, err := retryDump(func() ([]netlink.Neigh, error) { return d.nodeNL.NeighList(vx.Index, family(d.target)) })
 	if err != nil {
 		return netip.Addr{}, false
 	}
