@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"time"
@@ -11,8 +12,12 @@ import (
 	"github.com/cnitrace/cnitrace/topology"
 )
 
-// TunnelVXLAN is Observation.Tunnel for packets found inside VXLAN.
-const TunnelVXLAN = "vxlan"
+// Observation.Tunnel values for packets found inside an encapsulation.
+const (
+	TunnelVXLAN  = "vxlan"
+	TunnelGeneve = "geneve"
+	TunnelIPIP   = "ipip"
+)
 
 // Meta is what a capture handle knows about a frame besides its bytes.
 type Meta struct {
@@ -22,127 +27,279 @@ type Meta struct {
 	Dir   topology.Dir // tx or rx
 }
 
-// Decoder turns captured Ethernet frames into Observations: plain IPv4 ICMP,
-// or IPv4 ICMP inside VXLAN on one of its UDP ports. It decodes layer by
-// layer with DecodeFromBytes into structs it reuses, so it recognises VXLAN
-// on its own port set and never relies on gopacket's global port registry.
-// It never validates checksums (design.md fact 2) and never parses the probe
-// token.
+// Decoder turns captured frames into Observations: IPv4 ICMP or IPv6
+// ICMPv6 echo packets, plain, inside VXLAN (on its UDP ports) or Geneve
+// (6081) over an IPv4 or IPv6 underlay, or inside IPIP; exactly what
+// FilterFor passes for the same link type and ports. It decodes layer by
+// layer with DecodeFromBytes into structs it reuses, so it recognises the
+// tunnels on its own port set and never relies on gopacket's global port
+// registry. It never validates checksums (design.md fact 2) and never
+// parses the probe token.
 //
 // A Decoder is not safe for concurrent use; use one per goroutine.
 type Decoder struct {
-	ports map[uint16]bool
+	link  LinkType
+	ports map[uint16]bool // VXLAN ports
 
-	eth   layers.Ethernet
-	ip    layers.IPv4
-	udp   layers.UDP
-	vxlan layers.VXLAN
-	icmp  layers.ICMPv4
-	// The inner frame of a tunnelled packet.
-	innerEth layers.Ethernet
-	innerIP  layers.IPv4
+	outer, inner ipLayers // the inner set for the frame inside a tunnel
+	udp          layers.UDP
+	vxlan        layers.VXLAN
+	icmp4        layers.ICMPv4
+	icmp6        layers.ICMPv6
+	echo6        layers.ICMPv6Echo
 
 	feedback truncation
 }
 
-// NewDecoder returns a Decoder that recognises VXLAN on UDP destination
-// ports 4789, 8472 and udpPorts.
-func NewDecoder(udpPorts []uint16) *Decoder {
-	d := &Decoder{ports: map[uint16]bool{PortVXLAN: true, PortVXLANLinux: true}}
+// ipLayers are the reused structs for one link-layer and IP header.
+type ipLayers struct {
+	eth layers.Ethernet
+	ip4 layers.IPv4
+	ip6 layers.IPv6
+}
+
+// ipHeader is what the decoder needs of a decoded IPv4 or IPv6 header.
+type ipHeader struct {
+	v6       bool
+	proto    layers.IPProtocol // IPv6: the next header after the fixed header
+	src, dst netip.Addr
+	payload  []byte // bounded by the header's length field
+}
+
+// icmpProto is the ICMP protocol number of the header's IP version.
+func (h ipHeader) icmpProto() layers.IPProtocol {
+	if h.v6 {
+		return layers.IPProtocolICMPv6
+	}
+	return layers.IPProtocolICMPv4
+}
+
+// NewDecoder is NewDecoderFor(LinkEthernet, udpPorts).
+func NewDecoder(udpPorts []uint16) *Decoder { return NewDecoderFor(LinkEthernet, udpPorts) }
+
+// NewDecoderFor returns a Decoder for frames that start as link says, which
+// recognises VXLAN on UDP destination ports 4789, 8472 and udpPorts, and
+// Geneve on 6081 (also when udpPorts holds it).
+func NewDecoderFor(link LinkType, udpPorts []uint16) *Decoder {
+	d := &Decoder{link: link, ports: map[uint16]bool{PortVXLAN: true, PortVXLANLinux: true}}
 	for _, p := range udpPorts {
-		d.ports[p] = true
+		d.ports[p] = p != PortGeneve
 	}
 	return d
 }
 
-// Decode decodes one Ethernet frame seen as described by m. The returned
-// Observation holds a copy of the ICMP echo data in Payload and shares no
-// memory with frame; Frame is left nil. Decode returns an error for anything
-// that is not an IPv4 ICMP packet, plain or in VXLAN, or that is cut short.
+// Decode decodes one frame seen as described by m. The returned Observation
+// holds a copy of the ICMP echo data in Payload and shares no memory with
+// frame; Frame is left nil and Link is the decoder's link type. Decode
+// returns an error for anything FilterFor would reject, and for whatever is
+// cut short or malformed.
 func (d *Decoder) Decode(frame []byte, m Meta) (Observation, error) {
-	o := Observation{Point: m.Point, At: m.At, Stamp: m.Stamp, Dir: m.Dir}
-	ip, err := d.decodeIPv4(&d.eth, &d.ip, frame, "outer")
+	o := Observation{Point: m.Point, At: m.At, Stamp: m.Stamp, Dir: m.Dir, Link: d.link}
+	outer, err := d.decodeIP(&d.outer, d.link, frame, "outer")
 	if err != nil {
 		return Observation{}, err
 	}
-	switch ip.Protocol {
-	case layers.IPProtocolICMPv4:
-	case layers.IPProtocolUDP:
-		o.OuterSrc, o.OuterDst = addrs(ip)
-		if ip, err = d.decodeVXLAN(ip.Payload); err != nil {
-			return Observation{}, err
-		}
-		if ip.Protocol != layers.IPProtocolICMPv4 {
-			return Observation{}, fmt.Errorf("decode inner IPv4: protocol %s, want ICMP", ip.Protocol)
-		}
-		o.Tunnel = TunnelVXLAN
-	default:
-		return Observation{}, fmt.Errorf("decode outer IPv4: protocol %s is neither ICMP nor UDP", ip.Protocol)
+	ip, err := d.decapsulate(&o, outer)
+	if err != nil {
+		return Observation{}, err
 	}
-	o.Src, o.Dst = addrs(ip)
-	if err := d.decodeICMP(&o, ip.Payload); err != nil {
+	if ip.proto != ip.icmpProto() {
+		return Observation{}, fmt.Errorf("decode inner IP: protocol %s, want %s", ip.proto, ip.icmpProto())
+	}
+	o.Src, o.Dst = ip.src, ip.dst
+	if err := d.decodeICMP(&o, ip); err != nil {
 		return Observation{}, err
 	}
 	return o, nil
 }
 
-// decodeIPv4 decodes an Ethernet header and the IPv4 header after it. It
-// accepts only whole, first fragments.
-func (d *Decoder) decodeIPv4(eth *layers.Ethernet, ip *layers.IPv4, frame []byte, which string) (*layers.IPv4, error) {
-	if err := eth.DecodeFromBytes(frame, gopacket.NilDecodeFeedback); err != nil {
-		return nil, fmt.Errorf("decode %s Ethernet: %w", which, err)
+// decapsulate returns the IP header that carries the ICMP packet: outer
+// itself when plain, else the inner one, after setting o's tunnel fields.
+func (d *Decoder) decapsulate(o *Observation, outer ipHeader) (ipHeader, error) {
+	var (
+		inner ipHeader
+		err   error
+	)
+	switch {
+	case outer.proto == outer.icmpProto():
+		return outer, nil
+	case outer.proto == layers.IPProtocolUDP:
+		o.Tunnel, inner, err = d.decodeUDPTunnel(outer.payload)
+	case outer.proto == layers.IPProtocolIPv4 && !outer.v6:
+		o.Tunnel = TunnelIPIP
+		inner, err = d.decodeIPv4(&d.inner.ip4, outer.payload, "inner")
+	default:
+		return ipHeader{}, fmt.Errorf("decode outer IP: protocol %s is neither %s, UDP nor IPIP", outer.proto, outer.icmpProto())
 	}
-	if eth.EthernetType != layers.EthernetTypeIPv4 {
-		return nil, fmt.Errorf("decode %s Ethernet: ethertype %s, want IPv4", which, eth.EthernetType)
+	if err != nil {
+		return ipHeader{}, err
 	}
+	o.OuterSrc, o.OuterDst = outer.src, outer.dst
+	return inner, nil
+}
+
+// decodeIP decodes the link-layer header, if link has one, and the IPv4 or
+// IPv6 header after it.
+func (d *Decoder) decodeIP(l *ipLayers, link LinkType, data []byte, which string) (ipHeader, error) {
+	var v6 bool
+	switch link {
+	case LinkEthernet:
+		if err := l.eth.DecodeFromBytes(data, gopacket.NilDecodeFeedback); err != nil {
+			return ipHeader{}, fmt.Errorf("decode %s Ethernet: %w", which, err)
+		}
+		switch l.eth.EthernetType {
+		case layers.EthernetTypeIPv4:
+		case layers.EthernetTypeIPv6:
+			v6 = true
+		default:
+			return ipHeader{}, fmt.Errorf("decode %s Ethernet: ethertype %s, want IPv4 or IPv6", which, l.eth.EthernetType)
+		}
+		data = l.eth.Payload
+	case LinkRawIP:
+		if len(data) == 0 {
+			return ipHeader{}, fmt.Errorf("decode %s IP: empty packet", which)
+		}
+		v6 = data[0]>>4 == 6
+	default:
+		return ipHeader{}, fmt.Errorf("decode %s: unknown link type %s", which, link)
+	}
+	if v6 {
+		return d.decodeIPv6(&l.ip6, data, which)
+	}
+	return d.decodeIPv4(&l.ip4, data, which)
+}
+
+// decodeIPv4 decodes an IPv4 header. It accepts only whole, first
+// fragments.
+func (d *Decoder) decodeIPv4(ip *layers.IPv4, data []byte, which string) (ipHeader, error) {
 	d.feedback = false
-	if err := ip.DecodeFromBytes(eth.Payload, &d.feedback); err != nil {
-		return nil, fmt.Errorf("decode %s IPv4: %w", which, err)
+	if err := ip.DecodeFromBytes(data, &d.feedback); err != nil {
+		return ipHeader{}, fmt.Errorf("decode %s IPv4: %w", which, err)
 	}
 	switch {
 	case ip.Version != 4:
-		return nil, fmt.Errorf("decode %s IPv4: version %d", which, ip.Version)
+		return ipHeader{}, fmt.Errorf("decode %s IPv4: version %d", which, ip.Version)
 	case bool(d.feedback):
-		return nil, fmt.Errorf("decode %s IPv4: truncated (%d bytes of %d)", which, len(eth.Payload), ip.Length)
+		return ipHeader{}, fmt.Errorf("decode %s IPv4: truncated (%d bytes of %d)", which, len(data), ip.Length)
 	case ip.FragOffset != 0:
-		return nil, fmt.Errorf("decode %s IPv4: fragment at offset %d", which, int(ip.FragOffset)*8)
+		return ipHeader{}, fmt.Errorf("decode %s IPv4: fragment at offset %d", which, int(ip.FragOffset)*8)
 	}
-	return ip, nil
+	h := ipHeader{proto: ip.Protocol, payload: ip.Payload}
+	h.src, _ = netip.AddrFromSlice(ip.SrcIP) // 4 bytes after a successful decode
+	h.dst, _ = netip.AddrFromSlice(ip.DstIP)
+	return h, nil
 }
 
-// decodeVXLAN decodes UDP to a tunnel port, the VXLAN header and the inner
-// frame, and returns the inner IPv4 header.
-func (d *Decoder) decodeVXLAN(data []byte) (*layers.IPv4, error) {
+// decodeIPv6 decodes the fixed IPv6 header. Extension headers are not
+// followed: a hop-by-hop header, which gopacket strips, is refused here, as
+// the filter refuses it.
+func (d *Decoder) decodeIPv6(ip *layers.IPv6, data []byte, which string) (ipHeader, error) {
+	d.feedback = false
+	if err := ip.DecodeFromBytes(data, &d.feedback); err != nil {
+		return ipHeader{}, fmt.Errorf("decode %s IPv6: %w", which, err)
+	}
+	switch {
+	case ip.Version != 6:
+		return ipHeader{}, fmt.Errorf("decode %s IPv6: version %d", which, ip.Version)
+	case bool(d.feedback):
+		return ipHeader{}, fmt.Errorf("decode %s IPv6: truncated (%d bytes of %d)", which, len(data), ipv6HeaderLen+int(ip.Length))
+	case ip.HopByHop != nil:
+		return ipHeader{}, fmt.Errorf("decode %s IPv6: extension headers are not followed", which)
+	}
+	h := ipHeader{v6: true, proto: ip.NextHeader, payload: ip.Payload}
+	h.src, _ = netip.AddrFromSlice(ip.SrcIP) // 16 bytes after a successful decode
+	h.dst, _ = netip.AddrFromSlice(ip.DstIP)
+	return h, nil
+}
+
+// decodeUDPTunnel decodes UDP to a tunnel port, the VXLAN or Geneve header
+// and the inner Ethernet frame, and returns the tunnel's name and the inner
+// IP header.
+func (d *Decoder) decodeUDPTunnel(data []byte) (string, ipHeader, error) {
 	if err := d.udp.DecodeFromBytes(data, gopacket.NilDecodeFeedback); err != nil {
-		return nil, fmt.Errorf("decode UDP: %w", err)
+		return "", ipHeader{}, fmt.Errorf("decode UDP: %w", err)
 	}
-	if !d.ports[uint16(d.udp.DstPort)] {
-		return nil, fmt.Errorf("decode UDP: port %d is not a tunnel port", d.udp.DstPort)
+	var (
+		tunnel string
+		frame  []byte
+	)
+	switch port := uint16(d.udp.DstPort); {
+	case port == PortGeneve:
+		tunnel = TunnelGeneve
+		var err error
+		if frame, err = genevePayload(d.udp.Payload); err != nil {
+			return "", ipHeader{}, err
+		}
+	case d.ports[port]:
+		tunnel = TunnelVXLAN
+		if err := d.vxlan.DecodeFromBytes(d.udp.Payload, gopacket.NilDecodeFeedback); err != nil {
+			return "", ipHeader{}, fmt.Errorf("decode VXLAN: %w", err)
+		}
+		frame = d.vxlan.Payload
+	default:
+		return "", ipHeader{}, fmt.Errorf("decode UDP: port %d is not a tunnel port", port)
 	}
-	if err := d.vxlan.DecodeFromBytes(d.udp.Payload, gopacket.NilDecodeFeedback); err != nil {
-		return nil, fmt.Errorf("decode VXLAN: %w", err)
-	}
-	return d.decodeIPv4(&d.innerEth, &d.innerIP, d.vxlan.Payload, "inner")
+	ip, err := d.decodeIP(&d.inner, LinkEthernet, frame, "inner")
+	return tunnel, ip, err
 }
 
-// decodeICMP fills o's ICMP fields and copies the echo data.
-func (d *Decoder) decodeICMP(o *Observation, data []byte) error {
-	if err := d.icmp.DecodeFromBytes(data, gopacket.NilDecodeFeedback); err != nil {
+// genevePayload checks a Geneve header (RFC 8926 section 3.4: version 0,
+// protocol type Transparent Ethernet Bridging) and returns what follows its
+// options, Opt Len 4-byte words after the fixed 8 bytes. It reads the header
+// itself rather than with layers.Geneve, whose option walk keeps its offset
+// in a uint8 (options over 247 bytes wrap it), allocates per option, and
+// places the payload after the last option even when the options overrun
+// Opt Len: the filter and the kernel go by Opt Len alone.
+func genevePayload(b []byte) ([]byte, error) {
+	if len(b) < 8 {
+		return nil, fmt.Errorf("decode Geneve: truncated header (%d bytes)", len(b))
+	}
+	if v := b[0] >> 6; v != 0 {
+		return nil, fmt.Errorf("decode Geneve: version %d", v)
+	}
+	if p := layers.EthernetType(binary.BigEndian.Uint16(b[2:4])); p != layers.EthernetTypeTransparentEthernetBridging {
+		return nil, fmt.Errorf("decode Geneve: protocol type %#04x, want Ethernet (0x6558)", uint16(p))
+	}
+	n := 8 + int(b[0]&0x3f)*4
+	if len(b) < n {
+		return nil, fmt.Errorf("decode Geneve: truncated options (%d bytes of %d)", len(b)-8, n-8)
+	}
+	return b[n:], nil
+}
+
+// decodeICMP fills o's ICMP fields from the ICMP or ICMPv6 message in ip's
+// payload and copies the echo data.
+func (d *Decoder) decodeICMP(o *Observation, ip ipHeader) error {
+	if ip.v6 {
+		return d.decodeICMPv6(o, ip.payload)
+	}
+	if err := d.icmp4.DecodeFromBytes(ip.payload, gopacket.NilDecodeFeedback); err != nil {
 		return fmt.Errorf("decode ICMP: %w", err)
 	}
-	o.ICMPType = d.icmp.TypeCode.Type()
-	o.ICMPID = d.icmp.Id
-	o.ICMPSeq = d.icmp.Seq
-	o.Payload = append([]byte(nil), d.icmp.Payload...)
+	o.ICMPType = d.icmp4.TypeCode.Type()
+	o.ICMPID = d.icmp4.Id
+	o.ICMPSeq = d.icmp4.Seq
+	o.Payload = append([]byte(nil), d.icmp4.Payload...)
 	return nil
 }
 
-// addrs returns the IPv4 header's addresses (valid after a successful
-// decode, which guarantees 4-byte addresses).
-func addrs(ip *layers.IPv4) (src, dst netip.Addr) {
-	src, _ = netip.AddrFromSlice(ip.SrcIP)
-	dst, _ = netip.AddrFromSlice(ip.DstIP)
-	return src, dst
+// decodeICMPv6 accepts only echo requests and replies, as the filter does.
+func (d *Decoder) decodeICMPv6(o *Observation, data []byte) error {
+	if err := d.icmp6.DecodeFromBytes(data, gopacket.NilDecodeFeedback); err != nil {
+		return fmt.Errorf("decode ICMPv6: %w", err)
+	}
+	typ := d.icmp6.TypeCode.Type()
+	if typ != layers.ICMPv6TypeEchoRequest && typ != layers.ICMPv6TypeEchoReply {
+		return fmt.Errorf("decode ICMPv6: type %d is not an echo request or reply", typ)
+	}
+	if err := d.echo6.DecodeFromBytes(d.icmp6.Payload, gopacket.NilDecodeFeedback); err != nil {
+		return fmt.Errorf("decode ICMPv6 echo: %w", err)
+	}
+	o.ICMPType = typ
+	o.ICMPID = d.echo6.Identifier
+	o.ICMPSeq = d.echo6.SeqNumber
+	o.Payload = append([]byte(nil), d.echo6.Payload...)
+	return nil
 }
 
 // truncation is a gopacket.DecodeFeedback that remembers SetTruncated.

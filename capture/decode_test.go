@@ -40,11 +40,11 @@ func TestDecode(t *testing.T) {
 		// Ethernet[IPv4[UDP:4789[VXLAN[Ethernet[IPv4[ICMP echo request]]]]]]
 		{"vxlan 4789", vxlanRequest(4789, 5, 5), TunnelVXLAN,
 			[2]netip.Addr{underA, underB}, [2]netip.Addr{overlA, overlB}, 8, 56},
-		// Ethernet[IPv4(IHL 6)[UDP:6081[VXLAN[Ethernet[IPv4(IHL 6)[ICMP echo request]]]]]]
-		{"vxlan extra port with options", vxlanRequest(6081, 6, 6), TunnelVXLAN,
+		// Ethernet[IPv4(IHL 6)[UDP:9472[VXLAN[Ethernet[IPv4(IHL 6)[ICMP echo request]]]]]]
+		{"vxlan extra port with options", vxlanRequest(9472, 6, 6), TunnelVXLAN,
 			[2]netip.Addr{underA, underB}, [2]netip.Addr{overlA, overlB}, 8, 56},
 	}
-	d := NewDecoder([]uint16{6081})
+	d := NewDecoder([]uint16{9472})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			frame := bytes.Clone(tt.frame)
@@ -86,11 +86,11 @@ func TestDecodeErrors(t *testing.T) {
 	}{
 		{"empty", nil, "Ethernet"},
 		// Ethernet[ARP]
-		{"arp", ether(0x0806, make([]byte, 28)), "want IPv4"},
-		// Ethernet[IPv6[...]]
-		{"ipv6", ether(0x86dd, make([]byte, 40)), "want IPv4"},
+		{"arp", ether(0x0806, make([]byte, 28)), "want IPv4 or IPv6"},
+		// Ethernet[IPv6 with version 0 and no payload]
+		{"zero ipv6", ether(0x86dd, make([]byte, 40)), "IPv6"},
 		// Ethernet[IPv4[TCP]]
-		{"tcp", ether(0x0800, ip4(6, 5, 0, overlA, overlB, make([]byte, 20))), "neither ICMP nor UDP"},
+		{"tcp", ether(0x0800, ip4(6, 5, 0, overlA, overlB, make([]byte, 20))), "neither ICMPv4, UDP nor IPIP"},
 		// Ethernet[IPv4[UDP:53[...]]]
 		{"udp on another port", vxlanRequest(53, 5, 5), "not a tunnel port"},
 		// Ethernet[IPv4[UDP:8472[VXLAN[Ethernet[IPv4[UDP]]]]]]
@@ -137,7 +137,7 @@ func TestDecodeTruncated(t *testing.T) {
 // memory with the frame.
 func FuzzDecode(f *testing.F) {
 	for _, frame := range [][]byte{
-		plainRequest(), vxlanRequest(8472, 5, 5), vxlanRequest(4789, 6, 7), vxlanRequest(6081, 5, 5),
+		plainRequest(), vxlanRequest(8472, 5, 5), vxlanRequest(4789, 6, 7), vxlanRequest(9472, 5, 5),
 		ether(0x0806, make([]byte, 28)), ether(0x0800, ip4(1, 5, 185, overlA, overlB, probeHi)),
 	} {
 		f.Add(frame)
@@ -151,7 +151,7 @@ func FuzzDecode(f *testing.F) {
 			f.Add(o.Frame)
 		}
 	}
-	d := NewDecoder([]uint16{6081})
+	d := NewDecoder([]uint16{9472})
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		o, err := d.Decode(frame, Meta{Point: "p0"})
 		if err != nil {

@@ -10,19 +10,20 @@ import (
 	"github.com/cnitrace/cnitrace/topology"
 )
 
-// The filter every capture socket gets: plain ICMP probes, and probes inside
-// VXLAN on 4789, 8472 and any port passed in (here Geneve's, as if a node
-// used it for VXLAN).
+// The filter every capture socket on an Ethernet device gets: plain ICMP
+// and ICMPv6 probes, probes inside VXLAN on 4789, 8472 and any port passed
+// in (here 9472, as read from a VXLAN device), inside Geneve on 6081, and
+// inside IPIP.
 func ExampleFilter() {
 	const magic = 0x636e7431 // probe.Magic, passed in by the caller
-	prog, err := capture.Filter(magic, []uint16{6081})
+	prog, err := capture.Filter(magic, []uint16{9472})
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(len(prog), "instructions")
 	fmt.Println(prog[len(prog)-2], "|", prog[len(prog)-1])
 	// Output:
-	// 30 instructions
+	// 73 instructions
 	// ret #262144 | ret #0
 }
 

@@ -14,7 +14,7 @@ func TestPcapNGRoundTrip(t *testing.T) {
 	points := []topology.Point{
 		{ID: "p0", Interface: "vx0", NetNS: "net:[4026532301]", Kind: topology.KindVXLAN, RequestDir: topology.TX, TunnelPort: 8472},
 		{ID: "p1", Interface: "ul0", NetNS: "net:[4026532301]", Kind: topology.KindUplink, RequestDir: topology.TX},
-		{ID: "p2", Interface: "gn0", NetNS: "net:[4026532302]", Kind: topology.KindOther, RequestDir: topology.RX, TunnelPort: 6081},
+		{ID: "p2", Interface: "gn0", NetNS: "net:[4026532302]", Kind: topology.KindOther, RequestDir: topology.RX, TunnelPort: 9472},
 	}
 	at := time.Unix(1700000000, 123456789)
 	frames := []struct {
@@ -25,13 +25,13 @@ func TestPcapNGRoundTrip(t *testing.T) {
 		{Meta{"p0", at, StampCopy, topology.TX}, plainRequest()},
 		// Ethernet[IPv4[UDP:8472[VXLAN[Ethernet[IPv4[ICMP]]]]]]
 		{Meta{"p1", at.Add(13 * time.Microsecond), StampCopy, topology.TX}, vxlanRequest(8472, 5, 5)},
-		// Ethernet[IPv4[UDP:6081[VXLAN[Ethernet[IPv4(IHL 6)[ICMP]]]]]]: a port known only from p2's TunnelPort
-		{Meta{"p2", at.Add(time.Millisecond + 1), StampSKB, topology.RX}, vxlanRequest(6081, 5, 6)},
+		// Ethernet[IPv4[UDP:9472[VXLAN[Ethernet[IPv4(IHL 6)[ICMP]]]]]]: a port known only from p2's TunnelPort
+		{Meta{"p2", at.Add(time.Millisecond + 1), StampSKB, topology.RX}, vxlanRequest(9472, 5, 6)},
 		// Ethernet[IPv4[ICMP echo reply]]
 		{Meta{"p0", at.Add(2 * time.Millisecond), StampSKB, topology.RX},
 			ether(0x0800, ip4(1, 5, 0, overlB, overlA, icmpEcho(0, 7, 1, probeHi)))},
 	}
-	dec := NewDecoder([]uint16{6081})
+	dec := NewDecoder([]uint16{9472})
 	var want []Observation
 	for _, f := range frames {
 		o, err := dec.Decode(f.frame, f.meta)
