@@ -44,6 +44,7 @@ type ring struct {
 	cur     int       // the next block to read
 	total   ringStats // counters read so far (reading resets the kernel's)
 	ifindex int
+	link    LinkType // how the interface's frames start
 }
 
 // Offsets into a tpacket_block_desc (its tpacket_hdr_v1 starts at 8) and a
@@ -63,13 +64,14 @@ const (
 	pktHeaderBytes = pktSockaddr + unix.SizeofSockaddrLinklayer
 )
 
-// openRingIn opens a ring on pt's interface inside ns.
-func openRingIn(ns *topology.NetNS, pt topology.Point, filter []bpf.RawInstruction) (*ring, error) {
+// openRingIn opens a ring on pt's interface inside ns, with the filter of
+// the interface's link type.
+func openRingIn(ns *topology.NetNS, pt topology.Point, f filters) (*ring, error) {
 	if ns == nil {
 		return nil, fmt.Errorf("open capture on %s: no netns", pt.Name())
 	}
 	r, err := topology.Open(ns, func() (*ring, error) {
-		return openRing(pt.Interface, pt.Ifindex, filter)
+		return openRing(pt.Interface, pt.Ifindex, f)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open capture on %s: %w", pt.Name(), err)
@@ -80,13 +82,13 @@ func openRingIn(ns *topology.NetNS, pt topology.Point, filter []bpf.RawInstructi
 // openRing opens a ring on the interface called ifname (if set) or with
 // index ifindex in the calling thread's netns. The socket is created with
 // protocol 0, so it receives nothing until bind, after the filter is on.
-func openRing(ifname string, ifindex int, filter []bpf.RawInstruction) (*ring, error) {
+func openRing(ifname string, ifindex int, f filters) (*ring, error) {
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open AF_PACKET socket: %w", capHint(err, "CAP_NET_RAW"))
 	}
 	r := &ring{fd: fd}
-	if err := r.setup(ifname, ifindex, filter); err != nil {
+	if err := r.setup(ifname, ifindex, f); err != nil {
 		r.Close()
 		return nil, err
 	}
@@ -115,22 +117,17 @@ func (r *ring) pollable() error {
 	return nil
 }
 
-func (r *ring) setup(ifname string, ifindex int, filter []bpf.RawInstruction) error {
-	idx, err := r.resolveIfindex(ifname, ifindex)
+func (r *ring) setup(ifname string, ifindex int, f filters) error {
+	idx, name, err := r.resolveIfindex(ifname, ifindex)
 	if err != nil {
 		return err
 	}
 	r.ifindex = idx
-	prog := make([]unix.SockFilter, len(filter))
-	for i, ins := range filter {
-		prog[i] = unix.SockFilter{Code: ins.Op, Jt: ins.Jt, Jf: ins.Jf, K: ins.K}
+	if r.link, err = r.linkType(name); err != nil {
+		return err
 	}
-	if len(prog) == 0 {
-		return errors.New("attach filter: empty program")
-	}
-	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	if err := unix.SetsockoptSockFprog(r.fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
-		return fmt.Errorf("attach filter: %w", err)
+	if err := r.attach(f[r.link]); err != nil {
+		return err
 	}
 	if err := unix.SetsockoptInt(r.fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
 		return fmt.Errorf("select TPACKET_V3: %w", err)
@@ -155,28 +152,72 @@ func (r *ring) setup(ifname string, ifindex int, filter []bpf.RawInstruction) er
 	return nil
 }
 
-// resolveIfindex looks ifname up in the socket's netns. When both a name and
-// an index are given they must agree: a mismatch means the interface was
-// replaced since discovery.
-func (r *ring) resolveIfindex(ifname string, ifindex int) (int, error) {
+// attach attaches the filter; the socket must not be bound yet.
+func (r *ring) attach(filter []bpf.RawInstruction) error {
+	if len(filter) == 0 {
+		return errors.New("attach filter: empty program")
+	}
+	prog := make([]unix.SockFilter, len(filter))
+	for i, ins := range filter {
+		prog[i] = unix.SockFilter{Code: ins.Op, Jt: ins.Jt, Jf: ins.Jf, K: ins.K}
+	}
+	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	if err := unix.SetsockoptSockFprog(r.fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
+		return fmt.Errorf("attach filter: %w", err)
+	}
+	return nil
+}
+
+// resolveIfindex looks ifname up in the socket's netns, or the name of
+// ifindex when there is no name. When both a name and an index are given
+// they must agree: a mismatch means the interface was replaced since
+// discovery.
+func (r *ring) resolveIfindex(ifname string, ifindex int) (int, string, error) {
 	if ifname == "" {
 		if ifindex <= 0 {
-			return 0, errors.New("no interface name or index")
+			return 0, "", errors.New("no interface name or index")
 		}
-		return ifindex, nil
+		ifr, err := unix.NewIfreq("")
+		if err != nil {
+			return 0, "", fmt.Errorf("look up interface %d: %w", ifindex, err)
+		}
+		ifr.SetUint32(uint32(ifindex))
+		if err := unix.IoctlIfreq(r.fd, unix.SIOCGIFNAME, ifr); err != nil {
+			return 0, "", fmt.Errorf("look up interface %d: %w", ifindex, err)
+		}
+		return ifindex, ifr.Name(), nil
 	}
 	ifr, err := unix.NewIfreq(ifname)
 	if err != nil {
-		return 0, fmt.Errorf("look up interface %q: %w", ifname, err)
+		return 0, "", fmt.Errorf("look up interface %q: %w", ifname, err)
 	}
 	if err := unix.IoctlIfreq(r.fd, unix.SIOCGIFINDEX, ifr); err != nil {
-		return 0, fmt.Errorf("look up interface %q: %w", ifname, err)
+		return 0, "", fmt.Errorf("look up interface %q: %w", ifname, err)
 	}
 	idx := int(ifr.Uint32())
 	if ifindex > 0 && idx != ifindex {
-		return 0, fmt.Errorf("interface %q has index %d, want %d (replaced since discovery?)", ifname, idx, ifindex)
+		return 0, "", fmt.Errorf("interface %q has index %d, want %d (replaced since discovery?)", ifname, idx, ifindex)
 	}
-	return idx, nil
+	return idx, ifname, nil
+}
+
+// linkType asks the kernel for the device type of ifname: SIOCGIFHWADDR
+// returns it as the sa_family of the hardware address (ARPHRD_*, the value
+// every frame will carry in sll_hatype). It is read before bind because the
+// filter, which depends on it, must be on before the first packet.
+func (r *ring) linkType(ifname string) (LinkType, error) {
+	ifr, err := unix.NewIfreq(ifname)
+	if err != nil {
+		return 0, fmt.Errorf("read device type of %q: %w", ifname, err)
+	}
+	if err := unix.IoctlIfreq(r.fd, unix.SIOCGIFHWADDR, ifr); err != nil {
+		return 0, fmt.Errorf("read device type of %q: %w", ifname, err)
+	}
+	link, err := LinkTypeOf(ifr.Uint16())
+	if err != nil {
+		return 0, fmt.Errorf("capture on %q: %w", ifname, err)
+	}
+	return link, nil
 }
 
 // next waits up to timeout for the oldest unread block, hands each of its

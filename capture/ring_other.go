@@ -7,19 +7,17 @@ import (
 	"runtime"
 	"time"
 
-	"golang.org/x/net/bpf"
-
 	"github.com/cnitrace/cnitrace/topology"
 )
 
 // ring stands in for the Linux TPACKET_V3 ring; it cannot be opened here.
-type ring struct{}
+type ring struct{ link LinkType }
 
 func unsupported(what string) error {
 	return fmt.Errorf("%s: %w on %s", what, ErrNotSupported, runtime.GOOS)
 }
 
-func openRingIn(ns *topology.NetNS, pt topology.Point, filter []bpf.RawInstruction) (*ring, error) {
+func openRingIn(ns *topology.NetNS, pt topology.Point, f filters) (*ring, error) {
 	return nil, unsupported("open capture on " + pt.Name())
 }
 

@@ -46,6 +46,7 @@ type Capture struct {
 // the dropped ones; Drops and Freezes show the ring overflowed.
 type PointStats struct {
 	Point          string
+	Link           LinkType // the interface's, found when its socket was opened
 	Packets, Drops uint64
 	Freezes        uint64 // times the kernel froze the full ring's queue
 	Undecodable    int    // accepted by the filter but not decodable
@@ -63,7 +64,8 @@ type Session struct {
 }
 
 // Start opens a capture handle on every target, each inside its target's
-// netns, and starts reading them. All handles are open when Start returns,
+// netns, and starts reading them. Each handle finds its interface's link
+// type (Ethernet or raw IP) when it opens and filters and decodes for it. All handles are open when Start returns,
 // so probing can start right after; if one cannot be opened, the ones opened
 // are closed again and the error names the point. Cancelling ctx stops the
 // readers early; Stop must still be called to collect what was read and to
@@ -75,13 +77,9 @@ func Start(ctx context.Context, targets []Target, cfg Config) (*Session, error) 
 	if err := checkPointIDs(targets); err != nil {
 		return nil, fmt.Errorf("start capture: %w", err)
 	}
-	prog, err := Filter(cfg.Magic, cfg.UDPPorts)
+	f, err := newFilters(cfg.Magic, cfg.UDPPorts)
 	if err != nil {
 		return nil, fmt.Errorf("start capture: %w", err)
-	}
-	raw, err := bpf.Assemble(prog)
-	if err != nil {
-		return nil, fmt.Errorf("start capture: assemble filter: %w", err)
 	}
 	s := &Session{stop: make(chan struct{})}
 	for _, t := range targets {
@@ -89,7 +87,7 @@ func Start(ctx context.Context, targets []Target, cfg Config) (*Session, error) 
 			s.closeAll()
 			return nil, fmt.Errorf("start capture: %w", err)
 		}
-		r, err := openRingIn(t.NS, t.Point, raw)
+		r, err := openRingIn(t.NS, t.Point, f)
 		if err != nil {
 			s.closeAll()
 			return nil, fmt.Errorf("start capture: %w", err)
@@ -97,7 +95,7 @@ func Start(ctx context.Context, targets []Target, cfg Config) (*Session, error) 
 		s.handles = append(s.handles, &handle{
 			point: t.Point,
 			ring:  r,
-			dec:   NewDecoder(cfg.UDPPorts),
+			dec:   NewDecoderFor(r.link, cfg.UDPPorts),
 			keep:  cfg.KeepFrames,
 			sink:  cfg.Sink,
 		})
@@ -110,6 +108,25 @@ func Start(ctx context.Context, targets []Target, cfg Config) (*Session, error) 
 		}()
 	}
 	return s, nil
+}
+
+// filters holds the assembled probe filter of every link type. Start builds
+// them all before it enters any netns; each ring takes the one of its
+// interface's link type, which it learns only inside the netns.
+type filters map[LinkType][]bpf.RawInstruction
+
+func newFilters(magic uint32, udpPorts []uint16) (filters, error) {
+	f := filters{}
+	for _, link := range []LinkType{LinkEthernet, LinkRawIP} {
+		prog, err := FilterFor(link, magic, udpPorts)
+		if err != nil {
+			return nil, err
+		}
+		if f[link], err = bpf.Assemble(prog); err != nil {
+			return nil, fmt.Errorf("assemble %s filter: %w", link, err)
+		}
+	}
+	return f, nil
 }
 
 func checkPointIDs(targets []Target) error {
@@ -151,6 +168,7 @@ func (s *Session) Stop() (*Capture, error) {
 		}
 		c.Stats = append(c.Stats, PointStats{
 			Point:       h.point.ID,
+			Link:        h.ring.link,
 			Packets:     st.packets,
 			Drops:       st.drops,
 			Freezes:     st.freezes,
