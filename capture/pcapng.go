@@ -19,7 +19,8 @@ import (
 // The pcapng layout cnitrace writes and reads back:
 //   - the section comment lists the tunnel ports: "cnitrace tunnel_ports=4789,8472"
 //   - one interface block per point: name ifname@netns, description the
-//     point ID, link type Ethernet, nanosecond timestamps
+//     point ID, link type Ethernet or, for a raw-IP point, Raw (101),
+//     nanosecond timestamps
 //   - one enhanced packet block per observation with its frame, its kernel
 //     timestamp, the direction flag and a comment "p2 rx stamp=skb".
 const (
@@ -30,14 +31,20 @@ const (
 
 // WritePcapNG writes the observations that kept their Frame as a pcapng
 // file with one interface block per point. Observations without a Frame are
-// skipped; one of a point not in points is an error. Wireshark and tshark
-// read the result; ReadPcapNG reads it back into Observations.
+// skipped; one of a point not in points is an error. A point's interface
+// block takes the link type of its observations' Link; observations of one
+// point with different Links are an error. Wireshark and tshark read the
+// result; ReadPcapNG reads it back into Observations.
 func WritePcapNG(w io.Writer, points []topology.Point, obs []Observation) error {
 	if len(points) == 0 {
 		return errors.New("write pcapng: no capture points")
 	}
+	links, err := pointLinks(obs)
+	if err != nil {
+		return fmt.Errorf("write pcapng: %w", err)
+	}
 	section := pcapgo.NgSectionInfo{Application: "cnitrace", OS: runtime.GOOS, Comment: sectionComment(points)}
-	nw, err := pcapgo.NewNgWriterInterface(w, ngInterface(points[0]), pcapgo.NgWriterOptions{SectionInfo: section})
+	nw, err := pcapgo.NewNgWriterInterface(w, ngInterface(points[0], links[points[0].ID]), pcapgo.NgWriterOptions{SectionInfo: section})
 	if err != nil {
 		return fmt.Errorf("write pcapng: %w", err)
 	}
@@ -46,7 +53,7 @@ func WritePcapNG(w io.Writer, points []topology.Point, obs []Observation) error 
 		if _, dup := ifaces[p.ID]; dup {
 			return fmt.Errorf("write pcapng: capture point ID %q used twice", p.ID)
 		}
-		if ifaces[p.ID], err = nw.AddInterface(ngInterface(p)); err != nil {
+		if ifaces[p.ID], err = nw.AddInterface(ngInterface(p, links[p.ID])); err != nil {
 			return fmt.Errorf("write pcapng: %w", err)
 		}
 	}
@@ -70,15 +77,46 @@ func WritePcapNG(w io.Writer, points []topology.Point, obs []Observation) error 
 	return nil
 }
 
-func ngInterface(p topology.Point) pcapgo.NgInterface {
+// pointLinks returns the link type of every point that has observations
+// with a Frame.
+func pointLinks(obs []Observation) (map[string]LinkType, error) {
+	links := map[string]LinkType{}
+	for i, o := range obs {
+		if o.Frame == nil {
+			continue
+		}
+		if l, ok := links[o.Point]; ok && l != o.Link {
+			return nil, fmt.Errorf("observation %d of capture point %q has link type %s, earlier ones %s", i, o.Point, o.Link, l)
+		}
+		links[o.Point] = o.Link
+	}
+	return links, nil
+}
+
+func ngInterface(p topology.Point, link LinkType) pcapgo.NgInterface {
+	lt := layers.LinkTypeEthernet
+	if link == LinkRawIP {
+		lt = layers.LinkTypeRaw
+	}
 	return pcapgo.NgInterface{
 		Name:                p.Name(),
 		Description:         p.ID,
 		Comment:             fmt.Sprintf("cnitrace point %s: kind=%s request_dir=%s", p.ID, p.Kind, p.RequestDir),
 		OS:                  runtime.GOOS,
-		LinkType:            layers.LinkTypeEthernet,
+		LinkType:            lt,
 		TimestampResolution: 9,
 	}
+}
+
+// pcapLink maps an interface block's link type to the decoder's.
+func pcapLink(lt layers.LinkType) (LinkType, error) {
+	switch lt {
+	case layers.LinkTypeEthernet:
+		return LinkEthernet, nil
+	case layers.LinkTypeRaw, layers.LinkTypeIPv4, layers.LinkTypeIPv6:
+		return LinkRawIP, nil
+	}
+	return 0, fmt.Errorf("link type %s is neither Ethernet nor raw IP", lt)
 }
 
 // sectionComment records the tunnel ports, so ReadPcapNG decodes VXLAN on
@@ -116,13 +154,18 @@ func epbDirection(d topology.Dir) pcapgo.NgEpbFlag {
 // Observations, with their Frames. The point is the interface's description
 // (its name when there is none); direction and stamp source come from the
 // packet comment, the direction from the packet flags when there is no
-// comment. A packet that does not decode is an error.
+// comment. Each interface's packets are decoded for its link type
+// (Ethernet, or raw IP for Raw, IPv4 and IPv6). A packet that does not
+// decode is an error.
 func ReadPcapNG(r io.Reader) ([]Observation, error) {
-	nr, err := pcapgo.NewNgReader(r, pcapgo.NgReaderOptions{})
+	// Without WantMixedLinkType, NgReader silently skips the packets of
+	// every interface whose link type differs from the first one's.
+	nr, err := pcapgo.NewNgReader(r, pcapgo.NgReaderOptions{WantMixedLinkType: true})
 	if err != nil {
 		return nil, fmt.Errorf("read pcapng: %w", err)
 	}
-	dec := NewDecoder(parseTunnelPorts(nr.SectionInfo().Comment))
+	ports := parseTunnelPorts(nr.SectionInfo().Comment)
+	decs := map[LinkType]*Decoder{}
 	var obs []Observation
 	for i := 0; ; i++ {
 		data, ci, opts, err := nr.ReadPacketDataWithOptions()
@@ -136,7 +179,14 @@ func ReadPcapNG(r io.Reader) ([]Observation, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read pcapng: packet %d: %w", i, err)
 		}
-		o, err := dec.Decode(data, packetMeta(iface, ci, opts))
+		link, err := pcapLink(iface.LinkType)
+		if err != nil {
+			return nil, fmt.Errorf("read pcapng: packet %d: %w", i, err)
+		}
+		if decs[link] == nil {
+			decs[link] = NewDecoderFor(link, ports)
+		}
+		o, err := decs[link].Decode(data, packetMeta(iface, ci, opts))
 		if err != nil {
 			return nil, fmt.Errorf("read pcapng: packet %d: %w", i, err)
 		}
