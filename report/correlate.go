@@ -83,6 +83,7 @@ func (a *Accumulator) Result(probes *probe.Result, stats []capture.PointStats) (
 	steps := buildSteps(a.path, pts)
 	lines, ignored := a.timelines(probes)
 	segs, spans := measure(steps, lines)
+	_, _, stack := lossBySegment(steps, lines)
 	r := &Result{
 		SchemaVersion: SchemaVersion,
 		Target:        addrString(a.path.Target),
@@ -94,6 +95,7 @@ func (a *Accumulator) Result(probes *probe.Result, stats []capture.PointStats) (
 		Probes:   ProbeCounts{Sent: len(lines), Ignored: ignored},
 		Points:   pts,
 		Segments: segs,
+		Stack:    stack,
 	}
 	if r.Target == "" {
 		r.Target = addrString(probes.Target)

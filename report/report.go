@@ -83,7 +83,10 @@ type Result struct {
 	UserRTT  *Dist     `json:"rtt_user_us,omitempty"`
 	Points   []Point   `json:"points"`
 	Segments []Segment `json:"segments"` // in timeline order
-	Verdict  Verdict   `json:"verdict"`
+	// Stack counts the unanswered probes lost outside every capture point,
+	// in the source netns's own stack.
+	Stack   StackLoss `json:"stack_loss"`
+	Verdict Verdict   `json:"verdict"`
 	// Incomplete is set by the caller when the run stopped early (Ctrl-C):
 	// the numbers then cover only what was recorded.
 	Incomplete bool `json:"incomplete"`
@@ -226,6 +229,26 @@ type Segment struct {
 	// Notes says where the segment's numbers are weak, one line each; each
 	// starts with a Note* kind and ": ".
 	Notes []string `json:"notes,omitempty"`
+}
+
+// PointSocket stands for the probe socket in Loss.From and Loss.To: the end
+// of the path that is not a capture point.
+const PointSocket = "socket"
+
+// StackLoss counts the unanswered probes lost in the source's own stack,
+// between the probe socket and the first capture point.
+type StackLoss struct {
+	// Request counts probes sent but never seen at the first point: dropped
+	// on the send path (netfilter OUTPUT, the qdisc of the source
+	// interface).
+	Request int `json:"request"`
+	// Reply counts probes whose reply reached the first point but never
+	// the probe socket: dropped on the receive path (netfilter INPUT, a
+	// full socket buffer).
+	Reply int `json:"reply"`
+	// Unknown counts probes never seen at the first point while its capture
+	// dropped packets: they may have passed it unseen.
+	Unknown int `json:"unknown"`
 }
 
 // Dist is a distribution in microseconds, rounded to 0.1, with nearest-rank

@@ -25,7 +25,7 @@ func measure(steps []step, lines []*timeline) ([]Segment, []span) {
 	nseg := len(steps) - 1
 	segs := make([]Segment, 0, nseg)
 	spans := make([]span, 0, nseg)
-	lost, unknown := lossBySegment(steps, lines)
+	lost, unknown, _ := lossBySegment(steps, lines)
 	chain := -1 // first step of the pending non-separable run
 	for i := 0; i < nseg; i++ {
 		seg := describe(steps, i)
@@ -114,24 +114,31 @@ func count(steps []step, lines []*timeline, i int) (seen, inherited int) {
 // whose last observation is the segment's start. A probe that is missing at
 // one point but seen further on was not lost there. Such a probe is lost in
 // the segment when the capture at its end dropped nothing; otherwise it may
-// have passed the end unseen, and it is unknown.
-func lossBySegment(steps []step, lines []*timeline) (lost, unknown []int) {
+// have passed the end unseen, and it is unknown. Probes never observed, or
+// last observed at the last step (the reply back at the first point), were
+// lost in the source's own stack.
+func lossBySegment(steps []step, lines []*timeline) (lost, unknown []int, stack StackLoss) {
 	nseg := len(steps) - 1
-	lost, unknown = make([]int, nseg), make([]int, nseg)
+	lost, unknown = make([]int, max(nseg, 0)), make([]int, max(nseg, 0))
 	for _, l := range lines {
 		if l.probe.Answered() {
 			continue
 		}
 		last := l.last()
 		switch {
-		case last < 0 || last >= nseg:
+		case last < 0 && len(steps) > 0 && steps[0].dropped:
+			stack.Unknown++
+		case last < 0:
+			stack.Request++
+		case last >= nseg:
+			stack.Reply++
 		case steps[last+1].dropped:
 			unknown[last]++
 		default:
 			lost[last]++
 		}
 	}
-	return lost, unknown
+	return lost, unknown, stack
 }
 
 // last returns the last step at which the probe was observed, or -1.

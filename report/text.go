@@ -96,6 +96,23 @@ func writeSegments(b *strings.Builder, r *Result) {
 		b.WriteString("  " + n + "\n")
 	}
 	writeLegend(b, r.Segments)
+	writeStackLoss(b, r)
+}
+
+// writeStackLoss says how many probes the source's own stack lost, outside
+// the capture points; nothing when it lost none.
+func writeStackLoss(b *strings.Builder, r *Result) {
+	s := r.Stack
+	if s == (StackLoss{}) || len(r.Points) == 0 {
+		return
+	}
+	first := r.segmentName(r.Points[0].ID)
+	fmt.Fprintf(b, "  source stack: %d requests lost between the probe socket and %s (send path), %d replies between %s and the probe socket (receive path)",
+		s.Request, first, s.Reply, first)
+	if s.Unknown > 0 {
+		fmt.Fprintf(b, ", %d not located (the capture at %s dropped packets)", s.Unknown, first)
+	}
+	b.WriteString("\n")
 }
 
 // segmentTable is the segment table; the unknown and notes columns are

@@ -13,21 +13,21 @@ const minExcess = time.Microsecond
 
 // verdict attributes the latency to a segment and leads with the worst loss.
 func verdict(r *Result, lines []*timeline, spans []span) Verdict {
-	if !anySighting(lines) {
-		return Verdict{Text: "no probe was observed at any capture point"}
-	}
-	v, ok := byExcess(r, lines, spans)
-	if !ok {
-		v, ok = byMedian(r)
-	}
-	if !ok {
-		v = Verdict{Text: "no segment could be measured on its own"}
+	v, ok := Verdict{Text: "no probe was observed at any capture point"}, true
+	if anySighting(lines) {
+		v, ok = byExcess(r, lines, spans)
+		if !ok {
+			v, ok = byMedian(r)
+		}
+		if !ok {
+			v = Verdict{Text: "no segment could be measured on its own"}
+		}
 	}
 	if n, text := unknownText(r); n > 0 {
 		v.Unknown = n
 		v.Text = text + v.Text
 	}
-	if l := worstLoss(r.Segments); l != nil {
+	if l := worstLoss(r); l != nil {
 		v.Loss = l
 		v.Text = lossText(r, l) + v.Text
 	}
@@ -164,18 +164,32 @@ func spanText(r *Result, from, to, class, direction string) string {
 		return fmt.Sprintf("beyond %s (out and back: wire, remote node, remote pod)", r.point(from).Name())
 	case class == ClassPeer && from == to:
 		return fmt.Sprintf("beyond %s (out and back: the peer pod on this node)", r.point(from).Name())
+	case from == PointSocket:
+		return fmt.Sprintf("the source's own stack, between the probe socket and %s (%s)", r.point(to).Name(), direction)
+	case to == PointSocket:
+		return fmt.Sprintf("the source's own stack, between %s and the probe socket (%s)", r.point(from).Name(), direction)
 	}
 	return fmt.Sprintf("between %s and %s (%s)", r.point(from).Name(), r.point(to).Name(), direction)
 }
 
-// worstLoss returns the segment with the most losses, the first on a tie.
-func worstLoss(segs []Segment) *Loss {
+// worstLoss returns the segment with the most losses, the first on a tie,
+// counting the source's stack as a segment at each end of the path.
+func worstLoss(r *Result) *Loss {
 	var l *Loss
-	for _, s := range segs {
-		if s.Lost > 0 && (l == nil || s.Lost > l.Lost) {
-			l = &Loss{From: s.From, To: s.To, Direction: s.Direction, Class: s.Class, Lost: s.Lost}
+	consider := func(c Loss) {
+		if c.Lost > 0 && (l == nil || c.Lost > l.Lost) {
+			l = &c
 		}
 	}
+	if len(r.Points) == 0 {
+		return nil
+	}
+	first := r.Points[0].ID
+	consider(Loss{From: PointSocket, To: first, Direction: DirRequest, Class: ClassEgress, Lost: r.Stack.Request})
+	for _, s := range r.Segments {
+		consider(Loss{From: s.From, To: s.To, Direction: s.Direction, Class: s.Class, Lost: s.Lost})
+	}
+	consider(Loss{From: first, To: PointSocket, Direction: DirReply, Class: ClassIngress, Lost: r.Stack.Reply})
 	return l
 }
 
@@ -197,6 +211,12 @@ func unknownText(r *Result) (int, string) {
 		}
 		n += s.Unknown
 		if name := r.point(s.To).Name(); !slices.Contains(at, name) {
+			at = append(at, name)
+		}
+	}
+	if r.Stack.Unknown > 0 && len(r.Points) > 0 {
+		n += r.Stack.Unknown
+		if name := r.Points[0].Name(); !slices.Contains(at, name) {
 			at = append(at, name)
 		}
 	}

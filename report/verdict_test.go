@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cnitrace/cnitrace/capture"
 )
 
 func TestVerdict(t *testing.T) {
@@ -112,6 +114,14 @@ func TestVerdictLoss(t *testing.T) {
 		{"one probe at the pod", map[int]int{1: segEgress},
 			Loss{From: "p0", To: "p1", Direction: DirRequest, Class: ClassEgress, Lost: 1},
 			"1 of 50 probes (2%) lost in egress between eth0@net:[4026532301] and veth3f2a9c1d@net:[4026531840] (request); "},
+		// lostIn -1: never seen at any point; numSegs: seen back at the
+		// pod's interface, never read.
+		{"the pod's send path", map[int]int{1: -1, 2: -1, 3: segNetwork},
+			Loss{From: PointSocket, To: "p0", Direction: DirRequest, Class: ClassEgress, Lost: 2},
+			"2 of 50 probes (4%) lost in egress the source's own stack, between the probe socket and eth0@net:[4026532301] (request); "},
+		{"the pod's receive path", map[int]int{1: numSegs, 2: numSegs},
+			Loss{From: "p0", To: PointSocket, Direction: DirReply, Class: ClassIngress, Lost: 2},
+			"2 of 50 probes (4%) lost in ingress the source's own stack, between eth0@net:[4026532301] and the probe socket (reply); "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,5 +160,55 @@ func TestRank(t *testing.T) {
 		if got := micros(rank(s, tt.p)); got != tt.want {
 			t.Errorf("rank %d: got %.1f, want %.1f", tt.p, got, tt.want)
 		}
+	}
+}
+
+// TestStackLoss counts the probes lost outside every capture point by
+// direction, and those the first point's capture may have missed as
+// unknown, never as lost.
+func TestStackLoss(t *testing.T) {
+	tests := []struct {
+		name   string
+		lostIn map[int]int
+		stats  []capture.PointStats
+		want   StackLoss
+		text   string
+	}{
+		{"none", nil, nil, StackLoss{}, ""},
+		{"send and receive paths", map[int]int{0: -1, 5: numSegs, 6: numSegs, 7: segNetwork}, nil,
+			StackLoss{Request: 1, Reply: 2},
+			"  source stack: 1 requests lost between the probe socket and p0 eth0 (send path), 2 replies between p0 eth0 and the probe socket (receive path)\n"},
+		{"first capture dropped", map[int]int{0: -1}, []capture.PointStats{{Point: "p0", Drops: 3}},
+			StackLoss{Unknown: 1}, ", 1 not located (the capture at p0 eth0 dropped packets)\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := run{n: 20, delays: designDelays(), lostIn: tt.lostIn, stats: tt.stats}.correlate(t)
+			if r.Stack != tt.want {
+				t.Errorf("got stack loss %+v, want %+v", r.Stack, tt.want)
+			}
+			inSegments, segLost := 0, 0
+			for _, seg := range tt.lostIn {
+				if seg >= 0 && seg < numSegs {
+					inSegments++
+				}
+			}
+			for _, s := range r.Segments {
+				segLost += s.Lost
+			}
+			if segLost != inSegments {
+				t.Errorf("segments lost %d probes, want %d: stack losses must not be counted there", segLost, inSegments)
+			}
+			var b strings.Builder
+			if err := Render(&b, r, FormatText); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(b.String(), "source stack:"); got != (tt.text != "") {
+				t.Errorf("text mentions the source stack: %v, want %v:\n%s", got, tt.text != "", b.String())
+			}
+			if tt.text != "" && !strings.Contains(b.String(), tt.text) {
+				t.Errorf("got text:\n%s\nwant it to contain %q", b.String(), tt.text)
+			}
+		})
 	}
 }
