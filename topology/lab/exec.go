@@ -93,14 +93,7 @@ func (l *Lab) ClearForward(ctx context.Context, node int) error {
 	if err != nil {
 		return err
 	}
-	iptables, err := lookPath("iptables", "iptables")
-	if err != nil {
-		return fmt.Errorf("flush FORWARD in %s: %w", n.Name, err)
-	}
-	if out, err := l.Command(ctx, n.NSPath, iptables, "-w", "-F", "FORWARD").CombinedOutput(); err != nil {
-		return fmt.Errorf("flush FORWARD in %s: %w%s", n.Name, err, quoteOutput(out))
-	}
-	return nil
+	return l.iptables(ctx, n.NSPath, n.Name, "-F", "FORWARD")
 }
 
 // forwardRules renders an iptables-restore input appending n rules to
@@ -142,8 +135,27 @@ func writeLossRule(b *bytes.Buffer, what, in, out string, p float64) {
 		in, out, formatFraction(p), LossRuleComment(what))
 }
 
+// podRules renders the iptables-restore input (for --noflush) that appends
+// f's pod loss rules: echo requests leaving the pod (OUTPUT), echo replies
+// entering it (INPUT).
+func podRules(f Faults) []byte {
+	var b bytes.Buffer
+	b.WriteString("*filter\n")
+	for _, r := range []struct {
+		what, chain, icmp string
+		p                 float64
+	}{{"pod-request", "OUTPUT", "echo-request", f.PodRequestLoss}, {"pod-reply", "INPUT", "echo-reply", f.PodReplyLoss}} {
+		if r.p > 0 {
+			fmt.Fprintf(&b, "-A %s -p icmp --icmp-type %s -m statistic --mode random --probability %s -m comment --comment %q -j DROP\n",
+				r.chain, r.icmp, formatFraction(r.p), LossRuleComment(r.what))
+		}
+	}
+	b.WriteString("COMMIT\n")
+	return b.Bytes()
+}
+
 // LossRuleComment is the comment of the iptables rule that drops the
-// forward-request or forward-reply loss.
+// forward-request, forward-reply, pod-request or pod-reply loss.
 func LossRuleComment(what string) string { return "cnitrace " + what + " loss" }
 
 // lookPath finds a program in PATH, then in the sbin directories a

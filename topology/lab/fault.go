@@ -27,6 +27,12 @@ type Faults struct {
 	// iptables statistic rule in its FORWARD chain.
 	ForwardRequestLoss float64
 	ForwardReplyLoss   float64
+	// PodRequestLoss and PodReplyLoss drop that fraction of the echo
+	// requests node 1's pod sends (its OUTPUT chain: before they reach its
+	// eth0) or of the echo replies it receives (INPUT: after eth0), with an
+	// iptables statistic rule in the pod's namespace.
+	PodRequestLoss float64
+	PodReplyLoss   float64
 	// ForwardRules loads this many non-matching rules into node 1's FORWARD
 	// chain, after the loss rules, as BloatForward does.
 	ForwardRules int
@@ -53,13 +59,13 @@ const MaxNetworkDelay = time.Second
 // Where a delay or a loss can act, as --delay and --loss name it.
 var (
 	delayPlaces = []string{"network", "network-request", "network-reply"}
-	lossPlaces  = []string{"network", "network-request", "network-reply", "forward", "forward-request", "forward-reply"}
+	lossPlaces  = []string{"network", "network-request", "network-reply", "forward", "forward-request", "forward-reply", "pod", "pod-request", "pod-reply"}
 )
 
 // delayForms and lossForms describe the accepted syntax, for errors.
 const (
 	delayForms = "want WHERE=DURATION, WHERE one of network, network-request, network-reply, DURATION like 2ms, 500us or 0 (at most 1s)"
-	lossForms  = "want WHERE=P, WHERE one of network, network-request, network-reply, forward, forward-request, forward-reply, P like 0.05 or 5%"
+	lossForms  = "want WHERE=P, WHERE one of network, network-request, network-reply, forward, forward-request, forward-reply, pod, pod-request, pod-reply, P like 0.05 or 5%"
 )
 
 // needsWire reports whether f needs the wire namespace.
@@ -117,6 +123,13 @@ func (f *Faults) SetLoss(s string) error {
 		if where != "forward-request" {
 			f.ForwardReplyLoss = p
 		}
+	case "pod", "pod-request", "pod-reply":
+		if where != "pod-reply" {
+			f.PodRequestLoss = p
+		}
+		if where != "pod-request" {
+			f.PodReplyLoss = p
+		}
 	}
 	return nil
 }
@@ -167,6 +180,9 @@ func (f Faults) Validate() error {
 	if !validFraction(f.ForwardRequestLoss) || !validFraction(f.ForwardReplyLoss) {
 		return fmt.Errorf("forward loss %v/%v (request/reply): must be 0 to 1", f.ForwardRequestLoss, f.ForwardReplyLoss)
 	}
+	if !validFraction(f.PodRequestLoss) || !validFraction(f.PodReplyLoss) {
+		return fmt.Errorf("pod loss %v/%v (request/reply): must be 0 to 1", f.PodRequestLoss, f.PodReplyLoss)
+	}
 	if f.ForwardRules < 0 || f.ForwardRules > MaxBloatRules {
 		return fmt.Errorf("%d FORWARD rules: must be 0 to %d", f.ForwardRules, MaxBloatRules)
 	}
@@ -189,6 +205,7 @@ func (f Faults) Flags() []string {
 	}
 	out = appendPair(out, "--loss", "network", formatFraction(n.Request.Loss), formatFraction(n.Reply.Loss))
 	out = appendPair(out, "--loss", "forward", formatFraction(f.ForwardRequestLoss), formatFraction(f.ForwardReplyLoss))
+	out = appendPair(out, "--loss", "pod", formatFraction(f.PodRequestLoss), formatFraction(f.PodReplyLoss))
 	if f.ForwardRules > 0 {
 		out = append(out, "--bloat", strconv.Itoa(f.ForwardRules))
 	}

@@ -30,6 +30,8 @@ func TestParseFault(t *testing.T) {
 		{name: "forward request", loss: []string{"forward-request=0.2"}, want: Faults{ForwardRequestLoss: 0.2}},
 		{name: "forward both", loss: []string{"forward=1"}, want: Faults{ForwardRequestLoss: 1, ForwardReplyLoss: 1}},
 		{name: "forward reply zero", loss: []string{"forward-reply=0"}, want: Faults{}},
+		{name: "pod request", loss: []string{"pod-request=0.3"}, want: Faults{PodRequestLoss: 0.3}},
+		{name: "pod both", loss: []string{"pod=10%"}, want: Faults{PodRequestLoss: 0.1, PodReplyLoss: 0.1}},
 		{name: "delay and loss", delay: []string{"network=2ms"}, loss: []string{"network=0.05", "forward-request=0.2"},
 			want: Faults{Wire: true, Network: Network{imp(2*ms, 0.05), imp(2*ms, 0.05)}, ForwardRequestLoss: 0.2}},
 
@@ -96,6 +98,7 @@ func TestFaultsFlagsRoundTrip(t *testing.T) {
 		{Faults{Wire: true, Network: Network{imp(0, 0.1), imp(0, 0.1)}}, "--loss network=0.1"},
 		{Faults{ForwardRequestLoss: 0.2, ForwardRules: 20000}, "--loss forward-request=0.2 --bloat 20000"},
 		{Faults{ForwardRequestLoss: 0.5, ForwardReplyLoss: 0.5}, "--loss forward=0.5"},
+		{Faults{PodReplyLoss: 0.25}, "--loss pod-reply=0.25"},
 		{Faults{Network: Network{Reply: imp(7, 0)}}, "--delay network-reply=7ns"},
 	}
 	for _, tt := range tests {
@@ -133,6 +136,8 @@ func TestFaultsValidate(t *testing.T) {
 		{Network: Network{Request: imp(0, math.NaN())}},
 		{ForwardRequestLoss: -0.5},
 		{ForwardReplyLoss: math.Inf(1)},
+		{PodRequestLoss: 2},
+		{PodReplyLoss: math.NaN()},
 		{ForwardRules: -1},
 		{ForwardRules: MaxBloatRules + 1},
 	}
@@ -171,5 +176,21 @@ func TestLaneStatsString(t *testing.T) {
 	}
 	if got := (LaneStats{}).MeanLate(); got != 0 {
 		t.Errorf("MeanLate of nothing = %v, want 0", got)
+	}
+}
+
+func TestPodRules(t *testing.T) {
+	got := strings.Split(strings.TrimSuffix(string(podRules(Faults{PodRequestLoss: 0.3, PodReplyLoss: 0.1})), "\n"), "\n")
+	want := []string{
+		"*filter",
+		`-A OUTPUT -p icmp --icmp-type echo-request -m statistic --mode random --probability 0.3 -m comment --comment "cnitrace pod-request loss" -j DROP`,
+		`-A INPUT -p icmp --icmp-type echo-reply -m statistic --mode random --probability 0.1 -m comment --comment "cnitrace pod-reply loss" -j DROP`,
+		"COMMIT",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("podRules:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if got := string(podRules(Faults{PodReplyLoss: 0.5})); strings.Contains(got, "OUTPUT") {
+		t.Errorf("reply-only loss renders a request rule:\n%s", got)
 	}
 }

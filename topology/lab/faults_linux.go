@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // runState is what a Lab holds beyond its namespaces.
@@ -24,9 +25,12 @@ type lineRun struct {
 // forwardLoss reports whether f drops packets in node 1's FORWARD chain.
 func (f Faults) forwardLoss() bool { return f.ForwardRequestLoss > 0 || f.ForwardReplyLoss > 0 }
 
+// podLoss reports whether f drops packets in node 1's pod.
+func (f Faults) podLoss() bool { return f.PodRequestLoss > 0 || f.PodReplyLoss > 0 }
+
 // SetFaults replaces the lab's faults with f, on a standing lab: it stops
 // the delay line, flushes node 1's FORWARD chain (rules loaded by
-// BloatForward go too), puts the wire between the nodes or takes it out
+// BloatForward go too) and its pod's filter table, puts the wire between the nodes or takes it out
 // as f needs, loads f's FORWARD rules and starts the delay line again
 // with f.Network. SetFaults(ctx, Faults{}) returns the lab to how Up
 // builds it without faults. It needs iptables in PATH. When it fails, the
@@ -48,6 +52,9 @@ func (l *Lab) SetFaults(ctx context.Context, f Faults) error {
 	if err := l.ClearForward(ctx, 1); err != nil {
 		return fmt.Errorf("set faults of lab %s: %w", l.Name, err)
 	}
+	if err := l.iptables(ctx, l.Nodes[0].Pod.NSPath, l.Nodes[0].Pod.Name, "-F"); err != nil {
+		return fmt.Errorf("set faults of lab %s: %w", l.Name, err)
+	}
 	if err := l.applyFaults(ctx, f); err != nil {
 		return fmt.Errorf("set faults of lab %s: %w", l.Name, err)
 	}
@@ -59,6 +66,11 @@ func (l *Lab) SetFaults(ctx context.Context, f Faults) error {
 func (l *Lab) applyFaults(ctx context.Context, f Faults) error {
 	if f.forwardLoss() || f.ForwardRules > 0 {
 		if err := l.loadFaultRules(ctx, f); err != nil {
+			return err
+		}
+	}
+	if f.podLoss() {
+		if err := l.loadPodRules(ctx, f); err != nil {
 			return err
 		}
 	}
@@ -83,6 +95,35 @@ func (l *Lab) loadFaultRules(ctx context.Context, f Faults) error {
 	cmd.Stdin = bytes.NewReader(faultRules(f, l.Topology))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("load fault rules in %s: %w%s", n.Name, err, quoteOutput(out))
+	}
+	return nil
+}
+
+// loadPodRules appends f's pod loss rules to the OUTPUT and INPUT chains
+// of node 1's pod.
+func (l *Lab) loadPodRules(ctx context.Context, f Faults) error {
+	p := l.Nodes[0].Pod
+	restore, err := lookPath("iptables-restore", "iptables")
+	if err != nil {
+		return fmt.Errorf("load pod loss rules in %s: %w", p.Name, err)
+	}
+	cmd := l.Command(ctx, p.NSPath, restore, "-w", "--noflush")
+	cmd.Stdin = bytes.NewReader(podRules(f))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("load pod loss rules in %s: %w%s", p.Name, err, quoteOutput(out))
+	}
+	return nil
+}
+
+// iptables runs iptables -w args in the lab namespace at nsPath (called
+// name in errors).
+func (l *Lab) iptables(ctx context.Context, nsPath, name string, args ...string) error {
+	bin, err := lookPath("iptables", "iptables")
+	if err != nil {
+		return fmt.Errorf("iptables %s in %s: %w", strings.Join(args, " "), name, err)
+	}
+	if out, err := l.Command(ctx, nsPath, bin, append([]string{"-w"}, args...)...).CombinedOutput(); err != nil {
+		return fmt.Errorf("iptables %s in %s: %w%s", strings.Join(args, " "), name, err, quoteOutput(out))
 	}
 	return nil
 }
