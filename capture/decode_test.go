@@ -132,46 +132,65 @@ func TestDecodeTruncated(t *testing.T) {
 	}
 }
 
-// FuzzDecode feeds arbitrary frames to the decoder: it must never panic, and
-// whatever it accepts must be a consistent observation that shares no
-// memory with the frame.
+// FuzzDecode feeds arbitrary frames to the decoder, as Ethernet or raw-IP
+// frames: it must never panic, and whatever it accepts must be a consistent
+// observation that shares no memory with the frame.
 func FuzzDecode(f *testing.F) {
 	for _, frame := range [][]byte{
 		plainRequest(), vxlanRequest(8472, 5, 5), vxlanRequest(4789, 6, 7), vxlanRequest(9472, 5, 5),
 		ether(0x0806, make([]byte, 28)), ether(0x0800, ip4(1, 5, 185, overlA, overlB, probeHi)),
 	} {
-		f.Add(frame)
+		f.Add(frame, false)
 	}
-	if b, err := os.ReadFile(recordedVXLAN); err == nil {
+	addTunnelSeeds(f)
+	for _, name := range append([]string{recordedVXLAN}, handBuiltRecordings()...) {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			continue
+		}
 		obs, err := ReadPcapNG(bytes.NewReader(b))
 		if err != nil {
 			f.Fatal(err)
 		}
 		for _, o := range obs {
-			f.Add(o.Frame)
+			f.Add(o.Frame, o.Link == LinkRawIP)
 		}
 	}
-	d := NewDecoder([]uint16{9472})
-	f.Fuzz(func(t *testing.T, frame []byte) {
-		o, err := d.Decode(frame, Meta{Point: "p0"})
+	decs := map[bool]*Decoder{false: NewDecoderFor(LinkEthernet, []uint16{9472}), true: NewDecoderFor(LinkRawIP, []uint16{9472})}
+	f.Fuzz(func(t *testing.T, frame []byte, raw bool) {
+		o, err := decs[raw].Decode(frame, Meta{Point: "p0"})
 		if err != nil {
 			return
 		}
-		if !o.Src.Is4() || !o.Dst.Is4() || o.Point != "p0" {
-			t.Fatalf("accepted with bad addresses or point: %+v", o)
-		}
-		if (o.Tunnel == TunnelVXLAN) != o.OuterSrc.IsValid() || (o.Tunnel != "" && o.Tunnel != TunnelVXLAN) {
-			t.Fatalf("tunnel %q inconsistent with outer %v", o.Tunnel, o.OuterSrc)
-		}
-		if len(o.Payload) > len(frame) {
-			t.Fatalf("payload of %d bytes from a frame of %d", len(o.Payload), len(frame))
-		}
-		before := bytes.Clone(o.Payload)
-		for i := range frame {
-			frame[i] ^= 0xff
-		}
-		if !bytes.Equal(before, o.Payload) {
-			t.Fatalf("payload shares memory with the frame")
-		}
+		checkFuzzedObservation(t, o, frame)
 	})
+}
+
+func checkFuzzedObservation(t *testing.T, o Observation, frame []byte) {
+	t.Helper()
+	if !o.Src.IsValid() || o.Src.Is4() != o.Dst.Is4() || o.Point != "p0" || (o.Src.Is6() && !o.IsRequest() && !o.IsReply()) {
+		t.Fatalf("accepted with bad addresses, type or point: %+v", o)
+	}
+	switch o.Tunnel {
+	case "":
+		if o.OuterSrc.IsValid() || o.OuterDst.IsValid() {
+			t.Fatalf("plain with outer %v > %v", o.OuterSrc, o.OuterDst)
+		}
+	case TunnelVXLAN, TunnelGeneve, TunnelIPIP:
+		if !o.OuterSrc.IsValid() || o.OuterSrc.Is4() != o.OuterDst.Is4() || (o.Tunnel == TunnelIPIP && !(o.OuterSrc.Is4() && o.Src.Is4())) {
+			t.Fatalf("tunnel %q with outer %v > %v, inner %v", o.Tunnel, o.OuterSrc, o.OuterDst, o.Src)
+		}
+	default:
+		t.Fatalf("unknown tunnel %q", o.Tunnel)
+	}
+	if len(o.Payload) > len(frame) {
+		t.Fatalf("payload of %d bytes from a frame of %d", len(o.Payload), len(frame))
+	}
+	before := bytes.Clone(o.Payload)
+	for i := range frame {
+		frame[i] ^= 0xff
+	}
+	if !bytes.Equal(before, o.Payload) {
+		t.Fatalf("payload shares memory with the frame")
+	}
 }

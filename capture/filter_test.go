@@ -140,27 +140,39 @@ func manyPorts(n int) []uint16 {
 
 // FuzzFilterPassesDecodable checks the filter against the decoder: every
 // frame the decoder accepts with the magic at the start of the echo data
-// must pass the filter, or probes would be lost in the kernel.
+// must pass the filter of the same link type, or probes would be lost in
+// the kernel.
 func FuzzFilterPassesDecodable(f *testing.F) {
 	for _, frame := range [][]byte{plainRequest(), vxlanRequest(8472, 5, 5), vxlanRequest(4789, 6, 7), vxlanRequest(9472, 15, 5)} {
-		f.Add(frame)
+		f.Add(frame, false)
 	}
-	prog, err := Filter(testMagic, []uint16{9472})
-	if err != nil {
-		f.Fatal(err)
+	addTunnelSeeds(f)
+	vms := map[LinkType]*bpf.VM{}
+	decs := map[LinkType]*Decoder{}
+	for _, link := range []LinkType{LinkEthernet, LinkRawIP} {
+		vms[link] = filterVM(f, link, []uint16{9472})
+		decs[link] = NewDecoderFor(link, []uint16{9472})
 	}
-	vm, err := bpf.NewVM(prog)
-	if err != nil {
-		f.Fatal(err)
-	}
-	d := NewDecoder([]uint16{9472})
-	f.Fuzz(func(t *testing.T, frame []byte) {
-		o, err := d.Decode(frame, Meta{})
+	f.Fuzz(func(t *testing.T, frame []byte, raw bool) {
+		link := LinkEthernet
+		if raw {
+			link = LinkRawIP
+		}
+		o, err := decs[link].Decode(frame, Meta{})
 		if err != nil || len(o.Payload) < 4 || binary.BigEndian.Uint32(o.Payload) != testMagic {
 			return
 		}
-		if n, err := vm.Run(frame); err != nil || n == 0 {
-			t.Fatalf("decoder accepts a probe the filter rejects (%v): % x", err, frame)
+		if n, err := vms[link].Run(frame); err != nil || n == 0 {
+			t.Fatalf("decoder accepts a probe the %s filter rejects (%v): % x", link, err, frame)
 		}
 	})
+}
+
+// addTunnelSeeds adds every tunnelCases frame on both link types as a
+// (frame, raw) seed.
+func addTunnelSeeds(f *testing.F) {
+	for _, tc := range tunnelCases() {
+		f.Add(onLink(f, LinkEthernet, tc.stack()), false)
+		f.Add(onLink(f, LinkRawIP, tc.stack()), true)
+	}
 }
