@@ -1,10 +1,13 @@
 package probe_test
 
 import (
+	"context"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/cnitrace/cnitrace/probe"
+	"github.com/cnitrace/cnitrace/topology"
 )
 
 func ExamplePayload_Marshal() {
@@ -35,4 +38,37 @@ func ExampleProbe_KernelSentAt() {
 	// Output:
 	// send time from kernel-sched; RTT 153µs from the kernel, 180µs from user space
 	// without stamps: user
+}
+
+// ListenFor opens the socket of the target's family, so one code path
+// probes IPv4 and IPv6 pods alike: here an IPv6 pod address, with ICMPv6
+// echo requests and the same token and TX timestamps as over IPv4. It needs
+// root (CAP_SYS_ADMIN to enter the netns, CAP_NET_RAW for the socket), so
+// it is compiled but not run by go test; TestPrivilegedIPv6Probe runs the
+// same steps between two throw-away namespaces.
+func ExampleListenFor() {
+	pod, err := topology.OpenNetNS("/run/netns/web-0")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer pod.Close()
+	target := netip.MustParseAddr("fd00:10:244:2::7")
+	conn, err := probe.ListenFor(pod, target) // raw ICMPv6 socket, made in pod's netns
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer conn.Close()
+	res, err := probe.Run(context.Background(), conn, probe.Config{
+		Target: target, Count: 20, Interval: 10 * time.Millisecond, Timeout: time.Second, Size: 56,
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, p := range res.Probes {
+		at, clock := p.KernelSentAt()
+		fmt.Println(p.Seq, p.Answered(), clock, p.ReceivedAt.Sub(at))
+	}
 }
