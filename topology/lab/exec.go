@@ -105,17 +105,18 @@ func forwardRules(n int) []byte {
 
 // faultRules renders the iptables-restore input (for --noflush) that
 // appends f's FORWARD rules to node 1 of a lab of topology t: the loss
-// rules (between the pod side, cni0 or every rv+ veth, and the VXLAN
-// device) first, then
+// rules first (echo requests forwarded in from the pod side, cni0 or every
+// rv+ veth; echo replies forwarded out to it: toward the other node, or on
+// the routed topology toward a pod on the same node too), then
 // f.ForwardRules non-matching rules, each
 // `-s 10.255.X.Y/32 -d 10.255.X.Y/32 -j DROP`.
 func faultRules(f Faults, t Topology) []byte {
-	pods, vxlan := t.layout().podSide, t.layout().vxlan
+	pods := t.layout().podSide
 	var b bytes.Buffer
 	b.Grow(64 * (f.ForwardRules + 4))
 	b.WriteString("*filter\n")
-	writeLossRule(&b, "forward-request", pods, vxlan, f.ForwardRequestLoss)
-	writeLossRule(&b, "forward-reply", vxlan, pods, f.ForwardReplyLoss)
+	writeLossRule(&b, "forward-request", "-i "+pods+" -p icmp --icmp-type echo-request", f.ForwardRequestLoss)
+	writeLossRule(&b, "forward-reply", "-o "+pods+" -p icmp --icmp-type echo-reply", f.ForwardReplyLoss)
 	for i := range f.ForwardRules {
 		a := "10.255." + strconv.Itoa(i>>8&0xff) + "." + strconv.Itoa(i&0xff) + "/32"
 		b.WriteString("-A FORWARD -s " + a + " -d " + a + " -j DROP\n")
@@ -124,15 +125,15 @@ func faultRules(f Faults, t Topology) []byte {
 	return b.Bytes()
 }
 
-// writeLossRule writes a rule dropping the fraction p of the ICMP packets
-// forwarded from in to out, commented with what (so `iptables -L -v`
-// shows its counter under that name), or nothing when p is 0.
-func writeLossRule(b *bytes.Buffer, what, in, out string, p float64) {
+// writeLossRule writes a rule dropping the fraction p of the forwarded
+// packets that match, commented with what (so `iptables -L -v` shows its
+// counter under that name), or nothing when p is 0.
+func writeLossRule(b *bytes.Buffer, what, match string, p float64) {
 	if p <= 0 {
 		return
 	}
-	fmt.Fprintf(b, "-A FORWARD -i %s -o %s -p icmp -m statistic --mode random --probability %s -m comment --comment %q -j DROP\n",
-		in, out, formatFraction(p), LossRuleComment(what))
+	fmt.Fprintf(b, "-A FORWARD %s -m statistic --mode random --probability %s -m comment --comment %q -j DROP\n",
+		match, formatFraction(p), LossRuleComment(what))
 }
 
 // podRules renders the iptables-restore input (for --noflush) that appends

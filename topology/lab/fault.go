@@ -21,10 +21,12 @@ type Faults struct {
 	// Network delays and drops frames between the nodes' uplinks, in the
 	// wire namespace (docs/lab.md draws it).
 	Network Network
-	// ForwardRequestLoss and ForwardReplyLoss drop that fraction of the ICMP
-	// packets node 1 forwards from its pod side (cni0; the rv+ veths when
-	// routed) to its VXLAN device (requests) or back (replies), with an
-	// iptables statistic rule in its FORWARD chain.
+	// ForwardRequestLoss and ForwardReplyLoss drop that fraction of the echo
+	// requests node 1 forwards in from its pod side (cni0; the rv+ veths
+	// when routed) or of the echo replies it forwards out to it, with an
+	// iptables statistic rule in its FORWARD chain: toward the other node,
+	// and on the routed topology between two pods of node 1 too (a bridge
+	// forwards those itself, past FORWARD).
 	ForwardRequestLoss float64
 	ForwardReplyLoss   float64
 	// PodRequestLoss and PodReplyLoss drop that fraction of the echo

@@ -155,8 +155,8 @@ func TestFaultRules(t *testing.T) {
 	got := strings.Split(strings.TrimSuffix(string(faultRules(Faults{ForwardRequestLoss: 0.2, ForwardReplyLoss: 1e-5, ForwardRules: 2}, TopologyFlannel)), "\n"), "\n")
 	want := []string{
 		"*filter",
-		`-A FORWARD -i cni0 -o flannel.1 -p icmp -m statistic --mode random --probability 0.2 -m comment --comment "cnitrace forward-request loss" -j DROP`,
-		`-A FORWARD -i flannel.1 -o cni0 -p icmp -m statistic --mode random --probability 1e-05 -m comment --comment "cnitrace forward-reply loss" -j DROP`,
+		`-A FORWARD -i cni0 -p icmp --icmp-type echo-request -m statistic --mode random --probability 0.2 -m comment --comment "cnitrace forward-request loss" -j DROP`,
+		`-A FORWARD -o cni0 -p icmp --icmp-type echo-reply -m statistic --mode random --probability 1e-05 -m comment --comment "cnitrace forward-reply loss" -j DROP`,
 		"-A FORWARD -s 10.255.0.0/32 -d 10.255.0.0/32 -j DROP",
 		"-A FORWARD -s 10.255.0.1/32 -d 10.255.0.1/32 -j DROP",
 		"COMMIT",

@@ -55,8 +55,8 @@ func TestFaultRulesRouted(t *testing.T) {
 	got := strings.Split(strings.TrimSuffix(string(faultRules(Faults{ForwardRequestLoss: 0.3, ForwardReplyLoss: 0.1}, TopologyRouted)), "\n"), "\n")
 	want := []string{
 		"*filter",
-		`-A FORWARD -i rv+ -o ovl0 -p icmp -m statistic --mode random --probability 0.3 -m comment --comment "cnitrace forward-request loss" -j DROP`,
-		`-A FORWARD -i ovl0 -o rv+ -p icmp -m statistic --mode random --probability 0.1 -m comment --comment "cnitrace forward-reply loss" -j DROP`,
+		`-A FORWARD -i rv+ -p icmp --icmp-type echo-request -m statistic --mode random --probability 0.3 -m comment --comment "cnitrace forward-request loss" -j DROP`,
+		`-A FORWARD -o rv+ -p icmp --icmp-type echo-reply -m statistic --mode random --probability 0.1 -m comment --comment "cnitrace forward-reply loss" -j DROP`,
 		"COMMIT",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
