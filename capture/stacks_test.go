@@ -27,11 +27,40 @@ var (
 // onLink serializes s as a frame of the given link type.
 func onLink(t testing.TB, link LinkType, s stack) []byte {
 	t.Helper()
+	return serialize(t, link, s, gopacket.SerializeOptions{FixLengths: true})
+}
+
+// onLinkChecksummed is onLink with every checksum filled in, for frames a
+// kernel receives: it drops IPv4 headers and ICMP messages with bad ones.
+func onLinkChecksummed(t testing.TB, link LinkType, s stack) []byte {
+	t.Helper()
+	var ip gopacket.NetworkLayer
+	for _, l := range s {
+		switch l := l.(type) {
+		case *layers.IPv4:
+			ip = l
+		case *layers.IPv6:
+			ip = l
+		case *layers.ICMPv6:
+			if err := l.SetNetworkLayerForChecksum(ip); err != nil {
+				t.Fatal(err)
+			}
+		case *layers.UDP:
+			if err := l.SetNetworkLayerForChecksum(ip); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return serialize(t, link, s, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true})
+}
+
+func serialize(t testing.TB, link LinkType, s stack, opts gopacket.SerializeOptions) []byte {
+	t.Helper()
 	if link == LinkEthernet {
 		s = append(stack{etherFor(s)}, s...)
 	}
 	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true}, s...); err != nil {
+	if err := gopacket.SerializeLayers(buf, opts, s...); err != nil {
 		t.Fatalf("serialize frame: %v", err)
 	}
 	return buf.Bytes()
