@@ -6,6 +6,8 @@ import (
 	"log"
 	"os"
 
+	"golang.org/x/net/bpf"
+
 	"github.com/cnitrace/cnitrace/capture"
 	"github.com/cnitrace/cnitrace/topology"
 )
@@ -25,6 +27,44 @@ func ExampleFilter() {
 	// Output:
 	// 73 instructions
 	// ret #262144 | ret #0
+}
+
+// A capture point on an ipip device (ARPHRD_TUNNEL, 768) sees packets
+// without an Ethernet header: the raw-IP filter and decoder read them from
+// the IP header on. The ring finds the device type by itself; this shows
+// the same steps on one packet as tunl0 would show it.
+func ExampleFilterFor() {
+	const magic = 0x636e7431 // probe.Magic
+	link, err := capture.LinkTypeOf(768)
+	if err != nil {
+		log.Fatal(err)
+	}
+	prog, err := capture.FilterFor(link, magic, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	vm, err := bpf.NewVM(prog)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// IPv4[ICMP echo request id 7 seq 1["cnt1"]]
+	pkt := []byte{
+		0x45, 0, 0, 32, 0, 0, 0x40, 0, 64, 1, 0, 0, 10, 98, 0, 1, 10, 98, 0, 2,
+		8, 0, 0, 0, 0, 7, 0, 1, 'c', 'n', 't', '1',
+	}
+	n, err := vm.Run(pkt)
+	if err != nil {
+		log.Fatal(err)
+	}
+	o, err := capture.NewDecoderFor(link, nil).Decode(pkt, capture.Meta{Point: "p0"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(link, len(prog), "instructions, accepted:", n > 0)
+	fmt.Printf("%s > %s type %d tunnel %q payload %q\n", o.Src, o.Dst, o.ICMPType, o.Tunnel, o.Payload)
+	// Output:
+	// raw-ip 73 instructions, accepted: true
+	// 10.98.0.1 > 10.98.0.2 type 8 tunnel "" payload "cnt1"
 }
 
 // Capturing on two points of a path while probes run (needs root). The
