@@ -2,8 +2,10 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"syscall"
 	"time"
 )
 
@@ -121,7 +123,9 @@ func (c *collector) stamped() bool {
 }
 
 // send sends the next probe and records it, with its OPT_ID key when the
-// socket reports TX timestamps.
+// socket reports TX timestamps. A probe the kernel refuses (Refused) is
+// recorded as sent and never answered, and the run goes on: that refusal
+// is what the run is there to find.
 func (c *collector) send() error {
 	seq := uint32(len(c.res.Probes))
 	data := Payload{RunID: c.cfg.RunID, Seq: seq, SentAt: c.cfg.Now()}.Marshal(c.cfg.Size)
@@ -139,9 +143,31 @@ func (c *collector) send() error {
 	} else {
 		sentAt, err = writeTimed(c.conn, b, c.cfg.Target, c.cfg.Now)
 	}
+	p := Probe{Seq: seq, SentAt: sentAt}
 	if err != nil {
-		return fmt.Errorf("send echo request %d to %s: %w", seq, c.cfg.Target, err)
+		if !Refused(err) {
+			return fmt.Errorf("send echo request %d to %s: %w", seq, c.cfg.Target, err)
+		}
+		p.SendErr = err
+		if p.SentAt.IsZero() {
+			p.SentAt = c.cfg.Now()
+		}
 	}
-	c.res.Probes = append(c.res.Probes, Probe{Seq: seq, SentAt: sentAt})
+	c.res.Probes = append(c.res.Probes, p)
 	return nil
+}
+
+// Refused reports whether err, from sending one probe, is the local stack
+// refusing that packet rather than the run being impossible: EPERM
+// (netfilter or a cgroup BPF program dropped it on output, as a
+// NetworkPolicy does), EACCES (a prohibit route), ENOBUFS (no buffer or a
+// full queue), ENETUNREACH and EHOSTUNREACH (the route went away or was
+// made unreachable during the run).
+func Refused(err error) bool {
+	for _, e := range []error{syscall.EPERM, syscall.EACCES, syscall.ENOBUFS, syscall.ENETUNREACH, syscall.EHOSTUNREACH} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

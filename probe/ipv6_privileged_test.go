@@ -244,9 +244,7 @@ func TestPrivilegedIPv6StampsAfterUnroutedSend(t *testing.T) {
 	}
 	unrouted := cfg
 	unrouted.Target = netip.MustParseAddr("fdc0:7::1") // a has no route outside fdc0:6::/64
-	if _, err := Run(context.Background(), conn, unrouted); !errors.Is(err, syscall.ENETUNREACH) {
-		t.Fatalf("to %s: got %v, want ENETUNREACH", unrouted.Target, err)
-	}
+	runRefused(t, conn, unrouted, syscall.ENETUNREACH)
 	res, err := Run(context.Background(), conn, cfg)
 	if err != nil {
 		t.Fatal(err)

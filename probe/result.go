@@ -25,6 +25,9 @@ type Probe struct {
 	// the kernel gave none.
 	SchedAt    time.Time // entering the device's queue (SCM_TSTAMP_SCHED)
 	SoftwareAt time.Time // handed to the device driver (SCM_TSTAMP_SND)
+	// SendErr is why the kernel refused to send the request (see Refused);
+	// nil when sendto succeeded. A refused probe is never answered.
+	SendErr error
 }
 
 // Clocks a probe's send time can come from.

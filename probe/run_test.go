@@ -26,7 +26,8 @@ type echoConn struct {
 	sent     int
 	drop     func(seq int) bool // request seq -> no reply
 	extra    func(req *icmp.Echo) [][]byte
-	readErr  error // returned by every ReadFrom, when set
+	readErr  error               // returned by every ReadFrom, when set
+	writeErr func(seq int) error // request seq -> the error WriteTo returns, if any
 }
 
 func newEchoConn() *echoConn { return &echoConn{queue: make(chan []byte, 1024)} }
@@ -43,6 +44,11 @@ func (c *echoConn) WriteTo(b []byte, _ net.Addr) (int, error) {
 	echo, ok := m.Body.(*icmp.Echo)
 	if want, _ := p.echoTypes(); !ok || m.Type != want {
 		return 0, fmt.Errorf("fake %s peer: got a %v, want an echo request", p, m.Type)
+	}
+	if c.writeErr != nil {
+		if err := c.writeErr(int(echo.Seq)); err != nil {
+			return 0, err
+		}
 	}
 	c.mu.Lock()
 	c.sent++
@@ -180,6 +186,56 @@ func TestRunReturnsReceiveError(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return within 5s of a read error")
+	}
+}
+
+// TestRunRecordsRefusedSends: a probe the kernel refuses (a netfilter drop
+// on output returns EPERM) is recorded unanswered with its error and the
+// run goes on; any other send error ends the run.
+func TestRunRecordsRefusedSends(t *testing.T) {
+	conn := newEchoConn()
+	conn.writeErr = func(seq int) error {
+		if seq%3 == 1 {
+			return os.NewSyscallError("sendto", syscall.EPERM)
+		}
+		return nil
+	}
+	res, err := Run(context.Background(), conn, testConfig(9))
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if len(res.Probes) != 9 {
+		t.Fatalf("got %d probes, want 9", len(res.Probes))
+	}
+	for i, p := range res.Probes {
+		refused := i%3 == 1
+		if got := p.SendErr != nil; got != refused || p.Answered() == refused || p.SentAt.IsZero() {
+			t.Errorf("probe %d: SendErr %v, answered %v, SentAt %v; want refused %v, answered %v and a send time", i, p.SendErr, p.Answered(), p.SentAt, refused, !refused)
+		}
+		if refused && !errors.Is(p.SendErr, syscall.EPERM) {
+			t.Errorf("probe %d: SendErr %v, want EPERM", i, p.SendErr)
+		}
+	}
+
+	conn = newEchoConn()
+	conn.writeErr = func(int) error { return syscall.EBADF }
+	if _, err := Run(context.Background(), conn, testConfig(3)); !errors.Is(err, syscall.EBADF) {
+		t.Errorf("Run with EBADF on send: got %v, want EBADF", err)
+	}
+}
+
+func TestRefused(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{syscall.EPERM, true}, {os.NewSyscallError("sendto", syscall.EACCES), true}, {syscall.ENOBUFS, true},
+		{syscall.ENETUNREACH, true}, {syscall.EHOSTUNREACH, true},
+		{syscall.EBADF, false}, {syscall.EINVAL, false}, {errors.New("other"), false}, {nil, false},
+	} {
+		if got := Refused(c.err); got != c.want {
+			t.Errorf("Refused(%v) = %v, want %v", c.err, got, c.want)
+		}
 	}
 }
 

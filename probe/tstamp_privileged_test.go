@@ -5,6 +5,7 @@ package probe
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"os/exec"
 	"slices"
@@ -107,9 +108,7 @@ func TestPrivilegedTxTimestampsAfterRefusedSend(t *testing.T) {
 		t.Fatal(err)
 	}
 	iptables(t, l, pod.NSPath, "-A")
-	if _, err := Run(context.Background(), conn, cfg); !errors.Is(err, syscall.EPERM) {
-		t.Fatalf("with an OUTPUT DROP rule: got %v, want EPERM", err)
-	}
+	runRefused(t, conn, cfg, syscall.EPERM) // an OUTPUT DROP rule
 	iptables(t, l, pod.NSPath, "-D")
 	res, err := Run(context.Background(), conn, cfg)
 	if err != nil {
@@ -205,6 +204,25 @@ func TestPrivilegedRunSurvivesFullSendBuffer(t *testing.T) {
 	for _, p := range res.Probes {
 		if p.SchedAt.IsZero() {
 			t.Errorf("probe %d: no SCHED stamp", p.Seq)
+		}
+	}
+}
+
+// runRefused runs cfg on conn, where the kernel must refuse every send with
+// errno: the run succeeds and records each probe unanswered with that
+// error.
+func runRefused(t *testing.T, conn net.PacketConn, cfg Config, errno syscall.Errno) {
+	t.Helper()
+	res, err := Run(context.Background(), conn, cfg)
+	if err != nil {
+		t.Fatalf("to %s: Run: %v, want the refusals recorded per probe", cfg.Target, err)
+	}
+	if len(res.Probes) != cfg.Count {
+		t.Fatalf("to %s: %d probes recorded, want %d", cfg.Target, len(res.Probes), cfg.Count)
+	}
+	for _, p := range res.Probes {
+		if !errors.Is(p.SendErr, errno) || p.Answered() {
+			t.Errorf("to %s: probe %d has SendErr %v (answered %v), want %v and unanswered", cfg.Target, p.Seq, p.SendErr, p.Answered(), errno)
 		}
 	}
 }

@@ -71,6 +71,7 @@ type run struct {
 	inherit map[int]bool    // segments whose end carries its start's skb stamp
 	lostIn  map[int]int     // seq -> segment in which the probe vanished
 	missing map[[2]int]bool // {seq, step} the capture missed, though the probe passed
+	refused map[int]error   // seq -> the error sendto returned; give it lostIn -1 too
 	stats   []capture.PointStats
 	// stamps gives a probe's kernel TX stamps as offsets from its request
 	// at the pod's interface (SCHED comes before that tap, SND after it); a
@@ -114,6 +115,7 @@ func (r run) build() (*probe.Result, []capture.Observation) {
 			sched, snd := r.stamps(seq)
 			p.SchedAt, p.SoftwareAt = stampAt(t, sched), stampAt(t, snd)
 		}
+		p.SendErr = r.refused[seq]
 		lostIn, lost := r.lostIn[seq]
 		for k, st := range steps {
 			if k > 0 && !r.inherit[k-1] {

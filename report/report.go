@@ -242,6 +242,11 @@ type StackLoss struct {
 	// on the send path (netfilter OUTPUT, the qdisc of the source
 	// interface).
 	Request int `json:"request"`
+	// Refused counts those of Request whose sendto the kernel refused
+	// (probe.Refused: EPERM is a netfilter or BPF drop on output), and
+	// RefusedError is the first refusal's error text.
+	Refused      int    `json:"refused"`
+	RefusedError string `json:"refused_error,omitempty"`
 	// Reply counts probes whose reply reached the first point but never
 	// the probe socket: dropped on the receive path (netfilter INPUT, a
 	// full socket buffer).

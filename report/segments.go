@@ -126,10 +126,16 @@ func lossBySegment(steps []step, lines []*timeline) (lost, unknown []int, stack 
 		}
 		last := l.last()
 		switch {
-		case last < 0 && len(steps) > 0 && steps[0].dropped:
+		case last < 0 && len(steps) > 0 && steps[0].dropped && l.probe.SendErr == nil:
 			stack.Unknown++
 		case last < 0:
 			stack.Request++
+			if err := l.probe.SendErr; err != nil {
+				stack.Refused++
+				if stack.RefusedError == "" {
+					stack.RefusedError = err.Error()
+				}
+			}
 		case last >= nseg:
 			stack.Reply++
 		case steps[last+1].dropped:

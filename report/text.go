@@ -107,8 +107,12 @@ func writeStackLoss(b *strings.Builder, r *Result) {
 		return
 	}
 	first := r.segmentName(r.Points[0].ID)
-	fmt.Fprintf(b, "  source stack: %d requests lost between the probe socket and %s (send path), %d replies between %s and the probe socket (receive path)",
-		s.Request, first, s.Reply, first)
+	refused := ""
+	if s.Refused > 0 {
+		refused = fmt.Sprintf(": %d refused by the kernel at send (%s)", s.Refused, s.RefusedError)
+	}
+	fmt.Fprintf(b, "  source stack: %d requests lost between the probe socket and %s (send path%s), %d replies between %s and the probe socket (receive path)",
+		s.Request, first, refused, s.Reply, first)
 	if s.Unknown > 0 {
 		fmt.Fprintf(b, ", %d not located (the capture at %s dropped packets)", s.Unknown, first)
 	}

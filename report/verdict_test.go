@@ -2,6 +2,7 @@ package report
 
 import (
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -169,21 +170,26 @@ func TestRank(t *testing.T) {
 func TestStackLoss(t *testing.T) {
 	tests := []struct {
 		name   string
-		lostIn map[int]int
-		stats  []capture.PointStats
-		want   StackLoss
-		text   string
+		lostIn  map[int]int
+		refused map[int]error
+		stats   []capture.PointStats
+		want    StackLoss
+		text    string
 	}{
-		{"none", nil, nil, StackLoss{}, ""},
-		{"send and receive paths", map[int]int{0: -1, 5: numSegs, 6: numSegs, 7: segNetwork}, nil,
+		{"none", nil, nil, nil, StackLoss{}, ""},
+		{"send and receive paths", map[int]int{0: -1, 5: numSegs, 6: numSegs, 7: segNetwork}, nil, nil,
 			StackLoss{Request: 1, Reply: 2},
 			"  source stack: 1 requests lost between the probe socket and p0 eth0 (send path), 2 replies between p0 eth0 and the probe socket (receive path)\n"},
-		{"first capture dropped", map[int]int{0: -1}, []capture.PointStats{{Point: "p0", Drops: 3}},
+		{"first capture dropped", map[int]int{0: -1}, nil, []capture.PointStats{{Point: "p0", Drops: 3}},
 			StackLoss{Unknown: 1}, ", 1 not located (the capture at p0 eth0 dropped packets)\n"},
+		// A refused send is known lost even where the capture dropped.
+		{"refused at send", map[int]int{0: -1, 3: -1}, map[int]error{3: syscall.EPERM}, []capture.PointStats{{Point: "p0", Drops: 3}},
+			StackLoss{Request: 1, Refused: 1, RefusedError: "operation not permitted", Unknown: 1},
+			"(send path: 1 refused by the kernel at send (operation not permitted))"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := run{n: 20, delays: designDelays(), lostIn: tt.lostIn, stats: tt.stats}.correlate(t)
+			r := run{n: 20, delays: designDelays(), lostIn: tt.lostIn, refused: tt.refused, stats: tt.stats}.correlate(t)
 			if r.Stack != tt.want {
 				t.Errorf("got stack loss %+v, want %+v", r.Stack, tt.want)
 			}
