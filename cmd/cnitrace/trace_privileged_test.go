@@ -37,7 +37,14 @@ type jsonReport struct {
 		Seen, Lost                 int
 		US                         *stats `json:"us"`
 	}
-	Verdict struct{ Class, From, To, Text string }
+	Stack struct{ Request, Reply, Unknown int } `json:"stack_loss"`
+	Verdict struct {
+		Class, From, To, Text string
+		Loss                  *struct {
+			From, To, Direction, Class string
+			Lost                       int
+		}
+	}
 }
 
 type stats struct{ P50, P90, P99, Max float64 }
