@@ -169,7 +169,7 @@ func TestRank(t *testing.T) {
 // unknown, never as lost.
 func TestStackLoss(t *testing.T) {
 	tests := []struct {
-		name   string
+		name    string
 		lostIn  map[int]int
 		refused map[int]error
 		stats   []capture.PointStats

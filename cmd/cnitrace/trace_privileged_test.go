@@ -37,7 +37,7 @@ type jsonReport struct {
 		Seen, Lost                 int
 		US                         *stats `json:"us"`
 	}
-	Stack struct{ Request, Reply, Unknown int } `json:"stack_loss"`
+	Stack   struct{ Request, Reply, Unknown int } `json:"stack_loss"`
 	Verdict struct {
 		Class, From, To, Text string
 		Loss                  *struct {
