@@ -21,9 +21,14 @@ type Accumulator struct {
 	index map[stepKey]int
 	dirs  []topology.Dir // the crossing direction of every step
 
-	mu      sync.Mutex
-	bySeq   map[uint32]*seen
-	ignored int
+	// baseline is the run id of the baseline probes (SetBaseline); 0 when
+	// there are none.
+	baseline uint64
+
+	mu          sync.Mutex
+	bySeq       map[uint32]*seen
+	ignored     int
+	baselineObs int
 }
 
 // seen is what arrived for one sequence number of the run.
@@ -47,12 +52,32 @@ func NewAccumulator(path *topology.Path, runID uint64) (*Accumulator, error) {
 	return a, nil
 }
 
-// Add folds one observation in. Observations of other runs, of unknown
-// points or crossing a point the wrong way are counted as ignored.
-func (a *Accumulator) Add(o capture.Observation) {
-	seq, i, ok := a.place(o)
+// SetBaseline names the run of the baseline probes (CompareBaseline), sent
+// from the node's netns alongside the traced ones: their packets cross the
+// node's points too, and are counted by BaselineObservations instead of as
+// ignored. Call it before the first Add.
+func (a *Accumulator) SetBaseline(runID uint64) { a.baseline = runID }
+
+// BaselineObservations returns how many observations of the baseline run
+// were set aside.
+func (a *Accumulator) BaselineObservations() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return a.baselineObs
+}
+
+// Add folds one observation in. Observations of the baseline run are set
+// aside; those of other runs, of unknown points or crossing a point the
+// wrong way are counted as ignored.
+func (a *Accumulator) Add(o capture.Observation) {
+	seq, i, ok := a.place(o)
+	baseline := !ok && a.fromBaseline(o)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if baseline {
+		a.baselineObs++
+		return
+	}
 	if !ok {
 		a.ignored++
 		return
@@ -80,6 +105,15 @@ func (a *Accumulator) place(o capture.Observation) (uint32, int, bool) {
 		return 0, 0, false
 	}
 	return pl.Seq, i, true
+}
+
+// fromBaseline reports whether o carries the token of the baseline run.
+func (a *Accumulator) fromBaseline(o capture.Observation) bool {
+	if a.baseline == 0 {
+		return false
+	}
+	pl, err := probe.ParsePayload(o.Payload)
+	return err == nil && pl.RunID == a.baseline
 }
 
 // timelines joins what arrived with the probes sent, one timeline per

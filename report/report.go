@@ -87,6 +87,10 @@ type Result struct {
 	// in the source netns's own stack.
 	Stack   StackLoss `json:"stack_loss"`
 	Verdict Verdict   `json:"verdict"`
+	// Baseline compares the pod path with the node's own (trace
+	// --baseline); nil without a baseline run. The caller sets it
+	// (CompareBaseline).
+	Baseline *Baseline `json:"baseline,omitempty"`
 	// Incomplete is set by the caller when the run stopped early (Ctrl-C):
 	// the numbers then cover only what was recorded.
 	Incomplete bool `json:"incomplete"`

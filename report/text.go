@@ -45,6 +45,7 @@ func writeHeader(b *strings.Builder, r *Result) {
 	fmt.Fprintf(b, "cnitrace: %d probes to %s from %s: %d answered, %d lost\n",
 		r.Probes.Sent, target, from, r.Probes.Received, r.Probes.Sent-r.Probes.Received)
 	writeRTT(b, r)
+	writeBaseline(b, r.Baseline)
 	if r.Probes.Ignored > 0 {
 		fmt.Fprintf(b, "ignored: %d observations of other runs or foreign packets\n", r.Probes.Ignored)
 	}

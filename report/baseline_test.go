@@ -1,0 +1,277 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cnitrace/cnitrace/capture"
+	"github.com/cnitrace/cnitrace/probe"
+)
+
+const baselineRun = 0x99aabbccddeeff00
+
+// pingRun is a synthetic probe result of len(rtts) probes: probe i has a
+// SCHED stamp 10 us after its send call and its reply read rtts[i] after
+// that stamp; a negative RTT means no reply. offset shifts the whole run,
+// as the baseline run starts half an interval after the pod's.
+func pingRun(runID uint64, offset time.Duration, rtts ...float64) *probe.Result {
+	base := time.Unix(1_800_000_000, 0).Add(offset)
+	r := &probe.Result{RunID: runID, Size: 56}
+	for i, rtt := range rtts {
+		sent := base.Add(time.Duration(i) * interval)
+		p := probe.Probe{Seq: uint32(i), SentAt: sent, SchedAt: sent.Add(10 * time.Microsecond)}
+		if rtt >= 0 {
+			p.ReceivedAt = p.SchedAt.Add(us(rtt)[0])
+		}
+		r.Probes = append(r.Probes, p)
+	}
+	return r
+}
+
+func TestCompareBaseline(t *testing.T) {
+	tests := []struct {
+		name      string
+		pod, node []float64
+		want      *Baseline
+	}{{
+		name: "constant overhead",
+		pod:  []float64{140, 150, 160, 170, 180},
+		node: []float64{100, 110, 120, 130, 140},
+		want: &Baseline{
+			Clock: BaselineClock, Sent: 5, Received: 5, Pairs: 5,
+			Pod:      &Dist{P50: 160, P90: 180, P99: 180, Max: 180},
+			Node:     &Dist{P50: 120, P90: 140, P99: 140, Max: 140},
+			Overhead: &Overhead{P50: 40, Pairs: &Spread{P10: 40, P50: 40, P90: 40}},
+		},
+	}, {
+		// The medians' difference and the pairs' differ: pairs keep the
+		// probe-by-probe spread, including a pair where the node was
+		// slower.
+		name: "spread and a negative pair",
+		pod:  []float64{100, 200, 130, 120, 110},
+		node: []float64{90, 80, 150, 100, 70},
+		want: &Baseline{
+			Clock: BaselineClock, Sent: 5, Received: 5, Pairs: 5,
+			Pod:  &Dist{P50: 120, P90: 200, P99: 200, Max: 200},
+			Node: &Dist{P50: 90, P90: 150, P99: 150, Max: 150},
+			// differences 10, 120, -20, 20, 40 sorted: -20 10 20 40 120
+			Overhead: &Overhead{P50: 30, Pairs: &Spread{P10: -20, P50: 20, P90: 120}},
+		},
+	}, {
+		// Pod seq 1 and node seq 3 unanswered: both distributions keep
+		// their other answers, the pairs only seqs 0, 2 and 4.
+		name: "missing replies on either path",
+		pod:  []float64{150, -1, 170, 160, 155},
+		node: []float64{100, 105, 110, -1, 120},
+		want: &Baseline{
+			Clock: BaselineClock, Sent: 5, Received: 4, Pairs: 3,
+			Pod:      &Dist{P50: 155, P90: 170, P99: 170, Max: 170},
+			Node:     &Dist{P50: 105, P90: 120, P99: 120, Max: 120},
+			Overhead: &Overhead{P50: 50, Pairs: &Spread{P10: 35, P50: 50, P90: 60}},
+		},
+	}, {
+		name: "node path never answered",
+		pod:  []float64{150, 160},
+		node: []float64{-1, -1},
+		want: &Baseline{
+			Clock: BaselineClock, Sent: 2, Received: 0, Pairs: 0,
+			Pod: &Dist{P50: 150, P90: 160, P99: 160, Max: 160},
+		},
+	}, {
+		// Each path answered, never the same sequence: the medians
+		// compare, there is no pair to spread.
+		name: "no pair answered on both",
+		pod:  []float64{150, -1},
+		node: []float64{-1, 100},
+		want: &Baseline{
+			Clock: BaselineClock, Sent: 2, Received: 1, Pairs: 0,
+			Pod:      &Dist{P50: 150, P90: 150, P99: 150, Max: 150},
+			Node:     &Dist{P50: 100, P90: 100, P99: 100, Max: 100},
+			Overhead: &Overhead{P50: 50},
+		},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := CompareBaseline(pingRun(testRun, 0, tt.pod...), pingRun(baselineRun, interval/2, tt.node...))
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %s\nwant %s", jsonOf(t, got), jsonOf(t, tt.want))
+			}
+		})
+	}
+}
+
+func TestCompareBaselineNil(t *testing.T) {
+	r := pingRun(testRun, 0, 100)
+	if got := CompareBaseline(nil, r); got != nil {
+		t.Errorf("got %+v without a pod result, want nil", got)
+	}
+	if got := CompareBaseline(r, nil); got != nil {
+		t.Errorf("got %+v without a baseline result, want nil", got)
+	}
+}
+
+// TestCompareBaselineSendClocks: a probe without kernel TX stamps is timed
+// from the send call, and the note says so per path; SND counts as kernel.
+func TestCompareBaselineSendClocks(t *testing.T) {
+	pod := pingRun(testRun, 0, 150, 160, 190)
+	node := pingRun(baselineRun, interval/2, 100, 110, 120)
+	pod.Probes[1].SchedAt = time.Time{} // no stamp at all: 10 us earlier, from SentAt
+	node.Probes[2].SoftwareAt = node.Probes[2].SchedAt
+	node.Probes[2].SchedAt = time.Time{} // SND only: the same time
+	got := CompareBaseline(pod, node)
+	if want := (&Dist{P50: 170, P90: 190, P99: 190, Max: 190}); !reflect.DeepEqual(got.Pod, want) {
+		t.Errorf("got pod %+v, want %+v (probe 1 from its send call: 170 us)", got.Pod, want)
+	}
+	if want := (&Dist{P50: 110, P90: 120, P99: 120, Max: 120}); !reflect.DeepEqual(got.Node, want) {
+		t.Errorf("got node %+v, want %+v", got.Node, want)
+	}
+	want := []string{NoteSendClock + ": 1 of 3 answered probes of the pod path had no kernel TX stamp; its RTT starts at the send call (user space)"}
+	if !reflect.DeepEqual(got.Notes, want) {
+		t.Errorf("got notes %q, want %q", got.Notes, want)
+	}
+}
+
+// TestAccumulatorSetsBaselineAside: the baseline run's packets at the
+// node's points are counted apart, not as ignored, and change nothing else.
+func TestAccumulatorSetsBaselineAside(t *testing.T) {
+	res, obs := run{n: 5, delays: designDelays()}.build()
+	var node []capture.Observation // the baseline probes at vxlan and uplink, both ways
+	for _, o := range obs {
+		if o.Point == "p3" || o.Point == "p4" {
+			pl, _ := probe.ParsePayload(o.Payload)
+			pl.RunID = baselineRun
+			o.Payload = pl.Marshal(56)
+			node = append(node, o)
+		}
+	}
+	foreign := obs[0]
+	pl, _ := probe.ParsePayload(foreign.Payload)
+	pl.RunID = 7
+	foreign.Payload = pl.Marshal(56)
+
+	plain := accumulate(t, res, 0, obs)
+	acc := newAccumulatorWith(t, baselineRun, append(append(append([]capture.Observation{}, obs...), node...), foreign))
+	got, err := acc.Result(res, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := acc.BaselineObservations(); n != len(node) {
+		t.Errorf("got %d baseline observations, want %d", n, len(node))
+	}
+	if got.Probes.Ignored != 1 {
+		t.Errorf("got %d ignored, want 1: only the foreign run's packet", got.Probes.Ignored)
+	}
+	got.Probes.Ignored = 0
+	if !reflect.DeepEqual(got, plain) {
+		t.Errorf("baseline packets changed the result:\ngot  %s\nwant %s", jsonOf(t, got), jsonOf(t, plain))
+	}
+}
+
+// TestAccumulatorWithoutBaselineIgnores: without SetBaseline, another
+// run's packets are ignored as before.
+func TestAccumulatorWithoutBaselineIgnores(t *testing.T) {
+	res, obs := run{n: 3, delays: designDelays()}.build()
+	o := obs[3]
+	pl, _ := probe.ParsePayload(o.Payload)
+	pl.RunID = baselineRun
+	o.Payload = pl.Marshal(56)
+	got := accumulate(t, res, 0, append(obs, o))
+	if got.Probes.Ignored != 1 {
+		t.Errorf("got %d ignored, want 1", got.Probes.Ignored)
+	}
+}
+
+func newAccumulatorWith(t *testing.T, baseline uint64, obs []capture.Observation) *Accumulator {
+	t.Helper()
+	acc, err := NewAccumulator(flannelPath(), testRun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if baseline != 0 {
+		acc.SetBaseline(baseline)
+	}
+	for _, o := range obs {
+		acc.Add(o)
+	}
+	return acc
+}
+
+func accumulate(t *testing.T, res *probe.Result, baseline uint64, obs []capture.Observation) *Result {
+	t.Helper()
+	r, err := newAccumulatorWith(t, baseline, obs).Result(res, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestRenderBaseline: the text block follows the RTT lines; the JSON has
+// the fields of docs/report-format.md.
+func TestRenderBaseline(t *testing.T) {
+	r := run{n: 5, delays: designDelays()}.correlate(t)
+	r.Baseline = CompareBaseline(pingRun(testRun, 0, 150, -1, 170, 160, 155), pingRun(baselineRun, interval/2, 100, 105, 110, -1, 120))
+	r.Baseline.NetNS, r.Baseline.Observations = hostNS, 16
+	var text bytes.Buffer
+	if err := Render(&text, r, FormatText); err != nil {
+		t.Fatal(err)
+	}
+	want := `baseline: the same probes from the node's netns net:[4026531840], interleaved; both round trips from the kernel send stamp to the read of the reply
+  p50 155.0 us, p90 170.0 us, p99 170.0 us, max 170.0 us pod path
+  p50 105.0 us, p90 120.0 us, p99 120.0 us, max 120.0 us node path (4 of 5 answered)
+  overhead: p50 50.0 us (pod p50 - node p50); per pair p10 35.0 us, p50 50.0 us, p90 60.0 us over 3 pairs answered on both paths
+`
+	out := text.String()
+	if !strings.Contains(out, want) {
+		t.Errorf("got text:\n%s\nwant it to contain:\n%s", out, want)
+	}
+	if strings.Index(out, "baseline:") < strings.Index(out, "clocks:") || strings.Index(out, "baseline:") > strings.Index(out, "points:") {
+		t.Errorf("the baseline block is not between the RTT lines and the points:\n%s", out)
+	}
+
+	var js bytes.Buffer
+	if err := Render(&js, r, FormatJSON); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Baseline map[string]any `json:"baseline"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"netns", "clock", "sent", "received", "pod_rtt_us", "node_rtt_us", "pairs", "overhead_us", "observations"} {
+		if _, ok := doc.Baseline[k]; !ok {
+			t.Errorf("JSON baseline lacks %q: %v", k, doc.Baseline)
+		}
+	}
+	if got := doc.Baseline["overhead_us"].(map[string]any)["pairs"].(map[string]any)["p90"]; got != 60.0 {
+		t.Errorf("got overhead_us.pairs.p90 %v, want 60", got)
+	}
+}
+
+// TestRenderNoBaselineUnchanged: without a baseline neither format says
+// anything about one (the golden files hold the rest).
+func TestRenderNoBaselineUnchanged(t *testing.T) {
+	r := run{n: 3, delays: designDelays()}.correlate(t)
+	for _, f := range []Format{FormatText, FormatJSON} {
+		var b bytes.Buffer
+		if err := Render(&b, r, f); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(b.String(), "baseline") {
+			t.Errorf("%v report mentions a baseline without one:\n%s", f, b.String())
+		}
+	}
+}
+
+func jsonOf(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
