@@ -116,6 +116,7 @@ type Node struct {
 	NSPath     string          // /run/netns/<lab>-n<i>
 	NS         *topology.NetNS // open until Lab.Close
 	PodCIDR    netip.Prefix    // 10.244.<i>.0/24
+	PodCIDR6   netip.Prefix    // fd00:10:244:<i>::/64; invalid on the routed topology, which has no IPv6
 	UplinkAddr netip.Addr      // 192.168.255.<i> on UplinkName
 	Pod        *Pod            // the pod traces start from: 10.244.<i>.2
 	Sibling    *Pod            // a second pod on the same node, 10.244.<i>.3: the peer of same-node traces
@@ -131,6 +132,7 @@ type Pod struct {
 	NSPath   string          // /run/netns/<lab>-n<i>-pod (Sibling: -pod2)
 	NS       *topology.NetNS // open until Lab.Close
 	Addr     netip.Addr      // 10.244.<i>.2 (Sibling: .3)
+	Addr6    netip.Addr      // fd00:10:244:<i>::2 (Sibling: ::3); invalid on the routed topology
 	HostVeth string          // veth (rv when routed) + 8 random hex digits, in the node netns
 }
 
@@ -225,10 +227,11 @@ func labOfNSName(ns string) (string, bool) {
 	return name, true
 }
 
-// newNode plans node i of lab: names, paths and addresses, no handles yet.
-func newNode(lab string, i int) *Node {
+// newNode plans node i of lab on topology t: names, paths and addresses,
+// no handles yet. Only the flannel topology is dual-stack.
+func newNode(lab string, i int, t Topology) *Node {
 	pod := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 244, byte(i), 0}), 24)
-	return &Node{
+	n := &Node{
 		Name:       nodeNSName(lab, i),
 		NSPath:     filepath.Join(topology.NamedNetNSDir, nodeNSName(lab, i)),
 		PodCIDR:    pod,
@@ -237,6 +240,33 @@ func newNode(lab string, i int) *Node {
 		Sibling:    newPod(siblingNSName(lab, i), netip.AddrFrom4([4]byte{10, 244, byte(i), 3})),
 		num:        i,
 	}
+	n.planIPv6(t.orDefault() == TopologyFlannel)
+	return n
+}
+
+// planIPv6 gives the node its IPv6 pod prefix and its pods their IPv6
+// addresses, or, when dual is false, takes them away.
+func (n *Node) planIPv6(dual bool) {
+	if !dual {
+		n.PodCIDR6, n.Pod.Addr6, n.Sibling.Addr6 = netip.Prefix{}, netip.Addr{}, netip.Addr{}
+		return
+	}
+	n.PodCIDR6 = podCIDR6(n.num)
+	n.Pod.Addr6 = hostAddr6(n.PodCIDR6, 2)
+	n.Sibling.Addr6 = hostAddr6(n.PodCIDR6, 3)
+}
+
+// podCIDR6 is node i's IPv6 pod prefix, fd00:10:244:<i>::/64: from a ULA
+// prefix of the lab's own, the IPv4 pod CIDR written in its hex digits.
+func podCIDR6(i int) netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom16([16]byte{0xfd, 0x00, 0x00, 0x10, 0x02, 0x44, 0x00, byte(i)}), 64)
+}
+
+// hostAddr6 is the address host in the /64 p: p's first 8 bytes, then host.
+func hostAddr6(p netip.Prefix, host byte) netip.Addr {
+	a := p.Addr().As16()
+	a[15] = host
+	return netip.AddrFrom16(a)
 }
 
 // newPod plans the pod whose namespace is called name.
@@ -252,6 +282,18 @@ func (n *Node) gateway() netip.Addr { return n.PodCIDR.Addr().Next() }
 
 // vtepAddr is flannel.1's address, the network address of the pod CIDR.
 func (n *Node) vtepAddr() netip.Addr { return n.PodCIDR.Addr() }
+
+// dualStack reports whether the node's pods have IPv6 addresses.
+func (n *Node) dualStack() bool { return n.PodCIDR6.IsValid() }
+
+// gateway6 is the bridge's IPv6 address, the pods' IPv6 default gateway:
+// fd00:10:244:<i>::1.
+func (n *Node) gateway6() netip.Addr { return hostAddr6(n.PodCIDR6, 1) }
+
+// vtepAddr6 is flannel.1's IPv6 address, the network address of the IPv6
+// pod prefix (fd00:10:244:<i>::), as flannel's dual-stack gives
+// flannel-v6.1.
+func (n *Node) vtepAddr6() netip.Addr { return n.PodCIDR6.Addr() }
 
 // vtepMAC is flannel.1's fixed MAC, 0e:00:00:00:00:0<i>: locally
 // administered, deterministic, so the other node's FDB entry can be written

@@ -106,7 +106,7 @@ func TestNSNamesRoundTrip(t *testing.T) {
 }
 
 func TestNewNodeAddresses(t *testing.T) {
-	n := newNode("cnitrace-ab12cd", 2)
+	n := newNode("cnitrace-ab12cd", 2, TopologyFlannel)
 	checks := []struct{ what, got, want string }{
 		{"Name", n.Name, "cnitrace-ab12cd-n2"},
 		{"NSPath", n.NSPath, "/run/netns/cnitrace-ab12cd-n2"},
@@ -121,11 +121,23 @@ func TestNewNodeAddresses(t *testing.T) {
 		{"Sibling.NSPath", n.Sibling.NSPath, "/run/netns/cnitrace-ab12cd-n2-pod2"},
 		{"Sibling.Addr", n.Sibling.Addr.String(), "10.244.2.3"},
 		{"bridge address", ipNet(slash24(n.gateway())).String(), "10.244.2.1/24"},
+		{"PodCIDR6", n.PodCIDR6.String(), "fd00:10:244:2::/64"},
+		{"gateway6", n.gateway6().String(), "fd00:10:244:2::1"},
+		{"vtepAddr6", n.vtepAddr6().String(), "fd00:10:244:2::"},
+		{"Pod.Addr6", n.Pod.Addr6.String(), "fd00:10:244:2::2"},
+		{"Sibling.Addr6", n.Sibling.Addr6.String(), "fd00:10:244:2::3"},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
 			t.Errorf("node 2 %s = %s, want %s", c.what, c.got, c.want)
 		}
+	}
+}
+
+func TestRoutedNodeHasNoIPv6(t *testing.T) {
+	n := newNode("cnitrace-ab12cd", 1, TopologyRouted)
+	if n.dualStack() || n.PodCIDR6.IsValid() || n.Pod.Addr6.IsValid() || n.Sibling.Addr6.IsValid() {
+		t.Errorf("routed node plans IPv6: %s, pod %s, sibling %s", n.PodCIDR6, n.Pod.Addr6, n.Sibling.Addr6)
 	}
 }
 
@@ -153,7 +165,7 @@ func TestForwardRules(t *testing.T) {
 }
 
 func TestCommandRefusesForeignNamespace(t *testing.T) {
-	l := &Lab{Name: "cnitrace-ab12cd", Nodes: []*Node{newNode("cnitrace-ab12cd", 1)}}
+	l := &Lab{Name: "cnitrace-ab12cd", Nodes: []*Node{newNode("cnitrace-ab12cd", 1, TopologyFlannel)}}
 	for _, path := range []string{"/proc/1/ns/net", "/proc/self/ns/net", "/run/netns/other", "/run/netns/cnitrace-ab12cd-n3"} {
 		cmd := l.Command(context.Background(), path, "true")
 		if cmd.Err == nil {
@@ -173,7 +185,7 @@ func TestCommandRefusesForeignNamespace(t *testing.T) {
 }
 
 func TestBloatForwardChecksArguments(t *testing.T) {
-	l := &Lab{Name: "cnitrace-ab12cd", Nodes: []*Node{newNode("cnitrace-ab12cd", 1), newNode("cnitrace-ab12cd", 2)}}
+	l := &Lab{Name: "cnitrace-ab12cd", Nodes: []*Node{newNode("cnitrace-ab12cd", 1, TopologyFlannel), newNode("cnitrace-ab12cd", 2, TopologyFlannel)}}
 	ctx := context.Background()
 	for _, node := range []int{0, 3, -1} {
 		if err := l.BloatForward(ctx, node, 10); err == nil {

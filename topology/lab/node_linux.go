@@ -3,9 +3,11 @@ package lab
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/cnitrace/cnitrace/topology"
 )
@@ -31,11 +33,16 @@ func (l *Lab) setupNode(n *Node) error {
 }
 
 // setup turns the node namespace into a flannel node without the overlay:
-// lo up, IPv4 forwarding on, bridge cni0, and each pod on a veth pair.
+// lo up, IPv4 and IPv6 forwarding on, bridge cni0, each pod on a veth pair,
+// and permanent IPv6 neighbour entries between each pod and the bridge.
 func (n *Node) setup() error {
 	if err := enableForwarding(n.NS, n.Name); err != nil {
 		return err
 	}
+	if err := enableIPv6Forwarding(n.NS, n.Name); err != nil {
+		return err
+	}
+	var bridgeMAC net.HardwareAddr
 	err := withHandle(n.NS, n.Name, func(h *netlink.Handle) error {
 		if err := linkUp(h, "lo", n.Name); err != nil {
 			return err
@@ -49,17 +56,89 @@ func (n *Node) setup() error {
 				return err
 			}
 		}
-		return nil
+		// Read only now: a bridge without a MAC of its own takes its
+		// ports' lowest.
+		bridgeMAC, err = linkMAC(h, BridgeName, n.Name)
+		return err
 	})
 	if err != nil {
 		return err
 	}
 	for _, p := range n.pods() {
-		if err := withHandle(p.NS, p.Name, func(h *netlink.Handle) error { return n.setupPod(h, p) }); err != nil {
+		var podMAC net.HardwareAddr
+		err := withHandle(p.NS, p.Name, func(h *netlink.Handle) error {
+			if err := n.setupPod(h, p, bridgeMAC); err != nil {
+				return err
+			}
+			var err error
+			podMAC, err = linkMAC(h, PodIfName, p.Name)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if err := withHandle(n.NS, n.Name, func(h *netlink.Handle) error {
+			return addNeigh6(h, n.Name, BridgeName, p.Addr6, podMAC)
+		}); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// enableIPv6Forwarding sets net.ipv6.conf.all.forwarding=1 in ns, inside
+// ns as enableForwarding does.
+func enableIPv6Forwarding(ns *topology.NetNS, name string) error {
+	err := ns.Do(func() error {
+		return os.WriteFile("/proc/sys/net/ipv6/conf/all/forwarding", []byte("1\n"), 0o644)
+	})
+	if err != nil {
+		return fmt.Errorf("enable IPv6 forwarding in %s: %w", name, err)
+	}
+	return nil
+}
+
+// addAddr6 gives link the IPv6 address p without duplicate address
+// detection, which would keep it tentative, unusable, for a second or two:
+// the lab alone hands out its addresses.
+func addAddr6(h *netlink.Handle, link netlink.Link, p netip.Prefix, ns string) error {
+	addr := &netlink.Addr{IPNet: ipNet(p), Flags: unix.IFA_F_NODAD}
+	if err := h.AddrAdd(link, addr); err != nil {
+		return fmt.Errorf("add address %s to %s in %s: %w", p, link.Attrs().Name, ns, err)
+	}
+	return nil
+}
+
+// addNeigh6 adds a permanent IPv6 neighbour entry ip lladdr mac on the link
+// called link. The lab writes one where it controls both ends (pod and
+// bridge), so the first IPv6 packets never wait for, or lose, a neighbour
+// solicitation sent while the links were coming up.
+func addNeigh6(h *netlink.Handle, ns, link string, ip netip.Addr, mac net.HardwareAddr) error {
+	l, err := h.LinkByName(link)
+	if err != nil {
+		return fmt.Errorf("look up %s in %s: %w", link, ns, err)
+	}
+	neigh := &netlink.Neigh{
+		LinkIndex:    l.Attrs().Index,
+		Family:       unix.AF_INET6,
+		State:        netlink.NUD_PERMANENT,
+		Type:         unix.RTN_UNICAST,
+		IP:           ip.AsSlice(),
+		HardwareAddr: mac,
+	}
+	if err := h.NeighSet(neigh); err != nil {
+		return fmt.Errorf("add neighbour %s lladdr %s on %s in %s: %w", ip, mac, link, ns, err)
+	}
+	return nil
+}
+
+// linkMAC returns the MAC address of the link called name.
+func linkMAC(h *netlink.Handle, name, ns string) (net.HardwareAddr, error) {
+	l, err := h.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("look up %s in %s: %w", name, ns, err)
+	}
+	return l.Attrs().HardwareAddr, nil
 }
 
 // enableForwarding sets net.ipv4.ip_forward=1 in ns. /proc/sys/net shows
@@ -88,6 +167,9 @@ func (n *Node) addBridge(h *netlink.Handle) (netlink.Link, error) {
 	gw := ipNet(slash24(n.gateway()))
 	if err := h.AddrAdd(link, &netlink.Addr{IPNet: gw}); err != nil {
 		return nil, fmt.Errorf("add address %s to %s in %s: %w", gw, BridgeName, n.Name, err)
+	}
+	if err := addAddr6(h, link, netip.PrefixFrom(n.gateway6(), 64), n.Name); err != nil {
+		return nil, err
 	}
 	if err := h.LinkSetUp(link); err != nil {
 		return nil, fmt.Errorf("set %s up in %s: %w", BridgeName, n.Name, err)
@@ -125,9 +207,10 @@ func (n *Node) addPodVeth(h *netlink.Handle, p *Pod, prefix string, master int) 
 	return link, nil
 }
 
-// setupPod configures p's side: lo and eth0 up, the pod address, and a
-// default route via the bridge.
-func (n *Node) setupPod(h *netlink.Handle, p *Pod) error {
+// setupPod configures p's side: lo and eth0 up, the pod's IPv4 and IPv6
+// addresses, default routes via the bridge, and a permanent neighbour entry
+// for the bridge's IPv6 address, whose MAC is bridgeMAC.
+func (n *Node) setupPod(h *netlink.Handle, p *Pod, bridgeMAC net.HardwareAddr) error {
 	eth, err := podInterface(h, p, ipNet(slash24(p.Addr)))
 	if err != nil {
 		return err
@@ -136,7 +219,14 @@ func (n *Node) setupPod(h *netlink.Handle, p *Pod) error {
 	if err := h.RouteAdd(def); err != nil {
 		return fmt.Errorf("add default route via %s in %s: %w", n.gateway(), p.Name, err)
 	}
-	return nil
+	if err := addAddr6(h, eth, netip.PrefixFrom(p.Addr6, 64), p.Name); err != nil {
+		return err
+	}
+	def6 := &netlink.Route{LinkIndex: eth.Attrs().Index, Gw: n.gateway6().AsSlice(), Dst: &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}}
+	if err := h.RouteAdd(def6); err != nil {
+		return fmt.Errorf("add default route via %s in %s: %w", n.gateway6(), p.Name, err)
+	}
+	return addNeigh6(h, p.Name, PodIfName, n.gateway6(), bridgeMAC)
 }
 
 // podInterface brings p's lo up and its eth0 up with the address addr, and

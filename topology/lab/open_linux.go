@@ -30,8 +30,9 @@ func Open(name string) (_ *Lab, err error) {
 			l.Close()
 		}
 	}()
+	dual := false
 	for i := 1; i <= nodeCount; i++ {
-		n := newNode(name, i)
+		n := newNode(name, i, l.Topology)
 		l.Nodes = append(l.Nodes, n)
 		if n.NS, err = openLabNS(name, n.NSPath); err != nil {
 			return nil, err
@@ -40,7 +41,11 @@ func Open(name string) (_ *Lab, err error) {
 			if l.Topology, err = n.detectTopology(); err != nil {
 				return nil, err
 			}
+			if dual, err = n.detectIPv6(l.Topology); err != nil {
+				return nil, err
+			}
 		}
+		n.planIPv6(dual)
 		for _, p := range n.pods() {
 			if p.NS, err = openLabNS(name, p.NSPath); err != nil {
 				return nil, err
@@ -87,6 +92,31 @@ func (n *Node) detectTopology() (Topology, error) {
 		return nil
 	})
 	return t, err
+}
+
+// detectIPv6 tells whether a standing lab of topology t is dual-stack: a
+// flannel lab whose node's bridge has the IPv6 gateway address (a lab built
+// before the lab had IPv6 has not).
+func (n *Node) detectIPv6(t Topology) (bool, error) {
+	if t != TopologyFlannel || !n.dualStack() {
+		return false, nil
+	}
+	dual := false
+	err := withHandle(n.NS, n.Name, func(h *netlink.Handle) error {
+		br, err := h.LinkByName(BridgeName)
+		if err != nil {
+			return fmt.Errorf("look up %s in %s: %w", BridgeName, n.Name, err)
+		}
+		addrs, err := h.AddrList(br, netlink.FAMILY_V6)
+		if err != nil {
+			return fmt.Errorf("list the IPv6 addresses of %s in %s: %w", BridgeName, n.Name, err)
+		}
+		for _, a := range addrs {
+			dual = dual || a.IP.Equal(n.gateway6().AsSlice())
+		}
+		return nil
+	})
+	return dual, err
 }
 
 // findHostVeth returns the name of the host side of p's veth: the veth

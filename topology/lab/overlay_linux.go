@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"net"
+	"net/netip"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -97,6 +98,11 @@ func (n *Node) addVXLAN(h *netlink.Handle, lay layout) (netlink.Link, error) {
 	if err := h.AddrAdd(link, &netlink.Addr{IPNet: addr}); err != nil {
 		return nil, fmt.Errorf("add address %s to %s in %s: %w", addr, name, n.Name, err)
 	}
+	if n.dualStack() {
+		if err := addAddr6(h, link, netip.PrefixFrom(n.vtepAddr6(), 128), n.Name); err != nil {
+			return nil, err
+		}
+	}
 	if err := h.LinkSetUp(link); err != nil {
 		return nil, fmt.Errorf("set %s up in %s: %w", name, n.Name, err)
 	}
@@ -104,28 +110,17 @@ func (n *Node) addVXLAN(h *netlink.Handle, lay layout) (netlink.Link, error) {
 }
 
 // addRemote installs the route, neighbour and FDB entry for remote on the
-// VXLAN device vx (called vxName) of the namespace called ns.
+// VXLAN device vx (called vxName) of the namespace called ns. A dual-stack
+// remote gets an IPv6 route and neighbour entry on the same device too: the
+// FDB entry is per MAC, so both families reach the same VTEP through it.
 func addRemote(h *netlink.Handle, ns, vxName string, vx int, remote *Node) error {
-	gw := remote.vtepAddr()
-	route := &netlink.Route{
-		LinkIndex: vx,
-		Dst:       ipNet(remote.PodCIDR),
-		Gw:        gw.AsSlice(),
-		Flags:     int(netlink.FLAG_ONLINK),
+	if err := addPeerRoute(h, ns, vxName, vx, remote.PodCIDR, remote.vtepAddr(), remote.vtepMAC()); err != nil {
+		return err
 	}
-	if err := h.RouteAdd(route); err != nil {
-		return fmt.Errorf("add route %s via %s dev %s onlink in %s: %w", remote.PodCIDR, gw, vxName, ns, err)
-	}
-	neigh := &netlink.Neigh{
-		LinkIndex:    vx,
-		Family:       unix.AF_INET,
-		State:        netlink.NUD_PERMANENT,
-		Type:         unix.RTN_UNICAST,
-		IP:           gw.AsSlice(),
-		HardwareAddr: remote.vtepMAC(),
-	}
-	if err := h.NeighSet(neigh); err != nil {
-		return fmt.Errorf("add neighbour %s lladdr %s on %s in %s: %w", gw, remote.vtepMAC(), vxName, ns, err)
+	if remote.dualStack() {
+		if err := addPeerRoute(h, ns, vxName, vx, remote.PodCIDR6, remote.vtepAddr6(), remote.vtepMAC()); err != nil {
+			return err
+		}
 	}
 	fdb := &netlink.Neigh{
 		LinkIndex:    vx,
@@ -137,6 +132,37 @@ func addRemote(h *netlink.Handle, ns, vxName string, vx int, remote *Node) error
 	}
 	if err := h.NeighSet(fdb); err != nil {
 		return fmt.Errorf("add fdb entry %s dst %s on %s in %s: %w", remote.vtepMAC(), remote.UplinkAddr, vxName, ns, err)
+	}
+	return nil
+}
+
+// addPeerRoute routes dst via the remote VTEP address gw on the VXLAN
+// device vx (onlink) and adds a permanent neighbour entry gw lladdr mac,
+// in gw's family.
+func addPeerRoute(h *netlink.Handle, ns, vxName string, vx int, dst netip.Prefix, gw netip.Addr, mac net.HardwareAddr) error {
+	route := &netlink.Route{
+		LinkIndex: vx,
+		Dst:       ipNet(dst),
+		Gw:        gw.AsSlice(),
+		Flags:     int(netlink.FLAG_ONLINK),
+	}
+	if err := h.RouteAdd(route); err != nil {
+		return fmt.Errorf("add route %s via %s dev %s onlink in %s: %w", dst, gw, vxName, ns, err)
+	}
+	family := unix.AF_INET
+	if gw.Is6() {
+		family = unix.AF_INET6
+	}
+	neigh := &netlink.Neigh{
+		LinkIndex:    vx,
+		Family:       family,
+		State:        netlink.NUD_PERMANENT,
+		Type:         unix.RTN_UNICAST,
+		IP:           gw.AsSlice(),
+		HardwareAddr: mac,
+	}
+	if err := h.NeighSet(neigh); err != nil {
+		return fmt.Errorf("add neighbour %s lladdr %s on %s in %s: %w", gw, mac, vxName, ns, err)
 	}
 	return nil
 }
