@@ -35,7 +35,7 @@ func Discover(src, node *NetNS, target netip.Addr) (*Path, error) {
 	}
 	defer nodeNL.Close()
 
-	d := discovery{pod: src, node: node, podNL: srcNL, nodeNL: nodeNL, target: target}
+	d := discovery{pod: src, node: node, podNL: srcNL, nodeNL: nodeNL, target: target, dest: target}
 	if src.Inode() == node.Inode() {
 		return d.fromNode()
 	}
@@ -45,7 +45,8 @@ func Discover(src, node *NetNS, target netip.Addr) (*Path, error) {
 type discovery struct {
 	pod, node     *NetNS
 	podNL, nodeNL *netlink.Handle
-	target        netip.Addr
+	target        netip.Addr // where probes are sent
+	dest          netip.Addr // where the node forwards them: target, or its DNAT
 	points        []Point
 }
 
@@ -57,6 +58,9 @@ func (d *discovery) fromPod() (*Path, error) {
 	}
 	hostVeth, err := d.vethPeer(podLink)
 	if err != nil {
+		return nil, err
+	}
+	if err := d.translate(src); err != nil {
 		return nil, err
 	}
 	d.add(d.pod, podLink, KindPod, TX)
@@ -74,9 +78,11 @@ func (d *discovery) fromPod() (*Path, error) {
 		return nil, err
 	}
 	switch {
-	case bridged && out.Attrs().Index == bridge.Attrs().Index:
+	case bridged && out.Attrs().Index == bridge.Attrs().Index && d.dest == d.target:
 		// The target is on the pod's own bridge: the bridge forwards the
-		// frame port to port and its own tap never sees it.
+		// frame port to port and its own tap never sees it. (A Service
+		// whose backend is on that bridge hairpins through the node
+		// instead: the next case refuses it.)
 		err = d.bridgePort(bridge, d.podNL, podLink)
 	case out.Attrs().Index == entry.Attrs().Index:
 		err = fmt.Errorf("%s is reached back through %s@%s, where the probe entered the node: %w", d.target, out.Attrs().Name, d.node, ErrUnsupportedLayout)
@@ -95,7 +101,10 @@ func (d *discovery) fromPod() (*Path, error) {
 // fromNode discovers the path of a probe sent from the node namespace
 // itself: no pod interface, no veth, the node's own route.
 func (d *discovery) fromNode() (*Path, error) {
-	routes, err := d.nodeNL.RouteGet(d.target.AsSlice())
+	if err := d.translate(netip.Addr{}); err != nil {
+		return nil, err
+	}
+	routes, err := d.nodeNL.RouteGet(d.dest.AsSlice())
 	if err != nil || len(routes) == 0 {
 		return nil, fmt.Errorf("find route to %s in node netns %s: %w", d.target, d.node, orNoRoute(err))
 	}
@@ -115,7 +124,24 @@ func (d *discovery) fromNode() (*Path, error) {
 }
 
 func (d *discovery) path(src Source) *Path {
-	return &Path{Target: d.target, Source: src, Points: d.points}
+	p := &Path{Target: d.target, Source: src, Points: d.points}
+	if d.dest != d.target {
+		p.Translated = d.dest
+	}
+	return p
+}
+
+// translate follows a DNAT of target in the node (a Service) for traffic
+// from src, so the node-side lookups go where the node sends the probes.
+func (d *discovery) translate(src netip.Addr) error {
+	dest, ok, err := d.dnat(src)
+	if err != nil {
+		return err
+	}
+	if ok {
+		d.dest = dest
+	}
+	return nil
 }
 
 func (d *discovery) add(ns *NetNS, l netlink.Link, kind Kind, dir Dir) *Point {
@@ -190,7 +216,7 @@ func (d *discovery) route(entry netlink.Link, src netip.Addr) (netlink.Route, ne
 	if src.IsValid() {
 		opts.SrcAddr = src.AsSlice()
 	}
-	routes, err := d.nodeNL.RouteGetWithOptions(d.target.AsSlice(), opts)
+	routes, err := d.nodeNL.RouteGetWithOptions(d.dest.AsSlice(), opts)
 	if err != nil || len(routes) == 0 {
 		return netlink.Route{}, nil, fmt.Errorf("find the node's forwarding route to %s from %s@%s: %w (is net.ipv4.ip_forward on?)",
 			d.target, entry.Attrs().Name, d.node, orNoRoute(err))
@@ -245,7 +271,7 @@ func (d *discovery) isPodVeth(out netlink.Link, r netlink.Route) bool {
 // sender's side of the L2 segment), asking the kernel to resolve it when
 // there is no entry, and finds the port in bridge's FDB.
 func (d *discovery) bridgePort(bridge netlink.Link, h *netlink.Handle, link netlink.Link) error {
-	mac, err := resolveMAC(h, link, d.target)
+	mac, err := resolveMAC(h, link, d.dest)
 	if err != nil {
 		return fmt.Errorf("find %s on bridge %s@%s: %w", d.target, bridge.Attrs().Name, d.node, err)
 	}
@@ -287,7 +313,7 @@ func (d *discovery) underlay(vx *netlink.Vxlan, r netlink.Route) (netlink.Link, 
 func (d *discovery) remoteVTEP(vx *netlink.Vxlan, r netlink.Route) (netip.Addr, bool) {
 	hop := r.Gw
 	if hop == nil {
-		hop = d.target.AsSlice()
+		hop = d.dest.AsSlice()
 	}
 	neighs, err := retryDump(func() ([]netlink.Neigh, error) { return d.nodeNL.NeighList(vx.Index, family(d.target)) })
 	if err != nil {

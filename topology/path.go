@@ -61,8 +61,12 @@ func (p Point) Name() string { return p.Interface + "@" + p.NetNS }
 // in reverse order and direction. It is plain data.
 type Path struct {
 	Target netip.Addr `json:"target"`
-	Source Source     `json:"source"`
-	Points []Point    `json:"points"`
+	// Translated is the address the node's DNAT rewrites Target to (a
+	// Service's backend), found in its conntrack table; zero when the node
+	// forwards to Target itself.
+	Translated netip.Addr `json:"translated,omitzero"`
+	Source     Source     `json:"source"`
+	Points     []Point    `json:"points"`
 }
 
 // Source is where probes are sent from.

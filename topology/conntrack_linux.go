@@ -1,0 +1,38 @@
+package topology
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// dnat returns the address the node's conntrack shows target was rewritten
+// to for ICMP echo traffic from src (any source when src is invalid): a
+// Service's backend after kube-proxy's (or the lab's) DNAT. It returns
+// false when conntrack has no such entry, or the entry was not
+// destination-translated. An entry exists only once a packet went that
+// way: the caller sends one probe before Discover (cmd/cnitrace does).
+func (d *discovery) dnat(src netip.Addr) (netip.Addr, bool, error) {
+	flows, err := retryDump(func() ([]*netlink.ConntrackFlow, error) {
+		return d.nodeNL.ConntrackTableList(netlink.ConntrackTable, netlink.InetFamily(family(d.target)))
+	})
+	if err != nil {
+		return netip.Addr{}, false, fmt.Errorf("read conntrack in %s: %w", d.node, err)
+	}
+	for _, f := range flows {
+		fwdSrc, _ := netip.AddrFromSlice(f.Forward.SrcIP)
+		fwdDst, _ := netip.AddrFromSlice(f.Forward.DstIP)
+		replySrc, ok := netip.AddrFromSlice(f.Reverse.SrcIP)
+		if !icmpEcho(f.Forward.Protocol) || fwdDst.Unmap() != d.target || (src.IsValid() && fwdSrc.Unmap() != src) || !ok {
+			continue
+		}
+		if replySrc.Unmap() != d.target {
+			return replySrc.Unmap(), true, nil
+		}
+	}
+	return netip.Addr{}, false, nil
+}
+
+func icmpEcho(proto uint8) bool { return proto == unix.IPPROTO_ICMP || proto == unix.IPPROTO_ICMPV6 }
