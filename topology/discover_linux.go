@@ -230,8 +230,9 @@ func (d *discovery) route(entry netlink.Link, src netip.Addr) (netlink.Route, ne
 }
 
 // egress adds the points from the node's egress interface out on: a VXLAN
-// device and its underlay, another pod's host-side veth (routed), a bridge
-// and the port of the target behind it, or an uplink.
+// device and its underlay, a Geneve or IPIP tunnel and its underlay,
+// another pod's host-side veth (routed), a bridge and the port of the
+// target behind it, or an uplink.
 func (d *discovery) egress(out netlink.Link, r netlink.Route) error {
 	switch {
 	case out.Type() == "vxlan":
@@ -242,6 +243,14 @@ func (d *discovery) egress(out netlink.Link, r netlink.Route) error {
 			return err
 		}
 		d.add(d.node, uplink, KindUplink, TX)
+	case out.Type() == "geneve":
+		gn := out.(*netlink.Geneve)
+		d.add(d.node, gn, KindGeneve, TX).TunnelPort = int(gn.Dport)
+		return d.tunnelUnderlay(gn, gn.Remote, r)
+	case out.Type() == "ipip":
+		tun := out.(*netlink.Iptun)
+		d.add(d.node, tun, KindIPIP, TX)
+		return d.tunnelUnderlay(tun, tun.Remote, r)
 	case out.Type() == "bridge":
 		d.add(d.node, out, KindBridge, TX)
 		return d.bridgePort(out, d.nodeNL, out)
@@ -290,6 +299,31 @@ func (d *discovery) bridgePort(bridge netlink.Link, h *netlink.Handle, link netl
 		}
 	}
 	return fmt.Errorf("find %s (%s) on bridge %s@%s: no port has learned that address: %w", d.target, mac, bridge.Attrs().Name, d.node, ErrUnsupportedLayout)
+}
+
+// tunnelUnderlay adds the uplink that carries a point-to-point tunnel's
+// packets: toward the device's fixed remote, else (Calico's tunl0, a
+// Geneve device in external mode with an onlink route) toward the route's
+// gateway, which is the remote node's address.
+func (d *discovery) tunnelUnderlay(tun netlink.Link, remote net.IP, r netlink.Route) error {
+	peer := remote
+	if len(peer) == 0 || peer.IsUnspecified() {
+		peer = r.Gw
+	}
+	if len(peer) == 0 {
+		return fmt.Errorf("find the underlay of %s@%s toward %s: the tunnel has no remote and the route no gateway: %w",
+			tun.Attrs().Name, d.node, d.dest, ErrUnsupportedLayout)
+	}
+	routes, err := d.nodeNL.RouteGet(peer)
+	if err != nil || len(routes) == 0 {
+		return fmt.Errorf("find the route to tunnel remote %s of %s@%s: %w", peer, tun.Attrs().Name, d.node, orNoRoute(err))
+	}
+	uplink, err := d.nodeNL.LinkByIndex(routes[0].LinkIndex)
+	if err != nil {
+		return fmt.Errorf("read underlay %d of %s@%s: %w", routes[0].LinkIndex, tun.Attrs().Name, d.node, err)
+	}
+	d.add(d.node, uplink, KindUplink, TX)
+	return nil
 }
 
 // underlay finds the interface that carries the VXLAN device's packets to the
