@@ -40,6 +40,9 @@ func (l *Lab) Command(ctx context.Context, nsPath string, name string, args ...s
 // owns reports whether path is one of the lab's namespaces.
 func (l *Lab) owns(path string) bool {
 	path = filepath.Clean(path)
+	if l.External != nil && path == l.External.NSPath {
+		return true
+	}
 	for _, n := range l.Nodes {
 		if path == n.NSPath {
 			return true
@@ -94,6 +97,19 @@ func (l *Lab) ClearForward(ctx context.Context, node int) error {
 		return err
 	}
 	return l.iptables(ctx, n.NSPath, n.Name, "-F", "FORWARD")
+}
+
+// iptables runs iptables -w args in the lab namespace at nsPath (called
+// name in errors).
+func (l *Lab) iptables(ctx context.Context, nsPath, name string, args ...string) error {
+	bin, err := lookPath("iptables", "iptables")
+	if err != nil {
+		return fmt.Errorf("iptables %s in %s: %w", strings.Join(args, " "), name, err)
+	}
+	if out, err := l.Command(ctx, nsPath, bin, append([]string{"-w"}, args...)...).CombinedOutput(); err != nil {
+		return fmt.Errorf("iptables %s in %s: %w%s", strings.Join(args, " "), name, err, quoteOutput(out))
+	}
+	return nil
 }
 
 // forwardRules renders an iptables-restore input appending n rules to

@@ -25,8 +25,9 @@ type Faults struct {
 	// requests node 1 forwards in from its pod side (cni0; the rv+ veths
 	// when routed) or of the echo replies it forwards out to it, with an
 	// iptables statistic rule in its FORWARD chain: toward the other node,
-	// and on the routed topology between two pods of node 1 too (a bridge
-	// forwards those itself, past FORWARD).
+	// and on the routed topology between two pods of node 1 too (between
+	// two pods on one bridge only when br_netfilter passes bridged frames
+	// through iptables, as on most Kubernetes nodes).
 	ForwardRequestLoss float64
 	ForwardReplyLoss   float64
 	// PodRequestLoss and PodReplyLoss drop that fraction of the echo

@@ -1,11 +1,9 @@
 package lab
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // runState is what a Lab holds beyond its namespaces.
@@ -87,14 +85,8 @@ func (l *Lab) applyFaults(ctx context.Context, f Faults) error {
 // FORWARD chain with one iptables-restore --noflush.
 func (l *Lab) loadFaultRules(ctx context.Context, f Faults) error {
 	n := l.Nodes[0]
-	restore, err := lookPath("iptables-restore", "iptables")
-	if err != nil {
-		return fmt.Errorf("load fault rules in %s: %w", n.Name, err)
-	}
-	cmd := l.Command(ctx, n.NSPath, restore, "-w", "--noflush")
-	cmd.Stdin = bytes.NewReader(faultRules(f, l.Topology))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("load fault rules in %s: %w%s", n.Name, err, quoteOutput(out))
+	if err := l.restore(ctx, n.NSPath, n.Name, faultRules(f, l.Topology)); err != nil {
+		return fmt.Errorf("load fault rules: %w", err)
 	}
 	return nil
 }
@@ -103,27 +95,8 @@ func (l *Lab) loadFaultRules(ctx context.Context, f Faults) error {
 // of node 1's pod.
 func (l *Lab) loadPodRules(ctx context.Context, f Faults) error {
 	p := l.Nodes[0].Pod
-	restore, err := lookPath("iptables-restore", "iptables")
-	if err != nil {
-		return fmt.Errorf("load pod loss rules in %s: %w", p.Name, err)
-	}
-	cmd := l.Command(ctx, p.NSPath, restore, "-w", "--noflush")
-	cmd.Stdin = bytes.NewReader(podRules(f))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("load pod loss rules in %s: %w%s", p.Name, err, quoteOutput(out))
-	}
-	return nil
-}
-
-// iptables runs iptables -w args in the lab namespace at nsPath (called
-// name in errors).
-func (l *Lab) iptables(ctx context.Context, nsPath, name string, args ...string) error {
-	bin, err := lookPath("iptables", "iptables")
-	if err != nil {
-		return fmt.Errorf("iptables %s in %s: %w", strings.Join(args, " "), name, err)
-	}
-	if out, err := l.Command(ctx, nsPath, bin, append([]string{"-w"}, args...)...).CombinedOutput(); err != nil {
-		return fmt.Errorf("iptables %s in %s: %w%s", strings.Join(args, " "), name, err, quoteOutput(out))
+	if err := l.restore(ctx, p.NSPath, p.Name, podRules(f)); err != nil {
+		return fmt.Errorf("load pod loss rules: %w", err)
 	}
 	return nil
 }

@@ -63,6 +63,14 @@ type Config struct {
 	Topology Topology
 	// Faults are set up once the lab is built (see Lab.SetFaults).
 	Faults Faults
+	// Service makes every node DNAT ServiceAddr to node 2's pod, as a
+	// ClusterIP Service with that pod as its only endpoint. It needs
+	// iptables.
+	Service bool
+	// External adds the namespace <name>-ext, a host outside the cluster
+	// at ExternalAddr behind node 1's ExternalLink, toward which node 1
+	// masquerades pod traffic. It needs iptables.
+	External bool
 	// WireCommand, when set, runs the delay line in a background process
 	// (see Lab.WireCommand) instead of in this one.
 	WireCommand func(lab string, n Network) *exec.Cmd
@@ -74,6 +82,10 @@ type Lab struct {
 	Topology Topology // never empty: Up and Open fill it in
 	Nodes    []*Node  // Nodes[0] is node 1
 	Wire     *Wire    // nil unless a network fault put the wire between the nodes
+	// Service is ServiceAddr when the nodes DNAT it (Config.Service), else
+	// invalid. A lab from Open does not know and leaves it invalid.
+	Service  netip.Addr
+	External *External // nil unless Config.External
 
 	// Faults are the faults as last set by Up or SetFaults. A lab from
 	// Open does not know those set by another process and starts at zero.
@@ -190,7 +202,7 @@ func nsNames(name string) []string {
 	for i := 1; i <= nodeCount; i++ {
 		names = append(names, nodeNSName(name, i), podNSName(name, i), siblingNSName(name, i))
 	}
-	return append(names, wireNSName(name))
+	return append(names, wireNSName(name), extNSName(name))
 }
 
 // labOfNSName returns the lab a namespace name belongs to, if it has the
@@ -199,6 +211,12 @@ func nsNames(name string) []string {
 func labOfNSName(ns string) (string, bool) {
 	if !strings.HasPrefix(ns, NamePrefix) {
 		return "", false
+	}
+	if name, ok := strings.CutSuffix(ns, "-ext"); ok {
+		if !strings.HasPrefix(name, NamePrefix) || ValidateName(name) != nil {
+			return "", false
+		}
+		return name, true
 	}
 	if name, ok := strings.CutSuffix(ns, "-wire"); ok {
 		if !strings.HasPrefix(name, NamePrefix) || ValidateName(name) != nil {

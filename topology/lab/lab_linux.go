@@ -64,6 +64,8 @@ func up(ctx context.Context, cfg Config, fail func(step string) error) (_ *Lab, 
 		{"connect nodes", l.connectNodes},
 		{"set up overlay on node 1", func() error { return l.setupOverlay(n1, n2) }},
 		{"set up overlay on node 2", func() error { return l.setupOverlay(n2, n1) }},
+		{"set up service", func() error { return ifSet(cfg.Service, func() error { return l.setupService(ctx) }) }},
+		{"set up external host", func() error { return ifSet(cfg.External, func() error { return l.setupExternal(ctx) }) }},
 		{"wait for links", func() error { return l.waitLinksUp(ctx) }},
 		{"set up faults", func() error { return l.applyFaults(ctx, cfg.Faults) }},
 	}
@@ -81,6 +83,14 @@ func up(ctx context.Context, cfg Config, fail func(step string) error) (_ *Lab, 
 		}
 	}
 	return l, nil
+}
+
+// ifSet runs fn when set.
+func ifSet(set bool, fn func() error) error {
+	if !set {
+		return nil
+	}
+	return fn()
 }
 
 // createNamespaces creates and pins the lab's namespaces. Only those it
@@ -145,6 +155,9 @@ func (l *Lab) Close() error {
 	}
 	if l.Wire != nil {
 		errs = append(errs, closeNS(l.Wire.NS, l.Wire.Name))
+	}
+	if l.External != nil {
+		errs = append(errs, closeNS(l.External.NS, l.External.Name))
 	}
 	for _, n := range l.Nodes {
 		errs = append(errs, closeNS(n.NS, n.Name))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -55,8 +56,15 @@ func Open(name string) (_ *Lab, err error) {
 			}
 		}
 	}
+	if ext := filepath.Join(topology.NamedNetNSDir, extNSName(name)); pinned(ext) {
+		e := &External{Name: extNSName(name), NSPath: ext, Addr: ExternalAddr}
+		if e.NS, err = openLabNS(name, ext); err != nil {
+			return nil, err
+		}
+		l.External = e
+	}
 	w := newWire(name)
-	if _, err := os.Lstat(w.NSPath); err == nil {
+	if pinned(w.NSPath) {
 		if w.NS, err = openLabNS(name, w.NSPath); err != nil {
 			return nil, err
 		}
@@ -154,4 +162,10 @@ func (n *Node) findHostVeth(lay layout, p *Pod) (string, error) {
 		return fmt.Errorf("find the veth of %s in %s: none named %s* with its peer there is a port of %q", p.Name, n.Name, lay.vethPrefix, lay.bridge)
 	})
 	return name, err
+}
+
+// pinned reports whether a namespace is pinned at path.
+func pinned(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }

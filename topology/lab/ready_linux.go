@@ -36,6 +36,14 @@ func (l *Lab) waitLinksUp(ctx context.Context) error {
 			return err
 		}
 	}
+	if e := l.External; e != nil {
+		if err := waitUp(ctx, l.Nodes[0].NS, l.Nodes[0].Name, ExternalLink); err != nil {
+			return err
+		}
+		if err := waitUp(ctx, e.NS, e.Name, UplinkName); err != nil {
+			return err
+		}
+	}
 	if l.Wire != nil {
 		return waitUp(ctx, l.Wire.NS, l.Wire.Name, WireLink1, WireLink2)
 	}
