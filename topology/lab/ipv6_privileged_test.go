@@ -36,6 +36,9 @@ func TestPrivilegedIPv6Addresses(t *testing.T) {
 			checkDefault6(t, h, p.Name, hostAddr(n.PodCIDR6, 1))
 		}
 		h := handle(t, n.NS)
+		checkNoneTentative(t, h, n.Name)
+		checkNoneTentative(t, handle(t, n.Pod.NS), n.Pod.Name)
+		checkNoneTentative(t, handle(t, n.Sibling.NS), n.Sibling.Name)
 		checkAddr6(t, h, n.Name, lab.BridgeName, netip.PrefixFrom(hostAddr(n.PodCIDR6, 1), 64))
 		checkAddr6(t, h, n.Name, lab.VXLANName, netip.PrefixFrom(n.PodCIDR6.Addr(), 128))
 		if got := sysctl(t, n.NS, "/proc/sys/net/ipv6/conf/all/forwarding"); got != "1" {
@@ -105,6 +108,23 @@ func checkAddr6(t *testing.T, h *netlink.Handle, ns, link string, p netip.Prefix
 		return
 	}
 	t.Errorf("%s in %s has no address %s: %v", link, ns, p, addrs)
+}
+
+// checkNoneTentative checks that no IPv6 address in the namespace is
+// tentative right after Up, the kernel's link-local ones included: while a
+// device's link-local address is, the kernel sends no neighbour
+// solicitation of its own (discovery's NTF_USE) on it.
+func checkNoneTentative(t *testing.T, h *netlink.Handle, ns string) {
+	t.Helper()
+	addrs, err := h.AddrList(nil, netlink.FAMILY_V6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if a.Flags&unix.IFA_F_TENTATIVE != 0 {
+			t.Errorf("%s in %s is tentative right after Up", a.IPNet, ns)
+		}
+	}
 }
 
 // checkDefault6 checks the IPv6 default route of a pod goes via gw.

@@ -42,6 +42,14 @@ func (n *Node) setup() error {
 	if err := enableIPv6Forwarding(n.NS, n.Name); err != nil {
 		return err
 	}
+	if err := disableDAD(n.NS, n.Name); err != nil {
+		return err
+	}
+	for _, p := range n.pods() {
+		if err := disableDAD(p.NS, p.Name); err != nil {
+			return err
+		}
+	}
 	var bridgeMAC net.HardwareAddr
 	err := withHandle(n.NS, n.Name, func(h *netlink.Handle) error {
 		if err := linkUp(h, "lo", n.Name); err != nil {
@@ -94,6 +102,24 @@ func enableIPv6Forwarding(ns *topology.NetNS, name string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("enable IPv6 forwarding in %s: %w", name, err)
+	}
+	return nil
+}
+
+// disableDAD sets net.ipv6.conf.default.accept_dad=0 in ns, before the
+// lab creates or moves in any interface, so that the link-local addresses
+// the kernel gives them are usable at once too (addAddr6 covers the lab's
+// own). While a device's only link-local address is tentative, the kernel
+// sends no neighbour solicitation that has no packet to take its source
+// from (ndisc_send_ns returns), as when discovery asks it to resolve a
+// peer with NTF_USE: a same-node IPv6 trace right after Up would find no
+// MAC for its peer for the first second or two.
+func disableDAD(ns *topology.NetNS, name string) error {
+	err := ns.Do(func() error {
+		return os.WriteFile("/proc/sys/net/ipv6/conf/default/accept_dad", []byte("0\n"), 0o644)
+	})
+	if err != nil {
+		return fmt.Errorf("turn off IPv6 duplicate address detection in %s: %w", name, err)
 	}
 	return nil
 }
