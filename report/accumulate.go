@@ -26,9 +26,11 @@ type Accumulator struct {
 	baseline uint64
 
 	mu          sync.Mutex
+	addrs       []stepAddrs // per step, the addresses probes carried there
 	bySeq       map[uint32]*seen
 	ignored     int
 	baselineObs int
+	baseSeen    map[uint32][]sighting // the baseline run's, by sequence and step
 }
 
 // seen is what arrived for one sequence number of the run.
@@ -48,6 +50,7 @@ func NewAccumulator(path *topology.Path, runID uint64) (*Accumulator, error) {
 	for i, s := range buildSteps(path, make([]Point, len(path.Points))) {
 		a.index[stepKey{s.point.ID, s.reply}] = i
 		a.dirs = append(a.dirs, s.dir)
+		a.addrs = append(a.addrs, stepAddrs{})
 	}
 	return a, nil
 }
@@ -71,11 +74,14 @@ func (a *Accumulator) BaselineObservations() int {
 // wrong way are counted as ignored.
 func (a *Accumulator) Add(o capture.Observation) {
 	seq, i, ok := a.place(o)
-	baseline := !ok && a.fromBaseline(o)
+	var bl baselineSighting
+	if !ok {
+		bl = a.placeBaseline(o)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if baseline {
-		a.baselineObs++
+	if bl.ours {
+		a.noteBaseline(bl, o)
 		return
 	}
 	if !ok {
@@ -89,6 +95,7 @@ func (a *Accumulator) Add(o capture.Observation) {
 	}
 	s.at[i] = earliest(s.at[i], o)
 	s.obs++
+	a.addrs[i].note(o)
 }
 
 // place finds the sequence and step an observation belongs to.
@@ -105,15 +112,6 @@ func (a *Accumulator) place(o capture.Observation) (uint32, int, bool) {
 		return 0, 0, false
 	}
 	return pl.Seq, i, true
-}
-
-// fromBaseline reports whether o carries the token of the baseline run.
-func (a *Accumulator) fromBaseline(o capture.Observation) bool {
-	if a.baseline == 0 {
-		return false
-	}
-	pl, err := probe.ParsePayload(o.Payload)
-	return err == nil && pl.RunID == a.baseline
 }
 
 // timelines joins what arrived with the probes sent, one timeline per

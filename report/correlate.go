@@ -92,10 +92,12 @@ func (a *Accumulator) Result(probes *probe.Result, stats []capture.PointStats) (
 			Interface: a.path.Source.Interface,
 			Addr:      addrString(a.path.Source.Addr),
 		},
-		Probes:   ProbeCounts{Sent: len(lines), Ignored: ignored},
-		Points:   pts,
-		Segments: segs,
-		Stack:    stack,
+		Probes:     ProbeCounts{Sent: len(lines), Ignored: ignored},
+		Translated: addrString(a.path.Translated),
+		Points:     pts,
+		Rewrites:   a.rewrites(steps, pts),
+		Segments:   segs,
+		Stack:      stack,
 	}
 	if r.Target == "" {
 		r.Target = addrString(probes.Target)
@@ -203,4 +205,11 @@ func (l *timeline) complete() bool {
 		}
 	}
 	return true
+}
+
+// rewrites fills pts' addresses and returns the rewrites between steps.
+func (a *Accumulator) rewrites(steps []step, pts []Point) []Rewrite {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return withAddrs(steps, a.addrs, pts)
 }

@@ -2,8 +2,10 @@ package report
 
 import (
 	"math/rand/v2"
+	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -257,5 +259,79 @@ func TestCorrelateRTTSource(t *testing.T) {
 				t.Errorf("got path rtt %+v, want one over %d probes", r.PathRTT, tt.pathRTTs)
 			}
 		})
+	}
+}
+
+// TestRewrites: a DNAT between p2 and p3 (a Service) shows as the request's
+// destination changing there and the reply's source changing back; the
+// peer swapping source and destination at the turnaround is no rewrite.
+func TestRewrites(t *testing.T) {
+	const vip, backend, pod = "10.96.0.10", "10.244.2.2", "10.244.1.2"
+	path := flannelPath()
+	path.Target = netip.MustParseAddr(vip)
+	path.Translated = netip.MustParseAddr(backend)
+	res, obs := run{path: path, n: 3, delays: designDelays()}.build()
+	for i := range obs {
+		o := &obs[i]
+		dst := vip
+		if o.Point == "p3" || o.Point == "p4" { // after the node's DNAT
+			dst = backend
+		}
+		src := netip.MustParseAddr(pod)
+		if o.IsRequest() {
+			o.Src, o.Dst = src, netip.MustParseAddr(dst)
+		} else {
+			o.Src, o.Dst = netip.MustParseAddr(dst), src
+		}
+	}
+	r, err := Correlate(path, res, &capture.Capture{Observations: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Rewrite{
+		{From: "p2", To: "p3", Direction: DirRequest, Field: "dst", Old: vip, New: backend},
+		{From: "p3", To: "p2", Direction: DirReply, Field: "src", Old: backend, New: vip},
+	}
+	if !slices.Equal(r.Rewrites, want) {
+		t.Errorf("rewrites %+v, want %+v", r.Rewrites, want)
+	}
+	if r.Translated != backend {
+		t.Errorf("translated %q, want %q", r.Translated, backend)
+	}
+	if p := r.Points[4]; p.Request == nil || p.Request.Dst != backend || p.Reply == nil || p.Reply.Src != backend {
+		t.Errorf("uplink addresses %+v / %+v, want the backend", p.Request, p.Reply)
+	}
+	if p := r.Points[0]; p.Request == nil || p.Request.Dst != vip || p.Request.Others != 0 {
+		t.Errorf("pod addresses %+v, want the service address", p.Request)
+	}
+	var b strings.Builder
+	if err := Render(&b, r, FormatText); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{
+		"p4  eth0@net:[4026531840]          uplink  request 10.244.1.2 > 10.244.2.2\n",
+		"10.96.0.10 is translated to 10.244.2.2 by the node",
+		"NAT: request dst 10.96.0.10 -> 10.244.2.2 between p2 cni0 and p3 flannel.1\n",
+		"NAT: reply src 10.244.2.2 -> 10.96.0.10 between p3 flannel.1 and p2 cni0\n",
+	} {
+		if !strings.Contains(b.String(), s) {
+			t.Errorf("text report lacks %q:\n%s", s, b.String())
+		}
+	}
+
+	// Without NAT: no rewrite, and the text shows no addresses.
+	res, obs = run{n: 3, delays: designDelays()}.build()
+	for i := range obs {
+		a, z := netip.MustParseAddr(pod), netip.MustParseAddr(backend)
+		if obs[i].IsReply() {
+			a, z = z, a
+		}
+		obs[i].Src, obs[i].Dst = a, z
+	}
+	if r, err = Correlate(flannelPath(), res, &capture.Capture{Observations: obs}); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Rewrites) != 0 {
+		t.Errorf("rewrites without NAT: %+v", r.Rewrites)
 	}
 }

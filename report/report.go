@@ -50,10 +50,13 @@ const (
 // Result is the correlated report of one run. It mirrors the JSON contract
 // (schema_version 1) field by field.
 type Result struct {
-	SchemaVersion int         `json:"schema_version"`
-	Target        string      `json:"target"`
-	Source        Source      `json:"source"`
-	Probes        ProbeCounts `json:"probes"`
+	SchemaVersion int    `json:"schema_version"`
+	Target        string `json:"target"`
+	// Translated is the address the node DNATs Target to (a Service's
+	// backend), as discovery found it; empty when none.
+	Translated string      `json:"translated,omitempty"`
+	Source     Source      `json:"source"`
+	Probes     ProbeCounts `json:"probes"`
 	// RTT is the round trip over answered probes from the kernel's send
 	// stamp of the request (probe.Probe.KernelSentAt: SCHED, else SND, else
 	// the user-space send time) to the kernel's receive stamp of the reply
@@ -80,8 +83,11 @@ type Result struct {
 	PathRTT *Dist `json:"rtt_path_us,omitempty"`
 	// UserRTT is the round trip the probe socket saw, user-space times at
 	// both ends, so it includes the pod's stack and Go's scheduling.
-	UserRTT  *Dist     `json:"rtt_user_us,omitempty"`
-	Points   []Point   `json:"points"`
+	UserRTT *Dist   `json:"rtt_user_us,omitempty"`
+	Points  []Point `json:"points"`
+	// Rewrites lists the addresses NAT changed between consecutive points,
+	// in timeline order; empty when nothing was rewritten.
+	Rewrites []Rewrite `json:"rewrites,omitempty"`
 	Segments []Segment `json:"segments"` // in timeline order
 	// Stack counts the unanswered probes lost outside every capture point,
 	// in the source netns's own stack.
@@ -184,6 +190,10 @@ type Point struct {
 	// Capture holds the counters of the point's capture handle; nil when the
 	// capture reported none for it.
 	Capture *PointCapture `json:"capture,omitempty"`
+	// Request and Reply are the addresses the probes carried at the point;
+	// nil when no probe was seen there in that direction.
+	Request *Addrs `json:"request_addrs,omitempty"`
+	Reply   *Addrs `json:"reply_addrs,omitempty"`
 }
 
 // PointCapture are the counters of one point's capture handle

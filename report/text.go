@@ -45,7 +45,7 @@ func writeHeader(b *strings.Builder, r *Result) {
 	fmt.Fprintf(b, "cnitrace: %d probes to %s from %s: %d answered, %d lost\n",
 		r.Probes.Sent, target, from, r.Probes.Received, r.Probes.Sent-r.Probes.Received)
 	writeRTT(b, r)
-	writeBaseline(b, r.Baseline)
+	writeBaseline(b, r)
 	if r.Probes.Ignored > 0 {
 		fmt.Fprintf(b, "ignored: %d observations of other runs or foreign packets\n", r.Probes.Ignored)
 	}
@@ -54,11 +54,16 @@ func writeHeader(b *strings.Builder, r *Result) {
 // writePoints lists the points and what their captures may have missed.
 func writePoints(b *strings.Builder, r *Result) {
 	b.WriteString("\npoints:\n")
-	pts := table{right: []bool{false, false, false}}
+	pts := table{right: []bool{false, false, false, false}}
 	for _, p := range r.Points {
-		pts.add(p.ID, p.Name(), p.Kind)
+		row := []string{p.ID, p.Name(), p.Kind}
+		if len(r.Rewrites) > 0 && p.Request != nil { // where NAT acted, show what it changed
+			row = append(row, "request "+p.Request.Src+" > "+p.Request.Dst)
+		}
+		pts.add(row...)
 	}
 	pts.write(b, "  ")
+	writeRewrites(b, r)
 	for _, p := range r.Points {
 		c := p.Capture
 		if p.Dropped() {
@@ -237,4 +242,16 @@ func remark(s Segment, top float64, atEnd bool) string {
 	}
 	n := int(math.Round(s.US.P50 / top * barWidth))
 	return strings.Repeat("#", min(max(n, 1), barWidth))
+}
+
+// writeRewrites says where NAT changed the probes' addresses, and the
+// Service translation discovery followed.
+func writeRewrites(b *strings.Builder, r *Result) {
+	if r.Translated != "" {
+		fmt.Fprintf(b, "  %s is translated to %s by the node (DNAT, found in its conntrack table)\n", r.Target, r.Translated)
+	}
+	for _, w := range r.Rewrites {
+		fmt.Fprintf(b, "  NAT: %s %s %s -> %s between %s and %s\n",
+			w.Direction, w.Field, w.Old, w.New, r.segmentName(w.From), r.segmentName(w.To))
+	}
 }

@@ -1,0 +1,111 @@
+package report
+
+import (
+	"github.com/cnitrace/cnitrace/capture"
+)
+
+// Addrs are the addresses the probes carried at a point in one direction:
+// those of the first observation there, and how many later ones differed
+// (a Service with several backends, a NAT that changed its mind).
+type Addrs struct {
+	Src string `json:"src"`
+	Dst string `json:"dst"`
+	// Tunnel, OuterSrc and OuterDst describe the encapsulation the probe
+	// was found in at this point, if any.
+	Tunnel   string `json:"tunnel,omitempty"`
+	OuterSrc string `json:"outer_src,omitempty"`
+	OuterDst string `json:"outer_dst,omitempty"`
+	Others   int    `json:"others,omitempty"`
+}
+
+// Rewrite is an address that changed between two consecutive steps of the
+// probes' timeline: NAT (a Service's DNAT, a MASQUERADE) acted in between.
+type Rewrite struct {
+	From      string `json:"from"` // point IDs, as in segments
+	To        string `json:"to"`
+	Direction string `json:"direction"`
+	Field     string `json:"field"` // "src" or "dst"
+	Old       string `json:"old"`
+	New       string `json:"new"`
+}
+
+// stepAddrs is what the accumulator keeps of one step's addresses.
+type stepAddrs struct {
+	first  Addrs
+	set    bool
+	others int
+}
+
+// note records the addresses of an observation placed at the step. The
+// caller holds the accumulator's lock.
+func (s *stepAddrs) note(o capture.Observation) {
+	a := addrsOf(o)
+	switch {
+	case !s.set:
+		s.first, s.set = a, true
+	case a != s.first:
+		s.others++
+	}
+}
+
+func addrsOf(o capture.Observation) Addrs {
+	return Addrs{
+		Src: addrString(o.Src), Dst: addrString(o.Dst), Tunnel: o.Tunnel,
+		OuterSrc: addrString(o.OuterSrc), OuterDst: addrString(o.OuterDst),
+	}
+}
+
+// known reports whether the step saw a probe with addresses.
+func (s stepAddrs) known() bool { return s.set && (s.first.Src != "" || s.first.Dst != "") }
+
+// withAddrs fills pts' addresses from the steps' and returns the rewrites
+// between consecutive steps that saw addresses.
+func withAddrs(steps []step, book []stepAddrs, pts []Point) []Rewrite {
+	byID := make(map[string]*Point, len(pts))
+	for i := range pts {
+		byID[pts[i].ID] = &pts[i]
+	}
+	var rewrites []Rewrite
+	prev := -1
+	for i, st := range steps {
+		if i >= len(book) || !book[i].known() {
+			continue
+		}
+		a := book[i].first
+		a.Others = book[i].others
+		if p := byID[st.point.ID]; p != nil {
+			if st.reply {
+				p.Reply = &a
+			} else {
+				p.Request = &a
+			}
+		}
+		if prev >= 0 {
+			rewrites = append(rewrites, rewritesBetween(steps[prev], st, book[prev].first, a)...)
+		}
+		prev = i
+	}
+	return rewrites
+}
+
+// rewritesBetween lists the fields that differ between the addresses at
+// step a and at the next step b that saw any. Across the turnaround (a
+// request step, then a reply step) the peer swaps source and destination:
+// the reply is compared with the request's addresses swapped, and a
+// difference is charged to the reply.
+func rewritesBetween(a, b step, x, y Addrs) []Rewrite {
+	dir := DirRequest
+	if b.reply {
+		dir = DirReply
+	}
+	if !a.reply && b.reply {
+		x.Src, x.Dst = x.Dst, x.Src
+	}
+	var out []Rewrite
+	for _, f := range []struct{ field, old, new string }{{"src", x.Src, y.Src}, {"dst", x.Dst, y.Dst}} {
+		if f.old != f.new {
+			out = append(out, Rewrite{From: a.point.ID, To: b.point.ID, Direction: dir, Field: f.field, Old: f.old, New: f.new})
+		}
+	}
+	return out
+}
