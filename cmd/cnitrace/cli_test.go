@@ -33,6 +33,8 @@ func TestBadInput(t *testing.T) {
 		{"missing netns path", []string{"trace", "--netns", missing, "--to", "10.244.2.2", "--out", report}, exitUsage, missing},
 		{"file that is not a netns", []string{"trace", "--netns", notNS, "--to", "10.244.2.2", "--out", report}, exitUsage, "not a network namespace"},
 		{"bad IP", []string{"trace", "--netns", missing, "--to", "10.244.2.300"}, exitUsage, `--to "10.244.2.300": not an IP address`},
+		{"IPv6 target passes to the netns check", []string{"trace", "--netns", missing, "--to", "fd00:10:244:2::2"}, exitUsage, missing},
+		{"zoned IPv6 target", []string{"trace", "--netns", missing, "--to", "fe80::1%eth0"}, exitUsage, "zoned (link-local) target is not supported"},
 		{"count 0", []string{"trace", "--netns", missing, "--to", "10.244.2.2", "--count", "0"}, exitUsage, "--count 0: must be at least 1"},
 		{"no source", []string{"trace", "--to", "10.244.2.2"}, exitUsage, "--netns FILE or --pid PID"},
 		{"no target", []string{"trace", "--netns", missing}, exitUsage, "--to IP"},

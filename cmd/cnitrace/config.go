@@ -36,7 +36,7 @@ func addSourceFlags(fs *flag.FlagSet, c *traceConfig, to *string) {
 	fs.IntVar(&c.pid, "pid", 0, "`PID` of a process in the pod (uses PROC/PID/ns/net)")
 	fs.StringVar(&c.procRoot, "proc", "/proc", "`dir` where the host's processes are (with hostPID: /proc)")
 	fs.StringVar(&c.nodeNetns, "node-netns", "", "network namespace `file` of the node (default: the one cnitrace runs in)")
-	fs.StringVar(to, "to", "", "target `IP` address (a pod on another node)")
+	fs.StringVar(to, "to", "", "target `IP` address, IPv4 or IPv6 (a pod on another node)")
 }
 
 // addProbeFlags registers the ping-like flags of trace.
@@ -66,8 +66,8 @@ func (c *traceConfig) validate(to, format string) error {
 		return usagef("--to %q: not an IP address", to)
 	}
 	c.to = addr.Unmap()
-	if !c.to.Is4() {
-		return usagef("--to %s: only IPv4 targets are supported for now", c.to)
+	if c.to.Zone() != "" {
+		return usagef("--to %s: a zoned (link-local) target is not supported: its zone names an interface of the pod's netns, not ours", to)
 	}
 	if format != "" {
 		if c.format, err = report.ParseFormat(format); err != nil {

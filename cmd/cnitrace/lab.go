@@ -111,6 +111,9 @@ func labUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// The namespaces stay pinned in /run/netns; our handles close at exit.
 	n1, n2 := l.Nodes[0], l.Nodes[1]
 	fmt.Fprintf(stdout, "lab %s (%s) is up: pod %s on node 1, pod %s on node 2\n", l.Name, l.Topology, n1.Pod.Addr, n2.Pod.Addr)
+	if n2.Pod.Addr6.IsValid() {
+		fmt.Fprintf(stdout, "IPv6: pod %s on node 1, pod %s on node 2 (trace with --to %s)\n", n1.Pod.Addr6, n2.Pod.Addr6, n2.Pod.Addr6)
+	}
 	printFaults(stdout, l)
 	fmt.Fprintf(stdout, "trace across it:\n  cnitrace trace %s\n", strings.Join(labTraceArgs(l), " "))
 	fmt.Fprintf(stdout, "remove it:\n  cnitrace lab down %s\n", l.Name)

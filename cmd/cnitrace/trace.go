@@ -102,7 +102,7 @@ func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, pat
 }
 
 func sendProbes(ctx context.Context, c *traceConfig, pod *topology.NetNS, runID uint64) (*probe.Result, error) {
-	conn, err := probe.Listen(pod)
+	conn, err := probe.ListenFor(pod, c.to) // ICMPv6 for an IPv6 target
 	if err != nil {
 		return nil, err
 	}
