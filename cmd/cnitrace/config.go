@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,6 +29,7 @@ type traceConfig struct {
 	size      int
 	format    report.Format
 	out       string
+	baseline  bool // also probe from the node's netns and compare
 }
 
 // addSourceFlags registers the flags that say where to probe from and to.
@@ -47,6 +49,7 @@ func addProbeFlags(fs *flag.FlagSet, c *traceConfig, format *string) {
 	fs.IntVar(&c.size, "size", 56, "ICMP echo data bytes, like ping -s (at least 24)")
 	fs.StringVar(format, "format", "text", "report `format`: text or json")
 	fs.StringVar(&c.out, "out", "", "write the report to `file` instead of stdout")
+	fs.BoolVar(&c.baseline, "baseline", false, "also probe the target from the node netns (as a hostNetwork pod would), interleaved, and report the pod path's overhead")
 }
 
 // validate checks what can be checked without touching the system.
@@ -113,6 +116,12 @@ func (c *traceConfig) resolve() (pod, node *topology.NetNS, path *topology.Path,
 	if pod, node, err = c.namespaces(); err != nil {
 		return nil, nil, nil, err
 	}
+	if c.baseline && pod.ID() == node.ID() {
+		pod.Close()
+		node.Close()
+		return nil, nil, nil, usagef("--baseline: the source netns %s is the node's: a hostNetwork trace has nothing to compare with (trace from a pod's netns)", pod.ID())
+	}
+	c.warmUp(pod)
 	if path, err = topology.Discover(pod, node, c.to); err != nil {
 		pod.Close()
 		node.Close()
@@ -155,4 +164,23 @@ func (c *traceConfig) output(stdout io.Writer) (io.Writer, func(ok bool) error, 
 		return nil
 	}
 	return f, done, nil
+}
+
+// warmUpTimeout bounds the wait for the warm-up probe's reply.
+const warmUpTimeout = 200 * time.Millisecond
+
+// warmUp sends one echo request from the source netns to the target before
+// discovery, and waits for its reply at most warmUpTimeout: it leaves in
+// the node's conntrack the DNAT of a Service address that Discover follows,
+// and in the neighbour tables the entries a same-node path is found by.
+// It is best effort: a failure here shows up in discovery or in the run.
+func (c *traceConfig) warmUp(src *topology.NetNS) {
+	conn, err := probe.ListenFor(src, c.to)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	cfg := c.probeConfig()
+	cfg.Count, cfg.Interval, cfg.Timeout, cfg.RunID = 1, time.Millisecond, warmUpTimeout, 0
+	_, _ = probe.Run(context.Background(), conn, cfg) // best effort, see above
 }

@@ -83,10 +83,12 @@ func wireCommand() (func(string, lab.Network) *exec.Cmd, error) {
 
 func labUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := lab.Config{}
-	const synopsis = "[--name NAME] " + topologySynopsis + " " + faultSynopsis
+	const synopsis = "[--name NAME] " + topologySynopsis + " [--service] [--external] " + faultSynopsis
 	fs := newFlagSet("lab up")
 	fs.StringVar(&cfg.Name, "name", "", "lab `name` (default: cnitrace-<random>); [a-z0-9-], at most 24 characters")
 	addTopologyFlag(fs, &cfg.Topology)
+	fs.BoolVar(&cfg.Service, "service", false, "DNAT the ClusterIP-style address "+lab.ServiceAddr.String()+" to node 2's pod on every node (iptables nat, as kube-proxy)")
+	fs.BoolVar(&cfg.External, "external", false, "add an external host "+lab.ExternalAddr.String()+" behind node 1's "+lab.ExternalLink+", which masquerades pod traffic to it")
 	addFaultFlags(fs, &cfg.Faults)
 	if err := parseFlags(fs, args, synopsis, stdout); err != nil {
 		return err
@@ -116,6 +118,13 @@ func labUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	printFaults(stdout, l)
 	fmt.Fprintf(stdout, "trace across it:\n  cnitrace trace %s\n", strings.Join(labTraceArgs(l), " "))
+	source := labTraceArgs(l)[:4] // --netns POD --node-netns NODE
+	if l.Service.IsValid() {
+		fmt.Fprintf(stdout, "through the service (DNAT to %s):\n  cnitrace trace %s --to %s\n", n2.Pod.Addr, strings.Join(source, " "), l.Service)
+	}
+	if l.External != nil {
+		fmt.Fprintf(stdout, "out of the cluster (MASQUERADE on %s):\n  cnitrace trace %s --to %s\n", lab.ExternalLink, strings.Join(source, " "), l.External.Addr)
+	}
 	fmt.Fprintf(stdout, "remove it:\n  cnitrace lab down %s\n", l.Name)
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cnitrace/cnitrace/topology"
 	"github.com/cnitrace/cnitrace/topology/lab"
 	"github.com/cnitrace/cnitrace/topology/lab/labtest"
 	"github.com/cnitrace/cnitrace/topology/lab/nfqdelay"
@@ -111,14 +112,15 @@ func checkLossIn(t *testing.T, r jsonReport, n int, class, direction string) {
 	}
 }
 
-// delayIn queues the echo requests of chain in pod's namespace to an
-// NFQUEUE delayer that holds each for d, until the test ends.
-func delayIn(t *testing.T, l *lab.Lab, ns *lab.Pod, chain string, d time.Duration) {
+// delayIn queues the echo requests of chain in the lab namespace ns,
+// pinned at nsPath, to an NFQUEUE delayer that holds each for d, until the
+// test ends.
+func delayIn(t *testing.T, l *lab.Lab, ns *topology.NetNS, nsPath, chain string, d time.Duration) {
 	t.Helper()
 	const queue = 9
-	del, err := nfqdelay.Open(ns.NS, nfqdelay.Config{Queue: queue, Delay: d})
+	del, err := nfqdelay.Open(ns, nfqdelay.Config{Queue: queue, Delay: d})
 	if err != nil {
-		t.Fatalf("open the delayer in %s: %v", ns.Name, err)
+		t.Fatalf("open the delayer in %s: %v", nsPath, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -130,7 +132,7 @@ func delayIn(t *testing.T, l *lab.Lab, ns *lab.Pod, chain string, d time.Duratio
 		}
 		del.Close()
 	})
-	iptables(t, l, ns.NSPath, "-I", chain, "-p", "icmp", "--icmp-type", "echo-request", "-j", "NFQUEUE", "--queue-num", strconv.Itoa(queue), "--queue-bypass")
+	iptables(t, l, nsPath, "-I", chain, "-p", "icmp", "--icmp-type", "echo-request", "-j", "NFQUEUE", "--queue-num", strconv.Itoa(queue), "--queue-bypass")
 }
 
 // iptables runs iptables -w args in the lab namespace at nsPath.
@@ -175,7 +177,7 @@ func TestPrivilegedTraceSameNode(t *testing.T) {
 			}
 
 			// 2 ms in the peer pod's INPUT: the peer segment grows.
-			delayIn(t, l, peer, "INPUT", 2*time.Millisecond)
+			delayIn(t, l, peer.NS, peer.NSPath, "INPUT", 2*time.Millisecond)
 			checkMoved(t, r, traceFrom(t, l, n1.Pod.NSPath, peer.Addr, exitOK, flags...), "peer", 2*time.Millisecond)
 			iptables(t, l, peer.NSPath, "-F")
 

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"encoding/json"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cnitrace/cnitrace/topology/lab"
+	"github.com/cnitrace/cnitrace/topology/lab/labtest"
+)
+
+// Issue 4's NAT layouts: a ClusterIP-style Service the node DNATs to a pod
+// on the other node, and traffic leaving the cluster masqueraded toward an
+// external host. Probes must be matched at every point through the
+// rewrite, and the report must say where the addresses changed.
+
+// natReport is what the NAT tests read of the JSON report besides
+// jsonReport.
+type natReport struct {
+	Translated string
+	Points     []struct {
+		ID, Kind string
+		Request  *struct{ Src, Dst string } `json:"request_addrs"`
+		Reply    *struct{ Src, Dst string } `json:"reply_addrs"`
+	}
+	Rewrites []struct{ From, To, Direction, Field, Old, New string }
+}
+
+func traceNAT(t *testing.T, l *lab.Lab, to string, want int, extra ...string) (jsonReport, natReport) {
+	t.Helper()
+	n1 := l.Nodes[0]
+	args := append([]string{"trace", "--format", "json", "--netns", n1.Pod.NSPath, "--node-netns", n1.NSPath, "--to", to}, extra...)
+	code, stdout, stderr := runCLI(t, args...)
+	if code != want {
+		t.Fatalf("trace to %s: exit %d, want %d; stderr:\n%s", to, code, want, stderr)
+	}
+	var nat natReport
+	decodeInto(t, stdout, &nat)
+	return decodeReport(t, stdout), nat
+}
+
+// rewriteOf returns the kinds of the points a rewrite of field in
+// direction lies between, and its old and new addresses.
+func rewriteOf(r jsonReport, nat natReport, direction, field string) (from, to, old, new string, ok bool) {
+	kind := map[string]string{}
+	for _, p := range r.Points {
+		kind[p.ID] = p.Kind
+	}
+	for _, w := range nat.Rewrites {
+		if w.Direction == direction && w.Field == field {
+			return kind[w.From], kind[w.To], w.Old, w.New, true
+		}
+	}
+	return "", "", "", "", false
+}
+
+func TestPrivilegedTraceService(t *testing.T) {
+	l := labtest.NewWith(t, lab.Config{Service: true, Faults: lab.Faults{Wire: true}})
+	vip, backend := l.Service.String(), l.Nodes[1].Pod.Addr.String()
+	flags := []string{"--count", "30", "--interval", "20ms"}
+	r, nat := traceNAT(t, l, vip, exitOK, flags...)
+
+	// The path is the backend's: discovery followed the DNAT it found in
+	// the node's conntrack table.
+	if got, want := pointKinds(r), []string{"pod", "veth", "bridge", "vxlan", "uplink"}; !slices.Equal(got, want) {
+		t.Fatalf("point kinds %v, want %v", got, want)
+	}
+	if nat.Translated != backend {
+		t.Errorf("translated %q, want %q", nat.Translated, backend)
+	}
+	checkAllSeen(t, r, 30)
+	first, last := nat.Points[0], nat.Points[len(nat.Points)-1]
+	if first.Request == nil || first.Request.Dst != vip || last.Request == nil || last.Request.Dst != backend {
+		t.Errorf("request destinations: %+v at the pod, %+v at the uplink; want %s, then %s", first.Request, last.Request, vip, backend)
+	}
+	if last.Reply == nil || last.Reply.Src != backend || first.Reply == nil || first.Reply.Src != vip {
+		t.Errorf("reply sources: %+v at the uplink, %+v at the pod; want %s, then %s", last.Reply, first.Reply, backend, vip)
+	}
+	// Where the DNAT acts: before the VXLAN device, at or after the veth
+	// (with br_netfilter, as here, before the bridge's own tap).
+	from, to, old, new, ok := rewriteOf(r, nat, "request", "dst")
+	if !ok || old != vip || new != backend || from == "pod" || to == "uplink" {
+		t.Errorf("request dst rewrite %s->%s %s->%s (found %v), want %s->%s between the veth and the vxlan device; rewrites %+v",
+			from, to, old, new, ok, vip, backend, nat.Rewrites)
+	}
+	if _, _, old, new, ok := rewriteOf(r, nat, "reply", "src"); !ok || old != backend || new != vip {
+		t.Errorf("reply src rewrite %s->%s (found %v), want %s->%s", old, new, ok, backend, vip)
+	}
+
+	delay := lab.Faults{Network: lab.Network{Request: lab.Impairment{Delay: 2 * time.Millisecond}}}
+	if err := l.SetFaults(t.Context(), delay); err != nil {
+		t.Fatal(err)
+	}
+	delayed, _ := traceNAT(t, l, vip, exitOK, flags...)
+	checkMoved(t, r, delayed, "network", 2*time.Millisecond)
+
+	if err := l.SetFaults(t.Context(), lab.Faults{ForwardRequestLoss: 0.3}); err != nil {
+		t.Fatal(err)
+	}
+	lossy, _ := traceNAT(t, l, vip, exitFinding, "--count", "60", "--interval", "5ms", "--timeout", "300ms")
+	checkLossOnlyOn(t, lossy, "request bridge->vxlan") // FORWARD, after the DNAT
+}
+
+func TestPrivilegedTraceExternalMasquerade(t *testing.T) {
+	l := labtest.NewWith(t, lab.Config{External: true})
+	ext := l.External.Addr.String()
+	flags := []string{"--count", "30", "--interval", "10ms"}
+	r, nat := traceNAT(t, l, ext, exitOK, flags...)
+
+	if got, want := pointKinds(r), []string{"pod", "veth", "bridge", "uplink"}; !slices.Equal(got, want) {
+		t.Fatalf("point kinds %v, want %v: toward the external host there is no overlay", got, want)
+	}
+	checkAllSeen(t, r, 30)
+	pod, gw := l.Nodes[0].Pod.Addr.String(), lab.ExternalGateway.String()
+	uplink := nat.Points[len(nat.Points)-1]
+	if uplink.Request == nil || uplink.Request.Src != gw || uplink.Reply == nil || uplink.Reply.Dst != gw {
+		t.Errorf("uplink addresses %+v / %+v, want the translated source %s both ways", uplink.Request, uplink.Reply, gw)
+	}
+	from, to, old, new, ok := rewriteOf(r, nat, "request", "src")
+	if !ok || from != "bridge" || to != "uplink" || old != pod || new != gw {
+		t.Errorf("request src rewrite %s->%s %s->%s (found %v), want %s->%s between bridge and uplink", from, to, old, new, ok, pod, gw)
+	}
+	if from, to, old, new, ok := rewriteOf(r, nat, "reply", "dst"); !ok || from != "uplink" || to != "bridge" || old != gw || new != pod {
+		t.Errorf("reply dst rewrite %s->%s %s->%s (found %v), want %s->%s between uplink and bridge", from, to, old, new, ok, gw, pod)
+	}
+
+	// Delay in the external host itself: beyond the uplink.
+	delayIn(t, l, l.External.NS, l.External.NSPath, "INPUT", 2*time.Millisecond)
+	delayed, _ := traceNAT(t, l, ext, exitOK, flags...)
+	checkMoved(t, r, delayed, "network", 2*time.Millisecond)
+	iptables(t, l, l.External.NSPath, "-F")
+
+	if err := l.SetFaults(t.Context(), lab.Faults{ForwardReplyLoss: 0.3}); err != nil {
+		t.Fatal(err)
+	}
+	lossy, _ := traceNAT(t, l, ext, exitFinding, "--count", "60", "--interval", "5ms", "--timeout", "300ms")
+	checkLossOnlyOn(t, lossy, "reply uplink->bridge") // FORWARD, after the reply's un-NAT
+}
+
+// decodeInto decodes the JSON report into v, failing the test when it
+// cannot.
+func decodeInto(t *testing.T, stdout string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(stdout), v); err != nil {
+		t.Fatalf("trace output is not the JSON report: %v\n%s", err, stdout)
+	}
+}
