@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cnitrace/cnitrace/topology"
 )
 
 // minExcess is the average excess RTT per complete probe below which there
@@ -160,6 +162,8 @@ func where(r *Result, s Segment) string {
 // beyond it.
 func spanText(r *Result, from, to, class, direction string) string {
 	switch {
+	case class == ClassNetwork && from == to && !r.tunnelled():
+		return fmt.Sprintf("beyond %s (out and back: wire and the remote host)", r.point(from).Name())
 	case class == ClassNetwork && from == to:
 		return fmt.Sprintf("beyond %s (out and back: wire, remote node, remote pod)", r.point(from).Name())
 	case class == ClassPeer && from == to:
@@ -233,4 +237,17 @@ func unknownText(r *Result) (int, string) {
 	}
 	return n, fmt.Sprintf("%d unanswered %s (%s%%) not located: %s dropped packets where %s went missing; ",
 		n, probes, percent(float64(n)/float64(max(r.Probes.Sent, 1))), captures, they)
+}
+
+// tunnelled reports whether the path crosses an overlay device: then what
+// lies beyond the uplink is another node and its pod, else a host the
+// packets reach unencapsulated (host-gw routing, an external host).
+func (r *Result) tunnelled() bool {
+	for _, p := range r.Points {
+		switch topology.Kind(p.Kind) {
+		case topology.KindVXLAN, topology.KindGeneve, topology.KindIPIP:
+			return true
+		}
+	}
+	return false
 }

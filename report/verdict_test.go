@@ -218,3 +218,16 @@ func TestStackLoss(t *testing.T) {
 		})
 	}
 }
+
+// TestNetworkBeyond: what lies beyond the uplink is a remote node and its
+// pod only when the path crosses an overlay device.
+func TestNetworkBeyond(t *testing.T) {
+	overlay := run{n: 10, delays: designDelays()}.correlate(t)
+	if got := spanText(overlay, "p4", "p4", ClassNetwork, DirRequest); !strings.Contains(got, "remote node, remote pod") {
+		t.Errorf("across VXLAN: %q", got)
+	}
+	plain := &Result{Points: []Point{{ID: "p0", Kind: "pod"}, {ID: "p1", Kind: "veth"}, {ID: "p2", Interface: "wan0", Kind: "uplink"}}}
+	if got := spanText(plain, "p2", "p2", ClassNetwork, DirRequest); !strings.Contains(got, "wire and the remote host") {
+		t.Errorf("without an overlay: %q", got)
+	}
+}
