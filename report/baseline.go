@@ -5,21 +5,27 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cnitrace/cnitrace/capture"
 	"github.com/cnitrace/cnitrace/probe"
 )
 
-// BaselineClock names the clocks both baseline round trips are measured
-// with: from the kernel's send stamp of the request (probe.Probe.KernelSentAt)
-// to the user-space time the probe socket read the reply.
-//
-// The receive end is user space on both paths because the node's probe
-// socket has no capture point after its last device: its replies are seen
-// on the uplink and the overlay device, then delivered to the socket
-// unseen. Using the same receive clock on the pod path (rather than the
-// capture stamp on the pod's interface, as rtt_us does) keeps both round
-// trips over the same span, socket to socket, so the socket's receive path
-// and the reader's scheduling are in both and cancel in the difference.
-const BaselineClock = "kernel-send-to-user-receive"
+// Baseline clocks: what both round trips of a Baseline are measured with.
+// Both start at the kernel's send stamp of the request
+// (probe.Probe.KernelSentAt: SCHED as it enters the first device's queue),
+// so neither includes its send call in user space.
+const (
+	// BaselineCapture: they end at the capture stamp of the reply at the
+	// last capture point before the socket: the pod's interface for the pod
+	// path, and for the node path the point of the pod path nearest to the
+	// node's socket that its replies cross (the overlay device, else the
+	// uplink). Neither includes the local delivery to the socket or the
+	// reader's wake-up, whose jitter (tens of microseconds) is as large as
+	// the overhead being measured.
+	BaselineCapture = "kernel-send-to-capture"
+	// BaselineUser: they end at the read of the reply, the fallback when
+	// the node's replies crossed no capture point.
+	BaselineUser = "kernel-send-to-user-receive"
+)
 
 // Baseline compares the pod path with the node's own (a hostNetwork pod's):
 // the same probes sent to the same target from the node's netns, interleaved
@@ -29,20 +35,25 @@ type Baseline struct {
 	// NetNS is the netns the baseline probes were sent from, the node's;
 	// the caller sets it.
 	NetNS string `json:"netns"`
-	// Clock names the clocks of both round trips (BaselineClock).
+	// Clock names the clocks of both round trips: BaselineCapture or
+	// BaselineUser.
 	Clock string `json:"clock"`
+	// PodAt and NodeAt are the points whose capture stamps end the round
+	// trips with BaselineCapture; empty with BaselineUser.
+	PodAt  string `json:"pod_rx_point,omitempty"`
+	NodeAt string `json:"node_rx_point,omitempty"`
 	// Sent and Received count the baseline probes (the pod's are in
 	// Result.Probes).
 	Sent     int `json:"sent"`
 	Received int `json:"received"`
 	// Pod and Node are the round trips of the answered probes of each path,
-	// both measured with Clock. Pod is not rtt_us: that one ends at the
-	// capture stamp on the pod's interface. Nil when no probe of the path
-	// was answered.
+	// both measured with Clock (with BaselineCapture, only those whose
+	// reply was captured at PodAt or NodeAt). With BaselineCapture Pod is
+	// rtt_us over those probes. Nil when no probe of the path was measured.
 	Pod  *Dist `json:"pod_rtt_us,omitempty"`
 	Node *Dist `json:"node_rtt_us,omitempty"`
-	// Pairs counts the sequence numbers answered on both paths: pod probe i
-	// and node probe i, sent half an interval apart.
+	// Pairs counts the sequence numbers measured on both paths: pod probe i
+	// and node probe i, sent about half an interval apart.
 	Pairs int `json:"pairs"`
 	// Overhead is the pod path minus the node path; nil unless both paths
 	// had answered probes.
@@ -75,16 +86,32 @@ type Spread struct {
 	P90 float64 `json:"p90"`
 }
 
+// BaselinePath is one side of CompareBaseline: a run's probes and, by
+// sequence number, the capture stamp of each reply at the point At.
+type BaselinePath struct {
+	Probes   *probe.Result
+	Received map[uint32]time.Time
+	At       string
+}
+
 // CompareBaseline compares the round trips of the pod's probes with those
 // of the baseline probes sent from the node's netns; probes pair up by
-// sequence number. It returns nil when either result is nil.
-func CompareBaseline(pod, node *probe.Result) *Baseline {
-	if pod == nil || node == nil {
+// sequence number. The round trips end at the capture stamps (Received)
+// when both paths have some, else at the reads of the replies on both. It
+// returns nil when either probe result is nil.
+func CompareBaseline(pod, node BaselinePath) *Baseline {
+	if pod.Probes == nil || node.Probes == nil {
 		return nil
 	}
-	podRTT, podUser := baselineRTTs(pod)
-	nodeRTT, nodeUser := baselineRTTs(node)
-	b := &Baseline{Clock: BaselineClock, Sent: len(node.Probes), Received: len(nodeRTT)}
+	b := &Baseline{Clock: BaselineCapture, PodAt: pod.At, NodeAt: node.At, Sent: len(node.Probes.Probes)}
+	if pod.uncaptured() || node.uncaptured() {
+		b.Clock, b.PodAt, b.NodeAt = BaselineUser, "", ""
+		b.Notes = append(b.Notes, fmt.Sprintf("%s: the replies of the %s path were captured at no point; both round trips end at the read of the reply (user space), with the sockets' wake-up jitter in both",
+			NoteReceiveClock, uncaptured(pod, node)))
+	}
+	podRTT, podNotes := baselineRTTs("pod", pod, b.Clock)
+	nodeRTT, nodeNotes := baselineRTTs("node", node, b.Clock)
+	b.Received = answered(node.Probes)
 	b.Pod, b.Node = dist(values(podRTT)), dist(values(nodeRTT))
 	var diffs []time.Duration
 	for seq, p := range podRTT {
@@ -96,32 +123,76 @@ func CompareBaseline(pod, node *probe.Result) *Baseline {
 	if b.Pod != nil && b.Node != nil {
 		b.Overhead = &Overhead{P50: round(b.Pod.P50-b.Node.P50, 10), Pairs: spread(diffs)}
 	}
-	b.Notes = baselineNotes(podUser, len(podRTT), nodeUser, len(nodeRTT))
+	b.Notes = append(append(b.Notes, podNotes...), nodeNotes...)
 	return b
 }
 
-// baselineRTTs returns the round trip of every answered probe of r by
-// sequence number (the first probe of a sequence sent twice), and how many
-// of them had no kernel send stamp.
-func baselineRTTs(r *probe.Result) (map[uint32]time.Duration, int) {
-	rtts := make(map[uint32]time.Duration, len(r.Probes))
-	seen := make(map[uint32]bool, len(r.Probes))
-	user := 0
+// uncaptured reports whether some probes of the path were answered and
+// none of their replies was captured.
+func (p BaselinePath) uncaptured() bool {
+	return len(p.Received) == 0 && answered(p.Probes) > 0
+}
+
+// uncaptured names the paths whose replies were never captured.
+func uncaptured(pod, node BaselinePath) string {
+	switch {
+	case pod.uncaptured() && node.uncaptured():
+		return "pod and the node"
+	case pod.uncaptured():
+		return "pod"
+	}
+	return "node"
+}
+
+// answered counts the answered probes of r, one per sequence.
+func answered(r *probe.Result) int {
+	seen := map[uint32]bool{}
 	for _, p := range r.Probes {
-		if seen[p.Seq] {
+		if p.Answered() {
+			seen[p.Seq] = true
+		}
+	}
+	return len(seen)
+}
+
+// baselineRTTs returns the round trip of every answered probe of the path
+// by sequence number (the first probe of a sequence sent twice), measured
+// with clock, and notes on the probes left out or timed from the send call.
+func baselineRTTs(name string, path BaselinePath, clock string) (map[uint32]time.Duration, []string) {
+	rtts := make(map[uint32]time.Duration, len(path.Probes.Probes))
+	seen := make(map[uint32]bool, len(path.Probes.Probes))
+	user, missed, n := 0, 0, 0
+	for _, p := range path.Probes.Probes {
+		if seen[p.Seq] || !p.Answered() {
+			seen[p.Seq] = true
 			continue
 		}
 		seen[p.Seq] = true
-		if !p.Answered() {
-			continue
+		n++
+		rx := p.ReceivedAt
+		if clock == BaselineCapture {
+			var ok bool
+			if rx, ok = path.Received[p.Seq]; !ok {
+				missed++
+				continue
+			}
 		}
-		sent, clock := p.KernelSentAt()
-		if clock == probe.ClockUser {
+		sent, sclock := p.KernelSentAt()
+		if sclock == probe.ClockUser {
 			user++
 		}
-		rtts[p.Seq] = p.ReceivedAt.Sub(sent)
+		rtts[p.Seq] = rx.Sub(sent)
 	}
-	return rtts, user
+	var notes []string
+	if missed > 0 {
+		notes = append(notes, fmt.Sprintf("%s: the capture at %s missed the reply of %d of %d answered probes of the %s path; %s left out",
+			NoteReceiveClock, path.At, missed, n, name, plural(missed, "it is", "they are")))
+	}
+	if user > 0 {
+		notes = append(notes, fmt.Sprintf("%s: %d of %d answered probes of the %s path had no kernel TX stamp; %s round trip starts at the send call (user space)",
+			NoteSendClock, user, n, name, plural(user, "its", "their")))
+	}
+	return rtts, notes
 }
 
 // values returns the durations of m; their order does not matter to dist.
@@ -143,18 +214,105 @@ func spread(ds []time.Duration) *Spread {
 	return &Spread{P10: micros(rank(s, 10)), P50: micros(rank(s, 50)), P90: micros(rank(s, 90))}
 }
 
-// baselineNotes says which answered probes fell back to the send call for
-// their send time: their RTT includes that path's send path in user space.
-func baselineNotes(podUser, podAnswered, nodeUser, nodeAnswered int) []string {
-	var notes []string
-	for _, p := range []struct {
-		name       string
-		user, answ int
-	}{{"pod", podUser, podAnswered}, {"node", nodeUser, nodeAnswered}} {
-		if p.user > 0 {
-			notes = append(notes, fmt.Sprintf("%s: %d of %d answered probes of the %s path had no kernel TX stamp; %s RTT starts at the send call (user space)",
-				NoteSendClock, p.user, p.answ, p.name, plural(p.user, "its", "their")))
+// Baseline compares the run with the baseline run named by SetBaseline: r
+// is the Result of the run, pod and node the probe results of both runs.
+// The pod path's round trips end at the capture stamps on the pod's
+// interface; the node path's at the reply step nearest to the node's socket
+// where the baseline replies were captured. It returns nil when an argument
+// is nil.
+func (a *Accumulator) Baseline(r *Result, pod, node *probe.Result) *Baseline {
+	if r == nil || pod == nil || node == nil {
+		return nil
+	}
+	podPath := BaselinePath{Probes: pod, Received: map[uint32]time.Time{}}
+	for _, p := range r.Timelines {
+		if p.Answered && p.ReceiveClock == RTTCapture {
+			podPath.Received[p.Seq] = p.Received
 		}
 	}
-	return notes
+	if len(r.Points) > 0 {
+		podPath.At = r.Points[0].ID
+	}
+	nodePath := BaselinePath{Probes: node}
+	nodePath.Received, nodePath.At = a.baselineReplies()
+	b := CompareBaseline(podPath, nodePath)
+	b.Observations = a.BaselineObservations()
+	return b
+}
+
+// baselineSighting is where an observation of the baseline run belongs.
+type baselineSighting struct {
+	ours   bool // it carries the baseline run's token
+	placed bool // it is a reply crossing a point of the path the expected way
+	seq    uint32
+	step   int
+}
+
+// placeBaseline finds where an observation of the baseline run belongs.
+// Only replies are placed: the node path's round trips end at one of them.
+func (a *Accumulator) placeBaseline(o capture.Observation) baselineSighting {
+	if a.baseline == 0 {
+		return baselineSighting{}
+	}
+	pl, err := probe.ParsePayload(o.Payload)
+	if err != nil || pl.RunID != a.baseline {
+		return baselineSighting{}
+	}
+	b := baselineSighting{ours: true, seq: pl.Seq}
+	if o.IsReply() {
+		i, ok := a.index[stepKey{o.Point, true}]
+		b.step, b.placed = i, ok && a.dirs[i] == o.Dir
+	}
+	return b
+}
+
+// noteBaseline counts an observation of the baseline run and keeps the
+// earliest stamp of a placed reply. a.mu must be held.
+func (a *Accumulator) noteBaseline(b baselineSighting, o capture.Observation) {
+	a.baselineObs++
+	if !b.placed {
+		return
+	}
+	if a.baseSeen == nil {
+		a.baseSeen = map[uint32][]sighting{}
+	}
+	at := a.baseSeen[b.seq]
+	if at == nil {
+		at = make([]sighting, len(a.dirs))
+		a.baseSeen[b.seq] = at
+	}
+	at[b.step] = earliest(at[b.step], o)
+}
+
+// baselineReplies returns the capture stamps of the baseline replies by
+// sequence at the reply step nearest to the socket (the last in timeline
+// order) where any was seen, and that step's point ID; nil and "" when none
+// was seen.
+func (a *Accumulator) baselineReplies() (map[uint32]time.Time, string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	last := -1
+	for _, at := range a.baseSeen {
+		for i := len(at) - 1; i > last; i-- {
+			if at[i].ok {
+				last = i
+				break
+			}
+		}
+	}
+	if last < 0 {
+		return nil, ""
+	}
+	rx := make(map[uint32]time.Time, len(a.baseSeen))
+	for seq, at := range a.baseSeen {
+		if at[last].ok {
+			rx[seq] = at[last].time()
+		}
+	}
+	for k, i := range a.index {
+		if i == last {
+			return rx, k.point
+		}
+	}
+	return rx, ""
 }

@@ -14,22 +14,30 @@ import (
 
 const baselineRun = 0x99aabbccddeeff00
 
-// pingRun is a synthetic probe result of len(rtts) probes: probe i has a
-// SCHED stamp 10 us after its send call and its reply read rtts[i] after
-// that stamp; a negative RTT means no reply. offset shifts the whole run,
-// as the baseline run starts half an interval after the pod's.
-func pingRun(runID uint64, offset time.Duration, rtts ...float64) *probe.Result {
+// pingRun is a synthetic side of a baseline comparison of len(rtts)
+// probes: probe i has a SCHED stamp 10 us after its send call and its
+// reply captured at point at rtts[i] after that stamp, then read 30 us
+// later; a negative RTT means no reply. offset shifts the whole run, as
+// the baseline run starts half an interval after the pod's.
+func pingRun(runID uint64, offset time.Duration, at string, rtts ...float64) BaselinePath {
 	base := time.Unix(1_800_000_000, 0).Add(offset)
-	r := &probe.Result{RunID: runID, Size: 56}
+	side := BaselinePath{Probes: &probe.Result{RunID: runID, Size: 56}, Received: map[uint32]time.Time{}, At: at}
 	for i, rtt := range rtts {
 		sent := base.Add(time.Duration(i) * interval)
 		p := probe.Probe{Seq: uint32(i), SentAt: sent, SchedAt: sent.Add(10 * time.Microsecond)}
 		if rtt >= 0 {
-			p.ReceivedAt = p.SchedAt.Add(us(rtt)[0])
+			side.Received[p.Seq] = p.SchedAt.Add(us(rtt)[0])
+			p.ReceivedAt = side.Received[p.Seq].Add(30 * time.Microsecond)
 		}
-		r.Probes = append(r.Probes, p)
+		side.Probes.Probes = append(side.Probes.Probes, p)
 	}
-	return r
+	return side
+}
+
+// pod and node are the two sides of a comparison on flannelPath.
+func pod(rtts ...float64) BaselinePath { return pingRun(testRun, 0, "p0", rtts...) }
+func node(rtts ...float64) BaselinePath {
+	return pingRun(baselineRun, interval/2, "p3", rtts...)
 }
 
 func TestCompareBaseline(t *testing.T) {
@@ -42,7 +50,8 @@ func TestCompareBaseline(t *testing.T) {
 		pod:  []float64{140, 150, 160, 170, 180},
 		node: []float64{100, 110, 120, 130, 140},
 		want: &Baseline{
-			Clock: BaselineClock, Sent: 5, Received: 5, Pairs: 5,
+			Clock: BaselineCapture, PodAt: "p0", NodeAt: "p3",
+			Sent: 5, Received: 5, Pairs: 5,
 			Pod:      &Dist{P50: 160, P90: 180, P99: 180, Max: 180},
 			Node:     &Dist{P50: 120, P90: 140, P99: 140, Max: 140},
 			Overhead: &Overhead{P50: 40, Pairs: &Spread{P10: 40, P50: 40, P90: 40}},
@@ -55,7 +64,8 @@ func TestCompareBaseline(t *testing.T) {
 		pod:  []float64{100, 200, 130, 120, 110},
 		node: []float64{90, 80, 150, 100, 70},
 		want: &Baseline{
-			Clock: BaselineClock, Sent: 5, Received: 5, Pairs: 5,
+			Clock: BaselineCapture, PodAt: "p0", NodeAt: "p3",
+			Sent: 5, Received: 5, Pairs: 5,
 			Pod:  &Dist{P50: 120, P90: 200, P99: 200, Max: 200},
 			Node: &Dist{P50: 90, P90: 150, P99: 150, Max: 150},
 			// differences 10, 120, -20, 20, 40 sorted: -20 10 20 40 120
@@ -68,7 +78,8 @@ func TestCompareBaseline(t *testing.T) {
 		pod:  []float64{150, -1, 170, 160, 155},
 		node: []float64{100, 105, 110, -1, 120},
 		want: &Baseline{
-			Clock: BaselineClock, Sent: 5, Received: 4, Pairs: 3,
+			Clock: BaselineCapture, PodAt: "p0", NodeAt: "p3",
+			Sent: 5, Received: 4, Pairs: 3,
 			Pod:      &Dist{P50: 155, P90: 170, P99: 170, Max: 170},
 			Node:     &Dist{P50: 105, P90: 120, P99: 120, Max: 120},
 			Overhead: &Overhead{P50: 50, Pairs: &Spread{P10: 35, P50: 50, P90: 60}},
@@ -78,7 +89,8 @@ func TestCompareBaseline(t *testing.T) {
 		pod:  []float64{150, 160},
 		node: []float64{-1, -1},
 		want: &Baseline{
-			Clock: BaselineClock, Sent: 2, Received: 0, Pairs: 0,
+			Clock: BaselineCapture, PodAt: "p0", NodeAt: "p3",
+			Sent: 2, Received: 0, Pairs: 0,
 			Pod: &Dist{P50: 150, P90: 160, P99: 160, Max: 160},
 		},
 	}, {
@@ -88,7 +100,8 @@ func TestCompareBaseline(t *testing.T) {
 		pod:  []float64{150, -1},
 		node: []float64{-1, 100},
 		want: &Baseline{
-			Clock: BaselineClock, Sent: 2, Received: 1, Pairs: 0,
+			Clock: BaselineCapture, PodAt: "p0", NodeAt: "p3",
+			Sent: 2, Received: 1, Pairs: 0,
 			Pod:      &Dist{P50: 150, P90: 150, P99: 150, Max: 150},
 			Node:     &Dist{P50: 100, P90: 100, P99: 100, Max: 100},
 			Overhead: &Overhead{P50: 50},
@@ -96,7 +109,7 @@ func TestCompareBaseline(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := CompareBaseline(pingRun(testRun, 0, tt.pod...), pingRun(baselineRun, interval/2, tt.node...))
+			got := CompareBaseline(pod(tt.pod...), node(tt.node...))
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %s\nwant %s", jsonOf(t, got), jsonOf(t, tt.want))
 			}
@@ -105,11 +118,10 @@ func TestCompareBaseline(t *testing.T) {
 }
 
 func TestCompareBaselineNil(t *testing.T) {
-	r := pingRun(testRun, 0, 100)
-	if got := CompareBaseline(nil, r); got != nil {
+	if got := CompareBaseline(BaselinePath{}, node(100)); got != nil {
 		t.Errorf("got %+v without a pod result, want nil", got)
 	}
-	if got := CompareBaseline(r, nil); got != nil {
+	if got := CompareBaseline(pod(100), BaselinePath{}); got != nil {
 		t.Errorf("got %+v without a baseline result, want nil", got)
 	}
 }
@@ -117,21 +129,53 @@ func TestCompareBaselineNil(t *testing.T) {
 // TestCompareBaselineSendClocks: a probe without kernel TX stamps is timed
 // from the send call, and the note says so per path; SND counts as kernel.
 func TestCompareBaselineSendClocks(t *testing.T) {
-	pod := pingRun(testRun, 0, 150, 160, 190)
-	node := pingRun(baselineRun, interval/2, 100, 110, 120)
-	pod.Probes[1].SchedAt = time.Time{} // no stamp at all: 10 us earlier, from SentAt
-	node.Probes[2].SoftwareAt = node.Probes[2].SchedAt
-	node.Probes[2].SchedAt = time.Time{} // SND only: the same time
-	got := CompareBaseline(pod, node)
+	p, n := pod(150, 160, 190), node(100, 110, 120)
+	p.Probes.Probes[1].SchedAt = time.Time{} // no stamp at all: 10 us earlier, from SentAt
+	q := &n.Probes.Probes[2]
+	q.SoftwareAt, q.SchedAt = q.SchedAt, time.Time{} // SND only: the same time
+	got := CompareBaseline(p, n)
 	if want := (&Dist{P50: 170, P90: 190, P99: 190, Max: 190}); !reflect.DeepEqual(got.Pod, want) {
 		t.Errorf("got pod %+v, want %+v (probe 1 from its send call: 170 us)", got.Pod, want)
 	}
 	if want := (&Dist{P50: 110, P90: 120, P99: 120, Max: 120}); !reflect.DeepEqual(got.Node, want) {
 		t.Errorf("got node %+v, want %+v", got.Node, want)
 	}
-	want := []string{NoteSendClock + ": 1 of 3 answered probes of the pod path had no kernel TX stamp; its RTT starts at the send call (user space)"}
+	want := []string{NoteSendClock + ": 1 of 3 answered probes of the pod path had no kernel TX stamp; its round trip starts at the send call (user space)"}
 	if !reflect.DeepEqual(got.Notes, want) {
 		t.Errorf("got notes %q, want %q", got.Notes, want)
+	}
+}
+
+// TestCompareBaselineMissedCapture: an answered probe whose reply the
+// capture missed is left out of its path and of the pairs, and noted.
+func TestCompareBaselineMissedCapture(t *testing.T) {
+	p, n := pod(150, 160, 170), node(100, 110, 120)
+	delete(n.Received, 1)
+	got := CompareBaseline(p, n)
+	if got.Pairs != 2 || got.Received != 3 || !reflect.DeepEqual(got.Node, &Dist{P50: 100, P90: 120, P99: 120, Max: 120}) {
+		t.Errorf("got pairs %d, received %d, node %+v; want 2, 3 and only probes 0 and 2", got.Pairs, got.Received, got.Node)
+	}
+	want := []string{NoteReceiveClock + ": the capture at p3 missed the reply of 1 of 3 answered probes of the node path; it is left out"}
+	if !reflect.DeepEqual(got.Notes, want) {
+		t.Errorf("got notes %q, want %q", got.Notes, want)
+	}
+}
+
+// TestCompareBaselineUserFallback: when the node's replies crossed no
+// capture point, both paths are timed to the read of the reply.
+func TestCompareBaselineUserFallback(t *testing.T) {
+	p, n := pod(150, 160, 170), node(100, 110, 120)
+	n.Received, n.At = nil, ""
+	got := CompareBaseline(p, n)
+	if got.Clock != BaselineUser || got.PodAt != "" || got.NodeAt != "" {
+		t.Errorf("got clock %q at %q and %q, want %q and no points", got.Clock, got.PodAt, got.NodeAt, BaselineUser)
+	}
+	// Both read 30 us after the capture: the difference stays 50 us.
+	if got.Pod.P50 != 190 || got.Node.P50 != 140 || got.Overhead.P50 != 50 || got.Pairs != 3 {
+		t.Errorf("got pod p50 %v, node p50 %v, overhead %+v, %d pairs; want 190, 140, 50 over 3", got.Pod.P50, got.Node.P50, got.Overhead, got.Pairs)
+	}
+	if len(got.Notes) != 1 || !strings.Contains(got.Notes[0], "the replies of the node path were captured at no point") {
+		t.Errorf("got notes %q, want one about the node's uncaptured replies", got.Notes)
 	}
 }
 
@@ -153,6 +197,8 @@ func TestAccumulatorSetsBaselineAside(t *testing.T) {
 	pl.RunID = 7
 	foreign.Payload = pl.Marshal(56)
 
+	nodeRes := &probe.Result{RunID: baselineRun, Probes: res.Probes}
+
 	plain := accumulate(t, res, 0, obs)
 	acc := newAccumulatorWith(t, baselineRun, append(append(append([]capture.Observation{}, obs...), node...), foreign))
 	got, err := acc.Result(res, nil)
@@ -168,6 +214,16 @@ func TestAccumulatorSetsBaselineAside(t *testing.T) {
 	got.Probes.Ignored = 0
 	if !reflect.DeepEqual(got, plain) {
 		t.Errorf("baseline packets changed the result:\ngot  %s\nwant %s", jsonOf(t, got), jsonOf(t, plain))
+	}
+
+	// The node's replies end at p3 flannel.1, the reply step nearest to
+	// its socket: the pod path adds flannel.1 -> cni0 -> veth -> eth0.
+	b := acc.Baseline(got, res, nodeRes)
+	if b.Clock != BaselineCapture || b.PodAt != "p0" || b.NodeAt != "p3" || b.Pairs != 5 || b.Observations != len(node) {
+		t.Errorf("got %s, want clock %s at p0 and p3, 5 pairs, %d observations", jsonOf(t, b), BaselineCapture, len(node))
+	}
+	if want := (&Overhead{P50: 11.4, Pairs: &Spread{P10: 11.4, P50: 11.4, P90: 11.4}}); !reflect.DeepEqual(b.Overhead, want) {
+		t.Errorf("got overhead %s, want %s (9.1 + 1.6 + 0.7 us)", jsonOf(t, b.Overhead), jsonOf(t, want))
 	}
 }
 
@@ -213,16 +269,16 @@ func accumulate(t *testing.T, res *probe.Result, baseline uint64, obs []capture.
 // the fields of docs/report-format.md.
 func TestRenderBaseline(t *testing.T) {
 	r := run{n: 5, delays: designDelays()}.correlate(t)
-	r.Baseline = CompareBaseline(pingRun(testRun, 0, 150, -1, 170, 160, 155), pingRun(baselineRun, interval/2, 100, 105, 110, -1, 120))
+	r.Baseline = CompareBaseline(pod(150, -1, 170, 160, 155), node(100, 105, 110, -1, 120))
 	r.Baseline.NetNS, r.Baseline.Observations = hostNS, 16
 	var text bytes.Buffer
 	if err := Render(&text, r, FormatText); err != nil {
 		t.Fatal(err)
 	}
-	want := `baseline: the same probes from the node's netns net:[4026531840], interleaved; both round trips from the kernel send stamp to the read of the reply
+	want := `baseline: the same probes from the node's netns net:[4026531840], interleaved; both round trips from the kernel send stamp to the capture of the reply (pod path at p0 eth0, node path at p3 flannel.1)
   p50 155.0 us, p90 170.0 us, p99 170.0 us, max 170.0 us pod path
   p50 105.0 us, p90 120.0 us, p99 120.0 us, max 120.0 us node path (4 of 5 answered)
-  overhead: p50 50.0 us (pod p50 - node p50); per pair p10 35.0 us, p50 50.0 us, p90 60.0 us over 3 pairs answered on both paths
+  overhead: p50 50.0 us (pod p50 - node p50); per pair p10 35.0 us, p50 50.0 us, p90 60.0 us over 3 pairs measured on both paths
 `
 	out := text.String()
 	if !strings.Contains(out, want) {
@@ -242,7 +298,7 @@ func TestRenderBaseline(t *testing.T) {
 	if err := json.Unmarshal(js.Bytes(), &doc); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"netns", "clock", "sent", "received", "pod_rtt_us", "node_rtt_us", "pairs", "overhead_us", "observations"} {
+	for _, k := range []string{"netns", "clock", "pod_rx_point", "node_rx_point", "sent", "received", "pod_rtt_us", "node_rtt_us", "pairs", "overhead_us", "observations"} {
 		if _, ok := doc.Baseline[k]; !ok {
 			t.Errorf("JSON baseline lacks %q: %v", k, doc.Baseline)
 		}

@@ -94,22 +94,27 @@ func writeDist(b *strings.Builder, lead string, d *Dist, label string) {
 
 // writeBaseline writes the comparison with the node's own path; nothing
 // without a baseline run.
-func writeBaseline(b *strings.Builder, bl *Baseline) {
+func writeBaseline(b *strings.Builder, r *Result) {
+	bl := r.Baseline
 	if bl == nil {
 		return
 	}
-	fmt.Fprintf(b, "baseline: the same probes from the node's netns %s, interleaved; both round trips from the kernel send stamp to the read of the reply\n", bl.NetNS)
+	end := "the read of the reply"
+	if bl.Clock == BaselineCapture {
+		end = fmt.Sprintf("the capture of the reply (pod path at %s, node path at %s)", r.segmentName(bl.PodAt), r.segmentName(bl.NodeAt))
+	}
+	fmt.Fprintf(b, "baseline: the same probes from the node's netns %s, interleaved; both round trips from the kernel send stamp to %s\n", bl.NetNS, end)
 	writeDist(b, "  ", bl.Pod, "pod path")
 	writeDist(b, "  ", bl.Node, fmt.Sprintf("node path (%d of %d answered)", bl.Received, bl.Sent))
 	o := bl.Overhead
 	if o == nil {
-		b.WriteString("  overhead: not measured: a path had no answered probe\n")
+		b.WriteString("  overhead: not measured: a path had no measured probe\n")
 	} else {
 		fmt.Fprintf(b, "  overhead: p50 %.1f us (pod p50 - node p50)", o.P50)
 		if o.Pairs != nil {
 			fmt.Fprintf(b, "; per pair p10 %.1f us, p50 %.1f us, p90 %.1f us", o.Pairs.P10, o.Pairs.P50, o.Pairs.P90)
 		}
-		fmt.Fprintf(b, " over %d %s answered on both paths\n", bl.Pairs, plural(bl.Pairs, "pair", "pairs"))
+		fmt.Fprintf(b, " over %d %s measured on both paths\n", bl.Pairs, plural(bl.Pairs, "pair", "pairs"))
 	}
 	for _, n := range bl.Notes {
 		b.WriteString("  " + n + "\n")

@@ -44,6 +44,9 @@ func TestBadInput(t *testing.T) {
 		{"dead pid", []string{"path", "--pid", "999999999", "--to", "10.244.2.2"}, exitUsage, "999999999"},
 		{"unknown command", []string{"traec"}, exitUsage, `unknown command "traec"`},
 		{"lab without subcommand", []string{"lab"}, exitUsage, "lab: say up, down, list or demo"},
+		// The default node netns is ours, and so is the source: a
+		// hostNetwork trace has no pod path to set against the node's.
+		{"baseline from the node netns", []string{"trace", "--netns", "/proc/self/ns/net", "--to", "10.244.2.2", "--baseline", "--out", report}, exitUsage, "--baseline: the source netns"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -79,7 +82,7 @@ func TestHelpExitsZero(t *testing.T) {
 
 func TestTraceHelpListsPingFlags(t *testing.T) {
 	_, stdout, _ := runCLI(t, "trace", "--help")
-	for _, flag := range []string{"-netns", "-pid", "-node-netns", "-to", "-count", "-interval", "-timeout", "-size", "-format", "-out"} {
+	for _, flag := range []string{"-netns", "-pid", "-node-netns", "-to", "-count", "-interval", "-timeout", "-size", "-format", "-out", "-baseline"} {
 		if !strings.Contains(stdout, flag) {
 			t.Errorf("trace --help does not document %s", flag)
 		}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"slices"
+	"time"
 
 	"github.com/cnitrace/cnitrace/capture"
 	"github.com/cnitrace/cnitrace/probe"
@@ -76,6 +78,14 @@ func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, pat
 	if err != nil {
 		return nil, fmt.Errorf("correlate: %w", err)
 	}
+	base, err := openBaseline(c, node, runID)
+	if err != nil {
+		return nil, err
+	}
+	if base != nil {
+		defer base.conn.Close()
+		acc.SetBaseline(base.cfg.RunID)
+	}
 	cfg := captureConfig(path)
 	cfg.Sink = acc.Add
 	// Captures outlive a cancelled probe run: they are drained for the partial report.
@@ -83,8 +93,8 @@ func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, pat
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(stderr, "cnitrace: capturing on %d interfaces, sending %d probes to %s\n", len(path.Points), c.count, c.to)
-	probes, perr := sendProbes(ctx, c, pod, runID)
+	fmt.Fprintf(stderr, "cnitrace: capturing on %d interfaces, sending %d probes to %s%s\n", len(path.Points), c.count, c.to, base.describe())
+	probes, baseProbes, perr := sendAll(ctx, c, pod, runID, base)
 	capt, cerr := sess.Stop()
 	if perr != nil && !errors.Is(perr, context.Canceled) {
 		return nil, perr
@@ -98,6 +108,7 @@ func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, pat
 		return nil, fmt.Errorf("correlate: %w", err)
 	}
 	r.Incomplete = perr != nil
+	r.Baseline = base.compare(r, probes, baseProbes, acc)
 	return r, nil
 }
 
@@ -143,4 +154,107 @@ func warnDrops(stats []capture.PointStats, stderr io.Writer) {
 			fmt.Fprintf(stderr, "cnitrace: warning: capture on %s dropped %d packets; probes missing there may not be lost\n", s.Point, s.Drops)
 		}
 	}
+}
+
+// sendAll sends the pod's probes and, with --baseline, the node's
+// alongside; a failure of the pod's run stops the node's.
+func sendAll(ctx context.Context, c *traceConfig, pod *topology.NetNS, runID uint64, base *baselineRun) (probes, baseProbes *probe.Result, err error) {
+	bctx, stop := context.WithCancel(ctx)
+	defer stop()
+	wait := base.start(bctx)
+	probes, err = sendProbes(ctx, c, pod, runID)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		stop()
+	}
+	baseProbes, berr := wait()
+	return probes, baseProbes, worse(err, berr)
+}
+
+// baselineRun is the node half of trace --baseline: the same probes sent
+// to the same target from the node's netns, where a hostNetwork pod would
+// send them from, interleaved with the pod's.
+type baselineRun struct {
+	conn net.PacketConn // opened in the node's netns
+	cfg  probe.Config
+	ns   string // the node netns, as report.Baseline.NetNS shows it
+}
+
+// openBaseline opens the node's probe socket for --baseline, with a run id
+// of its own so that its tokens never mix with the pod run's; nil without
+// --baseline.
+func openBaseline(c *traceConfig, node *topology.NetNS, podRunID uint64) (*baselineRun, error) {
+	if !c.baseline {
+		return nil, nil
+	}
+	conn, err := probe.ListenFor(node, c.to)
+	if err != nil {
+		return nil, fmt.Errorf("open the baseline probe socket in the node netns %s: %w", node, err)
+	}
+	cfg := c.probeConfig()
+	for cfg.RunID == 0 || cfg.RunID == podRunID {
+		cfg.RunID = probe.NewRunID()
+	}
+	return &baselineRun{conn: conn, cfg: cfg, ns: node.ID()}, nil
+}
+
+// start sends the baseline probes on their own goroutine, beginning half
+// an interval from now so that they fall between the pod's, and returns a
+// function that waits for their result. On a nil b it returns at once.
+func (b *baselineRun) start(ctx context.Context) func() (*probe.Result, error) {
+	if b == nil {
+		return func() (*probe.Result, error) { return nil, nil }
+	}
+	type result struct {
+		r   *probe.Result
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		delay := time.NewTimer(b.cfg.Interval / 2)
+		defer delay.Stop()
+		select {
+		case <-ctx.Done():
+			done <- result{&probe.Result{RunID: b.cfg.RunID, Target: b.cfg.Target, Size: b.cfg.Size}, ctx.Err()}
+			return
+		case <-delay.C:
+		}
+		r, err := probe.Run(ctx, b.conn, b.cfg)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			err = fmt.Errorf("baseline probes from the node netns %s: %w", b.ns, err)
+		}
+		done <- result{r, err}
+	}()
+	return func() (*probe.Result, error) {
+		res := <-done
+		return res.r, res.err
+	}
+}
+
+// describe completes the progress line: nothing on a nil b.
+func (b *baselineRun) describe() string {
+	if b == nil {
+		return ""
+	}
+	return fmt.Sprintf(", and as many from the node netns %s (baseline)", b.ns)
+}
+
+// compare sets the baseline run against the pod's; nil on a nil b.
+func (b *baselineRun) compare(r *report.Result, pod, node *probe.Result, acc *report.Accumulator) *report.Baseline {
+	if b == nil {
+		return nil
+	}
+	bl := acc.Baseline(r, pod, node)
+	if bl != nil {
+		bl.NetNS = b.ns
+	}
+	return bl
+}
+
+// worse returns the error of two concurrent probe runs that decides the
+// outcome: a failure before a cancellation, a cancellation before nil.
+func worse(a, b error) error {
+	if a == nil || (errors.Is(a, context.Canceled) && b != nil && !errors.Is(b, context.Canceled)) {
+		return b
+	}
+	return a
 }

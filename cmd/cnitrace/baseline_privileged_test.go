@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cnitrace/cnitrace/topology/lab"
+	"github.com/cnitrace/cnitrace/topology/lab/labtest"
+	"github.com/cnitrace/cnitrace/topology/lab/nfqdelay"
+)
+
+// baselineReport is the baseline block of the JSON report
+// (docs/report-format.md), as a reader of `--format json` sees it.
+type baselineReport struct {
+	Probes   struct{ Sent, Received, Ignored int }
+	Baseline *struct {
+		NetNS          string
+		Clock          string
+		PodAt          string `json:"pod_rx_point"`
+		NodeAt         string `json:"node_rx_point"`
+		Sent, Received int
+		Pod            *stats `json:"pod_rtt_us"`
+		Node           *stats `json:"node_rtt_us"`
+		Pairs          int
+		Overhead       *struct {
+			P50   float64
+			Pairs *struct{ P10, P50, P90 float64 }
+		} `json:"overhead_us"`
+		Observations int
+	}
+}
+
+// traceBaseline runs trace --baseline on the lab and checks what holds on
+// any run: every probe of both paths answered and measured, the node's
+// replies timed at the overlay device, no baseline packet counted as
+// ignored.
+func traceBaseline(t *testing.T, l *lab.Lab, count int, interval time.Duration) baselineReport {
+	t.Helper()
+	args := append([]string{"trace", "--format", "json", "--baseline",
+		"--count", strconv.Itoa(count), "--interval", interval.String()}, labTraceArgs(l)...)
+	code, stdout, stderr := runCLI(t, args...)
+	if code != exitOK {
+		t.Fatalf("trace --baseline: exit code %d, stderr:\n%s", code, stderr)
+	}
+	var r baselineReport
+	decodeInto(t, stdout, &r)
+	b := r.Baseline
+	if b == nil || b.Pod == nil || b.Node == nil || b.Overhead == nil || b.Overhead.Pairs == nil {
+		t.Fatalf("got no complete baseline block in:\n%s", stdout)
+	}
+	if r.Probes.Received != count || b.Sent != count || b.Received != count || b.Pairs != count {
+		t.Errorf("pod %d of %d answered, node %d of %d, %d pairs; want all %d", r.Probes.Received, r.Probes.Sent, b.Received, b.Sent, b.Pairs, count)
+	}
+	if b.Clock != "kernel-send-to-capture" || b.NodeAt == "" || b.PodAt == "" {
+		t.Errorf("got clock %q ending at %q (pod) and %q (node), want kernel-send-to-capture at capture points", b.Clock, b.PodAt, b.NodeAt)
+	}
+	if b.Observations == 0 || r.Probes.Ignored != 0 {
+		t.Errorf("got %d baseline observations and %d ignored, want some set aside and none ignored", b.Observations, r.Probes.Ignored)
+	}
+	t.Logf("pod p50 %.1f us, node p50 %.1f us, overhead p50 %.1f us, pairs p10/p50/p90 %.1f/%.1f/%.1f us (%d pairs)",
+		b.Pod.P50, b.Node.P50, b.Overhead.P50, b.Overhead.Pairs.P10, b.Overhead.Pairs.P50, b.Overhead.Pairs.P90, b.Pairs)
+	return r
+}
+
+// TestPrivilegedBaseline: the pod path crosses a veth pair, the bridge and
+// the node's FORWARD chain on top of the node's own path, so it is not
+// faster on the median. The overhead on the lab is only a few
+// microseconds against some tens of jitter from the remote namespace and
+// the scheduler of a busy test machine, so the sign is checked over up to
+// three runs of 200 probes: one has it right unless something is wrong.
+func TestPrivilegedBaseline(t *testing.T) {
+	l := labtest.New(t)
+	const count = 200
+	for attempt := 1; ; attempt++ {
+		b := traceBaseline(t, l, count, 5*time.Millisecond).Baseline
+		if b.Overhead.P50 >= 1000 || b.Overhead.Pairs.P50 >= 1000 {
+			t.Fatalf("overhead p50 %.1f us (pairs %.1f), want below 1 ms on the lab", b.Overhead.P50, b.Overhead.Pairs.P50)
+		}
+		if b.Pod.P50 > b.Node.P50 && b.Overhead.P50 > 0 {
+			return
+		}
+		if attempt == 3 {
+			t.Fatalf("the pod path was not slower than the node's on the median in %d runs (last: pod %.1f us, node %.1f us)", attempt, b.Pod.P50, b.Node.P50)
+		}
+		t.Logf("run %d: pod p50 %.1f us not above node p50 %.1f us; jitter, trying again", attempt, b.Pod.P50, b.Node.P50)
+	}
+}
+
+// TestPrivilegedBaselineForwardDelay delays the pod's echo requests by
+// 2 ms in node 1's FORWARD chain, which the node's own probes never cross
+// (locally generated traffic goes through OUTPUT): the overhead grows by
+// the delay, the node path does not move.
+func TestPrivilegedBaselineForwardDelay(t *testing.T) {
+	l := labtest.New(t)
+	const count, interval, delay = 30, 10 * time.Millisecond, 2 * time.Millisecond
+	before := traceBaseline(t, l, count, interval).Baseline
+	delayForward(t, l, delay)
+	after := traceBaseline(t, l, count, interval).Baseline
+
+	grew := after.Overhead.P50 - before.Overhead.P50
+	want := float64(delay.Microseconds())
+	if grew < 0.75*want || grew > 1.25*want {
+		t.Errorf("overhead p50 grew %.1f us (%.1f -> %.1f) with a %v FORWARD delay, want %.0f-%.0f",
+			grew, before.Overhead.P50, after.Overhead.P50, delay, 0.75*want, 1.25*want)
+	}
+	if moved := after.Node.P50 - before.Node.P50; moved > 300 || moved < -300 {
+		t.Errorf("node path p50 moved %.1f us (%.1f -> %.1f), want at most 300: its probes do not cross FORWARD",
+			moved, before.Node.P50, after.Node.P50)
+	}
+	if p := after.Overhead.Pairs; p.P10 < 0.75*want {
+		t.Errorf("per-pair overhead p10 %.1f us with a %v delay on every pod probe, want at least %.0f", p.P10, delay, 0.75*want)
+	}
+}
+
+// delayForward queues the echo requests crossing node 1's FORWARD chain
+// to an NFQUEUE delayer that holds each for d, until the test ends.
+func delayForward(t *testing.T, l *lab.Lab, d time.Duration) {
+	t.Helper()
+	const queue = 11
+	n1 := l.Nodes[0]
+	del, err := nfqdelay.Open(n1.NS, nfqdelay.Config{Queue: queue, Delay: d})
+	if err != nil {
+		t.Fatalf("open the delayer in %s: %v", n1.Name, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- del.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && ctx.Err() == nil {
+			t.Errorf("delayer: %v", err)
+		}
+		del.Close()
+	})
+	iptables(t, l, n1.NSPath, "-I", "FORWARD", "-p", "icmp", "--icmp-type", "echo-request",
+		"-j", "NFQUEUE", "--queue-num", strconv.Itoa(queue), "--queue-bypass")
+}
