@@ -21,16 +21,17 @@ const (
 const usageText = `cnitrace finds where between a pod and its peer the latency or loss is.
 
 Usage:
-  cnitrace trace --netns PATH | --pid PID  --to IP [flags]   probe and print the hop breakdown
-  cnitrace path  --netns PATH | --pid PID  --to IP [flags]   print the capture points only
-  cnitrace lab up [--name NAME] [--topology T] [faults]      build the two-node netns lab and leave it
-  cnitrace lab fault [NAME] faults | --clear                 change the faults of a standing lab
-  cnitrace lab down [NAME]                                   remove a lab
-  cnitrace lab list                                          list standing labs
-  cnitrace lab demo [trace flags] [--topology T] [faults]    build the lab, trace across it, remove it
+  cnitrace trace --netns PATH | --pid PID  --to IP [flags]         probe and print the hop breakdown
+  cnitrace path  --netns PATH | --pid PID  --to IP [flags]         print the capture points only
+  cnitrace lab up [--name NAME] [--topology T] [extras] [faults]   build the two-node netns lab and leave it
+  cnitrace lab fault [NAME] faults | --clear                       change the faults of a standing lab
+  cnitrace lab down [NAME]                                         remove a lab
+  cnitrace lab list                                                list standing labs
+  cnitrace lab demo [trace flags] [--topology T] [faults]          build the lab, trace across it, remove it
 
 Topologies: --topology flannel (bridge, the default) | routed (Calico-style proxy-ARP veths, no bridge)
-Faults: --delay network=2ms  --loss forward-request=0.2  --loss network=5%  --bloat 20000
+Extras: --service (a ClusterIP DNATed to node 2's pod)  --external (a host behind MASQUERADE)
+Faults: --delay network=2ms  --loss forward-request=0.2  --loss pod-request=0.3  --loss network=5%  --bloat 20000
 (see 'cnitrace lab up --help' and docs/lab.md)
 
 Run 'cnitrace COMMAND --help' for the flags of a command.

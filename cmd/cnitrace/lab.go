@@ -42,7 +42,7 @@ func addFaultFlags(fs *flag.FlagSet, f *lab.Faults) {
 	fs.Func("delay", "delay frames on the network between the nodes: `WHERE=DURATION`, WHERE network, network-request or network-reply, "+
 		"DURATION like 2ms, 500us or 0 (at most 1s); repeatable", f.SetDelay)
 	fs.Func("loss", "drop packets at random: `WHERE=P`, WHERE network[-request|-reply] (frames between the nodes) or "+
-		"forward[-request|-reply] (ICMP in node 1's FORWARD chain), P like 0.05 or 5%; repeatable", f.SetLoss)
+		"forward[-request|-reply] (ICMP in node 1's FORWARD chain) or pod[-request|-reply] (in node 1's pod: OUTPUT, INPUT), P like 0.05 or 5%; repeatable", f.SetLoss)
 	fs.IntVar(&f.ForwardRules, "bloat", 0, fmt.Sprintf("load `N` non-matching rules into node 1's FORWARD chain (0 to %d)", lab.MaxBloatRules))
 }
 
