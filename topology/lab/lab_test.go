@@ -94,7 +94,7 @@ func TestLabOfNSName(t *testing.T) {
 func TestNSNamesRoundTrip(t *testing.T) {
 	const name = "cnitrace-ab12cd"
 	got := nsNames(name)
-	want := []string{name + "-n1", name + "-n1-pod", name + "-n1-pod2", name + "-n2", name + "-n2-pod", name + "-n2-pod2", name + "-wire"}
+	want := []string{name + "-n1", name + "-n1-pod", name + "-n1-pod2", name + "-n2", name + "-n2-pod", name + "-n2-pod2", name + "-wire", name + "-ext"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("nsNames(%q) = %v, want %v", name, got, want)
 	}
