@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cnitrace/cnitrace/topology/lab"
 	"github.com/cnitrace/cnitrace/topology/lab/labtest"
@@ -30,6 +31,19 @@ func TestPrivilegedTraceRoutedVeth(t *testing.T) {
 			t.Errorf("segment %s->%s (%s): seen %d lost %d, want 30 and 0", s.From, s.To, s.Direction, s.Seen, s.Lost)
 		}
 	}
+
+	// 2 ms on the wire between the nodes lands in the network segment.
+	// The wire goes in clean first, and a trace resolves the uplinks'
+	// neighbours through it, so "before" and "after" cross the same wire.
+	if err := l.SetFaults(t.Context(), lab.Faults{Wire: true}); err != nil {
+		t.Fatal(err)
+	}
+	before := traceLab(t, l, "--count", "30", "--interval", "20ms")
+	delay := lab.Faults{Network: lab.Network{Request: lab.Impairment{Delay: 2 * time.Millisecond}}}
+	if err := l.SetFaults(t.Context(), delay); err != nil {
+		t.Fatal(err)
+	}
+	checkMoved(t, before, traceLab(t, l, "--count", "30", "--interval", "20ms"), "network", 2*time.Millisecond)
 }
 
 // checkRoutedPoints checks the points are exactly pod, veth, vxlan, uplink,
