@@ -38,7 +38,7 @@ func addSourceFlags(fs *flag.FlagSet, c *traceConfig, to *string) {
 	fs.IntVar(&c.pid, "pid", 0, "`PID` of a process in the pod (uses PROC/PID/ns/net)")
 	fs.StringVar(&c.procRoot, "proc", "/proc", "`dir` where the host's processes are (with hostPID: /proc)")
 	fs.StringVar(&c.nodeNetns, "node-netns", "", "network namespace `file` of the node (default: the one cnitrace runs in)")
-	fs.StringVar(to, "to", "", "target `IP` address, IPv4 or IPv6 (a pod on another node)")
+	fs.StringVar(to, "to", "", "target `IP` address, IPv4 or IPv6: a pod (on another node or this one), a Service address, or a host outside the cluster")
 }
 
 // addProbeFlags registers the ping-like flags of trace.

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,6 +87,12 @@ func TestPrivilegedTraceService(t *testing.T) {
 	}
 	if _, _, old, new, ok := rewriteOf(r, nat, "reply", "src"); !ok || old != backend || new != vip {
 		t.Errorf("reply src rewrite %s->%s (found %v), want %s->%s", old, new, ok, backend, vip)
+	}
+
+	n1 := l.Nodes[0]
+	code, stdout, stderr := runCLI(t, "path", "--netns", n1.Pod.NSPath, "--node-netns", n1.NSPath, "--to", vip)
+	if want := "(the node translates " + vip + " to " + backend + ": DNAT"; code != exitOK || !strings.Contains(stdout, want) {
+		t.Errorf("path to the service: exit %d, output:\n%s%s\nwant it to contain %q", code, stdout, stderr, want)
 	}
 
 	delay := lab.Faults{Network: lab.Network{Request: lab.Impairment{Delay: 2 * time.Millisecond}}}

@@ -39,6 +39,9 @@ func pathCommand(args []string, stdout, stderr io.Writer) error {
 
 func printPath(w io.Writer, path *topology.Path) error {
 	fmt.Fprintf(w, "path to %s from %s@%s (%s), request direction:\n", path.Target, path.Source.Interface, path.Source.NetNS, path.Source.Addr)
+	if path.Translated.IsValid() {
+		fmt.Fprintf(w, "(the node translates %s to %s: DNAT, found in its conntrack table)\n", path.Target, path.Translated)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tINTERFACE\tNETNS\tIFINDEX\tKIND\tREQUEST")
 	for _, p := range path.Points {
