@@ -272,7 +272,21 @@ func (d *discovery) isPodVeth(out netlink.Link, r netlink.Route) bool {
 		return false
 	}
 	addrs, err := d.nodeNL.AddrList(out, family(d.target))
-	return err == nil && len(addrs) == 0
+	return err == nil && !numbered(addrs)
+}
+
+// numbered reports whether addrs has an address that numbers its link,
+// that is one other than an IPv6 link-local (fe80::/10) address: the kernel
+// gives every IPv6-capable link one of those by itself, the host side of a
+// Calico pod's veth included (fe80::ecee:eeff:feee:eeee, the pod's IPv6
+// gateway), so it says nothing about whether the link is unnumbered.
+func numbered(addrs []netlink.Addr) bool {
+	for _, a := range addrs {
+		if a.IPNet == nil || !(a.IP.To4() == nil && a.IP.IsLinkLocalUnicast()) {
+			return true
+		}
+	}
+	return false
 }
 
 // bridgePort adds the bridge port behind which target lives: it resolves
