@@ -19,9 +19,10 @@ import (
 	"github.com/cnitrace/cnitrace/topology/lab/labtest"
 )
 
-// The flannel lab is dual-stack: IPv6 pod addresses from
+// Both topologies are dual-stack: IPv6 pod addresses from
 // fd00:10:244:<i>::/64, carried between the nodes by the same VXLAN device
-// as IPv4.
+// as IPv4; the routed one gives each pod a /128 and Calico's link-local
+// gateway.
 
 func TestPrivilegedIPv6Addresses(t *testing.T) {
 	l := labtest.New(t)
@@ -46,21 +47,76 @@ func TestPrivilegedIPv6Addresses(t *testing.T) {
 		}
 	}
 	n1, n2 := l.Nodes[0], l.Nodes[1]
-	checkRemote6(t, handle(t, n1.NS), n2)
-	checkRemote6(t, handle(t, n2.NS), n1)
+	checkRemote6(t, handle(t, n1.NS), lab.VXLANName, n2)
+	checkRemote6(t, handle(t, n2.NS), lab.VXLANName, n1)
 }
 
-// TestPrivilegedIPv6Ping pings over IPv6 at once after Up: across the
-// nodes both ways and to the sibling on the same bridge. The very first
-// echo must be answered: the lab is ready for IPv6 when Up returns.
-func TestPrivilegedIPv6Ping(t *testing.T) {
-	l := labtest.New(t)
+// TestPrivilegedRoutedIPv6Addresses checks Calico's IPv6 scheme on the
+// routed lab: each pod's address is a /128 with the default route via
+// fe80::ecee:eeff:feee:eeee, the link-local address every host veth has
+// from its MAC ee:ee:ee:ee:ee:ee (usable when Up returns), and the node
+// routes each pod's /128 through its veth.
+func TestPrivilegedRoutedIPv6Addresses(t *testing.T) {
+	l := labtest.NewWith(t, lab.Config{Topology: lab.TopologyRouted})
+	for _, n := range l.Nodes {
+		h := handle(t, n.NS)
+		for _, p := range []*lab.Pod{n.Pod, n.Sibling} {
+			if !p.Addr6.IsValid() || !n.PodCIDR6.Contains(p.Addr6) {
+				t.Errorf("%s has IPv6 address %s, want one in %s", p.Name, p.Addr6, n.PodCIDR6)
+			}
+			ph := handle(t, p.NS)
+			checkAddr6(t, ph, p.Name, lab.PodIfName, netip.PrefixFrom(p.Addr6, 128))
+			checkDefault6(t, ph, p.Name, lab.RoutedGateway6)
+			checkNoneTentative(t, ph, p.Name)
+			checkRoutedVeth6(t, h, n.Name, p)
+		}
+		checkNoneTentative(t, h, n.Name)
+		checkAddr6(t, h, n.Name, lab.RoutedVXLANName, netip.PrefixFrom(n.PodCIDR6.Addr(), 128))
+		if got := sysctl(t, n.NS, "/proc/sys/net/ipv6/conf/all/forwarding"); got != "1" {
+			t.Errorf("IPv6 forwarding in %s is %q, want 1", n.Name, got)
+		}
+	}
 	n1, n2 := l.Nodes[0], l.Nodes[1]
-	ping6(t, l, n1.Pod.NSPath, n2.Pod.Addr6, "1")
-	ping6(t, l, n2.Pod.NSPath, n1.Pod.Addr6, "1")
-	ping6(t, l, n1.Pod.NSPath, n1.Sibling.Addr6, "1")
-	ping6(t, l, n2.Sibling.NSPath, n1.Pod.Addr6, "1")
-	ping6(t, l, n1.Pod.NSPath, n2.Pod.Addr6, "3")
+	checkRemote6(t, handle(t, n1.NS), lab.RoutedVXLANName, n2)
+	checkRemote6(t, handle(t, n2.NS), lab.RoutedVXLANName, n1)
+}
+
+// checkRoutedVeth6 checks p's host veth in the node netns ns: Calico's MAC,
+// the gateway link-local address, usable, and the node's route to p's /128
+// through it. Both host veths of a node have the same MAC and link-local
+// address, which is fine: they are different links.
+func checkRoutedVeth6(t *testing.T, h *netlink.Handle, ns string, p *lab.Pod) {
+	t.Helper()
+	veth, err := h.LinkByName(p.HostVeth)
+	if err != nil {
+		t.Fatalf("look up %s in %s: %v", p.HostVeth, ns, err)
+	}
+	if got := veth.Attrs().HardwareAddr.String(); got != lab.RoutedVethMAC.String() {
+		t.Errorf("%s in %s has MAC %s, want %s", p.HostVeth, ns, got, lab.RoutedVethMAC)
+	}
+	checkAddr6(t, h, ns, p.HostVeth, netip.PrefixFrom(lab.RoutedGateway6, 64))
+	routes, err := h.RouteGet(p.Addr6.AsSlice())
+	if err != nil || len(routes) != 1 || routes[0].LinkIndex != veth.Attrs().Index || routes[0].Gw != nil {
+		t.Errorf("route from %s to %s: %+v %v, want dev %s", ns, p.Addr6, routes, err, p.HostVeth)
+	}
+}
+
+// TestPrivilegedIPv6Ping pings over IPv6 at once after Up, on each
+// topology: across the nodes both ways and to the sibling on the same node.
+// The very first echo must be answered: the lab is ready for IPv6 when Up
+// returns.
+func TestPrivilegedIPv6Ping(t *testing.T) {
+	for _, topo := range lab.Topologies {
+		t.Run(string(topo), func(t *testing.T) {
+			l := labtest.NewWith(t, lab.Config{Topology: topo})
+			n1, n2 := l.Nodes[0], l.Nodes[1]
+			ping6(t, l, n1.Pod.NSPath, n2.Pod.Addr6, "1")
+			ping6(t, l, n2.Pod.NSPath, n1.Pod.Addr6, "1")
+			ping6(t, l, n1.Pod.NSPath, n1.Sibling.Addr6, "1")
+			ping6(t, l, n2.Sibling.NSPath, n1.Pod.Addr6, "1")
+			ping6(t, l, n1.Pod.NSPath, n2.Pod.Addr6, "3")
+		})
+	}
 }
 
 func TestPrivilegedIPv6Open(t *testing.T) {
@@ -78,8 +134,8 @@ func TestPrivilegedIPv6Open(t *testing.T) {
 					t.Errorf("Open node %d: %s %s %s, Up built %s %s %s", i+1,
 						n.PodCIDR6, n.Pod.Addr6, n.Sibling.Addr6, built.PodCIDR6, built.Pod.Addr6, built.Sibling.Addr6)
 				}
-				if dual := n.Pod.Addr6.IsValid(); dual != (topo == lab.TopologyFlannel) {
-					t.Errorf("node %d of a %s lab: IPv6 address %s; only the flannel topology is dual-stack", i+1, topo, n.Pod.Addr6)
+				if !n.Pod.Addr6.IsValid() || !n.PodCIDR6.IsValid() {
+					t.Errorf("node %d of a %s lab: IPv6 pod prefix %s, address %s; want both topologies dual-stack", i+1, topo, n.PodCIDR6, n.Pod.Addr6)
 				}
 			}
 		})
@@ -137,21 +193,21 @@ func checkDefault6(t *testing.T, h *netlink.Handle, ns string, gw netip.Addr) {
 }
 
 // checkRemote6 checks the IPv6 route to remote's pods and the neighbour
-// entry of its VTEP on the VXLAN device; the FDB entry is checkRemote's,
-// shared by both families.
-func checkRemote6(t *testing.T, h *netlink.Handle, remote *lab.Node) {
+// entry of its VTEP on the VXLAN device vxName; the FDB entry is
+// checkRemote's, shared by both families.
+func checkRemote6(t *testing.T, h *netlink.Handle, vxName string, remote *lab.Node) {
 	t.Helper()
 	vtep := remote.PodCIDR6.Addr()
 	routes, err := h.RouteGet(remote.Pod.Addr6.AsSlice())
 	if err != nil || len(routes) != 1 {
 		t.Fatalf("route get %s: %v %v", remote.Pod.Addr6, routes, err)
 	}
-	vx, err := h.LinkByName(lab.VXLANName)
+	vx, err := h.LinkByName(vxName)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r := routes[0]; r.LinkIndex != vx.Attrs().Index || !r.Gw.Equal(vtep.AsSlice()) {
-		t.Errorf("route to %s: dev %d via %s, want dev %s via %s", remote.Pod.Addr6, r.LinkIndex, r.Gw, lab.VXLANName, vtep)
+		t.Errorf("route to %s: dev %d via %s, want dev %s via %s", remote.Pod.Addr6, r.LinkIndex, r.Gw, vxName, vtep)
 	}
 	neighs, err := h.NeighList(vx.Attrs().Index, unix.AF_INET6)
 	if err != nil {
@@ -160,7 +216,7 @@ func checkRemote6(t *testing.T, h *netlink.Handle, remote *lab.Node) {
 	n := findNeigh(neighs, func(n netlink.Neigh) bool { return n.IP.Equal(vtep.AsSlice()) })
 	mac := "0e:00:00:00:00:0" + strconv.Itoa(nodeNum(remote))
 	if n == nil || n.HardwareAddr.String() != mac || n.State != netlink.NUD_PERMANENT {
-		t.Errorf("neighbour %s on %s = %+v, want permanent %s", vtep, lab.VXLANName, n, mac)
+		t.Errorf("neighbour %s on %s = %+v, want permanent %s", vtep, vxName, n, mac)
 	}
 	checkRemote(t, h, vx.Attrs().Index, remote)
 }

@@ -128,7 +128,7 @@ type Node struct {
 	NSPath     string          // /run/netns/<lab>-n<i>
 	NS         *topology.NetNS // open until Lab.Close
 	PodCIDR    netip.Prefix    // 10.244.<i>.0/24
-	PodCIDR6   netip.Prefix    // fd00:10:244:<i>::/64; invalid on the routed topology, which has no IPv6
+	PodCIDR6   netip.Prefix    // fd00:10:244:<i>::/64
 	UplinkAddr netip.Addr      // 192.168.255.<i> on UplinkName
 	Pod        *Pod            // the pod traces start from: 10.244.<i>.2
 	Sibling    *Pod            // a second pod on the same node, 10.244.<i>.3: the peer of same-node traces
@@ -144,7 +144,7 @@ type Pod struct {
 	NSPath   string          // /run/netns/<lab>-n<i>-pod (Sibling: -pod2)
 	NS       *topology.NetNS // open until Lab.Close
 	Addr     netip.Addr      // 10.244.<i>.2 (Sibling: .3)
-	Addr6    netip.Addr      // fd00:10:244:<i>::2 (Sibling: ::3); invalid on the routed topology
+	Addr6    netip.Addr      // fd00:10:244:<i>::2 (Sibling: ::3); a /64 on eth0 (flannel), a /128 (routed)
 	HostVeth string          // veth (rv when routed) + 8 random hex digits, in the node netns
 }
 
@@ -245,9 +245,10 @@ func labOfNSName(ns string) (string, bool) {
 	return name, true
 }
 
-// newNode plans node i of lab on topology t: names, paths and addresses,
-// no handles yet. Only the flannel topology is dual-stack.
-func newNode(lab string, i int, t Topology) *Node {
+// newNode plans node i of lab: names, paths and addresses, no handles yet.
+// Both topologies are dual-stack; Open takes IPv6 away again for a lab
+// built before they were.
+func newNode(lab string, i int) *Node {
 	pod := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 244, byte(i), 0}), 24)
 	n := &Node{
 		Name:       nodeNSName(lab, i),
@@ -258,7 +259,7 @@ func newNode(lab string, i int, t Topology) *Node {
 		Sibling:    newPod(siblingNSName(lab, i), netip.AddrFrom4([4]byte{10, 244, byte(i), 3})),
 		num:        i,
 	}
-	n.planIPv6(t.orDefault() == TopologyFlannel)
+	n.planIPv6(true)
 	return n
 }
 

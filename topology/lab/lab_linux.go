@@ -43,7 +43,7 @@ func up(ctx context.Context, cfg Config, fail func(step string) error) (_ *Lab, 
 	}
 	l := &Lab{Name: name, Topology: cfg.Topology.orDefault(), WireCommand: cfg.WireCommand}
 	for i := 1; i <= nodeCount; i++ {
-		l.Nodes = append(l.Nodes, newNode(name, i, l.Topology))
+		l.Nodes = append(l.Nodes, newNode(name, i))
 	}
 	if cfg.Faults.needsWire() {
 		l.Wire = newWire(name)

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -106,7 +107,7 @@ func TestNSNamesRoundTrip(t *testing.T) {
 }
 
 func TestNewNodeAddresses(t *testing.T) {
-	n := newNode("cnitrace-ab12cd", 2, TopologyFlannel)
+	n := newNode("cnitrace-ab12cd", 2)
 	checks := []struct{ what, got, want string }{
 		{"Name", n.Name, "cnitrace-ab12cd-n2"},
 		{"NSPath", n.NSPath, "/run/netns/cnitrace-ab12cd-n2"},
@@ -134,10 +135,15 @@ func TestNewNodeAddresses(t *testing.T) {
 	}
 }
 
-func TestRoutedNodeHasNoIPv6(t *testing.T) {
-	n := newNode("cnitrace-ab12cd", 1, TopologyRouted)
-	if n.dualStack() || n.PodCIDR6.IsValid() || n.Pod.Addr6.IsValid() || n.Sibling.Addr6.IsValid() {
-		t.Errorf("routed node plans IPv6: %s, pod %s, sibling %s", n.PodCIDR6, n.Pod.Addr6, n.Sibling.Addr6)
+// TestRoutedGateway6IsVethLinkLocal checks Calico's trick: the pod's IPv6
+// gateway is the link-local address the kernel derives from the host
+// veth's MAC (EUI-64: flip the universal/local bit, ff:fe in the middle),
+// so the veth answers for it with no proxy NDP.
+func TestRoutedGateway6IsVethLinkLocal(t *testing.T) {
+	m := RoutedVethMAC
+	eui := [16]byte{0xfe, 0x80, 8: m[0] ^ 0x02, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]}
+	if got := netip.AddrFrom16(eui); got != RoutedGateway6 {
+		t.Errorf("link-local of %s is %s, RoutedGateway6 is %s", m, got, RoutedGateway6)
 	}
 }
 
@@ -165,7 +171,7 @@ func TestForwardRules(t *testing.T) {
 }
 
 func TestCommandRefusesForeignNamespace(t *testing.T) {
-	l := &Lab{Name: "cnitrace-ab12cd", Nodes: []*Node{newNode("cnitrace-ab12cd", 1, TopologyFlannel)}}
+	l := &Lab{Name: "cnitrace-ab12cd", Nodes: []*Node{newNode("cnitrace-ab12cd", 1)}}
 	for _, path := range []string{"/proc/1/ns/net", "/proc/self/ns/net", "/run/netns/other", "/run/netns/cnitrace-ab12cd-n3"} {
 		cmd := l.Command(context.Background(), path, "true")
 		if cmd.Err == nil {
@@ -185,7 +191,7 @@ func TestCommandRefusesForeignNamespace(t *testing.T) {
 }
 
 func TestBloatForwardChecksArguments(t *testing.T) {
-	l := &Lab{Name: "cnitrace-ab12cd", Nodes: []*Node{newNode("cnitrace-ab12cd", 1, TopologyFlannel), newNode("cnitrace-ab12cd", 2, TopologyFlannel)}}
+	l := &Lab{Name: "cnitrace-ab12cd", Nodes: []*Node{newNode("cnitrace-ab12cd", 1), newNode("cnitrace-ab12cd", 2)}}
 	ctx := context.Background()
 	for _, node := range []int{0, 3, -1} {
 		if err := l.BloatForward(ctx, node, 10); err == nil {

@@ -60,7 +60,7 @@ func (n *Node) setup() error {
 			return err
 		}
 		for _, p := range n.pods() {
-			if _, err := n.addPodVeth(h, p, "veth", bridge.Attrs().Index); err != nil {
+			if _, err := n.addPodVeth(h, p, "veth", bridge.Attrs().Index, nil); err != nil {
 				return err
 			}
 		}
@@ -204,17 +204,17 @@ func (n *Node) addBridge(h *netlink.Handle) (netlink.Link, error) {
 }
 
 // addPodVeth creates p's veth pair from the node side: the host end
-// gets a random <prefix><8 hex> name, joins the bridge with index master
-// (none when 0) and is set up; the peer is created directly inside the pod
+// gets a random <prefix><8 hex> name, the MAC mac (a random one when nil),
+// joins the bridge with index master (none when 0) and is set up; the peer is created directly inside the pod
 // namespace as eth0. It returns the host end.
-func (n *Node) addPodVeth(h *netlink.Handle, p *Pod, prefix string, master int) (netlink.Link, error) {
+func (n *Node) addPodVeth(h *netlink.Handle, p *Pod, prefix string, master int, mac net.HardwareAddr) (netlink.Link, error) {
 	suffix, err := randomHex(4)
 	if err != nil {
 		return nil, fmt.Errorf("choose veth name in %s: %w", n.Name, err)
 	}
 	name := prefix + suffix
 	veth := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: name, MTU: MTU, MasterIndex: master},
+		LinkAttrs:     netlink.LinkAttrs{Name: name, MTU: MTU, MasterIndex: master, HardwareAddr: mac},
 		PeerName:      PodIfName,
 		PeerMTU:       MTU,
 		PeerNamespace: netlink.NsFd(p.NS.Fd()),

@@ -33,7 +33,7 @@ func Open(name string) (_ *Lab, err error) {
 	}()
 	dual := false
 	for i := 1; i <= nodeCount; i++ {
-		n := newNode(name, i, l.Topology)
+		n := newNode(name, i)
 		l.Nodes = append(l.Nodes, n)
 		if n.NS, err = openLabNS(name, n.NSPath); err != nil {
 			return nil, err
@@ -42,7 +42,7 @@ func Open(name string) (_ *Lab, err error) {
 			if l.Topology, err = n.detectTopology(); err != nil {
 				return nil, err
 			}
-			if dual, err = n.detectIPv6(l.Topology); err != nil {
+			if dual, err = n.detectIPv6(l.Topology.layout()); err != nil {
 				return nil, err
 			}
 		}
@@ -102,25 +102,22 @@ func (n *Node) detectTopology() (Topology, error) {
 	return t, err
 }
 
-// detectIPv6 tells whether a standing lab of topology t is dual-stack: a
-// flannel lab whose node's bridge has the IPv6 gateway address (a lab built
-// before the lab had IPv6 has not).
-func (n *Node) detectIPv6(t Topology) (bool, error) {
-	if t != TopologyFlannel || !n.dualStack() {
-		return false, nil
-	}
+// detectIPv6 tells whether a standing lab of layout lay is dual-stack: one
+// whose node's VXLAN device has the IPv6 VTEP address (a lab built before
+// its topology had IPv6 has not).
+func (n *Node) detectIPv6(lay layout) (bool, error) {
 	dual := false
 	err := withHandle(n.NS, n.Name, func(h *netlink.Handle) error {
-		br, err := h.LinkByName(BridgeName)
+		vx, err := h.LinkByName(lay.vxlan)
 		if err != nil {
-			return fmt.Errorf("look up %s in %s: %w", BridgeName, n.Name, err)
+			return fmt.Errorf("look up %s in %s: %w", lay.vxlan, n.Name, err)
 		}
-		addrs, err := h.AddrList(br, netlink.FAMILY_V6)
+		addrs, err := h.AddrList(vx, netlink.FAMILY_V6)
 		if err != nil {
-			return fmt.Errorf("list the IPv6 addresses of %s in %s: %w", BridgeName, n.Name, err)
+			return fmt.Errorf("list the IPv6 addresses of %s in %s: %w", lay.vxlan, n.Name, err)
 		}
 		for _, a := range addrs {
-			dual = dual || a.IP.Equal(n.gateway6().AsSlice())
+			dual = dual || a.IP.Equal(n.vtepAddr6().AsSlice())
 		}
 		return nil
 	})

@@ -3,9 +3,11 @@ package lab
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/cnitrace/cnitrace/topology"
 )
@@ -34,6 +36,11 @@ func (l *Lab) waitLinksUp(ctx context.Context) error {
 		}
 		if err := waitUp(ctx, n.NS, n.Name, links...); err != nil {
 			return err
+		}
+		if l.Topology == TopologyRouted {
+			if err := n.waitGateway6(ctx); err != nil {
+				return err
+			}
 		}
 	}
 	if e := l.External; e != nil {
@@ -70,4 +77,54 @@ func waitUp(ctx context.Context, ns *topology.NetNS, nsName string, links ...str
 		}
 		return nil
 	})
+}
+
+// waitGateway6 waits until every host veth of the routed node n has the
+// pods' IPv6 gateway RoutedGateway6 as a usable (not tentative) link-local
+// address. The kernel adds it only once the veth is operationally up, and
+// while it is tentative the veth answers no neighbour solicitation for it:
+// the pods' first IPv6 packets would wait for their gateway.
+func (n *Node) waitGateway6(ctx context.Context) error {
+	return withHandle(n.NS, n.Name, func(h *netlink.Handle) error {
+		for _, p := range n.pods() {
+			if err := waitUsableAddr(ctx, h, p.HostVeth, n.Name, RoutedGateway6); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// waitUsableAddr waits until hasUsableAddr.
+func waitUsableAddr(ctx context.Context, h *netlink.Handle, link, ns string, ip netip.Addr) error {
+	for {
+		ok, err := hasUsableAddr(h, link, ns, ip)
+		if err != nil || ok {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %s on %s in %s to be usable: %w", ip, link, ns, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// hasUsableAddr reports whether the link called link has the IPv6 address
+// ip, neither tentative nor failed duplicate address detection.
+func hasUsableAddr(h *netlink.Handle, link, ns string, ip netip.Addr) (bool, error) {
+	l, err := h.LinkByName(link)
+	if err != nil {
+		return false, fmt.Errorf("read %s in %s: %w", link, ns, err)
+	}
+	addrs, err := h.AddrList(l, netlink.FAMILY_V6)
+	if err != nil {
+		return false, fmt.Errorf("list the IPv6 addresses of %s in %s: %w", link, ns, err)
+	}
+	for _, a := range addrs {
+		if a.IP.Equal(ip.AsSlice()) {
+			return a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) == 0, nil
+		}
+	}
+	return false, nil
 }

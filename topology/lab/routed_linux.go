@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 
@@ -12,11 +13,14 @@ import (
 )
 
 // setupRouted turns the node namespace into a routed (Calico-style) node
-// without the overlay: lo up, IPv4 forwarding on, each pod on a veth pair
-// with no bridge, the host end without an address but with proxy ARP, and
-// a /32 route to the pod through it.
+// without the overlay: lo up, IPv4 and IPv6 forwarding on, each pod on a
+// veth pair with no bridge, the host end without an address of its own but
+// with Calico's MAC RoutedVethMAC (hence the link-local RoutedGateway6) and
+// proxy ARP, a /32 and a /128 route to the pod through it, and a permanent
+// neighbour entry for the pod's IPv6 address on it (as Calico's felix
+// writes for each workload).
 func (n *Node) setupRouted() error {
-	if err := enableForwarding(n.NS, n.Name); err != nil {
+	if err := n.routedSysctls(); err != nil {
 		return err
 	}
 	err := withHandle(n.NS, n.Name, func(h *netlink.Handle) error {
@@ -24,13 +28,8 @@ func (n *Node) setupRouted() error {
 			return err
 		}
 		for _, p := range n.pods() {
-			veth, err := n.addPodVeth(h, p, RoutedVethPrefix, 0)
-			if err != nil {
+			if err := n.addRoutedVeth(h, p); err != nil {
 				return err
-			}
-			host := &netlink.Route{LinkIndex: veth.Attrs().Index, Scope: netlink.SCOPE_LINK, Dst: hostNet(p.Addr.AsSlice())}
-			if err := h.RouteAdd(host); err != nil {
-				return fmt.Errorf("add route %s dev %s in %s: %w", p.Addr, p.HostVeth, n.Name, err)
 			}
 		}
 		return nil
@@ -42,9 +41,63 @@ func (n *Node) setupRouted() error {
 		if err := enableProxyARP(n.NS, n.Name, p.HostVeth); err != nil {
 			return err
 		}
-		if err := withHandle(p.NS, p.Name, func(h *netlink.Handle) error { return setupRoutedPod(h, p) }); err != nil {
+		var podMAC net.HardwareAddr
+		err := withHandle(p.NS, p.Name, func(h *netlink.Handle) error {
+			if err := setupRoutedPod(h, p); err != nil {
+				return err
+			}
+			var err error
+			podMAC, err = linkMAC(h, PodIfName, p.Name)
+			return err
+		})
+		if err != nil {
 			return err
 		}
+		if err := withHandle(n.NS, n.Name, func(h *netlink.Handle) error {
+			return addNeigh6(h, n.Name, p.HostVeth, p.Addr6, podMAC)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// routedSysctls turns forwarding on in the node and duplicate address
+// detection off in the node and its pods, before any interface exists
+// there (see disableDAD): the host veths' link-local address, the pods'
+// IPv6 gateway, must not be tentative when Up returns.
+func (n *Node) routedSysctls() error {
+	if err := enableForwarding(n.NS, n.Name); err != nil {
+		return err
+	}
+	if err := enableIPv6Forwarding(n.NS, n.Name); err != nil {
+		return err
+	}
+	if err := disableDAD(n.NS, n.Name); err != nil {
+		return err
+	}
+	for _, p := range n.pods() {
+		if err := disableDAD(p.NS, p.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addRoutedVeth creates p's veth pair with RoutedVethMAC on the host end
+// and routes p's IPv4 /32 and IPv6 /128 through it.
+func (n *Node) addRoutedVeth(h *netlink.Handle, p *Pod) error {
+	veth, err := n.addPodVeth(h, p, RoutedVethPrefix, 0, RoutedVethMAC)
+	if err != nil {
+		return err
+	}
+	host := &netlink.Route{LinkIndex: veth.Attrs().Index, Scope: netlink.SCOPE_LINK, Dst: hostNet(p.Addr.AsSlice())}
+	if err := h.RouteAdd(host); err != nil {
+		return fmt.Errorf("add route %s dev %s in %s: %w", p.Addr, p.HostVeth, n.Name, err)
+	}
+	host6 := &netlink.Route{LinkIndex: veth.Attrs().Index, Dst: ipNet(netip.PrefixFrom(p.Addr6, 128))}
+	if err := h.RouteAdd(host6); err != nil {
+		return fmt.Errorf("add route %s dev %s in %s: %w", p.Addr6, p.HostVeth, n.Name, err)
 	}
 	return nil
 }
@@ -67,7 +120,9 @@ func enableProxyARP(ns *topology.NetNS, name, link string) error {
 }
 
 // setupRoutedPod configures p's side as Calico does: the pod address as a
-// /32, a link route to RoutedGateway and the default route via it.
+// /32, a link route to RoutedGateway and the default route via it; the IPv6
+// address as a /128 and the IPv6 default route via RoutedGateway6, the host
+// veth's own link-local address.
 func setupRoutedPod(h *netlink.Handle, p *Pod) error {
 	eth, err := podInterface(h, p, hostNet(p.Addr.AsSlice()))
 	if err != nil {
@@ -80,6 +135,13 @@ func setupRoutedPod(h *netlink.Handle, p *Pod) error {
 	def := &netlink.Route{LinkIndex: eth.Attrs().Index, Gw: RoutedGateway.AsSlice(), Dst: &net.IPNet{IP: net.IPv4zero, Mask: net.CIDRMask(0, 32)}}
 	if err := h.RouteAdd(def); err != nil {
 		return fmt.Errorf("add default route via %s in %s: %w", RoutedGateway, p.Name, err)
+	}
+	if err := addAddr6(h, eth, netip.PrefixFrom(p.Addr6, 128), p.Name); err != nil {
+		return err
+	}
+	def6 := &netlink.Route{LinkIndex: eth.Attrs().Index, Gw: RoutedGateway6.AsSlice(), Dst: &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}}
+	if err := h.RouteAdd(def6); err != nil {
+		return fmt.Errorf("add default route via %s dev %s in %s: %w", RoutedGateway6, PodIfName, p.Name, err)
 	}
 	return nil
 }

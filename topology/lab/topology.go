@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 )
@@ -36,6 +37,18 @@ const (
 // RoutedGateway is the pod's default gateway in the routed topology, an
 // address no interface has: the host-side veth answers ARP for it.
 var RoutedGateway = netip.AddrFrom4([4]byte{169, 254, 1, 1})
+
+// RoutedGateway6 is the pod's IPv6 default gateway in the routed topology,
+// as Calico's: the link-local address the kernel derives (EUI-64) from
+// RoutedVethMAC, so every host-side veth owns it and answers neighbour
+// solicitations for it itself, with no proxy NDP.
+var RoutedGateway6 = netip.MustParseAddr("fe80::ecee:eeff:feee:eeee")
+
+// RoutedVethMAC is the MAC of every host-side pod veth in the routed
+// topology, as Calico gives every cali* veth: the same on all of them
+// (each is its own link, so nothing clashes), which makes RoutedGateway6
+// the link-local address of each.
+var RoutedVethMAC = net.HardwareAddr{0xee, 0xee, 0xee, 0xee, 0xee, 0xee}
 
 // ParseTopology returns the topology called s.
 func ParseTopology(s string) (Topology, error) {
