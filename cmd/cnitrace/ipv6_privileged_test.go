@@ -13,7 +13,8 @@ import (
 
 // Issue 4's point 6, IPv6: ICMPv6 echo probes from a pod's IPv6 address to
 // another pod's, across the VXLAN overlay (which carries IPv6 inside IPv4)
-// and on the same bridge, on the dual-stack flannel lab. Each is checked as
+// and on the same node, on both dual-stack topologies (flannel's bridge,
+// and the routed one with Calico's link-local gateway). Each is checked as
 // the IPv4 layouts are: kinds and netns of the points, every probe at every
 // point, a delay in the right segment, losses in the right segment and
 // direction.
@@ -57,41 +58,85 @@ func checkPathNS(t *testing.T, r jsonReport) {
 }
 
 func TestPrivilegedIPv6TraceAcrossVXLAN(t *testing.T) {
-	l := labtest.New(t)
-	n1, n2 := l.Nodes[0], l.Nodes[1]
-	flags := []string{"--count", "50", "--interval", "10ms"}
-	r := trace6(t, l, n1.Pod.NSPath, n2.Pod.Addr6, n1.Pod.Addr6, exitOK, flags...)
-
-	if got, want := pointKinds(r), []string{"pod", "veth", "bridge", "vxlan", "uplink"}; !slices.Equal(got, want) {
-		t.Fatalf("point kinds %v, want %v", got, want)
+	tests := []struct {
+		topo  lab.Topology
+		kinds []string
+	}{
+		{lab.TopologyFlannel, []string{"pod", "veth", "bridge", "vxlan", "uplink"}},
+		{lab.TopologyRouted, []string{"pod", "veth", "vxlan", "uplink"}},
 	}
-	checkPathNS(t, r)
-	checkAllSeen(t, r, 50)
+	for _, tt := range tests {
+		t.Run(string(tt.topo), func(t *testing.T) {
+			l := labtest.NewWith(t, lab.Config{Topology: tt.topo})
+			n1, n2 := l.Nodes[0], l.Nodes[1]
+			flags := []string{"--count", "50", "--interval", "10ms"}
+			r := trace6(t, l, n1.Pod.NSPath, n2.Pod.Addr6, n1.Pod.Addr6, exitOK, flags...)
 
-	// The same path over IPv4, for the record: both families cross the
-	// same devices, IPv6 inside the same VXLAN.
-	r4 := traceFrom(t, l, n1.Pod.NSPath, n2.Pod.Addr, exitOK, flags...)
-	if !slices.Equal(pointKinds(r4), pointKinds(r)) {
-		t.Errorf("IPv4 point kinds %v, IPv6 %v: want the same path", pointKinds(r4), pointKinds(r))
+			if got := pointKinds(r); !slices.Equal(got, tt.kinds) {
+				t.Fatalf("point kinds %v, want %v", got, tt.kinds)
+			}
+			checkPathNS(t, r)
+			checkAllSeen(t, r, 50)
+
+			// The same path over IPv4, for the record: both families
+			// cross the same devices, IPv6 inside the same VXLAN.
+			r4 := traceFrom(t, l, n1.Pod.NSPath, n2.Pod.Addr, exitOK, flags...)
+			if !slices.Equal(pointKinds(r4), pointKinds(r)) {
+				t.Errorf("IPv4 point kinds %v, IPv6 %v: want the same path", pointKinds(r4), pointKinds(r))
+			}
+			logFamilies(t, r4, r)
+		})
 	}
-	logFamilies(t, r4, r)
 }
 
 func TestPrivilegedIPv6TraceSameNode(t *testing.T) {
-	l := labtest.New(t)
-	n1 := l.Nodes[0]
-	r := trace6(t, l, n1.Pod.NSPath, n1.Sibling.Addr6, n1.Pod.Addr6, exitOK, "--count", "30", "--interval", "10ms")
+	for _, topo := range lab.Topologies {
+		t.Run(string(topo), func(t *testing.T) {
+			l := labtest.NewWith(t, lab.Config{Topology: topo})
+			n1 := l.Nodes[0]
+			r := trace6(t, l, n1.Pod.NSPath, n1.Sibling.Addr6, n1.Pod.Addr6, exitOK, "--count", "30", "--interval", "10ms")
 
-	// pod, its veth, the sibling's veth: the bridge port found through
-	// the pod's IPv6 neighbour table and the bridge's FDB.
-	if got, want := pointKinds(r), []string{"pod", "veth", "veth"}; !slices.Equal(got, want) {
-		t.Fatalf("point kinds %v, want %v", got, want)
+			// pod, its veth, the sibling's veth: on flannel the bridge
+			// port found through the pod's IPv6 neighbour table and the
+			// bridge's FDB; routed, the node's /128 route out of the
+			// sibling's veth, unnumbered but for its link-local gateway.
+			if got, want := pointKinds(r), []string{"pod", "veth", "veth"}; !slices.Equal(got, want) {
+				t.Fatalf("point kinds %v, want %v", got, want)
+			}
+			checkPathNS(t, r)
+			if p := r.Points; p[1].Interface == p[2].Interface {
+				t.Errorf("points %+v: want two different veths in the node", p)
+			}
+			checkAllSeen(t, r, 30)
+		})
 	}
-	checkPathNS(t, r)
-	if p := r.Points; p[1].Interface == p[2].Interface {
-		t.Errorf("points %+v: want two different veths in the node", p)
+}
+
+// TestPrivilegedRoutedIPv6WireDelay delays the requests 2 ms on the wire
+// between the routed lab's nodes and checks that an IPv6 trace puts it in
+// the network segment. The wire goes in clean first and a short trace
+// resolves the uplinks' neighbours through it, so the traces before and
+// after the delay cross the same wire (as TestPrivilegedTraceRoutedVeth).
+func TestPrivilegedRoutedIPv6WireDelay(t *testing.T) {
+	l := labtest.NewWith(t, lab.Config{Topology: lab.TopologyRouted})
+	if err := l.SetFaults(t.Context(), lab.Faults{Wire: true}); err != nil {
+		t.Fatal(err)
 	}
-	checkAllSeen(t, r, 30)
+	n1, n2 := l.Nodes[0], l.Nodes[1]
+	src, dst, from := n1.Pod.NSPath, n2.Pod.Addr6, n1.Pod.Addr6
+	flags := []string{"--count", "30", "--interval", "20ms"}
+	trace6(t, l, src, dst, from, exitOK, "--count", "3", "--interval", "10ms")
+	before := trace6(t, l, src, dst, from, exitOK, flags...)
+	checkAllSeen(t, before, 30)
+
+	delay := lab.Faults{Network: lab.Network{Request: lab.Impairment{Delay: 2 * time.Millisecond}}}
+	if err := l.SetFaults(t.Context(), delay); err != nil {
+		t.Fatal(err)
+	}
+	after := trace6(t, l, src, dst, from, exitOK, flags...)
+	checkAllSeen(t, after, 30)
+	b, a := separableInBoth(before, after)
+	checkMoved(t, b, a, "network", 2*time.Millisecond)
 }
 
 // TestPrivilegedIPv6NetworkFaults delays and then drops the requests on
