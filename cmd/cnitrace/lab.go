@@ -61,7 +61,7 @@ const topologySynopsis = "[--topology flannel|routed]"
 // addTopologyFlag adds --topology, which fills t.
 func addTopologyFlag(fs *flag.FlagSet, t *lab.Topology) {
 	fs.Func("topology", "how pods are wired: `flannel` (bridge cni0, VXLAN flannel.1 on UDP 8472; the default) or "+
-		"routed (Calico style: proxy-ARP veth, /32 routes, no bridge, VXLAN on UDP 4789)", func(s string) error {
+		"routed (Calico style: proxy-ARP veth, /32 and /128 routes, no bridge, VXLAN on UDP 4789); both dual-stack", func(s string) error {
 		v, err := lab.ParseTopology(s)
 		*t = v
 		return err
