@@ -82,8 +82,7 @@ func (a *Accumulator) Result(probes *probe.Result, stats []capture.PointStats) (
 	pts := points(a.path, stats)
 	steps := buildSteps(a.path, pts)
 	lines, ignored := a.timelines(probes)
-	segs, spans := measure(steps, lines)
-	_, _, stack := lossBySegment(steps, lines)
+	segs, spans, stack := measure(steps, lines)
 	r := &Result{
 		SchemaVersion: SchemaVersion,
 		Target:        addrString(a.path.Target),

@@ -19,13 +19,14 @@ type span struct {
 }
 
 // measure builds the segments between consecutive steps, in timeline order,
-// and the spans their samples cover. A run of non-separable segments is
-// merged into the first separable segment after it.
-func measure(steps []step, lines []*timeline) ([]Segment, []span) {
+// the spans their samples cover, and the losses outside every segment. A
+// run of non-separable segments is merged into the first separable segment
+// after it.
+func measure(steps []step, lines []*timeline) ([]Segment, []span, StackLoss) {
 	nseg := len(steps) - 1
 	segs := make([]Segment, 0, nseg)
 	spans := make([]span, 0, nseg)
-	lost, unknown, _ := lossBySegment(steps, lines)
+	lost, unknown, stack := lossBySegment(steps, lines)
 	chain := -1 // first step of the pending non-separable run
 	for i := 0; i < nseg; i++ {
 		seg := describe(steps, i)
@@ -52,7 +53,7 @@ func measure(steps []step, lines []*timeline) ([]Segment, []span) {
 		segs, spans = append(segs, seg), append(spans, sp)
 	}
 	finishNotes(segs, chain)
-	return segs, spans
+	return segs, spans, stack
 }
 
 // finishNotes says where each non-separable segment's time went; those from
