@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/cnitrace/cnitrace/topology/lab"
 	"github.com/cnitrace/cnitrace/topology/lab/labtest"
-	"github.com/cnitrace/cnitrace/topology/lab/nfqdelay"
 )
 
 // baselineReport is the baseline block of the JSON report
@@ -118,22 +116,6 @@ func TestPrivilegedBaselineForwardDelay(t *testing.T) {
 // to an NFQUEUE delayer that holds each for d, until the test ends.
 func delayForward(t *testing.T, l *lab.Lab, d time.Duration) {
 	t.Helper()
-	const queue = 11
 	n1 := l.Nodes[0]
-	del, err := nfqdelay.Open(n1.NS, nfqdelay.Config{Queue: queue, Delay: d})
-	if err != nil {
-		t.Fatalf("open the delayer in %s: %v", n1.Name, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- del.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && ctx.Err() == nil {
-			t.Errorf("delayer: %v", err)
-		}
-		del.Close()
-	})
-	iptables(t, l, n1.NSPath, "-I", "FORWARD", "-p", "icmp", "--icmp-type", "echo-request",
-		"-j", "NFQUEUE", "--queue-num", strconv.Itoa(queue), "--queue-bypass")
+	delayIn(t, l, n1.NS, n1.NSPath, "FORWARD", d)
 }
