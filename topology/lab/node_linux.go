@@ -36,19 +36,8 @@ func (l *Lab) setupNode(n *Node) error {
 // lo up, IPv4 and IPv6 forwarding on, bridge cni0, each pod on a veth pair,
 // and permanent IPv6 neighbour entries between each pod and the bridge.
 func (n *Node) setup() error {
-	if err := enableForwarding(n.NS, n.Name); err != nil {
+	if err := n.sysctls(); err != nil {
 		return err
-	}
-	if err := enableIPv6Forwarding(n.NS, n.Name); err != nil {
-		return err
-	}
-	if err := disableDAD(n.NS, n.Name); err != nil {
-		return err
-	}
-	for _, p := range n.pods() {
-		if err := disableDAD(p.NS, p.Name); err != nil {
-			return err
-		}
 	}
 	var bridgeMAC net.HardwareAddr
 	err := withHandle(n.NS, n.Name, func(h *netlink.Handle) error {
@@ -73,25 +62,55 @@ func (n *Node) setup() error {
 		return err
 	}
 	for _, p := range n.pods() {
-		var podMAC net.HardwareAddr
-		err := withHandle(p.NS, p.Name, func(h *netlink.Handle) error {
-			if err := n.setupPod(h, p, bridgeMAC); err != nil {
-				return err
-			}
-			var err error
-			podMAC, err = linkMAC(h, PodIfName, p.Name)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		if err := withHandle(n.NS, n.Name, func(h *netlink.Handle) error {
-			return addNeigh6(h, n.Name, BridgeName, p.Addr6, podMAC)
-		}); err != nil {
+		setup := func(h *netlink.Handle) error { return n.setupPod(h, p, bridgeMAC) }
+		if err := n.startPod(p, setup, BridgeName); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// sysctls turns IPv4 and IPv6 forwarding on in the node and duplicate
+// address detection off in the node and its pods, before any interface
+// exists there (see disableDAD), so no address is tentative when Up
+// returns; both topologies start their nodes this way.
+func (n *Node) sysctls() error {
+	if err := enableForwarding(n.NS, n.Name); err != nil {
+		return err
+	}
+	if err := enableIPv6Forwarding(n.NS, n.Name); err != nil {
+		return err
+	}
+	if err := disableDAD(n.NS, n.Name); err != nil {
+		return err
+	}
+	for _, p := range n.pods() {
+		if err := disableDAD(p.NS, p.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startPod configures p's side with setup, then gives the node a permanent
+// IPv6 neighbour entry for the pod on the node's link toward it, so the
+// first IPv6 packet to the pod needs no neighbour solicitation.
+func (n *Node) startPod(p *Pod, setup func(*netlink.Handle) error, link string) error {
+	var podMAC net.HardwareAddr
+	err := withHandle(p.NS, p.Name, func(h *netlink.Handle) error {
+		if err := setup(h); err != nil {
+			return err
+		}
+		var err error
+		podMAC, err = linkMAC(h, PodIfName, p.Name)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return withHandle(n.NS, n.Name, func(h *netlink.Handle) error {
+		return addNeigh6(h, n.Name, link, p.Addr6, podMAC)
+	})
 }
 
 // enableIPv6Forwarding sets net.ipv6.conf.all.forwarding=1 in ns, inside

@@ -20,7 +20,7 @@ import (
 // neighbour entry for the pod's IPv6 address on it (as Calico's felix
 // writes for each workload).
 func (n *Node) setupRouted() error {
-	if err := n.routedSysctls(); err != nil {
+	if err := n.sysctls(); err != nil {
 		return err
 	}
 	err := withHandle(n.NS, n.Name, func(h *netlink.Handle) error {
@@ -41,43 +41,8 @@ func (n *Node) setupRouted() error {
 		if err := enableProxyARP(n.NS, n.Name, p.HostVeth); err != nil {
 			return err
 		}
-		var podMAC net.HardwareAddr
-		err := withHandle(p.NS, p.Name, func(h *netlink.Handle) error {
-			if err := setupRoutedPod(h, p); err != nil {
-				return err
-			}
-			var err error
-			podMAC, err = linkMAC(h, PodIfName, p.Name)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		if err := withHandle(n.NS, n.Name, func(h *netlink.Handle) error {
-			return addNeigh6(h, n.Name, p.HostVeth, p.Addr6, podMAC)
-		}); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// routedSysctls turns forwarding on in the node and duplicate address
-// detection off in the node and its pods, before any interface exists
-// there (see disableDAD): the host veths' link-local address, the pods'
-// IPv6 gateway, must not be tentative when Up returns.
-func (n *Node) routedSysctls() error {
-	if err := enableForwarding(n.NS, n.Name); err != nil {
-		return err
-	}
-	if err := enableIPv6Forwarding(n.NS, n.Name); err != nil {
-		return err
-	}
-	if err := disableDAD(n.NS, n.Name); err != nil {
-		return err
-	}
-	for _, p := range n.pods() {
-		if err := disableDAD(p.NS, p.Name); err != nil {
+		setup := func(h *netlink.Handle) error { return setupRoutedPod(h, p) }
+		if err := n.startPod(p, setup, p.HostVeth); err != nil {
 			return err
 		}
 	}
