@@ -36,7 +36,7 @@ func resolveMAC(h *netlink.Handle, link netlink.Link, ip netip.Addr) (net.Hardwa
 			return mac, nil
 		}
 	}
-	return nil, fmt.Errorf("%s does not answer address resolution on %s (waited %s)", ip, link.Attrs().Name, neighResolveTimeout)
+	return nil, fmt.Errorf("%s does not answer address resolution on %s (waited %s): is the target pod running, and is it on this node?", ip, link.Attrs().Name, neighResolveTimeout)
 }
 
 // neighbour returns the link-layer address of ip on link when the neighbour

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/cnitrace/cnitrace/topology"
 )
 
 // Exit codes (docs/cli.md).
@@ -106,6 +108,8 @@ func hint(err error) string {
 		return "run as root, or on Kubernetes: kubectl debug node/<node> --profile=sysadmin -it --image=<image with cnitrace> -- cnitrace ..."
 	case strings.Contains(msg, "net.ipv4.ip_forward"):
 		return "check 'sysctl net.ipv4.ip_forward' in the node netns, and that --node-netns names the node the pod runs on"
+	case errors.Is(err, topology.ErrUnsupportedLayout):
+		return "docs/known-issues.md lists the layouts cnitrace cannot trace yet; trace to another target on the same path (a Service's endpoint pod, a pod on another node) meanwhile"
 	}
 	return ""
 }

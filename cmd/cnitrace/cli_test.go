@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cnitrace/cnitrace/topology"
 )
 
 // runCLI runs the program in-process and returns its exit code and output.
@@ -86,5 +90,17 @@ func TestTraceHelpListsPingFlags(t *testing.T) {
 		if !strings.Contains(stdout, flag) {
 			t.Errorf("trace --help does not document %s", flag)
 		}
+	}
+}
+
+// TestHints: an unsupported layout says where to read why and what to do
+// meanwhile; an error without a known remedy gets no hint.
+func TestHints(t *testing.T) {
+	err := fmt.Errorf("discover: hairpin: %w", topology.ErrUnsupportedLayout)
+	if h := hint(err); !strings.Contains(h, "docs/known-issues.md") {
+		t.Errorf("hint(%v) = %q, want it to point at docs/known-issues.md", err, h)
+	}
+	if h := hint(errors.New("something else")); h != "" {
+		t.Errorf("hint for an unknown error = %q, want none", h)
 	}
 }
