@@ -1,6 +1,8 @@
 package report
 
 import (
+	"net/netip"
+
 	"github.com/cnitrace/cnitrace/capture"
 )
 
@@ -29,17 +31,25 @@ type Rewrite struct {
 	New       string `json:"new"`
 }
 
-// stepAddrs is what the accumulator keeps of one step's addresses.
+// stepAddrs is what the accumulator keeps of one step's addresses, as
+// values: rendering them to strings waits for the result, not every
+// observation.
 type stepAddrs struct {
-	first  Addrs
+	first  rawAddrs
 	set    bool
 	others int
+}
+
+// rawAddrs are an observation's addresses.
+type rawAddrs struct {
+	src, dst, outerSrc, outerDst netip.Addr
+	tunnel                       string
 }
 
 // note records the addresses of an observation placed at the step. The
 // caller holds the accumulator's lock.
 func (s *stepAddrs) note(o capture.Observation) {
-	a := addrsOf(o)
+	a := rawAddrs{src: o.Src, dst: o.Dst, outerSrc: o.OuterSrc, outerDst: o.OuterDst, tunnel: o.Tunnel}
 	switch {
 	case !s.set:
 		s.first, s.set = a, true
@@ -48,15 +58,17 @@ func (s *stepAddrs) note(o capture.Observation) {
 	}
 }
 
-func addrsOf(o capture.Observation) Addrs {
+// addrs renders the step's first addresses and how many differed.
+func (s stepAddrs) addrs() Addrs {
+	a := s.first
 	return Addrs{
-		Src: addrString(o.Src), Dst: addrString(o.Dst), Tunnel: o.Tunnel,
-		OuterSrc: addrString(o.OuterSrc), OuterDst: addrString(o.OuterDst),
+		Src: addrString(a.src), Dst: addrString(a.dst), Tunnel: a.tunnel,
+		OuterSrc: addrString(a.outerSrc), OuterDst: addrString(a.outerDst), Others: s.others,
 	}
 }
 
 // known reports whether the step saw a probe with addresses.
-func (s stepAddrs) known() bool { return s.set && (s.first.Src != "" || s.first.Dst != "") }
+func (s stepAddrs) known() bool { return s.set && (s.first.src.IsValid() || s.first.dst.IsValid()) }
 
 // withAddrs fills pts' addresses from the steps' and returns the rewrites
 // between consecutive steps that saw addresses.
@@ -66,13 +78,12 @@ func withAddrs(steps []step, book []stepAddrs, pts []Point) []Rewrite {
 		byID[pts[i].ID] = &pts[i]
 	}
 	var rewrites []Rewrite
-	prev := -1
+	prev, prevAddrs := -1, Addrs{}
 	for i, st := range steps {
 		if i >= len(book) || !book[i].known() {
 			continue
 		}
-		a := book[i].first
-		a.Others = book[i].others
+		a := book[i].addrs()
 		if p := byID[st.point.ID]; p != nil {
 			if st.reply {
 				p.Reply = &a
@@ -81,9 +92,9 @@ func withAddrs(steps []step, book []stepAddrs, pts []Point) []Rewrite {
 			}
 		}
 		if prev >= 0 {
-			rewrites = append(rewrites, rewritesBetween(steps[prev], st, book[prev].first, a)...)
+			rewrites = append(rewrites, rewritesBetween(steps[prev], st, prevAddrs, a)...)
 		}
-		prev = i
+		prev, prevAddrs = i, a
 	}
 	return rewrites
 }
