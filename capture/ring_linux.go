@@ -85,7 +85,7 @@ func openRingIn(ns *topology.NetNS, pt topology.Point, f filters) (*ring, error)
 func openRing(ifname string, ifindex int, f filters) (*ring, error) {
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open AF_PACKET socket: %w", capHint(err, "CAP_NET_RAW"))
+		return nil, fmt.Errorf("open AF_PACKET socket: %w", topology.NeedsCapability(err, "CAP_NET_RAW"))
 	}
 	r := &ring{fd: fd}
 	if err := r.setup(ifname, ifindex, f); err != nil {
@@ -355,12 +355,4 @@ func htons(v uint16) uint16 {
 	var b [2]byte
 	binary.BigEndian.PutUint16(b[:], v)
 	return binary.NativeEndian.Uint16(b[:])
-}
-
-// capHint names the capability an EPERM/EACCES most likely lacks.
-func capHint(err error, capability string) error {
-	if errors.Is(err, os.ErrPermission) {
-		return fmt.Errorf("%w (needs %s)", err, capability)
-	}
-	return err
 }

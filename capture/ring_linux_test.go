@@ -109,18 +109,6 @@ func TestWalkBlockCorrupt(t *testing.T) {
 	}
 }
 
-func TestCapHint(t *testing.T) {
-	for _, errno := range []unix.Errno{unix.EPERM, unix.EACCES} {
-		err := capHint(errno, "CAP_NET_RAW")
-		if !errors.Is(err, errno) || !strings.HasSuffix(err.Error(), "(needs CAP_NET_RAW)") {
-			t.Errorf("%v: got %v", errno, err)
-		}
-	}
-	if err := capHint(unix.EINVAL, "CAP_NET_RAW"); err != unix.EINVAL {
-		t.Errorf("EINVAL: got %v, want it unchanged", err)
-	}
-}
-
 // TestOpenRingNeedsCapNetRaw runs only without CAP_NET_RAW (not as root):
 // the error must say which capability is missing.
 func TestOpenRingNeedsCapNetRaw(t *testing.T) {
@@ -128,7 +116,8 @@ func TestOpenRingNeedsCapNetRaw(t *testing.T) {
 		t.Skip("skipping: root has CAP_NET_RAW; this checks the hint without it")
 	}
 	_, err := openRing("lo", 0, nil)
-	if err == nil || !strings.Contains(err.Error(), "(needs CAP_NET_RAW)") {
-		t.Errorf("got error %v, want one naming CAP_NET_RAW", err)
+	var capErr *topology.CapabilityError
+	if !errors.As(err, &capErr) || capErr.Capability != "CAP_NET_RAW" {
+		t.Errorf("got error %v, want a *topology.CapabilityError naming CAP_NET_RAW", err)
 	}
 }

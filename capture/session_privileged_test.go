@@ -156,7 +156,7 @@ func TestPrivilegedStartClosesOnError(t *testing.T) {
 		t.Errorf("got error %q, want one naming nosuch0@%s", err, lab.a.ns.ID())
 	}
 	checkNoLeaks(t, fds, goroutines)
-	stray, err := topology.ThreadsOutsideNetNS(labtest.Self(t))
+	stray, err := labtest.ThreadsOutsideNetNS(labtest.Self(t))
 	if err != nil || len(stray) > 0 {
 		t.Errorf("threads left in a foreign netns: %v (%v)", stray, err)
 	}

@@ -183,7 +183,7 @@ func TestPrivilegedIPv6Probe(t *testing.T) {
 		t.Logf("run %d, %d probes over a veth: p50 SCHED-SentAt %.1f us, SND-SCHED %.1f us, user-space RTT %.1f us",
 			run, count, p50us(sched), p50us(snd), p50us(rtt))
 	}
-	if stray, err := topology.ThreadsOutsideNetNS(labtest.Self(t)); err != nil || len(stray) > 0 {
+	if stray, err := labtest.ThreadsOutsideNetNS(labtest.Self(t)); err != nil || len(stray) > 0 {
 		t.Errorf("threads left in a foreign netns: %v (%v)", stray, err)
 	}
 }

@@ -50,7 +50,7 @@ func TestPrivilegedListenStaysInNetNS(t *testing.T) {
 			t.Errorf("probe %d unanswered on the netns's loopback", p.Seq)
 		}
 	}
-	if stray, err := topology.ThreadsOutsideNetNS(labtest.Self(t)); err != nil || len(stray) > 0 {
+	if stray, err := labtest.ThreadsOutsideNetNS(labtest.Self(t)); err != nil || len(stray) > 0 {
 		t.Errorf("threads left in a foreign netns: %v (%v)", stray, err)
 	}
 }

@@ -218,8 +218,8 @@ func (d *discovery) route(entry netlink.Link, src netip.Addr) (netlink.Route, ne
 	}
 	routes, err := d.nodeNL.RouteGetWithOptions(d.dest.AsSlice(), opts)
 	if err != nil || len(routes) == 0 {
-		return netlink.Route{}, nil, fmt.Errorf("find the node's forwarding route to %s from %s@%s: %w (is net.ipv4.ip_forward on?)",
-			d.target, entry.Attrs().Name, d.node, orNoRoute(err))
+		return netlink.Route{}, nil, fmt.Errorf("find the node's forwarding route to %s from %s@%s: %w: %w (is net.ipv4.ip_forward on?)",
+			d.target, entry.Attrs().Name, d.node, ErrNoForwardRoute, orNoRoute(err))
 	}
 	r := routes[0]
 	out, err := d.nodeNL.LinkByIndex(r.LinkIndex)
@@ -344,7 +344,11 @@ func (d *discovery) tunnelUnderlay(tun netlink.Link, remote net.IP, r netlink.Ro
 // remote VTEP: the route toward the VTEP found through the neighbour and FDB
 // entries (what the kernel really does), else the device's VtepDevIndex.
 func (d *discovery) underlay(vx *netlink.Vxlan, r netlink.Route) (netlink.Link, error) {
-	if vtep, ok := d.remoteVTEP(vx, r); ok {
+	vtep, ok, err := d.remoteVTEP(vx, r)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
 		if routes, err := d.nodeNL.RouteGet(vtep.AsSlice()); err == nil && len(routes) > 0 {
 			return d.nodeNL.LinkByIndex(routes[0].LinkIndex)
 		}
@@ -357,15 +361,17 @@ func (d *discovery) underlay(vx *netlink.Vxlan, r netlink.Route) (netlink.Link, 
 }
 
 // remoteVTEP resolves the next hop on the VXLAN device to a MAC address
-// (neighbour table) and the MAC to a remote VTEP address (bridge FDB).
-func (d *discovery) remoteVTEP(vx *netlink.Vxlan, r netlink.Route) (netip.Addr, bool) {
+// (neighbour table) and the MAC to a remote VTEP address (bridge FDB). A
+// next hop with no entry in either table is not an error (ok is false:
+// the caller falls back to the device's underlay); a dump that fails is.
+func (d *discovery) remoteVTEP(vx *netlink.Vxlan, r netlink.Route) (vtep netip.Addr, ok bool, err error) {
 	hop := r.Gw
 	if hop == nil {
 		hop = d.dest.AsSlice()
 	}
 	neighs, err := retryDump(func() ([]netlink.Neigh, error) { return d.nodeNL.NeighList(vx.Index, family(d.target)) })
 	if err != nil {
-		return netip.Addr{}, false
+		return netip.Addr{}, false, fmt.Errorf("list the neighbours of %s@%s: %w", vx.Name, d.node, err)
 	}
 	var mac net.HardwareAddr
 	for _, n := range neighs {
@@ -374,19 +380,19 @@ func (d *discovery) remoteVTEP(vx *netlink.Vxlan, r netlink.Route) (netip.Addr, 
 		}
 	}
 	if mac == nil {
-		return netip.Addr{}, false
+		return netip.Addr{}, false, nil
 	}
 	fdb, err := retryDump(func() ([]netlink.Neigh, error) { return d.nodeNL.NeighList(vx.Index, unix.AF_BRIDGE) })
 	if err != nil {
-		return netip.Addr{}, false
+		return netip.Addr{}, false, fmt.Errorf("list the FDB of %s@%s: %w", vx.Name, d.node, err)
 	}
 	for _, n := range fdb {
 		if n.HardwareAddr.String() == mac.String() && n.IP != nil {
 			a, ok := netip.AddrFromSlice(n.IP)
-			return a.Unmap(), ok
+			return a.Unmap(), ok, nil
 		}
 	}
-	return netip.Addr{}, false
+	return netip.Addr{}, false, nil
 }
 
 func orNoRoute(err error) error {

@@ -19,7 +19,7 @@ func (h nlHandle) Close() error { h.Handle.Close(); return nil }
 func NetlinkHandle(ns *NetNS) (*netlink.Handle, error) {
 	h, err := Open(ns, func() (nlHandle, error) {
 		h, err := netlink.NewHandle()
-		return nlHandle{h}, capHint(err, "CAP_NET_ADMIN")
+		return nlHandle{h}, NeedsCapability(err, "CAP_NET_ADMIN")
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open netlink in %s: %w", ns, err)

@@ -4,20 +4,7 @@
 // diffed and serialised; live handles exist only between Open and Close.
 package topology
 
-import (
-	"errors"
-	"fmt"
-)
-
-// ErrNotSupported is returned on systems without Linux network namespaces.
-var ErrNotSupported = errors.New("network namespaces are not supported")
-
-// ErrNotNetNS is returned when a path exists but is not a network namespace.
-var ErrNotNetNS = errors.New("not a network namespace")
-
-// ErrUnsupportedLayout is returned when the path uses a layout discovery does
-// not handle yet (same-node bridging, hostNetwork, unknown tunnels).
-var ErrUnsupportedLayout = errors.New("unsupported network layout")
+import "fmt"
 
 // NetNS is an open handle to a network namespace. Its zero value is not
 // usable; get one from OpenNetNS, NetNSOfPID, CurrentNetNS or NewNetNS.

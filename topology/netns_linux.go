@@ -1,7 +1,6 @@
 package topology
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,14 +10,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// capHint names the capability an EPERM/EACCES most likely lacks.
-func capHint(err error, capability string) error {
-	if errors.Is(err, os.ErrPermission) {
-		return fmt.Errorf("%w (needs %s)", err, capability)
-	}
-	return err
-}
 
 // nsfsMagic is NSFS_MAGIC from linux/magic.h.
 const nsfsMagic = 0x6e736673
@@ -114,7 +105,7 @@ func (ns *NetNS) Do(fn func() error) error {
 		defer unix.Close(orig)
 		if err := unix.Setns(ns.fd, unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread() // setns failed: the thread did not move
-			errc <- fmt.Errorf("enter %s: %w", ns, capHint(err, "CAP_SYS_ADMIN"))
+			errc <- fmt.Errorf("enter %s: %w", ns, NeedsCapability(err, "CAP_SYS_ADMIN"))
 			return
 		}
 		ferr := fn()
@@ -146,32 +137,4 @@ func Open[T io.Closer](ns *NetNS, open func() (T, error)) (T, error) {
 		return zero, err
 	}
 	return v, err
-}
-
-// ThreadsOutsideNetNS lists the OS threads of this process whose network
-// namespace is not want. Tests use it to prove no thread was left behind in a
-// foreign namespace.
-func ThreadsOutsideNetNS(want *NetNS) ([]int, error) {
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return nil, fmt.Errorf("list threads: %w", err)
-	}
-	var stray []int
-	for _, t := range tasks {
-		tid, err := strconv.Atoi(t.Name())
-		if err != nil {
-			continue
-		}
-		var st unix.Stat_t
-		if err := unix.Stat(filepath.Join("/proc/self/task", t.Name(), "ns", "net"), &st); err != nil {
-			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
-				continue // the thread exited meanwhile
-			}
-			return nil, fmt.Errorf("stat netns of thread %d: %w", tid, err)
-		}
-		if st.Ino != want.ino {
-			stray = append(stray, tid)
-		}
-	}
-	return stray, nil
 }

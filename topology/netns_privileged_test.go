@@ -1,12 +1,8 @@
 package topology_test
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"testing"
 
-	"github.com/cnitrace/cnitrace/topology"
 	"github.com/cnitrace/cnitrace/topology/lab/labtest"
 	"golang.org/x/sys/unix"
 )
@@ -14,23 +10,7 @@ import (
 // TestPrivilegedDoCreatesInsideAndRestores creates a socket inside a fresh
 // netns, checks that it lives there, and that no OS thread stayed behind.
 func TestPrivilegedDoCreatesInsideAndRestores(t *testing.T) {
-	labtest.Require(t)
-	var b [4]byte
-	rand.Read(b[:])
-	name := "cnitrace-topo-" + hex.EncodeToString(b[:])
-	ns, err := topology.NewNamedNetNS(topology.NamedNetNSDir, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ns.Close()
-		if err := topology.RemoveNamedNetNS(topology.NamedNetNSDir, name); err != nil {
-			t.Error(err)
-		}
-		if _, err := os.Stat(topology.NamedNetNSDir + "/" + name); !os.IsNotExist(err) {
-			t.Errorf("%s still exists after removal", name)
-		}
-	})
+	ns := labtest.NetNS(t, "topo") // its cleanup checks the pin is gone
 	here := labtest.Self(t)
 	if ns.ID() == here.ID() {
 		t.Fatalf("new netns %s is the current one", ns)
@@ -53,7 +33,7 @@ func TestPrivilegedDoCreatesInsideAndRestores(t *testing.T) {
 	if inside != ns.Inode() {
 		t.Errorf("Do ran in net:[%d], want %s", inside, ns)
 	}
-	if stray, err := topology.ThreadsOutsideNetNS(here); err != nil || len(stray) > 0 {
+	if stray, err := labtest.ThreadsOutsideNetNS(here); err != nil || len(stray) > 0 {
 		t.Errorf("threads left in a foreign netns: %v (%v)", stray, err)
 	}
 }

@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cnitrace/cnitrace/cmd/cnitrace-bench/nfqdelay"
 	"github.com/cnitrace/cnitrace/topology/lab"
-	"github.com/cnitrace/cnitrace/topology/lab/nfqdelay"
 )
 
 // accuracyRow is one injected delay and what came back.

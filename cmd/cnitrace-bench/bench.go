@@ -58,10 +58,9 @@ func (b *bench) newLab(ctx context.Context) (*lab.Lab, error) {
 	return lab.Up(ctx, lab.Config{})
 }
 
-// traceArgs are the flags that trace from pod 1 to pod 2 of l.
+// traceArgs are the flags that trace from pod 1 to pod 2 of l, as JSON.
 func traceArgs(l *lab.Lab) []string {
-	return []string{"trace", "--format", "json", "--netns", l.Nodes[0].Pod.NSPath,
-		"--node-netns", l.Nodes[0].NSPath, "--to", l.Nodes[1].Pod.Addr.String()}
+	return append([]string{"trace", "--format", "json"}, l.TraceArgs()...)
 }
 
 // trace runs the cnitrace binary across l with extra flags.

@@ -48,7 +48,7 @@ func ExampleLab_SetFaults() {
 	defer l.Close()
 
 	var f lab.Faults
-	if err := f.SetDelay("network=2ms"); err != nil { // as `cnitrace lab up --delay network=2ms`
+	if err := f.SetDelay("network=2ms"); err != nil { // as `cnitrace-lab up --delay network=2ms`
 		log.Fatal(err)
 	}
 	f.ForwardRequestLoss = 0.2

@@ -116,18 +116,18 @@ func (l *Lab) iptables(ctx context.Context, nsPath, name string, args ...string)
 // FORWARD in the filter table. It declares no chain, so the chain's policy
 // and existing rules stay as they are under --noflush.
 func forwardRules(n int) []byte {
-	return faultRules(Faults{ForwardRules: n}, TopologyFlannel) // no loss rule: the topology does not matter
+	return faultRules(Faults{ForwardRules: n}, LayoutFlannel) // no loss rule: the layout does not matter
 }
 
 // faultRules renders the iptables-restore input (for --noflush) that
-// appends f's FORWARD rules to node 1 of a lab of topology t: the loss
+// appends f's FORWARD rules to node 1 of a lab of layout t: the loss
 // rules first (echo requests forwarded in from the pod side, cni0 or every
 // rv+ veth; echo replies forwarded out to it: toward the other node, or on
-// the routed topology toward a pod on the same node too), then
+// the routed layout toward a pod on the same node too), then
 // f.ForwardRules non-matching rules, each
 // `-s 10.255.X.Y/32 -d 10.255.X.Y/32 -j DROP`.
-func faultRules(f Faults, t Topology) []byte {
-	pods := t.layout().podSide
+func faultRules(f Faults, t Layout) []byte {
+	pods := t.wiring().podSide
 	var b bytes.Buffer
 	b.Grow(64 * (f.ForwardRules + 4))
 	b.WriteString("*filter\n")

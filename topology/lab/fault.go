@@ -25,7 +25,7 @@ type Faults struct {
 	// requests node 1 forwards in from its pod side (cni0; the rv+ veths
 	// when routed) or of the echo replies it forwards out to it, with an
 	// iptables statistic rule in its FORWARD chain: toward the other node,
-	// and on the routed topology between two pods of node 1 too (between
+	// and on the routed layout between two pods of node 1 too (between
 	// two pods on one bridge only when br_netfilter passes bridged frames
 	// through iptables, as on most Kubernetes nodes).
 	ForwardRequestLoss float64
@@ -194,7 +194,7 @@ func (f Faults) Validate() error {
 
 func validFraction(p float64) bool { return p >= 0 && p <= 1 } // false for NaN
 
-// Flags renders f as the `cnitrace lab up` flags that ask for it, shortest
+// Flags renders f as the `cnitrace-lab up` flags that ask for it, shortest
 // form first: "--delay network=2ms --loss forward-request=0.2 --bloat 20000".
 // The zero Faults renders as no flags.
 func (f Faults) Flags() []string {

@@ -152,7 +152,7 @@ func TestFaultsValidate(t *testing.T) {
 }
 
 func TestFaultRules(t *testing.T) {
-	got := strings.Split(strings.TrimSuffix(string(faultRules(Faults{ForwardRequestLoss: 0.2, ForwardReplyLoss: 1e-5, ForwardRules: 2}, TopologyFlannel)), "\n"), "\n")
+	got := strings.Split(strings.TrimSuffix(string(faultRules(Faults{ForwardRequestLoss: 0.2, ForwardReplyLoss: 1e-5, ForwardRules: 2}, LayoutFlannel)), "\n"), "\n")
 	want := []string{
 		"*filter",
 		`-A FORWARD -i cni0 -p icmp --icmp-type echo-request -m statistic --mode random --probability 0.2 -m comment --comment "cnitrace forward-request loss" -j DROP`,
@@ -164,7 +164,7 @@ func TestFaultRules(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("faultRules:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if got := string(faultRules(Faults{ForwardReplyLoss: 0.5}, TopologyFlannel)); strings.Contains(got, "forward-request") {
+	if got := string(faultRules(Faults{ForwardReplyLoss: 0.5}, LayoutFlannel)); strings.Contains(got, "forward-request") {
 		t.Errorf("reply-only loss renders a request rule:\n%s", got)
 	}
 }

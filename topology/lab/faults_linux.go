@@ -85,7 +85,7 @@ func (l *Lab) applyFaults(ctx context.Context, f Faults) error {
 // FORWARD chain with one iptables-restore --noflush.
 func (l *Lab) loadFaultRules(ctx context.Context, f Faults) error {
 	n := l.Nodes[0]
-	if err := l.restore(ctx, n.NSPath, n.Name, faultRules(f, l.Topology)); err != nil {
+	if err := l.restore(ctx, n.NSPath, n.Name, faultRules(f, l.Layout)); err != nil {
 		return fmt.Errorf("load fault rules: %w", err)
 	}
 	return nil

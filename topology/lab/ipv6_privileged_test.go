@@ -19,7 +19,7 @@ import (
 	"github.com/cnitrace/cnitrace/topology/lab/labtest"
 )
 
-// Both topologies are dual-stack: IPv6 pod addresses from
+// Both layouts are dual-stack: IPv6 pod addresses from
 // fd00:10:244:<i>::/64, carried between the nodes by the same VXLAN device
 // as IPv4; the routed one gives each pod a /128 and Calico's link-local
 // gateway.
@@ -57,7 +57,7 @@ func TestPrivilegedIPv6Addresses(t *testing.T) {
 // from its MAC ee:ee:ee:ee:ee:ee (usable when Up returns), and the node
 // routes each pod's /128 through its veth.
 func TestPrivilegedRoutedIPv6Addresses(t *testing.T) {
-	l := labtest.NewWith(t, lab.Config{Topology: lab.TopologyRouted})
+	l := labtest.NewWith(t, lab.Config{Layout: lab.LayoutRouted})
 	for _, n := range l.Nodes {
 		h := handle(t, n.NS)
 		for _, p := range []*lab.Pod{n.Pod, n.Sibling} {
@@ -102,13 +102,13 @@ func checkRoutedVeth6(t *testing.T, h *netlink.Handle, ns string, p *lab.Pod) {
 }
 
 // TestPrivilegedIPv6Ping pings over IPv6 at once after Up, on each
-// topology: across the nodes both ways and to the sibling on the same node.
+// layout: across the nodes both ways and to the sibling on the same node.
 // The very first echo must be answered: the lab is ready for IPv6 when Up
 // returns.
 func TestPrivilegedIPv6Ping(t *testing.T) {
-	for _, topo := range lab.Topologies {
+	for _, topo := range lab.Layouts {
 		t.Run(string(topo), func(t *testing.T) {
-			l := labtest.NewWith(t, lab.Config{Topology: topo})
+			l := labtest.NewWith(t, lab.Config{Layout: topo})
 			n1, n2 := l.Nodes[0], l.Nodes[1]
 			ping6(t, l, n1.Pod.NSPath, n2.Pod.Addr6, "1")
 			ping6(t, l, n2.Pod.NSPath, n1.Pod.Addr6, "1")
@@ -120,9 +120,9 @@ func TestPrivilegedIPv6Ping(t *testing.T) {
 }
 
 func TestPrivilegedIPv6Open(t *testing.T) {
-	for _, topo := range lab.Topologies {
+	for _, topo := range lab.Layouts {
 		t.Run(string(topo), func(t *testing.T) {
-			l := labtest.NewWith(t, lab.Config{Topology: topo})
+			l := labtest.NewWith(t, lab.Config{Layout: topo})
 			o, err := lab.Open(l.Name)
 			if err != nil {
 				t.Fatal(err)
@@ -135,7 +135,7 @@ func TestPrivilegedIPv6Open(t *testing.T) {
 						n.PodCIDR6, n.Pod.Addr6, n.Sibling.Addr6, built.PodCIDR6, built.Pod.Addr6, built.Sibling.Addr6)
 				}
 				if !n.Pod.Addr6.IsValid() || !n.PodCIDR6.IsValid() {
-					t.Errorf("node %d of a %s lab: IPv6 pod prefix %s, address %s; want both topologies dual-stack", i+1, topo, n.PodCIDR6, n.Pod.Addr6)
+					t.Errorf("node %d of a %s lab: IPv6 pod prefix %s, address %s; want both layouts dual-stack", i+1, topo, n.PodCIDR6, n.Pod.Addr6)
 				}
 			}
 		})

@@ -1,8 +1,8 @@
 // Package lab builds an emulated two-node flannel cluster (or, with
-// Config.Topology, a routed-veth Calico-style one) inside network
-// namespaces, for tests and for `cnitrace lab up|down|demo`.
+// Config.Layout, a routed-veth Calico-style one) inside network
+// namespaces, for tests and for `cnitrace-lab up|down|demo`.
 //
-// Every namespace a lab creates is pinned under topology.NamedNetNSDir with
+// Every namespace a lab creates is pinned under NamedNetNSDir with
 // the lab's name as prefix (<name>-n1, <name>-n1-pod, <name>-n1-pod2,
 // <name>-n2, <name>-n2-pod, <name>-n2-pod2, and <name>-wire when a network
 // fault asks for it), so `ip netns exec` works on it and Down can remove a lab
@@ -59,8 +59,8 @@ type Config struct {
 	// NamePrefix + 6 hex digits. A given name must pass ValidateName; only
 	// names starting with NamePrefix show up in List.
 	Name string
-	// Topology says how pods are wired; empty means TopologyFlannel.
-	Topology Topology
+	// Layout says how pods are wired; empty means LayoutFlannel.
+	Layout Layout
 	// Faults are set up once the lab is built (see Lab.SetFaults).
 	Faults Faults
 	// Service makes every node DNAT ServiceAddr to node 2's pod, as a
@@ -78,10 +78,10 @@ type Config struct {
 
 // Lab is a standing lab. Its handles are open until Close.
 type Lab struct {
-	Name     string
-	Topology Topology // never empty: Up and Open fill it in
-	Nodes    []*Node  // Nodes[0] is node 1
-	Wire     *Wire    // nil unless a network fault put the wire between the nodes
+	Name   string
+	Layout Layout  // never empty: Up and Open fill it in
+	Nodes  []*Node // Nodes[0] is node 1
+	Wire   *Wire   // nil unless a network fault put the wire between the nodes
 	// Service is ServiceAddr when the nodes DNAT it (Config.Service), else
 	// invalid. A lab from Open does not know and leaves it invalid.
 	Service  netip.Addr
@@ -93,7 +93,7 @@ type Lab struct {
 
 	// WireCommand, when set, says how to run the delay line out of this
 	// process: it returns the command that runs it for the lab called lab
-	// (ServeWire(ctx, lab, n) in that process; `cnitrace lab wire`).
+	// (ServeWire(ctx, lab, n) in that process; `cnitrace-lab wire`).
 	// Up and SetFaults start it detached (new session, stdin and stdout on
 	// /dev/null, stderr to WireLogFile), record its pid in WirePIDFile and
 	// wait until its sockets are open; Down and Close stop it. When nil,
@@ -103,6 +103,13 @@ type Lab struct {
 
 	created []string // namespaces this lab pinned, in creation order
 	run     runState // what this process runs for the lab, per system
+}
+
+// TraceArgs are the flags of `cnitrace trace` (and `path`) that probe
+// from node 1's pod to node 2's, with node 1 as the node netns.
+func (l *Lab) TraceArgs() []string {
+	n1, n2 := l.Nodes[0], l.Nodes[1]
+	return []string{"--netns", n1.Pod.NSPath, "--node-netns", n1.NSPath, "--to", n2.Pod.Addr.String()}
 }
 
 // Wire is the namespace between the nodes' uplinks: node 1's eth0 is the
@@ -138,7 +145,7 @@ type Node struct {
 
 // Pod is a pod on a node: its own namespace with PodIfName, the other end
 // of a veth pair whose host side (HostVeth) is enslaved to BridgeName, or on
-// the routed topology stands alone with proxy ARP.
+// the routed layout stands alone with proxy ARP.
 type Pod struct {
 	Name     string          // namespace name, <lab>-n<i>-pod (Sibling: -pod2)
 	NSPath   string          // /run/netns/<lab>-n<i>-pod (Sibling: -pod2)
@@ -246,13 +253,13 @@ func labOfNSName(ns string) (string, bool) {
 }
 
 // newNode plans node i of lab: names, paths and addresses, no handles yet.
-// Both topologies are dual-stack; Open takes IPv6 away again for a lab
+// Both layouts are dual-stack; Open takes IPv6 away again for a lab
 // built before they were.
 func newNode(lab string, i int) *Node {
 	pod := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 244, byte(i), 0}), 24)
 	n := &Node{
 		Name:       nodeNSName(lab, i),
-		NSPath:     filepath.Join(topology.NamedNetNSDir, nodeNSName(lab, i)),
+		NSPath:     filepath.Join(NamedNetNSDir, nodeNSName(lab, i)),
 		PodCIDR:    pod,
 		UplinkAddr: netip.AddrFrom4([4]byte{192, 168, 255, byte(i)}),
 		Pod:        newPod(podNSName(lab, i), netip.AddrFrom4([4]byte{10, 244, byte(i), 2})),
@@ -290,7 +297,7 @@ func hostAddr6(p netip.Prefix, host byte) netip.Addr {
 
 // newPod plans the pod whose namespace is called name.
 func newPod(name string, addr netip.Addr) *Pod {
-	return &Pod{Name: name, NSPath: filepath.Join(topology.NamedNetNSDir, name), Addr: addr}
+	return &Pod{Name: name, NSPath: filepath.Join(NamedNetNSDir, name), Addr: addr}
 }
 
 // pods returns the node's pods: Pod, then Sibling.

@@ -35,13 +35,13 @@ func up(ctx context.Context, cfg Config, fail func(step string) error) (_ *Lab, 
 	if err != nil {
 		return nil, err
 	}
-	if err := cfg.Topology.Validate(); err != nil {
+	if err := cfg.Layout.Validate(); err != nil {
 		return nil, fmt.Errorf("build lab %s: %w", name, err)
 	}
 	if err := cfg.Faults.Validate(); err != nil {
 		return nil, fmt.Errorf("build lab %s: %w", name, err)
 	}
-	l := &Lab{Name: name, Topology: cfg.Topology.orDefault(), WireCommand: cfg.WireCommand}
+	l := &Lab{Name: name, Layout: cfg.Layout.orDefault(), WireCommand: cfg.WireCommand}
 	for i := 1; i <= nodeCount; i++ {
 		l.Nodes = append(l.Nodes, newNode(name, i))
 	}
@@ -118,7 +118,7 @@ func (l *Lab) createNamespaces() error {
 }
 
 func (l *Lab) newNetNS(name string) (*topology.NetNS, error) {
-	ns, err := topology.NewNamedNetNS(topology.NamedNetNSDir, name)
+	ns, err := NewNamedNetNS(NamedNetNSDir, name)
 	if errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("%w (is lab %s already up?)", err, l.Name)
 	}
@@ -169,7 +169,7 @@ func (l *Lab) Close() error {
 	}
 	var kept []string
 	for i := len(l.created) - 1; i >= 0; i-- {
-		if err := topology.RemoveNamedNetNS(topology.NamedNetNSDir, l.created[i]); err != nil {
+		if err := RemoveNamedNetNS(NamedNetNSDir, l.created[i]); err != nil {
 			errs = append(errs, err)
 			kept = append(kept, l.created[i])
 		}
@@ -188,7 +188,7 @@ func closeNS(ns *topology.NetNS, name string) error {
 
 // Down removes a lab left standing, possibly by another process: it stops
 // the lab's background delay line (and checks it is gone), then unpins
-// every namespace under topology.NamedNetNSDir whose name is exactly one of
+// every namespace under NamedNetNSDir whose name is exactly one of
 // the lab's. It returns an error wrapping ErrNoLab when none exists.
 func Down(name string) error {
 	if err := ValidateName(name); err != nil {
@@ -200,23 +200,23 @@ func Down(name string) error {
 	}
 	var errs []error
 	for _, ns := range nsNames(name) {
-		if _, err := os.Lstat(filepath.Join(topology.NamedNetNSDir, ns)); err != nil {
+		if _, err := os.Lstat(filepath.Join(NamedNetNSDir, ns)); err != nil {
 			continue
 		}
 		found = true
-		errs = append(errs, topology.RemoveNamedNetNS(topology.NamedNetNSDir, ns))
+		errs = append(errs, RemoveNamedNetNS(NamedNetNSDir, ns))
 	}
 	if !found {
-		return fmt.Errorf("remove lab %s: %w (nothing named %s-* in %s)", name, ErrNoLab, name, topology.NamedNetNSDir)
+		return fmt.Errorf("remove lab %s: %w (nothing named %s-* in %s)", name, ErrNoLab, name, NamedNetNSDir)
 	}
 	return errors.Join(errs...)
 }
 
 // List returns the names of the labs standing, sorted: those with a
-// namespace under topology.NamedNetNSDir named NamePrefix...-n<i>[-pod].
+// namespace under NamedNetNSDir named NamePrefix...-n<i>[-pod].
 // Labs given a name without NamePrefix are not listed.
 func List() ([]string, error) {
-	names, err := listNames(topology.NamedNetNSDir, labOfNSName)
+	names, err := listNames(NamedNetNSDir, labOfNSName)
 	if err != nil {
 		return nil, err
 	}

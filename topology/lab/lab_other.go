@@ -67,3 +67,11 @@ func RunWire(ctx context.Context, l *Lab, n Network, ready func()) (WireStats, e
 func ServeWire(ctx context.Context, name string, n Network) (WireStats, error) {
 	return WireStats{}, unsupported("run delay line")
 }
+
+// NewNamedNetNS is not supported on this system.
+func NewNamedNetNS(dir, name string) (*topology.NetNS, error) {
+	return nil, unsupported("create netns")
+}
+
+// RemoveNamedNetNS is not supported on this system.
+func RemoveNamedNetNS(dir, name string) error { return unsupported("remove netns") }

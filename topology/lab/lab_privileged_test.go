@@ -130,13 +130,13 @@ func TestPrivilegedUpFailureLeavesNothing(t *testing.T) {
 	self := labtest.Self(t)
 	name := uniqueName(t, "cnitrace-fail-")
 	t.Cleanup(func() { lab.Down(name) }) // only if the checks below fail
-	squatter, err := topology.NewNamedNetNS(topology.NamedNetNSDir, name+"-n2")
+	squatter, err := lab.NewNamedNetNS(lab.NamedNetNSDir, name+"-n2")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		squatter.Close()
-		topology.RemoveNamedNetNS(topology.NamedNetNSDir, name+"-n2")
+		lab.RemoveNamedNetNS(lab.NamedNetNSDir, name+"-n2")
 	})
 	l, err := lab.Up(t.Context(), lab.Config{Name: name})
 	if err == nil {
@@ -148,11 +148,11 @@ func TestPrivilegedUpFailureLeavesNothing(t *testing.T) {
 	}
 	t.Logf("Up with a taken namespace: %v", err)
 	for _, ns := range []string{name + "-n1", name + "-n1-pod", name + "-n2-pod"} {
-		if _, err := os.Lstat(filepath.Join(topology.NamedNetNSDir, ns)); err == nil {
+		if _, err := os.Lstat(filepath.Join(lab.NamedNetNSDir, ns)); err == nil {
 			t.Errorf("%s left behind by the failed Up", ns)
 		}
 	}
-	if _, err := os.Lstat(filepath.Join(topology.NamedNetNSDir, name+"-n2")); err != nil {
+	if _, err := os.Lstat(filepath.Join(lab.NamedNetNSDir, name+"-n2")); err != nil {
 		t.Errorf("the failed Up removed %s-n2, which it had not created: %v", name, err)
 	}
 	labtest.CheckThreads(t, self)
@@ -195,7 +195,7 @@ func TestPrivilegedUpFailureAtEveryStep(t *testing.T) {
 }
 
 // TestPrivilegedDown builds a lab in a child process that exits without
-// closing it, as `cnitrace lab up` does, and removes it by name.
+// closing it, as `cnitrace-lab up` does, and removes it by name.
 func TestPrivilegedDown(t *testing.T) {
 	labtest.Require(t)
 	name := uniqueName(t, "cnitrace-down-")
@@ -208,7 +208,7 @@ func TestPrivilegedDown(t *testing.T) {
 	if names, err := lab.List(); err != nil || !slices.Contains(names, name) {
 		t.Fatalf("List() = %v, %v; want it to contain %s", names, err, name)
 	}
-	pod1 := filepath.Join(topology.NamedNetNSDir, name+"-n1-pod")
+	pod1 := filepath.Join(lab.NamedNetNSDir, name+"-n1-pod")
 	if out, err := exec.CommandContext(t.Context(), "nsenter", "--net="+pod1, "--", "ping", "-c", "1", "-W", "1", "10.244.2.2").CombinedOutput(); err != nil {
 		t.Errorf("ping pod 2 from %s after its builder exited: %v\n%s", pod1, err, out)
 	}

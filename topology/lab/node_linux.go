@@ -23,10 +23,10 @@ func withHandle(ns *topology.NetNS, name string, fn func(h *netlink.Handle) erro
 	return fn(h)
 }
 
-// setupNode turns n's namespace into a node of l's topology, without the
+// setupNode turns n's namespace into a node of l's layout, without the
 // overlay.
 func (l *Lab) setupNode(n *Node) error {
-	if l.Topology == TopologyRouted {
+	if l.Layout == LayoutRouted {
 		return n.setupRouted()
 	}
 	return n.setup()
@@ -73,7 +73,7 @@ func (n *Node) setup() error {
 // sysctls turns IPv4 and IPv6 forwarding on in the node and duplicate
 // address detection off in the node and its pods, before any interface
 // exists there (see disableDAD), so no address is tentative when Up
-// returns; both topologies start their nodes this way.
+// returns; both layouts start their nodes this way.
 func (n *Node) sysctls() error {
 	if err := enableForwarding(n.NS, n.Name); err != nil {
 		return err
@@ -275,7 +275,7 @@ func (n *Node) setupPod(h *netlink.Handle, p *Pod, bridgeMAC net.HardwareAddr) e
 }
 
 // podInterface brings p's lo up and its eth0 up with the address addr, and
-// returns eth0; both topologies start their pods this way.
+// returns eth0; both layouts start their pods this way.
 func podInterface(h *netlink.Handle, p *Pod, addr *net.IPNet) (netlink.Link, error) {
 	if err := linkUp(h, "lo", p.Name); err != nil {
 		return nil, err

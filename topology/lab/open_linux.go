@@ -14,7 +14,7 @@ import (
 )
 
 // Open opens the standing lab called name, built by Up in this process or
-// another (`cnitrace lab up`), to change its faults (SetFaults), run
+// another (`cnitrace-lab up`), to change its faults (SetFaults), run
 // commands in it or trace across it. It returns an error wrapping ErrNoLab
 // when a namespace of the lab is missing.
 //
@@ -39,10 +39,10 @@ func Open(name string) (_ *Lab, err error) {
 			return nil, err
 		}
 		if i == 1 {
-			if l.Topology, err = n.detectTopology(); err != nil {
+			if l.Layout, err = n.detectLayout(); err != nil {
 				return nil, err
 			}
-			if dual, err = n.detectIPv6(l.Topology.layout()); err != nil {
+			if dual, err = n.detectIPv6(l.Layout.wiring()); err != nil {
 				return nil, err
 			}
 		}
@@ -51,12 +51,12 @@ func Open(name string) (_ *Lab, err error) {
 			if p.NS, err = openLabNS(name, p.NSPath); err != nil {
 				return nil, err
 			}
-			if p.HostVeth, err = n.findHostVeth(l.Topology.layout(), p); err != nil {
+			if p.HostVeth, err = n.findHostVeth(l.Layout.wiring(), p); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if ext := filepath.Join(topology.NamedNetNSDir, extNSName(name)); pinned(ext) {
+	if ext := filepath.Join(NamedNetNSDir, extNSName(name)); pinned(ext) {
 		e := &External{Name: extNSName(name), NSPath: ext, Addr: ExternalAddr}
 		if e.NS, err = openLabNS(name, ext); err != nil {
 			return nil, err
@@ -84,16 +84,16 @@ func openLabNS(lab, path string) (*topology.NetNS, error) {
 	return ns, nil
 }
 
-// detectTopology tells the topology of a standing lab by its node: a node
+// detectLayout tells the layout of a standing lab by its node: a node
 // with the bridge BridgeName is flannel's, one without is routed.
-func (n *Node) detectTopology() (Topology, error) {
-	t := TopologyRouted
+func (n *Node) detectLayout() (Layout, error) {
+	t := LayoutRouted
 	err := withHandle(n.NS, n.Name, func(h *netlink.Handle) error {
 		_, err := h.LinkByName(BridgeName)
 		var notFound netlink.LinkNotFoundError
 		switch {
 		case err == nil:
-			t = TopologyFlannel
+			t = LayoutFlannel
 		case !errors.As(err, &notFound):
 			return fmt.Errorf("look up %s in %s: %w", BridgeName, n.Name, err)
 		}
@@ -104,8 +104,8 @@ func (n *Node) detectTopology() (Topology, error) {
 
 // detectIPv6 tells whether a standing lab of layout lay is dual-stack: one
 // whose node's VXLAN device has the IPv6 VTEP address (a lab built before
-// its topology had IPv6 has not).
-func (n *Node) detectIPv6(lay layout) (bool, error) {
+// its layout had IPv6 has not).
+func (n *Node) detectIPv6(lay wiring) (bool, error) {
 	dual := false
 	err := withHandle(n.NS, n.Name, func(h *netlink.Handle) error {
 		vx, err := h.LinkByName(lay.vxlan)
@@ -127,7 +127,7 @@ func (n *Node) detectIPv6(lay layout) (bool, error) {
 // findHostVeth returns the name of the host side of p's veth: the veth
 // named with lay's prefix, enslaved to lay's bridge (if any), whose peer is
 // in p's namespace.
-func (n *Node) findHostVeth(lay layout, p *Pod) (string, error) {
+func (n *Node) findHostVeth(lay wiring, p *Pod) (string, error) {
 	var name string
 	err := withHandle(n.NS, n.Name, func(h *netlink.Handle) error {
 		podID, err := h.GetNetNsIdByFd(p.NS.Fd())

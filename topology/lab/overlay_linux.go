@@ -47,15 +47,15 @@ func (n *Node) configureUplink(h *netlink.Handle) error {
 }
 
 // setupOverlay installs in local what flannel's vxlan backend (or Calico's,
-// on the routed topology, with its own device name, port and VNI) installs:
+// on the routed layout, with its own device name, port and VNI) installs:
 // the VXLAN device over the uplink, and for the remote node a route to its
 // pod CIDR via its VTEP address (onlink), a permanent neighbour entry for
 // that address and a bridge FDB entry sending its VTEP MAC to its uplink
-// address. On the routed topology it also gives local a default route via
+// address. On the routed layout it also gives local a default route via
 // remote's uplink, as a real node has one: proxy ARP answers only for an
 // address the node has a route to (RoutedGateway).
 func (l *Lab) setupOverlay(local, remote *Node) error {
-	lay := l.Topology.layout()
+	lay := l.Layout.wiring()
 	return withHandle(local.NS, local.Name, func(h *netlink.Handle) error {
 		vx, err := local.addVXLAN(h, lay)
 		if err != nil {
@@ -64,7 +64,7 @@ func (l *Lab) setupOverlay(local, remote *Node) error {
 		if err := addRemote(h, local.Name, lay.vxlan, vx.Attrs().Index, remote); err != nil {
 			return err
 		}
-		if l.Topology == TopologyRouted {
+		if l.Layout == LayoutRouted {
 			return local.addDefaultRoute(h, remote)
 		}
 		return nil
@@ -73,7 +73,7 @@ func (l *Lab) setupOverlay(local, remote *Node) error {
 
 // addVXLAN creates lay's VXLAN device with the node's fixed MAC and VTEP
 // address.
-func (n *Node) addVXLAN(h *netlink.Handle, lay layout) (netlink.Link, error) {
+func (n *Node) addVXLAN(h *netlink.Handle, lay wiring) (netlink.Link, error) {
 	name := lay.vxlan
 	uplink, err := h.LinkByName(UplinkName)
 	if err != nil {

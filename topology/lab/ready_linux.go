@@ -31,13 +31,13 @@ func (l *Lab) waitLinksUp(ctx context.Context) error {
 			}
 			links = append(links, p.HostVeth)
 		}
-		if br := l.Topology.layout().bridge; br != "" {
+		if br := l.Layout.wiring().bridge; br != "" {
 			links = append(links, br)
 		}
 		if err := waitUp(ctx, n.NS, n.Name, links...); err != nil {
 			return err
 		}
-		if l.Topology == TopologyRouted {
+		if l.Layout == LayoutRouted {
 			if err := n.waitGateway6(ctx); err != nil {
 				return err
 			}

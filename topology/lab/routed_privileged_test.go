@@ -17,9 +17,9 @@ import (
 )
 
 func TestPrivilegedRoutedPodToPod(t *testing.T) {
-	l := labtest.NewWith(t, lab.Config{Topology: lab.TopologyRouted})
-	if l.Topology != lab.TopologyRouted {
-		t.Fatalf("lab topology = %q, want %q", l.Topology, lab.TopologyRouted)
+	l := labtest.NewWith(t, lab.Config{Layout: lab.LayoutRouted})
+	if l.Layout != lab.LayoutRouted {
+		t.Fatalf("lab layout = %q, want %q", l.Layout, lab.LayoutRouted)
 	}
 	for _, n := range l.Nodes {
 		checkRoutedNode(t, n)
@@ -39,8 +39,8 @@ func TestPrivilegedRoutedPodToPod(t *testing.T) {
 		t.Fatalf("open lab %s: %v", l.Name, err)
 	}
 	defer o.Close()
-	if o.Topology != lab.TopologyRouted {
-		t.Errorf("Open: topology = %q, want %q", o.Topology, lab.TopologyRouted)
+	if o.Layout != lab.LayoutRouted {
+		t.Errorf("Open: layout = %q, want %q", o.Layout, lab.LayoutRouted)
 	}
 	for i, n := range o.Nodes {
 		if got, want := n.Pod.HostVeth, l.Nodes[i].Pod.HostVeth; got != want {
@@ -52,7 +52,7 @@ func TestPrivilegedRoutedPodToPod(t *testing.T) {
 	}
 }
 
-// checkRoutedNode checks n is wired as the routed topology says: no
+// checkRoutedNode checks n is wired as the routed layout says: no
 // bridge, a host veth without master or IPv4 address but with proxy ARP, a /32
 // route to the pod through it, and the overlay on UDP 4789.
 func checkRoutedNode(t *testing.T, n *lab.Node) {
@@ -98,9 +98,9 @@ func checkRoutedNode(t *testing.T, n *lab.Node) {
 
 // TestPrivilegedRoutedRewire puts the wire between the nodes of a routed
 // lab and takes it out again: the overlay is rebuilt each time, under the
-// routed topology's names.
+// routed layout's names.
 func TestPrivilegedRoutedRewire(t *testing.T) {
-	l := labtest.NewWith(t, lab.Config{Topology: lab.TopologyRouted})
+	l := labtest.NewWith(t, lab.Config{Layout: lab.LayoutRouted})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	p1, p2 := l.Nodes[0].Pod, l.Nodes[1].Pod
@@ -118,7 +118,7 @@ func TestPrivilegedRoutedRewire(t *testing.T) {
 func TestPrivilegedRoutedUpFailureAtEveryStep(t *testing.T) {
 	labtest.Require(t)
 	self := labtest.Self(t)
-	cfg := lab.Config{Topology: lab.TopologyRouted, Faults: lab.Faults{Wire: true, ForwardRequestLoss: 0.1}}
+	cfg := lab.Config{Layout: lab.LayoutRouted, Faults: lab.Faults{Wire: true, ForwardRequestLoss: 0.1}}
 	var steps []string
 	l, err := lab.UpFailingAt(t.Context(), cfg, func(s string) error { steps = append(steps, s); return nil })
 	if err != nil {

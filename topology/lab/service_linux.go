@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 
 	"github.com/vishvananda/netlink"
-
-	"github.com/cnitrace/cnitrace/topology"
 )
 
 // setupService loads the Service's DNAT rules into every node.
@@ -36,7 +34,7 @@ func (l *Lab) setupExternal(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	l.External = &External{Name: name, NSPath: filepath.Join(topology.NamedNetNSDir, name), NS: ns, Addr: ExternalAddr}
+	l.External = &External{Name: name, NSPath: filepath.Join(NamedNetNSDir, name), NS: ns, Addr: ExternalAddr}
 	n1 := l.Nodes[0]
 	err = withHandle(n1.NS, n1.Name, func(h *netlink.Handle) error {
 		veth := &netlink.Veth{

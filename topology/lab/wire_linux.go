@@ -18,7 +18,7 @@ import (
 
 // newWire plans the wire namespace of lab: names only, no handle yet.
 func newWire(lab string) *Wire {
-	return &Wire{Name: wireNSName(lab), NSPath: filepath.Join(topology.NamedNetNSDir, wireNSName(lab))}
+	return &Wire{Name: wireNSName(lab), NSPath: filepath.Join(NamedNetNSDir, wireNSName(lab))}
 }
 
 // connectNodes joins the nodes' uplinks: through the wire namespace when
@@ -81,7 +81,7 @@ func (l *Lab) connectWire() error {
 // device. The delay line must be stopped first.
 func (l *Lab) rewire(ctx context.Context, wire bool) error {
 	for _, n := range l.Nodes {
-		if err := deleteLinks(n.NS, n.Name, l.Topology.layout().vxlan, UplinkName); err != nil {
+		if err := deleteLinks(n.NS, n.Name, l.Layout.wiring().vxlan, UplinkName); err != nil {
 			return err
 		}
 	}
@@ -114,7 +114,7 @@ func (l *Lab) removeWire() error {
 	if l.Wire == nil {
 		return nil
 	}
-	errs := []error{closeNS(l.Wire.NS, l.Wire.Name), topology.RemoveNamedNetNS(topology.NamedNetNSDir, l.Wire.Name)}
+	errs := []error{closeNS(l.Wire.NS, l.Wire.Name), RemoveNamedNetNS(NamedNetNSDir, l.Wire.Name)}
 	l.created = slices.DeleteFunc(l.created, func(ns string) bool { return ns == l.Wire.Name })
 	l.Wire = nil
 	return errors.Join(errs...)

@@ -25,7 +25,7 @@ const threadGrace = time.Second
 
 // New builds a lab with a fresh random name for t. Its cleanup closes the
 // lab, then reports an error if any namespace of the lab is still pinned
-// under topology.NamedNetNSDir or any OS thread of the process is left in a
+// under lab.NamedNetNSDir or any OS thread of the process is left in a
 // network namespace other than the one the test started in.
 func New(t testing.TB) *lab.Lab {
 	t.Helper()
@@ -81,19 +81,19 @@ func Require(t testing.TB) {
 	t.Skip(reason)
 }
 
-// CheckGone reports an error for every entry of topology.NamedNetNSDir that
+// CheckGone reports an error for every entry of lab.NamedNetNSDir that
 // belongs to the lab called name, and for the pid file or log of its
 // background delay line.
 func CheckGone(t testing.TB, name string) {
 	t.Helper()
-	entries, err := os.ReadDir(topology.NamedNetNSDir)
+	entries, err := os.ReadDir(lab.NamedNetNSDir)
 	if err != nil && !os.IsNotExist(err) {
-		t.Errorf("list %s: %v", topology.NamedNetNSDir, err)
+		t.Errorf("list %s: %v", lab.NamedNetNSDir, err)
 		return
 	}
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), name+"-") {
-			t.Errorf("netns %s of lab %s still pinned in %s", e.Name(), name, topology.NamedNetNSDir)
+			t.Errorf("netns %s of lab %s still pinned in %s", e.Name(), name, lab.NamedNetNSDir)
 		}
 	}
 	for _, f := range []string{lab.WirePIDFile(name), lab.WireLogFile(name)} {
@@ -112,7 +112,7 @@ func CheckThreads(t testing.TB, want *topology.NetNS) {
 	t.Helper()
 	deadline := time.Now().Add(threadGrace)
 	for {
-		stray, err := topology.ThreadsOutsideNetNS(want)
+		stray, err := ThreadsOutsideNetNS(want)
 		if err != nil {
 			t.Errorf("check threads: %v", err)
 			return

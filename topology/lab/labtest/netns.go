@@ -3,9 +3,13 @@ package labtest
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/cnitrace/cnitrace/topology"
+	"github.com/cnitrace/cnitrace/topology/lab"
 )
 
 // NetNS creates a throw-away named network namespace for t, called
@@ -17,14 +21,17 @@ func NetNS(t testing.TB, what string) *topology.NetNS {
 	var b [4]byte
 	rand.Read(b[:]) // never fails (crypto/rand documents it)
 	name := "cnitrace-" + what + "-" + hex.EncodeToString(b[:])
-	ns, err := topology.NewNamedNetNS(topology.NamedNetNSDir, name)
+	ns, err := lab.NewNamedNetNS(lab.NamedNetNSDir, name)
 	if err != nil {
 		t.Fatalf("create netns: %v", err)
 	}
 	t.Cleanup(func() {
 		ns.Close()
-		if err := topology.RemoveNamedNetNS(topology.NamedNetNSDir, name); err != nil {
+		if err := lab.RemoveNamedNetNS(lab.NamedNetNSDir, name); err != nil {
 			t.Errorf("remove netns %s: %v", name, err)
+		}
+		if _, err := os.Lstat(filepath.Join(lab.NamedNetNSDir, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("netns %s still pinned after removal (lstat: %v)", name, err)
 		}
 	})
 	return ns

@@ -5,14 +5,14 @@ import (
 	"testing"
 )
 
-func TestParseTopology(t *testing.T) {
+func TestParseLayout(t *testing.T) {
 	tests := []struct {
 		in   string
-		want Topology
+		want Layout
 		ok   bool
 	}{
-		{"flannel", TopologyFlannel, true},
-		{"routed", TopologyRouted, true},
+		{"flannel", LayoutFlannel, true},
+		{"routed", LayoutRouted, true},
 		{"", "", true}, // the default, flannel
 		{"calico", "", false},
 		{"Routed", "", false},
@@ -20,22 +20,22 @@ func TestParseTopology(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			got, err := ParseTopology(tt.in)
+			got, err := ParseLayout(tt.in)
 			if (err == nil) != tt.ok || got != tt.want {
-				t.Errorf("ParseTopology(%q) = %q, %v; want %q, ok %v", tt.in, got, err, tt.want, tt.ok)
+				t.Errorf("ParseLayout(%q) = %q, %v; want %q, ok %v", tt.in, got, err, tt.want, tt.ok)
 			}
 			if err != nil && !strings.Contains(err.Error(), "flannel or routed") {
-				t.Errorf("error %q does not name the topologies", err)
+				t.Errorf("error %q does not name the layouts", err)
 			}
 		})
 	}
 }
 
-func TestTopologyLayout(t *testing.T) {
-	if got := Topology("").layout(); got != TopologyFlannel.layout() {
-		t.Errorf("empty topology lays out as %+v, want flannel's", got)
+func TestLayoutWiring(t *testing.T) {
+	if got := Layout("").wiring(); got != LayoutFlannel.wiring() {
+		t.Errorf("empty layout lays out as %+v, want flannel's", got)
 	}
-	f, r := TopologyFlannel.layout(), TopologyRouted.layout()
+	f, r := LayoutFlannel.wiring(), LayoutRouted.wiring()
 	if f.bridge != BridgeName || f.vxlan != VXLANName || f.port != VXLANPort || f.vni != VNI {
 		t.Errorf("flannel layout = %+v", f)
 	}
@@ -52,7 +52,7 @@ func TestTopologyLayout(t *testing.T) {
 }
 
 func TestFaultRulesRouted(t *testing.T) {
-	got := strings.Split(strings.TrimSuffix(string(faultRules(Faults{ForwardRequestLoss: 0.3, ForwardReplyLoss: 0.1}, TopologyRouted)), "\n"), "\n")
+	got := strings.Split(strings.TrimSuffix(string(faultRules(Faults{ForwardRequestLoss: 0.3, ForwardReplyLoss: 0.1}, LayoutRouted)), "\n"), "\n")
 	want := []string{
 		"*filter",
 		`-A FORWARD -i rv+ -p icmp --icmp-type echo-request -m statistic --mode random --probability 0.3 -m comment --comment "cnitrace forward-request loss" -j DROP`,

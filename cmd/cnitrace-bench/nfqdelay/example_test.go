@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cnitrace/cnitrace/cmd/cnitrace-bench/nfqdelay"
 	"github.com/cnitrace/cnitrace/topology"
-	"github.com/cnitrace/cnitrace/topology/lab/nfqdelay"
 )
 
 // Hold every ICMP packet node 1 forwards from its bridge to its overlay for

@@ -1,4 +1,4 @@
-package topology
+package lab
 
 import (
 	"errors"
@@ -8,17 +8,15 @@ import (
 	"runtime"
 
 	"golang.org/x/sys/unix"
-)
 
-// NamedNetNSDir is where iproute2 keeps named network namespaces; a
-// namespace bind-mounted there can be used with `ip netns exec NAME`.
-const NamedNetNSDir = "/run/netns"
+	"github.com/cnitrace/cnitrace/topology"
+)
 
 // NewNamedNetNS creates a new network namespace, pins it with a bind mount
 // at dir/name (as `ip netns add` does) and returns an open handle to it.
 // The unshare happens on a fresh locked OS thread that is moved back before
 // it is released, so no goroutine of the caller ever changes namespace.
-func NewNamedNetNS(dir, name string) (*NetNS, error) {
+func NewNamedNetNS(dir, name string) (*topology.NetNS, error) {
 	if name == "" || filepath.Base(name) != name {
 		return nil, fmt.Errorf("create netns %q: name must be a plain file name", name)
 	}
@@ -44,7 +42,7 @@ func NewNamedNetNS(dir, name string) (*NetNS, error) {
 		defer unix.Close(orig)
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread() // unshare failed: the thread did not move
-			errc <- fmt.Errorf("unshare: %w", capHint(err, "CAP_SYS_ADMIN"))
+			errc <- fmt.Errorf("unshare: %w", topology.NeedsCapability(err, "CAP_SYS_ADMIN"))
 			return
 		}
 		merr := unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, "")
@@ -62,7 +60,7 @@ func NewNamedNetNS(dir, name string) (*NetNS, error) {
 		os.Remove(path)
 		return nil, fmt.Errorf("create netns %s: %w", name, err)
 	}
-	ns, err := OpenNetNS(path)
+	ns, err := topology.OpenNetNS(path)
 	if err != nil {
 		RemoveNamedNetNS(dir, name)
 		return nil, err

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cnitrace/cnitrace/cmd/cnitrace-bench/nfqdelay"
 	"github.com/cnitrace/cnitrace/topology/lab"
 	"github.com/cnitrace/cnitrace/topology/lab/labtest"
-	"github.com/cnitrace/cnitrace/topology/lab/nfqdelay"
 )
 
 var pingTime = regexp.MustCompile(`time=([0-9.]+) ms`)

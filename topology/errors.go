@@ -1,0 +1,46 @@
+package topology
+
+import (
+	"errors"
+	"fmt"
+	"os"
+)
+
+// ErrNotSupported is returned on systems without Linux network namespaces.
+var ErrNotSupported = errors.New("network namespaces are not supported")
+
+// ErrNotNetNS is returned when a path exists but is not a network namespace.
+var ErrNotNetNS = errors.New("not a network namespace")
+
+// ErrUnsupportedLayout is returned when the path uses a layout discovery does
+// not handle yet (a hairpinned Service, a target on the node itself, an
+// unknown tunnel); docs/known-issues.md lists them.
+var ErrUnsupportedLayout = errors.New("unsupported network layout")
+
+// ErrNoForwardRoute is returned when the node has no route that forwards
+// the pod's traffic to the target: IP forwarding is off, or the node netns
+// given is not the one the pod is attached to.
+var ErrNoForwardRoute = errors.New("no forwarding route")
+
+// CapabilityError is a permission error that names the capability the
+// operation most likely lacks. Callers find it with errors.As to say how
+// to grant it; it unwraps to the permission error, so errors.Is(err,
+// os.ErrPermission) still holds.
+type CapabilityError struct {
+	Capability string // CAP_NET_RAW, CAP_SYS_ADMIN, ...
+	Err        error
+}
+
+func (e *CapabilityError) Error() string { return fmt.Sprintf("%v (needs %s)", e.Err, e.Capability) }
+func (e *CapabilityError) Unwrap() error { return e.Err }
+
+// NeedsCapability returns err as a *CapabilityError naming capability when
+// err is a permission error (EPERM, EACCES), and err unchanged otherwise
+// (nil included). Every package that makes privileged syscalls names the
+// capability with it, so the command can branch on the type.
+func NeedsCapability(err error, capability string) error {
+	if errors.Is(err, os.ErrPermission) {
+		return &CapabilityError{Capability: capability, Err: err}
+	}
+	return err
+}
