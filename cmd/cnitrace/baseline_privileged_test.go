@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cnitrace/cnitrace/cmd/internal/cli"
 	"github.com/cnitrace/cnitrace/topology/lab"
 	"github.com/cnitrace/cnitrace/topology/lab/labtest"
 )
@@ -37,9 +38,9 @@ type baselineReport struct {
 func traceBaseline(t *testing.T, l *lab.Lab, count int, interval time.Duration) baselineReport {
 	t.Helper()
 	args := append([]string{"trace", "--format", "json", "--baseline",
-		"--count", strconv.Itoa(count), "--interval", interval.String()}, labTraceArgs(l)...)
+		"--count", strconv.Itoa(count), "--interval", interval.String()}, l.TraceArgs()...)
 	code, stdout, stderr := runCLI(t, args...)
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("trace --baseline: exit code %d, stderr:\n%s", code, stderr)
 	}
 	var r baselineReport

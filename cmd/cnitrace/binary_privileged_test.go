@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cnitrace/cnitrace/cmd/internal/cli"
 	"github.com/cnitrace/cnitrace/topology/lab"
 	"github.com/cnitrace/cnitrace/topology/lab/labtest"
 )
@@ -34,7 +35,7 @@ func traceBinary(t *testing.T, bin string, l *lab.Lab, extra ...string) jsonRepo
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	args := append(append([]string{"trace", "--format", "json"}, labTraceArgs(l)...), extra...)
+	args := append(append([]string{"trace", "--format", "json"}, l.TraceArgs()...), extra...)
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stderr = &stderr
@@ -88,7 +89,7 @@ func TestPrivilegedBinaryRTTMatchesPing(t *testing.T) {
 func TestPrivilegedBinaryInterrupt(t *testing.T) {
 	l := labtest.New(t)
 	bin := buildBinary(t)
-	args := append([]string{"trace", "--format", "json", "--count", "1000", "--interval", "10ms"}, labTraceArgs(l)...)
+	args := append([]string{"trace", "--format", "json", "--count", "1000", "--interval", "10ms"}, l.TraceArgs()...)
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -109,8 +110,8 @@ func TestPrivilegedBinaryInterrupt(t *testing.T) {
 		t.Fatalf("still running 10 s after SIGINT; stderr:\n%s", stderr.String())
 	}
 	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != exitFailure {
-		t.Errorf("got %v, want exit code %d", err, exitFailure)
+	if !errors.As(err, &exit) || exit.ExitCode() != cli.ExitFailure {
+		t.Errorf("got %v, want exit code %d", err, cli.ExitFailure)
 	}
 	var r jsonReport
 	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
@@ -131,7 +132,7 @@ func TestPrivilegedBinaryOut(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "ticket.txt")
-	args := append([]string{"trace", "--count", "5", "--interval", "10ms", "--out", out}, labTraceArgs(l)...)
+	args := append([]string{"trace", "--count", "5", "--interval", "10ms", "--out", out}, l.TraceArgs()...)
 	stdout, err := exec.Command(bin, args...).Output()
 	if err != nil {
 		t.Fatalf("trace --out: %v", err)

@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/cnitrace/cnitrace/cmd/internal/cli"
 	"github.com/cnitrace/cnitrace/topology"
 )
 
@@ -34,23 +36,23 @@ func TestBadInput(t *testing.T) {
 		wantCode int
 		wantMsg  string // must appear in the one error line
 	}{
-		{"missing netns path", []string{"trace", "--netns", missing, "--to", "10.244.2.2", "--out", report}, exitUsage, missing},
-		{"file that is not a netns", []string{"trace", "--netns", notNS, "--to", "10.244.2.2", "--out", report}, exitUsage, "not a network namespace"},
-		{"bad IP", []string{"trace", "--netns", missing, "--to", "10.244.2.300"}, exitUsage, `--to "10.244.2.300": not an IP address`},
-		{"IPv6 target passes to the netns check", []string{"trace", "--netns", missing, "--to", "fd00:10:244:2::2"}, exitUsage, missing},
-		{"zoned IPv6 target", []string{"trace", "--netns", missing, "--to", "fe80::1%eth0"}, exitUsage, "zoned (link-local) target is not supported"},
-		{"count 0", []string{"trace", "--netns", missing, "--to", "10.244.2.2", "--count", "0"}, exitUsage, "--count 0: must be at least 1"},
-		{"no source", []string{"trace", "--to", "10.244.2.2"}, exitUsage, "--netns FILE or --pid PID"},
-		{"no target", []string{"trace", "--netns", missing}, exitUsage, "--to IP"},
-		{"unknown flag", []string{"trace", "--colour"}, exitUsage, "flag provided but not defined: -colour"},
-		{"unknown format", []string{"trace", "--netns", missing, "--to", "10.244.2.2", "--format", "xml"}, exitUsage, `unknown output format "xml"`},
-		{"size too small", []string{"trace", "--netns", missing, "--to", "10.244.2.2", "--size", "8"}, exitUsage, "--size 8"},
-		{"dead pid", []string{"path", "--pid", "999999999", "--to", "10.244.2.2"}, exitUsage, "999999999"},
-		{"unknown command", []string{"traec"}, exitUsage, `unknown command "traec"`},
-		{"lab without subcommand", []string{"lab"}, exitUsage, "lab: say up, down, list or demo"},
+		{"missing netns path", []string{"trace", "--netns", missing, "--to", "10.244.2.2", "--out", report}, cli.ExitUsage, missing},
+		{"file that is not a netns", []string{"trace", "--netns", notNS, "--to", "10.244.2.2", "--out", report}, cli.ExitUsage, "not a network namespace"},
+		{"bad IP", []string{"trace", "--netns", missing, "--to", "10.244.2.300"}, cli.ExitUsage, `--to "10.244.2.300": not an IP address`},
+		{"IPv6 target passes to the netns check", []string{"trace", "--netns", missing, "--to", "fd00:10:244:2::2"}, cli.ExitUsage, missing},
+		{"zoned IPv6 target", []string{"trace", "--netns", missing, "--to", "fe80::1%eth0"}, cli.ExitUsage, "zoned (link-local) target is not supported"},
+		{"count 0", []string{"trace", "--netns", missing, "--to", "10.244.2.2", "--count", "0"}, cli.ExitUsage, "--count 0: must be at least 1"},
+		{"no source", []string{"trace", "--to", "10.244.2.2"}, cli.ExitUsage, "--netns FILE or --pid PID"},
+		{"no target", []string{"trace", "--netns", missing}, cli.ExitUsage, "--to IP"},
+		{"unknown flag", []string{"trace", "--colour"}, cli.ExitUsage, "flag provided but not defined: -colour"},
+		{"unknown format", []string{"trace", "--netns", missing, "--to", "10.244.2.2", "--format", "xml"}, cli.ExitUsage, `unknown output format "xml"`},
+		{"size too small", []string{"trace", "--netns", missing, "--to", "10.244.2.2", "--size", "8"}, cli.ExitUsage, "--size 8"},
+		{"dead pid", []string{"path", "--pid", "999999999", "--to", "10.244.2.2"}, cli.ExitUsage, "999999999"},
+		{"unknown command", []string{"traec"}, cli.ExitUsage, `unknown command "traec"`},
+		{"the lab is its own command", []string{"lab", "up", "--layout", "routed"}, cli.ExitUsage, "run 'cnitrace-lab up --layout routed'"},
 		// The default node netns is ours, and so is the source: a
 		// hostNetwork trace has no pod path to set against the node's.
-		{"baseline from the node netns", []string{"trace", "--netns", "/proc/self/ns/net", "--to", "10.244.2.2", "--baseline", "--out", report}, exitUsage, "--baseline: the source netns"},
+		{"baseline from the node netns", []string{"trace", "--netns", "/proc/self/ns/net", "--to", "10.244.2.2", "--baseline", "--out", report}, cli.ExitUsage, "--baseline: the source netns"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -78,7 +80,7 @@ func TestBadInput(t *testing.T) {
 func TestHelpExitsZero(t *testing.T) {
 	for _, args := range [][]string{{"help"}, {"--help"}, {"trace", "--help"}, {"path", "-h"}} {
 		code, stdout, _ := runCLI(t, args...)
-		if code != exitOK || !strings.Contains(stdout, "cnitrace") {
+		if code != cli.ExitOK || !strings.Contains(stdout, "cnitrace") {
 			t.Errorf("%v: got code %d stdout %q, want 0 and usage on stdout", args, code, stdout)
 		}
 	}
@@ -93,14 +95,31 @@ func TestTraceHelpListsPingFlags(t *testing.T) {
 	}
 }
 
-// TestHints: an unsupported layout says where to read why and what to do
-// meanwhile; an error without a known remedy gets no hint.
+// TestHints: the hint follows the error's type, never its text. A missing
+// capability names the capability, an unsupported layout says where to
+// read why and what to do meanwhile, a missing forwarding route points at
+// ip_forward; a message that only mentions those words gets no hint, and
+// neither does an error without a known remedy.
 func TestHints(t *testing.T) {
-	err := fmt.Errorf("discover: hairpin: %w", topology.ErrUnsupportedLayout)
-	if h := hint(err); !strings.Contains(h, "docs/known-issues.md") {
-		t.Errorf("hint(%v) = %q, want it to point at docs/known-issues.md", err, h)
+	tests := []struct {
+		name string
+		err  error
+		want string // "" means no hint
+	}{
+		{"missing capability", fmt.Errorf("open ICMP socket: %w", topology.NeedsCapability(syscall.EPERM, "CAP_NET_RAW")), "CAP_NET_RAW"},
+		{"unsupported layout", fmt.Errorf("discover: hairpin: %w", topology.ErrUnsupportedLayout), "docs/known-issues.md"},
+		{"no forwarding route", fmt.Errorf("discover: %w: no route", topology.ErrNoForwardRoute), "net.ipv4.ip_forward"},
+		{"permission without a capability", fmt.Errorf("write report: %w", os.ErrPermission), ""},
+		{"text that looks like a capability", errors.New("socket: operation not permitted (needs CAP_NET_RAW)"), ""},
+		{"text that looks like ip_forward", errors.New("is net.ipv4.ip_forward on?"), ""},
+		{"something else", errors.New("something else"), ""},
 	}
-	if h := hint(errors.New("something else")); h != "" {
-		t.Errorf("hint for an unknown error = %q, want none", h)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := hint(tc.err)
+			if tc.want == "" && h != "" || tc.want != "" && !strings.Contains(h, tc.want) {
+				t.Errorf("hint(%v) = %q, want one containing %q", tc.err, h, tc.want)
+			}
+		})
 	}
 }

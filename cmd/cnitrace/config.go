@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/cnitrace/cnitrace/cmd/internal/cli"
 	"github.com/cnitrace/cnitrace/probe"
 	"github.com/cnitrace/cnitrace/report"
 	"github.com/cnitrace/cnitrace/topology"
@@ -56,25 +57,25 @@ func addProbeFlags(fs *flag.FlagSet, c *traceConfig, format *string) {
 func (c *traceConfig) validate(to, format string) error {
 	switch {
 	case c.netns == "" && c.pid == 0:
-		return usagef("say where to probe from: --netns FILE or --pid PID")
+		return cli.Usagef("say where to probe from: --netns FILE or --pid PID")
 	case c.netns != "" && c.pid != 0:
-		return usagef("--netns and --pid both given: use one")
+		return cli.Usagef("--netns and --pid both given: use one")
 	case c.pid < 0:
-		return usagef("--pid %d: must be a positive process id", c.pid)
+		return cli.Usagef("--pid %d: must be a positive process id", c.pid)
 	case to == "":
-		return usagef("say what to probe: --to IP")
+		return cli.Usagef("say what to probe: --to IP")
 	}
 	addr, err := netip.ParseAddr(to)
 	if err != nil {
-		return usagef("--to %q: not an IP address", to)
+		return cli.Usagef("--to %q: not an IP address", to)
 	}
 	c.to = addr.Unmap()
 	if c.to.Zone() != "" {
-		return usagef("--to %s: a zoned (link-local) target is not supported: its zone names an interface of the pod's netns, not ours", to)
+		return cli.Usagef("--to %s: a zoned (link-local) target is not supported: its zone names an interface of the pod's netns, not ours", to)
 	}
 	if format != "" {
 		if c.format, err = report.ParseFormat(format); err != nil {
-			return usagef("--format: %v", err)
+			return cli.Usagef("--format: %v", err)
 		}
 	}
 	return nil
@@ -119,7 +120,7 @@ func (c *traceConfig) resolve() (pod, node *topology.NetNS, path *topology.Path,
 	if c.baseline && pod.ID() == node.ID() {
 		pod.Close()
 		node.Close()
-		return nil, nil, nil, usagef("--baseline: the source netns %s is the node's: a hostNetwork trace has nothing to compare with (trace from a pod's netns)", pod.ID())
+		return nil, nil, nil, cli.Usagef("--baseline: the source netns %s is the node's: a hostNetwork trace has nothing to compare with (trace from a pod's netns)", pod.ID())
 	}
 	c.warmUp(pod)
 	if path, err = topology.Discover(pod, node, c.to); err != nil {
@@ -133,9 +134,9 @@ func (c *traceConfig) resolve() (pod, node *topology.NetNS, path *topology.Path,
 func nsError(role string, err error) error {
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return usagef("%s netns: %v (check the path; 'ip netns list' shows named ones)", role, err)
+		return cli.Usagef("%s netns: %v (check the path; 'ip netns list' shows named ones)", role, err)
 	case errors.Is(err, topology.ErrNotNetNS):
-		return usagef("%s netns: %v (want /run/netns/NAME or /proc/PID/ns/net)", role, err)
+		return cli.Usagef("%s netns: %v (want /run/netns/NAME or /proc/PID/ns/net)", role, err)
 	}
 	return fmt.Errorf("%s netns: %w", role, err)
 }
@@ -149,7 +150,7 @@ func (c *traceConfig) output(stdout io.Writer) (io.Writer, func(ok bool) error, 
 	}
 	f, err := os.CreateTemp(filepath.Dir(c.out), ".cnitrace-report-*")
 	if err != nil {
-		return nil, nil, usagef("--out %s: %v", c.out, err)
+		return nil, nil, cli.Usagef("--out %s: %v", c.out, err)
 	}
 	done := func(ok bool) error {
 		cerr := f.Close()

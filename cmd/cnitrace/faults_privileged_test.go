@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cnitrace/cnitrace/cmd/internal/cli"
 	"github.com/cnitrace/cnitrace/topology/lab"
 	"github.com/cnitrace/cnitrace/topology/lab/labtest"
 )
@@ -21,10 +22,10 @@ func TestPrivilegedForwardRequestLossLocated(t *testing.T) {
 	if out, err := l.Command(context.Background(), l.Nodes[0].NSPath, "iptables", append([]string{"-I"}, rule...)...).CombinedOutput(); err != nil {
 		t.Fatalf("iptables: %v\n%s", err, out)
 	}
-	args := append([]string{"trace", "--format", "json", "--count", "60", "--interval", "5ms", "--timeout", "300ms"}, labTraceArgs(l)...)
+	args := append([]string{"trace", "--format", "json", "--count", "60", "--interval", "5ms", "--timeout", "300ms"}, l.TraceArgs()...)
 	code, stdout, stderr := runCLI(t, args...)
-	if code != exitFinding {
-		t.Fatalf("got exit %d, want %d (probes lost); stderr:\n%s", code, exitFinding, stderr)
+	if code != cli.ExitFinding {
+		t.Fatalf("got exit %d, want %d (probes lost); stderr:\n%s", code, cli.ExitFinding, stderr)
 	}
 	r := decodeReport(t, stdout)
 	kind := map[string]string{}

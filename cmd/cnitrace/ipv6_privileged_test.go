@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cnitrace/cnitrace/cmd/internal/cli"
 	"github.com/cnitrace/cnitrace/topology/lab"
 	"github.com/cnitrace/cnitrace/topology/lab/labtest"
 )
@@ -59,18 +60,18 @@ func checkPathNS(t *testing.T, r jsonReport) {
 
 func TestPrivilegedIPv6TraceAcrossVXLAN(t *testing.T) {
 	tests := []struct {
-		topo  lab.Topology
+		topo  lab.Layout
 		kinds []string
 	}{
-		{lab.TopologyFlannel, []string{"pod", "veth", "bridge", "vxlan", "uplink"}},
-		{lab.TopologyRouted, []string{"pod", "veth", "vxlan", "uplink"}},
+		{lab.LayoutFlannel, []string{"pod", "veth", "bridge", "vxlan", "uplink"}},
+		{lab.LayoutRouted, []string{"pod", "veth", "vxlan", "uplink"}},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.topo), func(t *testing.T) {
-			l := labtest.NewWith(t, lab.Config{Topology: tt.topo})
+			l := labtest.NewWith(t, lab.Config{Layout: tt.topo})
 			n1, n2 := l.Nodes[0], l.Nodes[1]
 			flags := []string{"--count", "50", "--interval", "10ms"}
-			r := trace6(t, l, n1.Pod.NSPath, n2.Pod.Addr6, n1.Pod.Addr6, exitOK, flags...)
+			r := trace6(t, l, n1.Pod.NSPath, n2.Pod.Addr6, n1.Pod.Addr6, cli.ExitOK, flags...)
 
 			if got := pointKinds(r); !slices.Equal(got, tt.kinds) {
 				t.Fatalf("point kinds %v, want %v", got, tt.kinds)
@@ -80,7 +81,7 @@ func TestPrivilegedIPv6TraceAcrossVXLAN(t *testing.T) {
 
 			// The same path over IPv4, for the record: both families
 			// cross the same devices, IPv6 inside the same VXLAN.
-			r4 := traceFrom(t, l, n1.Pod.NSPath, n2.Pod.Addr, exitOK, flags...)
+			r4 := traceFrom(t, l, n1.Pod.NSPath, n2.Pod.Addr, cli.ExitOK, flags...)
 			if !slices.Equal(pointKinds(r4), pointKinds(r)) {
 				t.Errorf("IPv4 point kinds %v, IPv6 %v: want the same path", pointKinds(r4), pointKinds(r))
 			}
@@ -90,11 +91,11 @@ func TestPrivilegedIPv6TraceAcrossVXLAN(t *testing.T) {
 }
 
 func TestPrivilegedIPv6TraceSameNode(t *testing.T) {
-	for _, topo := range lab.Topologies {
+	for _, topo := range lab.Layouts {
 		t.Run(string(topo), func(t *testing.T) {
-			l := labtest.NewWith(t, lab.Config{Topology: topo})
+			l := labtest.NewWith(t, lab.Config{Layout: topo})
 			n1 := l.Nodes[0]
-			r := trace6(t, l, n1.Pod.NSPath, n1.Sibling.Addr6, n1.Pod.Addr6, exitOK, "--count", "30", "--interval", "10ms")
+			r := trace6(t, l, n1.Pod.NSPath, n1.Sibling.Addr6, n1.Pod.Addr6, cli.ExitOK, "--count", "30", "--interval", "10ms")
 
 			// pod, its veth, the sibling's veth: on flannel the bridge
 			// port found through the pod's IPv6 neighbour table and the
@@ -118,22 +119,22 @@ func TestPrivilegedIPv6TraceSameNode(t *testing.T) {
 // resolves the uplinks' neighbours through it, so the traces before and
 // after the delay cross the same wire (as TestPrivilegedTraceRoutedVeth).
 func TestPrivilegedRoutedIPv6WireDelay(t *testing.T) {
-	l := labtest.NewWith(t, lab.Config{Topology: lab.TopologyRouted})
+	l := labtest.NewWith(t, lab.Config{Layout: lab.LayoutRouted})
 	if err := l.SetFaults(t.Context(), lab.Faults{Wire: true}); err != nil {
 		t.Fatal(err)
 	}
 	n1, n2 := l.Nodes[0], l.Nodes[1]
 	src, dst, from := n1.Pod.NSPath, n2.Pod.Addr6, n1.Pod.Addr6
 	flags := []string{"--count", "30", "--interval", "20ms"}
-	trace6(t, l, src, dst, from, exitOK, "--count", "3", "--interval", "10ms")
-	before := trace6(t, l, src, dst, from, exitOK, flags...)
+	trace6(t, l, src, dst, from, cli.ExitOK, "--count", "3", "--interval", "10ms")
+	before := trace6(t, l, src, dst, from, cli.ExitOK, flags...)
 	checkAllSeen(t, before, 30)
 
 	delay := lab.Faults{Network: lab.Network{Request: lab.Impairment{Delay: 2 * time.Millisecond}}}
 	if err := l.SetFaults(t.Context(), delay); err != nil {
 		t.Fatal(err)
 	}
-	after := trace6(t, l, src, dst, from, exitOK, flags...)
+	after := trace6(t, l, src, dst, from, cli.ExitOK, flags...)
 	checkAllSeen(t, after, 30)
 	b, a := separableInBoth(before, after)
 	checkMoved(t, b, a, "network", 2*time.Millisecond)
@@ -147,21 +148,21 @@ func TestPrivilegedIPv6NetworkFaults(t *testing.T) {
 	n1, n2 := l.Nodes[0], l.Nodes[1]
 	src, dst, from := n1.Pod.NSPath, n2.Pod.Addr6, n1.Pod.Addr6
 	flags := []string{"--count", "30", "--interval", "20ms"}
-	before := trace6(t, l, src, dst, from, exitOK, flags...)
+	before := trace6(t, l, src, dst, from, cli.ExitOK, flags...)
 	checkAllSeen(t, before, 30)
 
 	delay := lab.Faults{Network: lab.Network{Request: lab.Impairment{Delay: 2 * time.Millisecond}}}
 	if err := l.SetFaults(t.Context(), delay); err != nil {
 		t.Fatal(err)
 	}
-	b, a := separableInBoth(before, trace6(t, l, src, dst, from, exitOK, flags...))
+	b, a := separableInBoth(before, trace6(t, l, src, dst, from, cli.ExitOK, flags...))
 	checkMoved(t, b, a, "network", 2*time.Millisecond)
 
 	loss := lab.Faults{Network: lab.Network{Request: lab.Impairment{Loss: 0.3}}}
 	if err := l.SetFaults(t.Context(), loss); err != nil {
 		t.Fatal(err)
 	}
-	r := trace6(t, l, src, dst, from, exitFinding, "--count", "60", "--interval", "5ms", "--timeout", "300ms")
+	r := trace6(t, l, src, dst, from, cli.ExitFinding, "--count", "60", "--interval", "5ms", "--timeout", "300ms")
 	checkLossIn(t, r, 60, "network", "request")
 }
 

@@ -10,10 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cnitrace/cnitrace/cmd/cnitrace-bench/nfqdelay"
+	"github.com/cnitrace/cnitrace/cmd/internal/cli"
 	"github.com/cnitrace/cnitrace/topology"
 	"github.com/cnitrace/cnitrace/topology/lab"
 	"github.com/cnitrace/cnitrace/topology/lab/labtest"
-	"github.com/cnitrace/cnitrace/topology/lab/nfqdelay"
 )
 
 // Issue 4's layouts beyond the pod-to-pod-across-nodes trace of
@@ -156,13 +157,13 @@ func dropRequests(t *testing.T, l *lab.Lab, nsPath, chain string) {
 }
 
 func TestPrivilegedTraceSameNode(t *testing.T) {
-	for _, topo := range lab.Topologies {
+	for _, topo := range lab.Layouts {
 		t.Run(string(topo), func(t *testing.T) {
-			l := labtest.NewWith(t, lab.Config{Topology: topo})
+			l := labtest.NewWith(t, lab.Config{Layout: topo})
 			n1 := l.Nodes[0]
 			peer := n1.Sibling
 			flags := []string{"--count", "30", "--interval", "10ms"}
-			r := traceFrom(t, l, n1.Pod.NSPath, peer.Addr, exitOK, flags...)
+			r := traceFrom(t, l, n1.Pod.NSPath, peer.Addr, cli.ExitOK, flags...)
 
 			// pod, its veth, the peer's veth: no bridge point even on
 			// the flannel topology (a bridge forwarding port to port
@@ -181,22 +182,22 @@ func TestPrivilegedTraceSameNode(t *testing.T) {
 
 			// 2 ms in the peer pod's INPUT: the peer segment grows.
 			delayIn(t, l, peer.NS, peer.NSPath, "INPUT", 2*time.Millisecond)
-			checkMoved(t, r, traceFrom(t, l, n1.Pod.NSPath, peer.Addr, exitOK, flags...), "peer", 2*time.Millisecond)
+			checkMoved(t, r, traceFrom(t, l, n1.Pod.NSPath, peer.Addr, cli.ExitOK, flags...), "peer", 2*time.Millisecond)
 			iptables(t, l, peer.NSPath, "-F")
 
 			// 30% of the requests dropped in the peer: lost in peer.
 			dropRequests(t, l, peer.NSPath, "INPUT")
 			loss := []string{"--count", "60", "--interval", "5ms", "--timeout", "300ms"}
-			checkLossIn(t, traceFrom(t, l, n1.Pod.NSPath, peer.Addr, exitFinding, loss...), 60, "peer", "request")
+			checkLossIn(t, traceFrom(t, l, n1.Pod.NSPath, peer.Addr, cli.ExitFinding, loss...), 60, "peer", "request")
 			iptables(t, l, peer.NSPath, "-F")
 
-			if topo == lab.TopologyRouted {
+			if topo == lab.LayoutRouted {
 				// Routed through the node: its FORWARD chain sees both
 				// directions, and a drop there is forwarding's.
 				if err := l.SetFaults(t.Context(), lab.Faults{ForwardReplyLoss: 0.3}); err != nil {
 					t.Fatal(err)
 				}
-				checkLossIn(t, traceFrom(t, l, n1.Pod.NSPath, peer.Addr, exitFinding, loss...), 60, "forwarding", "reply")
+				checkLossIn(t, traceFrom(t, l, n1.Pod.NSPath, peer.Addr, cli.ExitFinding, loss...), 60, "forwarding", "reply")
 			}
 		})
 	}
@@ -206,7 +207,7 @@ func TestPrivilegedTraceHostNetwork(t *testing.T) {
 	l := labtest.NewWith(t, lab.Config{Faults: lab.Faults{Wire: true}})
 	n1, target := l.Nodes[0], l.Nodes[1].Pod.Addr
 	flags := []string{"--count", "30", "--interval", "20ms"}
-	r := traceFrom(t, l, n1.NSPath, target, exitOK, flags...)
+	r := traceFrom(t, l, n1.NSPath, target, cli.ExitOK, flags...)
 
 	if got, want := pointKinds(r), []string{"vxlan", "uplink"}; !slices.Equal(got, want) {
 		t.Fatalf("point kinds %v, want %v: from the node there is no pod and no veth", got, want)
@@ -220,13 +221,13 @@ func TestPrivilegedTraceHostNetwork(t *testing.T) {
 	if err := l.SetFaults(t.Context(), delay); err != nil {
 		t.Fatal(err)
 	}
-	checkMoved(t, r, traceFrom(t, l, n1.NSPath, target, exitOK, flags...), "network", 2*time.Millisecond)
+	checkMoved(t, r, traceFrom(t, l, n1.NSPath, target, cli.ExitOK, flags...), "network", 2*time.Millisecond)
 
 	loss := lab.Faults{Network: lab.Network{Request: lab.Impairment{Loss: 0.3}}}
 	if err := l.SetFaults(t.Context(), loss); err != nil {
 		t.Fatal(err)
 	}
-	checkLossIn(t, traceFrom(t, l, n1.NSPath, target, exitFinding, "--count", "60", "--interval", "5ms", "--timeout", "300ms"), 60, "network", "request")
+	checkLossIn(t, traceFrom(t, l, n1.NSPath, target, cli.ExitFinding, "--count", "60", "--interval", "5ms", "--timeout", "300ms"), 60, "network", "request")
 }
 
 // TestPrivilegedPodStackLossLocated drops 30% of the probes in the traced
@@ -234,17 +235,17 @@ func TestPrivilegedTraceHostNetwork(t *testing.T) {
 // chain, on both topologies: no segment may be blamed, stack_loss counts
 // them by direction, and the verdict names the source's own stack.
 func TestPrivilegedPodStackLossLocated(t *testing.T) {
-	for _, topo := range lab.Topologies {
+	for _, topo := range lab.Layouts {
 		for _, tt := range []struct {
 			faults    lab.Faults
 			direction string
 		}{{lab.Faults{PodRequestLoss: 0.3}, "request"}, {lab.Faults{PodReplyLoss: 0.3}, "reply"}} {
 			t.Run(fmt.Sprintf("%s/%s", topo, tt.direction), func(t *testing.T) {
-				l := labtest.NewWith(t, lab.Config{Topology: topo, Faults: tt.faults})
-				args := append([]string{"trace", "--format", "json", "--count", "60", "--interval", "5ms", "--timeout", "300ms"}, labTraceArgs(l)...)
+				l := labtest.NewWith(t, lab.Config{Layout: topo, Faults: tt.faults})
+				args := append([]string{"trace", "--format", "json", "--count", "60", "--interval", "5ms", "--timeout", "300ms"}, l.TraceArgs()...)
 				code, stdout, stderr := runCLI(t, args...)
-				if code != exitFinding {
-					t.Fatalf("exit %d, want %d (probes lost); stderr:\n%s", code, exitFinding, stderr)
+				if code != cli.ExitFinding {
+					t.Fatalf("exit %d, want %d (probes lost); stderr:\n%s", code, cli.ExitFinding, stderr)
 				}
 				r := decodeReport(t, stdout)
 				lost := r.Probes.Sent - r.Probes.Received

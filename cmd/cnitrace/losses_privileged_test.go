@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/cnitrace/cnitrace/cmd/internal/cli"
 	"github.com/cnitrace/cnitrace/topology/lab"
 	"github.com/cnitrace/cnitrace/topology/lab/labtest"
 )
@@ -50,9 +51,9 @@ func TestPrivilegedLossOnEveryLayout(t *testing.T) {
 			"forward-request": "request veth->veth", "forward-reply": "reply veth->veth",
 		},
 	}
-	for _, topo := range lab.Topologies {
+	for _, topo := range lab.Layouts {
 		t.Run(string(topo), func(t *testing.T) {
-			l := labtest.NewWith(t, lab.Config{Topology: topo})
+			l := labtest.NewWith(t, lab.Config{Layout: topo})
 			n1 := l.Nodes[0]
 			targets := []struct {
 				name string
@@ -66,7 +67,7 @@ func TestPrivilegedLossOnEveryLayout(t *testing.T) {
 					if err := l.SetFaults(t.Context(), lab.Faults{Wire: true}); err != nil {
 						t.Fatalf("put the wire in: %v", err)
 					}
-					traceFrom(t, l, n1.Pod.NSPath, l.Nodes[1].Pod.Addr, exitOK, "--count", "3", "--interval", "10ms")
+					traceFrom(t, l, n1.Pod.NSPath, l.Nodes[1].Pod.Addr, cli.ExitOK, "--count", "3", "--interval", "10ms")
 				}
 				if err := l.SetFaults(t.Context(), h.faults); err != nil {
 					t.Fatalf("set %s: %v", h.name, err)
@@ -77,7 +78,7 @@ func TestPrivilegedLossOnEveryLayout(t *testing.T) {
 						continue
 					}
 					t.Run(tg.name+"/"+h.name, func(t *testing.T) {
-						r := traceFrom(t, l, n1.Pod.NSPath, tg.addr, exitFinding, "--count", "60", "--interval", "5ms", "--timeout", "300ms")
+						r := traceFrom(t, l, n1.Pod.NSPath, tg.addr, cli.ExitFinding, "--count", "60", "--interval", "5ms", "--timeout", "300ms")
 						checkLossAt(t, r, 60, want)
 					})
 				}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cnitrace/cnitrace/cmd/internal/cli"
 	"github.com/cnitrace/cnitrace/topology/lab"
 	"github.com/cnitrace/cnitrace/topology/lab/labtest"
 )
@@ -60,7 +61,7 @@ func TestPrivilegedTraceService(t *testing.T) {
 	l := labtest.NewWith(t, lab.Config{Service: true, Faults: lab.Faults{Wire: true}})
 	vip, backend := l.Service.String(), l.Nodes[1].Pod.Addr.String()
 	flags := []string{"--count", "30", "--interval", "20ms"}
-	r, nat := traceNAT(t, l, vip, exitOK, flags...)
+	r, nat := traceNAT(t, l, vip, cli.ExitOK, flags...)
 
 	// The path is the backend's: discovery followed the DNAT it found in
 	// the node's conntrack table.
@@ -91,7 +92,7 @@ func TestPrivilegedTraceService(t *testing.T) {
 
 	n1 := l.Nodes[0]
 	code, stdout, stderr := runCLI(t, "path", "--netns", n1.Pod.NSPath, "--node-netns", n1.NSPath, "--to", vip)
-	if want := "(the node translates " + vip + " to " + backend + ": DNAT"; code != exitOK || !strings.Contains(stdout, want) {
+	if want := "(the node translates " + vip + " to " + backend + ": DNAT"; code != cli.ExitOK || !strings.Contains(stdout, want) {
 		t.Errorf("path to the service: exit %d, output:\n%s%s\nwant it to contain %q", code, stdout, stderr, want)
 	}
 
@@ -99,13 +100,13 @@ func TestPrivilegedTraceService(t *testing.T) {
 	if err := l.SetFaults(t.Context(), delay); err != nil {
 		t.Fatal(err)
 	}
-	delayed, _ := traceNAT(t, l, vip, exitOK, flags...)
+	delayed, _ := traceNAT(t, l, vip, cli.ExitOK, flags...)
 	checkMoved(t, r, delayed, "network", 2*time.Millisecond)
 
 	if err := l.SetFaults(t.Context(), lab.Faults{ForwardRequestLoss: 0.3}); err != nil {
 		t.Fatal(err)
 	}
-	lossy, _ := traceNAT(t, l, vip, exitFinding, "--count", "60", "--interval", "5ms", "--timeout", "300ms")
+	lossy, _ := traceNAT(t, l, vip, cli.ExitFinding, "--count", "60", "--interval", "5ms", "--timeout", "300ms")
 	checkLossOnlyOn(t, lossy, "request bridge->vxlan") // FORWARD, after the DNAT
 }
 
@@ -113,7 +114,7 @@ func TestPrivilegedTraceExternalMasquerade(t *testing.T) {
 	l := labtest.NewWith(t, lab.Config{External: true})
 	ext := l.External.Addr.String()
 	flags := []string{"--count", "30", "--interval", "10ms"}
-	r, nat := traceNAT(t, l, ext, exitOK, flags...)
+	r, nat := traceNAT(t, l, ext, cli.ExitOK, flags...)
 
 	if got, want := pointKinds(r), []string{"pod", "veth", "bridge", "uplink"}; !slices.Equal(got, want) {
 		t.Fatalf("point kinds %v, want %v: toward the external host there is no overlay", got, want)
@@ -134,14 +135,14 @@ func TestPrivilegedTraceExternalMasquerade(t *testing.T) {
 
 	// Delay in the external host itself: beyond the uplink.
 	delayIn(t, l, l.External.NS, l.External.NSPath, "INPUT", 2*time.Millisecond)
-	delayed, _ := traceNAT(t, l, ext, exitOK, flags...)
+	delayed, _ := traceNAT(t, l, ext, cli.ExitOK, flags...)
 	checkMoved(t, r, delayed, "network", 2*time.Millisecond)
 	iptables(t, l, l.External.NSPath, "-F")
 
 	if err := l.SetFaults(t.Context(), lab.Faults{ForwardReplyLoss: 0.3}); err != nil {
 		t.Fatal(err)
 	}
-	lossy, _ := traceNAT(t, l, ext, exitFinding, "--count", "60", "--interval", "5ms", "--timeout", "300ms")
+	lossy, _ := traceNAT(t, l, ext, cli.ExitFinding, "--count", "60", "--interval", "5ms", "--timeout", "300ms")
 	checkLossOnlyOn(t, lossy, "reply uplink->bridge") // FORWARD, after the reply's un-NAT
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"text/tabwriter"
 
+	"github.com/cnitrace/cnitrace/cmd/internal/cli"
 	"github.com/cnitrace/cnitrace/topology"
 )
 
@@ -14,10 +15,10 @@ func pathCommand(args []string, stdout, stderr io.Writer) error {
 	var to string
 	var asJSON bool
 	const synopsis = "--netns FILE | --pid PID --to IP [--json]"
-	fs := newFlagSet("path")
+	fs := cli.NewFlagSet("path")
 	addSourceFlags(fs, &c, &to)
 	fs.BoolVar(&asJSON, "json", false, "print the path as JSON")
-	if err := parseFlags(fs, args, synopsis, stdout); err != nil {
+	if err := cli.ParseFlags(program, fs, args, synopsis, stdout); err != nil {
 		return err
 	}
 	if err := c.validate(to, ""); err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cnitrace/cnitrace/cmd/internal/cli"
 	"github.com/cnitrace/cnitrace/topology/lab"
 	"github.com/cnitrace/cnitrace/topology/lab/labtest"
 )
@@ -16,7 +17,7 @@ import (
 // leaning on names, and every probe must be matched at every point in both
 // directions.
 func TestPrivilegedTraceRoutedVeth(t *testing.T) {
-	l := labtest.NewWith(t, lab.Config{Topology: lab.TopologyRouted})
+	l := labtest.NewWith(t, lab.Config{Layout: lab.LayoutRouted})
 	r := traceLab(t, l, "--count", "30", "--interval", "10ms")
 
 	if r.Probes.Sent != 30 || r.Probes.Received != 30 {
@@ -81,11 +82,11 @@ func TestPrivilegedRoutedForwardLossLocated(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := labtest.NewWith(t, lab.Config{Topology: lab.TopologyRouted, Faults: tt.faults})
-			args := append([]string{"trace", "--format", "json", "--count", "60", "--interval", "5ms", "--timeout", "300ms"}, labTraceArgs(l)...)
+			l := labtest.NewWith(t, lab.Config{Layout: lab.LayoutRouted, Faults: tt.faults})
+			args := append([]string{"trace", "--format", "json", "--count", "60", "--interval", "5ms", "--timeout", "300ms"}, l.TraceArgs()...)
 			code, stdout, stderr := runCLI(t, args...)
-			if code != exitFinding {
-				t.Fatalf("got exit %d, want %d (probes lost); stderr:\n%s", code, exitFinding, stderr)
+			if code != cli.ExitFinding {
+				t.Fatalf("got exit %d, want %d (probes lost); stderr:\n%s", code, cli.ExitFinding, stderr)
 			}
 			r := decodeReport(t, stdout)
 			checkRoutedPoints(t, r)

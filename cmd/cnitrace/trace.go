@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cnitrace/cnitrace/capture"
+	"github.com/cnitrace/cnitrace/cmd/internal/cli"
 	"github.com/cnitrace/cnitrace/probe"
 	"github.com/cnitrace/cnitrace/report"
 	"github.com/cnitrace/cnitrace/topology"
@@ -19,17 +20,17 @@ func traceCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var c traceConfig
 	var to, format string
 	const synopsis = "--netns FILE | --pid PID --to IP [flags]"
-	fs := newFlagSet("trace")
+	fs := cli.NewFlagSet("trace")
 	addSourceFlags(fs, &c, &to)
 	addProbeFlags(fs, &c, &format)
-	if err := parseFlags(fs, args, synopsis, stdout); err != nil {
+	if err := cli.ParseFlags(program, fs, args, synopsis, stdout); err != nil {
 		return err
 	}
 	if err := c.validate(to, format); err != nil {
 		return err
 	}
 	if err := c.probeConfig().Validate(); err != nil {
-		return usagef("--%v", err) // probe names its fields as the flags are named
+		return cli.Usagef("--%v", err) // probe names its fields as the flags are named
 	}
 	return trace(ctx, &c, stdout, stderr)
 }

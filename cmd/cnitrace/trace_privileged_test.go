@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cnitrace/cnitrace/cmd/internal/cli"
 	"github.com/cnitrace/cnitrace/topology/lab"
 	"github.com/cnitrace/cnitrace/topology/lab/labtest"
 )
@@ -51,9 +52,9 @@ type stats struct{ P50, P90, P99, Max float64 }
 
 func traceLab(t *testing.T, l *lab.Lab, extra ...string) jsonReport {
 	t.Helper()
-	args := append([]string{"trace", "--format", "json"}, labTraceArgs(l)...)
+	args := append([]string{"trace", "--format", "json"}, l.TraceArgs()...)
 	code, stdout, stderr := runCLI(t, append(args, extra...)...)
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("trace: exit code %d, stderr:\n%s", code, stderr)
 	}
 	return decodeReport(t, stdout)
@@ -157,8 +158,8 @@ func crossesForward(direction, toKind string) bool {
 
 func TestPrivilegedPathCommand(t *testing.T) {
 	l := labtest.New(t)
-	code, stdout, stderr := runCLI(t, append([]string{"path"}, labTraceArgs(l)...)...)
-	if code != exitOK {
+	code, stdout, stderr := runCLI(t, append([]string{"path"}, l.TraceArgs()...)...)
+	if code != cli.ExitOK {
 		t.Fatalf("path: exit %d: %s", code, stderr)
 	}
 	for _, want := range []string{"pod", "veth", "bridge", "vxlan", "uplink", l.Nodes[1].Pod.Addr.String()} {
@@ -174,7 +175,7 @@ func TestPrivilegedUnroutableTargetIsRuntimeError(t *testing.T) {
 	// packet is sent.
 	args := []string{"trace", "--netns", l.Nodes[0].Pod.NSPath, "--node-netns", l.Nodes[0].NSPath, "--to", "10.253.0.1"}
 	code, _, stderr := runCLI(t, args...)
-	if code != exitFailure || !strings.Contains(stderr, "10.253.0.1") {
+	if code != cli.ExitFailure || !strings.Contains(stderr, "10.253.0.1") {
 		t.Errorf("got exit %d stderr %q, want exit 1 naming the target", code, stderr)
 	}
 }
@@ -258,7 +259,7 @@ func TestPrivilegedPID(t *testing.T) {
 	args := []string{"trace", "--pid", strconv.Itoa(sleeper.Process.Pid), "--node-netns", l.Nodes[0].NSPath,
 		"--to", l.Nodes[1].Pod.Addr.String(), "--count", "5", "--interval", "10ms", "--format", "json"}
 	code, stdout, stderr := runCLI(t, args...)
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("trace --pid: exit %d: %s", code, stderr)
 	}
 	var r jsonReport

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,29 +9,9 @@ import (
 	"os/exec"
 	"strings"
 
+	"github.com/cnitrace/cnitrace/cmd/internal/cli"
 	"github.com/cnitrace/cnitrace/topology/lab"
 )
-
-func labCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usagef("lab: say up, down, list or demo, or fault to change a lab's faults (see 'cnitrace help')")
-	}
-	switch args[0] {
-	case "up":
-		return labUp(ctx, args[1:], stdout, stderr)
-	case "down":
-		return labDown(args[1:], stdout)
-	case "list":
-		return labList(stdout)
-	case "fault":
-		return labFault(ctx, args[1:], stdout, stderr)
-	case "demo":
-		return labDemo(ctx, args[1:], stdout, stderr)
-	case "wire": // hidden: the background delay line that up and fault start
-		return labWire(ctx, args[1:], stdout, stderr)
-	}
-	return usagef("lab: unknown subcommand %q (want up, down, list, fault or demo)", args[0])
-}
 
 // faultSynopsis is the fault flags' synopsis; docs/lab.md explains them.
 const faultSynopsis = "[--delay WHERE=DURATION]... [--loss WHERE=P]... [--bloat N]"
@@ -50,82 +29,88 @@ func addFaultFlags(fs *flag.FlagSet, f *lab.Faults) {
 // usage error.
 func checkFaults(cmd string, f lab.Faults) error {
 	if err := f.Validate(); err != nil {
-		return usagef("%s: invalid --bloat: %v (see 'cnitrace %s --help')", cmd, err, cmd)
+		return cli.Usagef("%s: invalid --bloat: %v (see 'cnitrace-lab %s --help')", cmd, err, cmd)
 	}
 	return nil
 }
 
-// topologySynopsis is the --topology flag's synopsis.
-const topologySynopsis = "[--topology flannel|routed]"
+// layoutSynopsis is the --layout flag's synopsis.
+const layoutSynopsis = "[--layout flannel|routed]"
 
-// addTopologyFlag adds --topology, which fills t.
-func addTopologyFlag(fs *flag.FlagSet, t *lab.Topology) {
-	fs.Func("topology", "how pods are wired: `flannel` (bridge cni0, VXLAN flannel.1 on UDP 8472; the default) or "+
-		"routed (Calico style: proxy-ARP veth, /32 and /128 routes, no bridge, VXLAN on UDP 4789); both dual-stack", func(s string) error {
-		v, err := lab.ParseTopology(s)
-		*t = v
+// addLayoutFlag adds --layout, which fills l, and the --topology it was
+// called before, which still works for one release but says so on stderr.
+func addLayoutFlag(fs *flag.FlagSet, l *lab.Layout, stderr io.Writer) {
+	set := func(s string) error {
+		v, err := lab.ParseLayout(s)
+		*l = v
 		return err
+	}
+	fs.Func("layout", "how pods are wired: `flannel` (bridge cni0, VXLAN flannel.1 on UDP 8472; the default) or "+
+		"routed (Calico style: proxy-ARP veth, /32 and /128 routes, no bridge, VXLAN on UDP 4789); both dual-stack", set)
+	fs.Func("topology", "the old name of --layout; it goes away in the next release", func(s string) error {
+		fmt.Fprintf(stderr, "%s: note: --topology is now --layout; --topology goes away in the next release\n", program)
+		return set(s)
 	})
 }
 
 // wireCommand returns how the lab runs its delay line in the background:
-// this binary again, as `cnitrace lab wire`.
+// this binary again, as `cnitrace-lab wire`.
 func wireCommand() (func(string, lab.Network) *exec.Cmd, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own executable for the background delay line: %w", err)
 	}
 	return func(name string, n lab.Network) *exec.Cmd {
-		args := append([]string{"lab", "wire", "--lab", name}, lab.Faults{Network: n}.Flags()...)
+		args := append([]string{"wire", "--lab", name}, lab.Faults{Network: n}.Flags()...)
 		return exec.Command(exe, args...)
 	}, nil
 }
 
 func labUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := lab.Config{}
-	const synopsis = "[--name NAME] " + topologySynopsis + " [--service] [--external] " + faultSynopsis
-	fs := newFlagSet("lab up")
+	const synopsis = "[--name NAME] " + layoutSynopsis + " [--service] [--external] " + faultSynopsis
+	fs := cli.NewFlagSet("up")
 	fs.StringVar(&cfg.Name, "name", "", "lab `name` (default: cnitrace-<random>); [a-z0-9-], at most 24 characters")
-	addTopologyFlag(fs, &cfg.Topology)
+	addLayoutFlag(fs, &cfg.Layout, stderr)
 	fs.BoolVar(&cfg.Service, "service", false, "DNAT the ClusterIP-style address "+lab.ServiceAddr.String()+" to node 2's pod on every node (iptables nat, as kube-proxy)")
 	fs.BoolVar(&cfg.External, "external", false, "add an external host "+lab.ExternalAddr.String()+" behind node 1's "+lab.ExternalLink+", which masquerades pod traffic to it")
 	addFaultFlags(fs, &cfg.Faults)
-	if err := parseFlags(fs, args, synopsis, stdout); err != nil {
+	if err := cli.ParseFlags(program, fs, args, synopsis, stdout); err != nil {
 		return err
 	}
-	if err := checkFaults("lab up", cfg.Faults); err != nil {
+	if err := checkFaults("up", cfg.Faults); err != nil {
 		return err
 	}
 	if cfg.Name != "" {
 		if err := lab.ValidateName(cfg.Name); err != nil {
-			return usagef("lab up: %v", err)
+			return cli.Usagef("up: %v", err)
 		}
 	}
 	var err error
 	if cfg.WireCommand, err = wireCommand(); err != nil {
 		return err
 	}
-	fmt.Fprintln(stderr, "cnitrace: building the two-node lab...")
+	fmt.Fprintln(stderr, "cnitrace-lab: building the two-node lab...")
 	l, err := lab.Up(ctx, cfg)
 	if err != nil {
 		return labError(err)
 	}
 	// The namespaces stay pinned in /run/netns; our handles close at exit.
 	n1, n2 := l.Nodes[0], l.Nodes[1]
-	fmt.Fprintf(stdout, "lab %s (%s) is up: pod %s on node 1, pod %s on node 2\n", l.Name, l.Topology, n1.Pod.Addr, n2.Pod.Addr)
+	fmt.Fprintf(stdout, "lab %s (%s) is up: pod %s on node 1, pod %s on node 2\n", l.Name, l.Layout, n1.Pod.Addr, n2.Pod.Addr)
 	if n2.Pod.Addr6.IsValid() {
 		fmt.Fprintf(stdout, "IPv6: pod %s on node 1, pod %s on node 2 (trace with --to %s)\n", n1.Pod.Addr6, n2.Pod.Addr6, n2.Pod.Addr6)
 	}
 	printFaults(stdout, l)
-	fmt.Fprintf(stdout, "trace across it:\n  cnitrace trace %s\n", strings.Join(labTraceArgs(l), " "))
-	source := labTraceArgs(l)[:4] // --netns POD --node-netns NODE
+	fmt.Fprintf(stdout, "trace across it:\n  cnitrace trace %s\n", strings.Join(l.TraceArgs(), " "))
+	source := l.TraceArgs()[:4] // --netns POD --node-netns NODE
 	if l.Service.IsValid() {
 		fmt.Fprintf(stdout, "through the service (DNAT to %s):\n  cnitrace trace %s --to %s\n", n2.Pod.Addr, strings.Join(source, " "), l.Service)
 	}
 	if l.External != nil {
 		fmt.Fprintf(stdout, "out of the cluster (MASQUERADE on %s):\n  cnitrace trace %s --to %s\n", lab.ExternalLink, strings.Join(source, " "), l.External.Addr)
 	}
-	fmt.Fprintf(stdout, "remove it:\n  cnitrace lab down %s\n", l.Name)
+	fmt.Fprintf(stdout, "remove it:\n  cnitrace-lab down %s\n", l.Name)
 	return nil
 }
 
@@ -135,7 +120,7 @@ func printFaults(stdout io.Writer, l *lab.Lab) {
 		fmt.Fprintf(stdout, "faults: %s\n", strings.Join(flags, " "))
 	}
 	if l.Wire != nil {
-		fmt.Fprintf(stdout, "delay line: in the background, pid in %s, log in %s; 'cnitrace lab down %s' stops it\n",
+		fmt.Fprintf(stdout, "delay line: in the background, pid in %s, log in %s; 'cnitrace-lab down %s' stops it\n",
 			lab.WirePIDFile(l.Name), lab.WireLogFile(l.Name), l.Name)
 	}
 }
@@ -145,23 +130,23 @@ func labFault(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var f lab.Faults
 	var clear bool
 	const synopsis = "[NAME] " + faultSynopsis + " | --clear"
-	fs := newFlagSet("lab fault")
+	fs := cli.NewFlagSet("fault")
 	addFaultFlags(fs, &f)
 	fs.BoolVar(&clear, "clear", false, "remove every fault, the wire too: the lab is as 'lab up' builds it without flags")
 	var name string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		name, args = args[0], args[1:]
 	}
-	if err := parseFlags(fs, args, synopsis, stdout); err != nil {
+	if err := cli.ParseFlags(program, fs, args, synopsis, stdout); err != nil {
 		return err
 	}
-	if err := checkFaults("lab fault", f); err != nil {
+	if err := checkFaults("fault", f); err != nil {
 		return err
 	}
 	if clear == (f != lab.Faults{}) {
-		return usagef("lab fault: give faults to set, or --clear (see 'cnitrace lab fault --help')")
+		return cli.Usagef("fault: give faults to set, or --clear (see 'cnitrace-lab fault --help')")
 	}
-	name, err := standingLab("lab fault", name)
+	name, err := standingLab("fault", name)
 	if err != nil {
 		return err
 	}
@@ -173,7 +158,7 @@ func labFault(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if l.WireCommand, err = wireCommand(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "cnitrace: setting the faults of lab %s...\n", name)
+	fmt.Fprintf(stderr, "cnitrace-lab: setting the faults of lab %s...\n", name)
 	if err := l.SetFaults(ctx, f); err != nil {
 		return err
 	}
@@ -191,36 +176,30 @@ func labFault(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func labWire(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f lab.Faults
 	var name string
-	fs := newFlagSet("lab wire")
+	fs := cli.NewFlagSet("wire")
 	fs.StringVar(&name, "lab", "", "`name` of the lab whose wire to run")
 	addFaultFlags(fs, &f)
-	if err := parseFlags(fs, args, "--lab NAME [--delay WHERE=DURATION]... [--loss WHERE=P]...", stdout); err != nil {
+	if err := cli.ParseFlags(program, fs, args, "--lab NAME [--delay WHERE=DURATION]... [--loss WHERE=P]...", stdout); err != nil {
 		return err
 	}
 	if name == "" || f.ForwardRequestLoss != 0 || f.ForwardReplyLoss != 0 || f.ForwardRules != 0 {
-		return usagef("lab wire: give --lab NAME, and only network delays and losses")
+		return cli.Usagef("wire: give --lab NAME, and only network delays and losses")
 	}
-	fmt.Fprintf(stderr, "cnitrace: delay line of lab %s running (pid %d): %s\n", name, os.Getpid(), strings.Join(f.Flags(), " "))
+	fmt.Fprintf(stderr, "cnitrace-lab: delay line of lab %s running (pid %d): %s\n", name, os.Getpid(), strings.Join(f.Flags(), " "))
 	stats, err := lab.ServeWire(ctx, name, f.Network)
-	fmt.Fprintf(stderr, "cnitrace: delay line of lab %s stopped: %v\n", name, stats)
+	fmt.Fprintf(stderr, "cnitrace-lab: delay line of lab %s stopped: %v\n", name, stats)
 	return err
-}
-
-// labTraceArgs are the trace flags that probe from pod 1 to pod 2 of l.
-func labTraceArgs(l *lab.Lab) []string {
-	n1, n2 := l.Nodes[0], l.Nodes[1]
-	return []string{"--netns", n1.Pod.NSPath, "--node-netns", n1.NSPath, "--to", n2.Pod.Addr.String()}
 }
 
 func labDown(args []string, stdout io.Writer) error {
 	if len(args) > 1 {
-		return usagef("lab down: give at most one lab name")
+		return cli.Usagef("down: give at most one lab name")
 	}
 	name := ""
 	if len(args) == 1 {
 		name = args[0]
 	}
-	name, err := standingLab("lab down", name)
+	name, err := standingLab("down", name)
 	if err != nil {
 		return err
 	}
@@ -235,7 +214,7 @@ func labDown(args []string, stdout io.Writer) error {
 func standingLab(cmd, name string) (string, error) {
 	if name != "" {
 		if err := lab.ValidateName(name); err != nil {
-			return "", usagef("%s: %v", cmd, err)
+			return "", cli.Usagef("%s: %v", cmd, err)
 		}
 		return name, nil
 	}
@@ -245,11 +224,11 @@ func standingLab(cmd, name string) (string, error) {
 	}
 	switch len(names) {
 	case 0:
-		return "", usagef("%s: no lab is standing", cmd)
+		return "", cli.Usagef("%s: no lab is standing", cmd)
 	case 1:
 		return names[0], nil
 	}
-	return "", usagef("%s: %d labs are standing (%s): name one", cmd, len(names), strings.Join(names, ", "))
+	return "", cli.Usagef("%s: %d labs are standing (%s): name one", cmd, len(names), strings.Join(names, ", "))
 }
 
 func labList(stdout io.Writer) error {
@@ -261,46 +240,4 @@ func labList(stdout io.Writer) error {
 		fmt.Fprintln(stdout, n)
 	}
 	return nil
-}
-
-// labDemo builds a lab, traces from pod 1 to pod 2 with the given trace
-// flags (defaults suit a demo), prints the report and removes the lab.
-func labDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var c traceConfig
-	var format string
-	var f lab.Faults
-	var topo lab.Topology
-	const synopsis = "[--count N] [--interval D] [--format F] ... " + topologySynopsis + " " + faultSynopsis
-	fs := newFlagSet("lab demo")
-	addProbeFlags(fs, &c, &format)
-	addTopologyFlag(fs, &topo)
-	addFaultFlags(fs, &f)
-	if err := parseFlags(fs, args, synopsis, stdout); err != nil {
-		return err
-	}
-	if err := checkFaults("lab demo", f); err != nil {
-		return err
-	}
-	fmt.Fprintln(stderr, "cnitrace: building the two-node lab...")
-	l, err := lab.Up(ctx, lab.Config{Topology: topo, Faults: f}) // the delay line runs in this process
-	if err != nil {
-		return labError(err)
-	}
-	defer l.Close()
-	c.netns, c.nodeNetns = l.Nodes[0].Pod.NSPath, l.Nodes[0].NSPath
-	if err := c.validate(l.Nodes[1].Pod.Addr.String(), format); err != nil {
-		return err
-	}
-	if err := c.probeConfig().Validate(); err != nil {
-		return usagef("--%v", err) // probe names its fields as the flags are named
-	}
-	fmt.Fprintf(stderr, "cnitrace: lab %s is up; tracing pod %s -> pod %s\n", l.Name, l.Nodes[0].Pod.Addr, c.to)
-	return trace(ctx, &c, stdout, stderr)
-}
-
-func labError(err error) error {
-	if errors.Is(err, lab.ErrNoLab) {
-		return usagef("%v (see 'cnitrace lab list')", err)
-	}
-	return err
 }

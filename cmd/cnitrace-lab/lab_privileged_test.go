@@ -16,7 +16,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/cnitrace/cnitrace/topology"
 	"github.com/cnitrace/cnitrace/topology/lab"
 	"github.com/cnitrace/cnitrace/topology/lab/labtest"
 )
@@ -84,13 +83,13 @@ func pingLost(t *testing.T, l *lab.Lab, count int) int {
 // pid file, no namespace.
 func TestPrivilegedLabFaultsCLI(t *testing.T) {
 	labtest.Require(t)
-	bin := buildBinary(t)
+	bin, traceBin := buildBinaries(t)
 	b := make([]byte, 3)
 	rand.Read(b)
 	name := "cnitrace-cli-" + hex.EncodeToString(b)
 	t.Cleanup(func() { lab.Down(name) }) // only if the test fails before its own Down
 
-	out := runBinary(t, bin, "lab", "up", "--name", name, "--delay", "network=2ms")
+	out := runBinary(t, bin, "up", "--name", name, "--delay", "network=2ms")
 	if !strings.Contains(out, "faults: --delay network=2ms") || !strings.Contains(out, lab.WirePIDFile(name)) {
 		t.Errorf("lab up does not say which faults it set and where the delay line runs:\n%s", out)
 	}
@@ -106,28 +105,28 @@ func TestPrivilegedLabFaultsCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	checkNetworkSegment(t, traceBinary(t, bin, l, "--count", "40", "--interval", "10ms"), 4000)
+	checkNetworkSegment(t, traceBinary(t, traceBin, l, "--count", "40", "--interval", "10ms"), 4000)
 
-	runBinary(t, bin, "lab", "fault", name, "--loss", "forward-request=0.5")
+	runBinary(t, bin, "fault", name, "--loss", "forward-request=0.5")
 	if running(pid) || wirePID(t, name) != 0 {
 		t.Errorf("the delay line (pid %d) outlived a fault set without network faults", pid)
 	}
-	if _, err := os.Lstat(filepath.Join(topology.NamedNetNSDir, name+"-wire")); err == nil {
+	if _, err := os.Lstat(filepath.Join(lab.NamedNetNSDir, name+"-wire")); err == nil {
 		t.Errorf("the wire namespace outlived a fault set without network faults")
 	}
 	if lost := pingLost(t, l, 100); lost < 25 || lost > 75 {
 		t.Errorf("forward-request=0.5 lost %d of 100 echoes, want 50 +- 25", lost)
 	}
-	runBinary(t, bin, "lab", "fault", name, "--clear")
+	runBinary(t, bin, "fault", name, "--clear")
 	if lost := pingLost(t, l, 50); lost != 0 {
 		t.Errorf("%d of 50 echoes lost after lab fault --clear", lost)
 	}
 
-	runBinary(t, bin, "lab", "fault", name, "--delay", "network=0")
+	runBinary(t, bin, "fault", name, "--delay", "network=0")
 	if pid = wirePID(t, name); pid == 0 || !running(pid) {
 		t.Fatalf("no background delay line after lab fault --delay network=0 (pid %d)", pid)
 	}
-	runBinary(t, bin, "lab", "down", name)
+	runBinary(t, bin, "down", name)
 	if running(pid) {
 		t.Errorf("delay line %d still running after lab down", pid)
 	}
