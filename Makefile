@@ -1,33 +1,56 @@
-# cnitrace: see README.md. Everything here runs as root on a Debian machine
-# with the packages .ci/run installs.
+# cnitrace: see README.md. A newcomer on a fresh Debian machine runs, as root,
+# `make demo` and `make test`; both install what they need first.
 GO       ?= go
-BIN      := bin/cnitrace
+BIN      := bin
 PKGS     := ./...
 STATICCHECK_VERSION := v0.8.2
+# Debian puts Go in /usr/local/go; a fresh root shell may not have it on PATH.
+export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build demo test test-unit lint bench clean
+# What the lab and the tests run, as command-or-file:Debian-package pairs.
+# gcc and libc6-dev are for `go test -race` (cgo).
+TEST_TOOLS := iptables:iptables ping:iputils-ping nsenter:util-linux ip:iproute2 gcc:gcc /usr/include/stdio.h:libc6-dev
+
+.PHONY: all build demo deps test test-unit lint bench clean
 
 all: build
 
-# One static binary to copy onto a node: no cgo.
+# Two static binaries, no cgo: cnitrace is what an SRE copies onto a node
+# (no lab code in it); cnitrace-lab builds the emulated cluster and runs the
+# demo with the cnitrace next to it.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN) ./cmd/cnitrace
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/ ./cmd/cnitrace ./cmd/cnitrace-lab
 
-# Build the two-node lab in network namespaces, trace pod -> remote pod,
-# print the hop breakdown, remove the lab.
-demo: build
-	./$(BIN) lab demo
+# Build the two-node lab in network namespaces, run bin/cnitrace trace from
+# pod to remote pod, print its hop breakdown, remove the lab.
+demo: deps build
+	./$(BIN)/cnitrace-lab demo
 
-# Unit tests and, as root, the privileged lab tests (they skip, saying so,
-# when not root; with CI=true they fail instead of skipping). Packages run one
-# at a time (-p 1): the lab tests compare latencies with ping's, and other
-# packages' tests running beside them on a 2-core machine are noise.
-test:
-	gofmt -l . | (! grep .) || (echo 'gofmt: the files above are not formatted' >&2; exit 1)
+# Install, as root with apt-get, the commands above that are missing, or
+# say in one line which ones to install.
+deps:
+	@command -v $(GO) >/dev/null || { echo "make: needs Go $$(sed -n 's/^go //p' go.mod) on PATH or in /usr/local/go" >&2; exit 1; }
+	@missing=$$(for t in $(TEST_TOOLS); do c=$${t%%:*}; command -v $$c >/dev/null 2>&1 || [ -e $$c ] || echo $${t#*:}; done); \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+		echo "make: the tests need these Debian packages: apt-get install" $$missing >&2; exit 1; fi; \
+	echo "make: installing" $$missing; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null
+
+# Formatting, vet, staticcheck, both builds, then every test, the privileged
+# lab tests too (as root; they skip, saying so, when not root, and fail
+# instead with CI=true). Packages run one at a time (-p 1): the lab tests
+# compare latencies with ping's, and other packages' tests running beside
+# them on a 2-core machine are noise.
+test: deps lint
+	$(GO) test -race -count=1 -p 1 -timeout 12m $(PKGS)
+
+lint:
+	@unformatted=$$(gofmt -l .); [ -z "$$unformatted" ] || { echo "gofmt: not formatted: $$unformatted" >&2; exit 1; }
 	$(GO) vet $(PKGS)
 	CGO_ENABLED=0 $(GO) build $(PKGS)
 	GOOS=darwin $(GO) build $(PKGS)
-	$(GO) test -race -count=1 -p 1 -timeout 12m $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
 
 # Tests that need no root.
 test-unit:
@@ -35,12 +58,9 @@ test-unit:
 
 # Benchmarks: Go benchmarks of the hot paths, then the lab accuracy benchmark
 # (root), which prints one table and writes bench/results/<date>.json.
-bench: build
+bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./capture ./report ./probe
-	$(GO) run ./cmd/cnitrace-bench --bin $(BIN)
-
-lint:
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
+	$(GO) run ./cmd/cnitrace-bench --bin $(BIN)/cnitrace
 
 clean:
-	rm -rf bin
+	rm -rf $(BIN)
