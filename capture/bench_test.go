@@ -13,7 +13,7 @@ func BenchmarkDecode(b *testing.B) {
 	frames := map[string][]byte{"plain": plainRequest(), "vxlan": vxlanRequest(PortVXLANLinux, 5, 5)}
 	for name, frame := range frames {
 		b.Run(name, func(b *testing.B) {
-			d := NewDecoder(nil)
+			d := NewDecoderFor(LinkEthernet, nil)
 			m := Meta{Point: "p0", At: time.Unix(0, 0), Stamp: StampCopy}
 			b.ReportAllocs()
 			for b.Loop() {
@@ -28,7 +28,7 @@ func BenchmarkDecode(b *testing.B) {
 // BenchmarkFilter runs the probe filter in x/net/bpf's interpreter: an
 // upper bound of what the kernel's JIT spends on every packet of a point.
 func BenchmarkFilter(b *testing.B) {
-	prog, err := Filter(testMagic, nil)
+	prog, err := FilterFor(LinkEthernet, testMagic, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -74,9 +74,6 @@ func (h ipHeader) icmpProto() layers.IPProtocol {
 	return layers.IPProtocolICMPv4
 }
 
-// NewDecoder is NewDecoderFor(LinkEthernet, udpPorts).
-func NewDecoder(udpPorts []uint16) *Decoder { return NewDecoderFor(LinkEthernet, udpPorts) }
-
 // NewDecoderFor returns a Decoder for frames that start as link says, which
 // recognises VXLAN on UDP destination ports 4789, 8472 and udpPorts, and
 // Geneve on 6081 (also when udpPorts holds it).

@@ -44,7 +44,7 @@ func TestDecode(t *testing.T) {
 		{"vxlan extra port with options", vxlanRequest(9472, 6, 6), TunnelVXLAN,
 			[2]netip.Addr{underA, underB}, [2]netip.Addr{overlA, overlB}, 8, 56},
 	}
-	d := NewDecoder([]uint16{9472})
+	d := NewDecoderFor(LinkEthernet, []uint16{9472})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			frame := bytes.Clone(tt.frame)
@@ -105,7 +105,7 @@ func TestDecodeErrors(t *testing.T) {
 		// Ethernet[IPv4[ICMP header cut]]
 		{"short icmp", ether(0x0800, ip4(1, 5, 0, overlA, overlB, make([]byte, 5))), "ICMP"},
 	}
-	d := NewDecoder(nil)
+	d := NewDecoderFor(LinkEthernet, nil)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := d.Decode(tt.frame, Meta{})
@@ -119,7 +119,7 @@ func TestDecodeErrors(t *testing.T) {
 // TestDecodeTruncated cuts tunnelled and plain frames at every length: each
 // strict prefix must give an error, never a panic or a partial observation.
 func TestDecodeTruncated(t *testing.T) {
-	d := NewDecoder(nil)
+	d := NewDecoderFor(LinkEthernet, nil)
 	for _, frame := range [][]byte{plainRequest(), vxlanRequest(8472, 6, 6)} {
 		for n := 0; n < len(frame); n++ {
 			if o, err := d.Decode(frame[:n], Meta{}); err == nil {

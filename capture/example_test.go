@@ -16,9 +16,9 @@ import (
 // and ICMPv6 probes, probes inside VXLAN on 4789, 8472 and any port passed
 // in (here 9472, as read from a VXLAN device), inside Geneve on 6081, and
 // inside IPIP.
-func ExampleFilter() {
+func ExampleFilterFor_ethernet() {
 	const magic = 0x636e7431 // probe.Magic, passed in by the caller
-	prog, err := capture.Filter(magic, []uint16{9472})
+	prog, err := capture.FilterFor(capture.LinkEthernet, magic, []uint16{9472})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -46,12 +46,6 @@ const (
 	offGeneveTyp = 10 // from UDP: protocol type
 )
 
-// Filter is FilterFor(LinkEthernet, magic, udpPorts): the program for the
-// usual capture point.
-func Filter(magic uint32, udpPorts []uint16) ([]bpf.Instruction, error) {
-	return FilterFor(LinkEthernet, magic, udpPorts)
-}
-
 // FilterFor returns a classic BPF program for an AF_PACKET SOCK_RAW socket
 // on a device whose frames start as link says. It accepts, whole, only ICMP
 // echo packets whose echo data (after the 8-byte ICMP header) starts with

@@ -9,7 +9,7 @@ import (
 )
 
 func TestFilterVerdicts(t *testing.T) {
-	prog, err := Filter(testMagic, []uint16{9472, 8472})
+	prog, err := FilterFor(LinkEthernet, testMagic, []uint16{9472, 8472})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestFilterPorts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			prog, err := Filter(testMagic, tt.ports)
+			prog, err := FilterFor(LinkEthernet, testMagic, tt.ports)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("got error %v, want one containing %q", err, tt.wantErr)

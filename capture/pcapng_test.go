@@ -31,7 +31,7 @@ func TestPcapNGRoundTrip(t *testing.T) {
 		{Meta{"p0", at.Add(2 * time.Millisecond), StampSKB, topology.RX},
 			ether(0x0800, ip4(1, 5, 0, overlB, overlA, icmpEcho(0, 7, 1, probeHi)))},
 	}
-	dec := NewDecoder([]uint16{9472})
+	dec := NewDecoderFor(LinkEthernet, []uint16{9472})
 	var want []Observation
 	for _, f := range frames {
 		o, err := dec.Decode(f.frame, f.meta)
