@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"syscall"
 	"time"
 )
@@ -13,16 +12,23 @@ import (
 // they come and attaches TX timestamps to their probes. Only its goroutine
 // touches res, so the receiver hands everything over through channels.
 type collector struct {
-	conn net.PacketConn
-	tx   txStamper // conn, when it reports TX timestamps; else nil
+	conn endpoint
 	cfg  Config
 	res  *Result
-	// keys maps the OPT_ID key of every probe sent on tx to its sequence.
-	// Keys of earlier runs on the same socket are not in it, so their late
-	// stamps are ignored.
+	// keys maps the OPT_ID key of every probe sent to its sequence. Keys of
+	// earlier runs on the same socket are not in it, so their late stamps
+	// are ignored.
 	keys     map[uint32]uint32
 	answered int
 	schedule schedule
+}
+
+// newCollector starts the record of a run of cfg (prepared) on conn.
+func newCollector(conn endpoint, cfg Config) *collector {
+	return &collector{
+		conn: conn, cfg: cfg, res: newResult(cfg),
+		keys: make(map[uint32]uint32, cfg.Count), schedule: schedule{interval: cfg.Interval},
+	}
 }
 
 // loop runs until every probe is answered and stamped, or cfg.Timeout after
@@ -108,12 +114,8 @@ func (c *collector) stamp(s txStamp) {
 	}
 }
 
-// stamped reports whether every answered probe has both TX stamps, or
-// whether no stamps are to be expected at all.
+// stamped reports whether every answered probe has both TX stamps.
 func (c *collector) stamped() bool {
-	if c.tx == nil {
-		return true
-	}
 	for i := range c.res.Probes {
 		if p := &c.res.Probes[i]; p.Answered() && !p.stamped() {
 			return false
@@ -122,8 +124,8 @@ func (c *collector) stamped() bool {
 	return true
 }
 
-// send sends the next probe and records it, with its OPT_ID key when the
-// socket reports TX timestamps. A probe the kernel refuses (Refused) is
+// send sends the next probe and records it, with the OPT_ID key its TX
+// stamps will carry. A probe the kernel refuses (Refused) is
 // recorded as sent and never answered, and the run goes on: that refusal
 // is what the run is there to find.
 func (c *collector) send() error {
@@ -133,15 +135,9 @@ func (c *collector) send() error {
 	if err != nil {
 		return fmt.Errorf("build echo request %d: %w", seq, err)
 	}
-	var sentAt time.Time
-	if c.tx != nil {
-		var key uint32
-		sentAt, key, err = c.tx.sendKeyed(b, c.cfg.Target, c.cfg.Now)
-		if err == nil {
-			c.keys[key] = seq
-		}
-	} else {
-		sentAt, err = writeTimed(c.conn, b, c.cfg.Target, c.cfg.Now)
+	sentAt, key, err := c.conn.sendKeyed(b, c.cfg.Target, c.cfg.Now)
+	if err == nil {
+		c.keys[key] = seq
 	}
 	p := Probe{Seq: seq, SentAt: sentAt}
 	if err != nil {

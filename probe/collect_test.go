@@ -9,17 +9,18 @@ import (
 
 // stampConn is an echoConn that reports TX timestamps like Listen's socket:
 // keys come from its own counter, which runs on across runs, and each send
-// gets a SCHED and an SND stamp after delay (stamp makes them).
+// gets a SCHED and an SND stamp after delay (stamp makes them), read by
+// echoConn.read like the socket's error queue.
 type stampConn struct {
 	*echoConn
-	nextKey uint32
-	delay   time.Duration
-	stamp   func(key uint32, sentAt time.Time) []txStamp
-	stamps  chan txStamp
+	delay time.Duration
+	stamp func(key uint32, sentAt time.Time) []txStamp
 }
 
 func newStampConn(delay time.Duration) *stampConn {
-	return &stampConn{echoConn: newEchoConn(), delay: delay, stamp: goodStamps, stamps: make(chan txStamp, 1024)}
+	c := newEchoConn()
+	c.stamps = make(chan txStamp, 1024)
+	return &stampConn{echoConn: c, delay: delay, stamp: goodStamps}
 }
 
 // goodStamps stamps SCHED 1 us and SND 2 us after the send.
@@ -27,10 +28,9 @@ func goodStamps(key uint32, sentAt time.Time) []txStamp {
 	return []txStamp{{key, stampSched, sentAt.Add(time.Microsecond)}, {key, stampSoftware, sentAt.Add(2 * time.Microsecond)}}
 }
 
-func (c *stampConn) sendKeyed(b []byte, _ netip.Addr, now func() time.Time) (time.Time, uint32, error) {
-	at, key := now(), c.nextKey
-	c.nextKey++
-	if _, err := c.WriteTo(b, nil); err != nil {
+func (c *stampConn) sendKeyed(b []byte, dst netip.Addr, now func() time.Time) (time.Time, uint32, error) {
+	at, key, err := c.echoConn.sendKeyed(b, dst, now)
+	if err != nil {
 		return at, key, err
 	}
 	stamps := c.stamp(key, at)
@@ -40,27 +40,6 @@ func (c *stampConn) sendKeyed(b []byte, _ netip.Addr, now func() time.Time) (tim
 		}
 	})
 	return at, key, nil
-}
-
-func (c *stampConn) receive(ctx context.Context, cfg Config, in inbox) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case s := <-c.stamps:
-			select {
-			case in.stamps <- s:
-			case <-ctx.Done():
-			}
-		case b := <-c.queue:
-			if seq, ok := protoFor(cfg.Target).matchReply(b, cfg.RunID); ok {
-				select {
-				case in.replies <- reply{seq: seq, at: cfg.Now()}:
-				case <-ctx.Done():
-				}
-			}
-		}
-	}
 }
 
 // wantGoodStamps checks that every probe carries the stamps goodStamps

@@ -87,3 +87,26 @@ func zoneIndex(zone string) (uint32, error) {
 	}
 	return uint32(n), nil
 }
+
+// icmpMessage returns the ICMP message in b, read from a raw socket for p.
+// Raw IPv4 reads carry the IP header; raw IPv6 reads do not (RFC 3542 3:
+// the IPv6 header and extension headers are never passed up).
+func icmpMessage(p icmpProto, b []byte) []byte {
+	if p == protoICMPv6 {
+		return b
+	}
+	return ipv4Payload(b)
+}
+
+// ipv4Payload returns what follows the IPv4 header in b, as net.IPConn's
+// ReadFrom does for raw sockets: raw IPv4 reads carry the header. Anything
+// that does not look like one is returned whole.
+func ipv4Payload(b []byte) []byte {
+	if len(b) < 20 || b[0]>>4 != 4 {
+		return b
+	}
+	if l := int(b[0]&0x0f) << 2; l >= 20 && l <= len(b) {
+		return b[l:]
+	}
+	return b
+}

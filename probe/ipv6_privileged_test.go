@@ -143,7 +143,7 @@ func upWithAddr(t *testing.T, h *netlink.Handle, name string, addr netip.Addr) n
 
 // listenIPv6 opens ListenIPv6's socket in ns, skipping (outside CI) when
 // the kernel has no IPv6.
-func listenIPv6(t *testing.T, ns *topology.NetNS) net.PacketConn {
+func listenIPv6(t *testing.T, ns *topology.NetNS) Conn {
 	t.Helper()
 	conn, err := ListenFor(ns, v6Prefix.Addr())
 	if errors.Is(err, unix.EAFNOSUPPORT) && os.Getenv("CI") != "true" {
@@ -257,7 +257,7 @@ func TestPrivilegedIPv6StampsAfterUnroutedSend(t *testing.T) {
 // TX flags, without RX_SOFTWARE (design.md, fact 1).
 func TestPrivilegedIPv6SocketOptions(t *testing.T) {
 	conn := listenIPv6(t, labtest.NetNS(t, "p6"))
-	if pc, ok := conn.(protoConn); !ok || pc.icmpProto() != protoICMPv6 {
+	if conn.icmpProto() != protoICMPv6 {
 		t.Fatalf("ListenFor(ns, %v) gave a %T, want an ICMPv6 socket", v6Prefix.Addr(), conn)
 	}
 	raw, err := conn.(syscall.Conn).SyscallConn()

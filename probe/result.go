@@ -15,6 +15,11 @@ type Result struct {
 	Probes []Probe // one per probe sent, in sequence order
 }
 
+// newResult is the empty Result of a run of cfg, with room for every probe.
+func newResult(cfg Config) *Result {
+	return &Result{RunID: cfg.RunID, Target: cfg.Target.Unmap(), Size: cfg.Size, Probes: make([]Probe, 0, cfg.Count)}
+}
+
 // Probe is one echo request and, if it came, its reply.
 type Probe struct {
 	Seq        uint32

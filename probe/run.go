@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"time"
@@ -47,23 +46,61 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// protoConn is a socket made for one ICMP version (Listen's and
-// ListenIPv6's, on Linux).
-type protoConn interface {
-	icmpProto() icmpProto
+// prepare checks that cfg can be sent on conn and fills in the defaults:
+// time.Now for Now, a random RunID for 0.
+func prepare(conn Conn, cfg Config) (Config, error) {
+	if conn == nil {
+		return cfg, errors.New("no socket: open one with ListenFor")
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	if got, want := conn.icmpProto(), protoFor(cfg.Target); got != want {
+		return cfg, fmt.Errorf("target %s needs an %s socket, got an %s one (open it with ListenFor)", cfg.Target, want, got)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.RunID == 0 {
+		cfg.RunID = NewRunID()
+	}
+	return cfg, nil
 }
 
-// checkConn reports a socket that cannot reach target: an ICMPv4 socket
-// for an IPv6 target or the other way round.
-func checkConn(conn net.PacketConn, target netip.Addr) error {
-	pc, ok := conn.(protoConn)
-	if !ok {
-		return nil
+// Run sends cfg.Count echo requests on conn, one every cfg.Interval, and
+// collects the replies carrying this run's token until all are in, or
+// cfg.Timeout after the last send, or ctx is done. Replies of other runs and
+// other ICMP messages are ignored. The requests are ICMPv6 for an IPv6
+// target and ICMPv4 otherwise; conn must be of the target's family
+// (ListenFor opens the right one). On cancellation it returns what it has
+// together with ctx's error; on an unusable cfg or conn, no Result.
+//
+// Each probe also gets the kernel's TX timestamps (Probe.SchedAt,
+// Probe.SoftwareAt). Once the replies are in, or timed out, Run waits up to
+// 20 ms longer for stamps of answered probes still on their way; a kernel
+// that gives none leaves them zero.
+func Run(ctx context.Context, conn Conn, cfg Config) (*Result, error) {
+	cfg, err := prepare(conn, cfg)
+	if err != nil {
+		return nil, err
 	}
-	if got, want := pc.icmpProto(), protoFor(target); got != want {
-		return fmt.Errorf("target %s needs an %s socket, got an %s one (open it with ListenFor)", target, want, got)
+	c := newCollector(conn, cfg)
+	rctx, stop := context.WithCancel(ctx)
+	replies, stamps := make(chan reply, 64), make(chan txStamp, 64)
+	var rerr error
+	recvDone := make(chan struct{}) // closed once rerr is set
+	go func() {
+		defer close(recvDone)
+		rerr = receive(rctx, conn, cfg, inbox{replies: replies, stamps: stamps})
+	}()
+
+	err = c.loop(ctx, replies, stamps, recvDone, &rerr)
+	stop()
+	<-recvDone
+	if err == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
+		err = fmt.Errorf("receive echo replies: %w", rerr)
 	}
-	return nil
+	return c.res, err
 }
 
 // reply is an echo reply of this run, as the receiver hands it over.
@@ -72,70 +109,22 @@ type reply struct {
 	at  time.Time
 }
 
-// Run sends cfg.Count echo requests on conn, one every cfg.Interval, and
-// collects the replies carrying this run's token until all are in, or
-// cfg.Timeout after the last send, or ctx is done. Replies of other runs and
-// other ICMP messages are ignored. The requests are ICMPv6 for an IPv6
-// target and ICMPv4 otherwise; a socket from Listen, ListenIPv6 or
-// ListenFor must be of the target's family. On cancellation it returns what it has
-// together with ctx's error.
-//
-// On a socket from Listen, each probe also gets the kernel's TX timestamps
-// (Probe.SchedAt, Probe.SoftwareAt); Run then waits up to 20 ms longer for
-// stamps of answered probes still on their way. Other connections, like
-// test fakes, leave them zero.
-func Run(ctx context.Context, conn net.PacketConn, cfg Config) (*Result, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if err := checkConn(conn, cfg.Target); err != nil {
-		return nil, err
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.RunID == 0 {
-		cfg.RunID = NewRunID()
-	}
-	c := &collector{
-		conn: conn, cfg: cfg, keys: make(map[uint32]uint32, cfg.Count), schedule: schedule{interval: cfg.Interval},
-		res: &Result{RunID: cfg.RunID, Target: cfg.Target.Unmap(), Size: cfg.Size, Probes: make([]Probe, 0, cfg.Count)},
-	}
-	c.tx, _ = conn.(txStamper)
-	rctx, stop := context.WithCancel(ctx)
-	replies, stamps := make(chan reply, 64), make(chan txStamp, 64)
-	in := inbox{replies: replies, stamps: stamps}
-	var rerr error
-	recvDone := make(chan struct{}) // closed once rerr is set
-	go func() {
-		defer close(recvDone)
-		if c.tx != nil {
-			rerr = c.tx.receive(rctx, cfg, in)
-		} else {
-			rerr = receive(rctx, conn, cfg, in)
-		}
-	}()
-
-	err := c.loop(ctx, replies, stamps, recvDone, &rerr)
-	stop()
-	<-recvDone
-	if err == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
-		err = rerr
-	}
-	return c.res, err
+// inbox is where the receiver hands what it read to the collector.
+type inbox struct {
+	replies chan<- reply
+	stamps  chan<- txStamp
 }
 
-// receive reads until ctx is done and passes on the echo replies of this
-// run. Every read has a deadline, so cancellation is seen within readSlice.
-func receive(ctx context.Context, conn net.PacketConn, cfg Config, in inbox) error {
-	proto := protoFor(cfg.Target)
-	buf := make([]byte, 65536)
+// receive is a run's one reader, for every kind of socket: it reads conn
+// until ctx is done and hands every TX stamp, and every echo reply carrying
+// this run's token, to in. Every read has a deadline readSlice away, so
+// cancellation is seen within it. A read error ends it, unless ctx is done
+// by then.
+func receive(ctx context.Context, conn endpoint, cfg Config, in inbox) error {
+	proto, rx := protoFor(cfg.Target), newRxBatch()
 	for ctx.Err() == nil {
-		if err := conn.SetReadDeadline(time.Now().Add(readSlice)); err != nil {
-			return fmt.Errorf("set read deadline: %w", err)
-		}
-		n, _, err := conn.ReadFrom(buf)
-		at := cfg.Now()
+		rx.reset()
+		err := conn.read(rx, time.Now().Add(readSlice), cfg.Now)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			continue
 		}
@@ -145,14 +134,29 @@ func receive(ctx context.Context, conn net.PacketConn, cfg Config, in inbox) err
 			}
 			return err
 		}
-		seq, ok := proto.matchReply(buf[:n], cfg.RunID)
-		if !ok {
-			continue
-		}
+		in.handOver(ctx, rx, proto, cfg.RunID)
+	}
+	return ctx.Err()
+}
+
+// handOver passes what one read got to the collector: every stamp, and the
+// datagram if it is an echo reply of run runID. It gives up when ctx is
+// done.
+func (in inbox) handOver(ctx context.Context, rx *rxBatch, proto icmpProto, runID uint64) {
+	for _, st := range rx.stamps {
 		select {
-		case in.replies <- reply{seq: seq, at: at}:
+		case in.stamps <- st:
+		case <-ctx.Done():
+			return
+		}
+	}
+	if rx.msg == nil {
+		return
+	}
+	if seq, ok := proto.matchReply(icmpMessage(proto, rx.msg), runID); ok {
+		select {
+		case in.replies <- reply{seq: seq, at: rx.at}:
 		case <-ctx.Done():
 		}
 	}
-	return ctx.Err()
 }

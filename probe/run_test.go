@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -15,39 +16,67 @@ import (
 	"golang.org/x/net/icmp"
 )
 
-// echoConn is a fake net.PacketConn that answers echo requests like a peer
-// would, with knobs for loss, duplicates and foreign traffic. It speaks
-// ICMPv4 unless proto says otherwise, and refuses other messages.
+// echoConn is a fake Conn that answers echo requests like a peer would,
+// with knobs for loss, duplicates and foreign traffic. It speaks ICMPv4
+// unless proto says otherwise, and refuses other messages. Its replies read
+// like a raw socket's: ICMPv4 ones behind an IPv4 header, ICMPv6 ones bare.
+// Like a kernel that gives no TX timestamps, it reports none unless stamps
+// is set (stampConn does).
 type echoConn struct {
 	proto    icmpProto // 0 means protoICMP
-	mu       sync.Mutex
 	queue    chan []byte
-	deadline time.Time
+	stamps   chan txStamp // read like the error queue; nil: no stamps ever
+	mu       sync.Mutex
 	sent     int
+	nextKey  uint32
 	drop     func(seq int) bool // request seq -> no reply
 	extra    func(req *icmp.Echo) [][]byte
-	readErr  error               // returned by every ReadFrom, when set
-	writeErr func(seq int) error // request seq -> the error WriteTo returns, if any
+	readErr  error               // returned by every read, when set
+	writeErr func(seq int) error // request seq -> the error the send returns, if any
 }
+
+// The fakes drive Run through the methods the real socket implements.
+var (
+	_ Conn = (*echoConn)(nil)
+	_ Conn = (*stampConn)(nil)
+	_ Conn = familyConn{}
+)
 
 func newEchoConn() *echoConn { return &echoConn{queue: make(chan []byte, 1024)} }
 
-func (c *echoConn) WriteTo(b []byte, _ net.Addr) (int, error) {
-	p := c.proto
-	if p == 0 {
-		p = protoICMP
+func (c *echoConn) icmpProto() icmpProto {
+	if c.proto == 0 {
+		return protoICMP
 	}
+	return c.proto
+}
+
+// sendKeyed times the send like the socket does and numbers every send,
+// failed or not.
+func (c *echoConn) sendKeyed(b []byte, _ netip.Addr, now func() time.Time) (time.Time, uint32, error) {
+	at := now()
+	c.mu.Lock()
+	key := c.nextKey
+	c.nextKey++
+	c.mu.Unlock()
+	return at, key, c.answer(b)
+}
+
+// answer is the fake peer: it queues the reply to the echo request b, and
+// whatever extra adds.
+func (c *echoConn) answer(b []byte) error {
+	p := c.icmpProto()
 	m, err := icmp.ParseMessage(int(p), b)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	echo, ok := m.Body.(*icmp.Echo)
 	if want, _ := p.echoTypes(); !ok || m.Type != want {
-		return 0, fmt.Errorf("fake %s peer: got a %v, want an echo request", p, m.Type)
+		return fmt.Errorf("fake %s peer: got a %v, want an echo request", p, m.Type)
 	}
 	if c.writeErr != nil {
-		if err := c.writeErr(int(echo.Seq)); err != nil {
-			return 0, err
+		if err := c.writeErr(echo.Seq); err != nil {
+			return err
 		}
 	}
 	c.mu.Lock()
@@ -61,43 +90,62 @@ func (c *echoConn) WriteTo(b []byte, _ net.Addr) (int, error) {
 	if c.drop == nil || !c.drop(echo.Seq) {
 		c.queue <- marshalReply(p, echo)
 	}
-	return len(b), nil
+	return nil
 }
 
-// marshalReply is the echo reply to e as a raw socket for p reads it:
-// without IP header, and with a zero checksum for ICMPv6 (no pseudo-header).
+// marshalReply is the echo reply to e as ICMP for p, without IP header,
+// and with a zero checksum for ICMPv6 (no pseudo-header).
 func marshalReply(p icmpProto, e *icmp.Echo) []byte {
 	_, typ := p.echoTypes()
 	b, _ := (&icmp.Message{Type: typ, Body: e}).Marshal(nil)
 	return b
 }
 
-func (c *echoConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	c.mu.Lock()
-	d, rerr := c.deadline, c.readErr
-	c.mu.Unlock()
-	if rerr != nil {
-		return 0, nil, rerr
+// read hands over one stamp or one queued message, as the socket's read
+// would, until deadline.
+func (c *echoConn) read(rx *rxBatch, deadline time.Time, now func() time.Time) error {
+	if c.readErr != nil {
+		return c.readErr
 	}
-	t := time.NewTimer(time.Until(d))
+	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
-	case p := <-c.queue:
-		return copy(b, p), &net.IPAddr{}, nil
+	case s := <-c.stamps:
+		rx.stamps = append(rx.stamps, s)
+	case m := <-c.queue:
+		if c.icmpProto() == protoICMP {
+			m = withIPv4Header(m)
+		}
+		rx.msg, rx.at = rx.buf[:copy(rx.buf, m)], now()
 	case <-t.C:
-		return 0, nil, os.ErrDeadlineExceeded
+		return os.ErrDeadlineExceeded
 	}
+	return nil
 }
 
-func (c *echoConn) SetReadDeadline(t time.Time) error {
-	c.mu.Lock()
-	c.deadline = t
-	c.mu.Unlock()
-	return nil
+// withIPv4Header puts the IPv4 header a raw IPv4 socket reads in front of
+// the ICMP message m: IP[ICMP], 45 00 <len> 00 00 00 00 40 01 00 00
+// 0a f4 02 02 0a f4 01 05 (10.244.2.2 -> 10.244.1.5, TTL 64, checksum left
+// zero).
+func withIPv4Header(m []byte) []byte {
+	h := make([]byte, 20, 20+len(m))
+	h[0], h[8], h[9] = 0x45, 64, byte(protoICMP)
+	binary.BigEndian.PutUint16(h[2:], uint16(20+len(m)))
+	copy(h[12:], []byte{10, 244, 2, 2, 10, 244, 1, 5})
+	return append(h, m...)
+}
+
+// The rest of net.PacketConn: Run never calls ReadFrom or WriteTo.
+func (c *echoConn) WriteTo(b []byte, _ net.Addr) (int, error) {
+	return 0, errors.New("fake: Run sends with sendKeyed")
+}
+func (c *echoConn) ReadFrom([]byte) (int, net.Addr, error) {
+	return 0, nil, errors.New("fake: Run reads with read")
 }
 func (c *echoConn) Close() error                     { return nil }
 func (c *echoConn) LocalAddr() net.Addr              { return &net.IPAddr{} }
-func (c *echoConn) SetDeadline(t time.Time) error    { return c.SetReadDeadline(t) }
+func (c *echoConn) SetDeadline(time.Time) error      { return nil }
+func (c *echoConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *echoConn) SetWriteDeadline(time.Time) error { return nil }
 
 func testConfig(count int) Config {
@@ -120,9 +168,9 @@ func TestRunAllAnswered(t *testing.T) {
 		if p.Seq != uint32(i) || !p.Answered() || p.RTT() < 0 {
 			t.Errorf("probe %d: got seq %d answered %v rtt %v", i, p.Seq, p.Answered(), p.RTT())
 		}
-		// A fake that is no socket reports no kernel stamps.
+		// A kernel that gives no stamps leaves them zero.
 		if !p.SchedAt.IsZero() || !p.SoftwareAt.IsZero() {
-			t.Errorf("probe %d: got SchedAt %v, SoftwareAt %v from a fake conn, want zero", i, p.SchedAt, p.SoftwareAt)
+			t.Errorf("probe %d: got SchedAt %v, SoftwareAt %v without stamps, want zero", i, p.SchedAt, p.SoftwareAt)
 		}
 	}
 }

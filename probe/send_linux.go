@@ -2,7 +2,6 @@ package probe
 
 import (
 	"errors"
-	"net"
 	"net/netip"
 	"syscall"
 	"time"
@@ -10,26 +9,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// writeTimed sends b to dst and returns the time read just before the
-// sendto syscall, as close to the kernel as user space gets (ping reads its
-// clock right before sendmsg too). Go's own write path (fd locking, address
-// conversion) stays out of the figure. Connections that are not sockets,
-// like test fakes, fall back to WriteTo.
-func writeTimed(conn net.PacketConn, b []byte, dst netip.Addr, now func() time.Time) (time.Time, error) {
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return writeTimedFallback(conn, b, dst, now)
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return time.Time{}, err
-	}
-	return sendTimed(raw, b, dst, now, func(error) {})
-}
-
-// sendTimed makes one sendto of b to dst on raw, reading now just before
-// it, and calls done with the result while it still holds the socket's
-// write lock, so no other send on the socket comes between.
+// sendTimed makes one sendto of b to dst on raw and returns the time read
+// just before the syscall, as close to the kernel as user space gets (ping
+// reads its clock right before sendmsg too): Go's own write path (fd
+// locking, address conversion) stays out of the figure. It calls done with
+// the result while it still holds the socket's write lock, so no other send
+// on the socket comes between.
 func sendTimed(raw syscall.RawConn, b []byte, dst netip.Addr, now func() time.Time, done func(error)) (time.Time, error) {
 	sa, err := sockaddr(dst)
 	if err != nil {
@@ -68,15 +53,11 @@ func sockaddr(dst netip.Addr) (unix.Sockaddr, error) {
 	return &unix.SockaddrInet6{Addr: dst.As16(), ZoneId: zone}, nil
 }
 
-// sendKeyed sends like writeTimed and returns the OPT_ID key of the packet:
-// the socket's count of keys the kernel handed out before it.
+// sendKeyed sends b to dst with sendTimed and returns the OPT_ID key of the
+// packet: the socket's count of keys the kernel handed out before it.
 func (s *socket) sendKeyed(b []byte, dst netip.Addr, now func() time.Time) (time.Time, uint32, error) {
-	raw, err := s.SyscallConn()
-	if err != nil {
-		return time.Time{}, 0, err
-	}
 	var key uint32
-	sentAt, err := sendTimed(raw, b, dst, now, func(err error) {
+	sentAt, err := sendTimed(s.raw, b, dst, now, func(err error) {
 		key = s.nextKey.Load()
 		if keyTaken(err) {
 			s.nextKey.Add(1)

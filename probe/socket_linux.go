@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/cnitrace/cnitrace/topology"
 	"golang.org/x/net/ipv6"
@@ -24,36 +25,44 @@ type rawFD int
 func (fd rawFD) Close() error { return unix.Close(int(fd)) }
 
 // socket is the raw ICMP or ICMPv6 socket Listen and ListenIPv6 return.
-// Besides being a net.PacketConn it reports kernel TX timestamps
-// (txStamper), and it counts the OPT_ID keys the kernel handed out, so that
-// a probe's stamps are found again even when the socket is used for several
-// runs or a send failed.
+// Besides being a net.PacketConn it sends and reads for Run (endpoint),
+// with the kernel's TX timestamps, and it counts the OPT_ID keys the kernel
+// handed out, so that a probe's stamps are found again even when the socket
+// is used for several runs or a send failed.
 type socket struct {
 	*net.IPConn
-	family  icmpProto     // what the socket speaks; Run checks the target against it
-	nextKey atomic.Uint32 // the OPT_ID key of the next packet sent
+	raw     syscall.RawConn // the IPConn's, for the syscalls Run makes
+	family  icmpProto       // what the socket speaks; Run checks the target against it
+	nextKey atomic.Uint32   // the OPT_ID key of the next packet sent
 }
+
+// A socket whose methods drifted from endpoint's would not build, rather
+// than quietly probing without TX timestamps.
+var (
+	_ endpoint = (*socket)(nil)
+	_ Conn     = (*socket)(nil)
+)
 
 func (s *socket) icmpProto() icmpProto { return s.family }
 
-// Listen opens a raw ICMPv4 socket inside ns and returns it as a
-// net.PacketConn driven by the Go netpoller. The socket stays bound to ns.
+// Listen opens a raw ICMPv4 socket inside ns and returns it as a Conn
+// driven by the Go netpoller. The socket stays bound to ns.
 // The kernel passes it only echo replies (ICMP_FILTER); Run picks this run's
 // replies by token. It also reports the kernel's TX timestamps of every
 // request, which Run records per probe, without turning on RX timestamping.
 // It needs CAP_NET_RAW in ns's owning user namespace.
-func Listen(ns *topology.NetNS) (net.PacketConn, error) {
+func Listen(ns *topology.NetNS) (Conn, error) {
 	return listen(ns, protoICMP)
 }
 
 // ListenIPv6 is Listen for IPv6 targets: a raw ICMPv6 socket inside ns that
 // the kernel passes only ICMPv6 echo replies (ICMP6_FILTER), with the same
 // TX timestamps. It needs CAP_NET_RAW in ns's owning user namespace.
-func ListenIPv6(ns *topology.NetNS) (net.PacketConn, error) {
+func ListenIPv6(ns *topology.NetNS) (Conn, error) {
 	return listen(ns, protoICMPv6)
 }
 
-func listen(ns *topology.NetNS, p icmpProto) (net.PacketConn, error) {
+func listen(ns *topology.NetNS, p icmpProto) (Conn, error) {
 	fd, err := topology.Open(ns, func() (rawFD, error) { return rawSocket(p) })
 	if err != nil {
 		return nil, fmt.Errorf("open %s socket in %s: %w", p, ns, err)
@@ -73,7 +82,12 @@ func listen(ns *topology.NetNS, p icmpProto) (net.PacketConn, error) {
 		c.Close()
 		return nil, fmt.Errorf("wrap %s socket in %s: got a %T, want a *net.IPConn", p, ns, c)
 	}
-	return &socket{IPConn: ipc, family: p}, nil
+	raw, err := ipc.SyscallConn()
+	if err != nil {
+		ipc.Close()
+		return nil, fmt.Errorf("wrap %s socket in %s: %w", p, ns, err)
+	}
+	return &socket{IPConn: ipc, raw: raw, family: p}, nil
 }
 
 // rawSocket creates a non-blocking raw socket for p in the calling

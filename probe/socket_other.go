@@ -5,7 +5,6 @@ package probe
 import (
 	"errors"
 	"fmt"
-	"net"
 	"runtime"
 
 	"github.com/cnitrace/cnitrace/topology"
@@ -15,11 +14,11 @@ import (
 var ErrNotSupported = errors.New("probing from a network namespace is not supported")
 
 // Listen is not supported on this system.
-func Listen(ns *topology.NetNS) (net.PacketConn, error) {
+func Listen(ns *topology.NetNS) (Conn, error) {
 	return nil, fmt.Errorf("open ICMP socket: %w on %s", ErrNotSupported, runtime.GOOS)
 }
 
 // ListenIPv6 is not supported on this system.
-func ListenIPv6(ns *topology.NetNS) (net.PacketConn, error) {
+func ListenIPv6(ns *topology.NetNS) (Conn, error) {
 	return nil, fmt.Errorf("open ICMPv6 socket: %w on %s", ErrNotSupported, runtime.GOOS)
 }

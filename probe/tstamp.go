@@ -1,10 +1,6 @@
 package probe
 
-import (
-	"context"
-	"net/netip"
-	"time"
-)
+import "time"
 
 // stampGrace is how long a run waits, once every probe is answered or the
 // reply timeout has passed, for TX timestamps still on their way. On a veth
@@ -26,24 +22,6 @@ type txStamp struct {
 	key  uint32 // SOF_TIMESTAMPING_OPT_ID: the packet's number on its socket, from 0
 	kind stampKind
 	at   time.Time // CLOCK_REALTIME
-}
-
-// inbox is where a receiver hands what it read to the collector.
-type inbox struct {
-	replies chan<- reply
-	stamps  chan<- txStamp
-}
-
-// txStamper is a socket whose kernel reports TX timestamps of what it sends
-// (Listen's socket, on Linux). Run sends and receives through it instead of
-// WriteTo and ReadFrom, so every probe can be matched with its stamps.
-type txStamper interface {
-	// sendKeyed sends b to dst like writeTimed and also returns the OPT_ID
-	// key the kernel gives the packet's timestamps.
-	sendKeyed(b []byte, dst netip.Addr, now func() time.Time) (sentAt time.Time, key uint32, err error)
-	// receive passes this run's echo replies and every TX timestamp to in
-	// until ctx is done. It is the socket's only reader.
-	receive(ctx context.Context, cfg Config, in inbox) error
 }
 
 // addStamp records s on p, keeping the first stamp of each kind (a packet

@@ -5,7 +5,6 @@ package probe
 import (
 	"context"
 	"errors"
-	"net"
 	"net/netip"
 	"os/exec"
 	"slices"
@@ -211,7 +210,7 @@ func TestPrivilegedRunSurvivesFullSendBuffer(t *testing.T) {
 // runRefused runs cfg on conn, where the kernel must refuse every send with
 // errno: the run succeeds and records each probe unanswered with that
 // error.
-func runRefused(t *testing.T, conn net.PacketConn, cfg Config, errno syscall.Errno) {
+func runRefused(t *testing.T, conn Conn, cfg Config, errno syscall.Errno) {
 	t.Helper()
 	res, err := Run(context.Background(), conn, cfg)
 	if err != nil {

@@ -1,0 +1,60 @@
+package probe
+
+import (
+	"net"
+	"net/netip"
+	"time"
+)
+
+// Conn is a probe socket, as Listen, ListenIPv6 and ListenFor return it: a
+// net.PacketConn that also sends each request with the key of its kernel TX
+// timestamps, and reads replies and stamps in one go. Run and RunSources
+// take nothing else. The methods they use are unexported, so only this
+// package makes a Conn, and a connection that cannot report TX timestamps is
+// refused by the compiler instead of being probed without them. One run at a
+// time may use a Conn (two would read each other's replies); close it when
+// done.
+type Conn interface {
+	net.PacketConn
+	endpoint
+}
+
+// endpoint is all a run needs of its socket. Listen's *socket implements it
+// for the kernel and the tests' fakes implement it for a pretend peer, so
+// both drive the same send path, receive loop, reply matching and hand-over
+// to the collector.
+type endpoint interface {
+	// icmpProto says which ICMP the socket speaks; Run checks the target
+	// against it.
+	icmpProto() icmpProto
+	// sendKeyed sends b to dst, reading now just before the send, and
+	// returns that time and the OPT_ID key the kernel gives the packet's TX
+	// timestamps. sentAt is zero when the send failed before it was timed;
+	// the key means nothing when err is not nil.
+	sendKeyed(b []byte, dst netip.Addr, now func() time.Time) (sentAt time.Time, key uint32, err error)
+	// read waits until deadline for the socket to have something, then adds
+	// to rx (reset by the caller) the TX stamps queued and at most one
+	// datagram as the socket returns it, read at rx.at from now. It returns
+	// os.ErrDeadlineExceeded when nothing came by deadline, and may return
+	// nil having read nothing. One goroutine at a time reads.
+	read(rx *rxBatch, deadline time.Time, now func() time.Time) error
+}
+
+// rxBatch is what one read got, and the buffers it read into. The receiver
+// owns one and reuses it for every read, so reads allocate nothing.
+type rxBatch struct {
+	stamps []txStamp // TX stamps from the error queue, in the order read
+	msg    []byte    // one datagram as read (raw IPv4 reads start with the IP header), or nil; a slice of buf
+	at     time.Time // when msg was read
+	buf    []byte    // room for the largest datagram
+	oob    []byte    // room for the control data of one error-queue message
+}
+
+func newRxBatch() *rxBatch {
+	return &rxBatch{buf: make([]byte, 65536), oob: make([]byte, 512)}
+}
+
+// reset empties rx for the next read, keeping its buffers.
+func (rx *rxBatch) reset() {
+	rx.stamps, rx.msg, rx.at = rx.stamps[:0], nil, time.Time{}
+}
