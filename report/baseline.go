@@ -1,7 +1,6 @@
 package report
 
 import (
-	"fmt"
 	"slices"
 	"time"
 
@@ -65,7 +64,7 @@ type Baseline struct {
 	Observations int `json:"observations"`
 	// Notes says where the comparison is weaker than it looks, one line
 	// each.
-	Notes []string `json:"notes,omitempty"`
+	Notes []Note `json:"notes,omitempty"`
 }
 
 // Overhead is how much longer the pod path's round trip is than the
@@ -106,8 +105,8 @@ func CompareBaseline(pod, node BaselinePath) *Baseline {
 	b := &Baseline{Clock: BaselineCapture, PodAt: pod.At, NodeAt: node.At, Sent: len(node.Probes.Probes)}
 	if pod.uncaptured() || node.uncaptured() {
 		b.Clock, b.PodAt, b.NodeAt = BaselineUser, "", ""
-		b.Notes = append(b.Notes, fmt.Sprintf("%s: the replies of the %s path were captured at no point; both round trips end at the read of the reply (user space), with the sockets' wake-up jitter in both",
-			NoteReceiveClock, uncaptured(pod, node)))
+		b.Notes = append(b.Notes, notef(NoteReceiveClock, "the replies of the %s path were captured at no point; both round trips end at the read of the reply (user space), with the sockets' wake-up jitter in both",
+			uncaptured(pod, node)))
 	}
 	podRTT, podNotes := baselineRTTs("pod", pod, b.Clock)
 	nodeRTT, nodeNotes := baselineRTTs("node", node, b.Clock)
@@ -158,7 +157,7 @@ func answered(r *probe.Result) int {
 // baselineRTTs returns the round trip of every answered probe of the path
 // by sequence number (the first probe of a sequence sent twice), measured
 // with clock, and notes on the probes left out or timed from the send call.
-func baselineRTTs(name string, path BaselinePath, clock string) (map[uint32]time.Duration, []string) {
+func baselineRTTs(name string, path BaselinePath, clock string) (map[uint32]time.Duration, []Note) {
 	rtts := make(map[uint32]time.Duration, len(path.Probes.Probes))
 	seen := make(map[uint32]bool, len(path.Probes.Probes))
 	user, missed, n := 0, 0, 0
@@ -183,14 +182,14 @@ func baselineRTTs(name string, path BaselinePath, clock string) (map[uint32]time
 		}
 		rtts[p.Seq] = rx.Sub(sent)
 	}
-	var notes []string
+	var notes []Note
 	if missed > 0 {
-		notes = append(notes, fmt.Sprintf("%s: the capture at %s missed the reply of %d of %d answered probes of the %s path; %s left out",
-			NoteReceiveClock, path.At, missed, n, name, plural(missed, "it is", "they are")))
+		notes = append(notes, notef(NoteReceiveClock, "the capture at %s missed the reply of %d of %d answered probes of the %s path; %s left out",
+			path.At, missed, n, name, plural(missed, "it is", "they are")))
 	}
 	if user > 0 {
-		notes = append(notes, fmt.Sprintf("%s: %d of %d answered probes of the %s path had no kernel TX stamp; %s round trip starts at the send call (user space)",
-			NoteSendClock, user, n, name, plural(user, "its", "their")))
+		notes = append(notes, notef(NoteSendClock, "%d of %d answered probes of the %s path had no kernel TX stamp; %s round trip starts at the send call (user space)",
+			user, n, name, plural(user, "its", "their")))
 	}
 	return rtts, notes
 }

@@ -140,7 +140,7 @@ func TestCompareBaselineSendClocks(t *testing.T) {
 	if want := (&Dist{P50: 110, P90: 120, P99: 120, Max: 120}); !reflect.DeepEqual(got.Node, want) {
 		t.Errorf("got node %+v, want %+v", got.Node, want)
 	}
-	want := []string{NoteSendClock + ": 1 of 3 answered probes of the pod path had no kernel TX stamp; its round trip starts at the send call (user space)"}
+	want := []Note{{NoteSendClock, "1 of 3 answered probes of the pod path had no kernel TX stamp; its round trip starts at the send call (user space)"}}
 	if !reflect.DeepEqual(got.Notes, want) {
 		t.Errorf("got notes %q, want %q", got.Notes, want)
 	}
@@ -155,7 +155,7 @@ func TestCompareBaselineMissedCapture(t *testing.T) {
 	if got.Pairs != 2 || got.Received != 3 || !reflect.DeepEqual(got.Node, &Dist{P50: 100, P90: 120, P99: 120, Max: 120}) {
 		t.Errorf("got pairs %d, received %d, node %+v; want 2, 3 and only probes 0 and 2", got.Pairs, got.Received, got.Node)
 	}
-	want := []string{NoteReceiveClock + ": the capture at p3 missed the reply of 1 of 3 answered probes of the node path; it is left out"}
+	want := []Note{{NoteReceiveClock, "the capture at p3 missed the reply of 1 of 3 answered probes of the node path; it is left out"}}
 	if !reflect.DeepEqual(got.Notes, want) {
 		t.Errorf("got notes %q, want %q", got.Notes, want)
 	}
@@ -174,7 +174,7 @@ func TestCompareBaselineUserFallback(t *testing.T) {
 	if got.Pod.P50 != 190 || got.Node.P50 != 140 || got.Overhead.P50 != 50 || got.Pairs != 3 {
 		t.Errorf("got pod p50 %v, node p50 %v, overhead %+v, %d pairs; want 190, 140, 50 over 3", got.Pod.P50, got.Node.P50, got.Overhead, got.Pairs)
 	}
-	if len(got.Notes) != 1 || !strings.Contains(got.Notes[0], "the replies of the node path were captured at no point") {
+	if len(got.Notes) != 1 || got.Notes[0].Kind != NoteReceiveClock || !strings.Contains(got.Notes[0].Text, "the replies of the node path were captured at no point") {
 		t.Errorf("got notes %q, want one about the node's uncaptured replies", got.Notes)
 	}
 }

@@ -75,8 +75,8 @@ type Result struct {
 	// their RTT came from; nil when no probe was answered.
 	RTTClocks *Clocks `json:"rtt_clocks,omitempty"`
 	// RTTNotes says where RTT is weaker than it looks: user-space times used
-	// as a fallback for kernel ones.
-	RTTNotes []string `json:"rtt_notes,omitempty"`
+	// as a fallback for kernel ones (NoteSendClock, NoteReceiveClock).
+	RTTNotes []Note `json:"rtt_notes,omitempty"`
 	// PathRTT is the round trip from the pod's interface out to the pod's
 	// interface in, kernel stamps at both ends: what the segments add up to.
 	// PingRTT minus PathRTT is the pod's own send path and socket.
@@ -238,11 +238,13 @@ type Segment struct {
 	// MergedFrom is the point where the measured span starts when preceding
 	// non-separable segments were merged into this one.
 	MergedFrom string `json:"merged_from,omitempty"`
-	// Note says why the segment is not separable; Notes repeats it.
+	// Note says why the segment is not separable: the String of its first
+	// note, of kind NoteNotSeparable, kept for compatibility.
 	Note string `json:"note,omitempty"`
-	// Notes says where the segment's numbers are weak, one line each; each
-	// starts with a Note* kind and ": ".
-	Notes []string `json:"notes,omitempty"`
+	// Notes says where the segment's numbers are weak, one each:
+	// NoteNotSeparable first when it is not separable, then
+	// NoteFewSamples and NoteCaptureDrops.
+	Notes []Note `json:"notes,omitempty"`
 }
 
 // PointSocket stands for the probe socket in Loss.From and Loss.To: the end

@@ -1,7 +1,6 @@
 package report
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/cnitrace/cnitrace/probe"
@@ -78,15 +77,15 @@ func rttSource(c *Clocks) string {
 
 // clockNotes says which round trips fell back to user-space times, out of
 // n answered probes.
-func clockNotes(c *Clocks, n int) []string {
-	var notes []string
+func clockNotes(c *Clocks, n int) []Note {
+	var notes []Note
 	if k := c.Send[probe.ClockUser]; k > 0 {
-		notes = append(notes, fmt.Sprintf("%s: %d of %d answered probes had no kernel TX stamp; %s send time is user space (just before sendto), so rtt_us includes the pod's send path for %s",
-			NoteSendClock, k, n, plural(k, "its", "their"), plural(k, "it", "them")))
+		notes = append(notes, notef(NoteSendClock, "%d of %d answered probes had no kernel TX stamp; %s send time is user space (just before sendto), so rtt_us includes the pod's send path for %s",
+			k, n, plural(k, "its", "their"), plural(k, "it", "them")))
 	}
 	if k := c.Receive[RTTUser]; k > 0 {
-		notes = append(notes, fmt.Sprintf("%s: the capture on the pod's interface missed the reply of %d of %d answered probes; %s receive time is user space (after the read), so rtt_us and rtt_ping_us include the pod's receive path and scheduling for %s",
-			NoteReceiveClock, k, n, plural(k, "its", "their"), plural(k, "it", "them")))
+		notes = append(notes, notef(NoteReceiveClock, "the capture on the pod's interface missed the reply of %d of %d answered probes; %s receive time is user space (after the read), so rtt_us and rtt_ping_us include the pod's receive path and scheduling for %s",
+			k, n, plural(k, "its", "their"), plural(k, "it", "them")))
 	}
 	return notes
 }

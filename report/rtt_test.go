@@ -86,7 +86,7 @@ func TestRTTClocks(t *testing.T) {
 				t.Fatalf("got notes %q, want %d starting with %q", r.RTTNotes, len(tt.notes), tt.notes)
 			}
 			for i, n := range tt.notes {
-				if !strings.HasPrefix(r.RTTNotes[i], n) {
+				if !strings.HasPrefix(r.RTTNotes[i].String(), n) {
 					t.Errorf("got note %q, want it to start with %q", r.RTTNotes[i], n)
 				}
 			}

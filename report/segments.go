@@ -38,7 +38,7 @@ func measure(steps []step, lines []*timeline) ([]Segment, []span, StackLoss) {
 			if chain < 0 {
 				chain = i
 			}
-			seg.Note = inheritNote(steps, i, inherited, seen)
+			seg.Notes = []Note{inheritNote(steps, i, inherited, seen)}
 			segs, spans = append(segs, seg), append(spans, sp)
 			continue
 		}
@@ -56,17 +56,21 @@ func measure(steps []step, lines []*timeline) ([]Segment, []span, StackLoss) {
 	return segs, spans, stack
 }
 
-// finishNotes says where each non-separable segment's time went; those from
-// tail on have no separable segment after them.
+// finishNotes says where each non-separable segment's time went, in its
+// first note and in Note, which repeats it; those from tail on have no
+// separable segment after them.
 func finishNotes(segs []Segment, tail int) {
 	for i := range segs {
+		s := &segs[i]
 		switch {
-		case segs[i].Separable:
+		case s.Separable:
+			continue
 		case tail >= 0 && i >= tail:
-			segs[i].Note += "; it is at the end of the path: there is no later segment to merge it into, so its time is not reported"
+			s.Notes[0].Text += "; it is at the end of the path: there is no later segment to merge it into, so its time is not reported"
 		default:
-			segs[i].Note += "; merged into the next separable segment"
+			s.Notes[0].Text += "; merged into the next separable segment"
 		}
+		s.Note = s.Notes[0].String()
 	}
 }
 
@@ -180,9 +184,9 @@ func (l *timeline) duration(sp span) (time.Duration, bool) {
 }
 
 // inheritNote explains why segment i is not separable.
-func inheritNote(steps []step, i, inherited, seen int) string {
+func inheritNote(steps []step, i, inherited, seen int) Note {
 	from, to := steps[i].point.Name(), steps[i+1].point.Name()
-	return fmt.Sprintf("not separable: the RX stamp at %s was inherited from %s (the same skb timestamp) in %d of %d samples",
+	return notef(NoteNotSeparable, "the RX stamp at %s was inherited from %s (the same skb timestamp) in %d of %d samples",
 		to, from, inherited, seen)
 }
 

@@ -172,27 +172,40 @@ func (t *segmentTable) add(r *Result, s Segment, remark string) {
 
 // noteMarks are the letters the notes column shows per kind of note, in
 // the order they are shown.
-var noteMarks = []struct{ kind, mark, legend string }{
+var noteMarks = []struct {
+	kind         NoteKind
+	mark, legend string
+}{
 	{NoteNotSeparable, "i", "not separable (inherited RX stamp)"},
 	{NoteFewSamples, "n", "under 10 samples (p90, p99 = max)"},
 	{NoteCaptureDrops, "d", "capture dropped packets at an end"},
 }
 
-// marks returns one letter per kind of note, "o" for other kinds.
-func marks(notes []string) string {
+// otherMark is the letter of the kinds noteMarks does not list.
+const otherMark = "o"
+
+// marks returns one letter per kind of note, otherMark for other kinds.
+func marks(notes []Note) string {
 	var m strings.Builder
 	for _, k := range noteMarks {
-		if slices.ContainsFunc(notes, func(n string) bool { return strings.HasPrefix(n, k.kind+":") }) {
+		if slices.ContainsFunc(notes, func(n Note) bool { return n.Kind == k.kind }) {
 			m.WriteString(k.mark)
 		}
 	}
-	for _, n := range notes {
-		if !slices.ContainsFunc(noteMarks, func(k struct{ kind, mark, legend string }) bool { return strings.HasPrefix(n, k.kind+":") }) {
-			m.WriteString("o")
-			break
-		}
+	if slices.ContainsFunc(notes, func(n Note) bool { return !knownKind(n.Kind) }) {
+		m.WriteString(otherMark)
 	}
 	return m.String()
+}
+
+// knownKind reports whether noteMarks has a letter for k.
+func knownKind(k NoteKind) bool {
+	for _, nm := range noteMarks {
+		if nm.kind == k {
+			return true
+		}
+	}
+	return false
 }
 
 // writeLegend explains the letters used in the notes column.
@@ -207,7 +220,7 @@ func writeLegend(b *strings.Builder, segs []Segment) {
 			parts = append(parts, k.mark+" "+k.legend)
 		}
 	}
-	if strings.Contains(used, "o") {
+	if strings.Contains(used, otherMark) {
 		parts = append(parts, "o other (see the JSON notes)")
 	}
 	if len(parts) > 0 {

@@ -47,7 +47,7 @@ func writeRTT(b *strings.Builder, r *Result) {
 		fmt.Fprintf(b, "clocks: send %s; receive %s\n", clockCounts(c.Send), clockCounts(c.Receive))
 	}
 	for _, n := range r.RTTNotes {
-		b.WriteString("  " + n + "\n")
+		b.WriteString("  " + n.String() + "\n")
 	}
 }
 
@@ -117,6 +117,6 @@ func writeBaseline(b *strings.Builder, r *Result) {
 		fmt.Fprintf(b, " over %d %s measured on both paths\n", bl.Pairs, plural(bl.Pairs, "pair", "pairs"))
 	}
 	for _, n := range bl.Notes {
-		b.WriteString("  " + n + "\n")
+		b.WriteString("  " + n.String() + "\n")
 	}
 }
