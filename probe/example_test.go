@@ -72,3 +72,50 @@ func ExampleListenFor() {
 		fmt.Println(p.Seq, p.Answered(), clock, p.ReceivedAt.Sub(at))
 	}
 }
+
+// RunSources sends the same probes from two places at once, here from a
+// pod's netns and from the node's (where a hostNetwork pod would send
+// from), the node's falling half-way between the pod's: both cross the
+// node's forwarding path within the same few milliseconds, and what the pod
+// adds shows in the difference. Each source has a socket and a run id of
+// its own. Like ExampleListenFor it needs root, so it is compiled but not
+// run; TestRunSourcesInterleaves makes the same call on fake sockets.
+func ExampleRunSources() {
+	target := netip.MustParseAddr("10.244.2.7")
+	var sources []probe.Source
+	for _, path := range []string{"/run/netns/web-0", "/proc/1/ns/net"} {
+		ns, err := topology.OpenNetNS(path)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		defer ns.Close()
+		conn, err := probe.ListenFor(ns, target) // made in ns, used from here
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		defer conn.Close()
+		sources = append(sources, probe.Source{
+			Name: "netns " + ns.ID(),
+			Conn: conn,
+			Config: probe.Config{
+				Target: target, Count: 20, Interval: 10 * time.Millisecond, Timeout: time.Second, Size: 56,
+				RunID: probe.NewRunID(),
+			},
+		})
+	}
+	results, err := probe.RunSources(context.Background(), sources)
+	if err != nil {
+		fmt.Println(err) // e.g. probes from netns net:[4026531840]: send echo request 3 to 10.244.2.7: ...
+	}
+	for i, res := range results { // none if a source failed its check; else one per source, partial after an error
+		answered := 0
+		for _, p := range res.Probes {
+			if p.Answered() {
+				answered++
+			}
+		}
+		fmt.Printf("%s: %d of %d answered\n", sources[i].Name, answered, len(res.Probes))
+	}
+}
