@@ -4,49 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"time"
 
 	"github.com/cnitrace/cnitrace/capture"
 	"github.com/cnitrace/cnitrace/probe"
 	"github.com/cnitrace/cnitrace/topology"
 )
-
-// step is one expected crossing of a point in a probe's timeline.
-type step struct {
-	point topology.Point
-	reply bool
-	dir   topology.Dir
-	// dropped is set when the point's capture dropped packets: a probe
-	// missing there may have passed unseen.
-	dropped bool
-}
-
-// sighting is the earliest observation of one probe at one step. It is
-// kept to 16 bytes: a long run holds one per probe and step.
-type sighting struct {
-	ns  int64 // the kernel stamp, Unix nanoseconds
-	ok  bool  // the probe was seen at this step
-	skb bool  // the stamp is the skb's own (capture.StampSKB), maybe inherited
-}
-
-// time returns the stamp as a time.Time.
-func (s sighting) time() time.Time { return time.Unix(0, s.ns) }
-
-// since returns s minus start.
-func (s sighting) since(start sighting) time.Duration { return time.Duration(s.ns - start.ns) }
-
-// timeline is what was seen of one probe, indexed by step.
-type timeline struct {
-	probe probe.Probe
-	at    []sighting
-}
-
-// stepKey finds the step of an observation: a point is crossed once per
-// direction of the probe.
-type stepKey struct {
-	point string
-	reply bool
-}
 
 // Correlate matches the capture's observations to probes by the token in
 // their payload and measures every segment of the path; the capture's
@@ -130,35 +92,6 @@ func validatePath(path *topology.Path) error {
 	return nil
 }
 
-// buildSteps lays out the expected timeline: the points in order, each
-// crossed in its request direction, then the points in reverse order, each
-// crossed the other way. pts are the report's points, in path order.
-func buildSteps(path *topology.Path, pts []Point) []step {
-	n := len(path.Points)
-	steps := make([]step, 0, 2*n)
-	for i, p := range path.Points {
-		steps = append(steps, step{point: p, dir: p.RequestDir, dropped: pts[i].Dropped()})
-	}
-	for i := n - 1; i >= 0; i-- {
-		p := path.Points[i]
-		steps = append(steps, step{point: p, reply: true, dir: p.RequestDir.Reverse(), dropped: pts[i].Dropped()})
-	}
-	return steps
-}
-
-// earliest keeps the earliest of duplicate observations. On a tie it prefers
-// a fresh copy stamp, so the choice does not depend on input order.
-func earliest(cur sighting, o capture.Observation) sighting {
-	next := sighting{ns: o.At.UnixNano(), ok: true, skb: o.Stamp == capture.StampSKB}
-	switch {
-	case !cur.ok, next.ns < cur.ns:
-		return next
-	case next.ns == cur.ns && cur.skb && !next.skb:
-		return next
-	}
-	return cur
-}
-
 // points describes the path's points with their capture counters. Counters
 // of unknown points are ignored; several for one point are added up.
 func points(path *topology.Path, stats []capture.PointStats) []Point {
@@ -194,16 +127,6 @@ func addrString(a netip.Addr) string {
 		return ""
 	}
 	return a.String()
-}
-
-// complete reports whether the probe was observed at every step.
-func (l *timeline) complete() bool {
-	for _, s := range l.at {
-		if !s.ok {
-			return false
-		}
-	}
-	return true
 }
 
 // rewrites fills pts' addresses and returns the rewrites between steps.

@@ -89,12 +89,3 @@ func clockNotes(c *Clocks, n int) []Note {
 	}
 	return notes
 }
-
-// captureRTT is the time from the first request step to the last reply step.
-func (l *timeline) captureRTT() (time.Duration, bool) {
-	first, last := l.at[0], l.at[len(l.at)-1]
-	if !first.ok || !last.ok {
-		return 0, false
-	}
-	return last.since(first), true
-}

@@ -152,16 +152,6 @@ func lossBySegment(steps []step, lines []*timeline) (lost, unknown []int, stack 
 	return lost, unknown, stack
 }
 
-// last returns the last step at which the probe was observed, or -1.
-func (l *timeline) last() int {
-	for i := len(l.at) - 1; i >= 0; i-- {
-		if l.at[i].ok {
-			return i
-		}
-	}
-	return -1
-}
-
 // samples returns the durations of a separable span over the probes observed
 // at both of its own ends and at its start.
 func samples(lines []*timeline, sp span) []time.Duration {
@@ -172,15 +162,6 @@ func samples(lines []*timeline, sp span) []time.Duration {
 		}
 	}
 	return ds
-}
-
-// duration is the time the probe spent in the span.
-func (l *timeline) duration(sp span) (time.Duration, bool) {
-	start, from, to := l.at[sp.start], l.at[sp.from], l.at[sp.to]
-	if !start.ok || !from.ok || !to.ok {
-		return 0, false
-	}
-	return to.since(start), true
 }
 
 // inheritNote explains why segment i is not separable.
