@@ -1,7 +1,6 @@
 package probe
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -99,7 +98,7 @@ func rawSocket(p icmpProto) (rawFD, error) {
 	}
 	fd, err := unix.Socket(domain, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, int(p))
 	if err != nil {
-		return -1, fmt.Errorf("%s: %w", call, capHint(err, "CAP_NET_RAW"))
+		return -1, fmt.Errorf("%s: %w", call, topology.NeedsCapability(err, "CAP_NET_RAW"))
 	}
 	return rawFD(fd), nil
 }
@@ -146,11 +145,4 @@ func icmp6Filter(pass ...uint8) unix.ICMPv6Filter {
 		f.Data[t>>5] &^= 1 << (t & 31)
 	}
 	return f
-}
-
-func capHint(err error, capability string) error {
-	if errors.Is(err, os.ErrPermission) {
-		return fmt.Errorf("%w (needs %s)", err, capability)
-	}
-	return err
 }
