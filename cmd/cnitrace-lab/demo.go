@@ -25,10 +25,10 @@ func (e *traceExit) Error() string { return fmt.Sprintf("cnitrace exited %d", e.
 // demoTraceFlags are the trace flags demo passes on to cnitrace when given;
 // cnitrace checks their values, so a bad one is its usage error (exit 2).
 var demoTraceFlags = []struct{ name, usage string }{
-	{"count", "number of probes, like ping -c (cnitrace trace --count)"},
-	{"interval", "time between probes, like ping -i"},
-	{"timeout", "how long to wait for replies after the last probe"},
-	{"size", "ICMP echo data bytes"},
+	{"count", "send `N` probes, like ping -c (cnitrace trace --count and its default)"},
+	{"interval", "`duration` between probes, like ping -i"},
+	{"timeout", "`duration` to wait for replies after the last probe, like ping -W"},
+	{"size", "ICMP echo data `bytes`, like ping -s"},
 	{"format", "report `format`: text or json"},
 	{"out", "write the report to `file` instead of stdout"},
 }
