@@ -51,12 +51,14 @@ func network(d time.Duration, p float64) lab.Network {
 	return lab.Network{Request: lab.Impairment{Delay: d, Loss: p}, Reply: lab.Impairment{Delay: d, Loss: p}}
 }
 
-// The wire adds 2D to the RTT (medians of 40 pings). Its own cost, at
-// D = 0, is a user-space copy of every frame: measured 0.05-0.1 ms on a
-// quiet machine and 0.25-0.28 ms under -race on a loaded one, so it only
-// has to stay under 1 ms. Above it, each delay must land as a ratio of
-// 2D (0.8-1.2 for the ms delays, 0.5-2 for 200 us, which is within the
-// lab's jitter); how precisely it lands is make bench's job.
+// The wire adds 2D to the RTT (medians of 40 pings). At D = 0 it adds its
+// own cost, a user-space copy of every frame, which depends on how soon the
+// delay line wakes: 0.05-0.1 ms on a quiet machine, 0.25-0.35 ms under
+// -race on a loaded one, so it only has to stay under 1 ms. Each delay
+// must land as a ratio of 2D: 0.8-1.3 for the ms delays (a sleeping delay
+// line wakes on time: 1.01-1.06 measured under load), 0.5-2.5 for 200 us,
+// which is within the lab's jitter. How precisely it lands is make
+// bench's job.
 func TestPrivilegedWireDelay(t *testing.T) {
 	plain := labtest.New(t)
 	wired := labtest.NewWith(t, lab.Config{Faults: lab.Faults{Wire: true}})
@@ -64,37 +66,35 @@ func TestPrivilegedWireDelay(t *testing.T) {
 	pingRun(t, wired, 3)
 	base, _ := pingRun(t, plain, 40)
 	t.Logf("plain lab: RTT median %.3f ms", median(base))
-	var wireCost float64
 	for _, tc := range []struct {
 		d        time.Duration
-		min, max float64 // bounds of (added - wireCost) / 2D
+		min, max float64 // bounds of added / 2D
 	}{
 		{0, 0, 0},
-		{200 * time.Microsecond, 0.5, 2},
-		{time.Millisecond, 0.8, 1.2},
-		{2 * time.Millisecond, 0.8, 1.2},
-		{5 * time.Millisecond, 0.8, 1.2},
+		{200 * time.Microsecond, 0.5, 2.5},
+		{time.Millisecond, 0.8, 1.3},
+		{2 * time.Millisecond, 0.8, 1.3},
+		{5 * time.Millisecond, 0.8, 1.3},
 	} {
 		if err := wired.SetFaults(t.Context(), lab.Faults{Wire: true, Network: network(tc.d, 0)}); err != nil {
 			t.Fatal(err)
 		}
 		rtts, lost := pingRun(t, wired, 40)
 		stats, _ := wired.WireStats()
-		added := median(rtts) - median(base)
-		t.Logf("D = %4d us: RTT median %.3f ms, min %.3f, max %.3f; added %.3f ms (want %.3f plus the wire's cost); %d lost; %v",
-			tc.d.Microseconds(), median(rtts), slices.Min(rtts), slices.Max(rtts), added, 2*tc.d.Seconds()*1e3, lost, stats)
+		added, want := median(rtts)-median(base), 2*tc.d.Seconds()*1e3
+		t.Logf("D = %4d us: RTT median %.3f ms, min %.3f, max %.3f; added %.3f ms (want %.3f); %d lost; %v",
+			tc.d.Microseconds(), median(rtts), slices.Min(rtts), slices.Max(rtts), added, want, lost, stats)
 		if lost > 0 {
 			t.Errorf("D = %v lost %d of 40 echoes, want none", tc.d, lost)
 		}
 		if tc.d == 0 {
-			wireCost = added
 			if added > 1 {
 				t.Errorf("the wire at D = 0 added %.3f ms to the RTT, want under 1 ms", added)
 			}
 			continue
 		}
-		if ratio := (added - wireCost) / (2 * tc.d.Seconds() * 1e3); ratio < tc.min || ratio > tc.max {
-			t.Errorf("D = %v added %.3f ms over the wire's own %.3f ms: %.2f of 2D, want %.1f-%.1f", tc.d, added-wireCost, wireCost, ratio, tc.min, tc.max)
+		if ratio := added / want; ratio < tc.min || ratio > tc.max {
+			t.Errorf("D = %v added %.3f ms to the RTT: %.2f of 2D, want %.1f-%.1f", tc.d, added, ratio, tc.min, tc.max)
 		}
 	}
 }
