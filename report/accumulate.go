@@ -3,6 +3,7 @@ package report
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 
@@ -11,42 +12,95 @@ import (
 	"github.com/cnitrace/cnitrace/topology"
 )
 
+// ProbeSource is what the report needs to know of one source of probes:
+// one socket's share of a run, with a run id of its own (probe.Source).
+type ProbeSource struct {
+	// RunID is the run id in the tokens of the source's probes
+	// (probe.Config.RunID): non-zero, and distinct from every other
+	// source's.
+	RunID uint64
+	// NetNS is the netns the source sends from, as topology.NetNS.ID has
+	// it: net:[4026531840]. For the traced source it may be left empty
+	// (it is the path's source netns); for the baseline it is
+	// Baseline.NetNS.
+	NetNS string
+}
+
+// Recorded is what a run recorded besides the observations, which went to
+// Add.
+type Recorded struct {
+	// Probes are the probe results of the sources, one each, in the order
+	// NewAccumulator was given them (probe.RunSources returns them so).
+	Probes []*probe.Result
+	// Stats are the capture's per-point counters (capture.Capture.Stats):
+	// they say where a missing probe may be the capture's fault.
+	Stats []capture.PointStats
+	// Interrupted says the run stopped early (Ctrl-C): the Result is
+	// marked Incomplete.
+	Interrupted bool
+}
+
 // Accumulator folds observations into per-probe timelines as they arrive,
 // so a long run keeps 16 bytes per probe and step rather than every
 // observation: feed it from the capture (capture.Config.Sink) while probing,
-// then call Result once. It is safe for concurrent use.
+// then call Result. It is safe for concurrent use.
+//
+// It knows the run's probe sources by their run ids. Source 0 is the traced
+// one (the pod): its probes make the timelines, segments and verdict. A
+// source 1, if given, is the baseline (trace --baseline: the node's own
+// path to the same target): its probes cross some of the same points, and
+// their packets are set aside for Result.Baseline instead of being counted
+// as ignored.
 type Accumulator struct {
-	path  *topology.Path
-	run   uint64
-	index map[stepKey]int
-	dirs  []topology.Dir // the crossing direction of every step
+	path    *topology.Path
+	sources []ProbeSource
+	index   map[stepKey]int
+	dirs    []topology.Dir // the crossing direction of every step
 
-	// baseline is the run id of the baseline probes (SetBaseline); 0 when
-	// there are none.
-	baseline uint64
-
-	mu          sync.Mutex
-	addrs       []stepAddrs // per step, the addresses probes carried there
-	bySeq       map[uint32]*seen
-	ignored     int
-	baselineObs int
-	baseSeen    map[uint32][]sighting // the baseline run's, by sequence and step
+	mu      sync.Mutex
+	arrived []arrivals  // per source, in sources' order
+	addrs   []stepAddrs // per step, the addresses the traced probes carried there
+	ignored int         // observations of no source, and the traced source's that fit no step
 }
 
-// seen is what arrived for one sequence number of the run.
+// arrivals is what arrived of one source's probes.
+type arrivals struct {
+	bySeq map[uint32]*seen
+	obs   int // observations carrying the source's token
+}
+
+// seen is what arrived for one sequence number of a source.
 type seen struct {
-	at  []sighting
-	obs int // observations placed, for the ignored count of unsent sequences
+	at  []sighting // by step
+	obs int        // observations placed, for the ignored count of unsent sequences
 }
 
-// NewAccumulator returns an Accumulator for the probes of run runID along
-// path. It returns an error for a path it cannot use: nil, without points,
-// or with duplicate point IDs.
-func NewAccumulator(path *topology.Path, runID uint64) (*Accumulator, error) {
+// maxSources is the number of sources the report knows what to do with: the
+// traced one and a baseline.
+const maxSources = 2
+
+// NewAccumulator returns an Accumulator for the probes of sources along
+// path; sources[0] is the traced source, sources[1], if any, the baseline.
+// It returns an error for a path it cannot use (nil, without points, or
+// with duplicate point IDs) and for sources it cannot tell apart or place:
+// none or more than two, a run id that is zero or repeated, a baseline
+// without its netns, a traced source whose netns is not the path's.
+func NewAccumulator(path *topology.Path, sources []ProbeSource) (*Accumulator, error) {
 	if err := validatePath(path); err != nil {
 		return nil, err
 	}
-	a := &Accumulator{path: path, run: runID, index: map[stepKey]int{}, bySeq: map[uint32]*seen{}}
+	if err := validateSources(path, sources); err != nil {
+		return nil, err
+	}
+	a := &Accumulator{
+		path:    path,
+		sources: slices.Clone(sources),
+		index:   map[stepKey]int{},
+		arrived: make([]arrivals, len(sources)),
+	}
+	for i := range a.arrived {
+		a.arrived[i].bySeq = map[uint32]*seen{}
+	}
 	for i, s := range buildSteps(path, make([]Point, len(path.Points))) {
 		a.index[stepKey{s.point.ID, s.reply}] = i
 		a.dirs = append(a.dirs, s.dir)
@@ -55,79 +109,152 @@ func NewAccumulator(path *topology.Path, runID uint64) (*Accumulator, error) {
 	return a, nil
 }
 
-// SetBaseline names the run of the baseline probes (CompareBaseline), sent
-// from the node's netns alongside the traced ones: their packets cross the
-// node's points too, and are counted by BaselineObservations instead of as
-// ignored. Call it before the first Add.
-func (a *Accumulator) SetBaseline(runID uint64) { a.baseline = runID }
-
-// BaselineObservations returns how many observations of the baseline run
-// were set aside.
-func (a *Accumulator) BaselineObservations() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.baselineObs
+func validatePath(path *topology.Path) error {
+	switch {
+	case path == nil:
+		return errors.New("no path")
+	case len(path.Points) == 0:
+		return errors.New("path has no capture points")
+	}
+	seen := make(map[string]bool, len(path.Points))
+	for _, p := range path.Points {
+		if seen[p.ID] {
+			return fmt.Errorf("duplicate point ID %q in path", p.ID)
+		}
+		seen[p.ID] = true
+	}
+	return nil
 }
 
-// Add folds one observation in. Observations of the baseline run are set
-// aside; those of other runs, of unknown points or crossing a point the
-// wrong way are counted as ignored.
-func (a *Accumulator) Add(o capture.Observation) {
-	seq, i, ok := a.place(o)
-	var bl baselineSighting
-	if !ok {
-		bl = a.placeBaseline(o)
+func validateSources(path *topology.Path, sources []ProbeSource) error {
+	switch {
+	case len(sources) == 0:
+		return errors.New("no probe source")
+	case len(sources) > maxSources:
+		return fmt.Errorf("%d probe sources: the report takes the traced one and at most a baseline", len(sources))
+	case sources[0].NetNS != "" && sources[0].NetNS != path.Source.NetNS:
+		return fmt.Errorf("traced source in %s, but the path starts in %s", sources[0].NetNS, path.Source.NetNS)
 	}
+	for i, s := range sources {
+		switch {
+		case s.RunID == 0:
+			return fmt.Errorf("probe source %d has no run id", i)
+		case slices.ContainsFunc(sources[:i], func(o ProbeSource) bool { return o.RunID == s.RunID }):
+			return fmt.Errorf("probe source %d: run id %#x is another source's too", i, s.RunID)
+		case i > 0 && s.NetNS == "":
+			return fmt.Errorf("probe source %d (the baseline) has no netns", i)
+		}
+	}
+	return nil
+}
+
+// Add folds one observation in. Observations of the traced source are
+// placed in their probe's timeline; those of the other sources are set
+// aside, per source; those of no source, and the traced source's that cross
+// an unknown point or a point the wrong way, are counted as ignored.
+func (a *Accumulator) Add(o capture.Observation) {
+	p := a.place(o)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if bl.ours {
-		a.noteBaseline(bl, o)
-		return
-	}
-	if !ok {
+	if p.src < 0 || (p.src == 0 && !p.onPath) {
 		a.ignored++
 		return
 	}
-	s := a.bySeq[seq]
+	in := &a.arrived[p.src]
+	in.obs++
+	if !p.onPath {
+		return
+	}
+	s := in.bySeq[p.seq]
 	if s == nil {
 		s = &seen{at: make([]sighting, len(a.dirs))}
-		a.bySeq[seq] = s
+		in.bySeq[p.seq] = s
 	}
-	s.at[i] = earliest(s.at[i], o)
+	s.at[p.step] = earliest(s.at[p.step], o)
 	s.obs++
-	a.addrs[i].note(o)
+	if p.src == 0 {
+		a.addrs[p.step].note(o)
+	}
 }
 
-// place finds the sequence and step an observation belongs to.
-func (a *Accumulator) place(o capture.Observation) (uint32, int, bool) {
-	if !o.IsRequest() && !o.IsReply() {
-		return 0, 0, false
-	}
+// placement is where an observation belongs.
+type placement struct {
+	src    int // the source whose token it carries; -1 for none
+	seq    uint32
+	step   int
+	onPath bool // it is an echo crossing a step of the timeline the expected way
+}
+
+// place finds the source, sequence and step an observation belongs to. It
+// reads only what NewAccumulator set, so it needs no lock.
+func (a *Accumulator) place(o capture.Observation) placement {
 	pl, err := probe.ParsePayload(o.Payload)
-	if err != nil || pl.RunID != a.run {
-		return 0, 0, false
+	if err != nil {
+		return placement{src: -1}
+	}
+	p := placement{src: slices.IndexFunc(a.sources, func(s ProbeSource) bool { return s.RunID == pl.RunID }), seq: pl.Seq}
+	if p.src < 0 || (!o.IsRequest() && !o.IsReply()) {
+		return p
 	}
 	i, ok := a.index[stepKey{o.Point, o.IsReply()}]
-	if !ok || a.dirs[i] != o.Dir {
-		return 0, 0, false
-	}
-	return pl.Seq, i, true
+	p.step, p.onPath = i, ok && a.dirs[i] == o.Dir
+	return p
 }
 
-// timelines joins what arrived with the probes sent, one timeline per
-// probe in sequence order, and counts the observations no probe claims.
-func (a *Accumulator) timelines(probes *probe.Result) ([]*timeline, int) {
+// Result returns the report of the run, finished: the traced source's
+// probes measured along every segment of the path from what was added,
+// the capture's counters on every point, Incomplete when the run was
+// interrupted, and with a baseline source the Baseline block. It may be
+// called more than once. It returns an error only for probe results that do
+// not fit the sources: one per source, none nil, each of its source's run.
+func (a *Accumulator) Result(rec Recorded) (*Result, error) {
+	if err := a.checkProbes(rec.Probes); err != nil {
+		return nil, err
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	pts := points(a.path, rec.Stats)
+	steps := buildSteps(a.path, pts)
+	lines, ignored := a.timelines(rec.Probes[0])
+	r := correlate(a.path, rec.Probes[0], pts, steps, lines, a.addrs)
+	r.Probes.Ignored = ignored
+	r.Incomplete = rec.Interrupted
+	if len(a.sources) > 1 {
+		r.Baseline = baselineOf(r, rec.Probes[0], sourceRecord{a.sources[1], rec.Probes[1], &a.arrived[1], steps})
+	}
+	return r, nil
+}
+
+// checkProbes reports the first probe result that does not fit its source.
+func (a *Accumulator) checkProbes(probes []*probe.Result) error {
+	if len(probes) != len(a.sources) {
+		return fmt.Errorf("got %d probe results for %d probe sources", len(probes), len(a.sources))
+	}
+	for i, p := range probes {
+		switch {
+		case p == nil:
+			return fmt.Errorf("no probe result for probe source %d", i)
+		case p.RunID != a.sources[i].RunID:
+			return fmt.Errorf("probe result %d is of run %#x, its source's is %#x", i, p.RunID, a.sources[i].RunID)
+		}
+	}
+	return nil
+}
+
+// timelines joins what arrived of the traced source with the probes it
+// sent, one timeline per probe in sequence order, and counts the
+// observations no probe claims. a.mu must be held.
+func (a *Accumulator) timelines(probes *probe.Result) ([]*timeline, int) {
 	lines := make([]*timeline, 0, len(probes.Probes))
 	claimed := make(map[uint32]bool, len(probes.Probes))
+	bySeq := a.arrived[0].bySeq
 	for _, p := range probes.Probes {
 		if claimed[p.Seq] {
 			continue // a sequence sent twice is a probe bug; keep the first
 		}
 		claimed[p.Seq] = true
 		l := &timeline{probe: p}
-		if s := a.bySeq[p.Seq]; s != nil {
+		if s := bySeq[p.Seq]; s != nil {
 			l.at = s.at
 		} else {
 			l.at = make([]sighting, len(a.dirs))
@@ -135,7 +262,7 @@ func (a *Accumulator) timelines(probes *probe.Result) ([]*timeline, int) {
 		lines = append(lines, l)
 	}
 	ignored := a.ignored
-	for seq, s := range a.bySeq {
+	for seq, s := range bySeq {
 		if !claimed[seq] {
 			ignored += s.obs
 		}
@@ -143,6 +270,3 @@ func (a *Accumulator) timelines(probes *probe.Result) ([]*timeline, int) {
 	slices.SortFunc(lines, func(x, y *timeline) int { return cmp.Compare(x.probe.Seq, y.probe.Seq) })
 	return lines, ignored
 }
-
-// errNoProbes is returned by Result without a probe result.
-var errNoProbes = errors.New("no probe result")

@@ -4,7 +4,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/cnitrace/cnitrace/capture"
 	"github.com/cnitrace/cnitrace/probe"
 )
 
@@ -31,8 +30,8 @@ const (
 // with the pod's. The difference of the two round trips is what the CNI adds
 // on the node: veth, bridge, forwarding (iptables), encapsulation.
 type Baseline struct {
-	// NetNS is the netns the baseline probes were sent from, the node's;
-	// the caller sets it.
+	// NetNS is the netns the baseline probes were sent from, the node's
+	// (the baseline ProbeSource's).
 	NetNS string `json:"netns"`
 	// Clock names the clocks of both round trips: BaselineCapture or
 	// BaselineUser.
@@ -60,7 +59,7 @@ type Baseline struct {
 	// Observations counts the packets of the baseline probes seen at the
 	// pod path's capture points (the node's own probes cross the overlay
 	// device and the uplink too): set aside, not counted in
-	// probes.ignored. The caller sets it (Accumulator.BaselineObservations).
+	// probes.ignored.
 	Observations int `json:"observations"`
 	// Notes says where the comparison is weaker than it looks, one line
 	// each.
@@ -85,20 +84,20 @@ type Spread struct {
 	P90 float64 `json:"p90"`
 }
 
-// BaselinePath is one side of CompareBaseline: a run's probes and, by
+// baselinePath is one side of compareBaseline: a run's probes and, by
 // sequence number, the capture stamp of each reply at the point At.
-type BaselinePath struct {
+type baselinePath struct {
 	Probes   *probe.Result
 	Received map[uint32]time.Time
 	At       string
 }
 
-// CompareBaseline compares the round trips of the pod's probes with those
+// compareBaseline compares the round trips of the pod's probes with those
 // of the baseline probes sent from the node's netns; probes pair up by
 // sequence number. The round trips end at the capture stamps (Received)
 // when both paths have some, else at the reads of the replies on both. It
 // returns nil when either probe result is nil.
-func CompareBaseline(pod, node BaselinePath) *Baseline {
+func compareBaseline(pod, node baselinePath) *Baseline {
 	if pod.Probes == nil || node.Probes == nil {
 		return nil
 	}
@@ -128,12 +127,12 @@ func CompareBaseline(pod, node BaselinePath) *Baseline {
 
 // uncaptured reports whether some probes of the path were answered and
 // none of their replies was captured.
-func (p BaselinePath) uncaptured() bool {
+func (p baselinePath) uncaptured() bool {
 	return len(p.Received) == 0 && answered(p.Probes) > 0
 }
 
 // uncaptured names the paths whose replies were never captured.
-func uncaptured(pod, node BaselinePath) string {
+func uncaptured(pod, node baselinePath) string {
 	switch {
 	case pod.uncaptured() && node.uncaptured():
 		return "pod and the node"
@@ -157,7 +156,7 @@ func answered(r *probe.Result) int {
 // baselineRTTs returns the round trip of every answered probe of the path
 // by sequence number (the first probe of a sequence sent twice), measured
 // with clock, and notes on the probes left out or timed from the send call.
-func baselineRTTs(name string, path BaselinePath, clock string) (map[uint32]time.Duration, []Note) {
+func baselineRTTs(name string, path baselinePath, clock string) (map[uint32]time.Duration, []Note) {
 	rtts := make(map[uint32]time.Duration, len(path.Probes.Probes))
 	seen := make(map[uint32]bool, len(path.Probes.Probes))
 	user, missed, n := 0, 0, 0
@@ -213,17 +212,22 @@ func spread(ds []time.Duration) *Spread {
 	return &Spread{P10: micros(rank(s, 10)), P50: micros(rank(s, 50)), P90: micros(rank(s, 90))}
 }
 
-// Baseline compares the run with the baseline run named by SetBaseline: r
-// is the Result of the run, pod and node the probe results of both runs.
-// The pod path's round trips end at the capture stamps on the pod's
-// interface; the node path's at the reply step nearest to the node's socket
-// where the baseline replies were captured. It returns nil when an argument
-// is nil.
-func (a *Accumulator) Baseline(r *Result, pod, node *probe.Result) *Baseline {
-	if r == nil || pod == nil || node == nil {
-		return nil
-	}
-	podPath := BaselinePath{Probes: pod, Received: map[uint32]time.Time{}}
+// sourceRecord is what a run recorded of one source besides the traced
+// one: what the report knows of it, its probe result, and what arrived of
+// its probes, by step of the traced path's timeline.
+type sourceRecord struct {
+	src     ProbeSource
+	probes  *probe.Result
+	arrived *arrivals
+	steps   []step
+}
+
+// baselineOf compares the traced source's probes, pod, whose report is r,
+// with the baseline source's. The pod path's round trips end at the capture
+// stamps on the pod's interface; the node path's at the reply step nearest
+// to the node's socket where the baseline replies were captured.
+func baselineOf(r *Result, pod *probe.Result, node sourceRecord) *Baseline {
+	podPath := baselinePath{Probes: pod, Received: map[uint32]time.Time{}}
 	for _, p := range r.Timelines {
 		if p.Answered && p.ReceiveClock == RTTCapture {
 			podPath.Received[p.Seq] = p.Received
@@ -232,68 +236,21 @@ func (a *Accumulator) Baseline(r *Result, pod, node *probe.Result) *Baseline {
 	if len(r.Points) > 0 {
 		podPath.At = r.Points[0].ID
 	}
-	nodePath := BaselinePath{Probes: node}
-	nodePath.Received, nodePath.At = a.baselineReplies()
-	b := CompareBaseline(podPath, nodePath)
-	b.Observations = a.BaselineObservations()
+	nodePath := baselinePath{Probes: node.probes}
+	nodePath.Received, nodePath.At = nodeReplies(node.arrived, node.steps)
+	b := compareBaseline(podPath, nodePath)
+	b.NetNS, b.Observations = node.src.NetNS, node.arrived.obs
 	return b
 }
 
-// baselineSighting is where an observation of the baseline run belongs.
-type baselineSighting struct {
-	ours   bool // it carries the baseline run's token
-	placed bool // it is a reply crossing a point of the path the expected way
-	seq    uint32
-	step   int
-}
-
-// placeBaseline finds where an observation of the baseline run belongs.
-// Only replies are placed: the node path's round trips end at one of them.
-func (a *Accumulator) placeBaseline(o capture.Observation) baselineSighting {
-	if a.baseline == 0 {
-		return baselineSighting{}
-	}
-	pl, err := probe.ParsePayload(o.Payload)
-	if err != nil || pl.RunID != a.baseline {
-		return baselineSighting{}
-	}
-	b := baselineSighting{ours: true, seq: pl.Seq}
-	if o.IsReply() {
-		i, ok := a.index[stepKey{o.Point, true}]
-		b.step, b.placed = i, ok && a.dirs[i] == o.Dir
-	}
-	return b
-}
-
-// noteBaseline counts an observation of the baseline run and keeps the
-// earliest stamp of a placed reply. a.mu must be held.
-func (a *Accumulator) noteBaseline(b baselineSighting, o capture.Observation) {
-	a.baselineObs++
-	if !b.placed {
-		return
-	}
-	if a.baseSeen == nil {
-		a.baseSeen = map[uint32][]sighting{}
-	}
-	at := a.baseSeen[b.seq]
-	if at == nil {
-		at = make([]sighting, len(a.dirs))
-		a.baseSeen[b.seq] = at
-	}
-	at[b.step] = earliest(at[b.step], o)
-}
-
-// baselineReplies returns the capture stamps of the baseline replies by
-// sequence at the reply step nearest to the socket (the last in timeline
-// order) where any was seen, and that step's point ID; nil and "" when none
-// was seen.
-func (a *Accumulator) baselineReplies() (map[uint32]time.Time, string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+// nodeReplies returns the capture stamps of a source's replies by sequence
+// at the reply step nearest to the socket (the last in timeline order) where
+// any was seen, and that step's point ID; nil and "" when none was seen.
+func nodeReplies(in *arrivals, steps []step) (map[uint32]time.Time, string) {
 	last := -1
-	for _, at := range a.baseSeen {
-		for i := len(at) - 1; i > last; i-- {
-			if at[i].ok {
+	for _, s := range in.bySeq {
+		for i := len(s.at) - 1; i > last && steps[i].reply; i-- {
+			if s.at[i].ok {
 				last = i
 				break
 			}
@@ -302,16 +259,11 @@ func (a *Accumulator) baselineReplies() (map[uint32]time.Time, string) {
 	if last < 0 {
 		return nil, ""
 	}
-	rx := make(map[uint32]time.Time, len(a.baseSeen))
-	for seq, at := range a.baseSeen {
-		if at[last].ok {
-			rx[seq] = at[last].time()
+	rx := make(map[uint32]time.Time, len(in.bySeq))
+	for seq, s := range in.bySeq {
+		if s.at[last].ok {
+			rx[seq] = s.at[last].time()
 		}
 	}
-	for k, i := range a.index {
-		if i == last {
-			return rx, k.point
-		}
-	}
-	return rx, ""
+	return rx, steps[last].point.ID
 }

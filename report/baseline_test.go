@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,9 +20,9 @@ const baselineRun = 0x99aabbccddeeff00
 // reply captured at point at rtts[i] after that stamp, then read 30 us
 // later; a negative RTT means no reply. offset shifts the whole run, as
 // the baseline run starts half an interval after the pod's.
-func pingRun(runID uint64, offset time.Duration, at string, rtts ...float64) BaselinePath {
+func pingRun(runID uint64, offset time.Duration, at string, rtts ...float64) baselinePath {
 	base := time.Unix(1_800_000_000, 0).Add(offset)
-	side := BaselinePath{Probes: &probe.Result{RunID: runID, Size: 56}, Received: map[uint32]time.Time{}, At: at}
+	side := baselinePath{Probes: &probe.Result{RunID: runID, Size: 56}, Received: map[uint32]time.Time{}, At: at}
 	for i, rtt := range rtts {
 		sent := base.Add(time.Duration(i) * interval)
 		p := probe.Probe{Seq: uint32(i), SentAt: sent, SchedAt: sent.Add(10 * time.Microsecond)}
@@ -35,8 +36,8 @@ func pingRun(runID uint64, offset time.Duration, at string, rtts ...float64) Bas
 }
 
 // pod and node are the two sides of a comparison on flannelPath.
-func pod(rtts ...float64) BaselinePath { return pingRun(testRun, 0, "p0", rtts...) }
-func node(rtts ...float64) BaselinePath {
+func pod(rtts ...float64) baselinePath { return pingRun(testRun, 0, "p0", rtts...) }
+func node(rtts ...float64) baselinePath {
 	return pingRun(baselineRun, interval/2, "p3", rtts...)
 }
 
@@ -109,7 +110,7 @@ func TestCompareBaseline(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := CompareBaseline(pod(tt.pod...), node(tt.node...))
+			got := compareBaseline(pod(tt.pod...), node(tt.node...))
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %s\nwant %s", jsonOf(t, got), jsonOf(t, tt.want))
 			}
@@ -118,10 +119,10 @@ func TestCompareBaseline(t *testing.T) {
 }
 
 func TestCompareBaselineNil(t *testing.T) {
-	if got := CompareBaseline(BaselinePath{}, node(100)); got != nil {
+	if got := compareBaseline(baselinePath{}, node(100)); got != nil {
 		t.Errorf("got %+v without a pod result, want nil", got)
 	}
-	if got := CompareBaseline(pod(100), BaselinePath{}); got != nil {
+	if got := compareBaseline(pod(100), baselinePath{}); got != nil {
 		t.Errorf("got %+v without a baseline result, want nil", got)
 	}
 }
@@ -133,7 +134,7 @@ func TestCompareBaselineSendClocks(t *testing.T) {
 	p.Probes.Probes[1].SchedAt = time.Time{} // no stamp at all: 10 us earlier, from SentAt
 	q := &n.Probes.Probes[2]
 	q.SoftwareAt, q.SchedAt = q.SchedAt, time.Time{} // SND only: the same time
-	got := CompareBaseline(p, n)
+	got := compareBaseline(p, n)
 	if want := (&Dist{P50: 170, P90: 190, P99: 190, Max: 190}); !reflect.DeepEqual(got.Pod, want) {
 		t.Errorf("got pod %+v, want %+v (probe 1 from its send call: 170 us)", got.Pod, want)
 	}
@@ -151,7 +152,7 @@ func TestCompareBaselineSendClocks(t *testing.T) {
 func TestCompareBaselineMissedCapture(t *testing.T) {
 	p, n := pod(150, 160, 170), node(100, 110, 120)
 	delete(n.Received, 1)
-	got := CompareBaseline(p, n)
+	got := compareBaseline(p, n)
 	if got.Pairs != 2 || got.Received != 3 || !reflect.DeepEqual(got.Node, &Dist{P50: 100, P90: 120, P99: 120, Max: 120}) {
 		t.Errorf("got pairs %d, received %d, node %+v; want 2, 3 and only probes 0 and 2", got.Pairs, got.Received, got.Node)
 	}
@@ -166,7 +167,7 @@ func TestCompareBaselineMissedCapture(t *testing.T) {
 func TestCompareBaselineUserFallback(t *testing.T) {
 	p, n := pod(150, 160, 170), node(100, 110, 120)
 	n.Received, n.At = nil, ""
-	got := CompareBaseline(p, n)
+	got := compareBaseline(p, n)
 	if got.Clock != BaselineUser || got.PodAt != "" || got.NodeAt != "" {
 		t.Errorf("got clock %q at %q and %q, want %q and no points", got.Clock, got.PodAt, got.NodeAt, BaselineUser)
 	}
@@ -179,8 +180,9 @@ func TestCompareBaselineUserFallback(t *testing.T) {
 	}
 }
 
-// TestAccumulatorSetsBaselineAside: the baseline run's packets at the
-// node's points are counted apart, not as ignored, and change nothing else.
+// TestAccumulatorSetsBaselineAside: the baseline source's packets at the
+// node's points are counted apart, not as ignored, and change nothing but
+// the baseline block, which the Result has finished.
 func TestAccumulatorSetsBaselineAside(t *testing.T) {
 	res, obs := run{n: 5, delays: designDelays()}.build()
 	var node []capture.Observation // the baseline probes at vxlan and uplink, both ways
@@ -199,35 +201,54 @@ func TestAccumulatorSetsBaselineAside(t *testing.T) {
 
 	nodeRes := &probe.Result{RunID: baselineRun, Probes: res.Probes}
 
-	plain := accumulate(t, res, 0, obs)
-	acc := newAccumulatorWith(t, baselineRun, append(append(append([]capture.Observation{}, obs...), node...), foreign))
-	got, err := acc.Result(res, nil)
-	if err != nil {
-		t.Fatal(err)
+	plain := accumulate(t, res, nil, obs)
+	got := accumulate(t, res, nodeRes, append(append(append([]capture.Observation{}, obs...), node...), foreign))
+	b := got.Baseline
+	if b == nil {
+		t.Fatal("got no baseline block")
 	}
-	if n := acc.BaselineObservations(); n != len(node) {
-		t.Errorf("got %d baseline observations, want %d", n, len(node))
+	if b.NetNS != hostNS || b.Observations != len(node) {
+		t.Errorf("got baseline netns %q with %d observations, want %q with %d", b.NetNS, b.Observations, hostNS, len(node))
 	}
 	if got.Probes.Ignored != 1 {
 		t.Errorf("got %d ignored, want 1: only the foreign run's packet", got.Probes.Ignored)
 	}
-	got.Probes.Ignored = 0
+	got.Probes.Ignored, got.Baseline = 0, nil
 	if !reflect.DeepEqual(got, plain) {
 		t.Errorf("baseline packets changed the result:\ngot  %s\nwant %s", jsonOf(t, got), jsonOf(t, plain))
 	}
 
 	// The node's replies end at p3 flannel.1, the reply step nearest to
 	// its socket: the pod path adds flannel.1 -> cni0 -> veth -> eth0.
-	b := acc.Baseline(got, res, nodeRes)
-	if b.Clock != BaselineCapture || b.PodAt != "p0" || b.NodeAt != "p3" || b.Pairs != 5 || b.Observations != len(node) {
-		t.Errorf("got %s, want clock %s at p0 and p3, 5 pairs, %d observations", jsonOf(t, b), BaselineCapture, len(node))
+	if b.Clock != BaselineCapture || b.PodAt != "p0" || b.NodeAt != "p3" || b.Pairs != 5 {
+		t.Errorf("got %s, want clock %s at p0 and p3, 5 pairs", jsonOf(t, b), BaselineCapture)
 	}
 	if want := (&Overhead{P50: 11.4, Pairs: &Spread{P10: 11.4, P50: 11.4, P90: 11.4}}); !reflect.DeepEqual(b.Overhead, want) {
 		t.Errorf("got overhead %s, want %s (9.1 + 1.6 + 0.7 us)", jsonOf(t, b.Overhead), jsonOf(t, want))
 	}
 }
 
-// TestAccumulatorWithoutBaselineIgnores: without SetBaseline, another
+// TestAccumulatorBaselineRequestsOnly: baseline requests seen at the node's
+// points, but none of their replies, end the node path at no capture point:
+// both round trips fall back to the reads of the replies.
+func TestAccumulatorBaselineRequestsOnly(t *testing.T) {
+	res, obs := run{n: 3, delays: designDelays()}.build()
+	all := slices.Clone(obs)
+	for _, o := range obs {
+		if (o.Point == "p3" || o.Point == "p4") && o.IsRequest() {
+			pl, _ := probe.ParsePayload(o.Payload)
+			pl.RunID = baselineRun
+			o.Payload = pl.Marshal(56)
+			all = append(all, o)
+		}
+	}
+	b := accumulate(t, res, &probe.Result{RunID: baselineRun, Probes: res.Probes}, all).Baseline
+	if b.Clock != BaselineUser || b.NodeAt != "" || b.Observations != 6 {
+		t.Errorf("got clock %q at %q over %d observations, want %q at no point over 6", b.Clock, b.NodeAt, b.Observations, BaselineUser)
+	}
+}
+
+// TestAccumulatorWithoutBaselineIgnores: without a baseline source, another
 // run's packets are ignored as before.
 func TestAccumulatorWithoutBaselineIgnores(t *testing.T) {
 	res, obs := run{n: 3, delays: designDelays()}.build()
@@ -235,30 +256,21 @@ func TestAccumulatorWithoutBaselineIgnores(t *testing.T) {
 	pl, _ := probe.ParsePayload(o.Payload)
 	pl.RunID = baselineRun
 	o.Payload = pl.Marshal(56)
-	got := accumulate(t, res, 0, append(obs, o))
-	if got.Probes.Ignored != 1 {
-		t.Errorf("got %d ignored, want 1", got.Probes.Ignored)
+	got := accumulate(t, res, nil, append(obs, o))
+	if got.Probes.Ignored != 1 || got.Baseline != nil {
+		t.Errorf("got %d ignored and baseline %+v, want 1 and none", got.Probes.Ignored, got.Baseline)
 	}
 }
 
-func newAccumulatorWith(t *testing.T, baseline uint64, obs []capture.Observation) *Accumulator {
+// accumulate replays obs along flannelPath for the traced run res and,
+// when node is not nil, the baseline run node, and returns the Result.
+func accumulate(t *testing.T, res, node *probe.Result, obs []capture.Observation) *Result {
 	t.Helper()
-	acc, err := NewAccumulator(flannelPath(), testRun)
-	if err != nil {
-		t.Fatal(err)
+	probes := []*probe.Result{res}
+	if node != nil {
+		probes = append(probes, node)
 	}
-	if baseline != 0 {
-		acc.SetBaseline(baseline)
-	}
-	for _, o := range obs {
-		acc.Add(o)
-	}
-	return acc
-}
-
-func accumulate(t *testing.T, res *probe.Result, baseline uint64, obs []capture.Observation) *Result {
-	t.Helper()
-	r, err := newAccumulatorWith(t, baseline, obs).Result(res, nil)
+	r, err := replaySources(flannelPath(), &capture.Capture{Observations: obs}, probes...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +281,7 @@ func accumulate(t *testing.T, res *probe.Result, baseline uint64, obs []capture.
 // the fields of docs/report-format.md.
 func TestRenderBaseline(t *testing.T) {
 	r := run{n: 5, delays: designDelays()}.correlate(t)
-	r.Baseline = CompareBaseline(pod(150, -1, 170, 160, 155), node(100, 105, 110, -1, 120))
+	r.Baseline = compareBaseline(pod(150, -1, 170, 160, 155), node(100, 105, 110, -1, 120))
 	r.Baseline.NetNS, r.Baseline.Observations = hostNS, 16
 	var text bytes.Buffer
 	if err := Render(&text, r, FormatText); err != nil {

@@ -3,6 +3,8 @@ package report
 import (
 	"testing"
 	"time"
+
+	"github.com/cnitrace/cnitrace/probe"
 )
 
 // BenchmarkAccumulator is the report's cost per observation (Add) and per
@@ -12,7 +14,7 @@ func BenchmarkAccumulator(b *testing.B) {
 		return time.Duration(seq%7) * time.Microsecond
 	}}.build()
 	b.Run("add", func(b *testing.B) {
-		acc, _ := NewAccumulator(flannelPath(), probes.RunID)
+		acc, _ := NewAccumulator(flannelPath(), []ProbeSource{{RunID: probes.RunID}})
 		b.ReportAllocs()
 		i := 0
 		for b.Loop() {
@@ -21,13 +23,13 @@ func BenchmarkAccumulator(b *testing.B) {
 		}
 	})
 	b.Run("result-1000-probes", func(b *testing.B) {
-		acc, _ := NewAccumulator(flannelPath(), probes.RunID)
+		acc, _ := NewAccumulator(flannelPath(), []ProbeSource{{RunID: probes.RunID}})
 		for _, o := range obs {
 			acc.Add(o)
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := acc.Result(probes, nil); err != nil {
+			if _, err := acc.Result(Recorded{Probes: []*probe.Result{probes}}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -70,7 +70,7 @@ func TestCorrelateInputIndependent(t *testing.T) {
 		return time.Duration(seq*seg%7) * time.Microsecond
 	}}
 	res, obs := rn.build()
-	want, err := Correlate(flannelPath(), res, &capture.Capture{Observations: obs})
+	want, err := replay(flannelPath(), res, &capture.Capture{Observations: obs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestCorrelateInputIndependent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Correlate(flannelPath(), res, &capture.Capture{Observations: tt.obs()})
+			got, err := replay(flannelPath(), res, &capture.Capture{Observations: tt.obs()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -191,7 +191,7 @@ func TestCorrelateEmpty(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := Correlate(flannelPath(), tt.probes, nil)
+			r, err := replay(flannelPath(), tt.probes, nil)
 			if err != nil {
 				t.Fatalf("got error %v, want a result", err)
 			}
@@ -220,13 +220,13 @@ func TestCorrelateErrors(t *testing.T) {
 		want   string
 	}{
 		{"nil path", nil, &probe.Result{}, "no path"},
-		{"nil probes", flannelPath(), nil, "no probe result"},
+		{"nil probes", flannelPath(), nil, "no probe result for probe source 0"},
 		{"no points", &topology.Path{}, &probe.Result{}, "path has no capture points"},
 		{"duplicate point", dup, &probe.Result{}, `duplicate point ID "p1" in path`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := Correlate(tt.path, tt.probes, nil)
+			r, err := replay(tt.path, tt.probes, nil)
 			if err == nil || r != nil {
 				t.Fatalf("got %v, %v, want error %q", r, err, tt.want)
 			}
@@ -284,7 +284,7 @@ func TestRewrites(t *testing.T) {
 			o.Src, o.Dst = netip.MustParseAddr(dst), src
 		}
 	}
-	r, err := Correlate(path, res, &capture.Capture{Observations: obs})
+	r, err := replay(path, res, &capture.Capture{Observations: obs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +328,7 @@ func TestRewrites(t *testing.T) {
 		}
 		obs[i].Src, obs[i].Dst = a, z
 	}
-	if r, err = Correlate(flannelPath(), res, &capture.Capture{Observations: obs}); err != nil {
+	if r, err = replay(flannelPath(), res, &capture.Capture{Observations: obs}); err != nil {
 		t.Fatal(err)
 	}
 	if len(r.Rewrites) != 0 {

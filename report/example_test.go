@@ -15,9 +15,11 @@ import (
 // A pod's eth0 and the node side of its veth, three probes to a pod on the
 // same node behind that veth (a routed CNI: the node routes to the peer's
 // veth, here left out for brevity): each packet is seen once per point and
-// direction, and Correlate times every segment. The
-// probe socket got a SCHED stamp for every request, so the RTT runs from the
-// kernel's send stamp, while the ping-like RTT starts at the send call.
+// direction. The observations go to an Accumulator as the capture's sink
+// hands them over in a live run (capture.Config.Sink = acc.Add); once the
+// probes are in, Result times every segment. The probe socket got a SCHED
+// stamp for every request, so the RTT runs from the kernel's send stamp,
+// while the ping-like RTT starts at the send call.
 func Example() {
 	path := &topology.Path{
 		Target: netip.MustParseAddr("10.244.1.3"),
@@ -27,16 +29,20 @@ func Example() {
 			{ID: "p1", Interface: "veth1", NetNS: "net:[4026531840]", Ifindex: 7, Kind: topology.KindVeth, RequestDir: topology.RX},
 		},
 	}
-	const run = 42
+	const run = 42 // the run id of the probes' tokens (probe.Config.RunID)
+	acc, err := report.NewAccumulator(path, []report.ProbeSource{{RunID: run}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	start := time.Unix(1_800_000_000, 0)
 	probes := &probe.Result{RunID: run, Target: path.Target}
-	var obs []capture.Observation
 	for seq := range 3 {
 		t0 := start.Add(time.Duration(seq) * time.Second)
 		sent := t0.Add(-20 * time.Microsecond) // the send call, 20 us before eth0 sees the request
 		payload := probe.Payload{RunID: run, Seq: uint32(seq), SentAt: sent}.Marshal(56)
 		see := func(point string, dir topology.Dir, icmpType uint8, after time.Duration) {
-			obs = append(obs, capture.Observation{
+			acc.Add(capture.Observation{
 				Point: point, Dir: dir, ICMPType: icmpType, Stamp: capture.StampSKB,
 				At: t0.Add(after), Payload: payload,
 			})
@@ -52,7 +58,7 @@ func Example() {
 			ReceivedAt: t0.Add(time.Duration(100+seq*10) * time.Microsecond),
 		})
 	}
-	r, err := report.Correlate(path, probes, &capture.Capture{Observations: obs})
+	r, err := acc.Result(report.Recorded{Probes: []*probe.Result{probes}})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -79,4 +85,66 @@ func Example() {
 	//   notes: n under 10 samples (p90, p99 = max)
 	//
 	// verdict: 100% of the latency above the fastest probe (p50 +10.0 us) is in peer beyond veth1@net:[4026531840] (out and back: the peer pod on this node)
+}
+
+// A trace with a baseline (trace --baseline): source 0 is the pod, source 1
+// the node's own socket, probing the same remote target with a run id of
+// its own. The node's packets cross the uplink too; the Accumulator sets
+// them aside, and Result compares both paths' round trips, each from the
+// kernel's send stamp to the reply's capture at the last point before its
+// socket: the pod's eth0 and the node's uplink.
+func ExampleAccumulator_baseline() {
+	path := &topology.Path{
+		Target: netip.MustParseAddr("10.0.0.9"),
+		Source: topology.Source{NetNS: "net:[4026532301]", Interface: "eth0", Addr: netip.MustParseAddr("10.244.1.2")},
+		Points: []topology.Point{
+			{ID: "p0", Interface: "eth0", NetNS: "net:[4026532301]", Ifindex: 2, Kind: topology.KindPod, RequestDir: topology.TX},
+			{ID: "p1", Interface: "veth1", NetNS: "net:[4026531840]", Ifindex: 7, Kind: topology.KindVeth, RequestDir: topology.RX},
+			{ID: "p2", Interface: "eth0", NetNS: "net:[4026531840]", Ifindex: 2, Kind: topology.KindUplink, RequestDir: topology.TX},
+		},
+	}
+	const podRun, nodeRun = 42, 43
+	acc, err := report.NewAccumulator(path, []report.ProbeSource{
+		{RunID: podRun},
+		{RunID: nodeRun, NetNS: "net:[4026531840]"}, // the baseline
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	start := time.Unix(1_800_000_000, 0)
+	pod, node := &probe.Result{RunID: podRun}, &probe.Result{RunID: nodeRun}
+	// send records probe seq of a run sent at t0 (SCHED stamp) and its
+	// packets seen at the points, each after its offset from t0.
+	send := func(r *probe.Result, seq int, t0 time.Time, seen map[string][2]time.Duration) {
+		payload := probe.Payload{RunID: r.RunID, Seq: uint32(seq), SentAt: t0}.Marshal(56)
+		for _, pt := range path.Points {
+			if at, ok := seen[pt.ID]; ok {
+				acc.Add(capture.Observation{Point: pt.ID, Dir: pt.RequestDir, ICMPType: 8, At: t0.Add(at[0]), Payload: payload})
+				acc.Add(capture.Observation{Point: pt.ID, Dir: pt.RequestDir.Reverse(), ICMPType: 0, At: t0.Add(at[1]), Payload: payload})
+			}
+		}
+		r.Probes = append(r.Probes, probe.Probe{Seq: uint32(seq), SentAt: t0, SchedAt: t0, ReceivedAt: t0.Add(time.Millisecond)})
+	}
+	us := func(request, reply float64) [2]time.Duration {
+		return [2]time.Duration{time.Duration(request * 1e3), time.Duration(reply * 1e3)}
+	}
+	for seq := range 3 {
+		t0 := start.Add(time.Duration(seq) * 10 * time.Millisecond)
+		extra := float64(seq) // the pod path has some jitter
+		send(pod, seq, t0, map[string][2]time.Duration{"p0": us(1, 121+extra), "p1": us(6, 115+extra), "p2": us(15, 105)})
+		send(node, seq, t0.Add(5*time.Millisecond), map[string][2]time.Duration{"p2": us(4, 94)})
+	}
+	r, err := acc.Result(report.Recorded{Probes: []*probe.Result{pod, node}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	b := r.Baseline
+	fmt.Printf("from %s: pod p50 %.1f us (at %s), node p50 %.1f us (at %s), overhead p50 %.1f us over %d pairs\n",
+		b.NetNS, b.Pod.P50, b.PodAt, b.Node.P50, b.NodeAt, b.Overhead.P50, b.Pairs)
+	fmt.Printf("%d baseline observations set aside, %d ignored\n", b.Observations, r.Probes.Ignored)
+	// Output:
+	// from net:[4026531840]: pod p50 122.0 us (at p0), node p50 94.0 us (at p2), overhead p50 28.0 us over 3 pairs
+	// 6 baseline observations set aside, 0 ignored
 }

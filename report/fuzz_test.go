@@ -14,21 +14,29 @@ import (
 const fuzzProbes = 6
 
 // FuzzCorrelate builds a path, probes and observations from the fuzz bytes
-// and checks that Correlate and Render never fail or panic, and that no
-// segment accounts for more probes than were observed at its start.
+// and checks that an Accumulator's Result and Render never fail or panic,
+// and that no segment accounts for more probes than were observed at its
+// start. With an odd number of bytes the other run of the observations is a
+// baseline source, which sent the same probes.
 func FuzzCorrelate(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{4, 0xff, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 10, 2, 1, 0, 1, 0, 10})
 	f.Add([]byte{4, 0x0f, 1, 1, 1, 1, 0, 0, 2, 1, 1, 1, 0, 0, 2, 1, 2, 0, 0, 0})
 	f.Add([]byte{0, 0x3f, 0, 0, 0, 0, 0, 1, 0, 3, 0, 0, 0, 1, 0, 3, 1, 0, 0, 2})
 	f.Add([]byte{4 | 8<<3, 0x00, 0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 2, 1, 0, 0, 2}) // seen up to p2, p3 dropped packets: unknown
+	f.Add([]byte{4, 0x7f, 2, 2, 1, 2, 5, 0, 0, 1, 0, 1, 0})                    // odd: a baseline reply at p2, a traced request at p0
 	f.Fuzz(func(t *testing.T, data []byte) {
 		path, res, capt := fuzzInput(data)
-		r, err := Correlate(path, res, capt)
+		probes := []*probe.Result{res}
+		if len(data)%2 == 1 {
+			probes = append(probes, &probe.Result{RunID: testRun + 1, Probes: res.Probes})
+		}
+		r, err := replaySources(path, capt, probes...)
 		if err != nil {
-			t.Fatalf("Correlate: %v", err)
+			t.Fatalf("replay: %v", err)
 		}
 		checkInvariants(t, path, res, capt.Observations, r)
+		checkBaseline(t, len(probes) > 1, capt.Observations, r)
 		for _, format := range []Format{FormatText, FormatJSON} {
 			var b bytes.Buffer
 			if err := Render(&b, r, format); err != nil {
@@ -142,6 +150,27 @@ func checkInvariants(t *testing.T, path *topology.Path, res *probe.Result, obs [
 	checkRTT(t, res, r)
 	if r.Probes.Ignored > len(obs) || r.Verdict.Text == "" {
 		t.Errorf("got ignored %d of %d, verdict %q", r.Probes.Ignored, len(obs), r.Verdict.Text)
+	}
+}
+
+// checkBaseline checks that a baseline source gives a baseline block that
+// counts every observation of its run.
+func checkBaseline(t *testing.T, baseline bool, obs []capture.Observation, r *Result) {
+	t.Helper()
+	if !baseline {
+		if r.Baseline != nil {
+			t.Fatalf("got a baseline block without a baseline source: %+v", r.Baseline)
+		}
+		return
+	}
+	want := 0
+	for _, o := range obs {
+		if p, err := probe.ParsePayload(o.Payload); err == nil && p.RunID == testRun+1 {
+			want++
+		}
+	}
+	if b := r.Baseline; b == nil || b.Observations != want || b.NetNS != hostNS {
+		t.Fatalf("got baseline %+v, want one from %s over %d observations", b, hostNS, want)
 	}
 }
 

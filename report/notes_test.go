@@ -85,7 +85,7 @@ func TestSegmentNoteText(t *testing.T) {
 			t.Errorf("segment %d: got notes\n%q\nwant\n%q", i, got, w)
 		}
 	}
-	empty, err := Correlate(flannelPath(), &probe.Result{RunID: testRun}, nil)
+	empty, err := replay(flannelPath(), &probe.Result{RunID: testRun}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

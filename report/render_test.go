@@ -58,7 +58,7 @@ func flannelResult(t *testing.T) *Result {
 		{Point: "p0", Packets: 59}, {Point: "p1", Packets: 59}, {Point: "p2", Packets: 60},
 		{Point: "p3", Packets: 59, Drops: 3}, {Point: "p4", Packets: 58},
 	}
-	r, err := Correlate(flannelPath(), res, &capture.Capture{Observations: append(obs, other, noise), Stats: stats})
+	r, err := replay(flannelPath(), res, &capture.Capture{Observations: append(obs, other, noise), Stats: stats})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,10 +94,9 @@ type Result struct {
 	Stack   StackLoss `json:"stack_loss"`
 	Verdict Verdict   `json:"verdict"`
 	// Baseline compares the pod path with the node's own (trace
-	// --baseline); nil without a baseline run. The caller sets it
-	// (CompareBaseline).
+	// --baseline); nil without a baseline source.
 	Baseline *Baseline `json:"baseline,omitempty"`
-	// Incomplete is set by the caller when the run stopped early (Ctrl-C):
+	// Incomplete says the run stopped early (Ctrl-C, Recorded.Interrupted):
 	// the numbers then cover only what was recorded.
 	Incomplete bool `json:"incomplete"`
 	// Timelines are the probes one by one, in sequence order. They are not

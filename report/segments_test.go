@@ -55,7 +55,7 @@ func TestInheritedMergedSpan(t *testing.T) {
 			obs[i].At = o.At.Add(time.Microsecond)
 		}
 	}
-	r, err := Correlate(flannelPath(), res, &capture.Capture{Observations: obs})
+	r, err := replay(flannelPath(), res, &capture.Capture{Observations: obs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestInheritedHalf(t *testing.T) {
 					}
 				}
 			}
-			r, err := Correlate(flannelPath(), res, &capture.Capture{Observations: obs})
+			r, err := replay(flannelPath(), res, &capture.Capture{Observations: obs})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -133,7 +133,7 @@ func TestInheritedOnlyOnRXSKB(t *testing.T) {
 			obs[i].Stamp = capture.StampCopy
 		}
 	}
-	r, err := Correlate(flannelPath(), res, &capture.Capture{Observations: obs})
+	r, err := replay(flannelPath(), res, &capture.Capture{Observations: obs})
 	if err != nil {
 		t.Fatal(err)
 	}

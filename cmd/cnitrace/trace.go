@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"slices"
-	"time"
 
 	"github.com/cnitrace/cnitrace/capture"
 	"github.com/cnitrace/cnitrace/cmd/internal/cli"
@@ -69,23 +67,20 @@ func trace(ctx context.Context, c *traceConfig, stdout, stderr io.Writer) error 
 	return nil
 }
 
-// measure arms the captures, probes, drains the captures and correlates.
-// An interrupted probe run still yields a report, marked incomplete.
+// measure opens the probe sockets, arms the captures, probes from every
+// source at once, drains the captures and correlates. An interrupted probe
+// run still yields a report, marked incomplete.
 func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, path *topology.Path, stderr io.Writer) (*report.Result, error) {
-	// Observations go straight into the accumulator: a long run keeps a few
-	// bytes per probe and point, not every packet.
-	runID := probe.NewRunID()
-	acc, err := report.NewAccumulator(path, runID)
-	if err != nil {
-		return nil, fmt.Errorf("correlate: %w", err)
-	}
-	base, err := openBaseline(c, node, runID)
+	sources, known, err := openSources(c, pod, node)
 	if err != nil {
 		return nil, err
 	}
-	if base != nil {
-		defer base.conn.Close()
-		acc.SetBaseline(base.cfg.RunID)
+	defer closeSources(sources)
+	// Observations go straight into the accumulator: a long run keeps a few
+	// bytes per probe and point, not every packet.
+	acc, err := report.NewAccumulator(path, known)
+	if err != nil {
+		return nil, fmt.Errorf("correlate: %w", err)
 	}
 	cfg := captureConfig(path)
 	cfg.Sink = acc.Add
@@ -94,8 +89,8 @@ func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, pat
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(stderr, "cnitrace: capturing on %d interfaces, sending %d probes to %s%s\n", len(path.Points), c.count, c.to, base.describe())
-	probes, baseProbes, perr := sendAll(ctx, c, pod, runID, base)
+	fmt.Fprintf(stderr, "cnitrace: capturing on %d interfaces, sending %d probes to %s%s\n", len(path.Points), c.count, c.to, describeBaseline(known))
+	probes, perr := probe.RunSources(ctx, sources)
 	capt, cerr := sess.Stop()
 	if perr != nil && !errors.Is(perr, context.Canceled) {
 		return nil, perr
@@ -104,24 +99,55 @@ func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, pat
 		return nil, fmt.Errorf("drain captures: %w", cerr)
 	}
 	warnDrops(capt.Stats, stderr)
-	r, err := acc.Result(probes, capt.Stats)
+	r, err := acc.Result(report.Recorded{Probes: probes, Stats: capt.Stats, Interrupted: perr != nil})
 	if err != nil {
 		return nil, fmt.Errorf("correlate: %w", err)
 	}
-	r.Incomplete = perr != nil
-	r.Baseline = base.compare(r, probes, baseProbes, acc)
 	return r, nil
 }
 
-func sendProbes(ctx context.Context, c *traceConfig, pod *topology.NetNS, runID uint64) (*probe.Result, error) {
+// openSources opens a probe socket for every source of the run: the pod's
+// and, with --baseline, the node's, where a hostNetwork pod would send
+// from. Each gets a run id of its own, so that their tokens never mix. It
+// returns the sources as probe sends them and as report tells them apart,
+// in the same order; on error, nothing is left open.
+func openSources(c *traceConfig, pod, node *topology.NetNS) ([]probe.Source, []report.ProbeSource, error) {
 	conn, err := probe.ListenFor(pod, c.to) // ICMPv6 for an IPv6 target
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer conn.Close()
-	cfg := c.probeConfig()
-	cfg.RunID = runID
-	return probe.Run(ctx, conn, cfg)
+	sources := []probe.Source{{Conn: conn, Config: c.probeConfig()}}
+	sources[0].Config.RunID = probe.NewRunID()
+	if c.baseline {
+		if conn, err = probe.ListenFor(node, c.to); err != nil {
+			closeSources(sources)
+			return nil, nil, fmt.Errorf("open the baseline probe socket in the node netns %s: %w", node, err)
+		}
+		base := probe.Source{Name: fmt.Sprintf("the node netns %s (baseline)", node.ID()), Conn: conn, Config: c.probeConfig()}
+		for base.Config.RunID == 0 || base.Config.RunID == sources[0].Config.RunID {
+			base.Config.RunID = probe.NewRunID()
+		}
+		sources = append(sources, base)
+	}
+	known := []report.ProbeSource{{RunID: sources[0].Config.RunID, NetNS: pod.ID()}}
+	for _, s := range sources[1:] {
+		known = append(known, report.ProbeSource{RunID: s.Config.RunID, NetNS: node.ID()})
+	}
+	return sources, known, nil
+}
+
+func closeSources(sources []probe.Source) {
+	for _, s := range sources {
+		s.Conn.Close()
+	}
+}
+
+// describeBaseline completes the progress line: nothing without a baseline.
+func describeBaseline(known []report.ProbeSource) string {
+	if len(known) < 2 {
+		return ""
+	}
+	return fmt.Sprintf(", and as many from the node netns %s (baseline)", known[1].NetNS)
 }
 
 // captureTargets pairs every point with the open namespace it lives in.
@@ -155,107 +181,4 @@ func warnDrops(stats []capture.PointStats, stderr io.Writer) {
 			fmt.Fprintf(stderr, "cnitrace: warning: capture on %s dropped %d packets; probes missing there may not be lost\n", s.Point, s.Drops)
 		}
 	}
-}
-
-// sendAll sends the pod's probes and, with --baseline, the node's
-// alongside; a failure of the pod's run stops the node's.
-func sendAll(ctx context.Context, c *traceConfig, pod *topology.NetNS, runID uint64, base *baselineRun) (probes, baseProbes *probe.Result, err error) {
-	bctx, stop := context.WithCancel(ctx)
-	defer stop()
-	wait := base.start(bctx)
-	probes, err = sendProbes(ctx, c, pod, runID)
-	if err != nil && !errors.Is(err, context.Canceled) {
-		stop()
-	}
-	baseProbes, berr := wait()
-	return probes, baseProbes, worse(err, berr)
-}
-
-// baselineRun is the node half of trace --baseline: the same probes sent
-// to the same target from the node's netns, where a hostNetwork pod would
-// send them from, interleaved with the pod's.
-type baselineRun struct {
-	conn net.PacketConn // opened in the node's netns
-	cfg  probe.Config
-	ns   string // the node netns, as report.Baseline.NetNS shows it
-}
-
-// openBaseline opens the node's probe socket for --baseline, with a run id
-// of its own so that its tokens never mix with the pod run's; nil without
-// --baseline.
-func openBaseline(c *traceConfig, node *topology.NetNS, podRunID uint64) (*baselineRun, error) {
-	if !c.baseline {
-		return nil, nil
-	}
-	conn, err := probe.ListenFor(node, c.to)
-	if err != nil {
-		return nil, fmt.Errorf("open the baseline probe socket in the node netns %s: %w", node, err)
-	}
-	cfg := c.probeConfig()
-	for cfg.RunID == 0 || cfg.RunID == podRunID {
-		cfg.RunID = probe.NewRunID()
-	}
-	return &baselineRun{conn: conn, cfg: cfg, ns: node.ID()}, nil
-}
-
-// start sends the baseline probes on their own goroutine, beginning half
-// an interval from now so that they fall between the pod's, and returns a
-// function that waits for their result. On a nil b it returns at once.
-func (b *baselineRun) start(ctx context.Context) func() (*probe.Result, error) {
-	if b == nil {
-		return func() (*probe.Result, error) { return nil, nil }
-	}
-	type result struct {
-		r   *probe.Result
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		delay := time.NewTimer(b.cfg.Interval / 2)
-		defer delay.Stop()
-		select {
-		case <-ctx.Done():
-			done <- result{&probe.Result{RunID: b.cfg.RunID, Target: b.cfg.Target, Size: b.cfg.Size}, ctx.Err()}
-			return
-		case <-delay.C:
-		}
-		r, err := probe.Run(ctx, b.conn, b.cfg)
-		if err != nil && !errors.Is(err, context.Canceled) {
-			err = fmt.Errorf("baseline probes from the node netns %s: %w", b.ns, err)
-		}
-		done <- result{r, err}
-	}()
-	return func() (*probe.Result, error) {
-		res := <-done
-		return res.r, res.err
-	}
-}
-
-// describe completes the progress line: nothing on a nil b.
-func (b *baselineRun) describe() string {
-	if b == nil {
-		return ""
-	}
-	return fmt.Sprintf(", and as many from the node netns %s (baseline)", b.ns)
-}
-
-// compare sets the baseline run against the pod's; nil on a nil b.
-func (b *baselineRun) compare(r *report.Result, pod, node *probe.Result, acc *report.Accumulator) *report.Baseline {
-	if b == nil {
-		return nil
-	}
-	bl := acc.Baseline(r, pod, node)
-	if bl != nil {
-		bl.NetNS = b.ns
-	}
-	return bl
-}
-
-// worse returns the error of two concurrent probe runs that decides the
-// outcome: a failure before a cancellation, a cancellation before nil.
-func worse(a, b error) error {
-	if a == nil || (errors.Is(a, context.Canceled) && b != nil && !errors.Is(b, context.Canceled)) {
-		return b
-	}
-	return a
 }
