@@ -253,3 +253,34 @@ func TestDocSample(t *testing.T) {
 		t.Errorf("got a sample in docs/report-format.md that differs from the golden text report; want:\n%s", indented.String())
 	}
 }
+
+// TestDocExample keeps the Go excerpt at the top of docs/report-format.md
+// in step with Example: its lines, but for the "..." ones, appear in the
+// example in that order.
+func TestDocExample(t *testing.T) {
+	doc, err := os.ReadFile("../docs/report-format.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("example_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, excerpt, ok := strings.Cut(string(doc), "\n\n    acc, err := report.NewAccumulator(")
+	if !ok {
+		t.Fatal("docs/report-format.md has no excerpt of Example starting with NewAccumulator")
+	}
+	excerpt, _, _ = strings.Cut("    acc, err := report.NewAccumulator("+excerpt, "\n\n")
+	rest := string(src)
+	for _, line := range strings.Split(excerpt, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "..." {
+			continue
+		}
+		i := strings.Index(rest, line)
+		if i < 0 {
+			t.Fatalf("the excerpt's line %q is not in report/example_test.go (after the lines before it)", line)
+		}
+		rest = rest[i+len(line):]
+	}
+}
