@@ -31,7 +31,7 @@ func TestPrivilegedCaptureVXLAN(t *testing.T) {
 	lab := newVXLANLab(t)
 	conn := openICMP(t, lab.a.ns)
 	udp := openUDP(t, lab.a.ns)
-	fds, goroutines := countFDs(t), runtime.NumGoroutine()
+	fds, goroutines := openFDs(t), runtime.NumGoroutine()
 
 	s, err := Start(context.Background(), lab.targets(), Config{Magic: probe.Magic, KeepFrames: true})
 	if err != nil {
@@ -146,7 +146,7 @@ func TestPrivilegedStartClosesOnError(t *testing.T) {
 	lab := newVXLANLab(t)
 	targets := lab.targets()
 	targets = append(targets, Target{NS: lab.a.ns, Point: topology.Point{ID: "p2", Interface: "nosuch0", NetNS: lab.a.ns.ID()}})
-	fds, goroutines := countFDs(t), runtime.NumGoroutine()
+	fds, goroutines := openFDs(t), runtime.NumGoroutine()
 	s, err := Start(context.Background(), targets, Config{Magic: probe.Magic})
 	if err == nil {
 		s.Stop()
@@ -167,7 +167,7 @@ func TestPrivilegedStartClosesOnError(t *testing.T) {
 func TestPrivilegedStopAfterCancel(t *testing.T) {
 	lab := newVXLANLab(t)
 	conn := openICMP(t, lab.a.ns)
-	fds, goroutines := countFDs(t), runtime.NumGoroutine()
+	fds, goroutines := openFDs(t), runtime.NumGoroutine()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s, err := Start(ctx, lab.targets(), Config{Magic: probe.Magic})
@@ -268,22 +268,35 @@ func writeEcho(t *testing.T, conn *icmp.PacketConn, dst netip.Addr, id, seq int,
 	}
 }
 
-func countFDs(t *testing.T) int {
+// openFDs returns this process's open descriptors, each as its number and
+// what it points to (a socket:[inode], a file path).
+func openFDs(t *testing.T) map[string]string {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(ents)
+	fds := make(map[string]string, len(ents))
+	for _, e := range ents {
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil {
+			fds[e.Name()] = target // an fd closed meanwhile (ReadDir's own) is left out
+		}
+	}
+	return fds
 }
 
-// checkNoLeaks compares descriptors and goroutines with a count taken before
-// Start; goroutines that already delivered their result may take a moment
-// to exit, so that count is polled for up to a second.
-func checkNoLeaks(t *testing.T, fds, goroutines int) {
+// checkNoLeaks compares descriptors and goroutines with those taken before
+// Start. A descriptor open now that was not open then (or then pointed
+// elsewhere) is a leak; one closed meanwhile is not (the runtime and
+// earlier tests' cleanups close theirs at any time). Goroutines that
+// already delivered their result may take a moment to exit, so that count
+// is polled for up to a second.
+func checkNoLeaks(t *testing.T, before map[string]string, goroutines int) {
 	t.Helper()
-	if got := countFDs(t); got != fds {
-		t.Errorf("got %d open descriptors, want %d as before Start", got, fds)
+	for fd, target := range openFDs(t) {
+		if before[fd] != target {
+			t.Errorf("descriptor %s (%s) is open, and was not before Start", fd, target)
+		}
 	}
 	deadline := time.Now().Add(time.Second)
 	for runtime.NumGoroutine() > goroutines && time.Now().Before(deadline) {
