@@ -26,7 +26,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"github.com/cnitrace/cnitrace/topology"
 )
@@ -46,8 +45,7 @@ const (
 	MTU        = 1450        // pod, bridge and overlay MTU (1500 - VXLAN overhead)
 )
 
-// NamePrefix starts the name of every lab that Config leaves unnamed, and
-// every name List reports.
+// NamePrefix starts the name of every lab that Config leaves unnamed.
 const NamePrefix = "cnitrace-"
 
 // MaxNameLen is the longest lab name accepted.
@@ -56,8 +54,8 @@ const MaxNameLen = 24
 // Config says what lab to build.
 type Config struct {
 	// Name prefixes every namespace of the lab. Empty means a random
-	// NamePrefix + 6 hex digits. A given name must pass ValidateName; only
-	// names starting with NamePrefix show up in List.
+	// NamePrefix + 6 hex digits. A given name must pass ValidateName. List
+	// shows every lab Up built, whatever its name (MarkerFile).
 	Name string
 	// Layout says how pods are wired; empty means LayoutFlannel.
 	Layout Layout
@@ -102,6 +100,7 @@ type Lab struct {
 	WireCommand func(lab string, n Network) *exec.Cmd
 
 	created []string // namespaces this lab pinned, in creation order
+	marked  bool     // this lab created its MarkerFile
 	run     runState // what this process runs for the lab, per system
 }
 
@@ -210,46 +209,6 @@ func nsNames(name string) []string {
 		names = append(names, nodeNSName(name, i), podNSName(name, i), siblingNSName(name, i))
 	}
 	return append(names, wireNSName(name), extNSName(name))
-}
-
-// labOfNSName returns the lab a namespace name belongs to, if it has the
-// form NamePrefix...-n<digits>[-pod|-pod2] or NamePrefix...-wire of a
-// valid lab name.
-func labOfNSName(ns string) (string, bool) {
-	if !strings.HasPrefix(ns, NamePrefix) {
-		return "", false
-	}
-	if name, ok := strings.CutSuffix(ns, "-ext"); ok {
-		if !strings.HasPrefix(name, NamePrefix) || ValidateName(name) != nil {
-			return "", false
-		}
-		return name, true
-	}
-	if name, ok := strings.CutSuffix(ns, "-wire"); ok {
-		if !strings.HasPrefix(name, NamePrefix) || ValidateName(name) != nil {
-			return "", false
-		}
-		return name, true
-	}
-	if trimmed, ok := strings.CutSuffix(ns, "-pod2"); ok {
-		ns = trimmed
-	} else {
-		ns = strings.TrimSuffix(ns, "-pod")
-	}
-	i := strings.LastIndex(ns, "-n")
-	if i < 0 || i+2 == len(ns) {
-		return "", false
-	}
-	for _, c := range ns[i+2:] {
-		if c < '0' || c > '9' {
-			return "", false
-		}
-	}
-	name := ns[:i]
-	if ValidateName(name) != nil {
-		return "", false
-	}
-	return name, true
 }
 
 // newNode plans node i of lab: names, paths and addresses, no handles yet.

@@ -58,6 +58,7 @@ func up(ctx context.Context, cfg Config, fail func(step string) error) (_ *Lab, 
 	}()
 	n1, n2 := l.Nodes[0], l.Nodes[1]
 	steps := []step{
+		{"mark the lab as ours", l.mark},
 		{"create namespaces", l.createNamespaces},
 		{"set up node 1", func() error { return l.setupNode(n1) }},
 		{"set up node 2", func() error { return l.setupNode(n2) }},
@@ -91,6 +92,35 @@ func ifSet(set bool, fn func() error) error {
 		return nil
 	}
 	return fn()
+}
+
+// mark creates the lab's MarkerFile. One that exists already is another
+// lab of the same name, or one whose Down never ran: Up refuses to build
+// over it.
+func (l *Lab) mark() error {
+	if err := os.MkdirAll(StateDir, 0o755); err != nil {
+		return fmt.Errorf("mark lab %s: %w", l.Name, err)
+	}
+	f, err := os.OpenFile(MarkerFile(l.Name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("mark lab %s: %w (is lab %s already up? 'cnitrace-lab down %s' removes it)", l.Name, err, l.Name, l.Name)
+	}
+	if err != nil {
+		return fmt.Errorf("mark lab %s: %w", l.Name, err)
+	}
+	l.marked = true
+	_, werr := fmt.Fprintf(f, "cnitrace lab %s, layout %s, built by pid %d\n", l.Name, l.Layout, os.Getpid())
+	return errors.Join(werr, f.Close())
+}
+
+// unmark removes the marker of the lab called name, and StateDir once it
+// is empty. A missing marker is not an error.
+func unmark(name string) error {
+	if err := os.Remove(MarkerFile(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove the marker of lab %s: %w", name, err)
+	}
+	os.Remove(StateDir) // only when empty: other labs' files keep it
+	return nil
 }
 
 // createNamespaces creates and pins the lab's namespaces. Only those it
@@ -176,6 +206,10 @@ func (l *Lab) Close() error {
 	}
 	slices.Reverse(kept)
 	l.created = kept
+	if l.marked && len(kept) == 0 {
+		errs = append(errs, unmark(l.Name))
+		l.marked = false
+	}
 	return errors.Join(errs...)
 }
 
@@ -187,9 +221,10 @@ func closeNS(ns *topology.NetNS, name string) error {
 }
 
 // Down removes a lab left standing, possibly by another process: it stops
-// the lab's background delay line (and checks it is gone), then unpins
-// every namespace under NamedNetNSDir whose name is exactly one of
-// the lab's. It returns an error wrapping ErrNoLab when none exists.
+// the lab's background delay line (and checks it is gone), unpins every
+// namespace under NamedNetNSDir whose name is exactly one of the lab's,
+// and removes its marker. It returns an error wrapping ErrNoLab when none
+// of these exists.
 func Down(name string) error {
 	if err := ValidateName(name); err != nil {
 		return err
@@ -206,32 +241,36 @@ func Down(name string) error {
 		found = true
 		errs = append(errs, RemoveNamedNetNS(NamedNetNSDir, ns))
 	}
-	if !found {
-		return fmt.Errorf("remove lab %s: %w (nothing named %s-* in %s)", name, ErrNoLab, name, NamedNetNSDir)
+	if _, err := os.Lstat(MarkerFile(name)); err == nil {
+		found = true
 	}
-	return errors.Join(errs...)
+	if !found {
+		return fmt.Errorf("remove lab %s: %w (no marker %s, nothing named %s-* in %s)", name, ErrNoLab, MarkerFile(name), name, NamedNetNSDir)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err // the marker stays, so List still shows what is left
+	}
+	return unmark(name)
 }
 
-// List returns the names of the labs standing, sorted: those with a
-// namespace under NamedNetNSDir named NamePrefix...-n<i>[-pod].
-// Labs given a name without NamePrefix are not listed.
+// List returns the names of the labs this tool built that are standing,
+// sorted: those with a marker in StateDir, whatever their name, and those
+// with a background delay line's pid file (a failed rerun of lab up can
+// leave one without namespaces, which still needs a Down).
 func List() ([]string, error) {
-	names, err := listNames(NamedNetNSDir, labOfNSName)
-	if err != nil {
-		return nil, err
-	}
-	// A background delay line whose namespaces are gone (a failed rerun of
-	// lab up) still needs a lab down: list its lab too.
-	wires, err := listNames(StateDir, func(f string) (string, bool) {
-		name, ok := strings.CutSuffix(f, ".wire.pid")
-		return name, ok && strings.HasPrefix(name, NamePrefix)
-	})
-	if err != nil {
-		return nil, err
-	}
-	for _, w := range wires {
-		if !slices.Contains(names, w) {
-			names = append(names, w)
+	var names []string
+	for _, suffix := range []string{".lab", ".wire.pid"} {
+		found, err := listNames(StateDir, func(f string) (string, bool) {
+			name, ok := strings.CutSuffix(f, suffix)
+			return name, ok && ValidateName(name) == nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range found {
+			if !slices.Contains(names, n) {
+				names = append(names, n)
+			}
 		}
 	}
 	slices.Sort(names)

@@ -272,3 +272,42 @@ func TestPrivilegedListFindsOrphanWire(t *testing.T) {
 		t.Errorf("Down left the empty %s behind", lab.StateDir)
 	}
 }
+
+// TestPrivilegedListShowsOnlyMarkedLabs: a lab named anything is listed
+// (its marker says this tool built it), and namespaces that only look like
+// a lab's (someone else's, with no marker) are neither listed nor removed
+// by a Down of another lab.
+func TestPrivilegedListShowsOnlyMarkedLabs(t *testing.T) {
+	labtest.Require(t)
+	named := uniqueName(t, "mylab-")
+	l := labtest.NewWith(t, lab.Config{Name: named})
+	if _, err := os.Stat(lab.MarkerFile(l.Name)); err != nil {
+		t.Errorf("no marker for lab %s: %v", l.Name, err)
+	}
+	lookalike := uniqueName(t, "cnitrace-other-")
+	ns, err := lab.NewNamedNetNS(lab.NamedNetNSDir, lookalike+"-n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Close()
+	t.Cleanup(func() { lab.RemoveNamedNetNS(lab.NamedNetNSDir, lookalike+"-n1") })
+	names, err := lab.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(names, named) {
+		t.Errorf("List() = %v; want it to contain %s, built with a name of its own", names, named)
+	}
+	if slices.Contains(names, lookalike) {
+		t.Errorf("List() = %v; want no %s: its namespace has no marker", names, lookalike)
+	}
+	if _, err := lab.Up(t.Context(), lab.Config{Name: named}); err == nil || !strings.Contains(err.Error(), "already up") {
+		t.Errorf("a second Up of %s: %v, want it refused as already up", named, err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(lab.NamedNetNSDir, lookalike+"-n1")); err != nil {
+		t.Errorf("closing lab %s touched %s-n1: %v", named, lookalike, err)
+	}
+}

@@ -62,47 +62,12 @@ func TestResolveNameRandom(t *testing.T) {
 	}
 }
 
-func TestLabOfNSName(t *testing.T) {
-	tests := []struct {
-		ns, lab string
-	}{
-		{"cnitrace-ab12cd-n1", "cnitrace-ab12cd"},
-		{"cnitrace-ab12cd-n2-pod", "cnitrace-ab12cd"},
-		{"cnitrace-my-lab-n12", "cnitrace-my-lab"},
-		{"cnitrace-ab12cd-n", ""},
-		{"cnitrace-ab12cd-nx", ""},
-		{"cnitrace-ab12cd-pod", ""},
-		{"cnitrace-ab12cd", ""},
-		{"mylab-n1", ""}, // no NamePrefix: not listed
-		{"cni0-n1", ""},
-		{"cnitrace--n1", ""},
-		{"cnitrace-ab12cd-wire", "cnitrace-ab12cd"},
-		{"cnitrace-wire", ""},
-		{"cnitrace--wire", ""},
-		{"mylab-wire", ""},
-		{"cnitrace-ab12cd-wire-pod", ""},
-		{"cnitrace-ab12cd-n1-pod2", "cnitrace-ab12cd"},
-		{"cnitrace-ab12cd-n1-pod3", ""},
-	}
-	for _, tt := range tests {
-		got, ok := labOfNSName(tt.ns)
-		if got != tt.lab || ok != (tt.lab != "") {
-			t.Errorf("labOfNSName(%q) = %q, %v; want %q", tt.ns, got, ok, tt.lab)
-		}
-	}
-}
-
 func TestNSNamesRoundTrip(t *testing.T) {
 	const name = "cnitrace-ab12cd"
 	got := nsNames(name)
 	want := []string{name + "-n1", name + "-n1-pod", name + "-n1-pod2", name + "-n2", name + "-n2-pod", name + "-n2-pod2", name + "-wire", name + "-ext"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("nsNames(%q) = %v, want %v", name, got, want)
-	}
-	for _, ns := range got {
-		if lab, ok := labOfNSName(ns); !ok || lab != name {
-			t.Errorf("labOfNSName(%q) = %q, %v; want %q", ns, lab, ok, name)
-		}
 	}
 }
 

@@ -6,9 +6,16 @@ import (
 	"time"
 )
 
-// StateDir holds the pid file and the log of each lab's background delay
-// line (Lab.WireCommand). Down removes both.
+// StateDir holds each lab's marker (MarkerFile) and the pid file and the
+// log of its background delay line (Lab.WireCommand). Down removes them.
 const StateDir = "/run/cnitrace"
+
+// MarkerFile is the file that marks the lab called name as one this tool
+// built: Up creates it before the first namespace and Down and Close
+// remove it after the last. List lists the labs that have one, so a lab
+// named anything shows up, and namespaces someone else named like a lab
+// do not.
+func MarkerFile(name string) string { return filepath.Join(StateDir, name+".lab") }
 
 // WirePIDFile is where the pid of the background delay line of the lab
 // called name is recorded.

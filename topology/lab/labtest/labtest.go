@@ -82,8 +82,8 @@ func Require(t testing.TB) {
 }
 
 // CheckGone reports an error for every entry of lab.NamedNetNSDir that
-// belongs to the lab called name, and for the pid file or log of its
-// background delay line.
+// belongs to the lab called name, for its marker, and for the pid file or
+// log of its background delay line.
 func CheckGone(t testing.TB, name string) {
 	t.Helper()
 	entries, err := os.ReadDir(lab.NamedNetNSDir)
@@ -96,9 +96,9 @@ func CheckGone(t testing.TB, name string) {
 			t.Errorf("netns %s of lab %s still pinned in %s", e.Name(), name, lab.NamedNetNSDir)
 		}
 	}
-	for _, f := range []string{lab.WirePIDFile(name), lab.WireLogFile(name)} {
+	for _, f := range []string{lab.WirePIDFile(name), lab.WireLogFile(name), lab.MarkerFile(name)} {
 		if _, err := os.Lstat(f); err == nil {
-			t.Errorf("%s of lab %s's delay line is left behind", f, name)
+			t.Errorf("%s of lab %s is left behind", f, name)
 		}
 	}
 }

@@ -53,8 +53,8 @@ func TestPrivilegedChecksCatchLeaks(t *testing.T) {
 
 	r := &recorder{TB: t}
 	labtest.CheckGone(r, l.Name)
-	if len(r.errs) != 6 { // per node: the node, its pod and the sibling
-		t.Errorf("CheckGone on a standing lab reported %d errors, want 6: %q", len(r.errs), r.errs)
+	if len(r.errs) != 7 { // per node: the node, its pod and the sibling; the lab's marker
+		t.Errorf("CheckGone on a standing lab reported %d errors, want 7: %q", len(r.errs), r.errs)
 	}
 
 	release := parkThread(t, l.Nodes[0].NS, self)
