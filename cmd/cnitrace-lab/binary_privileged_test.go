@@ -31,11 +31,14 @@ type jsonReport struct {
 }
 
 // buildBinaries builds cnitrace-lab and cnitrace as shipped (static, no
-// cgo, no race detector) into one directory, as make build does, and
-// returns their paths.
+// cgo, no race detector) into one directory, bin/ under a temporary one,
+// as make build does, and returns their paths.
 func buildBinaries(t *testing.T) (labBin, traceBin string) {
 	t.Helper()
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "bin")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, pkg := range []string{".", "../cnitrace"} {
 		cmd := exec.Command("go", "build", "-o", dir, pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -82,7 +82,7 @@ func labDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer l.Close()
 	traceArgs = append(traceArgs, l.TraceArgs()...)
-	fmt.Fprintf(stderr, "cnitrace-lab: lab %s is up; tracing pod %s -> pod %s with %s\n", l.Name, l.Nodes[0].Pod.Addr, l.Nodes[1].Pod.Addr, bin)
+	fmt.Fprintf(stderr, "cnitrace-lab: lab %s is up; tracing pod %s -> pod %s with %s\n", l.Name, l.Nodes[0].Pod.Addr, l.Nodes[1].Pod.Addr, shortPath(bin))
 	return runTrace(ctx, bin, traceArgs, stdout, stderr)
 }
 
@@ -104,6 +104,19 @@ func cnitraceBinary(bin string) (string, error) {
 		return "", cli.Usagef("demo: no cnitrace next to %s (run 'make build', or give --cnitrace PATH)", self)
 	}
 	return next, nil
+}
+
+// shortPath is p relative to the working directory when p is under it
+// (bin/cnitrace after make demo), else p.
+func shortPath(p string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return p
+	}
+	if rel, err := filepath.Rel(wd, p); err == nil && filepath.IsLocal(rel) {
+		return rel
+	}
+	return p
 }
 
 // runTrace runs cnitrace with args, its output going straight to ours. An
