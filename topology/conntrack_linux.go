@@ -14,12 +14,17 @@ import (
 // false when conntrack has no such entry, or the entry was not
 // destination-translated. An entry exists only once a packet went that
 // way: the caller sends one probe before Discover (cmd/cnitrace does).
+//
+// The dump is read on every discovery, whatever the target: a Service
+// address looks like any other, and only this table says the node rewrites
+// it. nfnetlink refuses every request, dumps included, without
+// CAP_NET_ADMIN in the node netns's user namespace; the error names it.
 func (d *discovery) dnat(src netip.Addr) (netip.Addr, bool, error) {
 	flows, err := retryDump(func() ([]*netlink.ConntrackFlow, error) {
 		return d.nodeNL.ConntrackTableList(netlink.ConntrackTable, netlink.InetFamily(family(d.target)))
 	})
 	if err != nil {
-		return netip.Addr{}, false, fmt.Errorf("read conntrack in %s: %w", d.node, err)
+		return netip.Addr{}, false, fmt.Errorf("read conntrack in %s: %w", d.node, NeedsCapability(err, "CAP_NET_ADMIN"))
 	}
 	for _, f := range flows {
 		fwdSrc, _ := netip.AddrFromSlice(f.Forward.SrcIP)

@@ -27,7 +27,9 @@ func resolveMAC(h *netlink.Handle, link netlink.Link, ip netip.Addr) (net.Hardwa
 	}
 	use := &netlink.Neigh{LinkIndex: link.Attrs().Index, Family: family(ip), IP: ip.AsSlice(), Flags: netlink.NTF_USE}
 	if err := h.NeighSet(use); err != nil {
-		return nil, fmt.Errorf("ask the kernel to resolve %s on %s: %w", ip, link.Attrs().Name, err)
+		// RTM_NEWNEIGH, like every rtnetlink request but a read, needs
+		// CAP_NET_ADMIN.
+		return nil, fmt.Errorf("ask the kernel to resolve %s on %s: %w", ip, link.Attrs().Name, NeedsCapability(err, "CAP_NET_ADMIN"))
 	}
 	deadline := time.Now().Add(neighResolveTimeout)
 	for time.Now().Before(deadline) {

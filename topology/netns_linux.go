@@ -3,7 +3,6 @@ package topology
 import (
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -20,11 +19,16 @@ const nsGetNSType = 0xb703
 // OpenNetNS opens the network namespace at path, for example
 // /run/netns/web or /proc/4242/ns/net. It returns an error wrapping
 // os.ErrNotExist when nothing is there and ErrNotNetNS when the file is not a
-// network namespace.
+// network namespace. Opening /proc/PID/ns/net of another user's (or a
+// more privileged) process is refused without CAP_SYS_PTRACE; the error
+// then names it.
 func OpenNetNS(path string) (*NetNS, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open netns %s: %w", path, &os.PathError{Op: "open", Path: path, Err: err})
+		if isProcNetNS(path) {
+			err = NeedsCapability(err, "CAP_SYS_PTRACE")
+		}
+		return nil, fmt.Errorf("open netns %s: %w", path, err)
 	}
 	ino, err := checkNetNS(fd)
 	if err != nil {
@@ -36,11 +40,25 @@ func OpenNetNS(path string) (*NetNS, error) {
 
 // NetNSOfPID opens the network namespace of process pid through procRoot
 // (usually /proc; with hostPID and the host's / at /host it can stay /proc).
+// The kernel lets a process open another's namespace only if it may read
+// it as ptrace would (PTRACE_MODE_READ): same user and no more
+// capabilities than the caller, or CAP_SYS_PTRACE. A refusal is a
+// *CapabilityError naming CAP_SYS_PTRACE.
 func NetNSOfPID(procRoot string, pid int) (*NetNS, error) {
 	if pid <= 0 {
 		return nil, fmt.Errorf("open netns of pid %d: pid must be positive", pid)
 	}
 	return OpenNetNS(filepath.Join(procRoot, strconv.Itoa(pid), "ns", "net"))
+}
+
+// isProcNetNS reports whether path names a process's network namespace
+// link, DIR/PID/ns/net, whose opening the kernel checks as a ptrace read.
+func isProcNetNS(path string) bool {
+	nsDir, base := filepath.Split(filepath.Clean(path))
+	pidDir, ns := filepath.Split(filepath.Clean(nsDir))
+	pid := filepath.Base(pidDir)
+	_, err := strconv.ParseUint(pid, 10, 32)
+	return base == "net" && ns == "ns" && err == nil
 }
 
 // CurrentNetNS opens the network namespace of the calling process. cnitrace
