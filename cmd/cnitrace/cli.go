@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/cnitrace/cnitrace/cmd/internal/cli"
 	"github.com/cnitrace/cnitrace/topology"
@@ -72,13 +73,25 @@ func labArgs(args []string) string {
 	return s
 }
 
+// setcapAll grants a copy of the binary every capability a cnitrace
+// command uses (docs/privileges.md), so that a normal user can run it.
+const setcapAll = "setcap cap_net_raw,cap_net_admin,cap_sys_admin,cap_sys_ptrace+ep ./cnitrace"
+
 // hint returns the line that tells the user what to do about err, or ""
 // when no remedy is known. It branches on error types, never on text.
+//
+// A missing capability is named with the three ways to grant it. None of
+// them is "run as root": root in a container often lacks capabilities, and
+// a root whose bounding set lacks one cannot get it back by setcap either.
 func hint(err error) string {
 	var capErr *topology.CapabilityError
 	switch {
 	case errors.As(err, &capErr):
-		return fmt.Sprintf("cnitrace lacks %s (docs/privileges.md): add it to the container or run 'setcap cap_net_raw,cap_net_admin,cap_sys_admin+ep cnitrace'; on Kubernetes: kubectl debug node/<node> --profile=sysadmin -it --image=<image with cnitrace> -- cnitrace ...", capErr.Capability)
+		c := capErr.Capability
+		short := strings.TrimPrefix(c, "CAP_") // how docker and Kubernetes spell it
+		return fmt.Sprintf("cnitrace needs %s (docs/privileges.md): in a container, add it (--cap-add %s, or securityContext.capabilities.add: [%s]); "+
+			"for a normal user, run '%s' on a copy of the binary; on Kubernetes, 'kubectl debug node/<node> --profile=sysadmin' has it",
+			c, short, short, setcapAll)
 	case errors.Is(err, topology.ErrNoForwardRoute):
 		return "check 'sysctl net.ipv4.ip_forward' in the node netns, and that --node-netns names the node the pod runs on"
 	case errors.Is(err, topology.ErrUnsupportedLayout):

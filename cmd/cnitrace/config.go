@@ -122,8 +122,10 @@ func (c *traceConfig) resolve() (pod, node *topology.NetNS, path *topology.Path,
 		node.Close()
 		return nil, nil, nil, cli.Usagef("--baseline: the source netns %s is the node's: a hostNetwork trace has nothing to compare with (trace from a pod's netns)", pod.ID())
 	}
-	c.warmUp(pod)
-	if path, err = topology.Discover(pod, node, c.to); err != nil {
+	if err = c.warmUp(pod); err == nil {
+		path, err = topology.Discover(pod, node, c.to)
+	}
+	if err != nil {
 		pod.Close()
 		node.Close()
 		return nil, nil, nil, err
@@ -174,14 +176,22 @@ const warmUpTimeout = 200 * time.Millisecond
 // discovery, and waits for its reply at most warmUpTimeout: it leaves in
 // the node's conntrack the DNAT of a Service address that Discover follows,
 // and in the neighbour tables the entries a same-node path is found by.
-// It is best effort: a failure here shows up in discovery or in the run.
-func (c *traceConfig) warmUp(src *topology.NetNS) {
+// It is best effort, but for a missing capability: without it a Service's
+// DNAT is never found and discovery follows the untranslated address to the
+// wrong place (path too needs CAP_NET_RAW, docs/privileges.md); any other
+// failure shows up in discovery or in the run.
+func (c *traceConfig) warmUp(src *topology.NetNS) error {
 	conn, err := probe.ListenFor(src, c.to)
 	if err != nil {
-		return
+		var capErr *topology.CapabilityError
+		if errors.As(err, &capErr) {
+			return fmt.Errorf("send the warm-up probe: %w", err)
+		}
+		return nil
 	}
 	defer conn.Close()
 	cfg := c.probeConfig()
 	cfg.Count, cfg.Interval, cfg.Timeout, cfg.RunID = 1, time.Millisecond, warmUpTimeout, 0
 	_, _ = probe.Run(context.Background(), conn, cfg) // best effort, see above
+	return nil
 }
