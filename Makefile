@@ -8,8 +8,9 @@ STATICCHECK_VERSION := v0.8.2
 export PATH := $(PATH):/usr/local/go/bin
 
 # What the lab and the tests run, as command-or-file:Debian-package pairs.
-# gcc and libc6-dev are for `go test -race` (cgo).
-TEST_TOOLS := iptables:iptables ping:iputils-ping nsenter:util-linux ip:iproute2 gcc:gcc /usr/include/stdio.h:libc6-dev
+# gcc and libc6-dev are for `go test -race` (cgo); capsh and setcap (libcap2-bin,
+# in /usr/sbin) for the test that enforces docs/privileges.md.
+TEST_TOOLS := iptables:iptables ping:iputils-ping nsenter:util-linux ip:iproute2 gcc:gcc /usr/include/stdio.h:libc6-dev capsh:libcap2-bin setcap:libcap2-bin
 
 .PHONY: all build demo deps test test-unit lint bench clean
 
