@@ -210,18 +210,29 @@ func (d *discovery) master(veth netlink.Link) (netlink.Link, bool, error) {
 }
 
 // route asks the node which interface forwards traffic to target that
-// enters from entry with the pod's source address.
+// enters from entry with the pod's source address. It returns
+// ErrNoForwardRoute only when the node's forwarding sysctl for that
+// traffic is really 0 (IPv4 refuses the lookup then; IPv6 answers it and
+// drops the packets); any other failed lookup is reported as the kernel
+// answered it. A target the node delivers to itself, or broadcasts, is
+// not forwarded anywhere: ErrUnsupportedLayout, or a *NotPeerError.
 func (d *discovery) route(entry netlink.Link, src netip.Addr) (netlink.Route, netlink.Link, error) {
-	opts := &netlink.RouteGetOptions{Iif: entry.Attrs().Name}
+	iif := entry.Attrs().Name
+	opts := &netlink.RouteGetOptions{Iif: iif}
 	if src.IsValid() {
 		opts.SrcAddr = src.AsSlice()
 	}
 	routes, err := d.nodeNL.RouteGetWithOptions(d.dest.AsSlice(), opts)
+	if off := forwardingOff(d.node, d.dest, iif); off != "" {
+		return netlink.Route{}, nil, fmt.Errorf("forward %s from %s@%s: %w: %s in the node netns", d.target, iif, d.node, ErrNoForwardRoute, off)
+	}
 	if err != nil || len(routes) == 0 {
-		return netlink.Route{}, nil, fmt.Errorf("find the node's forwarding route to %s from %s@%s: %w: %w (is net.ipv4.ip_forward on?)",
-			d.target, entry.Attrs().Name, d.node, ErrNoForwardRoute, orNoRoute(err))
+		return netlink.Route{}, nil, fmt.Errorf("find the node's forwarding route to %s from %s@%s: %w", d.target, iif, d.node, orNoRoute(err))
 	}
 	r := routes[0]
+	if err := d.forwarded(r); err != nil {
+		return netlink.Route{}, nil, err
+	}
 	out, err := d.nodeNL.LinkByIndex(r.LinkIndex)
 	if err != nil {
 		return netlink.Route{}, nil, fmt.Errorf("read egress interface %d in %s: %w", r.LinkIndex, d.node, err)

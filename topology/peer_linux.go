@@ -1,0 +1,115 @@
+package topology
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// CheckPeer asks the kernel of src how it would send a packet to target
+// and returns a *NotPeerError when the answer is not one other host:
+// target is an address of src itself, or a broadcast (the subnet's of
+// one of its interfaces, or 255.255.255.255) or multicast address there.
+// A target src has no route to is no error here: Discover reports that
+// with its context.
+func CheckPeer(src *NetNS, target netip.Addr) error {
+	nl, err := NetlinkHandle(src)
+	if err != nil {
+		return err
+	}
+	defer nl.Close()
+	routes, err := nl.RouteGet(target.AsSlice())
+	if err != nil || len(routes) == 0 {
+		return nil
+	}
+	if what := routeTypeNotPeer(routes[0].Type); what != "" {
+		return &NotPeerError{Target: target, NetNS: src.ID(), What: what}
+	}
+	return nil
+}
+
+// routeTypeNotPeer says what an address whose route has type t is, when
+// that makes it no peer: "" for unicast and everything else.
+func routeTypeNotPeer(t int) string {
+	switch t {
+	case unix.RTN_LOCAL:
+		return "an address of"
+	case unix.RTN_ANYCAST:
+		return "an anycast address of"
+	case unix.RTN_BROADCAST:
+		return "a broadcast address in"
+	case unix.RTN_MULTICAST:
+		return "a multicast address in"
+	}
+	return ""
+}
+
+// forwardingOff returns the sysctl that keeps ns from forwarding packets
+// of target's family that enter by iif, as name = value, or "" when
+// forwarding is on. IPv4 forwards by the entry device's
+// net.ipv4.conf.IIF.forwarding (net.ipv4.ip_forward sets them all); IPv6
+// by net.ipv6.conf.all.forwarding. A sysctl that cannot be read (no /proc
+// in a container, say) blames nothing.
+func forwardingOff(ns *NetNS, target netip.Addr, iif string) string {
+	var sysctls []string
+	if target.Is4() {
+		sysctls = []string{"net/ipv4/ip_forward", "net/ipv4/conf/" + iif + "/forwarding"}
+	} else {
+		sysctls = []string{"net/ipv6/conf/all/forwarding"}
+	}
+	for _, s := range sysctls {
+		if v, err := readSysctl(ns, s); err == nil && v == "0" {
+			return sysctlName(s) + " = 0"
+		}
+	}
+	return ""
+}
+
+// readSysctl reads /proc/sys/NAME as ns sees it. The files under
+// /proc/sys/net belong to the network namespace of the thread that opens
+// them, so the file is opened inside ns (and read outside, as any file
+// created there).
+func readSysctl(ns *NetNS, name string) (string, error) {
+	f, err := Open(ns, func() (*os.File, error) { return os.Open("/proc/sys/" + name) })
+	if err != nil {
+		return "", fmt.Errorf("read sysctl %s in %s: %w", sysctlName(name), ns, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 64))
+	if err != nil {
+		return "", fmt.Errorf("read sysctl %s in %s: %w", sysctlName(name), ns, err)
+	}
+	return string(bytes.TrimSpace(b)), nil
+}
+
+// sysctlName spells a /proc/sys path as sysctl(8) does: dots between the
+// parts, and a dot inside one (an interface such as flannel.1) as a slash.
+func sysctlName(path string) string {
+	parts := strings.Split(path, "/")
+	for i, p := range parts {
+		parts[i] = strings.ReplaceAll(p, ".", "/")
+	}
+	return strings.Join(parts, ".")
+}
+
+// forwarded checks that the node's route r for the probes, entering from
+// the pod, forwards them: a local or anycast route delivers them to the
+// node itself, which discovery does not follow (ErrUnsupportedLayout); a
+// broadcast or multicast route sends them to no single peer.
+func (d *discovery) forwarded(r netlink.Route) error {
+	switch what := routeTypeNotPeer(r.Type); {
+	case what == "":
+		return nil
+	case r.Type == unix.RTN_LOCAL, r.Type == unix.RTN_ANYCAST:
+		return fmt.Errorf("%s is %s the node netns %s: the node delivers the probes to itself, and discovery follows forwarded paths only: %w",
+			d.target, what, d.node, ErrUnsupportedLayout)
+	default:
+		return &NotPeerError{Target: d.target, NetNS: d.node.ID(), What: what}
+	}
+}
