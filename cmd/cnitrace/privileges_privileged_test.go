@@ -173,8 +173,8 @@ func underCapsh(ctx context.Context, capsh string, drop []string, bin string, ar
 //     the command exits 1, and its last two lines on stderr are the error,
 //     naming the capability, and the hint, naming it again with how to
 //     grant it (the setcap line, --cap-add, kubectl debug);
-//   - every "root": the lab, run as root without it, exits 1 with one
-//     error line;
+//   - every "root": the lab, run as root without it, exits 1 with an
+//     error (which names the capability only where the lab does);
 //   - exactly the row's capabilities suffice: a cnitrace row runs from a
 //     copy of the binary given them with setcap, as nobody; a lab row
 //     runs as root with every other capability dropped.
@@ -248,8 +248,7 @@ func checkNamed(t *testing.T, c string, code int, stderr string) {
 	}
 }
 
-// checkFailed checks that the lab, run without c, failed with one error
-// line.
+// checkFailed checks that the lab, run without c, failed with an error.
 func checkFailed(t *testing.T, c string, code int, stderr string) {
 	t.Helper()
 	if code != cli.ExitFailure || strings.Count(stderr, "cnitrace-lab: error: ") == 0 {
