@@ -8,84 +8,185 @@ import (
 	"time"
 )
 
-// collector owns a run's Result: it sends on schedule, records replies as
-// they come and attaches TX timestamps to their probes. Only its goroutine
-// touches res, so the receiver hands everything over through channels.
+// collector owns a run's state: it sends on schedule, records replies as
+// they come, attaches TX timestamps to their probes and hands every probe
+// over once it is done with it. Only its goroutine touches it, so the
+// receiver hands everything over through channels.
 type collector struct {
 	conn endpoint
 	cfg  Config
 	res  *Result
-	// keys maps the OPT_ID key of every probe sent to its sequence. Keys of
-	// earlier runs on the same socket are not in it, so their late stamps
-	// are ignored.
-	keys     map[uint32]uint32
-	answered int
-	schedule schedule
+	win  window // the probes in flight
+	// keys maps the OPT_ID key of every probe in flight to its sequence.
+	// Keys of probes handed over, and of earlier runs on the same socket,
+	// are not in it, so their late stamps are ignored.
+	keys      map[uint32]uint32
+	schedule  schedule
+	firstSend time.Time // monotonic; zero until the first send
+	sending   bool      // more probes are to be sent
 }
 
-// newCollector starts the record of a run of cfg (prepared) on conn.
-func newCollector(conn endpoint, cfg Config) *collector {
+// newCollector starts the record of a run of cfg (prepared) on conn, with
+// at most limit probes in flight.
+func newCollector(conn endpoint, cfg Config, limit int) *collector {
 	return &collector{
-		conn: conn, cfg: cfg, res: newResult(cfg),
-		keys: make(map[uint32]uint32, cfg.Count), schedule: schedule{interval: cfg.Interval},
+		conn: conn, cfg: cfg, res: newResult(cfg), win: newWindow(limit),
+		keys: map[uint32]uint32{}, schedule: schedule{interval: cfg.Interval}, sending: true,
 	}
 }
 
-// loop runs until every probe is answered and stamped, or cfg.Timeout after
-// the last send, or ctx is done. Once the replies are in (or timed out) it
-// waits at most stampGrace for TX stamps still missing. The receiver's
-// error is read from rerr once recvDone is closed.
-func (c *collector) loop(ctx context.Context, replies <-chan reply, stamps <-chan txStamp, recvDone <-chan struct{}, rerr *error) error {
+// feed is what the receiver hands the collector: replies and stamps as
+// they are read, and, once it stopped, its error in err when done is
+// closed.
+type feed struct {
+	replies <-chan reply
+	stamps  <-chan txStamp
+	done    <-chan struct{}
+	err     *error
+}
+
+// loop runs until every probe was sent and handed over, or ctx is done, or
+// the receiver or a send failed; then it gives up on the probes still in
+// flight.
+func (c *collector) loop(ctx context.Context, in feed) error {
 	send := time.NewTimer(0)
 	defer send.Stop()
-	var deadline, grace <-chan time.Time
-	timedOut := false
+	wake := time.NewTimer(time.Hour)
+	defer wake.Stop()
+	err := c.events(ctx, in, send, wake)
+	c.giveUp()
+	return err
+}
+
+// events handles what happens during the run, one event at a time: send
+// is the send timer, wake the timer of the oldest probe in flight.
+func (c *collector) events(ctx context.Context, in feed, send, wake *time.Timer) error {
 	for {
-		if c.answered == c.cfg.Count || timedOut {
-			if c.stamped() {
-				return nil
-			}
-			if grace == nil {
-				grace = time.After(stampGrace)
-			}
+		c.handOver(time.Now())
+		if !c.sending && c.win.n == 0 {
+			return nil
+		}
+		c.arm(wake)
+		sendC := send.C
+		if !c.sending {
+			sendC = nil
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-recvDone:
+		case <-in.done:
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			return fmt.Errorf("receive echo replies: %w", *rerr)
-		case <-deadline:
-			timedOut = true
-		case <-grace:
-			return nil
-		case r := <-replies:
+			return fmt.Errorf("receive echo replies: %w", *in.err)
+		case r := <-in.replies:
 			c.reply(r)
-		case s := <-stamps:
+		case s := <-in.stamps:
 			c.stamp(s)
-		case <-send.C:
+		case <-wake.C:
+		case <-sendC:
 			if err := c.send(); err != nil {
 				return err
 			}
-			if len(c.res.Probes) < c.cfg.Count {
-				send.Reset(c.schedule.next(len(c.res.Probes), time.Now()))
-			} else {
-				deadline = time.After(c.cfg.Timeout)
-			}
+			c.next(send)
 		}
+	}
+}
+
+// next schedules the next send on t, or ends the sending when the count
+// is reached or the next send would fall beyond the duration.
+func (c *collector) next(t *time.Timer) {
+	if (c.cfg.Count > 0 && c.res.Sent >= c.cfg.Count) || uint64(c.res.Sent) >= MaxCount {
+		c.sending = false
+		return
+	}
+	now := time.Now()
+	wait := c.schedule.next(c.res.Sent, now)
+	if c.cfg.Duration > 0 && now.Add(wait).Sub(c.firstSend) >= c.cfg.Duration {
+		c.sending = false
+		return
+	}
+	t.Reset(wait)
+}
+
+// arm sets t to fire when the oldest probe in flight is due to be handed
+// over, if nothing else happens first.
+func (c *collector) arm(t *time.Timer) {
+	f := c.win.front()
+	if f == nil {
+		t.Stop()
+		return
+	}
+	due := f.due
+	if f.Answered() {
+		due = f.stampsDue
+	}
+	t.Reset(max(time.Until(due), 0))
+}
+
+// handOver passes on, oldest first, every probe the run is done with at
+// now: answered and stamped, answered and out of time for stamps, refused,
+// or unanswered past its timeout.
+func (c *collector) handOver(now time.Time) {
+	for f := c.win.front(); f != nil && f.done(now); f = c.win.front() {
+		c.retire()
+	}
+}
+
+// done reports whether the run is done with f at now.
+func (f *flight) done(now time.Time) bool {
+	switch {
+	case f.SendErr != nil:
+		return true
+	case f.Answered():
+		return f.stamped() || !now.Before(f.stampsDue)
+	}
+	return !now.Before(f.due)
+}
+
+// retire hands the oldest probe in flight over: to the Sink, or to
+// Result.Probes without one.
+func (c *collector) retire() {
+	f := c.win.pop()
+	if f.keyed {
+		delete(c.keys, f.key)
+	}
+	if c.cfg.Sink != nil {
+		c.cfg.Sink(f.Probe)
+		return
+	}
+	c.res.Probes = append(c.res.Probes, f.Probe)
+}
+
+// giveUp hands over every probe still in flight: the run stopped waiting
+// for them now, which is their Deadline if it comes first.
+func (c *collector) giveUp() {
+	now := c.cfg.Now()
+	for f := c.win.front(); f != nil; f = c.win.front() {
+		if !f.Answered() && now.Before(f.Deadline) {
+			f.Deadline = now
+		}
+		c.retire()
 	}
 }
 
 // schedule keeps sends on a fixed grid, start + n*interval, so the rate
 // holds even when each wake-up is late (re-arming a relative timer after
-// every send gave ~800 probes/s at a 1 ms interval). A sender that fell more
-// than one interval behind starts a new grid rather than sending a burst.
+// every send gave ~800 probes/s at a 1 ms interval). A sender that is late
+// catches up, sending at once, as long as it is at most one interval or
+// catchUp behind, whichever is longer; further behind, it starts a new
+// grid rather than sending a burst.
 type schedule struct {
 	start    time.Time
 	interval time.Duration
 }
+
+// catchUp is how far behind the grid a sender still catches up. Go's
+// timers sleep at least a millisecond when the process is otherwise idle
+// (the netpoller waits in whole milliseconds), so below a millisecond
+// probes go out in bursts of up to catchUp/interval that keep the rate:
+// at a 200 us interval one wake-up about every millisecond sends five.
+const catchUp = 2 * time.Millisecond
 
 // next returns how long to wait before probe n, the first having been sent
 // at start (set on the first call).
@@ -94,63 +195,91 @@ func (s *schedule) next(n int, now time.Time) time.Duration {
 		s.start = now.Add(-s.interval * time.Duration(n-1))
 	}
 	wait := s.start.Add(s.interval * time.Duration(n)).Sub(now)
-	if wait < -s.interval {
+	if wait < -max(s.interval, catchUp) {
 		s.start = now.Add(-s.interval * time.Duration(n))
 		return 0
 	}
 	return max(wait, 0)
 }
 
+// reply records r on its probe if it is in flight and in time. A reply to
+// a probe past its Deadline, or already handed over, is counted late; one
+// to a probe never sent, or a second one, is ignored.
 func (c *collector) reply(r reply) {
-	if int(r.seq) < len(c.res.Probes) && !c.res.Probes[r.seq].Answered() {
-		c.res.Probes[r.seq].ReceivedAt = r.at
-		c.answered++
+	f := c.win.at(r.seq)
+	switch {
+	case f == nil && int64(r.seq) < int64(c.res.Sent):
+		c.res.LateReplies++
+	case f == nil, f.Answered(), f.SendErr != nil:
+	case r.at.After(f.Deadline):
+		if !f.late {
+			f.late = true
+			c.res.LateReplies++
+		}
+	default:
+		f.ReceivedAt, f.stampsDue = r.at, time.Now().Add(stampGrace)
+		c.res.Answered++
 	}
 }
 
 func (c *collector) stamp(s txStamp) {
 	if seq, ok := c.keys[s.key]; ok {
-		c.res.Probes[seq].addStamp(s)
-	}
-}
-
-// stamped reports whether every answered probe has both TX stamps.
-func (c *collector) stamped() bool {
-	for i := range c.res.Probes {
-		if p := &c.res.Probes[i]; p.Answered() && !p.stamped() {
-			return false
+		if f := c.win.at(seq); f != nil {
+			f.addStamp(s)
 		}
 	}
-	return true
 }
 
 // send sends the next probe and records it, with the OPT_ID key its TX
 // stamps will carry. A probe the kernel refuses (Refused) is
 // recorded as sent and never answered, and the run goes on: that refusal
-// is what the run is there to find.
+// is what the run is there to find. When MaxInFlight probes are in flight
+// (only a late timer can get there: Validate bounds Timeout/Interval), the
+// oldest is given up on first.
 func (c *collector) send() error {
-	seq := uint32(len(c.res.Probes))
+	if c.win.full() {
+		c.giveUpOldest()
+	}
+	seq := uint32(c.res.Sent)
 	data := Payload{RunID: c.cfg.RunID, Seq: seq, SentAt: c.cfg.Now()}.Marshal(c.cfg.Size)
 	b, err := protoFor(c.cfg.Target).echoRequest(c.cfg.ID, seq, data)
 	if err != nil {
 		return fmt.Errorf("build echo request %d: %w", seq, err)
 	}
 	sentAt, key, err := c.conn.sendKeyed(b, c.cfg.Target, c.cfg.Now)
+	if err != nil && !Refused(err) {
+		return fmt.Errorf("send echo request %d to %s: %w", seq, c.cfg.Target, err)
+	}
+	now := time.Now()
+	if c.firstSend.IsZero() {
+		c.firstSend = now
+	}
+	f := flight{Probe: Probe{Seq: seq, SentAt: sentAt}, due: now.Add(c.cfg.Timeout)}
 	if err == nil {
+		f.key, f.keyed = key, true
 		c.keys[key] = seq
-	}
-	p := Probe{Seq: seq, SentAt: sentAt}
-	if err != nil {
-		if !Refused(err) {
-			return fmt.Errorf("send echo request %d to %s: %w", seq, c.cfg.Target, err)
+		f.Deadline = sentAt.Add(c.cfg.Timeout)
+	} else {
+		f.SendErr = err
+		if f.SentAt.IsZero() {
+			f.SentAt = c.cfg.Now()
 		}
-		p.SendErr = err
-		if p.SentAt.IsZero() {
-			p.SentAt = c.cfg.Now()
-		}
+		f.Deadline = f.SentAt
 	}
-	c.res.Probes = append(c.res.Probes, p)
+	c.win.push(f)
+	c.res.Sent++
 	return nil
+}
+
+// giveUpOldest hands over the oldest probe in flight before its time, its
+// Deadline now.
+func (c *collector) giveUpOldest() {
+	if f := c.win.front(); f != nil && !f.Answered() {
+		if now := c.cfg.Now(); now.Before(f.Deadline) {
+			f.Deadline = now
+		}
+	}
+	c.retire()
 }
 
 // Refused reports whether err, from sending one probe, is the local stack

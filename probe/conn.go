@@ -38,6 +38,10 @@ type endpoint interface {
 	// os.ErrDeadlineExceeded when nothing came by deadline, and may return
 	// nil having read nothing. One goroutine at a time reads.
 	read(rx *rxBatch, deadline time.Time, now func() time.Time) error
+	// rxDrops returns how many packets the socket's receive queue has
+	// dropped since it was opened, for want of room, and false when the
+	// kernel cannot tell.
+	rxDrops() (uint64, bool)
 }
 
 // rxBatch is what one read got, and the buffers it read into. The receiver

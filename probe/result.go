@@ -11,13 +11,29 @@ import (
 type Result struct {
 	RunID  uint64
 	Target netip.Addr
-	Size   int     // payload bytes per probe
-	Probes []Probe // one per probe sent, in sequence order
+	Size   int // payload bytes per probe
+	// Probes holds every probe, in sequence order, when the run had no
+	// Config.Sink; with a Sink it stays empty: the probes went there.
+	Probes []Probe
+	// Sent and Answered count the probes sent and those whose reply was
+	// read in time, Sink or not.
+	Sent, Answered int
+	// LateReplies counts the echo replies of this run the socket read
+	// after their probe's Deadline: late replies, and duplicates of replies
+	// to probes already handed over. They answer nothing.
+	LateReplies int
+	// SocketDrops is how many packets the probe socket's receive queue
+	// dropped during the run because it was full (the kernel's sk_drops,
+	// read with SO_MEMINFO): replies, of this run or of anything else
+	// that sent echo requests from the same netns, that cnitrace never
+	// read. Zero also when the kernel cannot tell (before Linux 4.12).
+	SocketDrops uint64
 }
 
-// newResult is the empty Result of a run of cfg, with room for every probe.
+// newResult is the empty Result of a run of cfg. Nothing in it is sized
+// by cfg.Count.
 func newResult(cfg Config) *Result {
-	return &Result{RunID: cfg.RunID, Target: cfg.Target.Unmap(), Size: cfg.Size, Probes: make([]Probe, 0, cfg.Count)}
+	return &Result{RunID: cfg.RunID, Target: cfg.Target.Unmap(), Size: cfg.Size}
 }
 
 // Probe is one echo request and, if it came, its reply.
@@ -33,6 +49,12 @@ type Probe struct {
 	// SendErr is why the kernel refused to send the request (see Refused);
 	// nil when sendto succeeded. A refused probe is never answered.
 	SendErr error
+	// Deadline is when the run stopped waiting for the reply, in the
+	// clock of SentAt: SentAt + Config.Timeout, or the moment the run
+	// stopped if that came first (SentAt for a refused probe). A reply
+	// that reaches the source interface after it is late, not lost; a
+	// reply read after it does not answer the probe.
+	Deadline time.Time
 }
 
 // Clocks a probe's send time can come from.

@@ -4,24 +4,60 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"time"
 )
 
 // Config says what to send. Count, Interval, Timeout and Size behave like
-// ping's -c, -i, -W and -s.
+// ping's -c, -i, -W and -s; Duration like ping's -w.
 type Config struct {
-	Target   netip.Addr    // IPv4 or IPv6; a link-local IPv6 target needs a numeric zone (fe80::1%2)
-	Count    int           // probes to send, > 0
-	Interval time.Duration // between sends
-	Timeout  time.Duration // how long to wait for replies after the last send
-	Size     int           // ICMP echo data bytes, >= TokenLen
-	ID       uint16        // echo identifier; the kernel or NAT may rewrite it, so nothing matches on it
-	RunID    uint64        // token run id; 0 picks a random one
+	Target netip.Addr // IPv4 or IPv6; a link-local IPv6 target needs a numeric zone (fe80::1%2)
+	// Count is how many probes to send, at most MaxCount; 0 means no limit,
+	// and then Duration must be set. With both, the first reached stops
+	// the sending.
+	Count int
+	// Duration is how long to send for, from the first send; 0 means no
+	// limit, and then Count must be set.
+	Duration time.Duration
+	// Interval is the time between sends, at least MinInterval when more
+	// than one probe is sent.
+	Interval time.Duration
+	// Timeout is how long each probe waits for its reply, from its send:
+	// a reply read later answers nothing (Result.LateReplies). The run
+	// ends at the latest Timeout after the last send. Timeout/Interval
+	// may not exceed MaxInFlight.
+	Timeout time.Duration
+	Size    int    // ICMP echo data bytes, >= TokenLen
+	ID      uint16 // echo identifier; the kernel or NAT may rewrite it, so nothing matches on it
+	RunID   uint64 // token run id; 0 picks a random one
 	// Now is the clock for user-space times; nil means time.Now.
 	Now func() time.Time
+	// Sink, when set, receives every probe once the run is done with it
+	// (answered and stamped, or given up on), in sequence order, on the
+	// run's goroutine; Result.Probes then stays empty, so a run of any
+	// length holds at most MaxInFlight probes. It should return quickly:
+	// the next send waits for it.
+	Sink func(Probe)
 }
+
+// Bounds of a run, whatever its Config.
+const (
+	// MinInterval is the shortest Interval between probes: at most 10,000
+	// probes a second. At that rate the probe socket's receive buffer
+	// (sized at Listen) holds the replies and TX stamps of more than a
+	// tenth of a second of probes, so a reader delayed that long drops
+	// nothing (docs/probe.md, "Rate and buffers").
+	MinInterval = 100 * time.Microsecond
+	// MaxInFlight is the most probes a run holds at once: sent, and not
+	// yet answered and stamped or given up on. Config.Validate refuses a
+	// Timeout that would need more at the Interval asked for.
+	MaxInFlight = 1 << 14
+	// MaxCount is the most probes one run sends: sequence numbers are 32
+	// bits.
+	MaxCount = math.MaxUint32
+)
 
 // readSlice bounds every read, so a finished run is noticed within it.
 const readSlice = 50 * time.Millisecond
@@ -31,12 +67,21 @@ func (c Config) Validate() error {
 	switch {
 	case !c.Target.IsValid():
 		return errors.New("no target address")
-	case c.Count <= 0:
-		return fmt.Errorf("count %d: must be at least 1", c.Count)
+	case c.Count < 0 || uint64(c.Count) > MaxCount:
+		return fmt.Errorf("count %d: must be between 1 and %d", c.Count, uint64(MaxCount))
+	case c.Duration < 0:
+		return fmt.Errorf("duration %s: must not be negative", c.Duration)
+	case c.Count == 0 && c.Duration == 0:
+		return errors.New("count 0: must be at least 1, or 0 with a duration (no count limit)")
 	case c.Interval < 0:
 		return fmt.Errorf("interval %s: must not be negative", c.Interval)
+	case c.Interval < MinInterval && c.Count != 1:
+		return fmt.Errorf("interval %s: must be at least %s (at most %d probes a second)", c.Interval, MinInterval, time.Second/MinInterval)
 	case c.Timeout <= 0:
 		return fmt.Errorf("timeout %s: must be positive", c.Timeout)
+	case c.Count != 1 && c.Timeout/c.Interval >= MaxInFlight:
+		return fmt.Errorf("timeout %s: at interval %s up to %d probes would wait for replies at once, at most %d may (shorten --timeout or lengthen --interval)",
+			c.Timeout, c.Interval, c.Timeout/c.Interval, MaxInFlight)
 	case c.Size < TokenLen || c.Size > 65507-8:
 		return fmt.Errorf("size %d: must be between %d and %d bytes", c.Size, TokenLen, 65507-8)
 	}
@@ -67,24 +112,36 @@ func prepare(conn Conn, cfg Config) (Config, error) {
 	return cfg, nil
 }
 
-// Run sends cfg.Count echo requests on conn, one every cfg.Interval, and
-// collects the replies carrying this run's token until all are in, or
-// cfg.Timeout after the last send, or ctx is done. Replies of other runs and
-// other ICMP messages are ignored. The requests are ICMPv6 for an IPv6
-// target and ICMPv4 otherwise; conn must be of the target's family
-// (ListenFor opens the right one). On cancellation it returns what it has
-// together with ctx's error; on an unusable cfg or conn, no Result.
+// Run sends echo requests on conn, one every cfg.Interval, until
+// cfg.Count are sent or cfg.Duration has passed, and collects the replies
+// carrying this run's token; each probe waits cfg.Timeout for its reply.
+// It returns once every probe is answered or given up on, or ctx is done.
+// Replies of other runs and other ICMP messages are ignored. The requests
+// are ICMPv6 for an IPv6 target and ICMPv4 otherwise; conn must be of the
+// target's family (ListenFor opens the right one). On cancellation it
+// returns what it has together with ctx's error, every probe still in
+// flight handed over as given up on; on an unusable cfg or conn, no
+// Result.
 //
 // Each probe also gets the kernel's TX timestamps (Probe.SchedAt,
-// Probe.SoftwareAt). Once the replies are in, or timed out, Run waits up to
-// 20 ms longer for stamps of answered probes still on their way; a kernel
-// that gives none leaves them zero.
+// Probe.SoftwareAt). An answered probe waits up to 20 ms longer for stamps
+// still on their way; a kernel that gives none leaves them zero.
+//
+// Memory does not grow with the run when cfg.Sink is set: Run holds the
+// probes in flight only, at most MaxInFlight, and hands each to the Sink
+// when it is done with it.
 func Run(ctx context.Context, conn Conn, cfg Config) (*Result, error) {
+	return run(ctx, conn, cfg, MaxInFlight)
+}
+
+// run is Run with at most limit probes in flight.
+func run(ctx context.Context, conn Conn, cfg Config, limit int) (*Result, error) {
 	cfg, err := prepare(conn, cfg)
 	if err != nil {
 		return nil, err
 	}
-	c := newCollector(conn, cfg)
+	c := newCollector(conn, cfg, limit)
+	before, counted := conn.rxDrops()
 	rctx, stop := context.WithCancel(ctx)
 	replies, stamps := make(chan reply, 64), make(chan txStamp, 64)
 	var rerr error
@@ -94,9 +151,12 @@ func Run(ctx context.Context, conn Conn, cfg Config) (*Result, error) {
 		rerr = receive(rctx, conn, cfg, inbox{replies: replies, stamps: stamps})
 	}()
 
-	err = c.loop(ctx, replies, stamps, recvDone, &rerr)
+	err = c.loop(ctx, feed{replies: replies, stamps: stamps, done: recvDone, err: &rerr})
 	stop()
 	<-recvDone
+	if after, ok := conn.rxDrops(); counted && ok && after >= before {
+		c.res.SocketDrops = after - before
+	}
 	if err == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
 		err = fmt.Errorf("receive echo replies: %w", rerr)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -33,6 +34,11 @@ type echoConn struct {
 	extra    func(req *icmp.Echo) [][]byte
 	readErr  error               // returned by every read, when set
 	writeErr func(seq int) error // request seq -> the error the send returns, if any
+	// overflow makes a full queue drop replies and count them, as a full
+	// receive buffer does, instead of making the send wait.
+	overflow bool
+	drops    atomic.Uint64
+	late     time.Duration // replies come this long after their request
 }
 
 // The fakes drive Run through the methods the real socket implements.
@@ -88,10 +94,31 @@ func (c *echoConn) answer(b []byte) error {
 		}
 	}
 	if c.drop == nil || !c.drop(echo.Seq) {
-		c.queue <- marshalReply(p, echo)
+		m := marshalReply(p, echo)
+		if c.late > 0 {
+			time.AfterFunc(c.late, func() { c.enqueue(m) })
+		} else {
+			c.enqueue(m)
+		}
 	}
 	return nil
 }
+
+// enqueue queues a reply, or with overflow drops it when the queue is
+// full.
+func (c *echoConn) enqueue(m []byte) {
+	if !c.overflow {
+		c.queue <- m
+		return
+	}
+	select {
+	case c.queue <- m:
+	default:
+		c.drops.Add(1)
+	}
+}
+
+func (c *echoConn) rxDrops() (uint64, bool) { return c.drops.Load(), true }
 
 // marshalReply is the echo reply to e as ICMP for p, without IP header,
 // and with a zero checksum for ICMPv6 (no pseudo-header).

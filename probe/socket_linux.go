@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"github.com/cnitrace/cnitrace/topology"
 	"golang.org/x/net/ipv6"
@@ -103,16 +104,66 @@ func rawSocket(p icmpProto) (rawFD, error) {
 	return rawFD(fd), nil
 }
 
-// setOptions lets through echo replies only and asks for TX timestamps.
-// Setting OPT_ID on a fresh socket starts its keys at 0.
+// setOptions lets through echo replies only, makes room for a burst of
+// them and asks for TX timestamps. Setting OPT_ID on a fresh socket starts
+// its keys at 0.
 func setOptions(fd int, p icmpProto) error {
 	if err := setReplyFilter(fd, p); err != nil {
+		return err
+	}
+	if err := setReceiveBuffer(fd); err != nil {
 		return err
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPING, txTimestamping); err != nil {
 		return fmt.Errorf("set SO_TIMESTAMPING %#x: %w", txTimestamping, err)
 	}
 	return nil
+}
+
+// receiveBuffer is the receive buffer asked for (the kernel doubles it for
+// its bookkeeping). Replies and TX stamps (the error queue) share it, and
+// each packet is charged its whole skb, about a kilobyte for a probe's:
+// 4 MiB hold the three packets of every probe for more than 100 ms at
+// MinInterval. It is a limit, not an allocation: an idle socket uses none
+// of it.
+const receiveBuffer = 4 << 20
+
+// setReceiveBuffer sets the receive buffer to receiveBuffer with
+// SO_RCVBUFFORCE, which needs CAP_NET_ADMIN in the netns's user namespace,
+// and else with SO_RCVBUF, which the kernel caps at net.core.rmem_max
+// (212992 by default): then Result.SocketDrops tells whether it was
+// enough.
+func setReceiveBuffer(fd int) error {
+	err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer)
+	if err == nil {
+		return nil
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, receiveBuffer); err != nil {
+		return fmt.Errorf("set SO_RCVBUF %d: %w", receiveBuffer, err)
+	}
+	return nil
+}
+
+// rxDrops reads the kernel's count of packets the socket's receive queue
+// dropped for want of room (sk_drops, SK_MEMINFO_DROPS of SO_MEMINFO, Linux
+// 4.12 and later; the drops column of /proc/net/raw).
+func (s *socket) rxDrops() (uint64, bool) {
+	var mem [unix.SK_MEMINFO_VARS]uint32
+	var gerr error
+	cerr := s.raw.Control(func(fd uintptr) {
+		size := uint32(unsafe.Sizeof(mem))
+		_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
+			uintptr(unsafe.Pointer(&mem[0])), uintptr(unsafe.Pointer(&size)), 0)
+		if errno != 0 {
+			gerr = errno
+		} else if size <= unix.SK_MEMINFO_DROPS*4 {
+			gerr = unix.EINVAL
+		}
+	})
+	if cerr != nil || gerr != nil {
+		return 0, false
+	}
+	return uint64(mem[unix.SK_MEMINFO_DROPS]), true
 }
 
 // setReplyFilter makes the kernel drop every ICMP message but echo
