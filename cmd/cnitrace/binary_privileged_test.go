@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -146,5 +149,88 @@ func TestPrivilegedBinaryOut(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Errorf("got %d files in the output directory, want only the report", len(entries))
+	}
+}
+
+// TestPrivilegedBinaryKilledLeavesNoFile SIGKILLs the binary in the middle
+// of a long run with --out: nothing of the report may be left in the
+// output directory, neither a new file nor a temporary one, and a file it
+// was to replace keeps its content.
+func TestPrivilegedBinaryKilledLeavesNoFile(t *testing.T) {
+	l := labtest.New(t)
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	existing := filepath.Join(dir, "existing.txt")
+	if err := os.WriteFile(existing, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{filepath.Join(dir, "report.txt"), existing} {
+		args := append([]string{"trace", "--count", "1000", "--interval", "10ms", "--out", out}, l.TraceArgs()...)
+		cmd := exec.Command(bin, args...)
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Probing has started once the binary says it is capturing.
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() && !strings.Contains(sc.Text(), "capturing on") {
+		}
+		time.Sleep(100 * time.Millisecond)
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Wait()
+	}
+	if got := dirNames(t, dir); !slices.Equal(got, []string{"existing.txt"}) {
+		t.Errorf("after SIGKILL the output directory holds %v, want only existing.txt", got)
+	}
+	if b, err := os.ReadFile(existing); err != nil || string(b) != "old" {
+		t.Errorf("%s holds %q (%v), want its old content", existing, b, err)
+	}
+}
+
+// TestPrivilegedBinaryOutStdout: --out naming the binary's stdout (here a
+// link to /dev/stdout, itself a link to /proc/self/fd/1) writes the
+// report to stdout, a pipe or a file opened for appending, and leaves the
+// links alone.
+func TestPrivilegedBinaryOutStdout(t *testing.T) {
+	l := labtest.New(t)
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	link := filepath.Join(dir, "stdout")
+	if err := os.Symlink("/dev/stdout", link); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"trace", "--count", "3", "--interval", "10ms", "--out", link}, l.TraceArgs()...)
+	out, err := exec.Command(bin, args...).Output()
+	if err != nil || !strings.Contains(string(out), "verdict:") {
+		t.Errorf("stdout (a pipe) got %q, %v; want the report", out, err)
+	}
+
+	log := filepath.Join(dir, "log")
+	if err := os.WriteFile(log, []byte("before\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout = f
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(log); !strings.HasPrefix(string(b), "before\n") || !strings.Contains(string(b), "verdict:") {
+		t.Errorf("stdout appending to a file got %q, want what it held and the report after it", b)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Errorf("%s is no longer a link", link)
+	}
+	if got := dirNames(t, dir); !slices.Equal(got, []string{"log", "stdout"}) {
+		t.Errorf("the directory holds %v", got)
 	}
 }

@@ -5,11 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/cnitrace/cnitrace/cmd/internal/cli"
 	"github.com/cnitrace/cnitrace/topology"
@@ -30,6 +34,16 @@ func TestBadInput(t *testing.T) {
 	}
 	missing := filepath.Join(t.TempDir(), "no-such-netns")
 	report := filepath.Join(t.TempDir(), "report.txt")
+	outDir := t.TempDir()
+	fifo := filepath.Join(outDir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Each bad --out comes with a bad --netns: the output is checked first,
+	// before anything is opened or sent.
+	badOut := func(out string) []string {
+		return []string{"trace", "--netns", missing, "--to", "10.244.2.2", "--out", out}
+	}
 	tests := []struct {
 		name     string
 		args     []string
@@ -47,7 +61,21 @@ func TestBadInput(t *testing.T) {
 		{"unknown flag", []string{"trace", "--colour"}, cli.ExitUsage, "flag provided but not defined: -colour"},
 		{"unknown format", []string{"trace", "--netns", missing, "--to", "10.244.2.2", "--format", "xml"}, cli.ExitUsage, `unknown output format "xml"`},
 		{"size too small", []string{"trace", "--netns", missing, "--to", "10.244.2.2", "--size", "8"}, cli.ExitUsage, "--size 8"},
-		{"dead pid", []string{"path", "--pid", "999999999", "--to", "10.244.2.2"}, cli.ExitUsage, "999999999"},
+		{"dead pid", []string{"path", "--pid", "999999999", "--to", "10.244.2.2"}, cli.ExitUsage, "--pid 999999999: process 999999999 does not exist under /proc"},
+		{"dead pid in trace", []string{"trace", "--pid", "999999999", "--to", "10.244.2.2", "--out", report}, cli.ExitUsage, "process 999999999 does not exist under /proc"},
+		{"dead pid under --proc", []string{"trace", "--pid", "999999999", "--proc", outDir, "--to", "10.244.2.2"}, cli.ExitUsage, "process 999999999 does not exist under " + outDir},
+		{"missing --proc", []string{"trace", "--pid", "1", "--proc", missing, "--to", "10.244.2.2"}, cli.ExitUsage, "--proc " + missing + ": no such directory"},
+		{"--out a directory", badOut(outDir), cli.ExitUsage, "--out " + outDir + ": is a directory"},
+		{"--out in a missing directory", badOut(filepath.Join(missing, "x")), cli.ExitUsage, "--out " + filepath.Join(missing, "x") + ": its directory does not exist"},
+		{"--out a FIFO nobody reads", badOut(fifo), cli.ExitUsage, "--out " + fifo + ": is a FIFO that no process reads"},
+		{"--out into /proc", badOut("/proc/version"), cli.ExitUsage, "--out /proc/version: cannot be written"},
+		{"multicast target", []string{"trace", "--netns", missing, "--to", "224.0.0.1"}, cli.ExitUsage, "--to 224.0.0.1: a multicast address"},
+		{"IPv6 multicast target", []string{"path", "--netns", missing, "--to", "ff02::1"}, cli.ExitUsage, "--to ff02::1: a multicast address"},
+		{"broadcast target", []string{"trace", "--netns", missing, "--to", "255.255.255.255"}, cli.ExitUsage, "--to 255.255.255.255: the broadcast address"},
+		{"unspecified target", []string{"trace", "--netns", missing, "--to", "0.0.0.0"}, cli.ExitUsage, "--to 0.0.0.0: the unspecified address"},
+		{"IPv6 unspecified target", []string{"trace", "--netns", missing, "--to", "::"}, cli.ExitUsage, "--to ::: the unspecified address"},
+		{"loopback target", []string{"trace", "--netns", missing, "--to", "127.0.0.53"}, cli.ExitUsage, "--to 127.0.0.53: a loopback address"},
+		{"IPv6 loopback target", []string{"path", "--netns", missing, "--to", "::1"}, cli.ExitUsage, "--to ::1: a loopback address"},
 		{"unknown command", []string{"traec"}, cli.ExitUsage, `unknown command "traec"`},
 		{"the lab is its own command", []string{"lab", "up", "--layout", "routed"}, cli.ExitUsage, "run 'cnitrace-lab up --layout routed'"},
 		// The default node netns is ours, and so is the source: a
@@ -73,8 +101,28 @@ func TestBadInput(t *testing.T) {
 			if _, err := os.Stat(report); !os.IsNotExist(err) {
 				t.Errorf("a failed run left %s behind (stat: %v)", report, err)
 			}
+			if got := dirNames(t, outDir); !slices.Equal(got, []string{"fifo"}) {
+				t.Errorf("a failed run left %v in %s, want only the fifo", got, outDir)
+			}
+			if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&fs.ModeNamedPipe == 0 {
+				t.Errorf("%s is no longer a FIFO (%v)", fifo, err)
+			}
 		})
 	}
+}
+
+// dirNames lists the entries of dir.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
 }
 
 func TestHelpExitsZero(t *testing.T) {

@@ -9,9 +9,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/cnitrace/cnitrace/cmd/internal/cli"
+	"github.com/cnitrace/cnitrace/cmd/internal/output"
 	"github.com/cnitrace/cnitrace/probe"
 	"github.com/cnitrace/cnitrace/report"
 	"github.com/cnitrace/cnitrace/topology"
@@ -73,6 +75,9 @@ func (c *traceConfig) validate(to, format string) error {
 	if c.to.Zone() != "" {
 		return cli.Usagef("--to %s: a zoned (link-local) target is not supported: its zone names an interface of the pod's netns, not ours", to)
 	}
+	if why := notPeer(c.to); why != "" {
+		return cli.Usagef("--to %s: %s; give the address of another pod, a Service or a host", to, why)
+	}
 	if format != "" {
 		if c.format, err = report.ParseFormat(format); err != nil {
 			return cli.Usagef("--format: %v", err)
@@ -91,13 +96,8 @@ func (c *traceConfig) probeConfig() probe.Config {
 // namespaces opens the pod's and the node's network namespaces. A path that
 // does not exist or is not a network namespace is a usage error.
 func (c *traceConfig) namespaces() (pod, node *topology.NetNS, err error) {
-	if c.pid != 0 {
-		pod, err = topology.NetNSOfPID(c.procRoot, c.pid)
-	} else {
-		pod, err = topology.OpenNetNS(c.netns)
-	}
-	if err != nil {
-		return nil, nil, nsError("pod", err)
+	if pod, err = c.podNetNS(); err != nil {
+		return nil, nil, err
 	}
 	if c.nodeNetns != "" {
 		node, err = topology.OpenNetNS(c.nodeNetns)
@@ -111,8 +111,10 @@ func (c *traceConfig) namespaces() (pod, node *topology.NetNS, err error) {
 	return pod, node, nil
 }
 
-// resolve opens the namespaces and discovers the path between them. The
-// caller closes pod and node when err is nil.
+// resolve opens the namespaces, checks that the target can be a peer of
+// the source (a *topology.NotPeerError is a usage error) before anything
+// is sent to it, and discovers the path between them. The caller closes
+// pod and node when err is nil.
 func (c *traceConfig) resolve() (pod, node *topology.NetNS, path *topology.Path, err error) {
 	if pod, node, err = c.namespaces(); err != nil {
 		return nil, nil, nil, err
@@ -122,13 +124,19 @@ func (c *traceConfig) resolve() (pod, node *topology.NetNS, path *topology.Path,
 		node.Close()
 		return nil, nil, nil, cli.Usagef("--baseline: the source netns %s is the node's: a hostNetwork trace has nothing to compare with (trace from a pod's netns)", pod.ID())
 	}
+	// Before the warm-up probe: nothing is sent to a broadcast address.
+	if err = topology.CheckPeer(pod, c.to); err != nil {
+		pod.Close()
+		node.Close()
+		return nil, nil, nil, peerError(err)
+	}
 	if err = c.warmUp(pod); err == nil {
 		path, err = topology.Discover(pod, node, c.to)
 	}
 	if err != nil {
 		pod.Close()
 		node.Close()
-		return nil, nil, nil, err
+		return nil, nil, nil, peerError(err)
 	}
 	return pod, node, path, nil
 }
@@ -143,30 +151,104 @@ func nsError(role string, err error) error {
 	return fmt.Errorf("%s netns: %w", role, err)
 }
 
-// output returns where the report goes and a function that completes it:
-// with --out the report is written to a temporary file renamed into place
-// only when everything worked, so a failed run leaves nothing behind.
-func (c *traceConfig) output(stdout io.Writer) (io.Writer, func(ok bool) error, error) {
-	if c.out == "" {
-		return stdout, func(bool) error { return nil }, nil
+// podNetNS opens the netns to probe from: --netns, or --pid's through
+// --proc. A missing --proc or --pid process says which of the two is
+// wrong, not which file is missing.
+func (c *traceConfig) podNetNS() (*topology.NetNS, error) {
+	if c.pid == 0 {
+		ns, err := topology.OpenNetNS(c.netns)
+		if err != nil {
+			return nil, nsError("pod", err)
+		}
+		return ns, nil
 	}
-	f, err := os.CreateTemp(filepath.Dir(c.out), ".cnitrace-report-*")
+	ns, err := topology.NetNSOfPID(c.procRoot, c.pid)
+	if errors.Is(err, os.ErrNotExist) {
+		if perr := c.missingProcess(); perr != nil {
+			return nil, perr
+		}
+	}
 	if err != nil {
-		return nil, nil, cli.Usagef("--out %s: %v", c.out, err)
+		return nil, nsError("pod", err)
 	}
-	done := func(ok bool) error {
-		cerr := f.Close()
-		if !ok || cerr != nil {
-			os.Remove(f.Name())
-			return cerr
-		}
-		if err := os.Rename(f.Name(), c.out); err != nil {
-			os.Remove(f.Name())
-			return fmt.Errorf("write report to %s: %w", c.out, err)
-		}
-		return nil
+	return ns, nil
+}
+
+// missingProcess returns the usage error for a --pid whose netns file
+// does not exist because --proc is not a directory or holds no such
+// process, or nil when both are there.
+func (c *traceConfig) missingProcess() error {
+	if fi, err := os.Stat(c.procRoot); err != nil || !fi.IsDir() {
+		return cli.Usagef("--proc %s: no such directory (the host's processes are under /proc, with hostPID on Kubernetes)", c.procRoot)
 	}
-	return f, done, nil
+	if _, err := os.Stat(filepath.Join(c.procRoot, strconv.Itoa(c.pid))); errors.Is(err, os.ErrNotExist) {
+		return cli.Usagef("--pid %d: process %d does not exist under %s (check the PID with 'ps'; from a pod, the host's processes show only with hostPID)", c.pid, c.pid, c.procRoot)
+	}
+	return nil
+}
+
+// notPeer says why addr can be no peer of a probe on any system, or "".
+// What the pod's own addresses and subnets make of a target is for
+// topology.CheckPeer to say.
+func notPeer(addr netip.Addr) string {
+	switch {
+	case addr.IsUnspecified():
+		return "the unspecified address names no host"
+	case addr.IsLoopback():
+		return "a loopback address never leaves the pod's netns"
+	case addr.IsMulticast():
+		return "a multicast address names a group, not one peer"
+	case addr == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return "the broadcast address names every host of the link, not one peer"
+	}
+	return ""
+}
+
+// peerError turns topology's *NotPeerError (the target is the pod's own
+// address, or a broadcast address of its subnet) into a usage error;
+// other errors pass unchanged.
+func peerError(err error) error {
+	var np *topology.NotPeerError
+	if errors.As(err, &np) {
+		return cli.Usagef("--to %s: %s %s, not a peer; give the address of another pod, a Service or a host", np.Target, np.What, np.NetNS)
+	}
+	return err
+}
+
+// openOutput opens the output a flag names (--out, and every output flag
+// after it) through package output: empty or "-" is stdout. What is wrong
+// with the path is a usage error naming the flag, the path, why and what
+// to do, found before anything is probed.
+func openOutput(flag, path string, stdout io.Writer) (*output.File, error) {
+	if path == "" {
+		path = "-"
+	}
+	f, err := output.Open(path, stdout)
+	var pe *output.PathError
+	switch {
+	case errors.As(err, &pe):
+		return nil, cli.Usagef("%s %v (%s)", flag, err, outputAdvice(pe))
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	return f, nil
+}
+
+// outputAdvice says what to do about a path output refused.
+func outputAdvice(pe *output.PathError) string {
+	switch {
+	case errors.Is(pe, output.ErrIsDir):
+		return "name a file in it, such as " + filepath.Join(pe.Path, "report.txt")
+	case errors.Is(pe, output.ErrNoDir):
+		return "create the directory first, or name a file in one that exists"
+	case errors.Is(pe, output.ErrNoReader):
+		return "start the process that reads it first"
+	case errors.Is(pe, output.ErrMountPoint):
+		return "write to a file of its own and copy it there"
+	case errors.Is(pe, output.ErrNotFile):
+		return "name a regular file, a FIFO, a character device or - for stdout"
+	}
+	return "name a file in a directory you may write, or - for stdout"
 }
 
 // warmUpTimeout bounds the wait for the warm-up probe's reply.

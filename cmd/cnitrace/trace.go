@@ -33,9 +33,17 @@ func traceCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return trace(ctx, &c, stdout, stderr)
 }
 
-// trace is the main job, as a list of named steps: resolve, discover, arm
-// captures, probe, drain, correlate, render.
+// trace is the main job, as a list of named steps: open the output,
+// resolve, discover, arm captures, probe, drain, correlate, render. The
+// output is opened first, so that a path it cannot be written to is
+// found before anything is sent; it is completed only with the report,
+// and discarded on every other way out.
 func trace(ctx context.Context, c *traceConfig, stdout, stderr io.Writer) error {
+	out, err := openOutput("--out", c.out, stdout)
+	if err != nil {
+		return err
+	}
+	defer out.Abort() // does nothing once committed
 	pod, node, path, err := c.resolve()
 	if err != nil {
 		return err
@@ -44,19 +52,15 @@ func trace(ctx context.Context, c *traceConfig, stdout, stderr io.Writer) error 
 	defer node.Close()
 	fmt.Fprintf(stderr, "cnitrace: path %s\n", path)
 
-	w, finish, err := c.output(stdout)
-	if err != nil {
-		return err
-	}
 	r, err := measure(ctx, c, pod, node, path, stderr)
-	if err == nil {
-		err = report.Render(w, r, c.format)
-	}
-	if ferr := finish(err == nil); err == nil {
-		err = ferr
-	}
 	if err != nil {
 		return err
+	}
+	if err := report.Render(out, r, c.format); err != nil {
+		return fmt.Errorf("write the report to %s: %w", out.Name(), err)
+	}
+	if err := out.Commit(); err != nil {
+		return fmt.Errorf("write the report to %s: %w", out.Name(), err)
 	}
 	if r.Incomplete {
 		return fmt.Errorf("interrupted: the report above is partial")

@@ -129,10 +129,9 @@ func (f *File) Write(p []byte) (int, error) {
 	}
 	n, err := f.w.Write(p)
 	if err != nil {
-		f.err = fmt.Errorf("write %s: %w", f.name, err)
-		return n, f.err
+		f.err = err // an *os.File's names the path already
 	}
-	return n, nil
+	return n, err
 }
 
 // Commit completes the output: it closes a file written in place, or
