@@ -76,6 +76,9 @@ func TestBadInput(t *testing.T) {
 		{"IPv6 unspecified target", []string{"trace", "--netns", missing, "--to", "::"}, cli.ExitUsage, "--to ::: the unspecified address"},
 		{"loopback target", []string{"trace", "--netns", missing, "--to", "127.0.0.53"}, cli.ExitUsage, "--to 127.0.0.53: a loopback address"},
 		{"IPv6 loopback target", []string{"path", "--netns", missing, "--to", "::1"}, cli.ExitUsage, "--to ::1: a loopback address"},
+		{"path takes --format", []string{"path", "--netns", missing, "--to", "10.244.2.2", "--format", "json"}, cli.ExitUsage, missing},
+		{"path: unknown format", []string{"path", "--netns", missing, "--to", "10.244.2.2", "--format", "xml"}, cli.ExitUsage, `unknown output format "xml"`},
+		{"path: --json against --format text", []string{"path", "--netns", missing, "--to", "10.244.2.2", "--json", "--format", "text"}, cli.ExitUsage, "--json and --format text"},
 		{"unknown command", []string{"traec"}, cli.ExitUsage, `unknown command "traec"`},
 		{"the lab is its own command", []string{"lab", "up", "--layout", "routed"}, cli.ExitUsage, "run 'cnitrace-lab up --layout routed'"},
 		// The default node netns is ours, and so is the source: a
@@ -125,6 +128,23 @@ func dirNames(t *testing.T, dir string) []string {
 	return names
 }
 
+// TestPathJSONDeprecated: path --json still works for one release, and
+// says on stderr that --format json is the spelling.
+func TestPathJSONDeprecated(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-such-netns")
+	code, stdout, stderr := runCLI(t, "path", "--netns", missing, "--to", "10.244.2.2", "--json")
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if code != cli.ExitUsage || len(lines) != 2 || stdout != "" {
+		t.Fatalf("got exit %d, stdout %q, stderr %q; want exit 2 with a deprecation line and the netns error", code, stdout, stderr)
+	}
+	if !strings.Contains(lines[0], "--json is deprecated") || !strings.Contains(lines[0], "--format json") {
+		t.Errorf("got %q, want a line saying --json is deprecated for --format json", lines[0])
+	}
+	if !strings.Contains(lines[1], missing) {
+		t.Errorf("got %q, want the netns error", lines[1])
+	}
+}
+
 func TestHelpExitsZero(t *testing.T) {
 	for _, args := range [][]string{{"help"}, {"--help"}, {"trace", "--help"}, {"path", "-h"}} {
 		code, stdout, _ := runCLI(t, args...)
@@ -171,3 +191,4 @@ func TestHints(t *testing.T) {
 		})
 	}
 }
+

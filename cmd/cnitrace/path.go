@@ -2,26 +2,33 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
 
 	"github.com/cnitrace/cnitrace/cmd/internal/cli"
+	"github.com/cnitrace/cnitrace/report"
 	"github.com/cnitrace/cnitrace/topology"
 )
 
 func pathCommand(args []string, stdout, stderr io.Writer) error {
 	var c traceConfig
-	var to string
+	var to, format string
 	var asJSON bool
-	const synopsis = "--netns FILE | --pid PID --to IP [--json]"
+	const synopsis = "--netns FILE | --pid PID --to IP [--format text|json]"
 	fs := cli.NewFlagSet("path")
 	addSourceFlags(fs, &c, &to)
-	fs.BoolVar(&asJSON, "json", false, "print the path as JSON")
+	fs.StringVar(&format, "format", "text", "path `format`: text or json")
+	fs.BoolVar(&asJSON, "json", false, "deprecated: use --format json")
 	if err := cli.ParseFlags(program, fs, args, synopsis, stdout); err != nil {
 		return err
 	}
 	if err := c.validate(to, ""); err != nil {
+		return err
+	}
+	f, err := pathFormat(fs, format, asJSON, stderr)
+	if err != nil {
 		return err
 	}
 	pod, node, path, err := c.resolve()
@@ -30,12 +37,40 @@ func pathCommand(args []string, stdout, stderr io.Writer) error {
 	}
 	pod.Close()
 	node.Close()
-	if asJSON {
+	if f == report.FormatJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(path)
 	}
 	return printPath(stdout, path)
+}
+
+// pathFormat returns the format path prints in: --format, the one
+// spelling every command shares, or the deprecated --json, which says so
+// on stderr (it goes in the release after the one that deprecated it).
+func pathFormat(fs *flag.FlagSet, format string, asJSON bool, stderr io.Writer) (report.Format, error) {
+	f, err := report.ParseFormat(format)
+	if err != nil {
+		return 0, cli.Usagef("--format: %v", err)
+	}
+	if f != report.FormatText && f != report.FormatJSON {
+		return 0, cli.Usagef("--format %s: path prints text or json", format)
+	}
+	if !asJSON {
+		return f, nil
+	}
+	if formatSet(fs) && f != report.FormatJSON {
+		return 0, cli.Usagef("--json and --format %s: use --format alone", format)
+	}
+	fmt.Fprintln(stderr, "cnitrace: warning: path --json is deprecated and goes in the next release: use --format json")
+	return report.FormatJSON, nil
+}
+
+// formatSet reports whether --format was given on the command line.
+func formatSet(fs *flag.FlagSet) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "format" })
+	return set
 }
 
 func printPath(w io.Writer, path *topology.Path) error {
