@@ -192,3 +192,27 @@ func TestHints(t *testing.T) {
 	}
 }
 
+// TestDocsShowHelpVerbatim: docs/cli.md shows every command's --help as
+// the binary prints it, and the README trace's, indented as a code block.
+func TestDocsShowHelpVerbatim(t *testing.T) {
+	docs := map[string][]string{"../../docs/cli.md": {"trace", "path"}, "../../README.md": {"trace"}}
+	for doc, cmds := range docs {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cmd := range cmds {
+			_, help, _ := runCLI(t, cmd, "--help")
+			var block strings.Builder
+			for _, line := range strings.SplitAfter(help, "\n") {
+				if strings.TrimSpace(line) != "" {
+					block.WriteString("    ")
+				}
+				block.WriteString(line)
+			}
+			if !strings.Contains(string(b), block.String()) {
+				t.Errorf("%s does not show 'cnitrace %s --help' verbatim; it prints:\n%s", doc, cmd, block.String())
+			}
+		}
+	}
+}
