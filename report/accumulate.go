@@ -1,7 +1,6 @@
 package report
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -31,6 +30,9 @@ type ProbeSource struct {
 type Recorded struct {
 	// Probes are the probe results of the sources, one each, in the order
 	// NewAccumulator was given them (probe.RunSources returns them so).
+	// Their counters (socket drops, late replies) go into the report; the
+	// probes they hold, if any (a run without probe.Config.Sink), are
+	// taken as if given to AddProbe.
 	Probes []*probe.Result
 	// Stats are the capture's per-point counters (capture.Capture.Stats):
 	// they say where a missing probe may be the capture's fault.
@@ -40,33 +42,47 @@ type Recorded struct {
 	Interrupted bool
 }
 
-// Accumulator folds observations into per-probe timelines as they arrive,
-// so a long run keeps 16 bytes per probe and step rather than every
-// observation: feed it from the capture (capture.Config.Sink) while probing,
-// then call Result. It is safe for concurrent use.
+// Accumulator folds what a run records into the report as it arrives:
+// feed it the observations from the capture (capture.Config.Sink = Add)
+// and the finished probes from the prober (probe.Config.Sink calling
+// AddProbe), then call Result. It is safe for concurrent use.
+//
+// Its memory is bounded whatever the length of the run: it keeps the
+// timelines of the traced source's first ExactProbes probes whole (16
+// bytes per probe and step, and the probe's record), and folds every
+// later probe, once its packets are in (settle after it was answered or
+// given up on, as the run's own times tell), into per-segment counters and
+// sketches; at most MaxPending probes wait to be folded.
 //
 // It knows the run's probe sources by their run ids. Source 0 is the traced
 // one (the pod): its probes make the timelines, segments and verdict. A
 // source 1, if given, is the baseline (trace --baseline: the node's own
 // path to the same target): its probes cross some of the same points, and
 // their packets are set aside for Result.Baseline instead of being counted
-// as ignored.
+// as ignored; the baseline compares the first ExactProbes of each.
 type Accumulator struct {
 	path    *topology.Path
 	sources []ProbeSource
 	index   map[stepKey]int
 	dirs    []topology.Dir // the crossing direction of every step
+	steps   []step         // the timeline without capture counters, for folding
 
 	mu      sync.Mutex
 	arrived []arrivals  // per source, in sources' order
 	addrs   []stepAddrs // per step, the addresses the traced probes carried there
 	ignored int         // observations of no source, and the traced source's that fit no step
+	stream              // the traced probes beyond ExactProbes
 }
 
 // arrivals is what arrived of one source's probes.
 type arrivals struct {
-	bySeq map[uint32]*seen
-	obs   int // observations carrying the source's token
+	bySeq map[uint32]*seen       // observations kept, by sequence
+	recs  map[uint32]probe.Probe // probe records kept, by sequence
+	obs   int                    // observations carrying the source's token
+	// sent and received count the records added, kept or folded.
+	sent, received int
+	beyond         int   // entries of bySeq from ExactProbes on
+	folded         int64 // the highest sequence folded, -1 for none
 }
 
 // seen is what arrived for one sequence number of a source.
@@ -96,12 +112,13 @@ func NewAccumulator(path *topology.Path, sources []ProbeSource) (*Accumulator, e
 		path:    path,
 		sources: slices.Clone(sources),
 		index:   map[stepKey]int{},
+		steps:   buildSteps(path, make([]Point, len(path.Points))),
 		arrived: make([]arrivals, len(sources)),
 	}
 	for i := range a.arrived {
-		a.arrived[i].bySeq = map[uint32]*seen{}
+		a.arrived[i] = arrivals{bySeq: map[uint32]*seen{}, recs: map[uint32]probe.Probe{}, folded: -1}
 	}
-	for i, s := range buildSteps(path, make([]Point, len(path.Points))) {
+	for i, s := range a.steps {
 		a.index[stepKey{s.point.ID, s.reply}] = i
 		a.dirs = append(a.dirs, s.dir)
 		a.addrs = append(a.addrs, stepAddrs{})
@@ -151,7 +168,10 @@ func validateSources(path *topology.Path, sources []ProbeSource) error {
 // Add folds one observation in. Observations of the traced source are
 // placed in their probe's timeline; those of the other sources are set
 // aside, per source; those of no source, and the traced source's that cross
-// an unknown point or a point the wrong way, are counted as ignored.
+// an unknown point or a point the wrong way, are counted as ignored. So
+// are the traced source's that come after their probe was folded (more
+// than settle after it was answered or given up on), or when MaxPending
+// probes beyond ExactProbes already wait for their record.
 func (a *Accumulator) Add(o capture.Observation) {
 	p := a.place(o)
 	a.mu.Lock()
@@ -165,16 +185,42 @@ func (a *Accumulator) Add(o capture.Observation) {
 	if !p.onPath {
 		return
 	}
+	a.advance(o.At)
 	s := in.bySeq[p.seq]
 	if s == nil {
+		if !a.admit(p.src, p.seq) {
+			if p.src == 0 {
+				a.ignored++
+			}
+			return
+		}
 		s = &seen{at: make([]sighting, len(a.dirs))}
 		in.bySeq[p.seq] = s
+		if p.seq >= ExactProbes {
+			in.beyond++
+		}
 	}
 	s.at[p.step] = earliest(s.at[p.step], o)
 	s.obs++
 	if p.src == 0 {
 		a.addrs[p.step].note(o)
+		a.foldSettled()
 	}
+}
+
+// AddProbe records one finished probe of source i (in the order
+// NewAccumulator was given the sources), as probe.Config.Sink hands it
+// over: in sequence order, once the prober is done with it. A second
+// probe of a sequence is ignored (the first counts), and so is a source
+// out of range.
+func (a *Accumulator) AddProbe(source int, p probe.Probe) {
+	if source < 0 || source >= len(a.sources) {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.record(source, p)
+	a.foldSettled()
 }
 
 // placement is where an observation belongs.
@@ -203,10 +249,12 @@ func (a *Accumulator) place(o capture.Observation) placement {
 
 // Result returns the report of the run, finished: the traced source's
 // probes measured along every segment of the path from what was added,
-// the capture's counters on every point, Incomplete when the run was
-// interrupted, and with a baseline source the Baseline block. It may be
-// called more than once. It returns an error only for probe results that do
-// not fit the sources: one per source, none nil, each of its source's run.
+// the capture's counters on every point, what cnitrace's own socket
+// missed, Incomplete when the run was interrupted, and with a baseline
+// source the Baseline block. It may be called more than once, and changes
+// nothing: what was added before it counts. It returns an error only for
+// probe results that do not fit the sources: one per source, none nil,
+// each of its source's run.
 func (a *Accumulator) Result(rec Recorded) (*Result, error) {
 	if err := a.checkProbes(rec.Probes); err != nil {
 		return nil, err
@@ -215,12 +263,30 @@ func (a *Accumulator) Result(rec Recorded) (*Result, error) {
 	defer a.mu.Unlock()
 	pts := points(a.path, rec.Stats)
 	steps := buildSteps(a.path, pts)
-	lines, ignored := a.timelines(rec.Probes[0])
-	r := correlate(a.path, rec.Probes[0], pts, steps, lines, a.addrs)
+	exact, pending, ignored := a.traced(rec.Probes[0])
+	plan := a.plan
+	if plan == nil {
+		plan = planSpans(steps, exact)
+	}
+	t := newTally(len(steps), plan, false)
+	for _, l := range exact {
+		t.fold(l, steps)
+	}
+	if a.tail != nil || len(pending) > 0 {
+		tail := newTally(len(steps), plan, true)
+		if a.tail != nil {
+			tail = a.tail.clone()
+		}
+		for _, l := range pending {
+			tail.fold(l, steps)
+		}
+		t.merge(tail)
+	}
+	r := correlate(a.path, rec.Probes[0], pts, steps, t, exact, a.addrs)
 	r.Probes.Ignored = ignored
 	r.Incomplete = rec.Interrupted
 	if len(a.sources) > 1 {
-		r.Baseline = baselineOf(r, rec.Probes[0], sourceRecord{a.sources[1], rec.Probes[1], &a.arrived[1], steps})
+		r.Baseline = a.baseline(r, exact, rec.Probes[1], steps)
 	}
 	return r, nil
 }
@@ -239,34 +305,4 @@ func (a *Accumulator) checkProbes(probes []*probe.Result) error {
 		}
 	}
 	return nil
-}
-
-// timelines joins what arrived of the traced source with the probes it
-// sent, one timeline per probe in sequence order, and counts the
-// observations no probe claims. a.mu must be held.
-func (a *Accumulator) timelines(probes *probe.Result) ([]*timeline, int) {
-	lines := make([]*timeline, 0, len(probes.Probes))
-	claimed := make(map[uint32]bool, len(probes.Probes))
-	bySeq := a.arrived[0].bySeq
-	for _, p := range probes.Probes {
-		if claimed[p.Seq] {
-			continue // a sequence sent twice is a probe bug; keep the first
-		}
-		claimed[p.Seq] = true
-		l := &timeline{probe: p}
-		if s := bySeq[p.Seq]; s != nil {
-			l.at = s.at
-		} else {
-			l.at = make([]sighting, len(a.dirs))
-		}
-		lines = append(lines, l)
-	}
-	ignored := a.ignored
-	for seq, s := range bySeq {
-		if !claimed[seq] {
-			ignored += s.obs
-		}
-	}
-	slices.SortFunc(lines, func(x, y *timeline) int { return cmp.Compare(x.probe.Seq, y.probe.Seq) })
-	return lines, ignored
 }

@@ -8,13 +8,16 @@ import (
 	"github.com/cnitrace/cnitrace/topology"
 )
 
-// correlate measures every segment of the path over the timelines of the
-// probes sent: pts are the path's points with their capture counters, steps
-// the timeline laid out over them (buildSteps), addrs the addresses the
-// probes carried at every step. It leaves Probes.Ignored, Incomplete and
-// Baseline to the Accumulator, which knows them.
-func correlate(path *topology.Path, probes *probe.Result, pts []Point, steps []step, lines []*timeline, addrs []stepAddrs) *Result {
-	segs, spans, stack := measure(steps, lines)
+// correlate measures every segment of the path from t, the tally of the
+// probes sent: pts are the path's points with their capture counters,
+// steps the timeline laid out over them (buildSteps), lines the exact
+// timelines (the first ExactProbes probes), addrs the addresses the probes
+// carried at every step, probes the traced source's probe result, whose
+// socket counters say what cnitrace itself missed. It leaves
+// Probes.Ignored, Incomplete and Baseline to the Accumulator, which knows
+// them.
+func correlate(path *topology.Path, probes *probe.Result, pts []Point, steps []step, t *tally, lines []*timeline, addrs []stepAddrs) *Result {
+	segs, spans, stack := segments(steps, t)
 	r := &Result{
 		SchemaVersion: SchemaVersion,
 		Target:        addrString(path.Target),
@@ -23,7 +26,7 @@ func correlate(path *topology.Path, probes *probe.Result, pts []Point, steps []s
 			Interface: path.Source.Interface,
 			Addr:      addrString(path.Source.Addr),
 		},
-		Probes:     ProbeCounts{Sent: len(lines)},
+		Probes:     ProbeCounts{Sent: t.probes, Received: t.answered, Late: t.late},
 		Translated: addrString(path.Translated),
 		Points:     pts,
 		Rewrites:   withAddrs(steps, addrs, pts),
@@ -33,16 +36,31 @@ func correlate(path *topology.Path, probes *probe.Result, pts []Point, steps []s
 	if r.Target == "" {
 		r.Target = addrString(probes.Target)
 	}
-	for _, l := range lines {
-		if l.probe.Answered() {
-			r.Probes.Received++
-		}
+	if t.probes > ExactProbes {
+		r.ExactProbes = ExactProbes
 	}
+	ownDrops(r, probes)
 	noteSegments(r, spans)
 	r.Timelines = probeTimelines(lines)
-	roundTrips(r)
-	r.Verdict = verdict(r, lines, spans)
+	roundTrips(r, t)
+	r.Verdict = verdict(r, t, spans)
 	return r
+}
+
+// ownDrops takes out of stack_loss.reply what cnitrace's own socket
+// missed: of the probes whose reply reached the source interface in time
+// but was never read, as many as the socket dropped packets or read
+// replies late (beyond the late probes, whose replies it may have read
+// too). The rest stay the source stack's: netfilter INPUT dropped them.
+func ownDrops(r *Result, probes *probe.Result) {
+	if probes.SocketDrops == 0 && probes.LateReplies == 0 {
+		return
+	}
+	r.Socket = &SocketStats{Drops: probes.SocketDrops, LateReplies: probes.LateReplies}
+	missed := probes.SocketDrops + uint64(max(probes.LateReplies-r.Probes.Late, 0))
+	own := min(uint64(r.Stack.Reply), missed)
+	r.Probes.Dropped = int(own)
+	r.Stack.Reply -= int(own)
 }
 
 // points describes the path's points with their capture counters. Counters

@@ -104,39 +104,49 @@ func (r run) build() (*probe.Result, []capture.Observation) {
 	if path == nil {
 		path = flannelPath()
 	}
-	steps := stepsOf(path)
-	base := time.Unix(1_800_000_000, 0)
 	res := &probe.Result{RunID: testRun, Target: path.Target, Size: 56}
 	var obs []capture.Observation
 	for seq := 0; seq < r.n; seq++ {
-		t := base.Add(time.Duration(seq) * interval)
-		p := probe.Probe{Seq: uint32(seq), SentAt: t.Add(-20 * time.Microsecond)}
-		if r.stamps != nil {
-			sched, snd := r.stamps(seq)
-			p.SchedAt, p.SoftwareAt = stampAt(t, sched), stampAt(t, snd)
-		}
-		p.SendErr = r.refused[seq]
-		lostIn, lost := r.lostIn[seq]
-		for k, st := range steps {
-			if k > 0 && !r.inherit[k-1] {
-				t = t.Add(r.delays[k-1])
-				if r.jitter != nil {
-					t = t.Add(r.jitter(seq, k-1))
-				}
-			}
-			if lost && k > lostIn {
-				break
-			}
-			if !r.missing[[2]int{seq, k}] {
-				obs = append(obs, observe(st, uint32(seq), p.SentAt, t))
-			}
-		}
-		if !lost {
-			p.ReceivedAt = t.Add(15 * time.Microsecond)
-		}
+		p, o := r.probe(path, seq)
 		res.Probes = append(res.Probes, p)
+		obs = append(obs, o...)
 	}
 	return res, obs
+}
+
+// runStart is when probe 0 of a synthetic run reaches the pod's interface.
+var runStart = time.Unix(1_800_000_000, 0)
+
+// probe returns probe seq of the run and its observations, in timeline
+// order.
+func (r run) probe(path *topology.Path, seq int) (probe.Probe, []capture.Observation) {
+	t := runStart.Add(time.Duration(seq) * interval)
+	p := probe.Probe{Seq: uint32(seq), SentAt: t.Add(-20 * time.Microsecond)}
+	if r.stamps != nil {
+		sched, snd := r.stamps(seq)
+		p.SchedAt, p.SoftwareAt = stampAt(t, sched), stampAt(t, snd)
+	}
+	p.SendErr = r.refused[seq]
+	lostIn, lost := r.lostIn[seq]
+	var obs []capture.Observation
+	for k, st := range stepsOf(path) {
+		if k > 0 && !r.inherit[k-1] {
+			t = t.Add(r.delays[k-1])
+			if r.jitter != nil {
+				t = t.Add(r.jitter(seq, k-1))
+			}
+		}
+		if lost && k > lostIn {
+			break
+		}
+		if !r.missing[[2]int{seq, k}] {
+			obs = append(obs, observe(st, uint32(seq), p.SentAt, t))
+		}
+	}
+	if !lost {
+		p.ReceivedAt = t.Add(15 * time.Microsecond)
+	}
+	return p, obs
 }
 
 // stampAt is t plus a non-zero offset; a zero offset is no stamp.

@@ -57,6 +57,15 @@ type Result struct {
 	Translated string      `json:"translated,omitempty"`
 	Source     Source      `json:"source"`
 	Probes     ProbeCounts `json:"probes"`
+	// ExactProbes is set, to the package's ExactProbes, when the run sent
+	// more probes than that: the percentiles (of segments' us and the
+	// rtt_* distributions) then come from sketches beyond them, within
+	// SketchError; counts and maxima stay exact. Absent: every figure is
+	// exact. See docs/report-format.md.
+	ExactProbes int `json:"exact_probes,omitempty"`
+	// Socket holds what cnitrace's own probe socket missed; nil when it
+	// missed nothing.
+	Socket *SocketStats `json:"probe_socket,omitempty"`
 	// RTT is the round trip over answered probes from the kernel's send
 	// stamp of the request (probe.Probe.KernelSentAt: SCHED, else SND, else
 	// the user-space send time) to the kernel's receive stamp of the reply
@@ -99,8 +108,8 @@ type Result struct {
 	// Incomplete says the run stopped early (Ctrl-C, Recorded.Interrupted):
 	// the numbers then cover only what was recorded.
 	Incomplete bool `json:"incomplete"`
-	// Timelines are the probes one by one, in sequence order. They are not
-	// part of the JSON contract (yet).
+	// Timelines are the probes one by one, in sequence order: the first
+	// ExactProbes of them. They are not part of the JSON contract (yet).
 	Timelines []ProbeTimeline `json:"-"`
 }
 
@@ -176,6 +185,33 @@ type ProbeCounts struct {
 	// Ignored counts observations not used: foreign payloads, other runs,
 	// unknown points, unexpected directions, sequences never sent.
 	Ignored int `json:"ignored"`
+	// Late counts unanswered probes whose reply reached the source
+	// interface after the run had stopped waiting for it
+	// (probe.Probe.Deadline): late, not lost.
+	Late int `json:"late,omitempty"`
+	// Dropped counts unanswered probes whose reply reached the source
+	// interface in time but that cnitrace's own probe socket dropped (its
+	// receive queue was full: probe_socket.drops) or read only after the
+	// deadline: cnitrace's loss, not the path's, and not in stack_loss.
+	Dropped int `json:"dropped,omitempty"`
+}
+
+// SocketStats are the counters of cnitrace's own probe socket
+// (probe.Result).
+type SocketStats struct {
+	// Drops counts the packets its receive queue dropped because it was
+	// full: this run's replies, or any other echo reply that reached the
+	// socket in the source netns.
+	Drops uint64 `json:"drops"`
+	// LateReplies counts the replies it read after their probe's
+	// deadline.
+	LateReplies int `json:"late_replies"`
+}
+
+// Lost returns how many probes the path lost: those sent and not
+// answered, except the late ones and those cnitrace dropped itself.
+func (r *Result) Lost() int {
+	return r.Probes.Sent - r.Probes.Received - r.Probes.Late - r.Probes.Dropped
 }
 
 // Point is one capture point of the path.

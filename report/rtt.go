@@ -1,66 +1,55 @@
 package report
 
 import (
-	"time"
-
 	"github.com/cnitrace/cnitrace/probe"
 )
 
-// probeTimelines describes every probe: which clock each end of its round
-// trip came from, and its capture stamps.
+// probeTimelines describes every probe of lines.
 func probeTimelines(lines []*timeline) []ProbeTimeline {
 	out := make([]ProbeTimeline, 0, len(lines))
 	for _, l := range lines {
-		p := ProbeTimeline{
-			Seq:          l.probe.Seq,
-			Answered:     l.probe.Answered(),
-			UserSent:     l.probe.SentAt,
-			UserReceived: l.probe.ReceivedAt,
-		}
-		p.Sent, p.SendClock = l.probe.KernelSentAt()
-		if first := l.at[0]; first.ok {
-			p.First = first.time()
-		}
-		if last := l.at[len(l.at)-1]; last.ok {
-			p.Last = last.time()
-		}
-		if p.Answered {
-			p.Received, p.ReceiveClock = l.probe.ReceivedAt, RTTUser
-			if rx := l.at[len(l.at)-1]; rx.ok {
-				p.Received, p.ReceiveClock = rx.time(), RTTCapture
-			}
-		}
-		out = append(out, p)
+		out = append(out, timelineOf(l))
 	}
 	return out
 }
 
-// roundTrips summarises the round trips of r.Timelines into r's RTT fields.
-func roundTrips(r *Result) {
-	var rtt, ping, path, user []time.Duration
-	clocks := &Clocks{Send: map[string]int{}, Receive: map[string]int{}}
-	for _, p := range r.Timelines {
-		if d, ok := p.PathRTT(); ok {
-			path = append(path, d)
-		}
-		if !p.Answered {
-			continue
-		}
-		d, _ := p.RTT()
-		pd, _ := p.PingRTT()
-		ud, _ := p.UserRTT()
-		rtt, ping, user = append(rtt, d), append(ping, pd), append(user, ud)
-		clocks.Send[p.SendClock]++
-		clocks.Receive[p.ReceiveClock]++
+// timelineOf describes one probe: which clock each end of its round trip
+// came from, and its capture stamps.
+func timelineOf(l *timeline) ProbeTimeline {
+	p := ProbeTimeline{
+		Seq:          l.probe.Seq,
+		Answered:     l.probe.Answered(),
+		UserSent:     l.probe.SentAt,
+		UserReceived: l.probe.ReceivedAt,
 	}
-	r.PathRTT = dist(path)
-	if len(rtt) == 0 {
+	p.Sent, p.SendClock = l.probe.KernelSentAt()
+	if first := l.at[0]; first.ok {
+		p.First = first.time()
+	}
+	if last := l.at[len(l.at)-1]; last.ok {
+		p.Last = last.time()
+	}
+	if p.Answered {
+		p.Received, p.ReceiveClock = l.probe.ReceivedAt, RTTUser
+		if rx := l.at[len(l.at)-1]; rx.ok {
+			p.Received, p.ReceiveClock = rx.time(), RTTCapture
+		}
+	}
+	return p
+}
+
+// roundTrips summarises the round trips t counted into r's RTT fields.
+func roundTrips(r *Result, t *tally) {
+	r.PathRTT = t.path.dist()
+	n := t.rtt.count()
+	if n == 0 {
 		return
 	}
-	r.RTT, r.PingRTT, r.UserRTT = dist(rtt), dist(ping), dist(user)
+	r.RTT, r.PingRTT, r.UserRTT = t.rtt.dist(), t.ping.dist(), t.user.dist()
+	clocks := &Clocks{Send: t.sendClock, Receive: t.recvClock}
 	r.RTTClocks = clocks
 	r.RTTSource = rttSource(clocks)
-	r.RTTNotes = clockNotes(clocks, len(rtt))
+	r.RTTNotes = clockNotes(clocks, n)
 }
 
 // rttSource says where the receive times came from: all from the capture,

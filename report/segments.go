@@ -18,41 +18,62 @@ type span struct {
 	samples         int // probes timed over the span
 }
 
-// measure builds the segments between consecutive steps, in timeline order,
-// the spans their samples cover, and the losses outside every segment. A
-// run of non-separable segments is merged into the first separable segment
-// after it.
-func measure(steps []step, lines []*timeline) ([]Segment, []span, StackLoss) {
-	nseg := len(steps) - 1
-	segs := make([]Segment, 0, nseg)
-	spans := make([]span, 0, nseg)
-	lost, unknown, stack := lossBySegment(steps, lines)
-	chain := -1 // first step of the pending non-separable run
-	for i := 0; i < nseg; i++ {
-		seg := describe(steps, i)
-		sp := span{from: i, to: i + 1, start: i}
-		seen, inherited := count(steps, lines, i)
-		seg.Seen, seg.Lost, seg.Unknown = seen, lost[i], unknown[i]
-		seg.Separable = seen == 0 || 2*inherited < seen
-		if !seg.Separable {
-			if chain < 0 {
-				chain = i
-			}
-			seg.Notes = []Note{inheritNote(steps, i, inherited, seen)}
-			segs, spans = append(segs, seg), append(spans, sp)
-			continue
-		}
-		if chain >= 0 {
-			sp.start = chain
-			seg.MergedFrom = steps[chain].point.ID
-			chain = -1
-		}
-		sp.separable = true
-		ds := samples(lines, sp)
-		sp.samples, seg.US = len(ds), dist(ds)
-		segs, spans = append(segs, seg), append(spans, sp)
+// planSpans decides which segments are separable and what each is timed
+// over, from the timelines given (the first ExactProbes): a segment is not
+// separable when at least half of its samples carry an inherited stamp,
+// and a run of non-separable segments is merged into the first separable
+// segment after it, which is timed from the run's start.
+func planSpans(steps []step, lines []*timeline) []span {
+	nseg := max(len(steps)-1, 0)
+	seen, inherited := make([]int, nseg), make([]int, nseg)
+	for i := range nseg {
+		seen[i], inherited[i] = count(steps, lines, i)
 	}
-	finishNotes(segs, chain)
+	spans := make([]span, nseg)
+	chain := -1 // first step of the pending non-separable run
+	for i := range nseg {
+		sp := span{from: i, to: i + 1, start: i, separable: seen[i] == 0 || 2*inherited[i] < seen[i]}
+		switch {
+		case !sp.separable && chain < 0:
+			chain = i
+		case sp.separable && chain >= 0:
+			sp.start, chain = chain, -1
+		}
+		spans[i] = sp
+	}
+	return spans
+}
+
+// segments builds the segments between consecutive steps, in timeline
+// order, from what t counted over its plan, the spans their samples
+// cover, and the losses outside every segment. Whether a loss is located
+// depends on which captures dropped packets, which steps say.
+func segments(steps []step, t *tally) ([]Segment, []span, StackLoss) {
+	nseg := len(t.plan)
+	segs := make([]Segment, 0, nseg)
+	spans := slices.Clone(t.plan)
+	lost, unknown, stack := losses(steps, t)
+	trailing := nseg // the non-separable run at the end, if any, starts here
+	for trailing > 0 && !t.plan[trailing-1].separable {
+		trailing--
+	}
+	for i, sp := range t.plan {
+		seg := describe(steps, i)
+		seg.Seen, seg.Lost, seg.Unknown, seg.Separable = t.seen[i], lost[i], unknown[i], sp.separable
+		if !sp.separable {
+			seg.Notes = []Note{inheritNote(steps, i, t.inherited[i], t.seen[i])}
+		} else {
+			if sp.start != i {
+				seg.MergedFrom = steps[sp.start].point.ID
+			}
+			spans[i].samples, seg.US = t.timed[i].count(), t.timed[i].dist()
+		}
+		segs = append(segs, seg)
+	}
+	if trailing == nseg {
+		trailing = -1
+	}
+	finishNotes(segs, trailing)
 	return segs, spans, stack
 }
 
@@ -115,53 +136,33 @@ func count(steps []step, lines []*timeline, i int) (seen, inherited int) {
 	return seen, inherited
 }
 
-// lossBySegment counts, per segment, the probes that were never answered and
-// whose last observation is the segment's start. A probe that is missing at
-// one point but seen further on was not lost there. Such a probe is lost in
-// the segment when the capture at its end dropped nothing; otherwise it may
-// have passed the end unseen, and it is unknown. Probes never observed, or
-// last observed at the last step (the reply back at the first point), were
-// lost in the source's own stack.
-func lossBySegment(steps []step, lines []*timeline) (lost, unknown []int, stack StackLoss) {
-	nseg := len(steps) - 1
-	lost, unknown = make([]int, max(nseg, 0)), make([]int, max(nseg, 0))
-	for _, l := range lines {
-		if l.probe.Answered() {
-			continue
-		}
-		last := l.last()
-		switch {
-		case last < 0 && len(steps) > 0 && steps[0].dropped && l.probe.SendErr == nil:
-			stack.Unknown++
-		case last < 0:
-			stack.Request++
-			if err := l.probe.SendErr; err != nil {
-				stack.Refused++
-				if stack.RefusedError == "" {
-					stack.RefusedError = err.Error()
-				}
-			}
-		case last >= nseg:
-			stack.Reply++
-		case steps[last+1].dropped:
-			unknown[last]++
-		default:
-			lost[last]++
+// losses places the unanswered probes t counted: a probe last observed
+// at a step was lost in the segment after it when the capture at that
+// segment's end dropped nothing; otherwise it may have passed the end
+// unseen, and it is unknown. A probe missing at one point but seen further
+// on was not lost there. Probes never observed were lost in the source's
+// own stack on the way out (unknown when the first point's capture
+// dropped packets); those whose reply reached the first point but not the
+// socket, on the way in (stack.Reply, before cnitrace's own drops are
+// taken out of it).
+func losses(steps []step, t *tally) (lost, unknown []int, stack StackLoss) {
+	nseg := len(t.plan)
+	lost, unknown = make([]int, nseg), make([]int, nseg)
+	for k := range nseg {
+		if steps[k+1].dropped {
+			unknown[k] += t.lastAt[k]
+		} else {
+			lost[k] += t.lastAt[k]
 		}
 	}
+	stack.Request, stack.Refused, stack.RefusedError = t.refused, t.refused, t.refusedErr
+	if len(steps) > 0 && steps[0].dropped {
+		stack.Unknown = t.never
+	} else {
+		stack.Request += t.never
+	}
+	stack.Reply = t.unread
 	return lost, unknown, stack
-}
-
-// samples returns the durations of a separable span over the probes observed
-// at both of its own ends and at its start.
-func samples(lines []*timeline, sp span) []time.Duration {
-	var ds []time.Duration
-	for _, l := range lines {
-		if d, ok := l.duration(sp); ok {
-			ds = append(ds, d)
-		}
-	}
-	return ds
 }
 
 // inheritNote explains why segment i is not separable.
@@ -174,17 +175,8 @@ func inheritNote(steps []step, i, inherited, seen int) Note {
 // dist summarises durations as microsecond percentiles. It returns nil for no
 // samples.
 func dist(ds []time.Duration) *Dist {
-	if len(ds) == 0 {
-		return nil
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return &Dist{
-		P50: micros(rank(s, 50)),
-		P90: micros(rank(s, 90)),
-		P99: micros(rank(s, 99)),
-		Max: micros(s[len(s)-1]),
-	}
+	d := durations{exact: slices.Clone(ds)}
+	return d.dist()
 }
 
 // rank is the nearest-rank percentile of sorted, non-empty s: the smallest

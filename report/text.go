@@ -42,13 +42,51 @@ func writeHeader(b *strings.Builder, r *Result) {
 	if target == "" {
 		target = "unknown target"
 	}
-	fmt.Fprintf(b, "cnitrace: %d probes to %s from %s: %d answered, %d lost\n",
-		r.Probes.Sent, target, from, r.Probes.Received, r.Probes.Sent-r.Probes.Received)
+	fmt.Fprintf(b, "cnitrace: %d probes to %s from %s: %d answered, %d lost%s\n",
+		r.Probes.Sent, target, from, r.Probes.Received, r.Lost(), notLost(r.Probes))
+	writeExact(b, r)
+	writeSocket(b, r)
 	writeRTT(b, r)
 	writeBaseline(b, r)
 	if r.Probes.Ignored > 0 {
 		fmt.Fprintf(b, "ignored: %d observations of other runs or foreign packets\n", r.Probes.Ignored)
 	}
+}
+
+// notLost completes the header with the unanswered probes that are not
+// lost: late ones, and those cnitrace dropped itself.
+func notLost(c ProbeCounts) string {
+	s := ""
+	if c.Late > 0 {
+		s += fmt.Sprintf(", %d late (answered after the timeout)", c.Late)
+	}
+	if c.Dropped > 0 {
+		s += fmt.Sprintf(", %d dropped by cnitrace (not the path)", c.Dropped)
+	}
+	return s
+}
+
+// writeExact says which figures are approximate; nothing when none is.
+func writeExact(b *strings.Builder, r *Result) {
+	if r.ExactProbes > 0 {
+		fmt.Fprintf(b, "exact: the first %d probes; the percentiles of the other %d are within %.1f%% (sketches); counts and maxima are exact\n",
+			r.ExactProbes, r.Probes.Sent-r.ExactProbes, 100*SketchError)
+	}
+}
+
+// writeSocket says what cnitrace's own probe socket missed; nothing when
+// it missed nothing.
+func writeSocket(b *strings.Builder, r *Result) {
+	s := r.Socket
+	if s == nil {
+		return
+	}
+	fmt.Fprintf(b, "probe socket: cnitrace's own socket dropped %d packets (its receive queue was full) and read %d replies after their timeout",
+		s.Drops, s.LateReplies)
+	if n := r.Probes.Dropped; n > 0 && len(r.Points) > 0 {
+		fmt.Fprintf(b, "; %d %s whose reply reached %s count as dropped by cnitrace, not lost", n, plural(n, "probe", "probes"), r.Points[0].Name())
+	}
+	b.WriteString("\n")
 }
 
 // writePoints lists the points and what their captures may have missed.

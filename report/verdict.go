@@ -13,11 +13,12 @@ import (
 // is nothing to attribute and the verdict falls back to the medians.
 const minExcess = time.Microsecond
 
-// verdict attributes the latency to a segment and leads with the worst loss.
-func verdict(r *Result, lines []*timeline, spans []span) Verdict {
+// verdict attributes the latency to a segment and leads with the worst
+// loss, then what was not located and what cnitrace itself missed.
+func verdict(r *Result, t *tally, spans []span) Verdict {
 	v, ok := Verdict{Text: "no probe was observed at any capture point"}, true
-	if anySighting(lines) {
-		v, ok = byExcess(r, lines, spans)
+	if t.sighted {
+		v, ok = byExcess(r, t, spans)
 		if !ok {
 			v, ok = byMedian(r)
 		}
@@ -25,6 +26,7 @@ func verdict(r *Result, lines []*timeline, spans []span) Verdict {
 			v = Verdict{Text: "no segment could be measured on its own"}
 		}
 	}
+	v.Text = ownText(r) + v.Text
 	if n, text := unknownText(r); n > 0 {
 		v.Unknown = n
 		v.Text = text + v.Text
@@ -36,38 +38,24 @@ func verdict(r *Result, lines []*timeline, spans []span) Verdict {
 	return v
 }
 
-func anySighting(lines []*timeline) bool {
-	for _, l := range lines {
-		for _, s := range l.at {
-			if s.ok {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // byExcess compares every complete probe with the fastest one: the segment
-// that holds the largest share of the summed extra RTT wins.
-func byExcess(r *Result, lines []*timeline, spans []span) (Verdict, bool) {
-	complete, extra := excess(lines)
-	if len(complete) < 2 {
+// that holds the largest share of the summed extra RTT wins. The sums are
+// exact integers, whatever the number of probes.
+func byExcess(r *Result, t *tally, spans []span) (Verdict, bool) {
+	n := int64(t.complete)
+	if n < 2 {
 		return Verdict{}, false
 	}
-	total := 0.0
-	for _, d := range extra {
-		total += float64(d)
-	}
-	if total < float64(minExcess)*float64(len(extra)) {
+	total := float64(t.rttSum - n*int64(t.fastest))
+	if total < float64(minExcess)*float64(n) {
 		return Verdict{}, false
 	}
-	fastest := complete[slices.Index(extra, 0)]
 	best, bestEx := -1, 0.0
 	for s, sp := range spans {
 		if !sp.separable {
 			continue
 		}
-		if ex := spanExcess(complete, fastest, sp); best < 0 || ex > bestEx {
+		if ex := float64(int64(t.spanSums[s]) - n*int64(t.fastestSpans[s])); best < 0 || ex > bestEx {
 			best, bestEx = s, ex
 		}
 	}
@@ -77,40 +65,8 @@ func byExcess(r *Result, lines []*timeline, spans []span) (Verdict, bool) {
 	share := bestEx / total
 	v := segVerdict(r.Segments[best], share, BasisExcess)
 	v.Text = fmt.Sprintf("%s%% of the latency above the fastest probe (p50 +%.1f us) is in %s",
-		percent(share), dist(extra).P50, where(r, r.Segments[best]))
+		percent(share), micros(t.rtts.rank(50)-t.fastest), where(r, r.Segments[best]))
 	return v, true
-}
-
-// excess returns the probes observed at every step and, for each, its
-// capture RTT minus the fastest one's (0 for the fastest).
-func excess(lines []*timeline) ([]*timeline, []time.Duration) {
-	var complete []*timeline
-	var rtts []time.Duration
-	for _, l := range lines {
-		if d, ok := l.captureRTT(); ok && l.complete() {
-			complete, rtts = append(complete, l), append(rtts, d)
-		}
-	}
-	if len(rtts) == 0 {
-		return nil, nil
-	}
-	fastest := slices.Min(rtts)
-	for k := range rtts {
-		rtts[k] -= fastest
-	}
-	return complete, rtts
-}
-
-// spanExcess sums, over complete probes, the time spent in the span beyond
-// what the fastest probe spent there.
-func spanExcess(complete []*timeline, fastest *timeline, sp span) float64 {
-	base, _ := fastest.duration(sp)
-	sum := 0.0
-	for _, l := range complete {
-		d, _ := l.duration(sp)
-		sum += float64(d) - float64(base)
-	}
-	return sum
 }
 
 // byMedian picks the separable segment with the largest p50 as a share of
@@ -237,6 +193,21 @@ func unknownText(r *Result) (int, string) {
 	}
 	return n, fmt.Sprintf("%d unanswered %s (%s%%) not located: %s dropped packets where %s went missing; ",
 		n, probes, percent(float64(n)/float64(max(r.Probes.Sent, 1))), captures, they)
+}
+
+// ownText says what is not counted as lost because cnitrace itself missed
+// it or the reply came after the probe's timeout; "" when nothing was.
+func ownText(r *Result) string {
+	text := ""
+	if n := r.Probes.Dropped; n > 0 {
+		text += fmt.Sprintf("%d unanswered %s (%s%%) not lost but dropped by cnitrace: its probe socket's receive queue was full, or it read the reply after the timeout; ",
+			n, plural(n, "probe", "probes"), percent(float64(n)/float64(max(r.Probes.Sent, 1))))
+	}
+	if n := r.Probes.Late; n > 0 {
+		text += fmt.Sprintf("%d %s (%s%%) answered after the timeout: late, not lost; ",
+			n, plural(n, "probe", "probes"), percent(float64(n)/float64(max(r.Probes.Sent, 1))))
+	}
+	return text
 }
 
 // tunnelled reports whether the path crosses an overlay device: then what
