@@ -17,9 +17,11 @@ var ErrNotNetNS = errors.New("not a network namespace")
 // unknown tunnel); docs/known-issues.md lists them.
 var ErrUnsupportedLayout = errors.New("unsupported network layout")
 
-// ErrNoForwardRoute is returned when the node has no route that forwards
-// the pod's traffic to the target: IP forwarding is off, or the node netns
-// given is not the one the pod is attached to.
+// ErrNoForwardRoute is returned when the node netns does not forward the
+// pod's traffic because its forwarding sysctl for that traffic
+// (net.ipv4.ip_forward, net.ipv4.conf.<dev>.forwarding,
+// net.ipv6.conf.all.forwarding) is 0; the error names the sysctl. Other
+// failed route lookups are not this error.
 var ErrNoForwardRoute = errors.New("no forwarding route")
 
 // CapabilityError is a permission error that names the capability the

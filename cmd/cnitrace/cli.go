@@ -93,7 +93,7 @@ func hint(err error) string {
 			"for a normal user, run '%s' on a copy of the binary; on Kubernetes, 'kubectl debug node/<node> --profile=sysadmin' has it",
 			c, short, short, setcapAll)
 	case errors.Is(err, topology.ErrNoForwardRoute):
-		return "check 'sysctl net.ipv4.ip_forward' in the node netns, and that --node-netns names the node the pod runs on"
+		return "the node netns does not forward: check the sysctl named above there ('sysctl -w ...=1' if it is really off), and that --node-netns names the node the pod runs on"
 	case errors.Is(err, topology.ErrUnsupportedLayout):
 		return "docs/known-issues.md lists the layouts cnitrace cannot trace yet; trace to another target on the same path (a Service's endpoint pod, a pod on another node) meanwhile"
 	}

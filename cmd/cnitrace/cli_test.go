@@ -176,7 +176,7 @@ func TestHints(t *testing.T) {
 	}{
 		{"missing capability", fmt.Errorf("open ICMP socket: %w", topology.NeedsCapability(syscall.EPERM, "CAP_NET_RAW")), "CAP_NET_RAW"},
 		{"unsupported layout", fmt.Errorf("discover: hairpin: %w", topology.ErrUnsupportedLayout), "docs/known-issues.md"},
-		{"no forwarding route", fmt.Errorf("discover: %w: no route", topology.ErrNoForwardRoute), "net.ipv4.ip_forward"},
+		{"no forwarding route", fmt.Errorf("discover: %w: net.ipv4.ip_forward = 0", topology.ErrNoForwardRoute), "does not forward"},
 		{"permission without a capability", fmt.Errorf("write report: %w", os.ErrPermission), ""},
 		{"text that looks like a capability", errors.New("socket: operation not permitted (needs CAP_NET_RAW)"), ""},
 		{"text that looks like ip_forward", errors.New("is net.ipv4.ip_forward on?"), ""},
