@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,8 +105,10 @@ func unixAddr(endpoint string) (string, error) {
 
 // dial connects to addr (unix:///PATH) and asks for the runtime's version.
 func dial(ctx context.Context, addr string) (*Client, error) {
-	if _, err := os.Stat(strings.TrimPrefix(addr, "unix://")); err != nil {
-		return nil, err // no socket: say so without a gRPC round trip
+	if _, err := os.Stat(strings.TrimPrefix(addr, "unix://")); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no socket (%w)", fs.ErrNotExist) // without a gRPC round trip
+	} else if err != nil {
+		return nil, err
 	}
 	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
