@@ -40,8 +40,9 @@ const maxSocketPath = 107
 type Config struct {
 	// Dir holds everything of the daemon's: root, state, socket, config,
 	// logs. It must exist, be on a file system overlayfs can use as upper
-	// layer (not overlayfs, not tmpfs in a user namespace), and give a
-	// socket path of at most 107 bytes: t.TempDir() does.
+	// layer (not overlayfs, not tmpfs in a user namespace), and be short
+	// enough for DIR/containerd.sock.ttrpc to be a socket path (at most 107
+	// bytes): t.TempDir() is.
 	Dir string
 	// ConfList is the CNI network configuration list the CRI plugin uses;
 	// nil means BridgeConfList(NodeBridge(node)).
@@ -105,8 +106,8 @@ func Start(ctx context.Context, node *lab.Node, cfg Config) (_ *Daemon, err erro
 // prepare checks the tools, creates the daemon's directories and writes
 // its configuration, CNI network and pause image.
 func prepare(ctx context.Context, node *lab.Node, l layout, cfg Config) error {
-	if len(l.socket()) > maxSocketPath {
-		return fmt.Errorf("socket path %s is longer than %d bytes: use a shorter Config.Dir", l.socket(), maxSocketPath)
+	if ttrpc := l.socket() + ".ttrpc"; len(ttrpc) > maxSocketPath {
+		return fmt.Errorf("socket path %s is longer than %d bytes: use a shorter Config.Dir", ttrpc, maxSocketPath)
 	}
 	if missing := Missing(); len(missing) > 0 {
 		return fmt.Errorf("%w: %v", ErrMissingTools, missing)

@@ -2,6 +2,7 @@ package containerd_test
 
 import (
 	"context"
+	"net/netip"
 	"os/exec"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/cnitrace/cnitrace/topology"
 	"github.com/cnitrace/cnitrace/topology/cri"
+	"github.com/cnitrace/cnitrace/topology/lab"
 	"github.com/cnitrace/cnitrace/topology/lab/containerd"
 	"github.com/cnitrace/cnitrace/topology/lab/containerd/containerdtest"
 	"github.com/cnitrace/cnitrace/topology/lab/labtest"
@@ -20,13 +22,50 @@ import (
 // TestPrivilegedCRIFindPod proves the CRI client on a real runtime: a pod
 // sandbox created through containerd's CRI, networked by the reference
 // bridge plugin, is found by name, its network namespace opened, and the
-// path from it discovered through the plugin's veth and bridge.
+// path from it discovered through the plugin's veth and the bridge: the
+// lab's cni0, which the plugin finds and uses as on a flannel node, or
+// one the plugin creates itself.
 func TestPrivilegedCRIFindPod(t *testing.T) {
 	containerdtest.Require(t)
 	checkRootNetNSUnchanged(t) // registered first: checks after every other cleanup
+	for _, tt := range []struct {
+		name   string
+		bridge func(*lab.Node) containerd.Bridge
+	}{
+		{"the lab's bridge", containerd.NodeBridge},
+		{"the plugin's own bridge", ownBridge},
+	} {
+		t.Run(tt.name, func(t *testing.T) { findPodOn(t, tt.bridge) })
+	}
+}
+
+// ownBridge is a network whose bridge and subnet the lab does not have:
+// the plugin creates crbr0 with 10.88.<i>.1/24.
+func ownBridge(node *lab.Node) containerd.Bridge {
+	a := node.PodCIDR.Addr().As4()
+	subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 88, a[2], 0}), 24)
+	return containerd.Bridge{
+		Name:    "cnitrace-own",
+		Bridge:  "crbr0",
+		Subnet:  subnet,
+		Gateway: subnet.Addr().Next(),
+		MTU:     lab.MTU,
+		IPMasq:  true,
+	}
+}
+
+// findPodOn runs containerd in node 1 of a fresh lab with the network
+// bridge(node), creates default/web and checks what FindPod and Discover
+// make of it.
+func findPodOn(t *testing.T, bridge func(*lab.Node) containerd.Bridge) {
 	l := labtest.New(t)
 	node := l.Nodes[0]
-	d := containerdtest.Start(t, node, containerd.Config{})
+	network := bridge(node)
+	conf, err := containerd.BridgeConfList(network)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := containerdtest.Start(t, node, containerd.Config{ConfList: conf})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -61,8 +100,7 @@ func TestPrivilegedCRIFindPod(t *testing.T) {
 	}
 	t.Logf("path to %s: %s", l.Nodes[1].Pod.Addr, path)
 	checkPathStart(t, path, ns, node.NS)
-	gw := containerd.NodeBridge(node).Gateway.String()
-	ping(t, pod.NetNSPath, gw)
+	ping(t, pod.NetNSPath, network.Gateway.String())
 	ping(t, pod.NetNSPath, l.Nodes[1].Pod.Addr.String())
 }
 
