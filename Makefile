@@ -9,8 +9,14 @@ export PATH := $(PATH):/usr/local/go/bin
 
 # What the lab and the tests run, as command-or-file:Debian-package pairs.
 # gcc and libc6-dev are for `go test -race` (cgo); capsh and setcap (libcap2-bin,
-# in /usr/sbin) for the test that enforces docs/privileges.md.
-TEST_TOOLS := iptables:iptables ping:iputils-ping nsenter:util-linux ip:iproute2 gcc:gcc /usr/include/stdio.h:libc6-dev capsh:libcap2-bin setcap:libcap2-bin
+# in /usr/sbin) for the test that enforces docs/privileges.md; containerd, runc
+# and the reference CNI plugins for the real-runtime tests (topology/lab/containerd:
+# they run inside lab namespaces; installing containerd starts no daemon).
+TEST_TOOLS := iptables:iptables ping:iputils-ping nsenter:util-linux unshare:util-linux ip:iproute2 \
+	gcc:gcc /usr/include/stdio.h:libc6-dev capsh:libcap2-bin setcap:libcap2-bin \
+	containerd:containerd ctr:containerd containerd-shim-runc-v2:containerd runc:runc \
+	/usr/lib/cni/bridge:containernetworking-plugins /usr/lib/cni/host-local:containernetworking-plugins \
+	/usr/lib/cni/loopback:containernetworking-plugins
 
 .PHONY: all build demo deps test test-unit lint bench clean
 
@@ -28,14 +34,17 @@ demo: deps build
 	./$(BIN)/cnitrace-lab demo
 
 # Install, as root with apt-get, the commands above that are missing, or
-# say in one line which ones to install.
+# say in one line which ones to install. Where systemd runs, containerd.service
+# is masked first, so that no containerd starts in the host's namespaces.
 deps:
 	@command -v $(GO) >/dev/null || { echo "make: needs Go $$(sed -n 's/^go //p' go.mod) on PATH or in /usr/local/go" >&2; exit 1; }
-	@missing=$$(for t in $(TEST_TOOLS); do c=$${t%%:*}; command -v $$c >/dev/null 2>&1 || [ -e $$c ] || echo $${t#*:}; done); \
+	@missing=$$(for t in $(TEST_TOOLS); do c=$${t%%:*}; command -v $$c >/dev/null 2>&1 || [ -e $$c ] || echo $${t#*:}; done | sort -u); \
 	[ -z "$$missing" ] && exit 0; \
 	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
 		echo "make: the tests need these Debian packages: apt-get install" $$missing >&2; exit 1; fi; \
 	echo "make: installing" $$missing; \
+	if [ -d /run/systemd/system ] && echo "$$missing" | grep -qw containerd; then \
+		systemctl mask containerd.service; fi; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null
 
 # Formatting, vet, staticcheck, both builds, then every test, the privileged
