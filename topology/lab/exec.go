@@ -85,7 +85,7 @@ func (l *Lab) BloatForward(ctx context.Context, node int, rules int) error {
 	cmd := l.Command(ctx, n.NSPath, restore, "-w", "--noflush")
 	cmd.Stdin = bytes.NewReader(forwardRules(rules))
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("load %d FORWARD rules in %s: %w%s", rules, n.Name, err, quoteOutput(out))
+		return fmt.Errorf("load %d FORWARD rules in %s: %w%s", rules, n.Name, err, QuoteOutput(out))
 	}
 	return nil
 }
@@ -107,7 +107,7 @@ func (l *Lab) iptables(ctx context.Context, nsPath, name string, args ...string)
 		return fmt.Errorf("iptables %s in %s: %w", strings.Join(args, " "), name, err)
 	}
 	if out, err := l.Command(ctx, nsPath, bin, append([]string{"-w"}, args...)...).CombinedOutput(); err != nil {
-		return fmt.Errorf("iptables %s in %s: %w%s", strings.Join(args, " "), name, err, quoteOutput(out))
+		return fmt.Errorf("iptables %s in %s: %w%s", strings.Join(args, " "), name, err, QuoteOutput(out))
 	}
 	return nil
 }
@@ -193,8 +193,8 @@ func lookPath(name, pkg string) (string, error) {
 	return "", fmt.Errorf("find %s: %w", name, err)
 }
 
-// quoteOutput formats a failed command's output for an error message.
-func quoteOutput(out []byte) string {
+// QuoteOutput formats a failed command's output for an error message.
+func QuoteOutput(out []byte) string {
 	s := strings.TrimSpace(string(out))
 	if s == "" {
 		return ""

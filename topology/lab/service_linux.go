@@ -88,7 +88,7 @@ func (l *Lab) restore(ctx context.Context, nsPath, name string, rules []byte) er
 	cmd := l.Command(ctx, nsPath, bin, "-w", "--noflush")
 	cmd.Stdin = bytes.NewReader(rules)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("load rules in %s: %w%s", name, err, quoteOutput(out))
+		return fmt.Errorf("load rules in %s: %w%s", name, err, QuoteOutput(out))
 	}
 	return nil
 }

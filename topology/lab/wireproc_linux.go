@@ -71,7 +71,7 @@ func spawnWire(name string, cmd *exec.Cmd) error {
 		log := readLog(name)
 		os.Remove(WirePIDFile(name))
 		os.Remove(WireLogFile(name))
-		return fmt.Errorf("start delay line of lab %s: %w%s", name, err, quoteOutput(log))
+		return fmt.Errorf("start delay line of lab %s: %w%s", name, err, QuoteOutput(log))
 	}
 	return cmd.Process.Release()
 }

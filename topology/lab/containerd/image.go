@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"time"
+
+	"github.com/cnitrace/cnitrace/topology/lab"
 )
 
 // PauseImage is the tag of the sandbox image Start builds and imports. No
@@ -48,7 +50,7 @@ func BuildPause(ctx context.Context, dir string) (string, error) {
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH, "GOFLAGS=", "GOWORK=off", "GOTOOLCHAIN=local")
 	if msg, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build pause with %s: %w%s", goBin, err, quote(msg))
+		return "", fmt.Errorf("build pause with %s: %w%s", goBin, err, lab.QuoteOutput(msg))
 	}
 	return out, nil
 }

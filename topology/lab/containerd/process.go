@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cnitrace/cnitrace/topology/lab"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -170,7 +171,7 @@ func (d *Daemon) importImage(ctx context.Context) error {
 	cmd := exec.CommandContext(ctx, ctr, "--address", d.Socket, "--namespace", "k8s.io", "images", "import", d.layout.image())
 	cmd.Env = []string{"PATH=" + daemonPath}
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("import %s: %w%s", PauseImage, err, quote(out))
+		return fmt.Errorf("import %s: %w%s", PauseImage, err, lab.QuoteOutput(out))
 	}
 	for {
 		st, err := d.Images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: PauseImage}})
@@ -220,16 +221,4 @@ func (d *Daemon) logTail() string {
 		lines = lines[len(lines)-8:]
 	}
 	return fmt.Sprintf(" (containerd log %s ends: %s)", d.Log, strings.Join(lines, " | "))
-}
-
-// quote formats a failed command's output for an error message.
-func quote(out []byte) string {
-	s := strings.TrimSpace(string(out))
-	if s == "" {
-		return ""
-	}
-	if len(s) > 500 {
-		s = s[:500] + "..."
-	}
-	return ": " + strings.ReplaceAll(s, "\n", "; ")
 }
