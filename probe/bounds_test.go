@@ -180,7 +180,7 @@ func TestConfigValidateBounds(t *testing.T) {
 		{"count 0 without duration", func(c *Config) { c.Count = 0 }, "count 0: must be at least 1, or 0 with a duration"},
 		{"count 0 with duration", func(c *Config) { c.Count, c.Duration = 0, time.Minute }, ""},
 		{"negative duration", func(c *Config) { c.Duration = -time.Second }, "duration -1s: must not be negative"},
-		{"interval below the minimum", func(c *Config) { c.Interval = MinInterval - 1 }, "interval 99.999µs: must be at least 100µs (at most 10000 probes a second)"},
+		{"interval below the minimum", func(c *Config) { c.Interval = MinInterval - 1 }, "interval 99.999µs: must be at least 100us (at most 10000 probes a second)"},
 		{"interval 0 for one probe", func(c *Config) { c.Count, c.Interval = 1, 0 }, ""},
 		{"interval at the minimum", func(c *Config) { c.Interval = MinInterval }, ""},
 		{"too many in flight", func(c *Config) { c.Interval, c.Timeout = MinInterval, 2*time.Second }, "timeout 2s: at interval 100µs up to 20000 probes would wait for replies at once, at most 16384 may"},

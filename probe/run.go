@@ -76,11 +76,11 @@ func (c Config) Validate() error {
 	case c.Interval < 0:
 		return fmt.Errorf("interval %s: must not be negative", c.Interval)
 	case c.Interval < MinInterval && c.Count != 1:
-		return fmt.Errorf("interval %s: must be at least %s (at most %d probes a second)", c.Interval, MinInterval, time.Second/MinInterval)
+		return fmt.Errorf("interval %s: must be at least %dus (at most %d probes a second)", c.Interval, MinInterval.Microseconds(), time.Second/MinInterval)
 	case c.Timeout <= 0:
 		return fmt.Errorf("timeout %s: must be positive", c.Timeout)
 	case c.Count != 1 && c.Timeout/c.Interval >= MaxInFlight:
-		return fmt.Errorf("timeout %s: at interval %s up to %d probes would wait for replies at once, at most %d may (shorten --timeout or lengthen --interval)",
+		return fmt.Errorf("timeout %s: at interval %s up to %d probes would wait for replies at once, at most %d may (shorten the timeout or lengthen the interval)",
 			c.Timeout, c.Interval, c.Timeout/c.Interval, MaxInFlight)
 	case c.Size < TokenLen || c.Size > 65507-8:
 		return fmt.Errorf("size %d: must be between %d and %d bytes", c.Size, TokenLen, 65507-8)

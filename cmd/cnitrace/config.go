@@ -27,6 +27,8 @@ type traceConfig struct {
 	nodeNetns string // the node's netns file; empty means our own
 	to        netip.Addr
 	count     int
+	countSet  bool
+	duration  time.Duration
 	interval  time.Duration
 	timeout   time.Duration
 	size      int
@@ -44,11 +46,16 @@ func addSourceFlags(fs *flag.FlagSet, c *traceConfig, to *string) {
 	fs.StringVar(to, "to", "", "target `IP` address, IPv4 or IPv6: a pod (on another node or this one), a Service address, or a host outside the cluster")
 }
 
-// addProbeFlags registers the ping-like flags of trace.
+// addProbeFlags registers the ping-like flags of trace. --count and
+// --duration bound the run, the first reached stopping it; --duration
+// alone leaves the count unbounded (countSet says whether --count was
+// given).
 func addProbeFlags(fs *flag.FlagSet, c *traceConfig, format *string) {
-	fs.IntVar(&c.count, "count", 30, "number of probes, like ping -c")
-	fs.DurationVar(&c.interval, "interval", 100*time.Millisecond, "time between probes, like ping -i")
-	fs.DurationVar(&c.timeout, "timeout", time.Second, "how long to wait for replies after the last probe, like ping -W")
+	c.count = 30
+	fs.Var(countFlag{c}, "count", "send `N` probes, like ping -c; with --duration and no --count, no limit")
+	fs.DurationVar(&c.duration, "duration", 0, "stop sending after this long, like ping -w (0: no limit)")
+	fs.DurationVar(&c.interval, "interval", 100*time.Millisecond, fmt.Sprintf("time between probes, like ping -i (at least %dus)", probe.MinInterval.Microseconds()))
+	fs.DurationVar(&c.timeout, "timeout", time.Second, "how long each probe waits for its reply, like ping -W; a reply after it is counted late")
 	fs.IntVar(&c.size, "size", 56, "ICMP echo data bytes, like ping -s (at least 24)")
 	fs.StringVar(format, "format", "text", "report `format`: text or json")
 	fs.StringVar(&c.out, "out", "", "write the report to `file` instead of stdout")
@@ -86,9 +93,34 @@ func (c *traceConfig) validate(to, format string) error {
 	return nil
 }
 
+// countFlag is --count, an int flag that also notes it was given.
+type countFlag struct{ c *traceConfig }
+
+func (f countFlag) String() string {
+	if f.c == nil { // the flag package's zero value, for the default in --help
+		return "0"
+	}
+	return strconv.Itoa(f.c.count)
+}
+
+func (f countFlag) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return errors.New("not a whole number")
+	}
+	f.c.count, f.c.countSet = n, true
+	return nil
+}
+
+// probeConfig is the probe run asked for: --duration without --count
+// sends for that long, however many probes that takes.
 func (c *traceConfig) probeConfig() probe.Config {
+	count := c.count
+	if c.duration > 0 && !c.countSet {
+		count = 0
+	}
 	return probe.Config{
-		Target: c.to, Count: c.count, Interval: c.interval, Timeout: c.timeout,
+		Target: c.to, Count: count, Duration: c.duration, Interval: c.interval, Timeout: c.timeout,
 		Size: c.size, ID: uint16(os.Getpid() & 0xffff),
 	}
 }

@@ -80,12 +80,13 @@ func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, pat
 		return nil, err
 	}
 	defer closeSources(sources)
-	// Observations go straight into the accumulator: a long run keeps a few
-	// bytes per probe and point, not every packet.
+	// Observations and finished probes go straight into the accumulator,
+	// whose memory is bounded however long the run.
 	acc, err := report.NewAccumulator(path, known)
 	if err != nil {
 		return nil, fmt.Errorf("correlate: %w", err)
 	}
+	feed(acc, sources)
 	cfg := captureConfig(path)
 	cfg.Sink = acc.Add
 	// Captures outlive a cancelled probe run: they are drained for the partial report.
@@ -93,7 +94,7 @@ func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, pat
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(stderr, "cnitrace: capturing on %d interfaces, sending %d probes to %s%s\n", len(path.Points), c.count, c.to, describeBaseline(known))
+	fmt.Fprintf(stderr, "cnitrace: capturing on %d interfaces, sending %s to %s%s\n", len(path.Points), describeRun(sources[0].Config), c.to, describeBaseline(known))
 	probes, perr := probe.RunSources(ctx, sources)
 	capt, cerr := sess.Stop()
 	if perr != nil && !errors.Is(perr, context.Canceled) {
@@ -102,7 +103,7 @@ func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, pat
 	if cerr != nil {
 		return nil, fmt.Errorf("drain captures: %w", cerr)
 	}
-	warnDrops(capt.Stats, stderr)
+	warnDrops(capt.Stats, sources, probes, stderr)
 	r, err := acc.Result(report.Recorded{Probes: probes, Stats: capt.Stats, Interrupted: perr != nil})
 	if err != nil {
 		return nil, fmt.Errorf("correlate: %w", err)
@@ -138,6 +139,26 @@ func openSources(c *traceConfig, pod, node *topology.NetNS) ([]probe.Source, []r
 		known = append(known, report.ProbeSource{RunID: s.Config.RunID, NetNS: node.ID()})
 	}
 	return sources, known, nil
+}
+
+// feed makes every source hand its finished probes to acc, so that
+// neither the prober nor the report keeps every probe of a long run.
+func feed(acc *report.Accumulator, sources []probe.Source) {
+	for i := range sources {
+		sources[i].Config.Sink = func(p probe.Probe) { acc.AddProbe(i, p) }
+	}
+}
+
+// describeRun says how many probes a source sends: "30 probes", "probes
+// for 10m0s", "at most 1000 probes in 10s".
+func describeRun(cfg probe.Config) string {
+	switch {
+	case cfg.Duration == 0:
+		return fmt.Sprintf("%d probes", cfg.Count)
+	case cfg.Count == 0:
+		return fmt.Sprintf("probes for %s", cfg.Duration)
+	}
+	return fmt.Sprintf("at most %d probes in %s", cfg.Count, cfg.Duration)
 }
 
 func closeSources(sources []probe.Source) {
@@ -179,10 +200,22 @@ func captureConfig(path *topology.Path) capture.Config {
 	return cfg
 }
 
-func warnDrops(stats []capture.PointStats, stderr io.Writer) {
+// warnDrops says on stderr what cnitrace's own captures and probe sockets
+// dropped: the report counts none of it against the path.
+func warnDrops(stats []capture.PointStats, sources []probe.Source, probes []*probe.Result, stderr io.Writer) {
 	for _, s := range stats {
 		if s.Drops > 0 {
 			fmt.Fprintf(stderr, "cnitrace: warning: capture on %s dropped %d packets; probes missing there may not be lost\n", s.Point, s.Drops)
 		}
+	}
+	for i, res := range probes {
+		if res == nil || res.SocketDrops == 0 {
+			continue
+		}
+		name := "the probe socket"
+		if n := sources[i].Name; n != "" {
+			name = "the probe socket of " + n
+		}
+		fmt.Fprintf(stderr, "cnitrace: warning: %s dropped %d packets (its receive queue was full); replies it missed count as dropped by cnitrace, not lost\n", name, res.SocketDrops)
 	}
 }
