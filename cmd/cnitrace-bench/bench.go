@@ -26,11 +26,14 @@ type bench struct {
 // report is the part of cnitrace's JSON report (docs/report-format.md) the
 // benchmark reads.
 type report struct {
-	Probes  struct{ Sent, Received int }
-	RTT     dist `json:"rtt_us"`
-	PingRTT dist `json:"rtt_ping_us"`
-	PathRTT dist `json:"rtt_path_us"`
-	Points  []struct {
+	Probes struct {
+		Sent, Received, Late, Dropped int
+	}
+	ExactProbes int  `json:"exact_probes"`
+	RTT         dist `json:"rtt_us"`
+	PingRTT     dist `json:"rtt_ping_us"`
+	PathRTT     dist `json:"rtt_path_us"`
+	Points      []struct {
 		ID, Kind string
 		Capture  struct{ Packets, Drops, Freezes uint64 }
 	}

@@ -31,7 +31,7 @@ func main() {
 	flag.StringVar(&c.bin, "bin", "bin/cnitrace", "cnitrace `binary` to measure (make build)")
 	flag.StringVar(&c.results, "results", "bench/results", "`dir` for the JSON results")
 	flag.BoolVar(&c.quick, "quick", false, "shorter runs (smoke test, figures are rougher)")
-	flag.StringVar(&c.only, "sections", "", "run only these `sections`, e.g. 1,4 (default: all five)")
+	flag.StringVar(&c.only, "sections", "", "run only these `sections`, e.g. 1,4 (default: all six)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -50,6 +50,7 @@ type results struct {
 	Observer *observerEffect `json:"observer_effect,omitempty"`
 	Load     *loadResult     `json:"capture_under_load,omitempty"`
 	Scale    *scaleResult    `json:"scale,omitempty"`
+	Memory   *memoryResult   `json:"memory,omitempty"`
 }
 
 type machine struct {
@@ -76,6 +77,7 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		{"observer effect", b.observerEffect},
 		{"capture under load", b.captureUnderLoad},
 		{"scale", b.scale},
+		{"memory", b.memory},
 	}
 	for i, s := range steps {
 		if c.only != "" && !slices.Contains(strings.Split(c.only, ","), strconv.Itoa(i+1)) {

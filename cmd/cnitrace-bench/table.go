@@ -36,6 +36,10 @@ func printTable(w io.Writer, r *results) {
 		fmt.Fprintf(w, "5. scale: %d probes at %.0f ms: %.0f probes/s, %d answered, RSS max %.1f MB (samples %v), CPU %.2f s; short trace wall %.0f ms; goal %s: %s\n",
 			s.Probes, s.IntervalMS, s.ProbesPerSec, s.Received, s.MaxRSSMB, s.RSSMB, s.CPUSeconds, s.ShortWallMS, s.Goal, yes(s.Met))
 	}
+	if m := r.Memory; m != nil {
+		fmt.Fprintf(w, "6. memory: %d probes at %.1f ms in %.0f s: %d of %d answered, %d dropped by cnitrace; RSS %.1f MB after warm-up (%.0f s), %.1f MB at the end: x%.3f, peak since x%.3f, max %.1f MB; curve %s MB (%d samples, 1 s apart); goal %s: %s\n",
+			m.Probes, m.IntervalMS, m.WallSeconds, m.Received, m.Sent, m.Dropped, m.WarmMB, m.WarmUpSeconds, m.EndMB, m.Ratio, m.PeakRatio, m.MaxMB, m.curve(), len(m.RSSMB), m.Goal, yes(m.Met))
+	}
 }
 
 func printAccuracy(w io.Writer, rows []accuracyRow) {

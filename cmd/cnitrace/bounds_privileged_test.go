@@ -230,12 +230,12 @@ func TestPrivilegedDurationBoundsTheRun(t *testing.T) {
 func TestPrivilegedMaxRateLosesNothingOfOurs(t *testing.T) {
 	l := labtest.New(t)
 	bin := binaryUnderTest(t)
-	code, out, stderr := runBinary(t, bin, l, "--interval", "0", "--count", "20000")
+	code, _, stderr := runBinary(t, bin, l, "--interval", "0", "--count", "20000")
 	if code != cli.ExitUsage || !strings.Contains(stderr, "--interval 0s: must be at least 100us") {
 		t.Errorf("--interval 0: exit %d, stderr %q; want a usage error naming the minimum", code, stderr)
 	}
 	const n = 20_000
-	code, out, stderr = runBinary(t, bin, l, "--interval", "100us", "--count", strconv.Itoa(n))
+	code, out, stderr := runBinary(t, bin, l, "--interval", "100us", "--count", strconv.Itoa(n))
 	r := decodeBounds(t, out, stderr)
 	if code != cli.ExitOK || r.Probes.Sent != n || r.Probes.Received != n || r.Probes.Dropped != 0 || r.Socket != nil {
 		t.Errorf("at 100us: exit %d, %d of %d answered, %d dropped by cnitrace, socket %+v; want all answered, nothing of ours dropped\nstderr:\n%s",
