@@ -268,12 +268,12 @@ func (a *Accumulator) Result(rec Recorded) (*Result, error) {
 	if plan == nil {
 		plan = planSpans(steps, exact)
 	}
-	t := newTally(len(steps), plan, false)
+	t := newTally(len(steps), plan, false, len(exact))
 	for _, l := range exact {
 		t.fold(l, steps)
 	}
 	if a.tail != nil || len(pending) > 0 {
-		tail := newTally(len(steps), plan, true)
+		tail := newTally(len(steps), plan, true, 0)
 		if a.tail != nil {
 			tail = a.tail.clone()
 		}

@@ -7,8 +7,9 @@ import (
 	"github.com/cnitrace/cnitrace/probe"
 )
 
-// BenchmarkAccumulator is the report's cost per observation (Add) and per
-// run of 1000 probes on a five-point path (Result).
+// BenchmarkAccumulator is the report's cost per observation (Add), per run
+// of 1000 probes on a five-point path (Result), and per probe folded into
+// sketches beyond ExactProbes (fold).
 func BenchmarkAccumulator(b *testing.B) {
 	probes, obs := run{n: 1000, delays: designDelays(), jitter: func(seq, seg int) time.Duration {
 		return time.Duration(seq%7) * time.Microsecond
@@ -32,6 +33,23 @@ func BenchmarkAccumulator(b *testing.B) {
 			if _, err := acc.Result(Recorded{Probes: []*probe.Result{probes}}); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+	b.Run("fold", func(b *testing.B) {
+		acc, _ := NewAccumulator(flannelPath(), []ProbeSource{{RunID: probes.RunID}})
+		for _, o := range obs {
+			acc.Add(o)
+		}
+		var exact []*timeline
+		for _, p := range probes.Probes {
+			exact = append(exact, acc.line(&acc.arrived[0], p))
+		}
+		t := newTally(len(acc.steps), planSpans(acc.steps, exact), true, 0)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			t.fold(exact[i%len(exact)], acc.steps)
+			i++
 		}
 	})
 }

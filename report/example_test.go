@@ -16,8 +16,9 @@ import (
 // same node behind that veth (a routed CNI: the node routes to the peer's
 // veth, here left out for brevity): each packet is seen once per point and
 // direction. The observations go to an Accumulator as the capture's sink
-// hands them over in a live run (capture.Config.Sink = acc.Add); once the
-// probes are in, Result times every segment. The probe socket got a SCHED
+// hands them over in a live run (capture.Config.Sink = acc.Add), and each
+// probe once the prober is done with it (probe.Config.Sink calling
+// acc.AddProbe); once the run is over, Result times every segment. The probe socket got a SCHED
 // stamp for every request, so the RTT runs from the kernel's send stamp,
 // while the ping-like RTT starts at the send call.
 func Example() {
@@ -51,13 +52,17 @@ func Example() {
 		see("p1", topology.RX, 8, 5*time.Microsecond)                        // reaches the node
 		see("p1", topology.TX, 0, time.Duration(90+seq*10)*time.Microsecond) // reply back at the veth
 		see("p0", topology.RX, 0, time.Duration(91+seq*10)*time.Microsecond) // and in the pod
-		probes.Probes = append(probes.Probes, probe.Probe{
+		// The prober is done with the probe: source 0, the traced one.
+		acc.AddProbe(0, probe.Probe{
 			Seq:        uint32(seq),
 			SentAt:     sent,
 			SchedAt:    t0.Add(-time.Microsecond), // queued on eth0
 			ReceivedAt: t0.Add(time.Duration(100+seq*10) * time.Microsecond),
+			Deadline:   sent.Add(time.Second), // when the prober would have given up on it
 		})
 	}
+	// The run's result: its probes went to AddProbe; its counters (socket
+	// drops, late replies) are zero here.
 	r, err := acc.Result(report.Recorded{Probes: []*probe.Result{probes}})
 	if err != nil {
 		fmt.Println(err)

@@ -120,7 +120,7 @@ func (a *Accumulator) fold(seq uint32) {
 	if a.tail == nil {
 		exact, _, _ := a.lines(in.recs, nil)
 		a.plan = planSpans(a.steps, exact)
-		a.tail = newTally(len(a.steps), a.plan, true)
+		a.tail = newTally(len(a.steps), a.plan, true, 0)
 	}
 	a.tail.fold(a.line(in, in.recs[seq]), a.steps)
 	delete(in.recs, seq)

@@ -127,7 +127,7 @@ func checkWithin(t *testing.T, what string, got *Dist, sorted []time.Duration) {
 }
 
 // TestAccumulatorExactUpToExactProbes: a run of ExactProbes probes has no
-// exact_probes field; one more probe adds it.
+// exact_probes field and no exact: line; one more probe adds both.
 func TestAccumulatorExactUpToExactProbes(t *testing.T) {
 	for _, n := range []int{ExactProbes, ExactProbes + 1} {
 		acc, err := NewAccumulator(flannelPath(), []ProbeSource{{RunID: testRun}})
@@ -145,6 +145,11 @@ func TestAccumulatorExactUpToExactProbes(t *testing.T) {
 		}
 		if r.ExactProbes != want || r.Probes.Sent != n {
 			t.Errorf("%d probes: exact_probes %d, sent %d; want %d, %d", n, r.ExactProbes, r.Probes.Sent, want, n)
+		}
+		text, js := render(t, r, FormatText), render(t, r, FormatJSON)
+		line := strings.Contains(text, "\nexact: the first 10000 probes; the percentiles of the other 1 are within 0.8% (sketches)")
+		if field := strings.Contains(js, `"exact_probes": 10000`); line != (want > 0) || field != (want > 0) {
+			t.Errorf("%d probes: exact: line %v, exact_probes field %v; want both %v", n, line, field, want > 0)
 		}
 	}
 }

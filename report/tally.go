@@ -69,7 +69,9 @@ func (d *durations) rank(p int) time.Duration {
 	if len(d.exact) == 0 {
 		return 0
 	}
-	slices.Sort(d.exact)
+	if !slices.IsSorted(d.exact) {
+		slices.Sort(d.exact)
+	}
 	return rank(d.exact, p)
 }
 
@@ -77,6 +79,9 @@ func (d *durations) rank(p int) time.Duration {
 func (d *durations) dist() *Dist {
 	if d.count() == 0 {
 		return nil
+	}
+	if d.sk == nil {
+		slices.Sort(d.exact) // once, for the four ranks
 	}
 	return &Dist{P50: micros(d.rank(50)), P90: micros(d.rank(90)), P99: micros(d.rank(99)), Max: micros(d.rank(100))}
 }
@@ -112,8 +117,9 @@ type tally struct {
 }
 
 // newTally returns an empty tally for a timeline of nsteps steps, timed
-// over plan; with sketch its durations are sketched.
-func newTally(nsteps int, plan []span, sketch bool) *tally {
+// over plan; with sketch its durations are sketched, else kept with room
+// for hint probes.
+func newTally(nsteps int, plan []span, sketch bool, hint int) *tally {
 	nseg := max(nsteps-1, 0)
 	t := &tally{
 		plan: plan, seen: make([]int, nseg), inherited: make([]int, nseg), timed: make([]durations, nseg),
@@ -125,6 +131,10 @@ func newTally(nsteps int, plan []span, sketch bool) *tally {
 			t.timed[i] = sketched()
 		}
 		t.rtt, t.ping, t.path, t.user, t.rtts = sketched(), sketched(), sketched(), sketched(), sketched()
+		return t
+	}
+	for _, d := range append([]*durations{&t.rtt, &t.ping, &t.path, &t.user, &t.rtts}, pointers(t.timed)...) {
+		d.exact = make([]time.Duration, 0, hint)
 	}
 	return t
 }
@@ -261,6 +271,15 @@ func (t *tally) merge(o *tally) {
 	}
 	t.complete += o.complete
 	t.rttSum += o.rttSum
+}
+
+// pointers returns a pointer to every element of ds.
+func pointers(ds []durations) []*durations {
+	ps := make([]*durations, len(ds))
+	for i := range ds {
+		ps[i] = &ds[i]
+	}
+	return ps
 }
 
 func addCounts(to, from map[string]int) {
