@@ -147,7 +147,7 @@ func TestAccumulatorExactUpToExactProbes(t *testing.T) {
 			t.Errorf("%d probes: exact_probes %d, sent %d; want %d, %d", n, r.ExactProbes, r.Probes.Sent, want, n)
 		}
 		text, js := render(t, r, FormatText), render(t, r, FormatJSON)
-		line := strings.Contains(text, "\nexact: the first 10000 probes; the percentiles of the other 1 are within 0.8% (sketches)")
+		line := strings.Contains(text, "\nexact: the first 10000 of the 10001 probes are kept whole; percentiles over all of them are within 0.8% (sketches)")
 		if field := strings.Contains(js, `"exact_probes": 10000`); line != (want > 0) || field != (want > 0) {
 			t.Errorf("%d probes: exact: line %v, exact_probes field %v; want both %v", n, line, field, want > 0)
 		}

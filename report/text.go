@@ -69,8 +69,8 @@ func notLost(c ProbeCounts) string {
 // writeExact says which figures are approximate; nothing when none is.
 func writeExact(b *strings.Builder, r *Result) {
 	if r.ExactProbes > 0 {
-		fmt.Fprintf(b, "exact: the first %d probes; the percentiles of the other %d are within %.1f%% (sketches); counts and maxima are exact\n",
-			r.ExactProbes, r.Probes.Sent-r.ExactProbes, 100*SketchError)
+		fmt.Fprintf(b, "exact: the first %d of the %d probes are kept whole; percentiles over all of them are within %.1f%% (sketches), counts and maxima exact\n",
+			r.ExactProbes, r.Probes.Sent, 100*SketchError)
 	}
 }
 
