@@ -62,6 +62,7 @@ func (c *collector) loop(ctx context.Context, in feed) error {
 // is the send timer, wake the timer of the oldest probe in flight.
 func (c *collector) events(ctx context.Context, in feed, send, wake *time.Timer) error {
 	for {
+		c.drain(in)
 		c.handOver(time.Now())
 		if !c.sending && c.win.n == 0 {
 			return nil
@@ -89,6 +90,27 @@ func (c *collector) events(ctx context.Context, in feed, send, wake *time.Timer)
 				return err
 			}
 			c.next(send)
+		}
+	}
+}
+
+// drainLimit bounds how much drain takes in one go, so that a flood of
+// replies cannot hold up the sends.
+const drainLimit = 256
+
+// drain applies the replies and stamps the receiver already handed over,
+// so that no probe is handed over as unanswered or unstamped while what
+// answers or stamps it waits in a channel (the collector may have been
+// off the CPU for longer than a timeout or stampGrace).
+func (c *collector) drain(in feed) {
+	for range drainLimit {
+		select {
+		case r := <-in.replies:
+			c.reply(r)
+		case s := <-in.stamps:
+			c.stamp(s)
+		default:
+			return
 		}
 	}
 }
