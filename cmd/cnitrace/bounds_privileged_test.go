@@ -271,4 +271,7 @@ func TestPrivilegedLateRepliesAreNotLost(t *testing.T) {
 	if r.Socket == nil || r.Socket.LateReplies < 3 {
 		t.Errorf("probe socket %+v: want the replies it read after their timeout counted", r.Socket)
 	}
+	if code != cli.ExitOK {
+		t.Errorf("exit %d, want %d: late replies are no loss of the path's (exit 3)", code, cli.ExitOK)
+	}
 }

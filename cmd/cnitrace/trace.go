@@ -65,7 +65,7 @@ func trace(ctx context.Context, c *traceConfig, stdout, stderr io.Writer) error 
 	if r.Incomplete {
 		return fmt.Errorf("interrupted: the report above is partial")
 	}
-	if r.Probes.Received < r.Probes.Sent {
+	if r.Lost() > 0 { // late replies and our own socket's drops are not the path's
 		return errFinding
 	}
 	return nil
