@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -110,8 +112,10 @@ func dial(ctx context.Context, addr string) (*Client, error) {
 	} else if err != nil {
 		return nil, err
 	}
+	d := &socketDialer{path: strings.TrimPrefix(addr, "unix://")}
 	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(d.dial),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize)))
 	if err != nil {
 		return nil, err
@@ -120,10 +124,42 @@ func dial(ctx context.Context, addr string) (*Client, error) {
 	v, err := rt.Version(ctx, &runtimeapi.VersionRequest{})
 	if err != nil {
 		conn.Close()
+		if derr := d.err(); derr != nil {
+			return nil, derr // the socket refused us: say why, typed
+		}
 		return nil, fmt.Errorf("ask CRI v1 version: %w", err)
 	}
 	name := strings.TrimSpace(v.GetRuntimeName() + " " + v.GetRuntimeVersion())
 	return &Client{endpoint: addr, runtime: name, conn: conn, rt: rt}, nil
+}
+
+// socketDialer connects gRPC to a unix socket and keeps the first
+// connection error: gRPC's status flattens it into text, and callers
+// branch on what the kernel said (errors.Is os.ErrPermission for a socket
+// they may not open, syscall.ECONNREFUSED for one nobody listens on).
+type socketDialer struct {
+	path  string
+	mu    sync.Mutex
+	first error
+}
+
+func (d *socketDialer) dial(ctx context.Context, _ string) (net.Conn, error) {
+	c, err := (&net.Dialer{}).DialContext(ctx, "unix", d.path)
+	if err != nil {
+		d.mu.Lock()
+		if d.first == nil {
+			d.first = err
+		}
+		d.mu.Unlock()
+	}
+	return c, err
+}
+
+// err returns the first connection error, or nil.
+func (d *socketDialer) err() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.first
 }
 
 // FindEndpoint connects to the node's runtime. With override set (the

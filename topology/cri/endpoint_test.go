@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/cnitrace/cnitrace/topology/cri"
@@ -52,6 +53,9 @@ func TestFindEndpointNoRuntime(t *testing.T) {
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("error %v does not unwrap to the missing sockets' ErrNotExist", err)
+	}
+	if !errors.Is(nr.Tried[0].Err, syscall.ECONNREFUSED) {
+		t.Errorf("the dead socket's error %v is not ECONNREFUSED: callers cannot tell why it failed", nr.Tried[0].Err)
 	}
 	t.Log(err)
 }
