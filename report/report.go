@@ -175,6 +175,13 @@ type Source struct {
 	NetNS     string `json:"netns"`
 	Interface string `json:"interface"`
 	Addr      string `json:"addr"`
+	// Pod (namespace/name) and SandboxID name the Kubernetes pod the
+	// netns is of, when the caller found it through the runtime (--pod);
+	// Correlate leaves them empty. HostNetwork says the pod shares the
+	// node's netns: the trace is the node's own.
+	Pod         string `json:"pod,omitempty"`
+	SandboxID   string `json:"sandbox_id,omitempty"`
+	HostNetwork bool   `json:"host_network,omitempty"`
 }
 
 // ProbeCounts counts the probes of the run and the observations that did not

@@ -38,6 +38,9 @@ func writeHeader(b *strings.Builder, r *Result) {
 	if r.Source.Addr != "" {
 		from += " (" + r.Source.Addr + ")"
 	}
+	if r.Source.Pod != "" {
+		from = podName(r.Source) + " " + from
+	}
 	target := r.Target
 	if target == "" {
 		target = "unknown target"
@@ -51,6 +54,20 @@ func writeHeader(b *strings.Builder, r *Result) {
 	if r.Probes.Ignored > 0 {
 		fmt.Fprintf(b, "ignored: %d observations of other runs or foreign packets\n", r.Probes.Ignored)
 	}
+}
+
+// podName names the source's pod as the header shows it: "pod
+// default/web (sandbox 8d41e7c0a9f3b)", the id shortened as crictl does;
+// "hostNetwork pod ..." when it shares the node's netns.
+func podName(s Source) string {
+	name := "pod " + s.Pod
+	if s.HostNetwork {
+		name = "hostNetwork " + name
+	}
+	if id := s.SandboxID; id != "" {
+		name += " (sandbox " + id[:min(len(id), 13)] + ")"
+	}
+	return name
 }
 
 // notLost completes the header with the unanswered probes that are not
