@@ -87,6 +87,7 @@ func points(path *topology.Path, stats []capture.PointStats) []Point {
 			Ifindex:    p.Ifindex,
 			Kind:       string(p.Kind),
 			RequestDir: string(p.RequestDir),
+			TunnelPort: p.TunnelPort,
 			Capture:    byID[p.ID],
 		})
 	}

@@ -229,6 +229,9 @@ type Point struct {
 	Ifindex    int    `json:"ifindex"`
 	Kind       string `json:"kind"`
 	RequestDir string `json:"request_dir"` // tx or rx; replies cross the other way
+	// TunnelPort is the UDP port of an overlay device (VXLAN 8472, 4789;
+	// Geneve 6081), as in topology.Point: the two share one schema.
+	TunnelPort int `json:"tunnel_port,omitempty"`
 	// Capture holds the counters of the point's capture handle; nil when the
 	// capture reported none for it.
 	Capture *PointCapture `json:"capture,omitempty"`
