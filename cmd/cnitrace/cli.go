@@ -17,8 +17,8 @@ const program = "cnitrace"
 const usageText = `cnitrace finds where between a pod and its peer the latency or loss is.
 
 Usage:
-  cnitrace trace --netns PATH | --pid PID  --to IP [flags]   probe and print the hop breakdown
-  cnitrace path  --netns PATH | --pid PID  --to IP [flags]   print the capture points only
+  cnitrace trace --pod [NS/]NAME | --netns PATH | --pid PID  --to IP [flags]   probe and print the hop breakdown
+  cnitrace path  --pod [NS/]NAME | --netns PATH | --pid PID  --to IP [flags]   print the capture points only
 
 The two-node netns lab to try it on is a command of its own: cnitrace-lab
 (make build puts it next to cnitrace; see docs/lab.md).
@@ -51,7 +51,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "trace":
 		return traceCommand(ctx, rest, stdout, stderr)
 	case "path":
-		return pathCommand(rest, stdout, stderr)
+		return pathCommand(ctx, rest, stdout, stderr)
 	case "lab":
 		return cli.Usagef("lab: the lab is a command of its own now: run 'cnitrace-lab %s' (make build puts it next to cnitrace)", labArgs(rest))
 	case "help", "-h", "--help", "-help":
@@ -97,5 +97,5 @@ func hint(err error) string {
 	case errors.Is(err, topology.ErrUnsupportedLayout):
 		return "docs/known-issues.md lists the layouts cnitrace cannot trace yet; trace to another target on the same path (a Service's endpoint pod, a pod on another node) meanwhile"
 	}
-	return ""
+	return runtimeHint(err)
 }

@@ -156,7 +156,7 @@ func TestHelpExitsZero(t *testing.T) {
 
 func TestTraceHelpListsPingFlags(t *testing.T) {
 	_, stdout, _ := runCLI(t, "trace", "--help")
-	for _, flag := range []string{"-netns", "-pid", "-node-netns", "-to", "-count", "-interval", "-timeout", "-size", "-format", "-out", "-baseline"} {
+	for _, flag := range []string{"-pod", "-runtime-endpoint", "-host-root", "-netns", "-pid", "-node-netns", "-to", "-count", "-interval", "-timeout", "-size", "-format", "-out", "-baseline"} {
 		if !strings.Contains(stdout, flag) {
 			t.Errorf("trace --help does not document %s", flag)
 		}

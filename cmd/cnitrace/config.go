@@ -17,6 +17,7 @@ import (
 	"github.com/cnitrace/cnitrace/probe"
 	"github.com/cnitrace/cnitrace/report"
 	"github.com/cnitrace/cnitrace/topology"
+	"github.com/cnitrace/cnitrace/topology/cri"
 )
 
 // traceConfig is everything the trace and path commands were asked to do.
@@ -35,10 +36,23 @@ type traceConfig struct {
 	format    report.Format
 	out       string
 	baseline  bool // also probe from the node's netns and compare
+
+	// --pod: the pod, [NAMESPACE/]NAME, found through the CRI instead of
+	// --netns or --pid. runtimeEndpoint overrides the search for the
+	// runtime's socket; hostRoot is where the node's / is ("": /host when
+	// detected, else /).
+	pod             string
+	podRef          podRef // pod, parsed
+	runtimeEndpoint string
+	hostRoot        string
+	found           *cri.Pod // the pod --pod found, once resolved
 }
 
 // addSourceFlags registers the flags that say where to probe from and to.
 func addSourceFlags(fs *flag.FlagSet, c *traceConfig, to *string) {
+	fs.StringVar(&c.pod, "pod", "", "`[NAMESPACE/]NAME` of the pod to probe from, found through the node's container runtime (CRI); NAMESPACE is default when left out")
+	fs.StringVar(&c.runtimeEndpoint, "runtime-endpoint", "", "CRI socket `unix:///PATH` of the node's runtime, for --pod (default: the first that answers of containerd's, CRI-O's, k3s's and cri-dockerd's usual sockets under the host root)")
+	fs.StringVar(&c.hostRoot, "host-root", "", "`dir` where the node's / is, for --pod: the runtime's socket and paths are read under it (default: /host when it holds the node's /proc, as in a kubectl debug node pod; else /)")
 	fs.StringVar(&c.netns, "netns", "", "network namespace `file` of the pod (/run/netns/NAME, /proc/PID/ns/net)")
 	fs.IntVar(&c.pid, "pid", 0, "`PID` of a process in the pod (uses PROC/PID/ns/net)")
 	fs.StringVar(&c.procRoot, "proc", "/proc", "`dir` where the host's processes are (with hostPID: /proc)")
@@ -64,11 +78,10 @@ func addProbeFlags(fs *flag.FlagSet, c *traceConfig, format *string) {
 
 // validate checks what can be checked without touching the system.
 func (c *traceConfig) validate(to, format string) error {
+	if err := c.validateSource(); err != nil {
+		return err
+	}
 	switch {
-	case c.netns == "" && c.pid == 0:
-		return cli.Usagef("say where to probe from: --netns FILE or --pid PID")
-	case c.netns != "" && c.pid != 0:
-		return cli.Usagef("--netns and --pid both given: use one")
 	case c.pid < 0:
 		return cli.Usagef("--pid %d: must be a positive process id", c.pid)
 	case to == "":
@@ -91,6 +104,29 @@ func (c *traceConfig) validate(to, format string) error {
 		}
 	}
 	return nil
+}
+
+// validateSource checks that exactly one of --pod, --netns and --pid says
+// where to probe from, and the flags that go with --pod.
+func (c *traceConfig) validateSource() error {
+	var given []string
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"--pod", c.pod != ""}, {"--netns", c.netns != ""}, {"--pid", c.pid != 0}} {
+		if f.set {
+			given = append(given, f.name)
+		}
+	}
+	switch len(given) {
+	case 0:
+		return cli.Usagef("say where to probe from: --pod [NAMESPACE/]NAME, --netns FILE or --pid PID")
+	case 2:
+		return cli.Usagef("%s and %s both given: use one of --pod, --netns and --pid", given[0], given[1])
+	case 3:
+		return cli.Usagef("--pod, --netns and --pid all given: use one")
+	}
+	return c.validatePod()
 }
 
 // countFlag is --count, an int flag that also notes it was given.
@@ -126,9 +162,15 @@ func (c *traceConfig) probeConfig() probe.Config {
 }
 
 // namespaces opens the pod's and the node's network namespaces. A path that
-// does not exist or is not a network namespace is a usage error.
-func (c *traceConfig) namespaces() (pod, node *topology.NetNS, err error) {
-	if pod, err = c.podNetNS(); err != nil {
+// does not exist or is not a network namespace is a usage error. A
+// hostNetwork --pod's netns must be the node's.
+func (c *traceConfig) namespaces(ctx context.Context, stderr io.Writer) (pod, node *topology.NetNS, err error) {
+	if c.pod != "" {
+		pod, err = c.openPodNetNS(ctx, stderr)
+	} else {
+		pod, err = c.podNetNS()
+	}
+	if err != nil {
 		return nil, nil, err
 	}
 	if c.nodeNetns != "" {
@@ -140,15 +182,23 @@ func (c *traceConfig) namespaces() (pod, node *topology.NetNS, err error) {
 		pod.Close()
 		return nil, nil, nsError("node", err)
 	}
+	if c.found != nil && c.found.HostNetwork {
+		if err := hostNetworkTrace(c.found, pod, node, stderr); err != nil {
+			pod.Close()
+			node.Close()
+			return nil, nil, err
+		}
+	}
 	return pod, node, nil
 }
 
 // resolve opens the namespaces, checks that the target can be a peer of
 // the source (a *topology.NotPeerError is a usage error) before anything
 // is sent to it, and discovers the path between them. The caller closes
-// pod and node when err is nil.
-func (c *traceConfig) resolve() (pod, node *topology.NetNS, path *topology.Path, err error) {
-	if pod, node, err = c.namespaces(); err != nil {
+// pod and node when err is nil. Progress (the pod --pod found) goes to
+// stderr.
+func (c *traceConfig) resolve(ctx context.Context, stderr io.Writer) (pod, node *topology.NetNS, path *topology.Path, err error) {
+	if pod, node, err = c.namespaces(ctx, stderr); err != nil {
 		return nil, nil, nil, err
 	}
 	if c.baseline && pod.ID() == node.ID() {

@@ -20,7 +20,8 @@ func goList(t *testing.T, args ...string) []string {
 
 // TestProductImports holds the line docs/architecture.md draws: the binary
 // an SRE copies onto a node carries no lab code, and neither it nor any
-// package under it execs a process.
+// package under it execs a process: the CRI client (topology/cri) talks
+// to the runtime over its socket, never through crictl.
 func TestProductImports(t *testing.T) {
 	const module = "github.com/cnitrace/cnitrace/"
 	deps := goList(t, "-deps", ".")
@@ -32,7 +33,10 @@ func TestProductImports(t *testing.T) {
 			t.Errorf("the cnitrace binary depends on %s: lab and bench code belong in cnitrace-lab and cnitrace-bench", d)
 		}
 	}
-	for _, pkg := range []string{".", "../internal/cli", "../../topology", "../../capture", "../../probe", "../../report"} {
+	if !slices.Contains(deps, module+"topology/cri") {
+		t.Errorf("go list -deps . does not list topology/cri, which --pod uses")
+	}
+	for _, pkg := range []string{".", "../internal/cli", "../../topology", "../../topology/cri", "../../capture", "../../probe", "../../report"} {
 		if imports := goList(t, "-f", "{{join .Imports \" \"}}", pkg); slices.Contains(imports, "os/exec") {
 			t.Errorf("%s imports os/exec: nothing in the product execs a process", pkg)
 		}

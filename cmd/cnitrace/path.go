@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -12,11 +13,11 @@ import (
 	"github.com/cnitrace/cnitrace/topology"
 )
 
-func pathCommand(args []string, stdout, stderr io.Writer) error {
+func pathCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c traceConfig
 	var to, format string
 	var asJSON bool
-	const synopsis = "--netns FILE | --pid PID --to IP [--format text|json]"
+	const synopsis = "--pod [NAMESPACE/]NAME | --netns FILE | --pid PID --to IP [--format text|json]"
 	fs := cli.NewFlagSet("path")
 	addSourceFlags(fs, &c, &to)
 	fs.StringVar(&format, "format", "text", "path `format`: text or json")
@@ -31,18 +32,45 @@ func pathCommand(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pod, node, path, err := c.resolve()
+	pod, node, path, err := c.resolve(ctx, stderr)
 	if err != nil {
 		return err
 	}
 	pod.Close()
 	node.Close()
+	var src report.Source
+	c.nameSource(&src)
 	if f == report.FormatJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(path)
+		return enc.Encode(pathJSON(path, src))
 	}
-	return printPath(stdout, path)
+	return printPath(stdout, path, src)
+}
+
+// podPath is the path's JSON with the pod --pod found added to its
+// source, as the trace report names it (source.pod, .sandbox_id,
+// .host_network): the outer source hides the embedded path's.
+type podPath struct {
+	*topology.Path
+	Source struct {
+		topology.Source
+		Pod         string `json:"pod"`
+		SandboxID   string `json:"sandbox_id"`
+		HostNetwork bool   `json:"host_network,omitempty"`
+	} `json:"source"`
+}
+
+// pathJSON is what path --format json encodes: the topology.Path as it
+// is, or, for --pod, with the pod in its source.
+func pathJSON(path *topology.Path, src report.Source) any {
+	if src.Pod == "" {
+		return path
+	}
+	p := podPath{Path: path}
+	p.Source.Source = path.Source
+	p.Source.Pod, p.Source.SandboxID, p.Source.HostNetwork = src.Pod, src.SandboxID, src.HostNetwork
+	return p
 }
 
 // pathFormat returns the format path prints in: --format, the one
@@ -73,8 +101,14 @@ func formatSet(fs *flag.FlagSet) bool {
 	return set
 }
 
-func printPath(w io.Writer, path *topology.Path) error {
-	fmt.Fprintf(w, "path to %s from %s@%s (%s), request direction:\n", path.Target, path.Source.Interface, path.Source.NetNS, path.Source.Addr)
+// printPath prints the points as a table under a line naming the source:
+// src's pod first, when --pod found one.
+func printPath(w io.Writer, path *topology.Path, src report.Source) error {
+	from := fmt.Sprintf("%s@%s (%s)", path.Source.Interface, path.Source.NetNS, path.Source.Addr)
+	if src.Pod != "" {
+		from = podName(src) + " " + from
+	}
+	fmt.Fprintf(w, "path to %s from %s, request direction:\n", path.Target, from)
 	if path.Translated.IsValid() {
 		fmt.Fprintf(w, "(the node translates %s to %s: DNAT, found in its conntrack table)\n", path.Target, path.Translated)
 	}

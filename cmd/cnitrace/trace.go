@@ -17,7 +17,7 @@ import (
 func traceCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c traceConfig
 	var to, format string
-	const synopsis = "--netns FILE | --pid PID --to IP [flags]"
+	const synopsis = "--pod [NAMESPACE/]NAME | --netns FILE | --pid PID --to IP [flags]"
 	fs := cli.NewFlagSet("trace")
 	addSourceFlags(fs, &c, &to)
 	addProbeFlags(fs, &c, &format)
@@ -44,7 +44,7 @@ func trace(ctx context.Context, c *traceConfig, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer out.Abort() // does nothing once committed
-	pod, node, path, err := c.resolve()
+	pod, node, path, err := c.resolve(ctx, stderr)
 	if err != nil {
 		return err
 	}
@@ -56,6 +56,7 @@ func trace(ctx context.Context, c *traceConfig, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	c.nameSource(&r.Source)
 	if err := report.Render(out, r, c.format); err != nil {
 		return fmt.Errorf("write the report to %s: %w", out.Name(), err)
 	}
