@@ -17,7 +17,7 @@ import (
 // Probes.Ignored, Incomplete and Baseline to the Accumulator, which knows
 // them.
 func correlate(path *topology.Path, probes *probe.Result, pts []Point, steps []step, t *tally, lines []*timeline, addrs []stepAddrs) *Result {
-	segs, spans, stack := segments(steps, t)
+	segs, spans, stack := segments(steps, t, turnClass(path.TurnaroundOrInferred()))
 	r := &Result{
 		SchemaVersion: SchemaVersion,
 		Target:        addrString(path.Target),

@@ -12,10 +12,10 @@ import (
 	"github.com/cnitrace/cnitrace/topology"
 )
 
-// A pod's eth0 and the node side of its veth, three probes to a pod on the
-// same node behind that veth (a routed CNI: the node routes to the peer's
-// veth, here left out for brevity): each packet is seen once per point and
-// direction. The observations go to an Accumulator as the capture's sink
+// A pod's eth0 and the node side of its veth, three probes to the node's
+// own address on a routed (ptp) node: the requests end at the host veth,
+// where the node's own stack answers them (Turnaround: topology.TurnNode),
+// and each packet is seen once per point and direction. The observations go to an Accumulator as the capture's sink
 // hands them over in a live run (capture.Config.Sink = acc.Add), and each
 // probe once the prober is done with it (probe.Config.Sink calling
 // acc.AddProbe); once the run is over, Result times every segment. The probe socket got a SCHED
@@ -23,12 +23,13 @@ import (
 // while the ping-like RTT starts at the send call.
 func Example() {
 	path := &topology.Path{
-		Target: netip.MustParseAddr("10.244.1.3"),
+		Target: netip.MustParseAddr("10.244.1.1"),
 		Source: topology.Source{NetNS: "net:[4026532301]", Interface: "eth0", Addr: netip.MustParseAddr("10.244.1.2")},
 		Points: []topology.Point{
 			{ID: "p0", Interface: "eth0", NetNS: "net:[4026532301]", Ifindex: 2, Kind: topology.KindPod, RequestDir: topology.TX},
 			{ID: "p1", Interface: "veth1", NetNS: "net:[4026531840]", Ifindex: 7, Kind: topology.KindVeth, RequestDir: topology.RX},
 		},
+		Turnaround: topology.TurnNode,
 	}
 	const run = 42 // the run id of the probes' tokens (probe.Config.RunID)
 	acc, err := report.NewAccumulator(path, []report.ProbeSource{{RunID: run}})
@@ -72,7 +73,7 @@ func Example() {
 		fmt.Println(err)
 	}
 	// Output:
-	// cnitrace: 3 probes to 10.244.1.3 from eth0@net:[4026532301] (10.244.1.2): 3 answered, 0 lost
+	// cnitrace: 3 probes to 10.244.1.1 from eth0@net:[4026532301] (10.244.1.2): 3 answered, 0 lost
 	// rtt: p50 102.0 us, p90 112.0 us, p99 112.0 us, max 112.0 us (kernel send stamp to the receive stamp on the source interface)
 	//      p50 121.0 us, p90 131.0 us, p99 131.0 us, max 131.0 us as ping measures (send call to the receive stamp on the source interface)
 	//      p50 101.0 us, p90 111.0 us, p99 111.0 us, max 111.0 us on the path (source interface out to source interface in)
@@ -85,11 +86,11 @@ func Example() {
 	//
 	//   dir      class    segment              p50 us  p90 us  p99 us  max us  seen  lost  notes
 	//   request  egress   p0 eth0 -> p1 veth1     5.0     5.0     5.0     5.0     3     0  n      ##
-	//   request  peer     p1 veth1 tx -> rx      95.0   105.0   105.0   105.0     3     0  n      ##############################
+	//   request  node     p1 veth1 rx -> tx      95.0   105.0   105.0   105.0     3     0  n      ##############################
 	//   reply    ingress  p1 veth1 -> p0 eth0     1.0     1.0     1.0     1.0     3     0  n      #
 	//   notes: n under 10 samples (p90, p99 = max)
 	//
-	// verdict: 100% of the latency above the fastest probe (p50 +10.0 us) is in peer beyond veth1@net:[4026531840] (out and back: the peer pod on this node)
+	// verdict: 100% of the latency above the fastest probe (p50 +10.0 us) is in node beyond veth1@net:[4026531840] (out and back: the node's own stack, which answers the probes itself)
 }
 
 // A trace with a baseline (trace --baseline): source 0 is the pod, source 1

@@ -28,6 +28,7 @@ const (
 	ClassForwarding = "forwarding" // between interfaces inside the node
 	ClassNetwork    = "network"    // last request step to first reply step: beyond the node
 	ClassPeer       = "peer"       // last request step to first reply step when the path ends at a pod on this node
+	ClassNode       = "node"       // last request step to first reply step when the node itself answers: its own stack
 )
 
 // Verdict bases.

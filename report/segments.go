@@ -46,9 +46,10 @@ func planSpans(steps []step, lines []*timeline) []span {
 
 // segments builds the segments between consecutive steps, in timeline
 // order, from what t counted over its plan, the spans their samples
-// cover, and the losses outside every segment. Whether a loss is located
-// depends on which captures dropped packets, which steps say.
-func segments(steps []step, t *tally) ([]Segment, []span, StackLoss) {
+// cover, and the losses outside every segment; turn is the class of the
+// turnaround segment. Whether a loss is located depends on which captures
+// dropped packets, which steps say.
+func segments(steps []step, t *tally, turn string) ([]Segment, []span, StackLoss) {
 	nseg := len(t.plan)
 	segs := make([]Segment, 0, nseg)
 	spans := slices.Clone(t.plan)
@@ -58,7 +59,7 @@ func segments(steps []step, t *tally) ([]Segment, []span, StackLoss) {
 		trailing--
 	}
 	for i, sp := range t.plan {
-		seg := describe(steps, i)
+		seg := describe(steps, i, turn)
 		seg.Seen, seg.Lost, seg.Unknown, seg.Separable = t.seen[i], lost[i], unknown[i], sp.separable
 		if !sp.separable {
 			seg.Notes = []Note{inheritNote(steps, i, t.inherited[i], t.seen[i])}
@@ -95,16 +96,31 @@ func finishNotes(segs []Segment, tail int) {
 	}
 }
 
-// describe names a segment's ends, direction and class.
-func describe(steps []step, i int) Segment {
+// turnClass is the class of the turnaround segment of a path that turns
+// around at t: the network, a peer pod on this node, or the node's own
+// stack; a turnaround this version does not know is its own class.
+func turnClass(t topology.Turnaround) string {
+	switch t {
+	case topology.TurnNetwork:
+		return ClassNetwork
+	case topology.TurnPeer:
+		return ClassPeer
+	case topology.TurnNode:
+		return ClassNode
+	}
+	return string(t)
+}
+
+// describe names a segment's ends, direction and class; turn is the class
+// of the turnaround segment, from the last request step to the first reply
+// step.
+func describe(steps []step, i int, turn string) Segment {
 	from, to := steps[i], steps[i+1]
 	seg := Segment{From: from.point.ID, To: to.point.ID, Direction: DirRequest}
 	pod := from.point.Kind == topology.KindPod || to.point.Kind == topology.KindPod
 	switch {
-	case !from.reply && to.reply && from.point.Kind == topology.KindVeth:
-		seg.Class = ClassPeer // the path ends at another pod's veth on this node
 	case !from.reply && to.reply:
-		seg.Class = ClassNetwork
+		seg.Class = turn
 	case from.reply:
 		seg.Direction = DirReply
 		seg.Class = ClassForwarding

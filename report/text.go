@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/cnitrace/cnitrace/topology"
 )
 
 // barWidth is the length of the bar of the segment with the largest p50.
@@ -208,8 +210,8 @@ func segmentColumns(segs []Segment) *segmentTable {
 // add appends the row of segment s, ending with remark.
 func (t *segmentTable) add(r *Result, s Segment, remark string) {
 	name := r.segmentName(s.From) + " -> " + r.segmentName(s.To)
-	if s.From == s.To { // the network segment: out of and back into the uplink
-		name = r.segmentName(s.From) + " tx -> rx"
+	if s.From == s.To { // the turnaround: out of the last point and back into it
+		name = r.segmentName(s.From) + " " + turnDirs(r.point(s.From))
 	}
 	if s.MergedFrom != "" {
 		name += " *"
@@ -223,6 +225,16 @@ func (t *segmentTable) add(r *Result, s Segment, remark string) {
 		row = append(row, marks(s.Notes))
 	}
 	t.table.add(append(row, remark)...)
+}
+
+// turnDirs says how the turnaround crosses its point: "tx -> rx" when the
+// requests leave by it (an uplink, a peer's veth), "rx -> tx" when they end
+// there (the node answering itself).
+func turnDirs(p Point) string {
+	if p.RequestDir == string(topology.RX) {
+		return "rx -> tx"
+	}
+	return "tx -> rx"
 }
 
 // noteMarks are the letters the notes column shows per kind of note, in

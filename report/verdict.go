@@ -113,9 +113,9 @@ func where(r *Result, s Segment) string {
 	return s.Class + " " + spanText(r, from, s.To, s.Class, s.Direction)
 }
 
-// spanText names where a segment lies, for prose. The network (or peer)
-// segment starts and ends at the last point, so it is named as what lies
-// beyond it.
+// spanText names where a segment lies, for prose. The turnaround segment
+// (network, peer or node) starts and ends at the last point, so it is named
+// as what lies beyond it.
 func spanText(r *Result, from, to, class, direction string) string {
 	switch {
 	case class == ClassNetwork && from == to && !r.tunnelled():
@@ -124,6 +124,8 @@ func spanText(r *Result, from, to, class, direction string) string {
 		return fmt.Sprintf("beyond %s (out and back: wire, remote node, remote pod)", r.point(from).Name())
 	case class == ClassPeer && from == to:
 		return fmt.Sprintf("beyond %s (out and back: the peer pod on this node)", r.point(from).Name())
+	case class == ClassNode && from == to:
+		return fmt.Sprintf("beyond %s (out and back: the node's own stack, which answers the probes itself)", r.point(from).Name())
 	case from == PointSocket:
 		return fmt.Sprintf("the source's own stack, between the probe socket and %s (%s)", r.point(to).Name(), direction)
 	case to == PointSocket:

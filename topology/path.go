@@ -17,8 +17,28 @@ const (
 	KindVXLAN  Kind = "vxlan"  // the overlay device (flannel.1, vxlan.calico)
 	KindGeneve Kind = "geneve" // a Geneve overlay device
 	KindIPIP   Kind = "ipip"   // an IP-in-IP tunnel device
-	KindUplink Kind = "uplink" // the node's interface toward the network
+	KindUplink Kind = "uplink" // the node's interface toward the network (a macvlan pod's parent too)
 	KindOther  Kind = "other"  // anything else the route goes through
+)
+
+// Turnaround says what answers the probes beyond a path's last point: what
+// the segment from the request's last sighting to the reply's first holds.
+// It is an open set: readers print unknown values as they are.
+type Turnaround string
+
+// Turnarounds.
+const (
+	// TurnNetwork: the probes leave the node by the last point (an uplink)
+	// and come back by it: the wire and whatever answers beyond it, another
+	// node and its pod or a host outside the cluster.
+	TurnNetwork Turnaround = "network"
+	// TurnPeer: the last point is the host side (or, on macvlan, the
+	// interface) behind which another pod on this node answers.
+	TurnPeer Turnaround = "peer"
+	// TurnNode: the target is an address of the node itself; the last
+	// point is where the requests entered the node (the pod's host veth or
+	// its bridge), and the node's own stack answers them there.
+	TurnNode Turnaround = "node"
 )
 
 // Dir is the direction in which a packet crosses an interface, as the
@@ -67,6 +87,23 @@ type Path struct {
 	Translated netip.Addr `json:"translated,omitzero"`
 	Source     Source     `json:"source"`
 	Points     []Point    `json:"points"`
+	// Turnaround is what answers beyond the last point. Empty in paths
+	// recorded before it was set: a last point of kind veth then means
+	// TurnPeer, any other TurnNetwork (see TurnaroundOrInferred).
+	Turnaround Turnaround `json:"turnaround,omitempty"`
+}
+
+// TurnaroundOrInferred returns p.Turnaround, or, for a path that does not
+// say (recorded before the field existed), what such paths meant: a pod
+// on this node when the last point is a veth, else the network.
+func (p *Path) TurnaroundOrInferred() Turnaround {
+	switch {
+	case p.Turnaround != "":
+		return p.Turnaround
+	case len(p.Points) > 0 && p.Points[len(p.Points)-1].Kind == KindVeth:
+		return TurnPeer
+	}
+	return TurnNetwork
 }
 
 // Source is where probes are sent from.
