@@ -13,13 +13,15 @@ import (
 
 // Discover finds the capture points a probe from the source namespace to
 // target crosses on the node, following kernel state only, never interface
-// names: the pod's route to target and its interface, the veth peer on the
-// node (IFLA_LINK and the link netnsid), its master bridge, the node's
-// forwarding decision for traffic entering from there (RouteGet with iif),
-// and then, by what that decision leads to: a VXLAN device and its underlay
-// toward the remote VTEP, the host side of another pod's veth on this node
-// (routed, or bridged on the same bridge: found through the neighbour and
-// FDB tables), or an uplink.
+// names or addresses: the pod's route to target and its interface, the
+// other end of that interface on the node (a veth's peer, a macvlan's or
+// ipvlan's parent: IFLA_LINK and the link netnsid), the veth's master
+// bridge, the node's forwarding decision for traffic entering from there
+// (RouteGet with iif), and then, by what that decision leads to: a VXLAN
+// device and its underlay toward the remote VTEP, the host side of another
+// pod's veth on this node (routed, or bridged on the same bridge: found
+// through the neighbour and FDB tables), an uplink, or the node's own
+// stack when target is one of its addresses. Path.Turnaround says which.
 //
 // When src is the node namespace itself (a hostNetwork pod, or the node),
 // the path starts at the interface the node's own route to target leaves by.
@@ -48,26 +50,50 @@ type discovery struct {
 	target        netip.Addr // where probes are sent
 	dest          netip.Addr // where the node forwards them: target, or its DNAT
 	points        []Point
+	turn          Turnaround // what answers beyond the last point
+	// lookup is how the node's forwarding decision was asked for (the
+	// entry device and the pod's source address); nil from the node.
+	lookup *netlink.RouteGetOptions
 }
 
-// fromPod discovers the path of a probe sent from a pod namespace.
+// fromPod discovers the path of a probe sent from a pod namespace: through
+// a veth into the node's stack, or through a macvlan or ipvlan straight
+// onto its parent device.
 func (d *discovery) fromPod() (*Path, error) {
-	podLink, src, err := d.podEgress()
+	podLink, podRoute, src, err := d.podEgress()
 	if err != nil {
 		return nil, err
 	}
-	hostVeth, err := d.vethPeer(podLink)
+	switch podLink.Type() {
+	case "veth":
+		err = d.throughVeth(podLink, src)
+	case "macvlan", "ipvlan":
+		err = d.throughParent(podLink, podRoute)
+	default:
+		err = fmt.Errorf("pod interface %s@%s is a %s, not a veth, macvlan or ipvlan: %w", podLink.Attrs().Name, d.pod, podLink.Type(), ErrUnsupportedLayout)
+	}
 	if err != nil {
 		return nil, err
+	}
+	return d.path(Source{NetNS: d.pod.ID(), Interface: podLink.Attrs().Name, Addr: src}), nil
+}
+
+// throughVeth adds the points of a probe that leaves the pod by a veth:
+// the pod's interface, its host side, the bridge it is enslaved to if any,
+// and what the node's forwarding decision leads to.
+func (d *discovery) throughVeth(podLink netlink.Link, src netip.Addr) error {
+	hostVeth, err := d.nodeEnd(podLink, "veth peer")
+	if err != nil {
+		return err
 	}
 	if err := d.translate(src); err != nil {
-		return nil, err
+		return err
 	}
 	d.add(d.pod, podLink, KindPod, TX)
 	d.add(d.node, hostVeth, KindVeth, RX)
 	bridge, bridged, err := d.master(hostVeth)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	entry := hostVeth
 	if bridged {
@@ -75,27 +101,30 @@ func (d *discovery) fromPod() (*Path, error) {
 	}
 	r, out, err := d.route(entry, src)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	switch {
+	case local(r):
+		// The node answers itself: the request goes up its stack from the
+		// device it entered by (the bridge's tap sees it going up), and
+		// the reply leaves by the same device.
+		if bridged {
+			d.add(d.node, bridge, KindBridge, RX)
+		}
+		return d.turnInNode(entry, src)
 	case bridged && out.Attrs().Index == bridge.Attrs().Index && d.dest == d.target:
 		// The target is on the pod's own bridge: the bridge forwards the
 		// frame port to port and its own tap never sees it. (A Service
 		// whose backend is on that bridge hairpins through the node
 		// instead: the next case refuses it.)
-		err = d.bridgePort(bridge, d.podNL, podLink)
+		return d.bridgePort(bridge, d.podNL, podLink)
 	case out.Attrs().Index == entry.Attrs().Index:
-		err = fmt.Errorf("%s is reached back through %s@%s, where the probe entered the node: %w", d.target, out.Attrs().Name, d.node, ErrUnsupportedLayout)
-	default:
-		if bridged {
-			d.add(d.node, bridge, KindBridge, RX)
-		}
-		err = d.egress(out, r)
+		return fmt.Errorf("%s is reached back through %s@%s, where the probe entered the node: %w", d.target, out.Attrs().Name, d.node, ErrUnsupportedLayout)
 	}
-	if err != nil {
-		return nil, err
+	if bridged {
+		d.add(d.node, bridge, KindBridge, RX)
 	}
-	return d.path(Source{NetNS: d.pod.ID(), Interface: podLink.Attrs().Name, Addr: src}), nil
+	return d.egress(out, r)
 }
 
 // fromNode discovers the path of a probe sent from the node namespace
@@ -124,7 +153,7 @@ func (d *discovery) fromNode() (*Path, error) {
 }
 
 func (d *discovery) path(src Source) *Path {
-	p := &Path{Target: d.target, Source: src, Points: d.points}
+	p := &Path{Target: d.target, Source: src, Points: d.points, Turnaround: d.turn}
 	if d.dest != d.target {
 		p.Translated = d.dest
 	}
@@ -156,41 +185,40 @@ func (d *discovery) add(ns *NetNS, l netlink.Link, kind Kind, dir Dir) *Point {
 	return &d.points[len(d.points)-1]
 }
 
-// podEgress returns the pod interface the route to target leaves by, and the
-// source address the pod uses.
-func (d *discovery) podEgress() (netlink.Link, netip.Addr, error) {
+// podEgress returns the pod interface the route to target leaves by, that
+// route, and the source address the pod uses.
+func (d *discovery) podEgress() (netlink.Link, netlink.Route, netip.Addr, error) {
 	routes, err := d.podNL.RouteGet(d.target.AsSlice())
 	if err != nil || len(routes) == 0 {
-		return nil, netip.Addr{}, fmt.Errorf("find route to %s in pod netns %s: %w", d.target, d.pod, orNoRoute(err))
+		return nil, netlink.Route{}, netip.Addr{}, fmt.Errorf("find route to %s in pod netns %s: %w", d.target, d.pod, orNoRoute(err))
 	}
 	link, err := d.podNL.LinkByIndex(routes[0].LinkIndex)
 	if err != nil {
-		return nil, netip.Addr{}, fmt.Errorf("read pod interface %d in %s: %w", routes[0].LinkIndex, d.pod, err)
+		return nil, netlink.Route{}, netip.Addr{}, fmt.Errorf("read pod interface %d in %s: %w", routes[0].LinkIndex, d.pod, err)
 	}
 	src, _ := netip.AddrFromSlice(routes[0].Src)
-	return link, src.Unmap(), nil
+	return link, routes[0], src.Unmap(), nil
 }
 
-// vethPeer follows the pod's veth to its peer, which must be in the node
-// netns.
-func (d *discovery) vethPeer(podLink netlink.Link) (netlink.Link, error) {
+// nodeEnd follows the pod's interface to the link it is the other end of
+// (what, for messages: a veth's peer, a macvlan's parent), which must be
+// in the node netns: IFLA_LINK is its ifindex there, and the link netnsid
+// says which namespace that is.
+func (d *discovery) nodeEnd(podLink netlink.Link, what string) (netlink.Link, error) {
 	a := podLink.Attrs()
-	if podLink.Type() != "veth" {
-		return nil, fmt.Errorf("pod interface %s@%s is a %s, not a veth: %w", a.Name, d.pod, podLink.Type(), ErrUnsupportedLayout)
-	}
 	nodeID, err := d.podNL.GetNetNsIdByFd(d.node.Fd())
 	if err != nil {
 		return nil, fmt.Errorf("look up node netns %s from pod %s: %w", d.node, d.pod, err)
 	}
 	if a.NetNsID < 0 || a.NetNsID != nodeID {
-		return nil, fmt.Errorf("veth peer of %s@%s is not in the node netns %s (peer netnsid %d, node's %d): pass the node's netns with --node-netns",
-			a.Name, d.pod, d.node, a.NetNsID, nodeID)
+		return nil, fmt.Errorf("%s of %s@%s is not in the node netns %s (its netnsid %d, node's %d): pass the node's netns with --node-netns",
+			what, a.Name, d.pod, d.node, a.NetNsID, nodeID)
 	}
-	peer, err := d.nodeNL.LinkByIndex(a.ParentIndex)
+	end, err := d.nodeNL.LinkByIndex(a.ParentIndex)
 	if err != nil {
-		return nil, fmt.Errorf("read veth peer %d of %s@%s in %s: %w", a.ParentIndex, a.Name, d.pod, d.node, err)
+		return nil, fmt.Errorf("read %s %d of %s@%s in %s: %w", what, a.ParentIndex, a.Name, d.pod, d.node, err)
 	}
-	return peer, nil
+	return end, nil
 }
 
 // master returns the bridge the host-side veth is enslaved to, if any.
@@ -214,16 +242,19 @@ func (d *discovery) master(veth netlink.Link) (netlink.Link, bool, error) {
 // ErrNoForwardRoute only when the node's forwarding sysctl for that
 // traffic is really 0 (IPv4 refuses the lookup then; IPv6 answers it and
 // drops the packets); any other failed lookup is reported as the kernel
-// answered it. A target the node delivers to itself, or broadcasts, is
-// not forwarded anywhere: ErrUnsupportedLayout, or a *NotPeerError.
+// answered it. A target the node broadcasts to is no peer (a
+// *NotPeerError); one it delivers to itself is answered by a local route
+// (see local), whose link is the loopback device.
 func (d *discovery) route(entry netlink.Link, src netip.Addr) (netlink.Route, netlink.Link, error) {
 	iif := entry.Attrs().Name
 	opts := &netlink.RouteGetOptions{Iif: iif}
 	if src.IsValid() {
 		opts.SrcAddr = src.AsSlice()
 	}
+	d.lookup = opts
 	routes, err := d.nodeNL.RouteGetWithOptions(d.dest.AsSlice(), opts)
-	if off := forwardingOff(d.node, d.dest, iif); off != "" {
+	delivered := err == nil && len(routes) > 0 && local(routes[0]) // no forwarding needed
+	if off := forwardingOff(d.node, d.dest, iif); off != "" && !delivered {
 		return netlink.Route{}, nil, fmt.Errorf("forward %s from %s@%s: %w: %s in the node netns", d.target, iif, d.node, ErrNoForwardRoute, off)
 	}
 	if err != nil || len(routes) == 0 {
@@ -254,6 +285,7 @@ func (d *discovery) egress(out netlink.Link, r netlink.Route) error {
 			return err
 		}
 		d.add(d.node, uplink, KindUplink, TX)
+		d.turn = TurnNetwork
 	case out.Type() == "geneve":
 		gn := out.(*netlink.Geneve)
 		d.add(d.node, gn, KindGeneve, TX).TunnelPort = int(gn.Dport)
@@ -267,23 +299,48 @@ func (d *discovery) egress(out netlink.Link, r netlink.Route) error {
 		return d.bridgePort(out, d.nodeNL, out)
 	case d.isPodVeth(out, r):
 		d.add(d.node, out, KindVeth, TX)
+		d.turn = TurnPeer
 	default:
 		d.add(d.node, out, KindUplink, TX) // routed without overlay (host-gw), or leaving the cluster
+		d.turn = TurnNetwork
 	}
 	return nil
 }
 
 // isPodVeth reports whether out, the node's egress toward target, is the
-// host side of a pod's veth on this node, as with a routed CNI (Calico,
-// Cilium): a veth without an address of target's family, the target on
-// its link (no gateway). A node's uplink has an address, even when it is a
-// veth (kind, the lab).
+// host side of a pod's veth on this node, as with a routed CNI (ptp,
+// Calico, Cilium): a veth the target is reached on without a gateway, by a
+// host route (the /32 or /128 such plugins add per pod), or with no
+// address of target's family on it (Calico's unnumbered veths). Whether
+// the veth has an address says nothing against it: every host side of a
+// ptp pod's veth carries the same gateway address.
 func (d *discovery) isPodVeth(out netlink.Link, r netlink.Route) bool {
 	if out.Type() != "veth" || r.Gw != nil {
 		return false
 	}
+	if d.hostRoute() {
+		return true
+	}
 	addrs, err := d.nodeNL.AddrList(out, family(d.target))
 	return err == nil && !numbered(addrs)
+}
+
+// hostRoute reports whether the node's routing entry that forwards the
+// probes (RTM_F_FIB_MATCH: the entry itself, not the per-destination
+// result RouteGet gives) is a host route, one whose prefix is the whole
+// address. A lookup that fails says no.
+func (d *discovery) hostRoute() bool {
+	opts := netlink.RouteGetOptions{FIBMatch: true}
+	if d.lookup != nil {
+		opts = *d.lookup
+		opts.FIBMatch = true
+	}
+	routes, err := d.nodeNL.RouteGetWithOptions(d.dest.AsSlice(), &opts)
+	if err != nil || len(routes) == 0 || routes[0].Dst == nil {
+		return false
+	}
+	ones, bits := routes[0].Dst.Mask.Size()
+	return bits > 0 && ones == bits
 }
 
 // numbered reports whether addrs has an address that numbers its link,
@@ -320,6 +377,7 @@ func (d *discovery) bridgePort(bridge netlink.Link, h *netlink.Handle, link netl
 				return fmt.Errorf("read port %d of %s@%s: %w", n.LinkIndex, bridge.Attrs().Name, d.node, err)
 			}
 			d.add(d.node, port, KindVeth, TX)
+			d.turn = TurnPeer
 			return nil
 		}
 	}
@@ -348,6 +406,7 @@ func (d *discovery) tunnelUnderlay(tun netlink.Link, remote net.IP, r netlink.Ro
 		return fmt.Errorf("read underlay %d of %s@%s: %w", routes[0].LinkIndex, tun.Attrs().Name, d.node, err)
 	}
 	d.add(d.node, uplink, KindUplink, TX)
+	d.turn = TurnNetwork
 	return nil
 }
 

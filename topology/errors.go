@@ -13,8 +13,10 @@ var ErrNotSupported = errors.New("network namespaces are not supported")
 var ErrNotNetNS = errors.New("not a network namespace")
 
 // ErrUnsupportedLayout is returned when the path uses a layout discovery does
-// not handle yet (a hairpinned Service, a target on the node itself, an
-// unknown tunnel); docs/known-issues.md lists them.
+// not handle yet (a pod interface that is neither a veth nor a macvlan or
+// ipvlan, a hairpinned Service, a tunnel without a known remote, a node
+// that answers by another device than the probes entered by);
+// docs/known-issues.md lists them.
 var ErrUnsupportedLayout = errors.New("unsupported network layout")
 
 // ErrNoForwardRoute is returned when the node netns does not forward the

@@ -99,17 +99,12 @@ func sysctlName(path string) string {
 }
 
 // forwarded checks that the node's route r for the probes, entering from
-// the pod, forwards them: a local or anycast route delivers them to the
-// node itself, which discovery does not follow (ErrUnsupportedLayout); a
-// broadcast or multicast route sends them to no single peer.
+// the pod, leads to one peer: a broadcast or multicast route sends them to
+// no single one (a *NotPeerError). A local or anycast route is a peer: the
+// node itself (see local).
 func (d *discovery) forwarded(r netlink.Route) error {
-	switch what := routeTypeNotPeer(r.Type); {
-	case what == "":
-		return nil
-	case r.Type == unix.RTN_LOCAL, r.Type == unix.RTN_ANYCAST:
-		return fmt.Errorf("%s is %s the node netns %s: the node delivers the probes to itself, and discovery follows forwarded paths only: %w",
-			d.target, what, d.node, ErrUnsupportedLayout)
-	default:
+	if what := routeTypeNotPeer(r.Type); what != "" && !local(r) {
 		return &NotPeerError{Target: d.target, NetNS: d.node.ID(), What: what}
 	}
+	return nil
 }
