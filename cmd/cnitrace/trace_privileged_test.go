@@ -46,6 +46,11 @@ type jsonReport struct {
 			Lost                       int
 		}
 	}
+	Source struct {
+		NetNS, Interface, Addr, Pod string
+		SandboxID                   string `json:"sandbox_id"`
+		HostNetwork                 bool   `json:"host_network"`
+	}
 }
 
 type stats struct{ P50, P90, P99, Max float64 }
