@@ -214,14 +214,17 @@ func (f *podFixture) testPath(t *testing.T) {
 	}
 	code, stdout, stderr = f.run(t, append([]string{"path", "--pod", "default/web", "--to", f.to, "--format", "json"}, f.runtime...)...)
 	var p struct {
-		Source struct{ Pod, SandboxID string } `json:"source"`
-		Points []struct{ Kind string }         `json:"points"`
+		Source struct {
+			Pod       string
+			SandboxID string `json:"sandbox_id"`
+		}
+		Points []struct{ Kind string }
 	}
 	if err := json.Unmarshal([]byte(stdout), &p); code != cli.ExitOK || err != nil {
 		t.Fatalf("path --pod --format json: exit %d, %v; stderr:\n%s", code, err, stderr)
 	}
-	if p.Source.Pod != "default/web" || len(p.Points) != 5 {
-		t.Errorf("path JSON names pod %q with %d points, want default/web with 5", p.Source.Pod, len(p.Points))
+	if p.Source.Pod != "default/web" || p.Source.SandboxID != f.web.ID || len(p.Points) != 5 {
+		t.Errorf("path JSON names pod %q (sandbox %q) with %d points, want default/web (%s) with 5", p.Source.Pod, p.Source.SandboxID, len(p.Points), f.web.ID)
 	}
 }
 
