@@ -193,16 +193,21 @@ func TestHints(t *testing.T) {
 }
 
 // TestDocsShowHelpVerbatim: docs/cli.md shows every command's --help as
-// the binary prints it, and the README trace's, indented as a code block.
+// the binary prints it, and the README the usage and trace's, indented as
+// a code block.
 func TestDocsShowHelpVerbatim(t *testing.T) {
-	docs := map[string][]string{"../../docs/cli.md": {"trace", "path"}, "../../README.md": {"trace"}}
+	docs := map[string][]string{"../../docs/cli.md": {"trace", "path"}, "../../README.md": {"", "trace"}}
 	for doc, cmds := range docs {
 		b, err := os.ReadFile(doc)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, cmd := range cmds {
-			_, help, _ := runCLI(t, cmd, "--help")
+			args := []string{cmd, "--help"}
+			if cmd == "" {
+				args = []string{"help"}
+			}
+			_, help, _ := runCLI(t, args...)
 			var block strings.Builder
 			for _, line := range strings.SplitAfter(help, "\n") {
 				if strings.TrimSpace(line) != "" {
@@ -211,7 +216,7 @@ func TestDocsShowHelpVerbatim(t *testing.T) {
 				block.WriteString(line)
 			}
 			if !strings.Contains(string(b), block.String()) {
-				t.Errorf("%s does not show 'cnitrace %s --help' verbatim; it prints:\n%s", doc, cmd, block.String())
+				t.Errorf("%s does not show 'cnitrace %s' verbatim; it prints:\n%s", doc, strings.Join(args, " "), block.String())
 			}
 		}
 	}
