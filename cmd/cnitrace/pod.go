@@ -148,7 +148,10 @@ func (c *traceConfig) findPod(ctx context.Context, root string, stderr io.Writer
 // its reason kept typed for hint.
 func runtimeError(ref podRef, root, override string, err error) error {
 	var nr *cri.NoRuntimeError
-	if !errors.As(err, &nr) || !allMissing(nr) {
+	switch {
+	case !errors.As(err, &nr) && override != "":
+		return cli.UsageError{Err: fmt.Errorf("--runtime-endpoint: %w", err)} // not an endpoint at all: nothing was dialled
+	case nr == nil || !allMissing(nr):
 		return fmt.Errorf("--pod %s: %w", ref, err)
 	}
 	if override != "" {

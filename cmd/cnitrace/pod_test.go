@@ -132,6 +132,7 @@ func TestPodErrors(t *testing.T) {
 		{"a missing host root", []string{"trace", "--pod", "web", "--host-root", filepath.Join(empty, "nope")}, cli.ExitUsage, []string{"--host-root " + filepath.Join(empty, "nope") + ": no such directory"}, ""},
 		{"no runtime socket", []string{"trace", "--pod", "web", "--host-root", empty}, cli.ExitUsage, append([]string{
 			"--pod default/web: no container runtime socket under " + empty, "--runtime-endpoint unix:///PATH", "--host-root DIR"}, endpointPaths(empty)...), ""},
+		{"an endpoint without a path", []string{"trace", "--pod", "web", "--runtime-endpoint", "unix://"}, cli.ExitUsage, []string{`--runtime-endpoint: use runtime endpoint "unix://": no socket path`}, ""},
 		{"no socket at --runtime-endpoint", []string{"path", "--pod", "web", "--runtime-endpoint", "unix://" + filepath.Join(empty, "x.sock")}, cli.ExitUsage,
 			[]string{"--runtime-endpoint unix://" + filepath.Join(empty, "x.sock") + ": no socket there"}, ""},
 		{"a socket nobody listens on", []string{"trace", "--pod", "web", "--host-root", dead}, cli.ExitFailure,
