@@ -53,8 +53,8 @@ func TestCompareBaseline(t *testing.T) {
 		want: &Baseline{
 			Clock: BaselineCapture, PodAt: "p0", NodeAt: "p3",
 			Sent: 5, Received: 5, Pairs: 5,
-			Pod:      &Dist{P50: 160, P90: 180, P99: 180, Max: 180},
-			Node:     &Dist{P50: 120, P90: 140, P99: 140, Max: 140},
+			Pod:      &Dist{P50: 160, P90: 180, P99: 180, Max: 180, Min: 140},
+			Node:     &Dist{P50: 120, P90: 140, P99: 140, Max: 140, Min: 100},
 			Overhead: &Overhead{P50: 40, Pairs: &Spread{P10: 40, P50: 40, P90: 40}},
 		},
 	}, {
@@ -67,8 +67,8 @@ func TestCompareBaseline(t *testing.T) {
 		want: &Baseline{
 			Clock: BaselineCapture, PodAt: "p0", NodeAt: "p3",
 			Sent: 5, Received: 5, Pairs: 5,
-			Pod:  &Dist{P50: 120, P90: 200, P99: 200, Max: 200},
-			Node: &Dist{P50: 90, P90: 150, P99: 150, Max: 150},
+			Pod:  &Dist{P50: 120, P90: 200, P99: 200, Max: 200, Min: 100},
+			Node: &Dist{P50: 90, P90: 150, P99: 150, Max: 150, Min: 70},
 			// differences 10, 120, -20, 20, 40 sorted: -20 10 20 40 120
 			Overhead: &Overhead{P50: 30, Pairs: &Spread{P10: -20, P50: 20, P90: 120}},
 		},
@@ -81,8 +81,8 @@ func TestCompareBaseline(t *testing.T) {
 		want: &Baseline{
 			Clock: BaselineCapture, PodAt: "p0", NodeAt: "p3",
 			Sent: 5, Received: 4, Pairs: 3,
-			Pod:      &Dist{P50: 155, P90: 170, P99: 170, Max: 170},
-			Node:     &Dist{P50: 105, P90: 120, P99: 120, Max: 120},
+			Pod:      &Dist{P50: 155, P90: 170, P99: 170, Max: 170, Min: 150},
+			Node:     &Dist{P50: 105, P90: 120, P99: 120, Max: 120, Min: 100},
 			Overhead: &Overhead{P50: 50, Pairs: &Spread{P10: 35, P50: 50, P90: 60}},
 		},
 	}, {
@@ -92,7 +92,7 @@ func TestCompareBaseline(t *testing.T) {
 		want: &Baseline{
 			Clock: BaselineCapture, PodAt: "p0", NodeAt: "p3",
 			Sent: 2, Received: 0, Pairs: 0,
-			Pod: &Dist{P50: 150, P90: 160, P99: 160, Max: 160},
+			Pod: &Dist{P50: 150, P90: 160, P99: 160, Max: 160, Min: 150},
 		},
 	}, {
 		// Each path answered, never the same sequence: the medians
@@ -103,8 +103,8 @@ func TestCompareBaseline(t *testing.T) {
 		want: &Baseline{
 			Clock: BaselineCapture, PodAt: "p0", NodeAt: "p3",
 			Sent: 2, Received: 1, Pairs: 0,
-			Pod:      &Dist{P50: 150, P90: 150, P99: 150, Max: 150},
-			Node:     &Dist{P50: 100, P90: 100, P99: 100, Max: 100},
+			Pod:      &Dist{P50: 150, P90: 150, P99: 150, Max: 150, Min: 150},
+			Node:     &Dist{P50: 100, P90: 100, P99: 100, Max: 100, Min: 100},
 			Overhead: &Overhead{P50: 50},
 		},
 	}}
@@ -135,10 +135,10 @@ func TestCompareBaselineSendClocks(t *testing.T) {
 	q := &n.Probes.Probes[2]
 	q.SoftwareAt, q.SchedAt = q.SchedAt, time.Time{} // SND only: the same time
 	got := compareBaseline(p, n)
-	if want := (&Dist{P50: 170, P90: 190, P99: 190, Max: 190}); !reflect.DeepEqual(got.Pod, want) {
+	if want := (&Dist{P50: 170, P90: 190, P99: 190, Max: 190, Min: 150}); !reflect.DeepEqual(got.Pod, want) {
 		t.Errorf("got pod %+v, want %+v (probe 1 from its send call: 170 us)", got.Pod, want)
 	}
-	if want := (&Dist{P50: 110, P90: 120, P99: 120, Max: 120}); !reflect.DeepEqual(got.Node, want) {
+	if want := (&Dist{P50: 110, P90: 120, P99: 120, Max: 120, Min: 100}); !reflect.DeepEqual(got.Node, want) {
 		t.Errorf("got node %+v, want %+v", got.Node, want)
 	}
 	want := []Note{{NoteSendClock, "1 of 3 answered probes of the pod path had no kernel TX stamp; its round trip starts at the send call (user space)"}}
@@ -153,7 +153,7 @@ func TestCompareBaselineMissedCapture(t *testing.T) {
 	p, n := pod(150, 160, 170), node(100, 110, 120)
 	delete(n.Received, 1)
 	got := compareBaseline(p, n)
-	if got.Pairs != 2 || got.Received != 3 || !reflect.DeepEqual(got.Node, &Dist{P50: 100, P90: 120, P99: 120, Max: 120}) {
+	if got.Pairs != 2 || got.Received != 3 || !reflect.DeepEqual(got.Node, &Dist{P50: 100, P90: 120, P99: 120, Max: 120, Min: 100}) {
 		t.Errorf("got pairs %d, received %d, node %+v; want 2, 3 and only probes 0 and 2", got.Pairs, got.Received, got.Node)
 	}
 	want := []Note{{NoteReceiveClock, "the capture at p3 missed the reply of 1 of 3 answered probes of the node path; it is left out"}}

@@ -43,7 +43,7 @@ func correlate(path *topology.Path, probes *probe.Result, pts []Point, steps []s
 	noteSegments(r, spans)
 	r.Timelines = probeTimelines(lines)
 	roundTrips(r, t)
-	r.Verdict = verdict(r, t, spans)
+	r.Verdict = verdict(r, t, spans, floorOf(r, steps, t, lines))
 	return r
 }
 

@@ -35,6 +35,7 @@ const (
 const (
 	BasisExcess = "excess" // share of the latency above the fastest complete probe
 	BasisMedian = "median" // share of the sum of the segments' medians
+	BasisFloor  = "floor"  // a standing delay: share of the fastest probe's round trip above the reverse direction's floor
 )
 
 // RTT sources: where the receive times of rtt_us and rtt_ping_us came from.
@@ -325,6 +326,9 @@ type Dist struct {
 	P90 float64 `json:"p90"`
 	P99 float64 `json:"p99"`
 	Max float64 `json:"max"`
+	// Min is the fastest sample: a segment's floor, what every probe
+	// took at least (exact, like Max, however many probes).
+	Min float64 `json:"min"`
 }
 
 // Verdict names the segment that explains most of the latency, and the one
@@ -342,6 +346,33 @@ type Verdict struct {
 	// Unknown counts the unanswered probes that could not be located because
 	// a capture dropped packets (the sum of segments[].unknown).
 	Unknown int `json:"unknown,omitempty"`
+	// Floor is the standing delay found, if any: a segment whose fastest
+	// probe took far longer than the same points the other way (Basis is
+	// BasisFloor when it explains more than the spread does).
+	Floor *Floor `json:"floor,omitempty"`
+}
+
+// Floor is a standing delay: a segment every probe spent at least FloorUS
+// in, against ReferenceUS for the same points crossed the other way, the
+// difference at least half of the fastest probe's round trip. A queue that
+// never drains (a shaper kept full) or a fixed delay shows so; jitter
+// does not.
+type Floor struct {
+	From      string  `json:"from"` // the segment, as in segments
+	To        string  `json:"to"`
+	Direction string  `json:"direction"`
+	Class     string  `json:"class"`
+	FloorUS   float64 `json:"floor_us"` // the segment's minimum over the probes (its measured span's, when merged)
+	// RefFrom, RefTo and RefDirection are the reference span: the same
+	// points crossed the other way (extended to the next point when its
+	// last stamp was inherited), and ReferenceUS its minimum.
+	RefFrom      string  `json:"reference_from"`
+	RefTo        string  `json:"reference_to"`
+	RefDirection string  `json:"reference_direction"`
+	ReferenceUS  float64 `json:"reference_us"`
+	// Share is FloorUS minus ReferenceUS over the fastest probe's round
+	// trip between the first point's captures, 0..1, rounded to 0.01.
+	Share float64 `json:"share"`
 }
 
 // Loss names the segment with the most lost probes.

@@ -83,7 +83,7 @@ func (d *durations) dist() *Dist {
 	if d.sk == nil {
 		slices.Sort(d.exact) // once, for the four ranks
 	}
-	return &Dist{P50: micros(d.rank(50)), P90: micros(d.rank(90)), P99: micros(d.rank(99)), Max: micros(d.rank(100))}
+	return &Dist{P50: micros(d.rank(50)), P90: micros(d.rank(90)), P99: micros(d.rank(99)), Max: micros(d.rank(100)), Min: micros(d.rank(0))}
 }
 
 // tally is what the report keeps of a set of probes of the traced source,

@@ -85,3 +85,22 @@ func TestNodeLocalText(t *testing.T) {
 		}
 	}
 }
+
+// TestMergedTurnaroundText: when the bridge's RX stamp of a node-local
+// request was inherited from the veth, the node's turnaround is timed from
+// the veth; the verdict still names it as the node beyond the bridge, and
+// says where it was timed from.
+func TestMergedTurnaroundText(t *testing.T) {
+	jitter := func(seq, s int) time.Duration {
+		if s == 2 {
+			return time.Duration(seq%5) * 4 * time.Microsecond
+		}
+		return 0
+	}
+	r := run{path: nodeLocalPath(), n: 20, delays: us(5.4, 3.1, 20, 1.6, 0.7), jitter: jitter, inherit: map[int]bool{1: true}}
+	v := r.correlate(t).Verdict
+	want := "is in node beyond cni0@net:[4026531840] (out and back: the node's own stack, which answers the probes itself), timed from veth3f2a9c1d@net:[4026531840] (the RX stamps since were inherited)"
+	if !strings.Contains(v.Text, want) || v.Class != ClassNode {
+		t.Errorf("got verdict %+v, want class node and text containing %q", v, want)
+	}
+}

@@ -13,9 +13,11 @@ import (
 // is nothing to attribute and the verdict falls back to the medians.
 const minExcess = time.Microsecond
 
-// verdict attributes the latency to a segment and leads with the worst
-// loss, then what was not located and what cnitrace itself missed.
-func verdict(r *Result, t *tally, spans []span) Verdict {
+// verdict attributes the latency to a segment, by its spread or, when f
+// (a standing delay, or nil) explains more, by its floor, and leads with
+// the worst loss, then what was not located and what cnitrace itself
+// missed.
+func verdict(r *Result, t *tally, spans []span, f *standing) Verdict {
 	v, ok := Verdict{Text: "no probe was observed at any capture point"}, true
 	if t.sighted {
 		v, ok = byExcess(r, t, spans)
@@ -25,6 +27,7 @@ func verdict(r *Result, t *tally, spans []span) Verdict {
 		if !ok {
 			v = Verdict{Text: "no segment could be measured on its own"}
 		}
+		v = withFloor(r, t, v, ok, f)
 	}
 	v.Text = ownText(r) + v.Text
 	if n, text := unknownText(r); n > 0 {
@@ -104,8 +107,13 @@ func segVerdict(s Segment, share float64, basis string) Verdict {
 }
 
 // where describes a segment for a sentence; a merged segment is named from
-// the start of what was measured.
+// the start of what was measured, except the turnaround, which is named
+// as what lies beyond its point and says where its time was taken from.
 func where(r *Result, s Segment) string {
+	if s.MergedFrom != "" && s.From == s.To {
+		return fmt.Sprintf("%s %s, timed from %s (the RX stamps since were inherited)",
+			s.Class, spanText(r, s.From, s.To, s.Class, s.Direction), r.point(s.MergedFrom).Name())
+	}
 	from := s.From
 	if s.MergedFrom != "" {
 		from = s.MergedFrom
