@@ -53,40 +53,80 @@ func NodeBridge(node *lab.Node) Bridge {
 // (cniVersion 1.0.0): one bridge plugin with isGateway and host-local
 // IPAM with a default route via the gateway.
 func BridgeConfList(b Bridge) ([]byte, error) {
-	if b.Name == "" || b.Bridge == "" || !b.Subnet.IsValid() || !b.Subnet.Addr().Is4() {
-		return nil, fmt.Errorf("render CNI network %q: needs a name, a bridge and an IPv4 subnet", b.Name)
+	plugin, err := bridgePlugin(b)
+	if err != nil {
+		return nil, err
 	}
-	rng := map[string]string{"subnet": b.Subnet.String()}
-	for _, f := range []struct {
-		key  string
-		addr netip.Addr
-	}{{"rangeStart", b.RangeStart}, {"rangeEnd", b.RangeEnd}, {"gateway", b.Gateway}} {
-		if !f.addr.IsValid() {
-			continue
-		}
-		if !b.Subnet.Contains(f.addr) {
-			return nil, fmt.Errorf("render CNI network %q: %s %s is not in %s", b.Name, f.key, f.addr, b.Subnet)
-		}
-		rng[f.key] = f.addr.String()
+	return confList(b.Name, plugin)
+}
+
+// bridgePlugin is b's bridge plugin entry.
+func bridgePlugin(b Bridge) (map[string]any, error) {
+	if b.Name == "" || b.Bridge == "" {
+		return nil, fmt.Errorf("render CNI network %q: needs a name and a bridge", b.Name)
+	}
+	ipam, err := hostLocal(b.Name, addrRange{b.Subnet, b.RangeStart, b.RangeEnd, b.Gateway}, true)
+	if err != nil {
+		return nil, err
 	}
 	plugin := map[string]any{
 		"type":      "bridge",
 		"bridge":    b.Bridge,
 		"isGateway": true,
 		"ipMasq":    b.IPMasq,
-		"ipam": map[string]any{
-			"type":   "host-local",
-			"ranges": [][]map[string]string{{rng}},
-			"routes": []map[string]string{{"dst": "0.0.0.0/0"}},
-		},
+		"ipam":      ipam,
 	}
 	if b.MTU > 0 {
 		plugin["mtu"] = b.MTU
 	}
-	conf := map[string]any{"cniVersion": "1.0.0", "name": b.Name, "plugins": []any{plugin}}
+	return plugin, nil
+}
+
+// addrRange is what host-local hands out: addresses of Subnet from Start
+// to End (the whole subnet when invalid), and the pods' Gateway (none when
+// invalid).
+type addrRange struct {
+	Subnet         netip.Prefix
+	Start, End, GW netip.Addr
+}
+
+// hostLocal renders host-local IPAM over r for network name, with a
+// default route via the gateway when defaultRoute is set.
+func hostLocal(name string, r addrRange, defaultRoute bool) (map[string]any, error) {
+	if !r.Subnet.IsValid() || !r.Subnet.Addr().Is4() {
+		return nil, fmt.Errorf("render CNI network %q: needs an IPv4 subnet", name)
+	}
+	rng := map[string]string{"subnet": r.Subnet.String()}
+	for _, f := range []struct {
+		key  string
+		addr netip.Addr
+	}{{"rangeStart", r.Start}, {"rangeEnd", r.End}, {"gateway", r.GW}} {
+		if !f.addr.IsValid() {
+			continue
+		}
+		if !r.Subnet.Contains(f.addr) {
+			return nil, fmt.Errorf("render CNI network %q: %s %s is not in %s", name, f.key, f.addr, r.Subnet)
+		}
+		rng[f.key] = f.addr.String()
+	}
+	ipam := map[string]any{"type": "host-local", "ranges": [][]map[string]string{{rng}}}
+	if defaultRoute {
+		ipam["routes"] = []map[string]string{{"dst": "0.0.0.0/0"}}
+	}
+	return ipam, nil
+}
+
+// confList renders a CNI network configuration list (cniVersion 1.0.0)
+// called name, of plugins in chain order.
+func confList(name string, plugins ...map[string]any) ([]byte, error) {
+	list := make([]any, len(plugins))
+	for i, p := range plugins {
+		list[i] = p
+	}
+	conf := map[string]any{"cniVersion": "1.0.0", "name": name, "plugins": list}
 	out, err := json.MarshalIndent(conf, "", "  ")
 	if err != nil {
-		return nil, fmt.Errorf("render CNI network %q: %w", b.Name, err)
+		return nil, fmt.Errorf("render CNI network %q: %w", name, err)
 	}
 	return append(out, '\n'), nil
 }
