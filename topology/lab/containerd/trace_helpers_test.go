@@ -228,21 +228,43 @@ func checkAllSeen(t *testing.T, r *report.Result, n int) {
 // in the one segment of class in direction, and that the verdict names it.
 func checkLossIn(t *testing.T, r *report.Result, rn run, class, direction string) {
 	t.Helper()
+	checkLoss(t, r, rn, class+" ("+direction+")", func(s report.Segment) bool { return s.Class == class && s.Direction == direction })
+}
+
+// checkLossBetween is checkLossIn for the request segment from a point of
+// kind from to the next, of kind to: one of several of its class.
+func checkLossBetween(t *testing.T, r *report.Result, rn run, from, to topology.Kind) {
+	t.Helper()
+	kind := map[string]topology.Kind{}
+	for _, p := range r.Points {
+		kind[p.ID] = topology.Kind(p.Kind)
+	}
+	checkLoss(t, r, rn, fmt.Sprintf("%s -> %s (request)", from, to), func(s report.Segment) bool {
+		return s.Direction == report.DirRequest && s.From != s.To && kind[s.From] == from && kind[s.To] == to
+	})
+}
+
+// checkLoss checks that about 30% of rn's probes were lost, every loss in
+// the one segment at says is the place (what, for messages), and that the
+// verdict names that segment.
+func checkLoss(t *testing.T, r *report.Result, rn run, what string, at func(report.Segment) bool) {
+	t.Helper()
 	lost := r.Lost()
 	if lost < rn.count/10 || lost > rn.count*6/10 { // 30%: far outside 3 sigma either way
 		t.Errorf("lost %d of %d, want about 30%%", lost, rn.count)
 	}
+	var place *report.Segment
 	for _, s := range r.Segments {
 		want := 0
-		if s.Class == class && s.Direction == direction {
-			want = lost
+		if at(s) {
+			want, place = lost, &s
 		}
 		if s.Lost != want {
-			t.Errorf("segment %s->%s (%s %s) lost %d, want %d", s.From, s.To, s.Direction, s.Class, s.Lost, want)
+			t.Errorf("segment %s lost %d, want %d: the drop is in %s", describe(s), s.Lost, want, what)
 		}
 	}
-	if l := r.Verdict.Loss; l == nil || l.Class != class || l.Direction != direction || l.Lost != lost {
-		t.Errorf("verdict loss %+v, want %d lost in %s (%s); text %q", l, lost, class, direction, r.Verdict.Text)
+	if l := r.Verdict.Loss; place == nil || l == nil || l.From != place.From || l.To != place.To || l.Direction != place.Direction || l.Lost != lost {
+		t.Errorf("verdict loss %+v, want %d lost in %s; text %q", l, lost, what, r.Verdict.Text)
 	}
 }
 
