@@ -117,5 +117,26 @@ func printPath(w io.Writer, path *topology.Path, src report.Source) error {
 	for _, p := range path.Points {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", p.ID, p.Interface, p.NetNS, p.Ifindex, p.Kind, p.RequestDir)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if n := len(path.Points); n > 0 {
+		turn := path.TurnaroundOrInferred()
+		fmt.Fprintf(w, "beyond %s the probes turn around in %s%s\n", path.Points[n-1].ID, turn, turnaroundWhat(turn))
+	}
+	return nil
+}
+
+// turnaroundWhat says, after its class, what a turnaround holds; an
+// unknown class is printed as it is, with nothing after it.
+func turnaroundWhat(t topology.Turnaround) string {
+	switch t {
+	case topology.TurnNetwork:
+		return " (the wire and whatever answers beyond it)"
+	case topology.TurnPeer:
+		return " (another pod on this node answers)"
+	case topology.TurnNode:
+		return " (the node's own stack answers)"
+	}
+	return ""
 }

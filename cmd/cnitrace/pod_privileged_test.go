@@ -209,8 +209,12 @@ func (f *podFixture) testPath(t *testing.T) {
 	if want := "path to " + f.to + " from pod default/web (sandbox " + f.web.ID[:13] + ") eth0@"; !strings.HasPrefix(header, want) {
 		t.Errorf("got header %q, want it to start with %q", header, want)
 	}
+	table, turn, _ := strings.Cut(table, "beyond ")
 	if got := strings.Count(table, "\n"); got != 6 { // the column names and five points
 		t.Errorf("got %d lines of points, want 6:\n%s", got, table)
+	}
+	if !strings.HasPrefix(turn, "p4 the probes turn around in network") {
+		t.Errorf("got %q after the points, want the turnaround beyond p4 (network)", turn)
 	}
 	code, stdout, stderr = f.run(t, append([]string{"path", "--pod", "default/web", "--to", f.to, "--format", "json"}, f.runtime...)...)
 	var p struct {

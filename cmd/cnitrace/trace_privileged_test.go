@@ -167,7 +167,7 @@ func TestPrivilegedPathCommand(t *testing.T) {
 	if code != cli.ExitOK {
 		t.Fatalf("path: exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"pod", "veth", "bridge", "vxlan", "uplink", l.Nodes[1].Pod.Addr.String()} {
+	for _, want := range []string{"pod", "veth", "bridge", "vxlan", "uplink", l.Nodes[1].Pod.Addr.String(), "beyond p4 the probes turn around in network"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("path output lacks %q:\n%s", want, stdout)
 		}
