@@ -3,10 +3,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os/exec"
 	"strconv"
 	"strings"
 	"time"
@@ -50,20 +48,16 @@ func (b *bench) memory(ctx context.Context, r *results) error {
 	defer l.Close()
 	m := &memoryResult{Probes: b.counts(1_000_000, 100_000), IntervalMS: float64(memoryInterval) / float64(time.Millisecond), PeriodSeconds: 1}
 	args := append(traceArgs(l), "--count", strconv.Itoa(m.Probes), "--interval", memoryInterval.String())
-	cmd := exec.CommandContext(ctx, b.cfg.bin, args...)
-	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	run, err := b.sampledTrace(ctx, args)
+	if err != nil {
 		return err
 	}
-	m.RSSMB = sampleRSS(cmd.Process.Pid, time.Second, cmd)
-	m.WallSeconds = time.Since(start).Seconds()
-	if code := cmd.ProcessState.ExitCode(); code != 0 && code != 3 {
+	m.RSSMB, m.WallSeconds = run.rssMB, run.wall.Seconds()
+	if code := run.cmd.ProcessState.ExitCode(); code != 0 && code != 3 {
 		return fmt.Errorf("trace of %d probes exited %d", m.Probes, code)
 	}
 	var rep report
-	if err := jsonInto(stdout.Bytes(), &rep); err != nil {
+	if err := jsonInto(run.stdout, &rep); err != nil {
 		return err
 	}
 	m.Sent, m.Received, m.Dropped, m.ExactProbes = rep.Probes.Sent, rep.Probes.Received, rep.Probes.Dropped, rep.ExactProbes

@@ -39,21 +39,18 @@ func (b *bench) scale(ctx context.Context, r *results) error {
 	defer l.Close()
 	s := &scaleResult{Probes: b.counts(60000, 3000), IntervalMS: 1}
 	args := append(traceArgs(l), "--count", strconv.Itoa(s.Probes), "--interval", "1ms")
-	cmd := exec.CommandContext(ctx, b.cfg.bin, args...)
-	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	run, err := b.sampledTrace(ctx, args)
+	if err != nil {
 		return err
 	}
-	s.RSSMB = sampleRSS(cmd.Process.Pid, time.Second, cmd)
-	wall := time.Since(start)
-	if cmd.ProcessState != nil && cmd.ProcessState.ExitCode() > 3 {
-		return fmt.Errorf("sustained trace exited %d", cmd.ProcessState.ExitCode())
+	s.RSSMB = run.rssMB
+	wall := run.wall
+	if code := run.cmd.ProcessState.ExitCode(); code > 3 {
+		return fmt.Errorf("sustained trace exited %d", code)
 	}
-	s.CPUSeconds = cpuTime(cmd).Seconds()
+	s.CPUSeconds = cpuTime(run.cmd).Seconds()
 	var rep report
-	if err := jsonInto(stdout.Bytes(), &rep); err != nil {
+	if err := jsonInto(run.stdout, &rep); err != nil {
 		return err
 	}
 	s.ProbesPerSec = float64(rep.Probes.Sent) / wall.Seconds()
@@ -68,6 +65,28 @@ func (b *bench) scale(ctx context.Context, r *results) error {
 	s.Met = s.ProbesPerSec >= 900 && s.MaxRSSMB <= 64 && s.ShortWallMS <= 500
 	r.Scale = s
 	return nil
+}
+
+// sampledRun is a finished run of the cnitrace binary with its RSS samples.
+type sampledRun struct {
+	cmd    *exec.Cmd // exited: ProcessState is set
+	stdout []byte
+	rssMB  []float64 // VmRSS, once a second
+	wall   time.Duration
+}
+
+// sampledTrace runs the cnitrace binary with args to its end, sampling its
+// VmRSS every second, for the sections that watch its memory.
+func (b *bench) sampledTrace(ctx context.Context, args []string) (*sampledRun, error) {
+	cmd := exec.CommandContext(ctx, b.cfg.bin, args...)
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	rss := sampleRSS(cmd.Process.Pid, time.Second, cmd)
+	return &sampledRun{cmd: cmd, stdout: stdout.Bytes(), rssMB: rss, wall: time.Since(start)}, nil
 }
 
 // sampleRSS reads the resident set of pid every period until cmd exits.
