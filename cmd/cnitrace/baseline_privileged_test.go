@@ -108,8 +108,13 @@ func TestPrivilegedBaselineForwardDelay(t *testing.T) {
 		t.Errorf("node path p50 moved %.1f us (%.1f -> %.1f), want at most 300: its probes do not cross FORWARD",
 			moved, before.Node.P50, after.Node.P50)
 	}
-	if p := after.Overhead.Pairs; p.P10 < 0.75*want {
-		t.Errorf("per-pair overhead p10 %.1f us with a %v delay on every pod probe, want at least %.0f", p.P10, delay, 0.75*want)
+	t.Logf("pod path floor %.1f -> %.1f us", before.Pod.Min, after.Pod.Min)
+	// Every pod probe carries the delay: the pod path's floor rises by it.
+	// (The per-pair spread is logged, not asserted: its p10 also falls with
+	// the node path's own outliers, 0.7 ms on a loaded machine.)
+	if rose := after.Pod.Min - before.Pod.Min; rose < 0.75*want {
+		t.Errorf("pod path floor rose %.1f us (%.1f -> %.1f) with a %v delay on every pod probe, want at least %.0f",
+			rose, before.Pod.Min, after.Pod.Min, delay, 0.75*want)
 	}
 }
 

@@ -53,7 +53,7 @@ type jsonReport struct {
 	}
 }
 
-type stats struct{ P50, P90, P99, Max float64 }
+type stats struct{ Min, P50, P90, P99, Max float64 }
 
 func traceLab(t *testing.T, l *lab.Lab, extra ...string) jsonReport {
 	t.Helper()
