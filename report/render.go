@@ -13,9 +13,14 @@ type Format int
 
 // Output formats.
 const (
-	FormatText Format = iota // aligned ASCII for terminals
-	FormatJSON               // the schema_version 1 contract, indented
+	FormatText     Format = iota // aligned ASCII for terminals
+	FormatJSON                   // the schema_version 1 contract, indented
+	FormatMarkdown               // GitHub-flavoured Markdown that pastes into a ticket
+	FormatHTML                   // one self-contained page: inline CSS and SVG, no script, no fetch
 )
+
+// Formats returns every format, in the order --help lists them.
+func Formats() []Format { return []Format{FormatText, FormatJSON, FormatMarkdown, FormatHTML} }
 
 // String returns the name ParseFormat accepts.
 func (f Format) String() string {
@@ -24,19 +29,38 @@ func (f Format) String() string {
 		return "text"
 	case FormatJSON:
 		return "json"
+	case FormatMarkdown:
+		return "markdown"
+	case FormatHTML:
+		return "html"
 	}
 	return fmt.Sprintf("Format(%d)", int(f))
 }
 
 // ParseFormat returns the format with the given name, as given to --format.
 func ParseFormat(s string) (Format, error) {
-	switch s {
-	case "text":
-		return FormatText, nil
-	case "json":
-		return FormatJSON, nil
+	for _, f := range Formats() {
+		if s == f.String() {
+			return f, nil
+		}
 	}
-	return 0, fmt.Errorf("unknown output format %q (want text or json)", s)
+	return 0, fmt.Errorf("unknown output format %q (want text, json, markdown or html)", s)
+}
+
+// Ext returns the file name extension of the format, dot included:
+// ".txt", ".json", ".md", ".html".
+func (f Format) Ext() string {
+	switch f {
+	case FormatText:
+		return ".txt"
+	case FormatJSON:
+		return ".json"
+	case FormatMarkdown:
+		return ".md"
+	case FormatHTML:
+		return ".html"
+	}
+	return ""
 }
 
 // Render writes r to w in format f.
@@ -49,6 +73,10 @@ func Render(w io.Writer, r *Result, f Format) error {
 		return renderText(w, r)
 	case FormatJSON:
 		return renderJSON(w, r)
+	case FormatMarkdown:
+		return renderMarkdown(w, r)
+	case FormatHTML:
+		return renderHTML(w, r)
 	}
 	return fmt.Errorf("render report: unknown output format %v", f)
 }

@@ -172,9 +172,11 @@ func TestParseFormat(t *testing.T) {
 	}{
 		{"text", FormatText, ""},
 		{"json", FormatJSON, ""},
-		{"xml", 0, `unknown output format "xml" (want text or json)`},
-		{"", 0, `unknown output format "" (want text or json)`},
-		{"JSON", 0, `unknown output format "JSON" (want text or json)`},
+		{"markdown", FormatMarkdown, ""},
+		{"html", FormatHTML, ""},
+		{"xml", 0, `unknown output format "xml" (want text, json, markdown or html)`},
+		{"", 0, `unknown output format "" (want text, json, markdown or html)`},
+		{"JSON", 0, `unknown output format "JSON" (want text, json, markdown or html)`},
 	}
 	for _, tt := range tests {
 		got, err := ParseFormat(tt.in)

@@ -110,9 +110,30 @@ type Result struct {
 	// Incomplete says the run stopped early (Ctrl-C, Recorded.Interrupted):
 	// the numbers then cover only what was recorded.
 	Incomplete bool `json:"incomplete"`
+	// Run says how the report was made: the command, the versions, the
+	// node and the time; nil when the caller did not say (the package
+	// never reads the clock or the system itself).
+	Run *Run `json:"run,omitempty"`
 	// Timelines are the probes one by one, in sequence order: the first
 	// ExactProbes of them. They are not part of the JSON contract (yet).
 	Timelines []ProbeTimeline `json:"-"`
+}
+
+// Run is how a report was made, as the caller that ran the probes knows
+// it: what a ticket needs to reproduce the run.
+type Run struct {
+	// Command is the command line as given, program name first.
+	Command []string `json:"command"`
+	// Version is cnitrace's version: its module version, and the VCS
+	// revision it was built from when known.
+	Version string `json:"version"`
+	// Kernel is the node's kernel release (uname -r), Node its host name.
+	Kernel string `json:"kernel"`
+	Node   string `json:"node,omitempty"`
+	// Started and Ended are when the probes started and the report was
+	// made, UTC.
+	Started time.Time `json:"started"`
+	Ended   time.Time `json:"ended"`
 }
 
 // Clocks counts, per clock name, the probes whose send or receive time came

@@ -35,7 +35,11 @@ type traceConfig struct {
 	size      int
 	format    report.Format
 	out       string
-	baseline  bool // also probe from the node's netns and compare
+	pcap      string   // --pcap: the probes' packets as pcapng
+	bundle    string   // --bundle: the evidence tarball
+	quiet     bool     // no progress line on stderr
+	baseline  bool     // also probe from the node's netns and compare
+	args      []string // the command line, for the report's run block
 
 	// --pod: the pod, [NAMESPACE/]NAME, found through the CRI instead of
 	// --netns or --pid. runtimeEndpoint overrides the search for the
@@ -71,8 +75,11 @@ func addProbeFlags(fs *flag.FlagSet, c *traceConfig, format *string) {
 	fs.DurationVar(&c.interval, "interval", 100*time.Millisecond, fmt.Sprintf("time between probes, like ping -i (at least %dus)", probe.MinInterval.Microseconds()))
 	fs.DurationVar(&c.timeout, "timeout", time.Second, "how long each probe waits for its reply, like ping -W; a reply after it is counted late")
 	fs.IntVar(&c.size, "size", 56, "ICMP echo data bytes, like ping -s (at least 24)")
-	fs.StringVar(format, "format", "text", "report `format`: text or json")
+	fs.StringVar(format, "format", "text", "report `format`: text, json, markdown or html")
 	fs.StringVar(&c.out, "out", "", "write the report to `file` instead of stdout")
+	fs.StringVar(&c.pcap, "pcap", "", "also write every probe packet seen at every point to `file`, as pcapng (Wireshark, tshark)")
+	fs.StringVar(&c.bundle, "bundle", "", "also write the evidence to `file`.tar.gz: the report in every format, the pcapng, the path and the node's network state (docs/bundle.md)")
+	fs.BoolVar(&c.quiet, "quiet", false, "print no progress line on stderr")
 	fs.BoolVar(&c.baseline, "baseline", false, "also probe the target from the node netns (as a hostNetwork pod would), interleaved, and report the pod path's overhead")
 }
 

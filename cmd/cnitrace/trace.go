@@ -15,7 +15,7 @@ import (
 )
 
 func traceCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var c traceConfig
+	c := traceConfig{args: append([]string{program, "trace"}, args...)}
 	var to, format string
 	const synopsis = "--pod [NAMESPACE/]NAME | --netns FILE | --pid PID --to IP [flags]"
 	fs := cli.NewFlagSet("trace")
@@ -33,17 +33,23 @@ func traceCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return trace(ctx, &c, stdout, stderr)
 }
 
-// trace is the main job, as a list of named steps: open the output,
-// resolve, discover, arm captures, probe, drain, correlate, render. The
-// output is opened first, so that a path it cannot be written to is
-// found before anything is sent; it is completed only with the report,
-// and discarded on every other way out.
+// trace is the main job, as a list of named steps: open the outputs,
+// resolve, discover, take the node's state, arm captures, probe, drain,
+// correlate, render. The outputs (--out, --pcap, --bundle) are opened
+// first, so that a path one cannot be written to is found before anything
+// is sent; they are completed only with the report, and discarded on every
+// other way out.
 func trace(ctx context.Context, c *traceConfig, stdout, stderr io.Writer) error {
 	out, err := openOutput("--out", c.out, stdout)
 	if err != nil {
 		return err
 	}
 	defer out.Abort() // does nothing once committed
+	ev, err := openEvidence(c, stdout)
+	if err != nil {
+		return err
+	}
+	defer ev.abort()
 	pod, node, path, err := c.resolve(ctx, stderr)
 	if err != nil {
 		return err
@@ -51,17 +57,24 @@ func trace(ctx context.Context, c *traceConfig, stdout, stderr io.Writer) error 
 	defer pod.Close()
 	defer node.Close()
 	fmt.Fprintf(stderr, "cnitrace: path %s\n", path)
+	ev.snapshot(ctx, c, pod, node, path)
 
-	r, err := measure(ctx, c, pod, node, path, stderr)
+	run := newRunInfo(c.args)
+	r, err := measure(ctx, c, pod, node, path, ev, stderr)
 	if err != nil {
 		return err
 	}
+	run.end()
+	r.Run = run.Run
 	c.nameSource(&r.Source)
 	if err := report.Render(out, r, c.format); err != nil {
 		return fmt.Errorf("write the report to %s: %w", out.Name(), err)
 	}
 	if err := out.Commit(); err != nil {
 		return fmt.Errorf("write the report to %s: %w", out.Name(), err)
+	}
+	if err := ev.finish(r, path); err != nil {
+		return err
 	}
 	if r.Incomplete {
 		return fmt.Errorf("interrupted: the report above is partial")
@@ -74,8 +87,9 @@ func trace(ctx context.Context, c *traceConfig, stdout, stderr io.Writer) error 
 
 // measure opens the probe sockets, arms the captures, probes from every
 // source at once, drains the captures and correlates. An interrupted probe
-// run still yields a report, marked incomplete.
-func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, path *topology.Path, stderr io.Writer) (*report.Result, error) {
+// run still yields a report, marked incomplete. Every captured packet also
+// goes to ev.
+func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, path *topology.Path, ev *evidence, stderr io.Writer) (*report.Result, error) {
 	sources, known, err := openSources(c, pod, node)
 	if err != nil {
 		return nil, err
@@ -89,7 +103,11 @@ func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, pat
 	}
 	feed(acc, sources)
 	cfg := captureConfig(path)
-	cfg.Sink = acc.Add
+	cfg.KeepFrames = ev.keepFrames()
+	cfg.Sink = func(o capture.Observation) {
+		acc.Add(o)
+		ev.observe(o)
+	}
 	// Captures outlive a cancelled probe run: they are drained for the partial report.
 	sess, err := capture.Start(context.WithoutCancel(ctx), captureTargets(path, pod, node), cfg)
 	if err != nil {
@@ -105,6 +123,9 @@ func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, pat
 		return nil, fmt.Errorf("drain captures: %w", cerr)
 	}
 	warnDrops(capt.Stats, sources, probes, stderr)
+	if err := ev.captured(capt.Stats); err != nil {
+		return nil, err
+	}
 	r, err := acc.Result(report.Recorded{Probes: probes, Stats: capt.Stats, Interrupted: perr != nil})
 	if err != nil {
 		return nil, fmt.Errorf("correlate: %w", err)
