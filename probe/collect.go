@@ -173,6 +173,9 @@ func (c *collector) retire() {
 	if f.keyed {
 		delete(c.keys, f.key)
 	}
+	if !f.Answered() {
+		c.cfg.Progress.addUnanswered()
+	}
 	if c.cfg.Sink != nil {
 		c.cfg.Sink(f.Probe)
 		return
@@ -241,6 +244,7 @@ func (c *collector) reply(r reply) {
 	default:
 		f.ReceivedAt, f.stampsDue = r.at, time.Now().Add(stampGrace)
 		c.res.Answered++
+		c.cfg.Progress.addAnswered()
 	}
 }
 
@@ -290,6 +294,7 @@ func (c *collector) send() error {
 	}
 	c.win.push(f)
 	c.res.Sent++
+	c.cfg.Progress.addSent()
 	return nil
 }
 

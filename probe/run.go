@@ -40,6 +40,9 @@ type Config struct {
 	// length holds at most MaxInFlight probes. It should return quickly:
 	// the next send waits for it.
 	Sink func(Probe)
+	// Progress, when set, is kept up to date as the run goes, for a live
+	// progress line; it costs one atomic add per event.
+	Progress *Progress
 }
 
 // Bounds of a run, whatever its Config.

@@ -114,7 +114,11 @@ func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, pat
 		return nil, err
 	}
 	fmt.Fprintf(stderr, "cnitrace: capturing on %d interfaces, sending %s to %s%s\n", len(path.Points), describeRun(sources[0].Config), c.to, describeBaseline(known))
+	var counted probe.Progress // the traced source's, for the progress line
+	sources[0].Config.Progress = &counted
+	stopProgress := startProgress(stderr, c.quiet, sources[0].Config, &counted)
 	probes, perr := probe.RunSources(ctx, sources)
+	stopProgress()
 	capt, cerr := sess.Stop()
 	if perr != nil && !errors.Is(perr, context.Canceled) {
 		return nil, perr
