@@ -11,8 +11,12 @@ export PATH := $(PATH):/usr/local/go/bin
 # gcc and libc6-dev are for `go test -race` (cgo); capsh and setcap (libcap2-bin,
 # in /usr/sbin) for the test that enforces docs/privileges.md; containerd, runc
 # and the reference CNI plugins for the real-runtime tests (topology/lab/containerd:
-# they run inside lab namespaces; installing containerd starts no daemon).
+# they run inside lab namespaces; installing containerd starts no daemon);
+# tshark reads the pcapng of --pcap back, headless chromium (with a font to
+# draw the screenshot with) loads the HTML report, nft is what --bundle runs
+# for the ruleset.
 TEST_TOOLS := iptables:iptables ping:iputils-ping nsenter:util-linux unshare:util-linux ip:iproute2 \
+	tshark:tshark chromium:chromium /usr/share/fonts/truetype/liberation:fonts-liberation nft:nftables \
 	gcc:gcc /usr/include/stdio.h:libc6-dev capsh:libcap2-bin setcap:libcap2-bin \
 	containerd:containerd ctr:containerd containerd-shim-runc-v2:containerd runc:runc \
 	/usr/lib/cni/bridge:containernetworking-plugins /usr/lib/cni/host-local:containernetworking-plugins \
