@@ -42,6 +42,7 @@ func correlate(path *topology.Path, probes *probe.Result, pts []Point, steps []s
 	ownDrops(r, probes)
 	noteSegments(r, spans)
 	r.Timelines = probeTimelines(lines)
+	r.Typical = typicalProbe(steps, lines)
 	roundTrips(r, t)
 	r.Verdict = verdict(r, t, spans, floorOf(r, steps, t, lines))
 	return r

@@ -107,6 +107,10 @@ type Result struct {
 	// Baseline compares the pod path with the node's own (trace
 	// --baseline); nil without a baseline source.
 	Baseline *Baseline `json:"baseline,omitempty"`
+	// Typical is one real probe seen at every step, the median by its path
+	// round trip: what the HTML report's waterfall draws. Nil when no probe
+	// was seen at every step.
+	Typical *TypicalProbe `json:"typical_probe,omitempty"`
 	// Incomplete says the run stopped early (Ctrl-C, Recorded.Interrupted):
 	// the numbers then cover only what was recorded.
 	Incomplete bool `json:"incomplete"`
