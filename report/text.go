@@ -19,7 +19,7 @@ const barWidth = 30
 func renderText(w io.Writer, r *Result) error {
 	var b strings.Builder
 	if r.Incomplete {
-		b.WriteString("INCOMPLETE: the run stopped early; this report covers only what was recorded until then\n")
+		b.WriteString("INCOMPLETE: " + incompleteText + "\n")
 	}
 	writeHeader(&b, r)
 	writePoints(&b, r)
@@ -33,29 +33,26 @@ func renderText(w io.Writer, r *Result) error {
 }
 
 func writeHeader(b *strings.Builder, r *Result) {
-	from := "unknown source"
-	if r.Source.Interface != "" || r.Source.NetNS != "" {
-		from = r.Source.Interface + "@" + r.Source.NetNS
+	b.WriteString("cnitrace: " + headline(r) + "\n")
+	if s := exactText(r); s != "" {
+		b.WriteString("exact: " + s + "\n")
 	}
-	if r.Source.Addr != "" {
-		from += " (" + r.Source.Addr + ")"
+	if s := socketText(r); s != "" {
+		b.WriteString("probe socket: " + s + "\n")
 	}
-	if r.Source.Pod != "" {
-		from = podName(r.Source) + " " + from
-	}
-	target := r.Target
-	if target == "" {
-		target = "unknown target"
-	}
-	fmt.Fprintf(b, "cnitrace: %d probes to %s from %s: %d answered, %d lost%s\n",
-		r.Probes.Sent, target, from, r.Probes.Received, r.Lost(), notLost(r.Probes))
-	writeExact(b, r)
-	writeSocket(b, r)
 	writeRTT(b, r)
 	writeBaseline(b, r)
-	if r.Probes.Ignored > 0 {
-		fmt.Fprintf(b, "ignored: %d observations of other runs or foreign packets\n", r.Probes.Ignored)
+	if s := ignoredText(r); s != "" {
+		b.WriteString("ignored: " + s + "\n")
 	}
+}
+
+// ignoredText says how many observations were not used; "" when none.
+func ignoredText(r *Result) string {
+	if r.Probes.Ignored == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d observations of other runs or foreign packets", r.Probes.Ignored)
 }
 
 // podName names the source's pod as the header shows it: "pod
@@ -76,36 +73,48 @@ func podName(s Source) string {
 // lost: late ones, and those cnitrace dropped itself.
 func notLost(c ProbeCounts) string {
 	s := ""
-	if c.Late > 0 {
-		s += fmt.Sprintf(", %d late (answered after the timeout)", c.Late)
-	}
-	if c.Dropped > 0 {
-		s += fmt.Sprintf(", %d dropped by cnitrace (not the path)", c.Dropped)
+	for _, t := range notLostTexts(c) {
+		s += ", " + t
 	}
 	return s
 }
 
-// writeExact says which figures are approximate; nothing when none is.
-func writeExact(b *strings.Builder, r *Result) {
-	if r.ExactProbes > 0 {
-		fmt.Fprintf(b, "exact: the first %d of the %d probes are kept whole; percentiles over all of them are within %.1f%% (sketches), counts and maxima exact\n",
-			r.ExactProbes, r.Probes.Sent, 100*SketchError)
+// notLostTexts names the unanswered probes that are not lost, one phrase
+// each: "1 late (answered after the timeout)", "2 dropped by cnitrace (not
+// the path)".
+func notLostTexts(c ProbeCounts) []string {
+	var s []string
+	if c.Late > 0 {
+		s = append(s, fmt.Sprintf("%d late (answered after the timeout)", c.Late))
 	}
+	if c.Dropped > 0 {
+		s = append(s, fmt.Sprintf("%d dropped by cnitrace (not the path)", c.Dropped))
+	}
+	return s
 }
 
-// writeSocket says what cnitrace's own probe socket missed; nothing when
-// it missed nothing.
-func writeSocket(b *strings.Builder, r *Result) {
+// exactText says which figures are approximate; "" when none is.
+func exactText(r *Result) string {
+	if r.ExactProbes == 0 {
+		return ""
+	}
+	return fmt.Sprintf("the first %d of the %d probes are kept whole; percentiles over all of them are within %.1f%% (sketches), counts and maxima exact",
+		r.ExactProbes, r.Probes.Sent, 100*SketchError)
+}
+
+// socketText says what cnitrace's own probe socket missed; "" when it
+// missed nothing.
+func socketText(r *Result) string {
 	s := r.Socket
 	if s == nil {
-		return
+		return ""
 	}
-	fmt.Fprintf(b, "probe socket: cnitrace's own socket dropped %d packets (its receive queue was full) and read %d replies after their timeout",
+	t := fmt.Sprintf("cnitrace's own socket dropped %d packets (its receive queue was full) and read %d replies after their timeout",
 		s.Drops, s.LateReplies)
 	if n := r.Probes.Dropped; n > 0 && len(r.Points) > 0 {
-		fmt.Fprintf(b, "; %d %s whose reply reached %s count as dropped by cnitrace, not lost", n, plural(n, "probe", "probes"), r.Points[0].Name())
+		t += fmt.Sprintf("; %d %s whose reply reached %s count as dropped by cnitrace, not lost", n, plural(n, "probe", "probes"), r.Points[0].Name())
 	}
-	b.WriteString("\n")
+	return t
 }
 
 // writePoints lists the points and what their captures may have missed.
@@ -120,17 +129,29 @@ func writePoints(b *strings.Builder, r *Result) {
 		pts.add(row...)
 	}
 	pts.write(b, "  ")
-	writeRewrites(b, r)
+	for _, s := range rewriteTexts(r) {
+		b.WriteString("  " + s + "\n")
+	}
+	for _, s := range captureTexts(r) {
+		b.WriteString("  " + s + "\n")
+	}
+}
+
+// captureTexts says, point by point, what the captures may have missed:
+// "p3 flannel.1: the capture dropped ...".
+func captureTexts(r *Result) []string {
+	var s []string
 	for _, p := range r.Points {
 		c := p.Capture
 		if p.Dropped() {
-			fmt.Fprintf(b, "  %s %s: the capture dropped %d of %d packets (ring frozen %d times): unanswered probes missing here count as unknown, not lost\n",
-				p.ID, p.Interface, c.Drops, c.Packets, c.Freezes)
+			s = append(s, fmt.Sprintf("%s %s: the capture dropped %d of %d packets (ring frozen %d times): unanswered probes missing here count as unknown, not lost",
+				p.ID, p.Interface, c.Drops, c.Packets, c.Freezes))
 		}
 		if c != nil && c.Undecodable > 0 {
-			fmt.Fprintf(b, "  %s %s: the capture could not decode %d packets\n", p.ID, p.Interface, c.Undecodable)
+			s = append(s, fmt.Sprintf("%s %s: the capture could not decode %d packets", p.ID, p.Interface, c.Undecodable))
 		}
 	}
+	return s
 }
 
 // writeSegments writes the segment table and explains its markers.
@@ -150,8 +171,7 @@ func writeSegments(b *strings.Builder, r *Result) {
 	for i, s := range r.Segments {
 		cols.add(r, s, remark(s, top, i >= end))
 		if s.MergedFrom != "" {
-			merged = append(merged, fmt.Sprintf("* %s -> %s is timed from %s: it includes the segments since %s, whose RX stamps were inherited from the previous device",
-				s.From, s.To, r.segmentName(s.MergedFrom), s.MergedFrom))
+			merged = append(merged, "* "+r.mergedText(s))
 		}
 	}
 	cols.write(b, "  ")
@@ -159,27 +179,35 @@ func writeSegments(b *strings.Builder, r *Result) {
 		b.WriteString("  " + n + "\n")
 	}
 	writeLegend(b, r.Segments)
-	writeStackLoss(b, r)
+	if s := stackLossText(r); s != "" {
+		b.WriteString("  source stack: " + s + "\n")
+	}
 }
 
-// writeStackLoss says how many probes the source's own stack lost, outside
-// the capture points; nothing when it lost none.
-func writeStackLoss(b *strings.Builder, r *Result) {
+// mergedText says what a merged segment is timed from.
+func (r *Result) mergedText(s Segment) string {
+	return fmt.Sprintf("%s -> %s is timed from %s: it includes the segments since %s, whose RX stamps were inherited from the previous device",
+		s.From, s.To, r.segmentName(s.MergedFrom), s.MergedFrom)
+}
+
+// stackLossText says how many probes the source's own stack lost, outside
+// the capture points; "" when it lost none.
+func stackLossText(r *Result) string {
 	s := r.Stack
 	if s == (StackLoss{}) || len(r.Points) == 0 {
-		return
+		return ""
 	}
 	first := r.segmentName(r.Points[0].ID)
 	refused := ""
 	if s.Refused > 0 {
 		refused = fmt.Sprintf(": %d refused by the kernel at send (%s)", s.Refused, s.RefusedError)
 	}
-	fmt.Fprintf(b, "  source stack: %d requests lost between the probe socket and %s (send path%s), %d replies between %s and the probe socket (receive path)",
+	t := fmt.Sprintf("%d requests lost between the probe socket and %s (send path%s), %d replies between %s and the probe socket (receive path)",
 		s.Request, first, refused, s.Reply, first)
 	if s.Unknown > 0 {
-		fmt.Fprintf(b, ", %d not located (the capture at %s dropped packets)", s.Unknown, first)
+		t += fmt.Sprintf(", %d not located (the capture at %s dropped packets)", s.Unknown, first)
 	}
-	b.WriteString("\n")
+	return t
 }
 
 // segmentTable is the segment table; the unknown and notes columns are
@@ -209,10 +237,7 @@ func segmentColumns(segs []Segment) *segmentTable {
 
 // add appends the row of segment s, ending with remark.
 func (t *segmentTable) add(r *Result, s Segment, remark string) {
-	name := r.segmentName(s.From) + " -> " + r.segmentName(s.To)
-	if s.From == s.To { // the turnaround: out of the last point and back into it
-		name = r.segmentName(s.From) + " " + turnDirs(r.point(s.From))
-	}
+	name := r.segmentLabel(s)
 	if s.MergedFrom != "" {
 		name += " *"
 	}
@@ -225,6 +250,16 @@ func (t *segmentTable) add(r *Result, s Segment, remark string) {
 		row = append(row, marks(s.Notes))
 	}
 	t.table.add(append(row, remark)...)
+}
+
+// segmentLabel names a segment by its ends' IDs and interfaces, as the
+// segment tables show it: "p0 eth0 -> p1 veth3f2a9c1d", and the turnaround
+// "p4 eth0 tx -> rx".
+func (r *Result) segmentLabel(s Segment) string {
+	if s.From == s.To { // the turnaround: out of the last point and back into it
+		return r.segmentName(s.From) + " " + turnDirs(r.point(s.From))
+	}
+	return r.segmentName(s.From) + " -> " + r.segmentName(s.To)
 }
 
 // turnDirs says how the turnaround crosses its point: "tx -> rx" when the
@@ -324,14 +359,16 @@ func remark(s Segment, top float64, atEnd bool) string {
 	return strings.Repeat("#", min(max(n, 1), barWidth))
 }
 
-// writeRewrites says where NAT changed the probes' addresses, and the
-// Service translation discovery followed.
-func writeRewrites(b *strings.Builder, r *Result) {
+// rewriteTexts says where NAT changed the probes' addresses, and the
+// Service translation discovery followed, one sentence each.
+func rewriteTexts(r *Result) []string {
+	var s []string
 	if r.Translated != "" {
-		fmt.Fprintf(b, "  %s is translated to %s by the node (DNAT, found in its conntrack table)\n", r.Target, r.Translated)
+		s = append(s, fmt.Sprintf("%s is translated to %s by the node (DNAT, found in its conntrack table)", r.Target, r.Translated))
 	}
 	for _, w := range r.Rewrites {
-		fmt.Fprintf(b, "  NAT: %s %s %s -> %s between %s and %s\n",
-			w.Direction, w.Field, w.Old, w.New, r.segmentName(w.From), r.segmentName(w.To))
+		s = append(s, fmt.Sprintf("NAT: %s %s %s -> %s between %s and %s",
+			w.Direction, w.Field, w.Old, w.New, r.segmentName(w.From), r.segmentName(w.To)))
 	}
+	return s
 }

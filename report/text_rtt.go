@@ -10,13 +10,46 @@ import (
 	"github.com/cnitrace/cnitrace/probe"
 )
 
+// noRTT stands for the round trips when no probe was answered.
+const noRTT = "no probe was answered"
+
 // writeRTT writes the round trips, the clocks they were measured with and
-// the fallbacks to user-space times. A line that would repeat the one
-// above it is left out.
+// the fallbacks to user-space times.
 func writeRTT(b *strings.Builder, r *Result) {
-	if r.RTT == nil {
-		b.WriteString("rtt: no probe was answered\n")
+	rows := rttRows(r)
+	if len(rows) == 0 {
+		b.WriteString("rtt: " + noRTT + "\n")
 		return
+	}
+	for i, row := range rows {
+		if i == 0 {
+			writeDist(b, "rtt: ", row.d, "("+row.label+")")
+		} else {
+			writeDist(b, "     ", row.d, row.label)
+		}
+	}
+	if s := clocksText(r); s != "" {
+		b.WriteString("clocks: " + s + "\n")
+	}
+	for _, n := range r.RTTNotes {
+		b.WriteString("  " + n.String() + "\n")
+	}
+}
+
+// distRow is a distribution and what it measures, as the renderers list
+// round trips.
+type distRow struct {
+	d     *Dist
+	label string
+}
+
+// rttRows are the round trips worth showing, rtt_us first: its label says
+// which clocks it was measured with (the text report puts it in
+// parentheses). A round trip that would repeat the one above it, or was
+// not measured, is left out. None when no probe was answered.
+func rttRows(r *Result) []distRow {
+	if r.RTT == nil {
+		return nil
 	}
 	c := r.RTTClocks
 	if c == nil {
@@ -35,20 +68,25 @@ func writeRTT(b *strings.Builder, r *Result) {
 	if len(r.RTTNotes) > 0 {
 		also += "; user-space fallbacks below"
 	}
-	writeDist(b, "rtt: ", r.RTT, "("+send+" to "+recv+also+")")
+	rows := []distRow{{r.RTT, send + " to " + recv + also}}
 	if !ping {
-		writeDist(b, "     ", r.PingRTT, "as ping measures (send call to "+recv+")")
+		rows = append(rows, distRow{r.PingRTT, "as ping measures (send call to " + recv + ")"})
 	}
-	writeDist(b, "     ", r.PathRTT, "on the path (source interface out to source interface in)")
+	rows = append(rows, distRow{r.PathRTT, "on the path (source interface out to source interface in)"})
 	if r.RTTSource != RTTUser {
-		writeDist(b, "     ", r.UserRTT, "at the probe socket (user-space times at both ends)")
+		rows = append(rows, distRow{r.UserRTT, "at the probe socket (user-space times at both ends)"})
 	}
-	if r.RTTClocks != nil {
-		fmt.Fprintf(b, "clocks: send %s; receive %s\n", clockCounts(c.Send), clockCounts(c.Receive))
+	return slices.DeleteFunc(rows, func(row distRow) bool { return row.d == nil })
+}
+
+// clocksText counts the clocks of rtt_us: "send kernel-sched 25, user 1;
+// receive capture 26"; "" when they were not counted.
+func clocksText(r *Result) string {
+	c := r.RTTClocks
+	if c == nil {
+		return ""
 	}
-	for _, n := range r.RTTNotes {
-		b.WriteString("  " + n.String() + "\n")
-	}
+	return fmt.Sprintf("send %s; receive %s", clockCounts(c.Send), clockCounts(c.Receive))
 }
 
 // clockOrder is the order clocks are listed in; others follow by name.
@@ -99,24 +137,43 @@ func writeBaseline(b *strings.Builder, r *Result) {
 	if bl == nil {
 		return
 	}
+	b.WriteString("baseline: " + baselineText(r) + "\n")
+	for _, row := range baselineRows(bl) {
+		writeDist(b, "  ", row.d, row.label)
+	}
+	b.WriteString("  overhead: " + overheadText(bl) + "\n")
+	for _, n := range bl.Notes {
+		b.WriteString("  " + n.String() + "\n")
+	}
+}
+
+// baselineText says what the baseline compares, and with which clocks.
+func baselineText(r *Result) string {
+	bl := r.Baseline
 	end := "the read of the reply"
 	if bl.Clock == BaselineCapture {
 		end = fmt.Sprintf("the capture of the reply (pod path at %s, node path at %s)", r.segmentName(bl.PodAt), r.segmentName(bl.NodeAt))
 	}
-	fmt.Fprintf(b, "baseline: the same probes from the node's netns %s, interleaved; both round trips from the kernel send stamp to %s\n", bl.NetNS, end)
-	writeDist(b, "  ", bl.Pod, "pod path")
-	writeDist(b, "  ", bl.Node, fmt.Sprintf("node path (%d of %d answered)", bl.Received, bl.Sent))
+	return fmt.Sprintf("the same probes from the node's netns %s, interleaved; both round trips from the kernel send stamp to %s", bl.NetNS, end)
+}
+
+// baselineRows are the round trips of both paths; those not measured are
+// left out.
+func baselineRows(bl *Baseline) []distRow {
+	rows := []distRow{{bl.Pod, "pod path"}, {bl.Node, fmt.Sprintf("node path (%d of %d answered)", bl.Received, bl.Sent)}}
+	return slices.DeleteFunc(rows, func(row distRow) bool { return row.d == nil })
+}
+
+// overheadText says how much longer the pod path's round trip is than the
+// node's.
+func overheadText(bl *Baseline) string {
 	o := bl.Overhead
 	if o == nil {
-		b.WriteString("  overhead: not measured: a path had no measured probe\n")
-	} else {
-		fmt.Fprintf(b, "  overhead: p50 %.1f us (pod p50 - node p50)", o.P50)
-		if o.Pairs != nil {
-			fmt.Fprintf(b, "; per pair p10 %.1f us, p50 %.1f us, p90 %.1f us", o.Pairs.P10, o.Pairs.P50, o.Pairs.P90)
-		}
-		fmt.Fprintf(b, " over %d %s measured on both paths\n", bl.Pairs, plural(bl.Pairs, "pair", "pairs"))
+		return "not measured: a path had no measured probe"
 	}
-	for _, n := range bl.Notes {
-		b.WriteString("  " + n.String() + "\n")
+	s := fmt.Sprintf("p50 %.1f us (pod p50 - node p50)", o.P50)
+	if o.Pairs != nil {
+		s += fmt.Sprintf("; per pair p10 %.1f us, p50 %.1f us, p90 %.1f us", o.Pairs.P10, o.Pairs.P50, o.Pairs.P90)
 	}
+	return s + fmt.Sprintf(" over %d %s measured on both paths", bl.Pairs, plural(bl.Pairs, "pair", "pairs"))
 }
