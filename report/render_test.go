@@ -3,7 +3,10 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
+	"io"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -62,26 +65,126 @@ func flannelResult(t *testing.T) *Result {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.Run = flannelRun()
 	return r
 }
 
-func TestRenderGolden(t *testing.T) {
-	tests := []struct {
-		format Format
-		file   string
-	}{
-		{FormatText, "../testdata/report-flannel.golden.txt"},
-		{FormatJSON, "../testdata/report-flannel.golden.json"},
+// flannelRun is the run block of the golden scenario, as trace fills it
+// in: an --out file name with a space, to be quoted in the Markdown
+// report's command.
+func flannelRun() *Run {
+	return &Run{
+		Command: []string{"cnitrace", "trace", "--netns", "/run/netns/web-0", "--to", "10.244.2.2",
+			"--interval", "10ms", "--format", "markdown", "--out", "web-0 report.md"},
+		Version: "v0.9.0 4f1c2ab39d07",
+		Kernel:  "6.12.48+deb13-amd64",
+		Node:    "node-a",
+		Started: runStart.UTC().Add(-3 * time.Millisecond),
+		Ended:   runStart.UTC().Add(1_297_416 * time.Microsecond),
 	}
-	for _, tt := range tests {
-		t.Run(tt.format.String(), func(t *testing.T) {
+}
+
+// variedResult is a Result that shows one part of the report.
+type variedResult struct {
+	name string
+	r    *Result
+}
+
+// variedResults are Results that, between them, use every part of the
+// report: the golden one, a baseline, an incomplete run, a long one past
+// ExactProbes, few samples, NAT rewrites, a hostNetwork pod, losses in the
+// source's stack, late and dropped probes, no answer at all, nothing.
+func variedResults(t *testing.T) []variedResult {
+	t.Helper()
+	baseline := run{n: 5, delays: designDelays()}.correlate(t)
+	baseline.Baseline = compareBaseline(pod(150, -1, 170, 160, 155), node(100, 105, 110, -1, 120))
+	baseline.Baseline.NetNS, baseline.Baseline.Observations = hostNS, 16
+
+	incomplete := flannelResult(t)
+	incomplete.Incomplete = true
+	incomplete.Run.Ended = time.Time{}
+
+	long := flannelResult(t)
+	long.ExactProbes, long.Probes.Sent = ExactProbes, 3*ExactProbes
+
+	few := run{n: 4, delays: designDelays(), lostIn: map[int]int{2: segBridgeVXLAN}}.correlate(t)
+	few.Run = &Run{Command: []string{"cnitrace", "trace", "--netns", "/proc/4242/ns/net", "--to", "10.244.2.2", "--count", "4"}, Kernel: "6.1.0-13-amd64",
+		Started: time.Date(2027, 1, 15, 9, 30, 0, 123456789, time.FixedZone("CET", 3600))}
+
+	host := run{n: 3, delays: designDelays()}.correlate(t)
+	host.Source.Pod, host.Source.SandboxID, host.Source.HostNetwork = "kube-system/kube-proxy-x7k2p", "f914fe16d2dd9c3a7e0b", true
+	host.Run = flannelRun()
+
+	stack := run{n: 6, delays: designDelays(), lostIn: map[int]int{1: -1, 4: numSegs}, refused: map[int]error{1: errors.New("sendmsg: operation not permitted")}}.correlate(t)
+	stack.Probes.Late, stack.Probes.Dropped = 1, 1
+	stack.Socket = &SocketStats{Drops: 2, LateReplies: 1}
+
+	none := run{n: 3, delays: designDelays(), lostIn: map[int]int{0: segNetwork, 1: segNetwork, 2: segNetwork}}.correlate(t)
+
+	return []variedResult{
+		{"golden", flannelResult(t)},
+		{"baseline", baseline},
+		{"incomplete", incomplete},
+		{"exact probes", long},
+		{"few samples", few},
+		{"rewrites", rewritten(t)},
+		{"hostNetwork pod", host},
+		{"source stack", stack},
+		{"no answer", none},
+		{"empty", &Result{SchemaVersion: SchemaVersion}},
+	}
+}
+
+// rewritten is a Service's DNAT between p2 and p3, as TestRewrites has it.
+func rewritten(t *testing.T) *Result {
+	t.Helper()
+	const vip, backend, pod = "10.96.0.10", "10.244.2.2", "10.244.1.2"
+	path := flannelPath()
+	path.Target, path.Translated = netip.MustParseAddr(vip), netip.MustParseAddr(backend)
+	res, obs := run{path: path, n: 3, delays: designDelays()}.build()
+	for i := range obs {
+		o := &obs[i]
+		dst := vip
+		if o.Point == "p3" || o.Point == "p4" {
+			dst = backend
+		}
+		src := netip.MustParseAddr(pod)
+		if o.IsRequest() {
+			o.Src, o.Dst = src, netip.MustParseAddr(dst)
+		} else {
+			o.Src, o.Dst = netip.MustParseAddr(dst), src
+		}
+	}
+	r, err := replay(path, res, &capture.Capture{Observations: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// goldenFile is the golden file of the flannel scenario in format f.
+func goldenFile(f Format) string { return "../testdata/report-flannel.golden" + f.Ext() }
+
+// TestRenderGolden keeps one golden file per format of Formats.
+func TestRenderGolden(t *testing.T) {
+	for _, f := range Formats() {
+		t.Run(f.String(), func(t *testing.T) {
+			if f == FormatHTML && !htmlWritten() {
+				t.Skip("skipping, renderHTML is still the stub of commit 9765238: its golden file comes with it")
+			}
 			var b bytes.Buffer
-			if err := Render(&b, flannelResult(t), tt.format); err != nil {
+			if err := Render(&b, flannelResult(t), f); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tt.file, b.Bytes())
+			golden(t, goldenFile(f), b.Bytes())
 		})
 	}
+}
+
+// htmlWritten reports whether renderHTML renders at all: until it does,
+// the HTML golden file cannot exist. Remove it with the stub.
+func htmlWritten() bool {
+	return renderHTML(io.Discard, &Result{}) == nil
 }
 
 // golden compares got with the file, or rewrites it with -update.
