@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"flag"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"testing"
@@ -99,16 +100,42 @@ func (h handBuilt) observations(t *testing.T) []Observation {
 	return obs
 }
 
+// write lays the fixture out as cnitrace trace writes --pcap: every
+// packet decoded as the capture would and labelled with its probe token.
+func (h handBuilt) write(w io.Writer, obs []Observation) error {
+	pw, err := NewPcapNGWriter(w, []Interface{{h.points[0], h.links[0]}, {h.points[1], h.links[1]}})
+	if err != nil {
+		return err
+	}
+	ports := []uint16{uint16(h.points[0].TunnelPort)}
+	for _, f := range obs {
+		o, err := NewDecoderFor(f.Link, ports).Decode(f.Frame, Meta{Point: f.Point, At: f.At, Stamp: f.Stamp, Dir: f.Dir})
+		if err != nil {
+			return err
+		}
+		o.Frame = f.Frame
+		p, err := probe.ParsePayload(o.Payload)
+		if err != nil {
+			return err
+		}
+		if err := pw.WritePacket(o, ProbeLabel(p.RunID, p.Seq)); err != nil {
+			return err
+		}
+	}
+	return pw.Flush()
+}
+
 // TestHandBuiltRecordings reads each fixture back (go test -run
 // TestHandBuiltRecordings ./capture/ -update rewrites them): every frame
 // passes the filter of its point's link type and decodes to the expected
-// tunnel, addresses and probe token.
+// tunnel, addresses and probe token, and its comment names that token,
+// its point and whether it is a request or a reply.
 func TestHandBuiltRecordings(t *testing.T) {
 	for _, h := range handBuiltCases() {
 		t.Run(h.file, func(t *testing.T) {
 			if *update {
 				var buf bytes.Buffer
-				if err := WritePcapNG(&buf, h.points[:], h.observations(t)); err != nil {
+				if err := h.write(&buf, h.observations(t)); err != nil {
 					t.Fatal(err)
 				}
 				if err := os.WriteFile(h.file, buf.Bytes(), 0o644); err != nil {
@@ -126,9 +153,16 @@ func TestHandBuiltRecordings(t *testing.T) {
 			if got, want := len(obs), 4*probeCount; got != want {
 				t.Fatalf("got %d observations, want %d", got, want)
 			}
+			comments := readStream(t, b).comments
 			for i, o := range obs {
 				if err := h.check(t, o); err != nil {
 					t.Errorf("observation %d (%s %s): %v", i, o.Point, o.Dir, err)
+				}
+				p, _ := probe.ParsePayload(o.Payload)
+				kind := map[bool]string{true: "request", false: "reply"}[o.IsRequest()]
+				want := fmt.Sprintf("probe seq=%d run=%016x point=%s %s dir=%s stamp=%s", p.Seq, p.RunID, o.Point, kind, o.Dir, o.Stamp)
+				if comments[i] != want {
+					t.Errorf("observation %d: comment %q, want %q", i, comments[i], want)
 				}
 			}
 		})

@@ -26,6 +26,21 @@ type Config struct {
 	// and the session keeps none: a long run then holds only what the sink
 	// keeps. Capture.Observations is empty.
 	Sink func(Observation)
+	// Armed, when set, is called once by Start when every handle is open
+	// and before any reader starts, so before the first Sink call, with
+	// every target's point and the link type its ring found, in target
+	// order: what a pcapng file's interface blocks need before its first
+	// packet (NewPcapNGStream). It runs on Start's goroutine while the
+	// rings already queue packets, so it should be quick. An error fails
+	// Start: the handles are closed again and the error is returned.
+	Armed func([]Interface) error
+}
+
+// Interface is one capture point as Start opened it: the point, and the
+// link type its ring found inside the point's netns (as PointStats.Link).
+type Interface struct {
+	Point topology.Point
+	Link  LinkType
 }
 
 // Target is one capture point and the network namespace its interface lives
@@ -65,9 +80,11 @@ type Session struct {
 
 // Start opens a capture handle on every target, each inside its target's
 // netns, and starts reading them. Each handle finds its interface's link
-// type (Ethernet or raw IP) when it opens and filters and decodes for it. All handles are open when Start returns,
-// so probing can start right after; if one cannot be opened, the ones opened
-// are closed again and the error names the point. Cancelling ctx stops the
+// type (Ethernet or raw IP) when it opens and filters and decodes for it;
+// Config.Armed hears of them all before the first packet is read. All
+// handles are open when Start returns, so probing can start right after;
+// if one cannot be opened, the ones opened are closed again and the error
+// names the point. Cancelling ctx stops the
 // readers early; Stop must still be called to collect what was read and to
 // release the handles.
 func Start(ctx context.Context, targets []Target, cfg Config) (*Session, error) {
@@ -100,6 +117,10 @@ func Start(ctx context.Context, targets []Target, cfg Config) (*Session, error) 
 			sink:  cfg.Sink,
 		})
 	}
+	if err := s.armed(cfg.Armed); err != nil {
+		s.closeAll()
+		return nil, fmt.Errorf("start capture: %w", err)
+	}
 	for _, h := range s.handles {
 		s.wg.Add(1)
 		go func() {
@@ -108,6 +129,18 @@ func Start(ctx context.Context, targets []Target, cfg Config) (*Session, error) 
 		}()
 	}
 	return s, nil
+}
+
+// armed tells fn, if set, what every handle opened as.
+func (s *Session) armed(fn func([]Interface) error) error {
+	if fn == nil {
+		return nil
+	}
+	ifaces := make([]Interface, 0, len(s.handles))
+	for _, h := range s.handles {
+		ifaces = append(ifaces, Interface{Point: h.point, Link: h.ring.link})
+	}
+	return fn(ifaces)
 }
 
 // filters holds the assembled probe filter of every link type. Start builds
