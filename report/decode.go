@@ -1,0 +1,105 @@
+package report
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ErrNotReport says the input is not a cnitrace JSON report: not JSON,
+// not one object, no schema_version, fields of the wrong type, or more
+// data after the report. Decode wraps it with what it found.
+var ErrNotReport = errors.New("not a cnitrace JSON report")
+
+// SchemaError says a report's schema_version is not the one this version
+// reads (SchemaVersion).
+type SchemaError struct {
+	Version int // the report's schema_version
+	// WrittenBy is the report's run.version, the cnitrace that wrote it,
+	// when it says.
+	WrittenBy string
+}
+
+func (e *SchemaError) Error() string {
+	by := ""
+	if e.WrittenBy != "" {
+		by = " (written by cnitrace " + e.WrittenBy + ")"
+	}
+	if e.Version > SchemaVersion {
+		return fmt.Sprintf("report schema_version %d%s is newer than this cnitrace reads (%d)", e.Version, by, SchemaVersion)
+	}
+	return fmt.Sprintf("report schema_version %d%s is not one cnitrace ever wrote (it reads %d)", e.Version, by, SchemaVersion)
+}
+
+// Decode reads one JSON report, as Render wrote it with FormatJSON, from
+// r. Rendering the Result again gives what the run printed, byte for byte,
+// in every format (Result.Timelines, which are not in the JSON, are nil;
+// no renderer uses them). Fields it does not know are ignored, as the
+// contract says. Anything but one report of schema_version SchemaVersion,
+// followed by nothing but white space, is refused: ErrNotReport (wrapped)
+// or a *SchemaError.
+func Decode(r io.Reader) (*Result, error) {
+	dec := json.NewDecoder(r)
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%w: the input is empty", ErrNotReport)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrNotReport, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: more data after the report, at byte %d", ErrNotReport, dec.InputOffset())
+	}
+	if err := checkSchema(raw); err != nil {
+		return nil, err
+	}
+	var res Result
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotReport, err)
+	}
+	return &res, nil
+}
+
+// checkSchema checks that raw is an object with the schema_version this
+// version reads, before the rest of it is decoded: a report of another
+// version may not fit the Result.
+func checkSchema(raw json.RawMessage) error {
+	if raw[0] != '{' {
+		return fmt.Errorf("%w: the input is JSON %s, not an object", ErrNotReport, jsonKind(raw[0]))
+	}
+	var head struct {
+		SchemaVersion *int `json:"schema_version"`
+	}
+	if err := json.Unmarshal(raw, &head); err != nil {
+		return fmt.Errorf("%w: schema_version is not a whole number", ErrNotReport)
+	}
+	if head.SchemaVersion == nil {
+		return fmt.Errorf("%w: the object has no schema_version", ErrNotReport)
+	}
+	if v := *head.SchemaVersion; v != SchemaVersion {
+		var run struct {
+			Run struct {
+				Version string `json:"version"`
+			} `json:"run"`
+		}
+		_ = json.Unmarshal(raw, &run) // best effort: it only completes the message
+		return &SchemaError{Version: v, WrittenBy: run.Run.Version}
+	}
+	return nil
+}
+
+// jsonKind names the kind of JSON value that starts with c.
+func jsonKind(c byte) string {
+	switch c {
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 'n':
+		return "null"
+	case 't', 'f':
+		return "a boolean"
+	}
+	return "a number"
+}
