@@ -144,7 +144,7 @@ func (s *Snapshot) takeRules(st *nsState) {
 func rule(family int, r netlink.Rule) Rule {
 	out := Rule{
 		Family: familyName(family), Priority: max(r.Priority, 0), Invert: r.Invert, Src: "all", IIF: r.IifName, OIF: r.OifName,
-		TOS: r.Tos, IPProto: r.IPProto, Table: r.Table, Goto: max(r.Goto, 0), Action: ruleActionName(int(r.Type)), Protocol: int(r.Protocol),
+		TOS: r.Tos, IPProto: r.IPProto, Table: r.Table, Goto: max(r.Goto, 0), Action: ruleAction(r), Protocol: int(r.Protocol),
 	}
 	if r.SuppressPrefixlen >= 0 { // netlink's -1: not set; 0 means something
 		n := r.SuppressPrefixlen
@@ -176,9 +176,18 @@ func portRange(p *netlink.RulePortRange) string {
 	return fmt.Sprintf("%d-%d", p.Start, p.End)
 }
 
-// ruleActionName names a rule's action (its rtm_type) as ip rule does.
-func ruleActionName(t int) string {
-	switch t {
+// ruleAction names a rule's action as ip rule does. netlink leaves a
+// dumped rule's type (its action) unset: a goto or a table then says it.
+func ruleAction(r netlink.Rule) string {
+	switch {
+	case r.Type == 0 && r.Goto > 0:
+		return "goto"
+	case r.Type == 0 && r.Table > 0:
+		return "lookup"
+	case r.Type == 0:
+		return ""
+	}
+	switch int(r.Type) {
 	case unix.FR_ACT_TO_TBL:
 		return "lookup"
 	case unix.FR_ACT_GOTO:
@@ -192,5 +201,5 @@ func ruleActionName(t int) string {
 	case unix.FR_ACT_PROHIBIT:
 		return "prohibit"
 	}
-	return strconv.Itoa(t)
+	return strconv.Itoa(int(r.Type))
 }

@@ -67,7 +67,11 @@ func (s *Snapshot) takeRulesets(ctx context.Context, r *runner, progs []located,
 			data = append(data, fmt.Sprintf("\n# cnitrace: cut here, at %d bytes: the rest was not kept\n", r.limit)...)
 			s.gap(name, fmt.Sprintf("cut at %d bytes", r.limit), nil)
 		}
-		s.add(name, fmt.Sprintf("%s in %s (%s)", p.about, ns, strings.Join(append([]string{p.path}, p.args...), " ")), data)
+		about := fmt.Sprintf("%s in %s (%s)", p.about, ns, strings.Join(append([]string{p.path}, p.args...), " "))
+		if len(data) == 0 {
+			about += "; empty: no rules"
+		}
+		s.add(name, about, data)
 		if len(out.stderr) > 0 {
 			s.add(name+".stderr.txt", "what "+p.name+" printed on stderr (warnings)", out.stderr)
 		}

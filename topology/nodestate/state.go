@@ -158,7 +158,7 @@ type Rule struct {
 	Table             int    `json:"table,omitempty"`
 	Goto              int    `json:"goto,omitempty"`
 	SuppressPrefixlen *int   `json:"suppress_prefixlength,omitempty"`
-	Action            string `json:"action"` // lookup (to_tbl), goto, blackhole, ...
+	Action            string `json:"action,omitempty"` // lookup, goto, blackhole, ...
 	Protocol          int    `json:"protocol,omitempty"`
 }
 
