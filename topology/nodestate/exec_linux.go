@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cnitrace/cnitrace/topology"
 )
 
@@ -80,8 +82,14 @@ func (r *runner) run(ctx context.Context, ns *topology.NetNS, prog string, args 
 		return out, err
 	}
 	defer stderrR.Close()
-	cmd := r.command(prog, args, stdoutW, stderrW)
+	cmd := r.command(prog, args, stdoutW, stderrW, ambient())
 	err = r.start(ns, cmd)
+	if err != nil && len(cmd.SysProcAttr.AmbientCaps) > 0 && errors.Is(err, os.ErrPermission) {
+		// The system refuses ambient capabilities (SECBIT_NO_CAP_AMBIENT_RAISE):
+		// run it with what it gets of itself, and let it say what it lacks.
+		cmd = r.command(prog, args, stdoutW, stderrW, nil)
+		err = r.start(ns, cmd)
+	}
 	stdoutW.Close() // the child holds its own copies
 	stderrW.Close()
 	if err != nil {
@@ -115,9 +123,10 @@ func (r *runner) run(ctx context.Context, ns *topology.NetNS, prog string, args 
 
 // command builds the exec.Cmd of one run: no environment but PATH, in
 // its own process group (so that the timeout kills what it forks too),
-// chrooted to r.root unless that is /, its working directory the node's /.
-func (r *runner) command(prog string, args []string, stdout, stderr *os.File) *exec.Cmd {
-	attr := &syscall.SysProcAttr{Setpgid: true}
+// chrooted to r.root unless that is /, its working directory the node's /,
+// with the ambient capabilities caps.
+func (r *runner) command(prog string, args []string, stdout, stderr *os.File, caps []uintptr) *exec.Cmd {
+	attr := &syscall.SysProcAttr{Setpgid: true, AmbientCaps: caps}
 	if r.root != "/" {
 		attr.Chroot = r.root
 	}
@@ -131,6 +140,20 @@ func (r *runner) command(prog string, args []string, stdout, stderr *os.File) *e
 		Stderr:      stderr,
 		SysProcAttr: attr,
 	}
+}
+
+// ambient returns the capabilities a program is given of cnitrace's own:
+// CAP_NET_ADMIN, which reading the rules needs, when cnitrace has it. A
+// child of root has it anyway; a copy of cnitrace given its capabilities
+// with setcap and run as another user (docs/privileges.md) would run the
+// programs with none.
+func ambient() []uintptr {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil || data[0].Permitted&(1<<unix.CAP_NET_ADMIN) == 0 {
+		return nil
+	}
+	return []uintptr{unix.CAP_NET_ADMIN}
 }
 
 // startError names what starting a program lacks: chroot needs
