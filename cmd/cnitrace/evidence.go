@@ -46,6 +46,15 @@ func (e *evidence) snapshot(ctx context.Context, c *traceConfig, pod, node *topo
 // keepFrames says whether the capture must keep every packet's frame.
 func (e *evidence) keepFrames() bool { return e.pcap != nil }
 
+// armed starts the pcapng with the capture's points, as their rings
+// opened, before the first packet (capture.Config.Armed).
+func (e *evidence) armed(ifaces []capture.Interface) error {
+	if e.pcap == nil {
+		return nil
+	}
+	return e.pcap.start(ifaces)
+}
+
 // observe takes one captured packet, from a capture reader goroutine.
 func (e *evidence) observe(o capture.Observation) {
 	if e.pcap != nil {
@@ -54,12 +63,12 @@ func (e *evidence) observe(o capture.Observation) {
 }
 
 // captured completes the pcapng with the capture's counters, once the
-// capture is drained.
-func (e *evidence) captured(stats []capture.PointStats) error {
+// capture is drained; warnings go to stderr.
+func (e *evidence) captured(stats []capture.PointStats, stderr io.Writer) error {
 	if e.pcap == nil {
 		return nil
 	}
-	return e.pcap.finish(stats)
+	return e.pcap.finish(stats, stderr)
 }
 
 // finish writes the bundle and completes both files, after the report is

@@ -104,6 +104,7 @@ func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, pat
 	feed(acc, sources)
 	cfg := captureConfig(path)
 	cfg.KeepFrames = ev.keepFrames()
+	cfg.Armed = ev.armed // the pcapng's interface blocks, before the first packet
 	cfg.Sink = func(o capture.Observation) {
 		acc.Add(o)
 		ev.observe(o)
@@ -127,7 +128,7 @@ func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, pat
 		return nil, fmt.Errorf("drain captures: %w", cerr)
 	}
 	warnDrops(capt.Stats, sources, probes, stderr)
-	if err := ev.captured(capt.Stats); err != nil {
+	if err := ev.captured(capt.Stats, stderr); err != nil {
 		return nil, err
 	}
 	r, err := acc.Result(report.Recorded{Probes: probes, Stats: capt.Stats, Interrupted: perr != nil})
