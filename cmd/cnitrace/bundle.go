@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -131,10 +130,11 @@ func (b *bundleWriter) members(r *report.Result, p *topology.Path, pcap pcapSour
 		}
 		ms = append(ms, member{name: name, about: fmt.Sprintf("the report, as %s (cnitrace trace --format %s)", f, f), data: buf.Bytes()})
 	}
-	if pj, err := json.MarshalIndent(p, "", "  "); err != nil {
+	var pj bytes.Buffer
+	if err := report.RenderPath(&pj, p, r.Source, report.FormatJSON); err != nil {
 		gaps = append(gaps, nodestate.Gap{Name: "path.json", Err: err})
 	} else {
-		ms = append(ms, member{name: "path.json", about: "the path discovered, as cnitrace path --format json prints it: the points, in request order", data: append(pj, '\n')})
+		ms = append(ms, member{name: "path.json", about: "the path discovered, as cnitrace path --format json prints it: the points, in request order", data: pj.Bytes()})
 	}
 	if pcap != nil {
 		ms = append(ms, member{name: "capture.pcapng", about: "every probe packet seen at every point, one interface block per point (Wireshark, tshark)", pcap: pcap})

@@ -31,11 +31,66 @@ const bundleRule = "cnitrace-bundle-test"
 
 func addBundleRule(t *testing.T, l *lab.Lab) {
 	t.Helper()
-	cmd := l.Command(t.Context(), l.Nodes[0].NSPath, "iptables", "-A", "FORWARD", "-m", "conntrack", "--ctstate", "NEW,ESTABLISHED",
-		"-m", "comment", "--comment", bundleRule, "-j", "ACCEPT")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("add the test rule in %s: %v\n%s", l.Nodes[0].Name, err, out)
+	for _, iptables := range []string{"iptables", "ip6tables"} {
+		cmd := l.Command(t.Context(), l.Nodes[0].NSPath, iptables, "-A", "FORWARD", "-m", "conntrack", "--ctstate", "NEW,ESTABLISHED",
+			"-m", "comment", "--comment", bundleRule, "-j", "ACCEPT")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("add the test rule in %s: %v\n%s", l.Nodes[0].Name, err, out)
+		}
 	}
+}
+
+// traceBundle runs a trace with args and --bundle, and returns the
+// bundle's members and its top directory.
+func traceBundle(t *testing.T, args ...string) ([]string, map[string]bundleFile, string) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "evidence.tar.gz")
+	code, _, stderr := runCLI(t, append([]string{"trace", "--count", "5", "--interval", "10ms", "--bundle", file}, args...)...)
+	if code != cli.ExitOK {
+		t.Fatalf("trace --bundle: exit code %d, stderr:\n%s", code, stderr)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	names, files := readBundle(t, f)
+	return names, files, checkListed(t, names, files)
+}
+
+// The probes' conntrack entry is found for an IPv6 target too (ICMPv6),
+// and a hostNetwork trace, from the node's namespace, has node/ alone.
+func TestPrivilegedBundleIPv6AndHostNetwork(t *testing.T) {
+	l := labtest.New(t)
+	addBundleRule(t, l)
+	n1, n2 := l.Nodes[0], l.Nodes[1]
+	t.Run("ipv6", func(t *testing.T) {
+		_, files, top := traceBundle(t, "--netns", n1.Pod.NSPath, "--node-netns", n1.NSPath, "--to", n2.Pod.Addr6.String())
+		var ct nodestate.Conntrack
+		decode(t, files, top+"node/conntrack.json", &ct)
+		if len(ct.Flows) != 1 || ct.Flows[0].Family != "inet6" || ct.Flows[0].Protocol != "ipv6-icmp" ||
+			ct.Flows[0].Original.Src != n1.Pod.Addr6.String() || ct.Flows[0].Original.Dst != n2.Pod.Addr6.String() {
+			t.Errorf("node/conntrack.json: flows %+v, want the probes' ICMPv6 one", ct.Flows)
+		}
+		if rules := files[top+"node/ip6tables-save.txt"]; !bytes.Contains(rules.data, []byte(bundleRule)) {
+			t.Errorf("node/ip6tables-save.txt lacks the rule added in the node's namespace:\n%s", rules.data)
+		}
+	})
+	t.Run("hostNetwork", func(t *testing.T) {
+		names, files, top := traceBundle(t, "--netns", n1.NSPath, "--node-netns", n1.NSPath, "--to", n2.Pod.Addr.String())
+		if slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, top+"pod/") }) {
+			t.Errorf("a hostNetwork bundle has pod/ files: %q", names)
+		}
+		_, gaps := readmeFiles(t, string(files[top+"README.txt"].data))
+		if !slices.ContainsFunc(gaps, func(g string) bool { return strings.HasPrefix(g, "pod/: the source netns") }) {
+			t.Errorf("README.txt does not say why there is no pod/: %q", gaps)
+		}
+		var ct nodestate.Conntrack
+		decode(t, files, top+"node/conntrack.json", &ct)
+		if len(ct.Flows) != 1 || ct.Flows[0].Original.Dst != n2.Pod.Addr.String() {
+			t.Errorf("node/conntrack.json: flows %+v, want the probes' one", ct.Flows)
+		}
+	})
 }
 
 // TestPrivilegedBundle runs a trace with --bundle across the lab and reads
@@ -127,7 +182,7 @@ func checkListed(t *testing.T, names []string, files map[string]bundleFile) stri
 			t.Errorf("no %s", name)
 		}
 	}
-	for _, want := range []string{"version.txt", "path.json", "capture.pcapng", "node/links.json", "pod/links.json", "node/conntrack.json"} {
+	for _, want := range []string{"version.txt", "path.json", "capture.pcapng", "node/links.json", "node/conntrack.json"} {
 		if !slices.Contains(listed, want) {
 			t.Errorf("no %s", want)
 		}
@@ -235,6 +290,8 @@ func randomCanary(t *testing.T) string {
 func TestPrivilegedBundleHostRoot(t *testing.T) {
 	l := labtest.New(t)
 	root := fakeHostRoot(t)
+	canary := randomCanary(t)
+	t.Setenv("CNITRACE_BUNDLE_CANARY", canary) // the fake programs print their environment
 	n1, n2 := l.Nodes[0], l.Nodes[1]
 	path, err := topology.Discover(n1.Pod.NS, n1.NS, n2.Pod.Addr)
 	if err != nil {
@@ -288,6 +345,9 @@ func TestPrivilegedBundleHostRoot(t *testing.T) {
 	for _, n := range names {
 		if bytes.Contains(files[n].data, []byte("SECRET-TOKEN")) {
 			t.Errorf("%s holds the kubeconfig's token", n)
+		}
+		if bytes.Contains(files[n].data, []byte(canary)) {
+			t.Errorf("%s holds the value of an environment variable (%s)", n, canary)
 		}
 	}
 }
