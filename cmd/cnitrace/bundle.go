@@ -44,8 +44,9 @@ type bundleWriter struct {
 	written  bool
 }
 
-// pcapSource is what the bundle needs of the pcapng recorder: the
-// finished file's size, then its bytes.
+// pcapSource is what the bundle needs of the pcapng recorder (a
+// *pcapRecorder; a fake in tests): the finished file's size, then its
+// bytes.
 type pcapSource interface {
 	size() int64
 	writeTo(w io.Writer) (int64, error)
@@ -96,8 +97,8 @@ type member struct {
 // and the conntrack entries of the probes' flows.
 func (b *bundleWriter) write(r *report.Result, path *topology.Path, pcap *pcapRecorder) error {
 	var src pcapSource
-	if p, ok := any(pcap).(pcapSource); ok && pcap != nil {
-		src = p
+	if pcap != nil { // a nil *pcapRecorder is no nil pcapSource
+		src = pcap
 	}
 	members, gaps := b.members(r, path, src)
 	start := b.opened
