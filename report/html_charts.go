@@ -28,7 +28,7 @@ func htmlAxisOf(top float64) htmlAxis {
 	for k := range 4 {
 		a.Ticks = append(a.Ticks, htmlUS(float64(k)*step))
 	}
-	a.End = htmlUS(a.top) + " us"
+	a.End = htmlUS(a.top)
 	return a
 }
 
