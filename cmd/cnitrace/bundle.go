@@ -107,12 +107,12 @@ func (b *bundleWriter) write(r *report.Result, path *topology.Path, pcap *pcapRe
 	}
 	start = start.UTC().Truncate(time.Second)
 	dir := fmt.Sprintf("cnitrace-%s-%s", start.Format("20060102T150405Z"), b.id)
-	readme := member{name: "README.txt", about: "this file: what every file is, and what was not collected and why"}
-	readme.data = b.readme(r, path, append([]member{readme}, members...), gaps)
-	b.written = true
-	if err := writeTarball(b.out, dir, start, append([]member{readme}, members...)); err != nil {
+	all := append([]member{{name: "README.txt", about: "this file: what every file is, and what was not collected and why"}}, members...)
+	all[0].data = b.readme(r, path, all, gaps)
+	if err := writeTarball(b.out, dir, start, all); err != nil {
 		return fmt.Errorf("write the bundle to %s: %w", b.out.Name(), err)
 	}
+	b.written = true
 	return nil
 }
 

@@ -100,7 +100,10 @@ func (r *runner) run(ctx context.Context, ns *topology.NetNS, prog string, args 
 	stop := context.AfterFunc(ctx, killed) // its whole process group
 	defer stop()
 	var wg sync.WaitGroup
-	wg.Go(func() { out.stderr, _ = io.ReadAll(io.LimitReader(stderrR, maxProgramStderr)) })
+	wg.Go(func() {
+		out.stderr, _ = io.ReadAll(io.LimitReader(stderrR, maxProgramStderr))
+		io.Copy(io.Discard, stderrR) // the rest, so that the program never blocks on it
+	})
 	out.stdout, _ = io.ReadAll(io.LimitReader(stdoutR, int64(r.limit)+1))
 	if len(out.stdout) > r.limit {
 		out.stdout, out.truncated = out.stdout[:r.limit], true
