@@ -46,14 +46,16 @@ type PcapNGStream struct {
 // Limits of a PcapNGStream.
 const (
 	// ReorderWindow is how far, in capture time, a packet may be handed
-	// over late and still be written in time order.
-	ReorderWindow = 250 * time.Millisecond
+	// over late and still be written in time order: over three times the
+	// usual lag of a reader (a block retire timeout and a poll, 28 ms).
+	ReorderWindow = 100 * time.Millisecond
 	// MaxQueued is how many packets may wait for the writer goroutine:
 	// some 6 s of a five-point path's packets at 1 ms probes.
 	MaxQueued = 1 << 16
-	// MaxHeld is how many packets the reorder window holds at most; the
-	// oldest is written when it is full.
-	MaxHeld = 1 << 15
+	// MaxHeld is how many packets the reorder window holds at most (at
+	// 1 ms probes on a five-point path it holds some 1,000); the oldest is
+	// written when it is full.
+	MaxHeld = 1 << 14
 )
 
 type stepKey struct {
