@@ -27,9 +27,9 @@ func (e *SchemaError) Error() string {
 		by = " (written by cnitrace " + e.WrittenBy + ")"
 	}
 	if e.Version > SchemaVersion {
-		return fmt.Sprintf("report schema_version %d%s is newer than this cnitrace reads (%d)", e.Version, by, SchemaVersion)
+		return fmt.Sprintf("schema_version %d%s is newer than this cnitrace reads, %d", e.Version, by, SchemaVersion)
 	}
-	return fmt.Sprintf("report schema_version %d%s is not one cnitrace ever wrote (it reads %d)", e.Version, by, SchemaVersion)
+	return fmt.Sprintf("schema_version %d%s is not one cnitrace ever wrote; it reads %d", e.Version, by, SchemaVersion)
 }
 
 // Decode reads one JSON report, as Render wrote it with FormatJSON, from
@@ -38,15 +38,19 @@ func (e *SchemaError) Error() string {
 // no renderer uses them). Fields it does not know are ignored, as the
 // contract says. Anything but one report of schema_version SchemaVersion,
 // followed by nothing but white space, is refused: ErrNotReport (wrapped)
-// or a *SchemaError.
+// or a *SchemaError. An error of r itself is returned wrapped, as it is.
 func Decode(r io.Reader) (*Result, error) {
 	dec := json.NewDecoder(r)
 	var raw json.RawMessage
 	if err := dec.Decode(&raw); err != nil {
-		if errors.Is(err, io.EOF) {
+		var syntax *json.SyntaxError
+		switch {
+		case errors.Is(err, io.EOF):
 			return nil, fmt.Errorf("%w: the input is empty", ErrNotReport)
+		case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
+			return nil, fmt.Errorf("%w: %w", ErrNotReport, err)
 		}
-		return nil, fmt.Errorf("%w: %w", ErrNotReport, err)
+		return nil, fmt.Errorf("read report: %w", err) // the reader's own error
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: more data after the report, at byte %d", ErrNotReport, dec.InputOffset())

@@ -3,22 +3,12 @@ package report
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
-
-// renderable are the formats a test can render: every one of Formats,
-// but HTML while renderHTML is still a stub.
-func renderable() []Format {
-	var fs []Format
-	for _, f := range Formats() {
-		if f != FormatHTML || htmlWritten() {
-			fs = append(fs, f)
-		}
-	}
-	return fs
-}
 
 // TestDecodeRendersTheSame: a report saved as JSON and decoded renders as
 // the run printed it, byte for byte, in every format.
@@ -33,7 +23,7 @@ func TestDecodeRendersTheSame(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
 			}
-			for _, f := range renderable() {
+			for _, f := range Formats() {
 				var want, again bytes.Buffer
 				if err := Render(&want, tc.r, f); err != nil {
 					t.Fatal(err)
@@ -61,7 +51,7 @@ func TestDecodeGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range renderable() {
+	for _, f := range Formats() {
 		want, err := os.ReadFile(goldenFile(f))
 		if err != nil {
 			t.Fatal(err)
@@ -107,9 +97,9 @@ func TestDecodeErrors(t *testing.T) {
 		{"version as a string", schema(`"1"`), notReport, "schema_version is not a whole number"},
 		{"version 1.5", schema(`1.5`), notReport, "schema_version is not a whole number"},
 		{"wrong field type", `{"schema_version": 1, "probes": {"sent": "thirty"}}`, notReport, "not a cnitrace JSON report: json: cannot unmarshal"},
-		{"newer", schema("2"), 2, "report schema_version 2 (written by cnitrace v0.9.0 4f1c2ab39d07) is newer than this cnitrace reads (1)"},
-		{"newer, no run", `{"schema_version": 7, "run": 3}`, 7, "report schema_version 7 is newer than this cnitrace reads (1)"},
-		{"zero", schema("0"), 0, "report schema_version 0 (written by cnitrace v0.9.0 4f1c2ab39d07) is not one cnitrace ever wrote (it reads 1)"},
+		{"newer", schema("2"), 2, "schema_version 2 (written by cnitrace v0.9.0 4f1c2ab39d07) is newer than this cnitrace reads, 1"},
+		{"newer, no run", `{"schema_version": 7, "run": 3}`, 7, "schema_version 7 is newer than this cnitrace reads, 1"},
+		{"zero", schema("0"), 0, "schema_version 0 (written by cnitrace v0.9.0 4f1c2ab39d07) is not one cnitrace ever wrote; it reads 1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -133,6 +123,16 @@ func TestDecodeErrors(t *testing.T) {
 				t.Errorf("got %q, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestDecodeReadError: the reader's own error is no verdict on the
+// input: it is returned as it is, not as ErrNotReport.
+func TestDecodeReadError(t *testing.T) {
+	errDisk := errors.New("input/output error")
+	_, err := Decode(io.MultiReader(strings.NewReader(`{"schema_version": 1, `), iotest.ErrReader(errDisk)))
+	if !errors.Is(err, errDisk) || errors.Is(err, ErrNotReport) {
+		t.Errorf("got %v, want the reader's error and not ErrNotReport", err)
 	}
 }
 
@@ -180,7 +180,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("the report Decode accepted, saved again, does not decode: %v", err)
 		}
-		for _, f := range renderable() {
+		for _, f := range Formats() {
 			var a, b bytes.Buffer
 			if err := Render(&a, r, f); err != nil {
 				t.Fatalf("Render %v: %v", f, err)
