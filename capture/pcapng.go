@@ -369,9 +369,11 @@ func ngInterface(f Interface) pcapgo.NgInterface {
 		lt = layers.LinkTypeRaw
 	}
 	return pcapgo.NgInterface{
-		Name:                InterfaceName(f.Point),
-		Description:         InterfaceDescription(f.Point),
-		OS:                  runtime.GOOS,
+		Name:        InterfaceName(f.Point),
+		Description: InterfaceDescription(f.Point),
+		// The interfaces are Linux's (AF_PACKET), wherever the file is
+		// written; the section header names the writer's OS.
+		OS:                  "linux",
 		LinkType:            lt,
 		TimestampResolution: 9,
 	}
