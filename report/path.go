@@ -30,7 +30,7 @@ func RenderPath(w io.Writer, p *topology.Path, src Source, f Format) error {
 	case FormatMarkdown:
 		err = renderPathMarkdown(w, p, src)
 	case FormatHTML:
-		return renderPathHTML(w, p, src)
+		return pathHTML(w, p, src)
 	default:
 		return fmt.Errorf("render path: unknown output format %v", f)
 	}
@@ -152,9 +152,4 @@ func renderPathMarkdown(w io.Writer, p *topology.Path, src Source) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-// renderPathHTML stands for the HTML page of a path until html.go has it.
-func renderPathHTML(w io.Writer, p *topology.Path, src Source) error {
-	return errors.New("render path as html: not written yet")
 }
