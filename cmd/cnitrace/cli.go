@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/cnitrace/cnitrace/cmd/internal/cli"
@@ -19,6 +20,7 @@ const usageText = `cnitrace finds where between a pod and its peer the latency o
 Usage:
   cnitrace trace --pod [NS/]NAME | --netns PATH | --pid PID  --to IP [flags]   probe and print the hop breakdown
   cnitrace path  --pod [NS/]NAME | --netns PATH | --pid PID  --to IP [flags]   print the capture points only
+  cnitrace report FILE.json [--format text|json|markdown|html] [--out FILE]    print a saved JSON report again, in any format
 
 The two-node netns lab to try it on is a command of its own: cnitrace-lab
 (make build puts it next to cnitrace; see docs/lab.md).
@@ -52,13 +54,15 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return traceCommand(ctx, rest, stdout, stderr)
 	case "path":
 		return pathCommand(ctx, rest, stdout, stderr)
+	case "report":
+		return reportCommand(rest, os.Stdin, stdout)
 	case "lab":
 		return cli.Usagef("lab: the lab is a command of its own now: run 'cnitrace-lab %s' (make build puts it next to cnitrace)", labArgs(rest))
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usageText)
 		return nil
 	}
-	return cli.Usagef("unknown command %q (want trace or path; see 'cnitrace help')", cmd)
+	return cli.Usagef("unknown command %q (want trace, path or report; see 'cnitrace help')", cmd)
 }
 
 // labArgs is what to pass to cnitrace-lab for 'cnitrace lab args...'.
