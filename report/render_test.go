@@ -379,3 +379,31 @@ func TestDocExample(t *testing.T) {
 		rest = rest[i+len(line):]
 	}
 }
+
+// TestDocMarkdownSample keeps the Markdown sample in
+// docs/report-format.md in step with the golden Markdown report: its
+// start, up to the segments, and its details block, indented.
+func TestDocMarkdownSample(t *testing.T) {
+	doc, err := os.ReadFile("../docs/report-format.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(goldenFile(FormatMarkdown))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, _, ok := strings.Cut(string(want), "\n\n#### Segments\n")
+	_, tail, ok2 := strings.Cut(string(want), "\n<details>\n")
+	if !ok || !ok2 {
+		t.Fatalf("got no segments or details in %s", goldenFile(FormatMarkdown))
+	}
+	for _, part := range []string{head + "\n", "<details>\n" + tail} {
+		var indented strings.Builder
+		for _, l := range strings.Split(strings.TrimSuffix(part, "\n"), "\n") {
+			indented.WriteString(strings.TrimRight("    "+l, " ") + "\n")
+		}
+		if !strings.Contains(string(doc), indented.String()) {
+			t.Errorf("got a Markdown sample in docs/report-format.md that differs from the golden Markdown report; want:\n%s", indented.String())
+		}
+	}
+}
