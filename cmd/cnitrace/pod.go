@@ -239,14 +239,3 @@ func runtimeHint(err error) string {
 	}
 	return "check that the runtime runs and speaks CRI v1; --runtime-endpoint unix:///PATH names its socket (crictl's runtime-endpoint, in /etc/crictl.yaml)"
 }
-
-// podName names src's pod as the report's text header does: "pod
-// default/web (sandbox f914fe16d2dd9)", "hostNetwork pod ..." for one in
-// the node's netns.
-func podName(src report.Source) string {
-	name := "pod " + src.Pod + " (sandbox " + shortSandboxID(src.SandboxID) + ")"
-	if src.HostNetwork {
-		name = "hostNetwork " + name
-	}
-	return name
-}
