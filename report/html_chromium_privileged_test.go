@@ -271,13 +271,17 @@ func pageRequests(file string) ([]string, error) {
 }
 
 // consoleLines returns the console messages in Chromium's log
-// (--enable-logging=stderr): "...:INFO:CONSOLE:0] "message", source: ...".
+// (--enable-logging=stderr): "...:INFO:CONSOLE:0] "message", source: ...",
+// but for the browser's own interventions: on a loaded machine Chromium
+// says "[Intervention] Slow network is detected ... Fallback font will be
+// used" about the system fonts it is slow to load, which is no doing of
+// the page's (it has no web font) and no request.
 func consoleLines(stderr []byte) []string {
 	var lines []string
 	sc := bufio.NewScanner(bytes.NewReader(stderr))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		if l := sc.Text(); strings.Contains(l, ":CONSOLE") {
+		if l := sc.Text(); strings.Contains(l, ":CONSOLE") && !strings.Contains(l, `"[Intervention]`) {
 			lines = append(lines, l)
 		}
 	}
