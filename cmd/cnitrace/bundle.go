@@ -73,11 +73,12 @@ func openBundle(path string, stdout io.Writer) (*bundleWriter, error) {
 // snapshot takes the node's and the pod's network state, and opens the
 // node's conntrack for write to read after the probes. Nothing here fails
 // the run: what cannot be taken is listed in README.txt.
-func (b *bundleWriter) snapshot(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, path *topology.Path) {
+func (b *bundleWriter) snapshot(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, path *topology.Path, stderr io.Writer) {
 	root, _, err := c.resolveHostRoot()
 	if err != nil {
-		root = "/" // a bad --host-root stopped --pod already; a snapshot never fails the run
+		root = "/" // openEvidence refused a bad --host-root already; a snapshot never fails the run
 	}
+	fmt.Fprintf(stderr, "cnitrace: taking the network state of the node and the pod for --bundle (the host's files under %s)\n", root)
 	b.hostRoot, b.taken = root, time.Now().UTC()
 	b.snap = nodestate.Take(ctx, node, pod, nodestate.Options{HostRoot: root, Path: path})
 	b.flows, b.flowsErr = nodestate.OpenFlows(node, path)
@@ -95,12 +96,15 @@ type member struct {
 // write builds the tarball: the report r in every format, path, the
 // pcapng pcap recorded (when it can hand its bytes over), the snapshot
 // and the conntrack entries of the probes' flows.
-func (b *bundleWriter) write(r *report.Result, path *topology.Path, pcap *pcapRecorder) error {
+func (b *bundleWriter) write(r *report.Result, path *topology.Path, pcap *pcapRecorder, stderr io.Writer) error {
 	var src pcapSource
 	if pcap != nil { // a nil *pcapRecorder is no nil pcapSource
 		src = pcap
 	}
 	members, gaps := b.members(r, path, src)
+	if len(gaps) > 0 {
+		fmt.Fprintf(stderr, "cnitrace: the bundle lacks %d of its items; its README.txt says which and why\n", len(gaps))
+	}
 	start := b.opened
 	if r.Run != nil && !r.Run.Started.IsZero() {
 		start = r.Run.Started
@@ -123,7 +127,7 @@ func (b *bundleWriter) members(r *report.Result, p *topology.Path, pcap pcapSour
 	var gaps []nodestate.Gap
 	ms = append(ms, member{name: "version.txt", about: "cnitrace's version, the command line, the kernel (uname), the node and the run's times", data: versionText(r.Run)})
 	for _, f := range report.Formats() {
-		name := "report." + formatExt(f)
+		name := "report" + f.Ext()
 		var buf bytes.Buffer
 		if err := report.Render(&buf, r, f); err != nil {
 			gaps = append(gaps, nodestate.Gap{Name: name, Err: err})
@@ -174,17 +178,6 @@ func stateOrder(x, y string) int {
 		return rx - ry
 	}
 	return strings.Compare(x, y)
-}
-
-// formatExt is the file extension of a report format.
-func formatExt(f report.Format) string {
-	switch f {
-	case report.FormatText:
-		return "txt"
-	case report.FormatMarkdown:
-		return "md"
-	}
-	return f.String() // json, html
 }
 
 // writeTarball writes members as a gzipped tar under dir/, with the

@@ -173,7 +173,7 @@ func checkListed(t *testing.T, names []string, files map[string]bundleFile) stri
 		}
 	}
 	for _, f := range report.Formats() {
-		name := "report." + formatExt(f)
+		name := "report" + f.Ext()
 		if err := report.Render(io.Discard, testResult(), f); err != nil {
 			t.Logf("not checking %s: its renderer fails (%v)", name, err)
 			continue
@@ -303,8 +303,8 @@ func TestPrivilegedBundleHostRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.abort()
-	b.snapshot(t.Context(), &traceConfig{hostRoot: root}, n1.Pod.NS, n1.NS, path)
-	if err := b.write(testResult(), path, nil); err != nil {
+	b.snapshot(t.Context(), &traceConfig{hostRoot: root}, n1.Pod.NS, n1.NS, path, io.Discard)
+	if err := b.write(testResult(), path, nil, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.commit(); err != nil {

@@ -56,7 +56,7 @@ type traceConfig struct {
 func addSourceFlags(fs *flag.FlagSet, c *traceConfig, to *string) {
 	fs.StringVar(&c.pod, "pod", "", "`[NAMESPACE/]NAME` of the pod to probe from, found through the node's container runtime (CRI); NAMESPACE is default when left out")
 	fs.StringVar(&c.runtimeEndpoint, "runtime-endpoint", "", "CRI socket `unix:///PATH` of the node's runtime, for --pod (default: the first that answers of containerd's, CRI-O's, k3s's and cri-dockerd's usual sockets under the host root)")
-	fs.StringVar(&c.hostRoot, "host-root", "", "`dir` where the node's / is, for --pod: the runtime's socket and paths are read under it (default: /host when it holds the node's /proc, as in a kubectl debug node pod; else /)")
+	fs.StringVar(&c.hostRoot, "host-root", "", "`dir` where the node's / is, for --pod and --bundle: the runtime's socket, the CNI configuration and the ruleset programs are found under it (default: /host when it holds the node's /proc, as in a kubectl debug node pod; else /)")
 	fs.StringVar(&c.netns, "netns", "", "network namespace `file` of the pod (/run/netns/NAME, /proc/PID/ns/net)")
 	fs.IntVar(&c.pid, "pid", 0, "`PID` of a process in the pod (uses PROC/PID/ns/net)")
 	fs.StringVar(&c.procRoot, "proc", "/proc", "`dir` where the host's processes are (with hostPID: /proc)")
@@ -316,18 +316,23 @@ func openOutput(flag, path string, stdout io.Writer) (*output.File, error) {
 	var pe *output.PathError
 	switch {
 	case errors.As(err, &pe):
-		return nil, cli.Usagef("%s %v (%s)", flag, err, outputAdvice(pe))
+		return nil, cli.Usagef("%s %v (%s)", flag, err, outputAdvice(flag, pe))
 	case err != nil:
 		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
 	return f, nil
 }
 
-// outputAdvice says what to do about a path output refused.
-func outputAdvice(pe *output.PathError) string {
+// outputAdvice says what to do about a path output refused, for the
+// output flag that named it.
+func outputAdvice(flag string, pe *output.PathError) string {
+	orStdout := ", or - for stdout"
+	if flag != "--out" { // stdout carries the report: only --out may take it
+		orStdout = ""
+	}
 	switch {
 	case errors.Is(pe, output.ErrIsDir):
-		return "name a file in it, such as " + filepath.Join(pe.Path, "report.txt")
+		return "name a file in it, such as " + filepath.Join(pe.Path, exampleOutput(flag))
 	case errors.Is(pe, output.ErrNoDir):
 		return "create the directory first, or name a file in one that exists"
 	case errors.Is(pe, output.ErrNoReader):
@@ -335,9 +340,52 @@ func outputAdvice(pe *output.PathError) string {
 	case errors.Is(pe, output.ErrMountPoint):
 		return "write to a file of its own and copy it there"
 	case errors.Is(pe, output.ErrNotFile):
-		return "name a regular file, a FIFO, a character device or - for stdout"
+		return "name a regular file, a FIFO, a character device" + orStdout
 	}
-	return "name a file in a directory you may write, or - for stdout"
+	return "name a file in a directory you may write" + orStdout
+}
+
+// exampleOutput is a file name that suits what flag writes.
+func exampleOutput(flag string) string {
+	switch flag {
+	case "--pcap":
+		return "hops.pcapng"
+	case "--bundle":
+		return "evidence.tar.gz"
+	}
+	return "report.txt"
+}
+
+// checkOutputsDistinct refuses two output flags that name the same file:
+// the last completed would silently replace the other.
+func (c *traceConfig) checkOutputsDistinct() error {
+	type named struct{ flag, path string }
+	var outs []named
+	for _, o := range []named{{"--out", c.out}, {"--pcap", c.pcap}, {"--bundle", c.bundle}} {
+		if o.path == "" || o.path == "-" {
+			continue
+		}
+		for _, prev := range outs {
+			if sameFile(prev.path, o.path) {
+				return cli.Usagef("%s %s and %s %s name the same file: give each output a file of its own", prev.flag, prev.path, o.flag, o.path)
+			}
+		}
+		outs = append(outs, o)
+	}
+	return nil
+}
+
+// sameFile reports whether two paths name one file: the same path once
+// made absolute, or, for files that exist, the same inode (a link).
+func sameFile(a, b string) bool {
+	if absA, err := filepath.Abs(a); err == nil {
+		if absB, err := filepath.Abs(b); err == nil && absA == absB {
+			return true
+		}
+	}
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
 }
 
 // warmUpTimeout bounds the wait for the warm-up probe's reply.

@@ -23,6 +23,11 @@ type evidence struct {
 // openEvidence opens the files --pcap and --bundle name. A path that
 // cannot be written is a usage error naming the flag, as for --out.
 func openEvidence(c *traceConfig, stdout io.Writer) (*evidence, error) {
+	if c.bundle != "" {
+		if _, _, err := c.resolveHostRoot(); err != nil { // a bad --host-root, before anything is sent
+			return nil, err
+		}
+	}
 	e := &evidence{}
 	var err error
 	if e.bundle, err = openBundle(c.bundle, stdout); err != nil {
@@ -37,9 +42,9 @@ func openEvidence(c *traceConfig, stdout io.Writer) (*evidence, error) {
 
 // snapshot takes the node's and the pod's network state for the bundle,
 // at the start of the run, before any probe is sent.
-func (e *evidence) snapshot(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, path *topology.Path) {
+func (e *evidence) snapshot(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, path *topology.Path, stderr io.Writer) {
 	if e.bundle != nil {
-		e.bundle.snapshot(ctx, c, pod, node, path)
+		e.bundle.snapshot(ctx, c, pod, node, path, stderr)
 	}
 }
 
@@ -73,9 +78,9 @@ func (e *evidence) captured(stats []capture.PointStats, stderr io.Writer) error 
 
 // finish writes the bundle and completes both files, after the report is
 // out.
-func (e *evidence) finish(r *report.Result, path *topology.Path) error {
+func (e *evidence) finish(r *report.Result, path *topology.Path, stderr io.Writer) error {
 	if e.bundle != nil {
-		if err := e.bundle.write(r, path, e.pcap); err != nil {
+		if err := e.bundle.write(r, path, e.pcap, stderr); err != nil {
 			return err
 		}
 	}

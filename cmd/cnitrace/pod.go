@@ -52,10 +52,11 @@ func parsePodRef(s string) (podRef, error) {
 // validatePod checks --pod and the flags that only go with it.
 func (c *traceConfig) validatePod() error {
 	if c.pod == "" {
-		for _, f := range []struct{ name, value string }{{"--runtime-endpoint", c.runtimeEndpoint}, {"--host-root", c.hostRoot}} {
-			if f.value != "" {
-				return cli.Usagef("%s %s: only --pod uses it (it says where to find the pod's runtime)", f.name, f.value)
-			}
+		switch {
+		case c.runtimeEndpoint != "":
+			return cli.Usagef("--runtime-endpoint %s: only --pod uses it (it says where to find the pod's runtime)", c.runtimeEndpoint)
+		case c.hostRoot != "" && c.bundle == "":
+			return cli.Usagef("--host-root %s: only --pod and --bundle use it (it says where the node's / is)", c.hostRoot)
 		}
 		return nil
 	}

@@ -126,7 +126,7 @@ func TestPodErrors(t *testing.T) {
 		{"all three", []string{"trace", "--pod", "web", "--netns", "/x", "--pid", "1"}, cli.ExitUsage, []string{"--pod, --netns and --pid all given"}, ""},
 		{"a bad pod name", []string{"trace", "--pod", "a/b/c"}, cli.ExitUsage, []string{`--pod "a/b/c": want NAME or NAMESPACE/NAME`}, ""},
 		{"an empty namespace", []string{"trace", "--pod", "/web"}, cli.ExitUsage, []string{`--pod "/web"`}, ""},
-		{"--host-root without --pod", []string{"trace", "--netns", "/x", "--host-root", "/host"}, cli.ExitUsage, []string{"--host-root /host: only --pod uses it"}, ""},
+		{"--host-root without --pod", []string{"trace", "--netns", "/x", "--host-root", "/host"}, cli.ExitUsage, []string{"--host-root /host: only --pod and --bundle use it"}, ""},
 		{"--runtime-endpoint without --pod", []string{"path", "--pid", "1", "--runtime-endpoint", "unix:///x"}, cli.ExitUsage, []string{"--runtime-endpoint unix:///x: only --pod uses it"}, ""},
 		{"a tcp endpoint", []string{"trace", "--pod", "web", "--runtime-endpoint", "tcp://10.0.0.1:10010"}, cli.ExitUsage, []string{"only unix:// sockets"}, ""},
 		{"a missing host root", []string{"trace", "--pod", "web", "--host-root", filepath.Join(empty, "nope")}, cli.ExitUsage, []string{"--host-root " + filepath.Join(empty, "nope") + ": no such directory"}, ""},

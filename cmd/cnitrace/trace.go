@@ -27,6 +27,9 @@ func traceCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := c.validate(to, format); err != nil {
 		return err
 	}
+	if err := c.checkOutputsDistinct(); err != nil {
+		return err
+	}
 	if err := c.probeConfig().Validate(); err != nil {
 		return cli.Usagef("--%v", err) // probe names its fields as the flags are named
 	}
@@ -57,7 +60,7 @@ func trace(ctx context.Context, c *traceConfig, stdout, stderr io.Writer) error 
 	defer pod.Close()
 	defer node.Close()
 	fmt.Fprintf(stderr, "cnitrace: path %s\n", path)
-	ev.snapshot(ctx, c, pod, node, path)
+	ev.snapshot(ctx, c, pod, node, path, stderr)
 
 	run := newRunInfo(c.args)
 	r, err := measure(ctx, c, pod, node, path, ev, stderr)
@@ -73,7 +76,7 @@ func trace(ctx context.Context, c *traceConfig, stdout, stderr io.Writer) error 
 	if err := out.Commit(); err != nil {
 		return fmt.Errorf("write the report to %s: %w", out.Name(), err)
 	}
-	if err := ev.finish(r, path); err != nil {
+	if err := ev.finish(r, path, stderr); err != nil {
 		return err
 	}
 	if r.Incomplete {
