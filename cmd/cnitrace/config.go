@@ -56,7 +56,7 @@ type traceConfig struct {
 func addSourceFlags(fs *flag.FlagSet, c *traceConfig, to *string) {
 	fs.StringVar(&c.pod, "pod", "", "`[NAMESPACE/]NAME` of the pod to probe from, found through the node's container runtime (CRI); NAMESPACE is default when left out")
 	fs.StringVar(&c.runtimeEndpoint, "runtime-endpoint", "", "CRI socket `unix:///PATH` of the node's runtime, for --pod (default: the first that answers of containerd's, CRI-O's, k3s's and cri-dockerd's usual sockets under the host root)")
-	fs.StringVar(&c.hostRoot, "host-root", "", "`dir` where the node's / is, for --pod and --bundle: the runtime's socket, the CNI configuration and the ruleset programs are found under it (default: /host when it holds the node's /proc, as in a kubectl debug node pod; else /)")
+	fs.StringVar(&c.hostRoot, "host-root", "", "`dir` where the node's / is: --pod reads the runtime's socket and paths under it, trace --bundle the CNI configuration and the ruleset programs (default: /host when it holds the node's /proc, as in a kubectl debug node pod; else /)")
 	fs.StringVar(&c.netns, "netns", "", "network namespace `file` of the pod (/run/netns/NAME, /proc/PID/ns/net)")
 	fs.IntVar(&c.pid, "pid", 0, "`PID` of a process in the pod (uses PROC/PID/ns/net)")
 	fs.StringVar(&c.procRoot, "proc", "/proc", "`dir` where the host's processes are (with hostPID: /proc)")
