@@ -1,7 +1,9 @@
 // Package report turns what a run recorded (the node path, the probes sent and
 // the packets captured at every point) into a Result: per-segment latency
 // distributions, where probes were lost, and a one-line verdict. It renders a
-// Result as text for terminals or as JSON.
+// Result as text for terminals, as JSON (the contract, which Decode reads
+// back), as Markdown for a ticket or as one self-contained HTML page, and a
+// topology.Path the same four ways (RenderPath).
 //
 // The package is pure: it never reads the clock, touches a socket or a file,
 // so the same recorded input always gives the same report. The rules it
