@@ -8,7 +8,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
+	"image"
+	"image/color/palette"
+	"image/draw"
+	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +25,11 @@ import (
 
 	"golang.org/x/net/html"
 )
+
+var updateScreenshot = flag.Bool("update-screenshot", false, "rewrite docs/img/report.png from the golden fixture's screenshot")
+
+// screenshotDoc is the screenshot docs/html-report.md and the README show.
+const screenshotDoc = "../docs/img/report.png"
 
 // chromiumTimeout bounds one run of Chromium; a run takes about 2 s on a
 // 2-core machine.
@@ -61,6 +71,9 @@ func TestPrivilegedHTMLInChromium(t *testing.T) {
 			}
 			checkPNG(t, shot)
 			t.Logf("screenshot: %s", shot)
+			if *updateScreenshot && f.name == "golden" {
+				writeDocScreenshot(t, shot)
+			}
 		})
 	}
 	t.Run("controls", func(t *testing.T) { chromiumControls(t, bin, pages) })
@@ -307,4 +320,30 @@ func containsAll(got []string, want ...string) bool {
 		}
 	}
 	return true
+}
+
+// writeDocScreenshot writes the screenshot shot to screenshotDoc in 256
+// colours (Plan 9's palette, no dithering: the page is flat colours and
+// text), a third of the size of Chromium's own PNG.
+func writeDocScreenshot(t *testing.T, shot string) {
+	t.Helper()
+	f, err := os.Open(shot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("decode the screenshot: %v", err)
+	}
+	small := image.NewPaletted(img.Bounds(), palette.Plan9)
+	draw.Draw(small, small.Bounds(), img, image.Point{}, draw.Src)
+	var b bytes.Buffer
+	if err := (&png.Encoder{CompressionLevel: png.BestCompression}).Encode(&b, small); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(screenshotDoc, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s (%d bytes)", screenshotDoc, b.Len())
 }
