@@ -28,9 +28,10 @@ all: build
 
 # Two static binaries, no cgo: cnitrace is what an SRE copies onto a node
 # (no lab code in it); cnitrace-lab builds the emulated cluster and runs the
-# demo with the cnitrace next to it.
+# demo with the cnitrace next to it. -buildvcs=auto stamps the commit, which
+# the report's run block names, even where GOFLAGS says -buildvcs=false.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/ ./cmd/cnitrace ./cmd/cnitrace-lab
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -ldflags='-s -w' -o $(BIN)/ ./cmd/cnitrace ./cmd/cnitrace-lab
 
 # Build the two-node lab in network namespaces, run bin/cnitrace trace from
 # pod to remote pod, print its hop breakdown, remove the lab.
