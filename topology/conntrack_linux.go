@@ -20,7 +20,7 @@ import (
 // it. nfnetlink refuses every request, dumps included, without
 // CAP_NET_ADMIN in the node netns's user namespace; the error names it.
 func (d *discovery) dnat(src netip.Addr) (netip.Addr, bool, error) {
-	flows, err := retryDump(func() ([]*netlink.ConntrackFlow, error) {
+	flows, err := RetryDump(func() ([]*netlink.ConntrackFlow, error) {
 		return d.nodeNL.ConntrackTableList(netlink.ConntrackTable, netlink.InetFamily(family(d.target)))
 	})
 	if err != nil {

@@ -366,7 +366,7 @@ func (d *discovery) bridgePort(bridge netlink.Link, h *netlink.Handle, link netl
 	if err != nil {
 		return fmt.Errorf("find %s on bridge %s@%s: %w", d.target, bridge.Attrs().Name, d.node, err)
 	}
-	fdb, err := retryDump(func() ([]netlink.Neigh, error) { return d.nodeNL.NeighList(0, unix.AF_BRIDGE) })
+	fdb, err := RetryDump(func() ([]netlink.Neigh, error) { return d.nodeNL.NeighList(0, unix.AF_BRIDGE) })
 	if err != nil {
 		return fmt.Errorf("read the FDB of %s@%s: %w", bridge.Attrs().Name, d.node, err)
 	}
@@ -439,7 +439,7 @@ func (d *discovery) remoteVTEP(vx *netlink.Vxlan, r netlink.Route) (vtep netip.A
 	if hop == nil {
 		hop = d.dest.AsSlice()
 	}
-	neighs, err := retryDump(func() ([]netlink.Neigh, error) { return d.nodeNL.NeighList(vx.Index, family(d.target)) })
+	neighs, err := RetryDump(func() ([]netlink.Neigh, error) { return d.nodeNL.NeighList(vx.Index, family(d.target)) })
 	if err != nil {
 		return netip.Addr{}, false, fmt.Errorf("list the neighbours of %s@%s: %w", vx.Name, d.node, err)
 	}
@@ -452,7 +452,7 @@ func (d *discovery) remoteVTEP(vx *netlink.Vxlan, r netlink.Route) (vtep netip.A
 	if mac == nil {
 		return netip.Addr{}, false, nil
 	}
-	fdb, err := retryDump(func() ([]netlink.Neigh, error) { return d.nodeNL.NeighList(vx.Index, unix.AF_BRIDGE) })
+	fdb, err := RetryDump(func() ([]netlink.Neigh, error) { return d.nodeNL.NeighList(vx.Index, unix.AF_BRIDGE) })
 	if err != nil {
 		return netip.Addr{}, false, fmt.Errorf("list the FDB of %s@%s: %w", vx.Name, d.node, err)
 	}

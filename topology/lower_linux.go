@@ -60,7 +60,7 @@ func (d *discovery) macvlanSibling(podLink, parent netlink.Link, r netlink.Route
 	if bytes.Equal(mac, parent.Attrs().HardwareAddr) {
 		return false, nil
 	}
-	fdb, err := retryDump(func() ([]netlink.Neigh, error) { return d.nodeNL.NeighList(parent.Attrs().Index, unix.AF_BRIDGE) })
+	fdb, err := RetryDump(func() ([]netlink.Neigh, error) { return d.nodeNL.NeighList(parent.Attrs().Index, unix.AF_BRIDGE) })
 	if err != nil {
 		return false, fmt.Errorf("read the FDB of %s@%s: %w", parent.Attrs().Name, d.node, err)
 	}

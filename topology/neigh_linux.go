@@ -44,7 +44,7 @@ func resolveMAC(h *netlink.Handle, link netlink.Link, ip netip.Addr) (net.Hardwa
 // neighbour returns the link-layer address of ip on link when the neighbour
 // table has a usable entry for it.
 func neighbour(h *netlink.Handle, link netlink.Link, ip netip.Addr) (net.HardwareAddr, bool) {
-	neighs, err := retryDump(func() ([]netlink.Neigh, error) { return h.NeighList(link.Attrs().Index, family(ip)) })
+	neighs, err := RetryDump(func() ([]netlink.Neigh, error) { return h.NeighList(link.Attrs().Index, family(ip)) })
 	if err != nil {
 		return nil, false
 	}

@@ -31,9 +31,11 @@ func NetlinkHandle(ns *NetNS) (*netlink.Handle, error) {
 // because the table changed while it was being read.
 const maxDumpRetries = 5
 
-// retryDump calls dump until it is not interrupted, at most maxDumpRetries
-// times (the CNI plugins' netlinksafe does the same).
-func retryDump[T any](dump func() (T, error)) (T, error) {
+// RetryDump calls a netlink dump until the kernel does not interrupt it
+// (netlink.ErrDumpInterrupted: the table changed while it was read), at
+// most maxDumpRetries times, as the CNI plugins' netlinksafe does. Every
+// dump the product makes goes through it: discovery's and the bundle's.
+func RetryDump[T any](dump func() (T, error)) (T, error) {
 	var v T
 	var err error
 	for range maxDumpRetries {

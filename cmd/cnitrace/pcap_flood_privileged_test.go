@@ -14,6 +14,7 @@ import (
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 
+	"github.com/cnitrace/cnitrace/capture/tsharktest"
 	"github.com/cnitrace/cnitrace/cmd/internal/cli"
 	"github.com/cnitrace/cnitrace/probe"
 	"github.com/cnitrace/cnitrace/topology"
@@ -30,7 +31,7 @@ import (
 // the trace's probes and nothing else, and the kernel filter let nothing
 // else reach cnitrace at all.
 func TestPrivilegedPcapKeepsOutBackground(t *testing.T) {
-	tshark := lookTshark(t)
+	tshark := tsharktest.Look(t)
 	l := labtest.New(t)
 	f := startFlood(t, l)
 	const count = 30
@@ -44,7 +45,7 @@ func TestPrivilegedPcapKeepsOutBackground(t *testing.T) {
 		t.Fatalf("the flood sent %d packets and got %d replies: too few to show anything", sent, echoed)
 	}
 
-	rows := tsharkFields(t, tshark, file, []string{"-d", "udp.port==8472,vxlan"}, "frame.interface_id", "frame.comment", "data.data")
+	rows := tsharktest.Fields(t, tshark, file, []string{"-d", "udp.port==8472,vxlan"}, "frame.interface_id", "frame.comment", "data.data")
 	if want := 2 * count * len(r.Points); len(rows) != want {
 		t.Errorf("the file holds %d packets, want %d: every probe and reply at each of %d points, no background", len(rows), want, len(r.Points))
 	}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cnitrace/cnitrace/capture"
+	"github.com/cnitrace/cnitrace/capture/tsharktest"
 	"github.com/cnitrace/cnitrace/cmd/internal/cli"
 	"github.com/cnitrace/cnitrace/probe"
 	"github.com/cnitrace/cnitrace/report"
@@ -74,7 +75,7 @@ func tracePcap(t *testing.T, l *lab.Lab, extra ...string) (pcapFile string, r pc
 // gopacket (capture.ReadPcapNG) into a report.Accumulator, gives the
 // report's segments again.
 func TestPrivilegedPcapMatchesReport(t *testing.T) {
-	tshark := lookTshark(t)
+	tshark := tsharktest.Look(t)
 	l := labtest.NewWith(t, lab.Config{Faults: lab.Faults{ForwardRequestLoss: 0.2, ForwardReplyLoss: 0.1}})
 	const count = 60
 	file, r, code := tracePcap(t, l, "--count", strconv.Itoa(count), "--interval", "5ms", "--timeout", "500ms")
@@ -88,7 +89,7 @@ func TestPrivilegedPcapMatchesReport(t *testing.T) {
 			ports = append(ports, "-d", fmt.Sprintf("udp.port==%d,vxlan", p.TunnelPort)) // to read the inner ICMP
 		}
 	}
-	rows := tsharkFields(t, tshark, file, ports, "frame.interface_id", "frame.interface_name", "frame.interface_description",
+	rows := tsharktest.Fields(t, tshark, file, ports, "frame.interface_id", "frame.interface_name", "frame.interface_description",
 		"frame.comment", "frame.packet_flags_direction", "icmp.type", "data.data")
 	perIface := make([]int, len(r.Points))
 	runs := map[string]bool{}
@@ -138,13 +139,13 @@ func TestPrivilegedPcapMatchesReport(t *testing.T) {
 		}
 	}
 	t.Logf("%d probes, %d answered; packets per interface %v; stack loss %+v; segments %+v", r.Probes.Sent, r.Probes.Received, perIface, r.Stack, r.Segments)
-	isbs := tsharkStatistics(t, tshark, file)
+	isbs := tsharktest.Statistics(t, tshark, file)
 	if len(isbs) != len(r.Points) {
 		t.Fatalf("tshark found %d statistics blocks, want one per point (%d)", len(isbs), len(r.Points))
 	}
 	for i, isb := range isbs {
 		c := r.Points[i].Capture
-		want := tsharkISB{strconv.Itoa(i), strconv.FormatUint(c.Packets, 10), strconv.FormatUint(c.Drops, 10), strconv.Itoa(perIface[i]), ""}
+		want := tsharktest.ISB{Interface: strconv.Itoa(i), Received: strconv.FormatUint(c.Packets, 10), Dropped: strconv.FormatUint(c.Drops, 10), Delivered: strconv.Itoa(perIface[i])}
 		if isb.Comment = ""; isb != want {
 			t.Errorf("statistics block %d: got %+v, want %+v (the report's points[%d].capture)", i, isb, want, i)
 		}

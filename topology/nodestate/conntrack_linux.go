@@ -56,7 +56,7 @@ func (f *Flows) Take() (File, error) {
 	}
 	slices.Sort(families)
 	for _, fam := range families {
-		flows, err := retryDump(func() ([]*netlink.ConntrackFlow, error) { return f.h.ConntrackTableList(netlink.ConntrackTable, fam) })
+		flows, err := topology.RetryDump(func() ([]*netlink.ConntrackFlow, error) { return f.h.ConntrackTableList(netlink.ConntrackTable, fam) })
 		if err != nil {
 			return File{}, fmt.Errorf("read conntrack in %s: %w", f.netns, topology.NeedsCapability(err, "CAP_NET_ADMIN"))
 		}

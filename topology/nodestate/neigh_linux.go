@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/cnitrace/cnitrace/topology"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -26,7 +27,7 @@ func (s *Snapshot) takeNeighbours(st *nsState) {
 	out := Neighbours{NetNS: st.ns.ID(), Devices: st.devices(), Neighbours: []Neighbour{}}
 	for _, dev := range out.Devices {
 		for _, family := range []int{unix.AF_INET, unix.AF_INET6} {
-			neighs, err := retryDump(func() ([]netlink.Neigh, error) { return st.h.NeighList(dev.Index, family) })
+			neighs, err := topology.RetryDump(func() ([]netlink.Neigh, error) { return st.h.NeighList(dev.Index, family) })
 			if err != nil {
 				s.gap(name, "", fmt.Errorf("dump %s neighbours of %s in %s: %w", familyName(family), dev.Name, st.ns, err))
 				return
@@ -51,7 +52,7 @@ func (s *Snapshot) takeFDB(st *nsState) {
 	name := st.dir + "/fdb.json"
 	out := FDB{NetNS: st.ns.ID(), Devices: st.devices(), Entries: []FDBEntry{}}
 	if len(out.Devices) > 0 {
-		fdb, err := retryDump(func() ([]netlink.Neigh, error) { return st.h.NeighList(0, unix.AF_BRIDGE) })
+		fdb, err := topology.RetryDump(func() ([]netlink.Neigh, error) { return st.h.NeighList(0, unix.AF_BRIDGE) })
 		if err != nil {
 			s.gap(name, "", fmt.Errorf("dump the bridge FDB in %s: %w", st.ns, err))
 			return

@@ -1,7 +1,6 @@
 package nodestate
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -25,30 +24,11 @@ type nsState struct {
 	names    map[int]string    // ifindex -> name, from the link dump
 }
 
-// maxDumpRetries bounds retries of netlink dumps that the kernel
-// interrupted because the table changed while it was being read.
-const maxDumpRetries = 5
-
-// retryDump calls dump until it is not interrupted, at most
-// maxDumpRetries times (package topology and the CNI plugins' netlinksafe
-// do the same).
-func retryDump[T any](dump func() (T, error)) (T, error) {
-	var v T
-	var err error
-	for range maxDumpRetries {
-		v, err = dump()
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return v, err
-		}
-	}
-	return v, err
-}
-
 // takeNetlink adds the namespace's links, addresses, routes, rules,
 // neighbours and FDB entries; a dump that fails is a gap, and the next
 // one is still taken.
 func (s *Snapshot) takeNetlink(st *nsState) {
-	links, err := retryDump(st.h.LinkList)
+	links, err := topology.RetryDump(st.h.LinkList)
 	if err != nil {
 		s.gap(st.dir+"/links.json", "", fmt.Errorf("dump links in %s: %w", st.ns, err))
 	}

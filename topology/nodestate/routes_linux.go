@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/cnitrace/cnitrace/topology"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -11,7 +12,7 @@ import (
 // takeAddresses adds addresses.json: every address of both families.
 func (s *Snapshot) takeAddresses(st *nsState) {
 	name := st.dir + "/addresses.json"
-	addrs, err := retryDump(func() ([]netlink.Addr, error) { return st.h.AddrList(nil, netlink.FAMILY_ALL) })
+	addrs, err := topology.RetryDump(func() ([]netlink.Addr, error) { return st.h.AddrList(nil, netlink.FAMILY_ALL) })
 	if err != nil {
 		s.gap(name, "", fmt.Errorf("dump addresses in %s: %w", st.ns, err))
 		return
@@ -64,7 +65,7 @@ func (s *Snapshot) takeRoutes(st *nsState) {
 	name := st.dir + "/routes.json"
 	out := Routes{NetNS: st.ns.ID(), Routes: []Route{}}
 	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		routes, err := retryDump(func() ([]netlink.Route, error) {
+		routes, err := topology.RetryDump(func() ([]netlink.Route, error) {
 			return st.h.RouteListFiltered(family, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 		})
 		if err != nil {
@@ -128,7 +129,7 @@ func (s *Snapshot) takeRules(st *nsState) {
 	name := st.dir + "/rules.json"
 	out := Rules{NetNS: st.ns.ID(), Rules: []Rule{}}
 	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		rules, err := retryDump(func() ([]netlink.Rule, error) { return st.h.RuleList(family) })
+		rules, err := topology.RetryDump(func() ([]netlink.Rule, error) { return st.h.RuleList(family) })
 		if err != nil {
 			s.gap(name, "", fmt.Errorf("dump %s rules in %s: %w", familyName(family), st.ns, err))
 			return

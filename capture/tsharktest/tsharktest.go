@@ -1,4 +1,8 @@
-package main
+// Package tsharktest reads pcapng files with tshark (Debian package
+// tshark) in tests: where a real program reads what cnitrace writes, a
+// test uses that program. It is for tests only; the product never runs
+// tshark.
+package tsharktest
 
 import (
 	"bytes"
@@ -9,8 +13,8 @@ import (
 	"testing"
 )
 
-// lookTshark finds tshark, or skips (fails when CI=true: CI has it).
-func lookTshark(t *testing.T) string {
+// Look finds tshark, or skips t (fails it when CI=true: CI installs it).
+func Look(t testing.TB) string {
 	t.Helper()
 	path, err := exec.LookPath("tshark")
 	if err != nil {
@@ -22,7 +26,9 @@ func lookTshark(t *testing.T) string {
 	return path
 }
 
-func runTshark(t *testing.T, tshark string, args ...string) string {
+// Run runs tshark with args and returns its stdout; a failure fails t
+// with its stderr.
+func Run(t testing.TB, tshark string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(tshark, args...)
 	var stderr bytes.Buffer
@@ -34,34 +40,35 @@ func runTshark(t *testing.T, tshark string, args ...string) string {
 	return string(out)
 }
 
-// tsharkFields returns one row per packet of file: the fields asked for.
-func tsharkFields(t *testing.T, tshark, file string, opts []string, fields ...string) [][]string {
+// Fields returns one row per packet of file: the fields asked for, read
+// with the extra options opts (such as "-d", "udp.port==8472,vxlan").
+func Fields(t testing.TB, tshark, file string, opts []string, fields ...string) [][]string {
 	t.Helper()
 	args := append(append([]string{"-r", file}, opts...), "-T", "fields", "-E", "separator=|")
 	for _, f := range fields {
 		args = append(args, "-e", f)
 	}
 	var rows [][]string
-	for _, line := range strings.Split(strings.TrimSpace(runTshark(t, tshark, args...)), "\n") {
-		if row := strings.Split(line, "|"); len(row) == len(fields) {
-			rows = append(rows, row)
-		} else {
+	for _, line := range strings.Split(strings.TrimSpace(Run(t, tshark, args...)), "\n") {
+		row := strings.Split(line, "|")
+		if len(row) != len(fields) {
 			t.Fatalf("tshark printed %q, want %d fields", line, len(fields))
 		}
+		rows = append(rows, row)
 	}
 	return rows
 }
 
-// tsharkISB is one interface statistics block as tshark decodes it.
-type tsharkISB struct{ Interface, Received, Dropped, Delivered, Comment string }
+// ISB is one interface statistics block as tshark decodes it.
+type ISB struct{ Interface, Received, Dropped, Delivered, Comment string }
 
-// tsharkStatistics reads the statistics blocks of file with Wireshark's
-// pcapng file-format dissector: opened as "MIME Files Format", the whole
-// file is one frame whose tree holds every block (tshark has no -z
-// statistic for them; Wireshark shows them in Capture File Properties).
-func tsharkStatistics(t *testing.T, tshark, file string) []tsharkISB {
+// Statistics reads the statistics blocks of file with Wireshark's pcapng
+// file-format dissector: opened as "MIME Files Format", the whole file is
+// one frame whose tree holds every block (tshark has no -z statistic for
+// them; Wireshark shows them in Capture File Properties).
+func Statistics(t testing.TB, tshark, file string) []ISB {
 	t.Helper()
-	out := runTshark(t, tshark, "-X", "read_format:MIME Files Format", "-r", file, "-T", "pdml")
+	out := Run(t, tshark, "-X", "read_format:MIME Files Format", "-r", file, "-T", "pdml")
 	var doc struct {
 		Packets []struct {
 			Protos []pdmlField `xml:"proto"`
@@ -70,12 +77,12 @@ func tsharkStatistics(t *testing.T, tshark, file string) []tsharkISB {
 	if err := xml.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("tshark's PDML: %v", err)
 	}
-	var isbs []tsharkISB
+	var isbs []ISB
 	var walk func(f pdmlField)
 	walk = func(f pdmlField) {
 		if f.Name == "pcapng.block" {
 			if f.find("pcapng.block.type") == "0x00000005" {
-				isbs = append(isbs, tsharkISB{
+				isbs = append(isbs, ISB{
 					f.find("pcapng.interface_id"),
 					f.find("pcapng.options.option.data.interface.received"),
 					f.find("pcapng.options.option.data.interface.dropped"),
