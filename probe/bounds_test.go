@@ -265,11 +265,11 @@ func TestScheduleCatchesUpBelowAMillisecond(t *testing.T) {
 // handed over (read in time) before it gives up on the probe. Without that,
 // 16 of 20,000 probes at 100 us lost their TX stamps in one lab run.
 func TestCollectorAppliesWaitingRepliesFirst(t *testing.T) {
-	cfg, err := prepare(newEchoConn(), testConfig(1))
+	cfg, cd, err := prepareCodec(newEchoConn(), testConfig(1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newCollector(newEchoConn(), cfg, 8)
+	c := newCollector(newEchoConn(), cd, cfg, 8)
 	t0 := time.Unix(100, 0)
 	c.win.push(flight{Probe: Probe{Seq: 0, SentAt: t0, Deadline: t0.Add(cfg.Timeout)}, keyed: true, due: time.Now().Add(-time.Second)})
 	c.keys[0], c.res.Sent, c.sending = 0, 1, false

@@ -13,10 +13,11 @@ import (
 // over once it is done with it. Only its goroutine touches it, so the
 // receiver hands everything over through channels.
 type collector struct {
-	conn endpoint
-	cfg  Config
-	res  *Result
-	win  window // the probes in flight
+	conn  endpoint
+	codec codec
+	cfg   Config
+	res   *Result
+	win   window // the probes in flight
 	// keys maps the OPT_ID key of every probe in flight to its sequence.
 	// Keys of probes handed over, and of earlier runs on the same socket,
 	// are not in it, so their late stamps are ignored.
@@ -26,11 +27,11 @@ type collector struct {
 	sending   bool      // more probes are to be sent
 }
 
-// newCollector starts the record of a run of cfg (prepared) on conn, with
-// at most limit probes in flight.
-func newCollector(conn endpoint, cfg Config, limit int) *collector {
+// newCollector starts the record of a run of cfg (prepared) on conn,
+// speaking cd, with at most limit probes in flight.
+func newCollector(conn endpoint, cd codec, cfg Config, limit int) *collector {
 	return &collector{
-		conn: conn, cfg: cfg, res: newResult(cfg), win: newWindow(limit),
+		conn: conn, codec: cd, cfg: cfg, res: newResult(cfg), win: newWindow(limit),
 		keys: map[uint32]uint32{}, schedule: schedule{interval: cfg.Interval}, sending: true,
 	}
 }
@@ -79,7 +80,7 @@ func (c *collector) events(ctx context.Context, in feed, send, wake *time.Timer)
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			return fmt.Errorf("receive echo replies: %w", *in.err)
+			return fmt.Errorf("receive %s: %w", repliesName(c.cfg.Proto), *in.err)
 		case r := <-in.replies:
 			c.reply(r)
 		case s := <-in.stamps:
@@ -231,6 +232,13 @@ func (s *schedule) next(n int, now time.Time) time.Duration {
 // a probe past its Deadline, or already handed over, is counted late; one
 // to a probe never sent, or a second one, is ignored.
 func (c *collector) reply(r reply) {
+	if r.low {
+		seq, ok := c.resolve(r.seq)
+		if !ok {
+			return
+		}
+		r.seq = seq
+	}
 	f := c.win.at(r.seq)
 	switch {
 	case f == nil && int64(r.seq) < int64(c.res.Sent):
@@ -243,9 +251,31 @@ func (c *collector) reply(r reply) {
 		}
 	default:
 		f.ReceivedAt, f.stampsDue = r.at, time.Now().Add(stampGrace)
+		f.Reply, f.ReplyFrom, f.ReplyCode = r.kind, r.from, r.code
 		c.res.Answered++
 		c.cfg.Progress.addAnswered()
 	}
+}
+
+// lowMask is what a TCP reply tells of its probe's sequence: the low 15
+// bits (docs/probe.md: the ISN carries seq mod 32768).
+const lowMask = 1<<15 - 1
+
+// resolve returns the sequence of the newest probe sent whose low 15 bits
+// are low, and false when none was. At most MaxInFlight (2^14) probes are
+// in flight, all sent after any probe handed over, so a probe in flight
+// with those bits is that one: a reply resolved to a probe no longer in
+// flight is late, as with a full sequence.
+func (c *collector) resolve(low uint32) (uint32, bool) {
+	if c.res.Sent == 0 {
+		return 0, false
+	}
+	last := uint32(c.res.Sent - 1)
+	back := (last - low) & lowMask
+	if back > last {
+		return 0, false
+	}
+	return last - back, true
 }
 
 func (c *collector) stamp(s txStamp) {
@@ -267,14 +297,18 @@ func (c *collector) send() error {
 		c.giveUpOldest()
 	}
 	seq := uint32(c.res.Sent)
-	data := Payload{RunID: c.cfg.RunID, Seq: seq, SentAt: c.cfg.Now()}.Marshal(c.cfg.Size)
-	b, err := protoFor(c.cfg.Target).echoRequest(c.cfg.ID, seq, data)
+	b, err := c.codec.request(seq, c.cfg.Now())
 	if err != nil {
-		return fmt.Errorf("build echo request %d: %w", seq, err)
+		return fmt.Errorf("build %s %d: %w", c.codec.what(), seq, err)
 	}
-	sentAt, key, err := c.conn.sendKeyed(b, c.cfg.Target, c.cfg.Now)
+	dst := c.codec.dst()
+	sentAt, key, err := c.conn.sendKeyed(b, dst, c.cfg.Now)
 	if err != nil && !Refused(err) {
-		return fmt.Errorf("send echo request %d to %s: %w", seq, c.cfg.Target, err)
+		to := dst.String()
+		if dst.Port() == 0 {
+			to = dst.Addr().String()
+		}
+		return fmt.Errorf("send %s %d to %s: %w", c.codec.what(), seq, to, err)
 	}
 	now := time.Now()
 	if c.firstSend.IsZero() {

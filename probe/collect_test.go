@@ -28,7 +28,7 @@ func goodStamps(key uint32, sentAt time.Time) []txStamp {
 	return []txStamp{{key, stampSched, sentAt.Add(time.Microsecond)}, {key, stampSoftware, sentAt.Add(2 * time.Microsecond)}}
 }
 
-func (c *stampConn) sendKeyed(b []byte, dst netip.Addr, now func() time.Time) (time.Time, uint32, error) {
+func (c *stampConn) sendKeyed(b []byte, dst netip.AddrPort, now func() time.Time) (time.Time, uint32, error) {
 	at, key, err := c.echoConn.sendKeyed(b, dst, now)
 	if err != nil {
 		return at, key, err

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Conn is a probe socket, as Listen, ListenIPv6 and ListenFor return it: a
+// Conn is a probe socket, as Open, Listen, ListenIPv6 and ListenFor return it: a
 // net.PacketConn that also sends each request with the key of its kernel TX
 // timestamps, and reads replies and stamps in one go. Run and RunSources
 // take nothing else. The methods they use are unexported, so only this
@@ -24,17 +24,19 @@ type Conn interface {
 // both drive the same send path, receive loop, reply matching and hand-over
 // to the collector.
 type endpoint interface {
-	// icmpProto says which ICMP the socket speaks; Run checks the target
-	// against it.
-	icmpProto() icmpProto
-	// sendKeyed sends b to dst, reading now just before the send, and
+	// codec checks that cfg (prepared) can be sent on the socket, its
+	// protocol and target family, and returns how the run builds its
+	// requests and recognises their answers.
+	codec(cfg Config) (codec, error)
+	// sendKeyed sends b to dst (the port is 0 for ICMP and raw TCP), reading now just before the send, and
 	// returns that time and the OPT_ID key the kernel gives the packet's TX
 	// timestamps. sentAt is zero when the send failed before it was timed;
 	// the key means nothing when err is not nil.
-	sendKeyed(b []byte, dst netip.Addr, now func() time.Time) (sentAt time.Time, key uint32, err error)
+	sendKeyed(b []byte, dst netip.AddrPort, now func() time.Time) (sentAt time.Time, key uint32, err error)
 	// read waits until deadline for the socket to have something, then adds
-	// to rx (reset by the caller) the TX stamps queued and at most one
-	// datagram as the socket returns it, read at rx.at from now. It returns
+	// to rx (reset by the caller) the TX stamps and ICMP errors queued and
+	// at most one datagram as the socket returns it, read at rx.at from
+	// now. It returns
 	// os.ErrDeadlineExceeded when nothing came by deadline, and may return
 	// nil having read nothing. One goroutine at a time reads.
 	read(rx *rxBatch, deadline time.Time, now func() time.Time) error
@@ -47,11 +49,13 @@ type endpoint interface {
 // rxBatch is what one read got, and the buffers it read into. The receiver
 // owns one and reuses it for every read, so reads allocate nothing.
 type rxBatch struct {
-	stamps []txStamp // TX stamps from the error queue, in the order read
-	msg    []byte    // one datagram as read (raw IPv4 reads start with the IP header), or nil; a slice of buf
-	at     time.Time // when msg was read
-	buf    []byte    // room for the largest datagram
-	oob    []byte    // room for the control data of one error-queue message
+	stamps []txStamp  // TX stamps from the error queue, in the order read
+	errs   []icmpErr  // ICMP errors from the error queue (sockets with IP_RECVERR only), in the order read
+	msg    []byte     // one datagram as read (raw IPv4 reads start with the IP header), or nil; a slice of buf
+	from   netip.Addr // who sent msg, as recvfrom says; invalid if it did not
+	at     time.Time  // when msg was read
+	buf    []byte     // room for the largest datagram
+	oob    []byte     // room for the control data of one error-queue message
 }
 
 func newRxBatch() *rxBatch {
@@ -60,5 +64,5 @@ func newRxBatch() *rxBatch {
 
 // reset empties rx for the next read, keeping its buffers.
 func (rx *rxBatch) reset() {
-	rx.stamps, rx.msg, rx.at = rx.stamps[:0], nil, time.Time{}
+	rx.stamps, rx.errs, rx.msg, rx.from, rx.at = rx.stamps[:0], rx.errs[:0], nil, netip.Addr{}, time.Time{}
 }

@@ -145,7 +145,7 @@ type familyConn struct {
 	family icmpProto
 }
 
-func (c familyConn) icmpProto() icmpProto { return c.family }
+func (c familyConn) codec(cfg Config) (codec, error) { return newICMPCodec(c.family, cfg) }
 
 func TestRunRefusesSocketOfOtherFamily(t *testing.T) {
 	for _, tc := range []struct {

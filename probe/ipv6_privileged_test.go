@@ -257,7 +257,7 @@ func TestPrivilegedIPv6StampsAfterUnroutedSend(t *testing.T) {
 // TX flags, without RX_SOFTWARE (design.md, fact 1).
 func TestPrivilegedIPv6SocketOptions(t *testing.T) {
 	conn := listenIPv6(t, labtest.NetNS(t, "p6"))
-	if conn.icmpProto() != protoICMPv6 {
+	if conn.(*socket).icmpProto() != protoICMPv6 {
 		t.Fatalf("ListenFor(ns, %v) gave a %T, want an ICMPv6 socket", v6Prefix.Addr(), conn)
 	}
 	raw, err := conn.(syscall.Conn).SyscallConn()
@@ -331,7 +331,7 @@ func TestPrivilegedIPv6ErrQueueCmsgs(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The first packet of a fresh socket gets OPT_ID key 0.
-	if _, key, err := s.sendKeyed(req, p.addrB, time.Now); err != nil || key != 0 {
+	if _, key, err := s.sendKeyed(req, netip.AddrPortFrom(p.addrB, 0), time.Now); err != nil || key != 0 {
 		t.Fatalf("send: key %d, %v; want key 0", key, err)
 	}
 	raw, err := s.SyscallConn()

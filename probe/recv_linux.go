@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"syscall"
 	"time"
@@ -77,43 +78,89 @@ func (r *fdReader) poll(raw syscall.RawConn, wait time.Duration) error {
 // queue were both empty.
 func (r *fdReader) readFD(fd uintptr) bool {
 	rx := r.rx
+	for pending := 0; ; pending++ {
+		if !r.drainErrQueue(fd) {
+			return true
+		}
+		n, from, err := recvIgnoringEINTR(int(fd), rx.buf)
+		switch {
+		case err == nil:
+			rx.msg, rx.from, rx.at = rx.buf[:n], from, r.now()
+			return true
+		case errors.Is(err, unix.EAGAIN):
+			return len(rx.stamps) > 0 || len(rx.errs) > 0
+		case pendingError(err) && pending < 2:
+			// An ICMP error came in since the error queue was drained
+			// (IP_RECVERR): it is on the error queue now.
+		case pendingError(err):
+			return true
+		default:
+			r.err = fmt.Errorf("recvfrom: %w", err)
+			return true
+		}
+	}
+}
+
+// drainErrQueue reads the error queue until it is empty, adding the TX
+// stamps and ICMP errors it holds to r.rx. It returns false, with r.err
+// set, when a read failed.
+func (r *fdReader) drainErrQueue(fd uintptr) bool {
+	rx := r.rx
 	for {
-		// OPT_TSONLY: a stamp carries no packet, only control data.
-		_, oobn, flags, _, err := unix.Recvmsg(int(fd), rx.buf, rx.oob, unix.MSG_ERRQUEUE)
+		// OPT_TSONLY: a stamp carries no packet, only control data. An
+		// ICMP error carries the quoted probe.
+		n, oobn, flags, from, err := unix.Recvmsg(int(fd), rx.buf, rx.oob, unix.MSG_ERRQUEUE)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if errors.Is(err, unix.EAGAIN) {
-			break
+			return true
 		}
 		if err != nil {
 			r.err = fmt.Errorf("read error queue: %w", err)
-			return true
+			return false
 		}
-		// A stamp the kernel could not fit, or a message that is not a
-		// stamp, is skipped: its probe keeps zero stamp fields.
-		if st, ok, err := parseTxStamp(rx.oob[:oobn]); err == nil && ok && flags&unix.MSG_CTRUNC == 0 {
+		if flags&unix.MSG_CTRUNC != 0 {
+			continue // a message the kernel could not fit is skipped: its probe keeps zero stamp fields
+		}
+		// A message that is neither a stamp nor an ICMP error is skipped.
+		if st, ok, err := parseTxStamp(rx.oob[:oobn]); err == nil && ok {
 			rx.stamps = append(rx.stamps, st)
+		} else if e, ok := parseICMPErr(rx.oob[:oobn], from); ok {
+			e.data, e.at = append([]byte(nil), rx.buf[:n]...), r.now()
+			rx.errs = append(rx.errs, e)
 		}
-	}
-	n, err := recvIgnoringEINTR(int(fd), rx.buf)
-	switch {
-	case err == nil:
-		rx.msg, rx.at = rx.buf[:n], r.now()
-		return true
-	case errors.Is(err, unix.EAGAIN):
-		return len(rx.stamps) > 0
-	default:
-		r.err = fmt.Errorf("recvfrom: %w", err)
-		return true
 	}
 }
 
-func recvIgnoringEINTR(fd int, b []byte) (int, error) {
-	for {
-		n, _, err := unix.Recvfrom(fd, b, 0)
-		if !errors.Is(err, unix.EINTR) {
-			return n, err
+// pendingError reports whether a recvfrom error is a pending socket error
+// an ICMP error left (sockets with IP_RECVERR: the TCP and UDP ones), not
+// a failure of the socket.
+func pendingError(err error) bool {
+	for _, e := range []error{unix.ECONNREFUSED, unix.EHOSTUNREACH, unix.ENETUNREACH, unix.EHOSTDOWN, unix.ENONET, unix.EPROTO, unix.EMSGSIZE, unix.EACCES, unix.ENOPROTOOPT, unix.EOPNOTSUPP} {
+		if errors.Is(err, e) {
+			return true
 		}
 	}
+	return false
+}
+
+func recvIgnoringEINTR(fd int, b []byte) (int, netip.Addr, error) {
+	for {
+		n, sa, err := unix.Recvfrom(fd, b, 0)
+		if !errors.Is(err, unix.EINTR) {
+			return n, sockaddrAddr(sa), err
+		}
+	}
+}
+
+// sockaddrAddr returns the address in sa, or an invalid one.
+func sockaddrAddr(sa unix.Sockaddr) netip.Addr {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrFrom4(sa.Addr)
+	case *unix.SockaddrInet6:
+		return netip.AddrFrom16(sa.Addr)
+	}
+	return netip.Addr{}
 }

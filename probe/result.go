@@ -36,11 +36,19 @@ func newResult(cfg Config) *Result {
 	return &Result{RunID: cfg.RunID, Target: cfg.Target.Unmap(), Size: cfg.Size}
 }
 
-// Probe is one echo request and, if it came, its reply.
+// Probe is one request (an echo request, a TCP SYN or a UDP datagram) and,
+// if it came, its reply.
 type Probe struct {
 	Seq        uint32
 	SentAt     time.Time // user space, just before sendto
 	ReceivedAt time.Time // user space, just after the reply was read; zero if none came
+	// Reply says what answered the probe (NoReply when nothing did in
+	// time), ReplyFrom who sent it (the target, or whoever sent an ICMP
+	// error) and ReplyCode, for Unreachable and DNSReply, its ICMP code or
+	// DNS RCODE.
+	Reply     Reply
+	ReplyFrom netip.Addr
+	ReplyCode uint8
 	// Kernel TX timestamps of the request from the socket's error queue
 	// (SO_TIMESTAMPING, CLOCK_REALTIME like the capture stamps); zero when
 	// the kernel gave none.

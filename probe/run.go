@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -14,6 +15,17 @@ import (
 // ping's -c, -i, -W and -s; Duration like ping's -w.
 type Config struct {
 	Target netip.Addr // IPv4 or IPv6; a link-local IPv6 target needs a numeric zone (fe80::1%2)
+	// Proto is what to send: ICMP echo requests (the zero value), TCP
+	// SYNs or UDP datagrams. Open opens the socket it needs.
+	Proto Proto
+	// Port is the target port of TCP and UDP probes, 1 to 65535; it must
+	// be 0 for ICMP. UDP probes to port 53 are DNS queries.
+	Port int
+	// DNSSuffix is the domain the question name of a DNS probe (UDP to
+	// port 53) ends in, after the label carrying the token; "" means
+	// DefaultDNSSuffix. It must be a zone the DNS server answers itself,
+	// without forwarding the query out of the cluster.
+	DNSSuffix string
 	// Count is how many probes to send, at most MaxCount; 0 means no limit,
 	// and then Duration must be set. With both, the first reached stops
 	// the sending.
@@ -29,7 +41,7 @@ type Config struct {
 	// ends at the latest Timeout after the last send. Timeout/Interval
 	// may not exceed MaxInFlight.
 	Timeout time.Duration
-	Size    int    // ICMP echo data bytes, >= TokenLen
+	Size    int    // ICMP echo data or UDP payload bytes, >= TokenLen; TCP SYNs and DNS queries have a size of their own
 	ID      uint16 // echo identifier; the kernel or NAT may rewrite it, so nothing matches on it
 	RunID   uint64 // token run id; 0 picks a random one
 	// Now is the clock for user-space times; nil means time.Now.
@@ -91,6 +103,33 @@ func (c Config) Validate() error {
 	if _, err := zoneIndex(c.Target.Zone()); err != nil {
 		return fmt.Errorf("target %s: %w", c.Target, err)
 	}
+	return c.validateProto()
+}
+
+// validateProto checks the fields that depend on Proto.
+func (c Config) validateProto() error {
+	switch c.Proto {
+	case ICMP:
+		if c.Port != 0 {
+			return fmt.Errorf("port %d: only tcp and udp probes have a port", c.Port)
+		}
+	case TCP, UDP:
+		if c.Port < 1 || c.Port > 65535 {
+			return fmt.Errorf("port %d: %s probes need one between 1 and 65535", c.Port, c.Proto)
+		}
+	default:
+		return fmt.Errorf("proto %d: want icmp, tcp or udp", uint8(c.Proto))
+	}
+	if c.Proto == TCP {
+		if _, err := tcpPorts(c); err != nil {
+			return err
+		}
+	}
+	if c.DNSSuffix != "" {
+		if err := checkDNSSuffix(c.DNSSuffix); err != nil {
+			return fmt.Errorf("dns suffix %q: %w", c.DNSSuffix, err)
+		}
+	}
 	return nil
 }
 
@@ -103,16 +142,26 @@ func prepare(conn Conn, cfg Config) (Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
 	}
-	if got, want := conn.icmpProto(), protoFor(cfg.Target); got != want {
-		return cfg, fmt.Errorf("target %s needs an %s socket, got an %s one (open it with ListenFor)", cfg.Target, want, got)
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.RunID == 0 {
 		cfg.RunID = NewRunID()
 	}
+	if cfg.DNSSuffix == "" {
+		cfg.DNSSuffix = DefaultDNSSuffix
+	}
 	return cfg, nil
+}
+
+// prepareCodec is prepare, and the codec conn makes for the run.
+func prepareCodec(conn Conn, cfg Config) (Config, codec, error) {
+	cfg, err := prepare(conn, cfg)
+	if err != nil {
+		return cfg, nil, err
+	}
+	cd, err := conn.codec(cfg)
+	return cfg, cd, err
 }
 
 // Run sends echo requests on conn, one every cfg.Interval, until
@@ -139,11 +188,11 @@ func Run(ctx context.Context, conn Conn, cfg Config) (*Result, error) {
 
 // run is Run with at most limit probes in flight.
 func run(ctx context.Context, conn Conn, cfg Config, limit int) (*Result, error) {
-	cfg, err := prepare(conn, cfg)
+	cfg, cd, err := prepareCodec(conn, cfg)
 	if err != nil {
 		return nil, err
 	}
-	c := newCollector(conn, cfg, limit)
+	c := newCollector(conn, cd, cfg, limit)
 	before, counted := conn.rxDrops()
 	rctx, stop := context.WithCancel(ctx)
 	replies, stamps := make(chan reply, 64), make(chan txStamp, 64)
@@ -151,7 +200,7 @@ func run(ctx context.Context, conn Conn, cfg Config, limit int) (*Result, error)
 	recvDone := make(chan struct{}) // closed once rerr is set
 	go func() {
 		defer close(recvDone)
-		rerr = receive(rctx, conn, cfg, inbox{replies: replies, stamps: stamps})
+		rerr = receive(rctx, conn, cd, cfg.Now, inbox{replies: replies, stamps: stamps})
 	}()
 
 	err = c.loop(ctx, feed{replies: replies, stamps: stamps, done: recvDone, err: &rerr})
@@ -161,15 +210,17 @@ func run(ctx context.Context, conn Conn, cfg Config, limit int) (*Result, error)
 		c.res.SocketDrops = after - before
 	}
 	if err == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
-		err = fmt.Errorf("receive echo replies: %w", rerr)
+		err = fmt.Errorf("receive %s: %w", repliesName(cfg.Proto), rerr)
 	}
 	return c.res, err
 }
 
-// reply is an echo reply of this run, as the receiver hands it over.
-type reply struct {
-	seq uint32
-	at  time.Time
+// repliesName names what a run of p reads, as its errors say.
+func repliesName(p Proto) string {
+	if p == ICMP {
+		return "echo replies"
+	}
+	return strings.ToUpper(p.String()) + " replies"
 }
 
 // inbox is where the receiver hands what it read to the collector.
@@ -179,15 +230,15 @@ type inbox struct {
 }
 
 // receive is a run's one reader, for every kind of socket: it reads conn
-// until ctx is done and hands every TX stamp, and every echo reply carrying
-// this run's token, to in. Every read has a deadline readSlice away, so
-// cancellation is seen within it. A read error ends it, unless ctx is done
-// by then.
-func receive(ctx context.Context, conn endpoint, cfg Config, in inbox) error {
-	proto, rx := protoFor(cfg.Target), newRxBatch()
+// until ctx is done and hands every TX stamp, and every reply cd
+// recognises as an answer to this run's probes, to in. Every read has a
+// deadline readSlice away, so cancellation is seen within it. A read error
+// ends it, unless ctx is done by then.
+func receive(ctx context.Context, conn endpoint, cd codec, now func() time.Time, in inbox) error {
+	rx := newRxBatch()
 	for ctx.Err() == nil {
 		rx.reset()
-		err := conn.read(rx, time.Now().Add(readSlice), cfg.Now)
+		err := conn.read(rx, time.Now().Add(readSlice), now)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			continue
 		}
@@ -197,15 +248,15 @@ func receive(ctx context.Context, conn endpoint, cfg Config, in inbox) error {
 			}
 			return err
 		}
-		in.handOver(ctx, rx, proto, cfg.RunID)
+		in.handOver(ctx, rx, cd)
 	}
 	return ctx.Err()
 }
 
-// handOver passes what one read got to the collector: every stamp, and the
-// datagram if it is an echo reply of run runID. It gives up when ctx is
-// done.
-func (in inbox) handOver(ctx context.Context, rx *rxBatch, proto icmpProto, runID uint64) {
+// handOver passes what one read got to the collector: every stamp, and
+// every ICMP error and the datagram that cd recognises as an answer. It
+// gives up when ctx is done.
+func (in inbox) handOver(ctx context.Context, rx *rxBatch, cd codec) {
 	for _, st := range rx.stamps {
 		select {
 		case in.stamps <- st:
@@ -213,13 +264,29 @@ func (in inbox) handOver(ctx context.Context, rx *rxBatch, proto icmpProto, runI
 			return
 		}
 	}
+	for _, e := range rx.errs {
+		if r, ok := cd.matchErr(e); ok {
+			r.at = e.at
+			if !in.give(ctx, r) {
+				return
+			}
+		}
+	}
 	if rx.msg == nil {
 		return
 	}
-	if seq, ok := proto.matchReply(icmpMessage(proto, rx.msg), runID); ok {
-		select {
-		case in.replies <- reply{seq: seq, at: rx.at}:
-		case <-ctx.Done():
-		}
+	if r, ok := cd.match(rx.msg, rx.from); ok {
+		r.at = rx.at
+		in.give(ctx, r)
+	}
+}
+
+// give hands r to the collector, and reports false if ctx was done first.
+func (in inbox) give(ctx context.Context, r reply) bool {
+	select {
+	case in.replies <- r:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }

@@ -57,9 +57,12 @@ func (c *echoConn) icmpProto() icmpProto {
 	return c.proto
 }
 
+// codec is the socket's: ICMP of the fake's family.
+func (c *echoConn) codec(cfg Config) (codec, error) { return newICMPCodec(c.icmpProto(), cfg) }
+
 // sendKeyed times the send like the socket does and numbers every send,
 // failed or not.
-func (c *echoConn) sendKeyed(b []byte, _ netip.Addr, now func() time.Time) (time.Time, uint32, error) {
+func (c *echoConn) sendKeyed(b []byte, _ netip.AddrPort, now func() time.Time) (time.Time, uint32, error) {
 	at := now()
 	c.mu.Lock()
 	key := c.nextKey

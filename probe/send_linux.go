@@ -3,28 +3,47 @@ package probe
 import (
 	"errors"
 	"net/netip"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// sendTimed makes one sendto of b to dst on raw and returns the time read
-// just before the syscall, as close to the kernel as user space gets (ping
-// reads its clock right before sendmsg too): Go's own write path (fd
-// locking, address conversion) stays out of the figure. It calls done with
-// the result while it still holds the socket's write lock, so no other send
-// on the socket comes between.
-func sendTimed(raw syscall.RawConn, b []byte, dst netip.Addr, now func() time.Time, done func(error)) (time.Time, error) {
-	sa, err := sockaddr(dst)
+// sendTimed makes one sendto of b to dst (sendmsg with oob as control data
+// when oob is not nil) and returns the time read just before the syscall,
+// as close to the kernel as user space gets (ping reads its clock right
+// before sendmsg too): Go's own write path (fd locking, address
+// conversion) stays out of the figure. It calls done with the result while
+// it still holds the socket's write lock, so no other send on the socket
+// comes between.
+//
+// On a socket with IP_RECVERR an ICMP error leaves a pending socket error,
+// which the next send would return instead of sending: sendTimed clears it
+// (getsockopt SO_ERROR) before it reads the clock, and sends once more if
+// the send still returned one (ECONNREFUSED, an ICMP port unreachable that
+// came in between). The ICMP error itself waits on the error queue, where
+// the reader takes it.
+func (s *socket) sendTimed(b, oob []byte, dst netip.AddrPort, now func() time.Time, done func(error)) (time.Time, error) {
+	sa, err := sockaddr(dst.Addr(), dst.Port())
 	if err != nil {
 		return time.Time{}, err
 	}
 	var sentAt time.Time
 	var serr error
-	werr := raw.Write(func(fd uintptr) bool {
-		sentAt = now()
-		serr = unix.Sendto(int(fd), b, 0, sa)
+	werr := s.raw.Write(func(fd uintptr) bool {
+		for try := 0; ; try++ {
+			if s.recverr {
+				unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR) // clears it; its value is on the error queue
+			}
+			sentAt = now()
+			if oob == nil {
+				serr = unix.Sendto(int(fd), b, 0, sa)
+			} else {
+				_, serr = unix.SendmsgN(int(fd), b, oob, sa, 0)
+			}
+			if !s.recverr || try > 0 || !errors.Is(serr, unix.ECONNREFUSED) {
+				break
+			}
+		}
 		if errors.Is(serr, unix.EAGAIN) {
 			return false // wait until writable, then retry
 		}
@@ -37,27 +56,34 @@ func sendTimed(raw syscall.RawConn, b []byte, dst netip.Addr, now func() time.Ti
 	return sentAt, serr
 }
 
-// sockaddr returns dst as sendto takes it: sockaddr_in for IPv4 (and
-// v4-mapped) addresses, sockaddr_in6 with the zone's index for IPv6 ones.
-func sockaddr(dst netip.Addr) (unix.Sockaddr, error) {
+// sockaddr returns dst and port as sendto takes them: sockaddr_in for
+// IPv4 (and v4-mapped) addresses, sockaddr_in6 with the zone's index for
+// IPv6 ones. Raw sockets take port 0.
+func sockaddr(dst netip.Addr, port uint16) (unix.Sockaddr, error) {
 	switch {
 	case !dst.IsValid():
 		return nil, errors.New("no destination address")
 	case protoFor(dst) == protoICMP:
-		return &unix.SockaddrInet4{Addr: dst.Unmap().As4()}, nil
+		return &unix.SockaddrInet4{Addr: dst.Unmap().As4(), Port: int(port)}, nil
 	}
 	zone, err := zoneIndex(dst.Zone())
 	if err != nil {
 		return nil, err
 	}
-	return &unix.SockaddrInet6{Addr: dst.As16(), ZoneId: zone}, nil
+	return &unix.SockaddrInet6{Addr: dst.As16(), Port: int(port), ZoneId: zone}, nil
 }
 
 // sendKeyed sends b to dst with sendTimed and returns the OPT_ID key of the
-// packet: the socket's count of keys the kernel handed out before it.
-func (s *socket) sendKeyed(b []byte, dst netip.Addr, now func() time.Time) (time.Time, uint32, error) {
+// packet: the socket's count of keys the kernel handed out before it. A
+// raw TCP socket for IPv4 sends with the source address its run pinned
+// (IP_PKTINFO), the one the SYN's checksum was computed with.
+func (s *socket) sendKeyed(b []byte, dst netip.AddrPort, now func() time.Time) (time.Time, uint32, error) {
 	var key uint32
-	sentAt, err := sendTimed(s.raw, b, dst, now, func(err error) {
+	var oob []byte
+	if s.tcp != nil {
+		oob = s.tcp.pktinfo()
+	}
+	sentAt, err := s.sendTimed(b, oob, dst, now, func(err error) {
 		key = s.nextKey.Load()
 		if keyTaken(err) {
 			s.nextKey.Add(1)
@@ -73,7 +99,11 @@ func (s *socket) sendKeyed(b []byte, dst netip.Addr, now func() time.Time) (time
 // route), EINVAL (blackhole route), EACCES (prohibit route) and EMSGSIZE
 // take none; EPERM, which netfilter (or a cgroup BPF program) returns for a
 // packet it drops on output, takes one. A qdisc drop takes one too but
-// reports success: without IP_RECVERR raw sockets hide that ENOBUFS.
+// reports success: without IP_RECVERR raw sockets hide that ENOBUFS. With
+// IP_RECVERR (the TCP and UDP sockets) a qdisc drop returns ENOBUFS having
+// taken a key, which is counted as not taken: a count that lags makes
+// later stamps fall before their probe's SentAt and be dropped (missing
+// stamps), where one that runs ahead would put them on the wrong probes.
 func keyTaken(err error) bool {
 	return err == nil || errors.Is(err, unix.EPERM)
 }

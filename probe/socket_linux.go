@@ -24,16 +24,24 @@ type rawFD int
 
 func (fd rawFD) Close() error { return unix.Close(int(fd)) }
 
-// socket is the raw ICMP or ICMPv6 socket Listen and ListenIPv6 return.
-// Besides being a net.PacketConn it sends and reads for Run (endpoint),
-// with the kernel's TX timestamps, and it counts the OPT_ID keys the kernel
-// handed out, so that a probe's stamps are found again even when the socket
-// is used for several runs or a send failed.
+// socket is a probe socket made in a netns: the raw ICMP or ICMPv6 socket
+// Listen and ListenIPv6 return, or the raw TCP or the UDP socket Open
+// returns for TCP and UDP probes. Besides being a net.PacketConn it sends
+// and reads for Run (endpoint), with the kernel's TX timestamps, and it
+// counts the OPT_ID keys the kernel handed out, so that a probe's stamps
+// are found again even when the socket is used for several runs or a send
+// failed.
 type socket struct {
-	*net.IPConn
-	raw     syscall.RawConn // the IPConn's, for the syscalls Run makes
-	family  icmpProto       // what the socket speaks; Run checks the target against it
-	nextKey atomic.Uint32   // the OPT_ID key of the next packet sent
+	net.PacketConn                 // a *net.IPConn, or a *net.UDPConn for UDP
+	raw            syscall.RawConn // the PacketConn's, for the syscalls Run makes
+	proto          Proto
+	family         icmpProto // the family: protoICMPv6 for IPv6, else protoICMP
+	// recverr says IP_RECVERR (IPV6_RECVERR) is on: ICMP errors are queued
+	// on the error queue, and each also leaves a pending socket error that
+	// the next send would return instead of sending (see sendKeyed).
+	recverr bool
+	nextKey atomic.Uint32 // the OPT_ID key of the next packet sent
+	tcp     *tcpState     // TCP: the reserved source ports and the source address lookup
 }
 
 // A socket whose methods drifted from endpoint's would not build, rather
@@ -43,7 +51,31 @@ var (
 	_ Conn     = (*socket)(nil)
 )
 
+// icmpProto says which family the socket is of, named by its ICMP.
 func (s *socket) icmpProto() icmpProto { return s.family }
+
+// SyscallConn returns the socket's raw connection.
+func (s *socket) SyscallConn() (syscall.RawConn, error) { return s.raw, nil }
+
+// Close closes the socket and, for TCP, releases its source ports.
+func (s *socket) Close() error {
+	err := s.PacketConn.Close()
+	if s.tcp != nil {
+		s.tcp.close()
+	}
+	return err
+}
+
+// codec returns the codec of a run of cfg on s, or why s cannot send it.
+func (s *socket) codec(cfg Config) (codec, error) {
+	switch s.proto {
+	case TCP:
+		return s.codecTCP(cfg)
+	case UDP:
+		return s.codecUDP(cfg)
+	}
+	return newICMPCodec(s.family, cfg)
+}
 
 // Listen opens a raw ICMPv4 socket inside ns and returns it as a Conn
 // driven by the Go netpoller. The socket stays bound to ns.
@@ -71,23 +103,34 @@ func listen(ns *topology.NetNS, p icmpProto) (Conn, error) {
 		fd.Close()
 		return nil, fmt.Errorf("set up %s socket in %s: %w", p, ns, err)
 	}
-	f := os.NewFile(uintptr(fd), strings.ToLower(p.String())+"@"+ns.ID())
+	s, err := wrapFD(fd, strings.ToLower(p.String())+"@"+ns.ID())
+	if err != nil {
+		return nil, fmt.Errorf("wrap %s socket in %s: %w", p, ns, err)
+	}
+	s.proto, s.family = ICMP, p
+	return s, nil
+}
+
+// wrapFD hands fd to the Go netpoller as a socket named name; fd is
+// closed either way.
+func wrapFD(fd rawFD, name string) (*socket, error) {
+	f := os.NewFile(uintptr(fd), name)
 	defer f.Close() // FilePacketConn works on a duplicate
 	c, err := net.FilePacketConn(f)
 	if err != nil {
-		return nil, fmt.Errorf("wrap %s socket in %s: %w", p, ns, err)
+		return nil, err
 	}
-	ipc, ok := c.(*net.IPConn)
+	sc, ok := c.(syscall.Conn)
 	if !ok {
 		c.Close()
-		return nil, fmt.Errorf("wrap %s socket in %s: got a %T, want a *net.IPConn", p, ns, c)
+		return nil, fmt.Errorf("got a %T, want a socket", c)
 	}
-	raw, err := ipc.SyscallConn()
+	raw, err := sc.SyscallConn()
 	if err != nil {
-		ipc.Close()
-		return nil, fmt.Errorf("wrap %s socket in %s: %w", p, ns, err)
+		c.Close()
+		return nil, err
 	}
-	return &socket{IPConn: ipc, raw: raw, family: p}, nil
+	return &socket{PacketConn: c, raw: raw}, nil
 }
 
 // rawSocket creates a non-blocking raw socket for p in the calling

@@ -35,7 +35,7 @@ func TestSockaddr(t *testing.T) {
 		{"fd00::7", &unix.SockaddrInet6{Addr: netip.MustParseAddr("fd00::7").As16()}},
 		{"fe80::1%3", &unix.SockaddrInet6{Addr: netip.MustParseAddr("fe80::1").As16(), ZoneId: 3}},
 	} {
-		got, err := sockaddr(netip.MustParseAddr(tc.addr))
+		got, err := sockaddr(netip.MustParseAddr(tc.addr), 0)
 		if err != nil {
 			t.Errorf("%s: %v", tc.addr, err)
 			continue
@@ -52,7 +52,7 @@ func TestSockaddr(t *testing.T) {
 		}
 	}
 	for _, bad := range []netip.Addr{{}, netip.MustParseAddr("fe80::1%eth0")} {
-		if sa, err := sockaddr(bad); err == nil {
+		if sa, err := sockaddr(bad, 0); err == nil {
 			t.Errorf("sockaddr(%v) = %#v, want an error", bad, sa)
 		}
 	}

@@ -5,6 +5,7 @@ package probe
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"runtime"
 
 	"github.com/cnitrace/cnitrace/topology"
@@ -21,4 +22,12 @@ func Listen(ns *topology.NetNS) (Conn, error) {
 // ListenIPv6 is not supported on this system.
 func ListenIPv6(ns *topology.NetNS) (Conn, error) {
 	return nil, fmt.Errorf("open ICMPv6 socket: %w on %s", ErrNotSupported, runtime.GOOS)
+}
+
+func listenTCP(ns *topology.NetNS, cfg Config) (Conn, error) {
+	return nil, fmt.Errorf("open TCP socket: %w on %s", ErrNotSupported, runtime.GOOS)
+}
+
+func listenUDP(ns *topology.NetNS, target netip.Addr) (Conn, error) {
+	return nil, fmt.Errorf("open UDP socket: %w on %s", ErrNotSupported, runtime.GOOS)
 }

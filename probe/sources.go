@@ -122,7 +122,7 @@ func (s Source) check(before []Source) error {
 	if s.Config.RunID == 0 {
 		return errors.New("no run id: every source needs its own (NewRunID)")
 	}
-	if _, err := prepare(s.Conn, s.Config); err != nil {
+	if _, _, err := prepareCodec(s.Conn, s.Config); err != nil {
 		return err
 	}
 	for j, o := range before {
