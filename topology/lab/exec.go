@@ -90,24 +90,37 @@ func (l *Lab) BloatForward(ctx context.Context, node int, rules int) error {
 	return nil
 }
 
-// ClearForward flushes the FORWARD chain of node (1-based).
+// ClearForward flushes the FORWARD chain of node (1-based), ip6tables'
+// too (where Faults.DenyICMP puts its ICMPv6 rule).
 func (l *Lab) ClearForward(ctx context.Context, node int) error {
 	n, err := l.node(node)
 	if err != nil {
 		return err
 	}
-	return l.iptables(ctx, n.NSPath, n.Name, "-F", "FORWARD")
+	if err := l.iptables(ctx, n.NSPath, n.Name, "-F", "FORWARD"); err != nil {
+		return err
+	}
+	return l.ip6tables(ctx, n.NSPath, n.Name, "-F", "FORWARD")
 }
 
 // iptables runs iptables -w args in the lab namespace at nsPath (called
 // name in errors).
 func (l *Lab) iptables(ctx context.Context, nsPath, name string, args ...string) error {
-	bin, err := lookPath("iptables", "iptables")
+	return l.xtables(ctx, "iptables", nsPath, name, args...)
+}
+
+// ip6tables is iptables for IPv6.
+func (l *Lab) ip6tables(ctx context.Context, nsPath, name string, args ...string) error {
+	return l.xtables(ctx, "ip6tables", nsPath, name, args...)
+}
+
+func (l *Lab) xtables(ctx context.Context, prog, nsPath, name string, args ...string) error {
+	bin, err := lookPath(prog, "iptables")
 	if err != nil {
-		return fmt.Errorf("iptables %s in %s: %w", strings.Join(args, " "), name, err)
+		return fmt.Errorf("%s %s in %s: %w", prog, strings.Join(args, " "), name, err)
 	}
 	if out, err := l.Command(ctx, nsPath, bin, append([]string{"-w"}, args...)...).CombinedOutput(); err != nil {
-		return fmt.Errorf("iptables %s in %s: %w%s", strings.Join(args, " "), name, err, QuoteOutput(out))
+		return fmt.Errorf("%s %s in %s: %w%s", prog, strings.Join(args, " "), name, err, QuoteOutput(out))
 	}
 	return nil
 }
@@ -131,6 +144,9 @@ func faultRules(f Faults, t Layout) []byte {
 	var b bytes.Buffer
 	b.Grow(64 * (f.ForwardRules + 4))
 	b.WriteString("*filter\n")
+	if f.DenyICMP {
+		b.WriteString(denyICMPRule(pods, "icmp --icmp-type echo-request"))
+	}
 	writeLossRule(&b, "forward-request", "-i "+pods+" -p icmp --icmp-type echo-request", f.ForwardRequestLoss)
 	writeLossRule(&b, "forward-reply", "-o "+pods+" -p icmp --icmp-type echo-reply", f.ForwardReplyLoss)
 	for i := range f.ForwardRules {
@@ -139,6 +155,23 @@ func faultRules(f Faults, t Layout) []byte {
 	}
 	b.WriteString("COMMIT\n")
 	return b.Bytes()
+}
+
+// DenyRuleComment is the comment of the rules that drop ICMP for
+// Faults.DenyICMP: `iptables -L FORWARD -v` counts what they dropped.
+const DenyRuleComment = "cnitrace deny icmp"
+
+// denyICMPRule is the FORWARD rule dropping the echo requests (proto: the
+// -p match) forwarded in from the pod side pods, as a NetworkPolicy
+// denying ICMP to node 1's pods' egress does.
+func denyICMPRule(pods, proto string) string {
+	return fmt.Sprintf("-A FORWARD -i %s -p %s -m comment --comment %q -j DROP\n", pods, proto, DenyRuleComment)
+}
+
+// denyICMP6Rules renders the ip6tables-restore input (for --noflush) that
+// drops the ICMPv6 echo requests node 1 forwards in from its pod side.
+func denyICMP6Rules(t Layout) []byte {
+	return []byte("*filter\n" + denyICMPRule(t.wiring().podSide, "ipv6-icmp --icmpv6-type echo-request") + "COMMIT\n")
 }
 
 // writeLossRule writes a rule dropping the fraction p of the forwarded

@@ -39,6 +39,25 @@ type Faults struct {
 	// ForwardRules loads this many non-matching rules into node 1's FORWARD
 	// chain, after the loss rules, as BloatForward does.
 	ForwardRules int
+	// DenyICMP drops every ICMP (and ICMPv6) echo request node 1 forwards
+	// in from its pod side, as a NetworkPolicy that allows its pods only
+	// TCP and UDP does: a DROP rule first in node 1's FORWARD chain (and
+	// ip6tables' FORWARD). Like Calico's and Cilium's policy verdicts it
+	// drops rather than rejects, so a ping times out and says nothing.
+	DenyICMP bool
+}
+
+// Denials is what --deny accepts: the traffic a policy fault can deny.
+var Denials = []string{"icmp"}
+
+// SetDeny records one --deny value: "icmp" sets DenyICMP. It has the
+// signature flag.Func wants.
+func (f *Faults) SetDeny(s string) error {
+	if s != "icmp" {
+		return fmt.Errorf("cannot deny %q: want icmp (echo requests forwarded from node 1's pods are dropped)", s)
+	}
+	f.DenyICMP = true
+	return nil
 }
 
 // Network is what the wire does to each direction of the traffic between
@@ -211,6 +230,9 @@ func (f Faults) Flags() []string {
 	out = appendPair(out, "--loss", "pod", formatFraction(f.PodRequestLoss), formatFraction(f.PodReplyLoss))
 	if f.ForwardRules > 0 {
 		out = append(out, "--bloat", strconv.Itoa(f.ForwardRules))
+	}
+	if f.DenyICMP {
+		out = append(out, "--deny", "icmp")
 	}
 	return out
 }

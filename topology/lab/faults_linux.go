@@ -8,8 +8,10 @@ import (
 
 // runState is what a Lab holds beyond its namespaces.
 type runState struct {
-	borrowed bool     // from Open: Close releases handles, removes nothing
-	line     *lineRun // the delay line running in this process, if any
+	borrowed bool            // from Open: Close releases handles, removes nothing
+	line     *lineRun        // the delay line running in this process, if any
+	backends *backendServers // the backends' TCP servers running in this process, if any
+	runDir   bool            // this lab created RunDir: Close stops its processes and removes it
 }
 
 // lineRun is a delay line running in this process, owned by a Lab.
@@ -27,8 +29,9 @@ func (f Faults) forwardLoss() bool { return f.ForwardRequestLoss > 0 || f.Forwar
 func (f Faults) podLoss() bool { return f.PodRequestLoss > 0 || f.PodReplyLoss > 0 }
 
 // SetFaults replaces the lab's faults with f, on a standing lab: it stops
-// the delay line, flushes node 1's FORWARD chain (rules loaded by
-// BloatForward go too) and its pod's filter table, puts the wire between the nodes or takes it out
+// the delay line, flushes node 1's FORWARD chains, iptables' and
+// ip6tables' (rules loaded by BloatForward go too), and its pod's filter
+// table, puts the wire between the nodes or takes it out
 // as f needs, loads f's FORWARD rules and starts the delay line again
 // with f.Network. SetFaults(ctx, Faults{}) returns the lab to how Up
 // builds it without faults. It needs iptables in PATH. When it fails, the
@@ -62,7 +65,7 @@ func (l *Lab) SetFaults(ctx context.Context, f Faults) error {
 // applyFaults loads f's FORWARD rules into node 1 and starts the delay
 // line if the lab has a wire; the wire must already be as f needs it.
 func (l *Lab) applyFaults(ctx context.Context, f Faults) error {
-	if f.forwardLoss() || f.ForwardRules > 0 {
+	if f.forwardLoss() || f.ForwardRules > 0 || f.DenyICMP {
 		if err := l.loadFaultRules(ctx, f); err != nil {
 			return err
 		}
@@ -87,6 +90,11 @@ func (l *Lab) loadFaultRules(ctx context.Context, f Faults) error {
 	n := l.Nodes[0]
 	if err := l.restore(ctx, n.NSPath, n.Name, faultRules(f, l.Layout)); err != nil {
 		return fmt.Errorf("load fault rules: %w", err)
+	}
+	if f.DenyICMP {
+		if err := l.restore6(ctx, n.NSPath, n.Name, denyICMP6Rules(l.Layout)); err != nil {
+			return fmt.Errorf("load fault rules: %w", err)
+		}
 	}
 	return nil
 }

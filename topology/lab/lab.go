@@ -61,10 +61,16 @@ type Config struct {
 	Layout Layout
 	// Faults are set up once the lab is built (see Lab.SetFaults).
 	Faults Faults
-	// Service makes every node DNAT ServiceAddr to node 2's pod, as a
-	// ClusterIP Service with that pod as its only endpoint. It needs
-	// iptables.
+	// Service gives the lab a ClusterIP Service at ServiceAddr, its rules
+	// on every node, built as ServiceMode says. It needs iptables (nft for
+	// ServiceNFTables).
 	Service bool
+	// ServiceMode says how the nodes build the Service; empty means
+	// ServiceDNAT, every protocol DNATed to node 2's pod. In the kube-proxy
+	// modes (ServiceIPTables, ServiceNFTables) the Service translates
+	// ServicePorts only, to node 2's pod and sibling, and the pods run
+	// their backends (Backends). It needs Service.
+	ServiceMode ServiceMode
 	// External adds the namespace <name>-ext, a host outside the cluster
 	// at ExternalAddr behind node 1's ExternalLink, toward which node 1
 	// masquerades pod traffic. It needs iptables.
@@ -72,6 +78,15 @@ type Config struct {
 	// WireCommand, when set, runs the delay line in a background process
 	// (see Lab.WireCommand) instead of in this one.
 	WireCommand func(lab string, n Network) *exec.Cmd
+	// Backends makes every pod serve: TCP on BackendPort (answered by the
+	// lab itself) and DNS on DNSPort (dnsmasq, from the Debian package
+	// dnsmasq-base, authoritative for DNSZone), on each of its addresses
+	// and nowhere else. A Service in a kube-proxy mode implies it. Their
+	// pid files and logs are in RunDir; Close and Down stop them.
+	Backends bool
+	// BackendCommand, when set, runs the TCP servers in a background
+	// process (see Lab.BackendCommand) instead of in this one.
+	BackendCommand func(lab string) *exec.Cmd
 }
 
 // Lab is a standing lab. Its handles are open until Close.
@@ -82,8 +97,11 @@ type Lab struct {
 	Wire   *Wire   // nil unless a network fault put the wire between the nodes
 	// Service is ServiceAddr when the nodes DNAT it (Config.Service), else
 	// invalid. A lab from Open does not know and leaves it invalid.
-	Service  netip.Addr
-	External *External // nil unless Config.External
+	Service netip.Addr
+	// ServiceMode is how the nodes build the Service (never empty when
+	// Service is valid), "" without one.
+	ServiceMode ServiceMode
+	External    *External // nil unless Config.External
 
 	// Faults are the faults as last set by Up or SetFaults. A lab from
 	// Open does not know those set by another process and starts at zero.
@@ -98,6 +116,18 @@ type Lab struct {
 	// the delay line runs in this process, on goroutines the Lab owns,
 	// until Close.
 	WireCommand func(lab string, n Network) *exec.Cmd
+
+	// Backends reports whether the pods serve BackendPort and DNSPort
+	// (Config.Backends); Open tells by RunDir.
+	Backends bool
+	// BackendCommand, when set, says how to run the backends' TCP servers
+	// out of this process, as WireCommand does for the delay line: it
+	// returns the command that runs ServeBackends(ctx, lab) (`cnitrace-lab
+	// backends`), which Up starts detached with its pid in BackendPIDFile
+	// and its stderr in BackendLogFile; Down and Close stop it. When nil,
+	// they run on goroutines the Lab owns, until Close. The DNS servers
+	// are always processes of their own.
+	BackendCommand func(lab string) *exec.Cmd
 
 	created []string // namespaces this lab pinned, in creation order
 	marked  bool     // this lab created its MarkerFile

@@ -41,7 +41,15 @@ func up(ctx context.Context, cfg Config, fail func(step string) error) (_ *Lab, 
 	if err := cfg.Faults.Validate(); err != nil {
 		return nil, fmt.Errorf("build lab %s: %w", name, err)
 	}
-	l := &Lab{Name: name, Layout: cfg.Layout.orDefault(), WireCommand: cfg.WireCommand}
+	if err := cfg.ServiceMode.Validate(); err != nil {
+		return nil, fmt.Errorf("build lab %s: %w", name, err)
+	}
+	if cfg.ServiceMode != "" && !cfg.Service {
+		return nil, fmt.Errorf("build lab %s: service mode %s without a Service (set Config.Service)", name, cfg.ServiceMode)
+	}
+	l := &Lab{Name: name, Layout: cfg.Layout.orDefault(), WireCommand: cfg.WireCommand, BackendCommand: cfg.BackendCommand}
+	kubeProxy := cfg.Service && cfg.ServiceMode.KubeProxy()
+	backends, hairpin := cfg.Backends || kubeProxy, kubeProxy
 	for i := 1; i <= nodeCount; i++ {
 		l.Nodes = append(l.Nodes, newNode(name, i))
 	}
@@ -60,14 +68,15 @@ func up(ctx context.Context, cfg Config, fail func(step string) error) (_ *Lab, 
 	steps := []step{
 		{"mark the lab as ours", l.mark},
 		{"create namespaces", l.createNamespaces},
-		{"set up node 1", func() error { return l.setupNode(n1) }},
-		{"set up node 2", func() error { return l.setupNode(n2) }},
+		{"set up node 1", func() error { return l.setupNode(n1, hairpin) }},
+		{"set up node 2", func() error { return l.setupNode(n2, hairpin) }},
 		{"connect nodes", l.connectNodes},
 		{"set up overlay on node 1", func() error { return l.setupOverlay(n1, n2) }},
 		{"set up overlay on node 2", func() error { return l.setupOverlay(n2, n1) }},
-		{"set up service", func() error { return ifSet(cfg.Service, func() error { return l.setupService(ctx) }) }},
+		{"set up service", func() error { return ifSet(cfg.Service, func() error { return l.setupService(ctx, cfg.ServiceMode) }) }},
 		{"set up external host", func() error { return ifSet(cfg.External, func() error { return l.setupExternal(ctx) }) }},
 		{"wait for links", func() error { return l.waitLinksUp(ctx) }},
+		{"start backends", func() error { return ifSet(backends, func() error { return l.startBackends(ctx) }) }},
 		{"set up faults", func() error { return l.applyFaults(ctx, cfg.Faults) }},
 	}
 	for _, s := range steps {
@@ -178,9 +187,18 @@ func (l *Lab) Close() error {
 		errs = append(errs, run.line.Close()) // Run's error is moot now
 		l.run.line = nil
 	}
+	l.run.backends.stop()
+	l.run.backends = nil
 	if !l.run.borrowed {
 		if _, err := stopWireProcess(l.Name); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if l.run.runDir {
+		if _, err := stopBackends(l.Name); err != nil {
+			errs = append(errs, err)
+		} else {
+			l.run.runDir = false
 		}
 	}
 	if l.Wire != nil {
@@ -233,6 +251,11 @@ func Down(name string) error {
 	if err != nil {
 		return fmt.Errorf("remove lab %s: %w", name, err)
 	}
+	ran, err := stopBackends(name)
+	if err != nil {
+		return fmt.Errorf("remove lab %s: %w", name, err)
+	}
+	found = found || ran
 	var errs []error
 	for _, ns := range nsNames(name) {
 		if _, err := os.Lstat(filepath.Join(NamedNetNSDir, ns)); err != nil {
@@ -255,13 +278,17 @@ func Down(name string) error {
 
 // List returns the names of the labs this tool built that are standing,
 // sorted: those with a marker in StateDir, whatever their name, and those
-// with a background delay line's pid file (a failed rerun of lab up can
-// leave one without namespaces, which still needs a Down).
+// with a background delay line's pid file or a RunDir (a failed rerun of
+// lab up can leave one without namespaces, which still needs a Down).
 func List() ([]string, error) {
 	var names []string
-	for _, suffix := range []string{".lab", ".wire.pid"} {
+	for _, suffix := range []string{".lab", ".wire.pid", ""} {
 		found, err := listNames(StateDir, func(f string) (string, bool) {
 			name, ok := strings.CutSuffix(f, suffix)
+			if suffix == "" {
+				fi, err := os.Lstat(filepath.Join(StateDir, f))
+				ok = err == nil && fi.IsDir()
+			}
 			return name, ok && ValidateName(name) == nil
 		})
 		if err != nil {

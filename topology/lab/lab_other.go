@@ -75,3 +75,9 @@ func NewNamedNetNS(dir, name string) (*topology.NetNS, error) {
 
 // RemoveNamedNetNS is not supported on this system.
 func RemoveNamedNetNS(dir, name string) error { return unsupported("remove netns") }
+
+// ServeBackends is not supported on this system.
+func ServeBackends(ctx context.Context, name string) error { return unsupported("serve backends") }
+
+// Processes is not supported on this system.
+func Processes(name string) ([]int, error) { return nil, unsupported("list processes") }

@@ -24,18 +24,25 @@ func withHandle(ns *topology.NetNS, name string, fn func(h *netlink.Handle) erro
 }
 
 // setupNode turns n's namespace into a node of l's layout, without the
-// overlay.
-func (l *Lab) setupNode(n *Node) error {
+// overlay. On the flannel layout, hairpin puts the bridge ports in hairpin
+// mode.
+func (l *Lab) setupNode(n *Node, hairpin bool) error {
 	if l.Layout == LayoutRouted {
 		return n.setupRouted()
 	}
-	return n.setup()
+	return n.setup(hairpin)
 }
 
 // setup turns the node namespace into a flannel node without the overlay:
 // lo up, IPv4 and IPv6 forwarding on, bridge cni0, each pod on a veth pair,
 // and permanent IPv6 neighbour entries between each pod and the bridge.
-func (n *Node) setup() error {
+// With hairpin the veths are ports in hairpin mode, as the CNI bridge
+// plugin sets them with flannel's "hairpinMode": true: a frame may leave
+// by the port it came in on, which a pod needs to reach itself through a
+// Service (DNATed back to it, masqueraded). Hairpin mode also reflects a
+// pod's broadcasts back to it, which is why a lab without a kube-proxy
+// Service goes without it.
+func (n *Node) setup(hairpin bool) error {
 	if err := n.sysctls(); err != nil {
 		return err
 	}
@@ -49,8 +56,14 @@ func (n *Node) setup() error {
 			return err
 		}
 		for _, p := range n.pods() {
-			if _, err := n.addPodVeth(h, p, "veth", bridge.Attrs().Index, nil); err != nil {
+			veth, err := n.addPodVeth(h, p, "veth", bridge.Attrs().Index, nil)
+			if err != nil {
 				return err
+			}
+			if hairpin {
+				if err := h.LinkSetHairpin(veth, true); err != nil {
+					return fmt.Errorf("set hairpin mode on %s in %s: %w", veth.Attrs().Name, n.Name, err)
+				}
 			}
 		}
 		// Read only now: a bridge without a MAC of its own takes its

@@ -63,6 +63,9 @@ func Open(name string) (_ *Lab, err error) {
 		}
 		l.External = e
 	}
+	if fi, err := os.Stat(RunDir(name)); err == nil && fi.IsDir() {
+		l.Backends = true
+	}
 	w := newWire(name)
 	if pinned(w.NSPath) {
 		if w.NS, err = openLabNS(name, w.NSPath); err != nil {

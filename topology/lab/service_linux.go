@@ -11,15 +11,40 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// setupService loads the Service's DNAT rules into every node.
-func (l *Lab) setupService(ctx context.Context) error {
-	backend := l.Nodes[1].Pod.Addr
+// setupService loads the Service's rules into every node, as mode builds
+// them: kube-proxy's rules are on every node of a cluster.
+func (l *Lab) setupService(ctx context.Context, mode ServiceMode) error {
+	l.Service, l.ServiceMode = ServiceAddr, mode.orDefault()
+	eps := l.ServiceEndpoints()
 	for _, n := range l.Nodes {
-		if err := l.restore(ctx, n.NSPath, n.Name, serviceRules(backend)); err != nil {
-			return fmt.Errorf("set up service %s: %w", ServiceAddr, err)
+		var err error
+		switch l.ServiceMode {
+		case ServiceIPTables:
+			err = l.restore(ctx, n.NSPath, n.Name, iptablesServiceRules(ServiceAddr, eps))
+		case ServiceNFTables:
+			err = l.nft(ctx, n.NSPath, n.Name, nftablesServiceRules(ServiceAddr, eps))
+		default:
+			err = l.restore(ctx, n.NSPath, n.Name, serviceRules(eps[0]))
+		}
+		if err != nil {
+			return fmt.Errorf("set up service %s (%s mode): %w", ServiceAddr, l.ServiceMode, err)
 		}
 	}
-	l.Service = ServiceAddr
+	return nil
+}
+
+// nft loads rules with `nft -f -` in the lab namespace at nsPath (called
+// name in errors), as one transaction.
+func (l *Lab) nft(ctx context.Context, nsPath, name string, rules []byte) error {
+	bin, err := lookPath("nft", "nftables")
+	if err != nil {
+		return fmt.Errorf("load nftables rules in %s: %w", name, err)
+	}
+	cmd := l.Command(ctx, nsPath, bin, "-f", "-")
+	cmd.Stdin = bytes.NewReader(rules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("load nftables rules in %s: %w%s", name, err, QuoteOutput(out))
+	}
 	return nil
 }
 
@@ -81,7 +106,16 @@ func addrUp(h *netlink.Handle, ns, link string, addr netip.Addr) error {
 // restore appends rules with iptables-restore --noflush in the lab
 // namespace at nsPath (called name in errors).
 func (l *Lab) restore(ctx context.Context, nsPath, name string, rules []byte) error {
-	bin, err := lookPath("iptables-restore", "iptables")
+	return l.restoreWith(ctx, "iptables-restore", nsPath, name, rules)
+}
+
+// restore6 is restore for IPv6, with ip6tables-restore.
+func (l *Lab) restore6(ctx context.Context, nsPath, name string, rules []byte) error {
+	return l.restoreWith(ctx, "ip6tables-restore", nsPath, name, rules)
+}
+
+func (l *Lab) restoreWith(ctx context.Context, prog, nsPath, name string, rules []byte) error {
+	bin, err := lookPath(prog, "iptables")
 	if err != nil {
 		return fmt.Errorf("load rules in %s: %w", name, err)
 	}

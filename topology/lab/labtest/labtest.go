@@ -9,6 +9,7 @@ import (
 	"errors"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -82,8 +83,10 @@ func Require(t testing.TB) {
 }
 
 // CheckGone reports an error for every entry of lab.NamedNetNSDir that
-// belongs to the lab called name, for its marker, and for the pid file or
-// log of its background delay line.
+// belongs to the lab called name, for its marker, for the pid file or log
+// of its background delay line, for its lab.RunDir (the backends' pid
+// files and logs) and for every process still running for it (its delay
+// line, backends or DNS servers: lab.Processes).
 func CheckGone(t testing.TB, name string) {
 	t.Helper()
 	entries, err := os.ReadDir(lab.NamedNetNSDir)
@@ -96,10 +99,18 @@ func CheckGone(t testing.TB, name string) {
 			t.Errorf("netns %s of lab %s still pinned in %s", e.Name(), name, lab.NamedNetNSDir)
 		}
 	}
-	for _, f := range []string{lab.WirePIDFile(name), lab.WireLogFile(name), lab.MarkerFile(name)} {
+	for _, f := range []string{lab.WirePIDFile(name), lab.WireLogFile(name), lab.MarkerFile(name), lab.RunDir(name)} {
 		if _, err := os.Lstat(f); err == nil {
 			t.Errorf("%s of lab %s is left behind", f, name)
 		}
+	}
+	pids, err := lab.Processes(name)
+	if err != nil {
+		t.Errorf("list the processes of lab %s: %v", name, err)
+	}
+	for _, pid := range pids {
+		cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		t.Errorf("process %d of lab %s is still running: %s", pid, name, strings.ReplaceAll(strings.TrimSpace(string(cmdline)), "\x00", " "))
 	}
 }
 
