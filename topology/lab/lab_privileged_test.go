@@ -224,7 +224,9 @@ func TestPrivilegedDown(t *testing.T) {
 // TestHelperUpAndExit is TestPrivilegedDown's child: it builds a lab and
 // drops it, so the process exits with the lab standing. With
 // CNITRACE_LAB_HELPER_DELAY, the lab has a wire with that delay, whose
-// delay line runs in a background process (helperWireCommand).
+// delay line runs in a background process (helperWireCommand); with
+// CNITRACE_LAB_HELPER_SERVICE, a Service in that mode, whose backends'
+// TCP servers run in one too (helperBackendCommand).
 func TestHelperUpAndExit(t *testing.T) {
 	name := os.Getenv("CNITRACE_LAB_HELPER_NAME")
 	if name == "" {
@@ -236,6 +238,9 @@ func TestHelperUpAndExit(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg.WireCommand = helperWireCommand
+	}
+	if m := os.Getenv("CNITRACE_LAB_HELPER_SERVICE"); m != "" {
+		cfg.Service, cfg.ServiceMode, cfg.BackendCommand = true, lab.ServiceMode(m), helperBackendCommand
 	}
 	if _, err := lab.Up(t.Context(), cfg); err != nil {
 		t.Fatal(err)
