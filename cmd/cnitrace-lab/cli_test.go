@@ -24,7 +24,7 @@ func TestHelpNamesEveryCommand(t *testing.T) {
 		if code != cli.ExitOK {
 			t.Errorf("%v: exit code %d, want 0", args, code)
 		}
-		for _, want := range []string{"cnitrace-lab up", "cnitrace-lab fault", "cnitrace-lab down", "cnitrace-lab list", "cnitrace-lab demo", "--layout"} {
+		for _, want := range []string{"cnitrace-lab up", "cnitrace-lab fault", "cnitrace-lab down", "cnitrace-lab list", "cnitrace-lab demo", "--layout", "--service-mode", "--backends", "--deny icmp"} {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("%v: usage does not show %q:\n%s", args, want, stdout)
 			}

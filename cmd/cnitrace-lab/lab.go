@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -14,15 +15,16 @@ import (
 )
 
 // faultSynopsis is the fault flags' synopsis; docs/lab.md explains them.
-const faultSynopsis = "[--delay WHERE=DURATION]... [--loss WHERE=P]... [--bloat N]"
+const faultSynopsis = "[--delay WHERE=DURATION]... [--loss WHERE=P]... [--bloat N] [--deny icmp]"
 
-// addFaultFlags adds --delay, --loss and --bloat, which fill f.
+// addFaultFlags adds --delay, --loss, --bloat and --deny, which fill f.
 func addFaultFlags(fs *flag.FlagSet, f *lab.Faults) {
 	fs.Func("delay", "delay frames on the network between the nodes: `WHERE=DURATION`, WHERE network, network-request or network-reply, "+
 		"DURATION like 2ms, 500us or 0 (at most 1s); repeatable", f.SetDelay)
 	fs.Func("loss", "drop packets at random: `WHERE=P`, WHERE network[-request|-reply] (frames between the nodes) or "+
 		"forward[-request|-reply] (ICMP in node 1's FORWARD chain) or pod[-request|-reply] (in node 1's pod: OUTPUT, INPUT), P like 0.05 or 5%; repeatable", f.SetLoss)
 	fs.IntVar(&f.ForwardRules, "bloat", 0, fmt.Sprintf("load `N` non-matching rules into node 1's FORWARD chain (0 to %d)", lab.MaxBloatRules))
+	fs.Func("deny", "deny `icmp` as a NetworkPolicy does: node 1's FORWARD chains DROP the echo requests of its pods (TCP and UDP pass)", f.SetDeny)
 }
 
 // checkFaults turns an out-of-range fault (only --bloat can be) into a
@@ -66,13 +68,31 @@ func wireCommand() (func(string, lab.Network) *exec.Cmd, error) {
 	}, nil
 }
 
+// backendCommand returns how the lab runs its backends' TCP servers in
+// the background: this binary again, as `cnitrace-lab backends`.
+func backendCommand() (func(string) *exec.Cmd, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find own executable for the background backends: %w", err)
+	}
+	return func(name string) *exec.Cmd { return exec.Command(exe, "backends", "--lab", name) }, nil
+}
+
 func labUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := lab.Config{}
-	const synopsis = "[--name NAME] " + layoutSynopsis + " [--service] [--external] " + faultSynopsis
+	const synopsis = "[--name NAME] " + layoutSynopsis + " [--service] [--service-mode M] [--backends] [--external] " + faultSynopsis
 	fs := cli.NewFlagSet("up")
 	fs.StringVar(&cfg.Name, "name", "", "lab `name` (default: cnitrace-<random>); [a-z0-9-], at most 24 characters")
 	addLayoutFlag(fs, &cfg.Layout, stderr)
-	fs.BoolVar(&cfg.Service, "service", false, "DNAT the ClusterIP-style address "+lab.ServiceAddr.String()+" to node 2's pod on every node (iptables nat, as kube-proxy)")
+	fs.BoolVar(&cfg.Service, "service", false, "a ClusterIP Service at "+lab.ServiceAddr.String()+", its rules on every node (see --service-mode)")
+	fs.Func("service-mode", "how the nodes build the Service (implies --service): `dnat` (every protocol, ICMP too, DNATed to node 2's pod; the default), "+
+		"iptables or nftables (as kube-proxy's modes: TCP 80 and UDP 53 only, over node 2's two pods, which serve; ICMP is not translated)", func(s string) error {
+		m, err := lab.ParseServiceMode(s)
+		cfg.Service, cfg.ServiceMode = true, m
+		return err
+	})
+	fs.BoolVar(&cfg.Backends, "backends", false, fmt.Sprintf("every pod serves TCP %d (it answers with its address) and DNS on port %d (dnsmasq, zone %s); "+
+		"--service-mode iptables or nftables implies it", lab.BackendPort, lab.DNSPort, lab.DNSZone))
 	fs.BoolVar(&cfg.External, "external", false, "add an external host "+lab.ExternalAddr.String()+" behind node 1's "+lab.ExternalLink+", which masquerades pod traffic to it")
 	addFaultFlags(fs, &cfg.Faults)
 	if err := cli.ParseFlags(program, fs, args, synopsis, stdout); err != nil {
@@ -90,6 +110,9 @@ func labUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.WireCommand, err = wireCommand(); err != nil {
 		return err
 	}
+	if cfg.BackendCommand, err = backendCommand(); err != nil {
+		return err
+	}
 	fmt.Fprintln(stderr, "cnitrace-lab: building the two-node lab...")
 	l, err := lab.Up(ctx, cfg)
 	if err != nil {
@@ -104,14 +127,43 @@ func labUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	printFaults(stdout, l)
 	fmt.Fprintf(stdout, "trace across it:\n  cnitrace trace %s\n", strings.Join(l.TraceArgs(), " "))
 	source := l.TraceArgs()[:4] // --netns POD --node-netns NODE
-	if l.Service.IsValid() {
+	printBackends(stdout, l)
+	if l.Service.IsValid() && !l.ServiceMode.KubeProxy() {
 		fmt.Fprintf(stdout, "through the service (DNAT to %s):\n  cnitrace trace %s --to %s\n", n2.Pod.Addr, strings.Join(source, " "), l.Service)
+	}
+	if l.ServiceMode.KubeProxy() {
+		printKubeProxyService(stdout, l)
 	}
 	if l.External != nil {
 		fmt.Fprintf(stdout, "out of the cluster (MASQUERADE on %s):\n  cnitrace trace %s --to %s\n", lab.ExternalLink, strings.Join(source, " "), l.External.Addr)
 	}
 	fmt.Fprintf(stdout, "remove it:\n  cnitrace-lab down %s\n", l.Name)
 	return nil
+}
+
+// printBackends says what the pods of l serve and where their pid files
+// are.
+func printBackends(stdout io.Writer, l *lab.Lab) {
+	if !l.Backends {
+		return
+	}
+	fmt.Fprintf(stdout, "backends: every pod serves TCP %d (answers with its address) and DNS on %d (dnsmasq, zone %s, %s names the pod); pid files in %s/\n",
+		lab.BackendPort, lab.DNSPort, lab.DNSZone, lab.WhoamiName, lab.RunDir(l.Name))
+}
+
+// printKubeProxyService says how the kube-proxy-style Service of l
+// translates, and how to try it.
+func printKubeProxyService(stdout io.Writer, l *lab.Lab) {
+	var ports []string
+	for _, p := range lab.ServicePorts {
+		var eps []string
+		for _, ep := range l.ServiceEndpoints() {
+			eps = append(eps, netip.AddrPortFrom(ep, p.TargetPort).String())
+		}
+		ports = append(ports, fmt.Sprintf("%s/%d -> %s", p.Protocol, p.Port, strings.Join(eps, " ")))
+	}
+	fmt.Fprintf(stdout, "service %s (kube-proxy %s mode): %s; ICMP is not translated\n", l.Service, l.ServiceMode, strings.Join(ports, ", "))
+	fmt.Fprintf(stdout, "  ip netns exec %s dig +short @%s %s\n", l.Nodes[0].Pod.Name, l.Service, lab.WhoamiName)
 }
 
 // printFaults says which faults l has and where its delay line runs.
@@ -182,12 +234,30 @@ func labWire(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := cli.ParseFlags(program, fs, args, "--lab NAME [--delay WHERE=DURATION]... [--loss WHERE=P]...", stdout); err != nil {
 		return err
 	}
-	if name == "" || f.ForwardRequestLoss != 0 || f.ForwardReplyLoss != 0 || f.ForwardRules != 0 {
+	if name == "" || f.ForwardRequestLoss != 0 || f.ForwardReplyLoss != 0 || f.ForwardRules != 0 || f.DenyICMP {
 		return cli.Usagef("wire: give --lab NAME, and only network delays and losses")
 	}
 	fmt.Fprintf(stderr, "cnitrace-lab: delay line of lab %s running (pid %d): %s\n", name, os.Getpid(), strings.Join(f.Flags(), " "))
 	stats, err := lab.ServeWire(ctx, name, f.Network)
 	fmt.Fprintf(stderr, "cnitrace-lab: delay line of lab %s stopped: %v\n", name, stats)
+	return err
+}
+
+// labBackends serves the TCP backends of a standing lab until SIGINT or
+// SIGTERM: the background process lab up starts.
+func labBackends(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var name string
+	fs := cli.NewFlagSet("backends")
+	fs.StringVar(&name, "lab", "", "`name` of the lab whose backends to serve")
+	if err := cli.ParseFlags(program, fs, args, "--lab NAME", stdout); err != nil {
+		return err
+	}
+	if name == "" {
+		return cli.Usagef("backends: give --lab NAME")
+	}
+	fmt.Fprintf(stderr, "cnitrace-lab: backends of lab %s serving TCP %d (pid %d)\n", name, lab.BackendPort, os.Getpid())
+	err := lab.ServeBackends(ctx, name)
+	fmt.Fprintf(stderr, "cnitrace-lab: backends of lab %s stopped\n", name)
 	return err
 }
 

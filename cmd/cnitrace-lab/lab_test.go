@@ -34,6 +34,11 @@ func TestLabFaultFlags(t *testing.T) {
 		{"wire without a lab", []string{"wire", "--delay", "network=1ms"}, []string{"--lab NAME"}},
 		{"wire with forward loss", []string{"wire", "--lab", "cnitrace-ab12cd", "--loss", "forward=0.1"}, []string{"only network delays and losses"}},
 		{"unknown command", []string{"break"}, []string{`unknown command "break"`, "fault"}},
+		{"unknown service mode", []string{"up", "--service-mode", "ipvs"}, []string{"-service-mode", `unknown service mode "ipvs" (want dnat, iptables, nftables)`}},
+		{"deny what is not icmp", []string{"up", "--deny", "tcp"}, []string{"-deny", `cannot deny "tcp": want icmp`}},
+		{"fault deny what is not icmp", []string{"fault", "cnitrace-ab12cd", "--deny", "udp"}, []string{"-deny", "want icmp"}},
+		{"wire with a deny", []string{"wire", "--lab", "cnitrace-ab12cd", "--deny", "icmp"}, []string{"only network delays and losses"}},
+		{"backends without a lab", []string{"backends"}, []string{"backends: give --lab NAME"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,7 +68,7 @@ func TestLabHelpListsFaultFlags(t *testing.T) {
 		if code != cli.ExitOK {
 			t.Errorf("%s --help: exit code %d, want 0", cmd, code)
 		}
-		for _, want := range []string{"--delay WHERE=DURATION", "--loss WHERE=P", "--bloat N", "-delay", "-loss", "-bloat"} {
+		for _, want := range []string{"--delay WHERE=DURATION", "--loss WHERE=P", "--bloat N", "--deny icmp", "-delay", "-loss", "-bloat", "-deny"} {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("%s --help does not show %s:\n%s", cmd, want, stdout)
 			}
@@ -71,5 +76,18 @@ func TestLabHelpListsFaultFlags(t *testing.T) {
 	}
 	if _, stdout, _ := runCLI(t, "fault", "--help"); !strings.Contains(stdout, "-clear") {
 		t.Errorf("fault --help does not document --clear:\n%s", stdout)
+	}
+}
+
+// up documents the Service's modes and the backends.
+func TestLabUpHelpListsServiceModes(t *testing.T) {
+	code, stdout, _ := runCLI(t, "up", "--help")
+	if code != cli.ExitOK {
+		t.Fatalf("up --help: exit code %d, want 0", code)
+	}
+	for _, want := range []string{"[--service-mode M]", "[--backends]", "-service-mode dnat", "iptables or nftables", "-backends"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("up --help does not show %s:\n%s", want, stdout)
+		}
 	}
 }

@@ -34,8 +34,9 @@ Usage:
   cnitrace-lab demo [trace flags] [--layout L] [faults]            build a lab, run cnitrace trace across it, remove it
 
 Layouts: --layout flannel (bridge, the default) | routed (Calico-style proxy-ARP veths, no bridge)
-Extras: --service (a ClusterIP DNATed to node 2's pod)  --external (a host behind MASQUERADE)
-Faults: --delay network=2ms  --loss forward-request=0.2  --loss pod-request=0.3  --loss network=5%  --bloat 20000
+Extras: --service (a ClusterIP DNATed to node 2's pod)  --service-mode iptables|nftables (as kube-proxy: TCP and UDP
+        to two serving pods)  --backends (every pod serves TCP 8080 and DNS)  --external (a host behind MASQUERADE)
+Faults: --delay network=2ms  --loss forward-request=0.2  --loss pod-request=0.3  --loss network=5%  --bloat 20000  --deny icmp
 (see 'cnitrace-lab up --help' and docs/lab.md)
 
 Run 'cnitrace-lab COMMAND --help' for the flags of a command.
@@ -76,6 +77,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return labDemo(ctx, args[1:], stdout, stderr)
 	case "wire": // hidden: the background delay line that up and fault start
 		return labWire(ctx, args[1:], stdout, stderr)
+	case "backends": // hidden: the background TCP servers of the pods that up starts
+		return labBackends(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usageText)
 		return nil
