@@ -1,0 +1,66 @@
+package probe
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// icmpErrOOB is the control data of an ICMP error on an IPv4 socket's
+// error queue: IP_RECVERR with struct sock_extended_err (errno, origin
+// ICMP, type, code) and the sender as a sockaddr_in.
+func icmpErrOOB(typ, code uint8, from netip.Addr) []byte {
+	ee := extErr(unix.SO_EE_ORIGIN_ICMP, 0, 0)
+	binary.NativeEndian.PutUint32(ee[0:], uint32(unix.ECONNREFUSED))
+	ee[5], ee[6] = typ, code
+	binary.NativeEndian.PutUint16(ee[16:], unix.AF_INET)
+	copy(ee[20:], from.AsSlice())
+	return cmsg(unix.SOL_IP, unix.IP_RECVERR, ee)
+}
+
+func TestParseICMPErr(t *testing.T) {
+	router := netip.MustParseAddr("10.244.1.1")
+	name := &unix.SockaddrInet4{Addr: [4]byte{10, 96, 0, 10}, Port: 53}
+	e, ok := parseICMPErr(icmpErrOOB(3, 3, router), name)
+	if !ok || e.v6 || e.typ != 3 || e.code != 3 || e.from != router || e.dst != netip.MustParseAddrPort("10.96.0.10:53") {
+		t.Errorf("port unreachable: got %+v, %v", e, ok)
+	}
+	// ICMPv6 on an IPv6 socket: the offender a sockaddr_in6.
+	ee := extErr(unix.SO_EE_ORIGIN_ICMP6, 0, 0)
+	ee[5], ee[6] = 1, 4
+	ee = append(ee, make([]byte, 12)...) // sockaddr_in6 is 28 bytes
+	binary.NativeEndian.PutUint16(ee[16:], unix.AF_INET6)
+	copy(ee[24:], netip.MustParseAddr("fd00::1").AsSlice())
+	e, ok = parseICMPErr(cmsg(unix.SOL_IPV6, unix.IPV6_RECVERR, ee), &unix.SockaddrInet6{Addr: netip.MustParseAddr("fd00::a").As16(), Port: 53})
+	if !ok || !e.v6 || e.typ != 1 || e.code != 4 || e.from != netip.MustParseAddr("fd00::1") || e.dst.Port() != 53 {
+		t.Errorf("ICMPv6 port unreachable: got %+v, %v", e, ok)
+	}
+	// A TX stamp, a local error and garbage are not ICMP errors.
+	for name, oob := range map[string][]byte{
+		"stamp":       stampOOB(stampSched, 1, time.Unix(1795579585, 0)),
+		"local error": cmsg(unix.SOL_IP, unix.IP_RECVERR, extErr(unix.SO_EE_ORIGIN_LOCAL, 0, 0)),
+		"short":       cmsg(unix.SOL_IP, unix.IP_RECVERR, make([]byte, 8)),
+		"no cmsg":     nil,
+		"truncated":   icmpErrOOB(3, 3, router)[:10],
+	} {
+		if e, ok := parseICMPErr(oob, nil); ok {
+			t.Errorf("%s: parsed %+v", name, e)
+		}
+	}
+	if a := offender([]byte{2, 0}); a.IsValid() {
+		t.Errorf("offender of 2 bytes: %v", a)
+	}
+}
+
+// FuzzParseICMPErr: no control data panics the ICMP error parser.
+func FuzzParseICMPErr(f *testing.F) {
+	f.Add(icmpErrOOB(3, 3, netip.MustParseAddr("10.0.0.1")))
+	f.Add(stampOOB(stampSoftware, 2, time.Unix(1795579585, 0)))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		parseICMPErr(b, nil)
+		offender(b)
+	})
+}
