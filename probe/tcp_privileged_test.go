@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cnitrace/cnitrace/topology"
+	"github.com/cnitrace/cnitrace/topology/lab/labtest"
 )
 
 // listenIn starts a TCP listener on port in ns that counts the
@@ -213,18 +214,46 @@ func waitGoroutines(t *testing.T, n int) {
 	}
 }
 
-// TestPrivilegedTCPNeedsNetRaw: a raw TCP socket needs CAP_NET_RAW; the
-// error says so, as a *topology.CapabilityError, with what an
-// unprivileged connect() timing would lose.
+// TestPrivilegedTCPNeedsNetRaw creates the TCP probe's sockets in a
+// throw-away netns from a thread whose effective set lacks CAP_NET_RAW
+// (capabilities are per thread; the thread is never unlocked, so it dies
+// with its reduced set): the error is a *topology.CapabilityError naming
+// CAP_NET_RAW, and says what an unprivileged connect() timing would lose.
 func TestPrivilegedTCPNeedsNetRaw(t *testing.T) {
-	err := rawTCPError(false, unix.EPERM)
+	ns := labtest.NetNS(t, "pcap")
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &data[0]); err != nil {
+			errc <- err
+			return
+		}
+		data[unix.CAP_NET_RAW/32].Effective &^= 1 << (unix.CAP_NET_RAW % 32)
+		if err := unix.Capset(&hdr, &data[0]); err != nil {
+			errc <- err
+			return
+		}
+		if err := unix.Setns(ns.Fd(), unix.CLONE_NEWNET); err != nil {
+			errc <- err
+			return
+		}
+		m, err := makeTCP(false, 1)
+		if err == nil {
+			m.Close()
+		}
+		errc <- err
+	}()
+	err := <-errc
 	var ce *topology.CapabilityError
-	if !errors.As(err, &ce) || ce.Capability != "CAP_NET_RAW" {
-		t.Fatalf("got %v, want a CapabilityError naming CAP_NET_RAW", err)
+	if !errors.As(err, &ce) || ce.Capability != "CAP_NET_RAW" || !errors.Is(err, unix.EPERM) {
+		t.Fatalf("got %v, want an EPERM CapabilityError naming CAP_NET_RAW", err)
 	}
-	for _, want := range []string{"CAP_NET_RAW", "connect()", "retransmit", "hop"} {
+	for _, want := range []string{"CAP_NET_RAW", "connect()", "retransmitted", "1s", "hop"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%q does not say %q", err, want)
 		}
 	}
+	t.Log(err)
 }
