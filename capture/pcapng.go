@@ -154,6 +154,8 @@ func (w *PcapNGWriter) packetBlock(id int, o Observation, label string) []byte {
 		b = append(b, " request"...)
 	case o.IsReply():
 		b = append(b, " reply"...)
+	case o.Proto != ProtoICMP:
+		b = append(append(b, " proto="...), o.Proto.String()...)
 	default:
 		b = strconv.AppendUint(append(b, " icmp_type="...), uint64(o.ICMPType), 10)
 	}
