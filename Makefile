@@ -14,9 +14,12 @@ export PATH := $(PATH):/usr/local/go/bin
 # they run inside lab namespaces; installing containerd starts no daemon);
 # tshark reads the pcapng of --pcap back, headless chromium (with a font to
 # draw the screenshot with) loads the HTML report, nft is what --bundle runs
-# for the ruleset.
+# for the ruleset; dnsmasq (the binary alone: dnsmasq-base starts no service in
+# the host's namespace) is the lab pods' DNS server and dig times DNS queries
+# against the UDP probes.
 TEST_TOOLS := iptables:iptables ping:iputils-ping nsenter:util-linux unshare:util-linux ip:iproute2 \
 	tshark:tshark chromium:chromium /usr/share/fonts/truetype/liberation:fonts-liberation nft:nftables \
+	dnsmasq:dnsmasq-base dig:bind9-dnsutils \
 	gcc:gcc /usr/include/stdio.h:libc6-dev capsh:libcap2-bin setcap:libcap2-bin \
 	containerd:containerd ctr:containerd containerd-shim-runc-v2:containerd runc:runc \
 	/usr/lib/cni/bridge:containernetworking-plugins /usr/lib/cni/host-local:containernetworking-plugins \
