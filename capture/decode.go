@@ -27,18 +27,23 @@ type Meta struct {
 	Dir   topology.Dir // tx or rx
 }
 
-// Decoder turns captured frames into Observations: IPv4 ICMP or IPv6
-// ICMPv6 echo packets, plain, inside VXLAN (on its UDP ports) or Geneve
-// (6081) over an IPv4 or IPv6 underlay, or inside IPIP; exactly what
-// FilterFor passes for the same link type and ports. It decodes layer by
-// layer with DecodeFromBytes into structs it reuses, so it recognises the
-// tunnels on its own port set and never relies on gopacket's global port
-// registry. It never validates checksums (design.md fact 2) and never
-// parses the probe token.
+// Decoder turns captured frames into Observations: ICMP or ICMPv6 echo
+// packets, TCP SYN probes and their SYN-ACKs and RST-ACKs, UDP and DNS
+// probes and their replies, and ICMP destination unreachables quoting a UDP
+// probe; plain, inside VXLAN (on its UDP ports) or Geneve (6081) over an
+// IPv4 or IPv6 underlay, or inside IPIP: what FilterFor passes for the same
+// link type, ports and magic. It decodes layer by layer with
+// DecodeFromBytes into structs it reuses, so it recognises the tunnels on
+// its own port set and never relies on gopacket's global port registry. It
+// never validates checksums (design.md fact 2). It finds the probe token
+// where the wire format puts it (docs/probe.md) and checks its magic where
+// that decides what the packet is (TCP and UDP); reading the run id and
+// sequence is left to package probe.
 //
 // A Decoder is not safe for concurrent use; use one per goroutine.
 type Decoder struct {
 	link  LinkType
+	magic uint32
 	ports map[uint16]bool // VXLAN ports
 
 	outer, inner ipLayers // the inner set for the frame inside a tunnel
@@ -74,11 +79,23 @@ func (h ipHeader) icmpProto() layers.IPProtocol {
 	return layers.IPProtocolICMPv4
 }
 
+// probeMagic is probe.Magic, the magic of the wire format NewDecoderFor
+// decodes (capture never imports probe; TestProbeMagic checks the two
+// agree).
+const probeMagic = 0x636e7431
+
 // NewDecoderFor returns a Decoder for frames that start as link says, which
 // recognises VXLAN on UDP destination ports 4789, 8472 and udpPorts, and
-// Geneve on 6081 (also when udpPorts holds it).
+// Geneve on 6081 (also when udpPorts holds it), and TCP and UDP probes by
+// probe's magic, 0x636e7431.
 func NewDecoderFor(link LinkType, udpPorts []uint16) *Decoder {
-	d := &Decoder{link: link, ports: map[uint16]bool{PortVXLAN: true, PortVXLANLinux: true}}
+	return newDecoder(link, probeMagic, udpPorts)
+}
+
+// newDecoder is NewDecoderFor for another magic: a Session decodes with the
+// magic its filter matches.
+func newDecoder(link LinkType, magic uint32, udpPorts []uint16) *Decoder {
+	d := &Decoder{link: link, magic: magic, ports: map[uint16]bool{PortVXLAN: true, PortVXLANLinux: true}}
 	for _, p := range udpPorts {
 		d.ports[p] = p != PortGeneve
 	}
@@ -86,10 +103,12 @@ func NewDecoderFor(link LinkType, udpPorts []uint16) *Decoder {
 }
 
 // Decode decodes one frame seen as described by m. The returned Observation
-// holds a copy of the ICMP echo data in Payload and shares no memory with
-// frame; Frame is left nil and Link is the decoder's link type. Decode
-// returns an error for anything FilterFor would reject, and for whatever is
-// cut short or malformed.
+// holds copies of what it keeps of the frame (Payload, Token) and shares no
+// memory with frame; Frame is left nil and Link is the decoder's link type.
+// Decode returns an error for what FilterFor would reject (but for ICMPv4
+// messages and ICMP echoes without the magic: whether their data carries a
+// probe token is the report's to check, as before TCP and UDP probes), and
+// for whatever is cut short or malformed.
 func (d *Decoder) Decode(frame []byte, m Meta) (Observation, error) {
 	o := Observation{Point: m.Point, At: m.At, Stamp: m.Stamp, Dir: m.Dir, Link: d.link}
 	outer, err := d.decodeIP(&d.outer, d.link, frame, "outer")
@@ -100,39 +119,63 @@ func (d *Decoder) Decode(frame []byte, m Meta) (Observation, error) {
 	if err != nil {
 		return Observation{}, err
 	}
-	if ip.proto != ip.icmpProto() {
-		return Observation{}, fmt.Errorf("decode inner IP: protocol %s, want %s", ip.proto, ip.icmpProto())
-	}
 	o.Src, o.Dst = ip.src, ip.dst
-	if err := d.decodeICMP(&o, ip); err != nil {
+	if err := d.decodeTransport(&o, ip); err != nil {
 		return Observation{}, err
 	}
 	return o, nil
 }
 
-// decapsulate returns the IP header that carries the ICMP packet: outer
-// itself when plain, else the inner one, after setting o's tunnel fields.
+// decapsulate returns the IP header that carries the probe packet: outer
+// itself when plain (UDP to a port that is no tunnel's included), else the
+// inner one, after setting o's tunnel fields.
 func (d *Decoder) decapsulate(o *Observation, outer ipHeader) (ipHeader, error) {
 	var (
 		inner ipHeader
 		err   error
 	)
 	switch {
-	case outer.proto == outer.icmpProto():
-		return outer, nil
 	case outer.proto == layers.IPProtocolUDP:
-		o.Tunnel, inner, err = d.decodeUDPTunnel(outer.payload)
+		var frame []byte
+		if o.Tunnel, frame, err = d.decodeUDPTunnel(outer.payload); err != nil || o.Tunnel == "" {
+			return outer, err
+		}
+		inner, err = d.decodeIP(&d.inner, LinkEthernet, frame, "inner")
 	case outer.proto == layers.IPProtocolIPv4 && !outer.v6:
 		o.Tunnel = TunnelIPIP
 		inner, err = d.decodeIPv4(&d.inner.ip4, outer.payload, "inner")
 	default:
-		return ipHeader{}, fmt.Errorf("decode outer IP: protocol %s is neither %s, UDP nor IPIP", outer.proto, outer.icmpProto())
+		return outer, nil
 	}
 	if err != nil {
 		return ipHeader{}, err
 	}
 	o.OuterSrc, o.OuterDst = outer.src, outer.dst
 	return inner, nil
+}
+
+// decodeTransport fills o from the ICMP, TCP or UDP packet in ip's payload.
+func (d *Decoder) decodeTransport(o *Observation, ip ipHeader) error {
+	switch ip.proto {
+	case ip.icmpProto():
+		return d.decodeICMP(o, ip)
+	case layers.IPProtocolTCP:
+		return d.decodeTCP(o, ip.payload)
+	case layers.IPProtocolUDP:
+		err := d.decodeUDP(o, ip.payload)
+		if err != nil && o.Tunnel == "" {
+			return fmt.Errorf("decode UDP: port %d is not a tunnel port, and %w", d.udp.DstPort, err)
+		}
+		if err != nil {
+			return fmt.Errorf("decode inner UDP: %w", err)
+		}
+		return nil
+	}
+	which, ipip := "outer", ", TCP, UDP nor IPIP"
+	if o.Tunnel != "" {
+		which, ipip = "inner", ", TCP nor UDP"
+	}
+	return fmt.Errorf("decode %s IP: protocol %s is neither %s%s", which, ip.proto, ip.icmpProto(), ipip)
 }
 
 // decodeIP decodes the link-layer header, if link has one, and the IPv4 or
@@ -209,35 +252,24 @@ func (d *Decoder) decodeIPv6(ip *layers.IPv6, data []byte, which string) (ipHead
 	return h, nil
 }
 
-// decodeUDPTunnel decodes UDP to a tunnel port, the VXLAN or Geneve header
-// and the inner Ethernet frame, and returns the tunnel's name and the inner
-// IP header.
-func (d *Decoder) decodeUDPTunnel(data []byte) (string, ipHeader, error) {
+// decodeUDPTunnel decodes UDP and, to a tunnel port, the VXLAN or Geneve
+// header, and returns the tunnel's name and the inner Ethernet frame; to
+// any other port it returns no tunnel: the datagram may be a UDP probe.
+func (d *Decoder) decodeUDPTunnel(data []byte) (string, []byte, error) {
 	if err := d.udp.DecodeFromBytes(data, gopacket.NilDecodeFeedback); err != nil {
-		return "", ipHeader{}, fmt.Errorf("decode UDP: %w", err)
+		return "", nil, fmt.Errorf("decode UDP: %w", err)
 	}
-	var (
-		tunnel string
-		frame  []byte
-	)
 	switch port := uint16(d.udp.DstPort); {
 	case port == PortGeneve:
-		tunnel = TunnelGeneve
-		var err error
-		if frame, err = genevePayload(d.udp.Payload); err != nil {
-			return "", ipHeader{}, err
-		}
+		frame, err := genevePayload(d.udp.Payload)
+		return TunnelGeneve, frame, err
 	case d.ports[port]:
-		tunnel = TunnelVXLAN
 		if err := d.vxlan.DecodeFromBytes(d.udp.Payload, gopacket.NilDecodeFeedback); err != nil {
-			return "", ipHeader{}, fmt.Errorf("decode VXLAN: %w", err)
+			return "", nil, fmt.Errorf("decode VXLAN: %w", err)
 		}
-		frame = d.vxlan.Payload
-	default:
-		return "", ipHeader{}, fmt.Errorf("decode UDP: port %d is not a tunnel port", port)
+		return TunnelVXLAN, d.vxlan.Payload, nil
 	}
-	ip, err := d.decodeIP(&d.inner, LinkEthernet, frame, "inner")
-	return tunnel, ip, err
+	return "", nil, nil
 }
 
 // genevePayload checks a Geneve header (RFC 8926 section 3.4: version 0,
@@ -265,7 +297,8 @@ func genevePayload(b []byte) ([]byte, error) {
 }
 
 // decodeICMP fills o's ICMP fields from the ICMP or ICMPv6 message in ip's
-// payload and copies the echo data.
+// payload and copies the echo data, or the quoted probe of a destination
+// unreachable.
 func (d *Decoder) decodeICMP(o *Observation, ip ipHeader) error {
 	if ip.v6 {
 		return d.decodeICMPv6(o, ip.payload)
@@ -273,30 +306,57 @@ func (d *Decoder) decodeICMP(o *Observation, ip ipHeader) error {
 	if err := d.icmp4.DecodeFromBytes(ip.payload, gopacket.NilDecodeFeedback); err != nil {
 		return fmt.Errorf("decode ICMP: %w", err)
 	}
-	o.ICMPType = d.icmp4.TypeCode.Type()
+	o.ICMPType, o.ICMPCode = d.icmp4.TypeCode.Type(), d.icmp4.TypeCode.Code()
+	if o.ICMPType == icmpDestUnreach && d.decodeQuote(o, d.icmp4.Payload, false) == nil {
+		return nil
+	}
+	// Any other message, and an unreachable quoting no probe, as before TCP
+	// and UDP probes: an ICMP observation whose data the report may read,
+	// with a Token only if it is an echo.
 	o.ICMPID = d.icmp4.Id
 	o.ICMPSeq = d.icmp4.Seq
-	o.Payload = append([]byte(nil), d.icmp4.Payload...)
+	o.setEchoData(d.icmp4.Payload)
+	if o.ICMPType != layers.ICMPv4TypeEchoRequest && o.ICMPType != layers.ICMPv4TypeEchoReply {
+		o.Token = nil
+	}
 	return nil
 }
 
-// decodeICMPv6 accepts only echo requests and replies, as the filter does.
+// decodeICMPv6 accepts echo requests and replies, as the filter does, and
+// destination unreachables quoting a UDP probe.
 func (d *Decoder) decodeICMPv6(o *Observation, data []byte) error {
 	if err := d.icmp6.DecodeFromBytes(data, gopacket.NilDecodeFeedback); err != nil {
 		return fmt.Errorf("decode ICMPv6: %w", err)
 	}
 	typ := d.icmp6.TypeCode.Type()
-	if typ != layers.ICMPv6TypeEchoRequest && typ != layers.ICMPv6TypeEchoReply {
-		return fmt.Errorf("decode ICMPv6: type %d is not an echo request or reply", typ)
+	switch typ {
+	case layers.ICMPv6TypeDestinationUnreachable:
+		o.ICMPType, o.ICMPCode = typ, d.icmp6.TypeCode.Code()
+		if len(d.icmp6.Payload) < 4 {
+			return fmt.Errorf("decode ICMPv6: destination unreachable of %d bytes", len(data))
+		}
+		return d.decodeQuote(o, d.icmp6.Payload[4:], true) // after 4 unused bytes
+	case layers.ICMPv6TypeEchoRequest, layers.ICMPv6TypeEchoReply:
+	default:
+		return fmt.Errorf("decode ICMPv6: type %d is not an echo request or reply, nor a destination unreachable", typ)
 	}
 	if err := d.echo6.DecodeFromBytes(d.icmp6.Payload, gopacket.NilDecodeFeedback); err != nil {
 		return fmt.Errorf("decode ICMPv6 echo: %w", err)
 	}
-	o.ICMPType = typ
+	o.ICMPType, o.ICMPCode = typ, d.icmp6.TypeCode.Code()
 	o.ICMPID = d.echo6.Identifier
 	o.ICMPSeq = d.echo6.SeqNumber
-	o.Payload = append([]byte(nil), d.echo6.Payload...)
+	o.setEchoData(d.echo6.Payload)
 	return nil
+}
+
+// setEchoData copies ICMP echo data into o.Payload; Token is its first
+// TokenLen bytes, when there are as many.
+func (o *Observation) setEchoData(data []byte) {
+	o.Payload = append([]byte(nil), data...)
+	if len(o.Payload) >= TokenLen {
+		o.Token = o.Payload[:TokenLen:TokenLen]
+	}
 }
 
 // truncation is a gopacket.DecodeFeedback that remembers SetTruncated.

@@ -89,13 +89,15 @@ func TestDecodeErrors(t *testing.T) {
 		{"arp", ether(0x0806, make([]byte, 28)), "want IPv4 or IPv6"},
 		// Ethernet[IPv6 with version 0 and no payload]
 		{"zero ipv6", ether(0x86dd, make([]byte, 40)), "IPv6"},
-		// Ethernet[IPv4[TCP]]
-		{"tcp", ether(0x0800, ip4(6, 5, 0, overlA, overlB, make([]byte, 20))), "neither ICMPv4, UDP nor IPIP"},
+		// Ethernet[IPv4[TCP, all zero]]: no probe, no reply
+		{"tcp", ether(0x0800, ip4(6, 5, 0, overlA, overlB, make([]byte, 20))), "decode TCP"},
+		// Ethernet[IPv4[GRE]]
+		{"gre", ether(0x0800, ip4(47, 5, 0, overlA, overlB, make([]byte, 20))), "neither ICMPv4, TCP, UDP nor IPIP"},
 		// Ethernet[IPv4[UDP:53[...]]]
 		{"udp on another port", vxlanRequest(53, 5, 5), "not a tunnel port"},
 		// Ethernet[IPv4[UDP:8472[VXLAN[Ethernet[IPv4[UDP]]]]]]
 		{"vxlan inner udp", ether(0x0800, ip4(17, 5, 0, underA, underB, udp(1, 8472, vxlan(1,
-			ether(0x0800, ip4(17, 5, 0, overlA, overlB, udp(1, 2, nil))))))), "want ICMP"},
+			ether(0x0800, ip4(17, 5, 0, overlA, overlB, udp(1, 2, nil))))))), "no probe token"},
 		// Ethernet[IPv4 fragment at offset 1480[...]]
 		{"later fragment", ether(0x0800, ip4(1, 5, 185, overlA, overlB, probeHi)), "fragment at offset 1480"},
 		// Ethernet[IPv4 with IHL 4]
@@ -143,6 +145,7 @@ func FuzzDecode(f *testing.F) {
 		f.Add(frame, false)
 	}
 	addTunnelSeeds(f)
+	addTransportSeeds(f)
 	for _, name := range append([]string{recordedVXLAN}, handBuiltRecordings()...) {
 		b, err := os.ReadFile(name)
 		if err != nil {
@@ -168,7 +171,7 @@ func FuzzDecode(f *testing.F) {
 
 func checkFuzzedObservation(t *testing.T, o Observation, frame []byte) {
 	t.Helper()
-	if !o.Src.IsValid() || o.Src.Is4() != o.Dst.Is4() || o.Point != "p0" || (o.Src.Is6() && !o.IsRequest() && !o.IsReply()) {
+	if !o.Src.IsValid() || o.Src.Is4() != o.Dst.Is4() || o.Point != "p0" || (o.Src.Is6() && o.Proto == ProtoICMP && !o.IsRequest() && !o.IsReply()) {
 		t.Fatalf("accepted with bad addresses, type or point: %+v", o)
 	}
 	switch o.Tunnel {
@@ -186,11 +189,17 @@ func checkFuzzedObservation(t *testing.T, o Observation, frame []byte) {
 	if len(o.Payload) > len(frame) {
 		t.Fatalf("payload of %d bytes from a frame of %d", len(o.Payload), len(frame))
 	}
-	before := bytes.Clone(o.Payload)
+	if (o.Token != nil && len(o.Token) != TokenLen) || (o.Proto != ProtoICMP && o.Payload != nil) || o.Proto > ProtoUnreachable {
+		t.Fatalf("token % x, payload % x for %s", o.Token, o.Payload, o.Proto)
+	}
+	if o.Proto == ProtoTCP && o.Token == nil && o.TCPFlags&TCPFlagACK == 0 {
+		t.Fatalf("TCP without token or acknowledgement: %+v", o)
+	}
+	before, token := bytes.Clone(o.Payload), bytes.Clone(o.Token)
 	for i := range frame {
 		frame[i] ^= 0xff
 	}
-	if !bytes.Equal(before, o.Payload) {
-		t.Fatalf("payload shares memory with the frame")
+	if !bytes.Equal(before, o.Payload) || !bytes.Equal(token, o.Token) {
+		t.Fatalf("payload or token shares memory with the frame")
 	}
 }

@@ -12,10 +12,10 @@ import (
 	"github.com/cnitrace/cnitrace/topology"
 )
 
-// The filter every capture socket on an Ethernet device gets: plain ICMP
-// and ICMPv6 probes, probes inside VXLAN on 4789, 8472 and any port passed
-// in (here 9472, as read from a VXLAN device), inside Geneve on 6081, and
-// inside IPIP.
+// The filter every capture socket on an Ethernet device gets: plain ICMP,
+// ICMPv6, TCP SYN, UDP and DNS probes and their replies, probes inside
+// VXLAN on 4789, 8472 and any port passed in (here 9472, as read from a
+// VXLAN device), inside Geneve on 6081, and inside IPIP.
 func ExampleFilterFor_ethernet() {
 	const magic = 0x636e7431 // probe.Magic, passed in by the caller
 	prog, err := capture.FilterFor(capture.LinkEthernet, magic, []uint16{9472})
@@ -25,7 +25,7 @@ func ExampleFilterFor_ethernet() {
 	fmt.Println(len(prog), "instructions")
 	fmt.Println(prog[len(prog)-2], "|", prog[len(prog)-1])
 	// Output:
-	// 73 instructions
+	// 105 instructions
 	// ret #262144 | ret #0
 }
 
@@ -63,7 +63,7 @@ func ExampleFilterFor() {
 	fmt.Println(link, len(prog), "instructions, accepted:", n > 0)
 	fmt.Printf("%s > %s type %d tunnel %q payload %q\n", o.Src, o.Dst, o.ICMPType, o.Tunnel, o.Payload)
 	// Output:
-	// raw-ip 73 instructions, accepted: true
+	// raw-ip 105 instructions, accepted: true
 	// 10.98.0.1 > 10.98.0.2 type 8 tunnel "" payload "cnt1"
 }
 

@@ -17,21 +17,29 @@ const (
 )
 
 const (
-	maxTunnelPorts   = 64     // VXLAN ports; keeps every jump of the filter within its 8-bit offset
-	snapLen          = 262144 // the filter's verdict: keep the whole packet
-	etherTypeIPv4    = 0x0800
-	etherTypeIPv6    = 0x86dd
-	etherTypeTEB     = 0x6558 // Transparent Ethernet Bridging: Geneve carries Ethernet
-	ipProtoICMP      = 1
-	ipProtoIPIP      = 4
-	ipProtoUDP       = 17
-	ipProtoICMPv6    = 58
-	icmpv6EchoReq    = 128
-	icmpv6EchoReply  = 129
-	ipFragOffsetMask = 0x1fff
-	ipv6HeaderLen    = 40
-	etherHeaderLen   = 14
-	tunnelHeaderLen  = 8 + 8 // UDP and the fixed VXLAN or Geneve header
+	maxTunnelPorts    = 64     // VXLAN ports; keeps every jump of the filter within its 8-bit offset
+	snapLen           = 262144 // the filter's verdict: keep the whole packet
+	etherTypeIPv4     = 0x0800
+	etherTypeIPv6     = 0x86dd
+	etherTypeTEB      = 0x6558 // Transparent Ethernet Bridging: Geneve carries Ethernet
+	ipProtoICMP       = 1
+	ipProtoIPIP       = 4
+	ipProtoTCP        = 6
+	ipProtoUDP        = 17
+	ipProtoICMPv6     = 58
+	icmpDestUnreach   = 3
+	icmpv6DestUnreach = 1
+	icmpv6EchoReq     = 128
+	icmpv6EchoReply   = 129
+	ipFragOffsetMask  = 0x1fff
+	ipv6HeaderLen     = 40
+	etherHeaderLen    = 14
+	udpHeaderLen      = 8
+	icmpHeaderLen     = 8          // also ICMPv6 errors: type, code, checksum, 4 unused bytes
+	tunnelHeaderLen   = 8 + 8      // UDP and the fixed VXLAN or Geneve header
+	tcpTokenOption    = 0xfe12     // kind 254 (RFC 6994), length 18: the probe's first option
+	tcpTokenMinOff    = 10 << 4    // data offset (words, high nibble) holding the whole option
+	tcpAckMask        = 0xffff0001 // what the filter reads of a reply's acknowledgement
 )
 
 // Offsets inside the headers the filter reads.
@@ -44,26 +52,40 @@ const (
 	offICMPData  = 8  // echo data, after the 8-byte ICMP header
 	offGeneveLen = 8  // from UDP: Ver (2 bits) and Opt Len (6 bits, 4-byte words)
 	offGeneveTyp = 10 // from UDP: protocol type
+	offTCPAck    = 8  // acknowledgement number
+	offTCPDataOf = 12 // data offset (high nibble)
+	offTCPFlags  = 13
+	offTCPOption = 20 // the first option's kind and length
+	offTCPMagic  = 22 // the first option's data: the magic, then run id and sequence
+	offDNSMagic  = 13 // from the UDP payload: 12 header bytes and the first label's length
 )
 
 // FilterFor returns a classic BPF program for an AF_PACKET SOCK_RAW socket
-// on a device whose frames start as link says. It accepts, whole, only ICMP
-// echo packets whose echo data (after the 8-byte ICMP header) starts with
-// magic, under one of these layer stacks (L is the Ethernet header, or
-// nothing on a raw-IP link; IP is IPv4 or IPv6):
+// on a device whose frames start as link says. It accepts, whole, only
+// probe packets and their replies (L is the Ethernet header, or nothing on
+// a raw-IP link; IP is IPv4 or IPv6; T is one of the transports below):
 //
-//	L[IPv4[ICMP[magic...]]]
-//	L[IPv6[ICMPv6 echo request or reply[magic...]]]
-//	L[IP[UDP:vxlan-port[VXLAN[Ethernet[IP[ICMP or ICMPv6[magic...]]]]]]]
-//	L[IP[UDP:6081[Geneve+options[Ethernet[IP[ICMP or ICMPv6[magic...]]]]]]]
-//	L[IPv4[IPv4[ICMP[magic...]]]]  (IPIP)
+//	L[IP[T]]
+//	L[IP[UDP:vxlan-port[VXLAN[Ethernet[IP[T]]]]]]
+//	L[IP[UDP:6081[Geneve+options[Ethernet[IP[T]]]]]]
+//	L[IPv4[IPv4[T]]]  (IPIP)
+//
+// where T is
+//
+//	ICMP[any type[magic...]], ICMPv6[echo request or reply[magic...]]
+//	TCP with SYN, without ACK, data offset >= 10, first option kind 254 length 18 [magic...]
+//	TCP with ACK and SYN or RST, acknowledgement & 0xffff0001 == magic's top 16 bits << 16 | 1
+//	UDP[magic...] or UDP[12 bytes, 1 byte, magic...] (a DNS message whose first label opens with it)
+//	ICMP type 3 or ICMPv6 type 1 [quoting IP[UDP[either of those payloads]]]
 //
 // The VXLAN ports are 4789, 8472 and udpPorts (6081 in udpPorts is ignored:
-// it is Geneve's). IPv4 headers may carry options; IPv4 fragments other
-// than the first are rejected. IPv6 extension headers are not followed: the
-// ICMPv6 or UDP header must come right after the fixed 40-byte header.
-// Everything else is rejected, so background traffic never reaches user
-// space. The program is checked with bpf.Assemble before it is returned.
+// it is Geneve's); UDP to a tunnel port is only ever looked into as a
+// tunnel. IPv4 headers may carry options (the quoted one too); IPv4
+// fragments other than the first are rejected. IPv6 extension headers are
+// not followed: the transport header must come right after the fixed
+// 40-byte header, in a quote too. Everything else is rejected, so
+// background traffic never reaches user space. The program is checked with
+// bpf.Assemble before it is returned.
 func FilterFor(link LinkType, magic uint32, udpPorts []uint16) ([]bpf.Instruction, error) {
 	ports, err := tunnelPorts(udpPorts)
 	if err != nil {
@@ -111,10 +133,13 @@ func tunnelPorts(extra []uint16) ([]uint16, error) {
 //
 // X holds the length of the headers before the one being read, counted from
 // base: the outer IPv4 IHL*4 (or 40 for IPv6) once the outer header is
-// checked; after a Geneve header also its options; after an inner IPv4
-// header also its IHL*4. Every load behind X is LoadIndirect: the kernel
-// rejects the packet when one reads past its end, so truncated frames never
-// pass.
+// checked; after a Geneve header also its options; once inside a tunnel
+// also the UDP, VXLAN or Geneve and Ethernet headers (30 bytes); after an
+// inner IP header also its length; after an ICMP error's header also the
+// quoted IP header's. So every transport header, plain, inside IPIP or a
+// tunnel, or quoted, is at X+base and is checked by the same instructions.
+// Every load behind X is LoadIndirect: the kernel rejects the packet when
+// one reads past its end, so truncated frames never pass.
 type assembler struct {
 	magic  uint32
 	base   uint32
@@ -149,17 +174,20 @@ func (a *assembler) rawIP() {
 }
 
 // build lays out everything after the link-layer dispatch. All jumps go
-// forward, as BPF requires.
+// forward, as BPF requires, so whatever jumps to a check comes before it:
+// the UDP probe check, which the outer UDP, the inner headers and the ICMP
+// errors' quotes all lead to, comes last.
 func (a *assembler) build(ports []uint16) {
 	a.outerIPv4()
-	a.ipv4ICMP("ipip", a.base)
 	a.outerIPv6()
-	a.ipv6ICMP("icmp6", a.base)
 	a.udp(ports)
 	a.geneve()
 	a.innerEthernet()
-	a.ipv4ICMP("inner4", a.base+tunnelHeaderLen+etherHeaderLen)
-	a.ipv6ICMP("inner6", a.base+tunnelHeaderLen+etherHeaderLen)
+	a.ipv4()
+	a.ipv6()
+	a.icmp()
+	a.tcp()
+	a.udpProbe()
 	a.label("accept")
 	a.emit(bpf.RetConstant{Val: snapLen})
 	a.label("reject")
@@ -167,8 +195,8 @@ func (a *assembler) build(ports []uint16) {
 }
 
 // outerIPv4 checks the outer IPv4 header (first fragments only), sets X to
-// its IHL*4 and branches on the protocol: ICMP is checked right here, UDP
-// goes to "udp", IPIP to "ipip", anything else to "reject".
+// its IHL*4 and branches on the protocol: UDP to "udp" (tunnels, then UDP
+// probes), IPIP to the inner IPv4 header's check, ICMP and TCP to theirs.
 func (a *assembler) outerIPv4() {
 	a.label("ip4")
 	a.emit(bpf.LoadAbsolute{Off: a.base + offIP4Frag, Size: 2})
@@ -176,56 +204,25 @@ func (a *assembler) outerIPv4() {
 	a.emit(bpf.LoadMemShift{Off: a.base})
 	a.emit(bpf.LoadAbsolute{Off: a.base + offIP4Proto, Size: 1})
 	a.jumpIf(bpf.JumpEqual, ipProtoUDP, "udp", "")
-	a.jumpIf(bpf.JumpEqual, ipProtoIPIP, "ipip", "")
-	a.jumpIf(bpf.JumpEqual, ipProtoICMP, "", "reject")
-	a.emit(bpf.LoadIndirect{Off: a.base + offICMPData, Size: 4})
-	a.jumpIf(bpf.JumpEqual, a.magic, "accept", "reject")
+	a.jumpIf(bpf.JumpEqual, ipProtoIPIP, "inner4", "")
+	a.jumpIf(bpf.JumpEqual, ipProtoICMP, "icmp4", "")
+	a.jumpIf(bpf.JumpEqual, ipProtoTCP, "tcp", "reject")
 }
 
-// outerIPv6 sends UDP to "udp" with X = 40 and everything else to "icmp6"
-// with X = 0, which accepts only ICMPv6.
+// outerIPv6 sets X to 40 and branches on the next header: UDP to "udp",
+// ICMPv6 and TCP to their checks.
 func (a *assembler) outerIPv6() {
 	a.label("ip6")
-	a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
-	a.emit(bpf.LoadAbsolute{Off: a.base + offIP6Next, Size: 1})
-	a.jumpIf(bpf.JumpEqual, ipProtoUDP, "", "icmp6")
 	a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: ipv6HeaderLen})
-	a.jump("udp")
+	a.emit(bpf.LoadAbsolute{Off: a.base + offIP6Next, Size: 1})
+	a.jumpIf(bpf.JumpEqual, ipProtoUDP, "udp", "")
+	a.jumpIf(bpf.JumpEqual, ipProtoICMPv6, "icmp6", "")
+	a.jumpIf(bpf.JumpEqual, ipProtoTCP, "tcp", "reject")
 }
 
-// ipv4ICMP checks an IPv4 header at X+at (first fragment, ICMP), adds its
-// IHL*4 to X and accepts when the echo data opens with the magic.
-func (a *assembler) ipv4ICMP(label string, at uint32) {
-	a.label(label)
-	a.emit(bpf.LoadIndirect{Off: at + offIP4Frag, Size: 2})
-	a.jumpIf(bpf.JumpBitsSet, ipFragOffsetMask, "reject", "")
-	a.emit(bpf.LoadIndirect{Off: at + offIP4Proto, Size: 1})
-	a.jumpIf(bpf.JumpEqual, ipProtoICMP, "", "reject")
-	a.emit(bpf.LoadIndirect{Off: at, Size: 1})
-	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0x0f})
-	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 2})
-	a.emit(bpf.ALUOpX{Op: bpf.ALUOpAdd})
-	a.emit(bpf.TAX{})
-	a.emit(bpf.LoadIndirect{Off: at + offICMPData, Size: 4})
-	a.jumpIf(bpf.JumpEqual, a.magic, "accept", "reject")
-}
-
-// ipv6ICMP checks an IPv6 header at X+at whose next header is ICMPv6, an
-// echo request or reply, and accepts when the echo data opens with the
-// magic.
-func (a *assembler) ipv6ICMP(label string, at uint32) {
-	a.label(label)
-	a.emit(bpf.LoadIndirect{Off: at + offIP6Next, Size: 1})
-	a.jumpIf(bpf.JumpEqual, ipProtoICMPv6, "", "reject")
-	a.emit(bpf.LoadIndirect{Off: at + ipv6HeaderLen, Size: 1})
-	a.jumpIf(bpf.JumpGreaterOrEqual, icmpv6EchoReq, "", "reject")
-	a.jumpIf(bpf.JumpGreaterThan, icmpv6EchoReply, "reject", "")
-	a.emit(bpf.LoadIndirect{Off: at + ipv6HeaderLen + offICMPData, Size: 4})
-	a.jumpIf(bpf.JumpEqual, a.magic, "accept", "reject")
-}
-
-// udp sends Geneve's port to "geneve" and the VXLAN ports straight to the
-// inner Ethernet header, which follows the 8-byte VXLAN header.
+// udp sends Geneve's port to "geneve", the VXLAN ports straight to the
+// inner Ethernet header, which follows the 8-byte VXLAN header, and every
+// other port to the UDP probe check.
 func (a *assembler) udp(ports []uint16) {
 	a.label("udp")
 	a.emit(bpf.LoadIndirect{Off: a.base + offUDPDst, Size: 2})
@@ -233,7 +230,7 @@ func (a *assembler) udp(ports []uint16) {
 	for _, p := range ports {
 		a.jumpIf(bpf.JumpEqual, uint32(p), "ether", "")
 	}
-	a.jump("reject")
+	a.jump("udpprobe")
 }
 
 // geneve checks the Geneve version (0) and protocol type (Ethernet), then
@@ -252,12 +249,135 @@ func (a *assembler) geneve() {
 	a.emit(bpf.TAX{})
 }
 
-// innerEthernet dispatches on the ethertype of the tunnelled frame.
+// innerEthernet dispatches on the ethertype of the tunnelled frame, with
+// X moved past the tunnel and inner Ethernet headers, so the inner IP
+// header is at X+base like IPIP's. The ethertype waits in scratch memory
+// while X is updated.
 func (a *assembler) innerEthernet() {
 	a.label("ether")
 	a.emit(bpf.LoadIndirect{Off: a.base + tunnelHeaderLen + offEtherType, Size: 2})
+	a.emit(bpf.StoreScratch{Src: bpf.RegA, N: 0})
+	a.addX(tunnelHeaderLen + etherHeaderLen)
+	a.emit(bpf.LoadScratch{Dst: bpf.RegA, N: 0})
 	a.jumpIf(bpf.JumpEqual, etherTypeIPv4, "inner4", "")
 	a.jumpIf(bpf.JumpEqual, etherTypeIPv6, "inner6", "reject")
+}
+
+// ipv4 checks an inner IPv4 header at X+base (inside IPIP or a tunnel;
+// first fragments only), adds its IHL*4 to X and branches on the protocol
+// to the transport checks. The protocol waits in scratch memory while X is
+// updated.
+func (a *assembler) ipv4() {
+	a.label("inner4")
+	a.emit(bpf.LoadIndirect{Off: a.base + offIP4Frag, Size: 2})
+	a.jumpIf(bpf.JumpBitsSet, ipFragOffsetMask, "reject", "")
+	a.emit(bpf.LoadIndirect{Off: a.base + offIP4Proto, Size: 1})
+	a.emit(bpf.StoreScratch{Src: bpf.RegA, N: 0})
+	a.emit(bpf.LoadIndirect{Off: a.base, Size: 1})
+	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0x0f})
+	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 2})
+	a.emit(bpf.ALUOpX{Op: bpf.ALUOpAdd})
+	a.emit(bpf.TAX{})
+	a.emit(bpf.LoadScratch{Dst: bpf.RegA, N: 0})
+	a.jumpIf(bpf.JumpEqual, ipProtoICMP, "icmp4", "")
+	a.dispatch()
+}
+
+// ipv6 checks an inner IPv6 header at X+base, adds 40 to X and branches on
+// the next header to the transport checks.
+func (a *assembler) ipv6() {
+	a.label("inner6")
+	a.emit(bpf.LoadIndirect{Off: a.base + offIP6Next, Size: 1})
+	a.emit(bpf.StoreScratch{Src: bpf.RegA, N: 0})
+	a.addX(ipv6HeaderLen)
+	a.emit(bpf.LoadScratch{Dst: bpf.RegA, N: 0})
+	a.jumpIf(bpf.JumpEqual, ipProtoICMPv6, "icmp6", "")
+	a.dispatch()
+}
+
+// dispatch sends TCP and UDP in A to their checks (probes only: there is
+// no tunnel in a tunnel), anything else to "reject".
+func (a *assembler) dispatch() {
+	a.jumpIf(bpf.JumpEqual, ipProtoTCP, "tcp", "")
+	a.jumpIf(bpf.JumpEqual, ipProtoUDP, "udpprobe", "reject")
+}
+
+// icmp lays out the ICMP and ICMPv6 checks, the header at X+base.
+// ICMP: echo data opening with the magic, whatever the type (as before TCP
+// and UDP probes: an ICMP error starts its data with the quoted IP header,
+// 0x45, never the magic), or a destination unreachable quoting IPv4[UDP].
+// ICMPv6: an echo request or reply with the magic, or a destination
+// unreachable quoting IPv6[UDP]. A quote goes on to the UDP probe check
+// with X at the quoted UDP header.
+func (a *assembler) icmp() {
+	a.label("icmp4")
+	a.emit(bpf.LoadIndirect{Off: a.base + offICMPData, Size: 4})
+	a.jumpIf(bpf.JumpEqual, a.magic, "accept", "")
+	a.emit(bpf.LoadIndirect{Off: a.base, Size: 1})
+	a.jumpIf(bpf.JumpEqual, icmpDestUnreach, "", "reject")
+	a.emit(bpf.LoadIndirect{Off: a.base + icmpHeaderLen + offIP4Proto, Size: 1})
+	a.jumpIf(bpf.JumpEqual, ipProtoUDP, "", "reject")
+	a.emit(bpf.LoadIndirect{Off: a.base + icmpHeaderLen, Size: 1})
+	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0x0f})
+	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 2})
+	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: icmpHeaderLen})
+	a.emit(bpf.ALUOpX{Op: bpf.ALUOpAdd})
+	a.emit(bpf.TAX{})
+	a.jump("udpprobe")
+
+	a.label("icmp6")
+	a.emit(bpf.LoadIndirect{Off: a.base, Size: 1})
+	a.jumpIf(bpf.JumpEqual, icmpv6DestUnreach, "", "echo6")
+	a.emit(bpf.LoadIndirect{Off: a.base + icmpHeaderLen + offIP6Next, Size: 1})
+	a.jumpIf(bpf.JumpEqual, ipProtoUDP, "", "reject")
+	a.addX(icmpHeaderLen + ipv6HeaderLen)
+	a.jump("udpprobe")
+	a.label("echo6")
+	a.jumpIf(bpf.JumpGreaterOrEqual, icmpv6EchoReq, "", "reject")
+	a.jumpIf(bpf.JumpGreaterThan, icmpv6EchoReply, "reject", "")
+	a.emit(bpf.LoadIndirect{Off: a.base + offICMPData, Size: 4})
+	a.jumpIf(bpf.JumpEqual, a.magic, "accept", "reject")
+}
+
+// tcp lays out the TCP check, the header at X+base: a SYN without ACK
+// whose first option is kind 254, length 18, its data opening with the
+// magic (a probe); or an ACK with SYN or RST whose acknowledgement has the
+// magic's top 16 bits and its low bit set (a reply: a probe's ISN is
+// magic>>16<<16 | n<<1, acknowledged as ISN+1).
+func (a *assembler) tcp() {
+	a.label("tcp")
+	a.emit(bpf.LoadIndirect{Off: a.base + offTCPFlags, Size: 1})
+	a.jumpIf(bpf.JumpBitsSet, uint32(TCPFlagACK), "tcpack", "")
+	a.jumpIf(bpf.JumpBitsSet, uint32(TCPFlagSYN), "", "reject")
+	a.emit(bpf.LoadIndirect{Off: a.base + offTCPDataOf, Size: 1})
+	a.jumpIf(bpf.JumpGreaterOrEqual, tcpTokenMinOff, "", "reject")
+	a.emit(bpf.LoadIndirect{Off: a.base + offTCPOption, Size: 2})
+	a.jumpIf(bpf.JumpEqual, tcpTokenOption, "", "reject")
+	a.emit(bpf.LoadIndirect{Off: a.base + offTCPMagic, Size: 4})
+	a.jumpIf(bpf.JumpEqual, a.magic, "accept", "reject")
+	a.label("tcpack")
+	a.jumpIf(bpf.JumpBitsSet, uint32(TCPFlagSYN|TCPFlagRST), "", "reject")
+	a.emit(bpf.LoadIndirect{Off: a.base + offTCPAck, Size: 4})
+	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: tcpAckMask})
+	a.jumpIf(bpf.JumpEqual, a.magic&0xffff0000|1, "accept", "reject")
+}
+
+// udpProbe lays out the UDP check, the header at X+base: the payload opens
+// with the magic (a UDP probe, or its echo), or has it at offset 13 (a DNS
+// query or answer whose question's first label opens with "cnt1").
+func (a *assembler) udpProbe() {
+	a.label("udpprobe")
+	a.emit(bpf.LoadIndirect{Off: a.base + udpHeaderLen, Size: 4})
+	a.jumpIf(bpf.JumpEqual, a.magic, "accept", "")
+	a.emit(bpf.LoadIndirect{Off: a.base + udpHeaderLen + offDNSMagic, Size: 4})
+	a.jumpIf(bpf.JumpEqual, a.magic, "accept", "reject")
+}
+
+// addX adds n to X (through A).
+func (a *assembler) addX(n uint32) {
+	a.emit(bpf.TXA{})
+	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: n})
+	a.emit(bpf.TAX{})
 }
 
 func (a *assembler) emit(ins bpf.Instruction) { a.prog = append(a.prog, ins) }

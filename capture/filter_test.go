@@ -48,8 +48,10 @@ func TestFilterVerdicts(t *testing.T) {
 			ether(0x0800, ip4(1, 5, 0, overlA, overlB, icmpEcho(8, 7, 1, other))))))), false},
 		// Ethernet[IPv4[UDP:9999[VXLAN[Ethernet[IPv4[ICMP[magic]]]]]]]
 		{"udp on another port", vxlanRequest(9999, 5, 5), false},
-		// Ethernet[IPv4[UDP:53[magic...]]]: the magic right after UDP is not ICMP
-		{"udp carrying magic", ether(0x0800, ip4(17, 5, 0, overlA, overlB, udp(1, 53, probeHi))), false},
+		// Ethernet[IPv4[UDP:53[magic...]]]: a UDP probe (transport_test.go has the rest)
+		{"udp carrying magic", ether(0x0800, ip4(17, 5, 0, overlA, overlB, udp(1, 53, probeHi))), true},
+		// Ethernet[IPv4[UDP:53[5 bytes, magic...]]]: not where a UDP or DNS probe has it
+		{"udp carrying magic at 5", ether(0x0800, ip4(17, 5, 0, overlA, overlB, udp(1, 53, append(make([]byte, 5), probeHi...)))), false},
 		// Ethernet[IPv4[TCP-like bytes[magic]]]
 		{"tcp", ether(0x0800, ip4(6, 5, 0, overlA, overlB, icmpEcho(8, 7, 1, probeHi))), false},
 		// Ethernet[IPv6 of zeros]: next header 0 (hop-by-hop) is not followed
@@ -66,9 +68,14 @@ func TestFilterVerdicts(t *testing.T) {
 		// Ethernet[IPv4[UDP[VXLAN[Ethernet[ARP]]]]]
 		{"vxlan inner arp", ether(0x0800, ip4(17, 5, 0, underA, underB, udp(1, 8472, vxlan(1,
 			ether(0x0806, make([]byte, 28)))))), false},
-		// Ethernet[IPv4[UDP[VXLAN[Ethernet[IPv4[UDP[...]]]]]]]
+		// Ethernet[IPv4[UDP[VXLAN[Ethernet[IPv4[UDP[magic...]]]]]]]: the 8 bytes
+		// after the inner IPv4 header read as UDP, and its payload opens with the
+		// magic: a UDP probe
 		{"vxlan inner udp", ether(0x0800, ip4(17, 5, 0, underA, underB, udp(1, 8472, vxlan(1,
-			ether(0x0800, ip4(17, 5, 0, overlA, overlB, icmpEcho(8, 7, 1, probeHi))))))), false},
+			ether(0x0800, ip4(17, 5, 0, overlA, overlB, icmpEcho(8, 7, 1, probeHi))))))), true},
+		// Ethernet[IPv4[UDP[VXLAN[Ethernet[IPv4[UDP[8 bytes, magic...]]]]]]]
+		{"vxlan inner udp, magic at 8", ether(0x0800, ip4(17, 5, 0, underA, underB, udp(1, 8472, vxlan(1,
+			ether(0x0800, ip4(17, 5, 0, overlA, overlB, udp(1, 2, icmpEcho(8, 7, 1, probeHi)))))))), false},
 		{"empty", nil, false},
 		{"truncated ethernet", plainRequest()[:13], false},
 		{"truncated before magic", plainRequest()[:14+20+8+3], false},
@@ -139,14 +146,16 @@ func manyPorts(n int) []uint16 {
 }
 
 // FuzzFilterPassesDecodable checks the filter against the decoder: every
-// frame the decoder accepts with the magic at the start of the echo data
-// must pass the filter of the same link type, or probes would be lost in
-// the kernel.
+// frame the decoder accepts as a TCP or UDP probe, a reply, or a quote of
+// one, and every ICMP echo it accepts with the magic at the start of the
+// echo data, must pass the filter of the same link type, or probes would
+// be lost in the kernel.
 func FuzzFilterPassesDecodable(f *testing.F) {
 	for _, frame := range [][]byte{plainRequest(), vxlanRequest(8472, 5, 5), vxlanRequest(4789, 6, 7), vxlanRequest(9472, 15, 5)} {
 		f.Add(frame, false)
 	}
 	addTunnelSeeds(f)
+	addTransportSeeds(f)
 	vms := map[LinkType]*bpf.VM{}
 	decs := map[LinkType]*Decoder{}
 	for _, link := range []LinkType{LinkEthernet, LinkRawIP} {
@@ -159,8 +168,8 @@ func FuzzFilterPassesDecodable(f *testing.F) {
 			link = LinkRawIP
 		}
 		o, err := decs[link].Decode(frame, Meta{})
-		if err != nil || len(o.Payload) < 4 || binary.BigEndian.Uint32(o.Payload) != testMagic {
-			return
+		if err != nil || (o.Proto == ProtoICMP && (len(o.Payload) < 4 || binary.BigEndian.Uint32(o.Payload) != testMagic)) {
+			return // an ICMP message without the magic is the report's to ignore
 		}
 		if n, err := vms[link].Run(frame); err != nil || n == 0 {
 			t.Fatalf("decoder accepts a probe the %s filter rejects (%v): % x", link, err, frame)

@@ -112,7 +112,7 @@ func Start(ctx context.Context, targets []Target, cfg Config) (*Session, error) 
 		s.handles = append(s.handles, &handle{
 			point: t.Point,
 			ring:  r,
-			dec:   NewDecoderFor(r.link, cfg.UDPPorts),
+			dec:   newDecoder(r.link, cfg.Magic, cfg.UDPPorts),
 			keep:  cfg.KeepFrames,
 			sink:  cfg.Sink,
 		})

@@ -221,11 +221,14 @@ func openUDP(t *testing.T, ns *topology.NetNS) net.PacketConn {
 }
 
 // sendBackground sends what the filter must keep out: a UDP datagram that
-// carries the magic (to a closed port, so B answers with an ICMP error) and a
-// ping without it.
+// carries the magic where no UDP or DNS probe has it, 5 bytes in (to a
+// closed port, so B answers with an ICMP error quoting it), and a ping
+// without it. (At the payload's start the magic would make the datagram a
+// UDP probe.)
 func sendBackground(t *testing.T, conn *icmp.PacketConn, udp net.PacketConn, dst netip.Addr) {
 	t.Helper()
-	if _, err := udp.WriteTo(probe.Payload{RunID: 0xc0ffee}.Marshal(56), &net.UDPAddr{IP: dst.AsSlice(), Port: 9}); err != nil {
+	data := append([]byte("bg:5 "), probe.Payload{RunID: 0xc0ffee}.Marshal(56)...)
+	if _, err := udp.WriteTo(data, &net.UDPAddr{IP: dst.AsSlice(), Port: 9}); err != nil {
 		t.Fatalf("send background UDP: %v", err)
 	}
 	writeEcho(t, conn, dst, 0x4243, 0, []byte("not a probe, just a ping with no magic"))

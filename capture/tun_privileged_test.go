@@ -3,6 +3,7 @@
 package capture
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"net/netip"
@@ -27,7 +28,9 @@ import (
 // find the link type by itself; plain IPv4 and IPv6 probes are seen coming
 // in and their replies going out; IPIP, Geneve and VXLAN probes are seen
 // coming in (the kernel has no such modules and answers with ICMP errors,
-// which quote the probe but must not pass); background traffic never.
+// which quote the probe but must not pass); a UDP probe to a closed port
+// coming in and the kernel's port unreachable quoting it going out;
+// background traffic never.
 func TestPrivilegedCaptureRawIPTun(t *testing.T) {
 	ns, tun := newTun(t)
 	s, err := Start(context.Background(), []Target{{NS: ns, Point: topology.Point{ID: "p0", Interface: "tun0", NetNS: ns.ID()}}},
@@ -44,7 +47,9 @@ func TestPrivilegedCaptureRawIPTun(t *testing.T) {
 		overGeneve(6081, 8, peer4, self4, echo(128, overl6A, overl6B, probeHi)),
 		overVXLAN(4789, peer6, self6, echo(8, overlA, overlB, probeHi)),
 		echo(8, peer4, self4, probeData(0xdeadbeef, 56)),                                                 // a ping without the magic
-		stack{ipLayer(17, peer4, self4), &layers.UDP{SrcPort: 1, DstPort: 9}, gopacket.Payload(probeHi)}, // UDP carrying the magic
+		stack{ipLayer(17, peer4, self4), &layers.UDP{SrcPort: 1, DstPort: 9}, gopacket.Payload(probeHi)}, // a UDP probe, to a closed port
+		stack{ipLayer(17, peer4, self4), &layers.UDP{SrcPort: 1, DstPort: 9},
+			gopacket.Payload(append(make([]byte, 5), probeHi...))}, // UDP with the magic where no probe has it
 	}
 	for _, p := range packets {
 		if _, err := tun.Write(onLinkChecksummed(t, LinkRawIP, p)); err != nil {
@@ -57,8 +62,8 @@ func TestPrivilegedCaptureRawIPTun(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkTunObservations(t, c)
-	if n := countICMPErrors(t, tun); n < 3 {
-		t.Errorf("the kernel sent %d ICMP errors, want one each for IPIP, Geneve and VXLAN", n)
+	if n := countICMPErrors(t, tun); n < 5 {
+		t.Errorf("the kernel sent %d ICMP errors, want one each for IPIP, Geneve, VXLAN and the two UDP datagrams", n)
 	}
 }
 
@@ -89,16 +94,21 @@ func checkTunObservations(t *testing.T, c *Capture) {
 	type seen struct {
 		dir    topology.Dir
 		tunnel string
+		proto  Proto
 		typ    uint8
 	}
 	want := map[seen]int{
-		{topology.RX, "", 8}: 1, {topology.TX, "", 0}: 1, // plain IPv4 and its reply
-		{topology.RX, "", 128}: 1, {topology.TX, "", 129}: 1, // plain IPv6 and its reply
-		{topology.RX, TunnelIPIP, 8}: 1, {topology.RX, TunnelGeneve, 128}: 1, {topology.RX, TunnelVXLAN, 8}: 1,
+		{topology.RX, "", ProtoICMP, 8}: 1, {topology.TX, "", ProtoICMP, 0}: 1, // plain IPv4 and its reply
+		{topology.RX, "", ProtoICMP, 128}: 1, {topology.TX, "", ProtoICMP, 129}: 1, // plain IPv6 and its reply
+		{topology.RX, TunnelIPIP, ProtoICMP, 8}: 1, {topology.RX, TunnelGeneve, ProtoICMP, 128}: 1, {topology.RX, TunnelVXLAN, ProtoICMP, 8}: 1,
+		{topology.RX, "", ProtoUDP, 0}: 1, {topology.TX, "", ProtoUnreachable, 3}: 1, // the UDP probe and the port unreachable
 	}
 	got := map[seen]int{}
 	for _, o := range c.Observations {
-		got[seen{o.Dir, o.Tunnel, o.ICMPType}]++
+		got[seen{o.Dir, o.Tunnel, o.Proto, o.ICMPType}]++
+		if o.Proto != ProtoICMP && !bytes.Equal(o.Token, probeHi[:TokenLen]) {
+			t.Errorf("observation %+v: token % x, want % x", o, o.Token, probeHi[:TokenLen])
+		}
 		if o.Link != LinkRawIP {
 			t.Errorf("observation %+v: link %s, want raw-ip", o, o.Link)
 		}
@@ -108,11 +118,11 @@ func checkTunObservations(t *testing.T, c *Capture) {
 			t.Errorf("%s tunnel=%q type %d: seen %d times, want %d", k.dir, k.tunnel, k.typ, got[k], n)
 		}
 	}
-	if len(c.Observations) != 7 {
-		t.Errorf("got %d observations, want 7: %v", len(c.Observations), got)
+	if len(c.Observations) != 9 {
+		t.Errorf("got %d observations, want 9: %v", len(c.Observations), got)
 	}
-	if st := c.Stats[0]; st.Link != LinkRawIP || st.Undecodable != 0 || st.Packets != 7 {
-		t.Errorf("got stats %+v, want 7 packets on a raw-ip link, all decodable", st)
+	if st := c.Stats[0]; st.Link != LinkRawIP || st.Undecodable != 0 || st.Packets != 9 {
+		t.Errorf("got stats %+v, want 9 packets on a raw-ip link, all decodable", st)
 	}
 }
 

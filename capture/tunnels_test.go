@@ -159,7 +159,7 @@ func TestDecodeTunnelErrors(t *testing.T) {
 		{"v4 carrying ICMPv6", LinkRawIP, func() stack { return stack{ipLayer(58, overlA, overlB), gopacketPayload(icmpEcho(128, 7, 1, probeHi))} }, "neither ICMPv4"},
 		{"vxlan v6 carrying udp", LinkEthernet, func() stack {
 			return overVXLAN(4789, underA, underB, stack{ipLayer(17, overl6A, overl6B), gopacketPayload(make([]byte, 16))})
-		}, "protocol UDP, want ICMPv6"},
+		}, "decode inner UDP: no probe token"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

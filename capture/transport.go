@@ -1,0 +1,163 @@
+package capture
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+)
+
+// The TCP and UDP probes' wire format, as docs/probe.md lays it out and the
+// filter matches it.
+const (
+	tcpMinHeaderLen = 20
+	tcpTokenKind    = 254 // RFC 6994 experimental option
+	tcpTokenOptLen  = 2 + TokenLen
+	dnsHeaderLen    = 12
+	dnsLabelLen     = 4 + 16 + 8 // "cnt1", the run id and the sequence in hex
+	dnsQR           = 0x80       // in the first flags byte: a response
+)
+
+// errNoToken: a UDP payload with the magic neither at its start nor where
+// a DNS question's first label puts it.
+var errNoToken = errors.New("no probe token at payload offset 0 or 13")
+
+// decodeTCP fills o from a TCP segment: a SYN probe (no ACK) whose first
+// option, kind 254 and 18 bytes long, carries the token, or a SYN-ACK or
+// RST-ACK whose acknowledgement a probe's ISN makes (magic's top 16 bits,
+// low bit set). The header is read by hand, as the filter reads it, at
+// fixed offsets: layers.TCP would walk (and for MPTCP allocate) every
+// option, of which only the first matters.
+func (d *Decoder) decodeTCP(o *Observation, b []byte) error {
+	if len(b) < tcpMinHeaderLen {
+		return fmt.Errorf("decode TCP: truncated header (%d bytes)", len(b))
+	}
+	n := int(b[offTCPDataOf]>>4) * 4
+	if n < tcpMinHeaderLen || n > len(b) {
+		return fmt.Errorf("decode TCP: header length %d in a segment of %d bytes", n, len(b))
+	}
+	flags := b[offTCPFlags]
+	seq, ack := binary.BigEndian.Uint32(b[4:8]), binary.BigEndian.Uint32(b[offTCPAck:])
+	switch {
+	case flags&TCPFlagACK != 0:
+		if flags&(TCPFlagSYN|TCPFlagRST) == 0 {
+			return fmt.Errorf("decode TCP: flags %#02x: an ACK without SYN or RST answers no probe", flags)
+		}
+		if ack&tcpAckMask != d.magic&0xffff0000|1 {
+			return fmt.Errorf("decode TCP: acknowledgement %#08x acknowledges no probe", ack)
+		}
+	case flags&TCPFlagSYN != 0:
+		opt := b[offTCPOption:n]
+		if len(opt) < tcpTokenOptLen || opt[0] != tcpTokenKind || opt[1] != tcpTokenOptLen {
+			return fmt.Errorf("decode TCP: a SYN without the token option first")
+		}
+		if m := binary.BigEndian.Uint32(opt[2:]); m != d.magic {
+			return fmt.Errorf("decode TCP: a SYN whose first option holds %#08x, not the magic", m)
+		}
+		o.Token = append([]byte(nil), opt[2:tcpTokenOptLen]...)
+	default:
+		return fmt.Errorf("decode TCP: flags %#02x: neither a SYN nor a SYN-ACK or RST-ACK", flags)
+	}
+	o.Proto = ProtoTCP
+	o.SrcPort, o.DstPort = binary.BigEndian.Uint16(b[0:2]), binary.BigEndian.Uint16(b[2:4])
+	o.TCPFlags, o.TCPSeq, o.TCPAck = flags, seq, ack
+	return nil
+}
+
+// decodeUDP fills o from a UDP datagram whose payload carries the token.
+func (d *Decoder) decodeUDP(o *Observation, b []byte) error {
+	d.feedback = false
+	if err := d.udp.DecodeFromBytes(b, &d.feedback); err != nil {
+		return err
+	}
+	if d.feedback {
+		return fmt.Errorf("truncated (%d bytes of %d)", len(b), d.udp.Length)
+	}
+	t, err := d.udpToken(d.udp.Payload)
+	if err != nil {
+		return err
+	}
+	o.Proto = ProtoUDP
+	o.SrcPort, o.DstPort = uint16(d.udp.SrcPort), uint16(d.udp.DstPort)
+	t.set(o)
+	return nil
+}
+
+// decodeQuote fills o from what an ICMP or ICMPv6 destination unreachable
+// quotes (b starts at the quoted IP header): an IPv4 (v6: IPv6, no
+// extension headers) header and a UDP datagram carrying the token, as far
+// as the quote goes. It leaves o alone when b is anything else.
+func (d *Decoder) decodeQuote(o *Observation, b []byte, v6 bool) error {
+	udp, err := quotedUDP(b, v6)
+	if err != nil {
+		return err
+	}
+	n := len(udp)
+	if l := int(binary.BigEndian.Uint16(udp[4:6])); l >= udpHeaderLen && l < n {
+		n = l // the rest is not the datagram's; a longer one was cut by the quote
+	}
+	t, err := d.udpToken(udp[udpHeaderLen:n])
+	if err != nil {
+		return fmt.Errorf("decode quoted UDP: %w", err)
+	}
+	o.Proto = ProtoUnreachable
+	o.SrcPort, o.DstPort = binary.BigEndian.Uint16(udp[0:2]), binary.BigEndian.Uint16(udp[2:4])
+	t.set(o)
+	return nil
+}
+
+// quotedUDP returns the UDP datagram in a quoted IP packet, from its
+// header to the end of the quote.
+func quotedUDP(b []byte, v6 bool) ([]byte, error) {
+	hl := ipv6HeaderLen
+	switch {
+	case v6 && (len(b) < ipv6HeaderLen || b[0]>>4 != 6):
+		return nil, fmt.Errorf("decode quoted IPv6: not an IPv6 header")
+	case v6 && b[offIP6Next] != ipProtoUDP:
+		return nil, fmt.Errorf("decode quoted IPv6: next header %d is not UDP", b[offIP6Next])
+	case !v6:
+		if len(b) < 20 || b[0]>>4 != 4 {
+			return nil, fmt.Errorf("decode quoted IPv4: not an IPv4 header")
+		}
+		hl = int(b[0]&0x0f) * 4
+		if hl < 20 || binary.BigEndian.Uint16(b[offIP4Frag:])&ipFragOffsetMask != 0 || b[offIP4Proto] != ipProtoUDP {
+			return nil, fmt.Errorf("decode quoted IPv4: not the first fragment of a UDP datagram")
+		}
+	}
+	if len(b) < hl+udpHeaderLen {
+		return nil, fmt.Errorf("decode quoted UDP: truncated (%d bytes)", len(b)-min(hl, len(b)))
+	}
+	return b[hl:], nil
+}
+
+// udpToken is where a UDP payload carries the token.
+type udpToken struct {
+	token     []byte // a copy
+	dns, resp bool
+}
+
+func (t udpToken) set(o *Observation) { o.Token, o.DNS, o.DNSResponse = t.token, t.dns, t.resp }
+
+// udpToken finds the token in a UDP payload: at its start (a UDP probe and
+// its echo; nil when shorter than TokenLen), else in a DNS message's first
+// question label, "cnt1" and the run id (16) and sequence (8) in hex.
+func (d *Decoder) udpToken(p []byte) (udpToken, error) {
+	if len(p) >= 4 && binary.BigEndian.Uint32(p) == d.magic {
+		if len(p) < TokenLen {
+			return udpToken{}, nil
+		}
+		return udpToken{token: append([]byte(nil), p[:TokenLen]...)}, nil
+	}
+	if len(p) < offDNSMagic+4 || binary.BigEndian.Uint32(p[offDNSMagic:]) != d.magic {
+		return udpToken{}, errNoToken
+	}
+	if p[dnsHeaderLen] != dnsLabelLen || len(p) < offDNSMagic+dnsLabelLen {
+		return udpToken{}, fmt.Errorf("DNS question: first label of %d bytes, want %d (cnt1 and 24 hex digits)", p[dnsHeaderLen], dnsLabelLen)
+	}
+	t := udpToken{token: make([]byte, TokenLen), dns: true, resp: p[2]&dnsQR != 0}
+	copy(t.token, p[offDNSMagic:offDNSMagic+4])
+	if _, err := hex.Decode(t.token[4:], p[offDNSMagic+4:offDNSMagic+dnsLabelLen]); err != nil {
+		return udpToken{}, fmt.Errorf("DNS question: first label %q: %w", p[offDNSMagic:offDNSMagic+dnsLabelLen], err)
+	}
+	return t, nil
+}
