@@ -1,0 +1,137 @@
+//go:build linux
+
+package capture
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/cnitrace/cnitrace/probe"
+	"github.com/cnitrace/cnitrace/topology"
+	"github.com/cnitrace/cnitrace/topology/lab/labtest"
+)
+
+// TestPrivilegedTransportFilter has the kernel run the filter on a real
+// ring: a veth pair l4a/l4b in a throw-away netns, a ring on l4b, and
+// every TCP and UDP case (probes, replies, ICMP errors and the background
+// most like them, in every encapsulation, over IPv4 and IPv6) injected at
+// l4a with an AF_PACKET socket. The ring must deliver exactly the probe
+// ones, in order, byte for byte, each decodable. The frames are addressed
+// to a MAC that is not l4b's, so the netns' stack drops them
+// (PACKET_OTHERHOST) and answers none of them; what l4b sends by itself
+// (IPv6 neighbour discovery and MLD) is background too.
+func TestPrivilegedTransportFilter(t *testing.T) {
+	ns, inject := newInjectPair(t)
+	s, err := Start(context.Background(), []Target{{NS: ns, Point: topology.Point{ID: "p0", Interface: "l4b", NetNS: ns.ID()}}},
+		Config{Magic: probe.Magic, KeepFrames: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want [][]byte
+	frames := transportFrames()
+	for _, f := range frames {
+		frame := onLink(t, LinkEthernet, f.stack())
+		inject(frame)
+		if f.tc.accept {
+			want = append(want, frame)
+		}
+	}
+	t.Logf("sent %d frames, %d of them probe packets", len(frames), len(want))
+	time.Sleep(50 * time.Millisecond)
+	c, err := s.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(c.Observations); got != len(want) {
+		t.Errorf("the ring delivered %d packets, want the %d probe ones", got, len(want))
+	}
+	for i, o := range c.Observations {
+		if i >= len(want) || !bytes.Equal(o.Frame, want[i]) {
+			t.Fatalf("packet %d: % x is not the next probe packet sent", i, o.Frame)
+		}
+		if o.Dir != topology.RX || o.Proto == ProtoICMP || (o.Token == nil && o.TCPAck != tokISN+1) {
+			t.Errorf("packet %d: %s %s token % x ack %#x, want a TCP or UDP probe packet coming in", i, o.Dir, o.Proto, o.Token, o.TCPAck)
+		}
+	}
+	if st := c.Stats[0]; st.Packets != uint64(len(want)) || st.Drops != 0 || st.Undecodable != 0 {
+		t.Errorf("got stats %+v, want %d packets, none dropped or undecodable", st, len(want))
+	}
+}
+
+// newInjectPair creates the veth pair l4a/l4b, both up, in a fresh netns,
+// and returns the netns and a function that sends a whole Ethernet frame
+// out of l4a, so that l4b receives it.
+func newInjectPair(t *testing.T) (*topology.NetNS, func(frame []byte)) {
+	t.Helper()
+	labtest.Require(t)
+	ns := labtest.NetNS(t, "capt-l4")
+	h, err := topology.NetlinkHandle(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	veth := &netlink.Veth{
+		LinkAttrs:        netlink.LinkAttrs{Name: "l4a", HardwareAddr: net.HardwareAddr{0x02, 0, 0, 0, 0x4a, 0x0a}},
+		PeerName:         "l4b",
+		PeerHardwareAddr: net.HardwareAddr{0x02, 0, 0, 0, 0x4b, 0x0b}, // not macB: every frame is another host's
+	}
+	if err := h.LinkAdd(veth); err != nil {
+		t.Fatalf("create veth pair: %v", err)
+	}
+	var a int
+	for _, name := range []string{"l4a", "l4b"} {
+		l, err := h.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.LinkSetUp(l); err != nil {
+			t.Fatal(err)
+		}
+		if name == "l4a" {
+			a = l.Attrs().Index
+		}
+	}
+	waitUp(t, h, "l4a")
+	sock, err := topology.Open(ns, func() (*os.File, error) {
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0) // protocol 0: it never receives
+		if err != nil {
+			return nil, err
+		}
+		return os.NewFile(uintptr(fd), "packet"), nil
+	})
+	if err != nil {
+		t.Skipf("skipping, cannot open an AF_PACKET socket: %v", err)
+	}
+	t.Cleanup(func() { sock.Close() })
+	to := &unix.SockaddrLinklayer{Ifindex: a, Halen: 6}
+	copy(to.Addr[:], macB[:])
+	return ns, func(frame []byte) {
+		t.Helper()
+		if err := unix.Sendto(int(sock.Fd()), frame, 0, to); err != nil {
+			t.Fatalf("send a frame out of l4a: %v", err)
+		}
+	}
+}
+
+// waitUp waits, at most 5 s, until link name is operationally up: until
+// then the kernel may drop what is sent through it.
+func waitUp(t *testing.T, h *netlink.Handle, name string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		l, err := h.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Attrs().OperState == netlink.OperUp {
+			return
+		}
+	}
+	t.Fatalf("%s is not up after 5 s", name)
+}
