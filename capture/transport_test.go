@@ -91,6 +91,36 @@ func TestTransportNotEchoes(t *testing.T) {
 	}
 }
 
+// TestTransportTokensParse: what Decode puts in Token is what probe reads
+// a token from, for every protocol, and a TCP reply's TCPAck is what probe
+// reads an answer's sequence from: one function each for the report.
+func TestTransportTokensParse(t *testing.T) {
+	d := NewDecoderFor(LinkEthernet, nil)
+	frames := append(transportFrames(), transportFrame{name: "icmp echo", stack: request4, tc: transportCase{accept: true}})
+	for _, f := range frames {
+		if !f.tc.accept {
+			continue
+		}
+		o, err := d.Decode(onLink(t, LinkEthernet, f.stack()), Meta{Point: "p0"})
+		if err != nil {
+			t.Fatalf("%s: %v", f.name, err)
+		}
+		if o.Token == nil {
+			if low, ok := probe.TCPAnswerSeq(o.TCPAck); o.Proto != ProtoTCP || !ok || low != tokSeq {
+				t.Errorf("%s: no token, and ack %#x gives sequence %d, %v", f.name, o.TCPAck, low, ok)
+			}
+			continue
+		}
+		want := probe.Token{RunID: tokRun, Seq: tokSeq}
+		if o.Proto == ProtoICMP {
+			want = probe.Token{RunID: 0x0405060708090a0b, Seq: 0x0c0d0e0f} // probeData's
+		}
+		if tok, err := probe.ParseToken(o.Token); err != nil || tok != want {
+			t.Errorf("%s: probe.ParseToken(% x) = %+v, %v; want %+v", f.name, o.Token, tok, err, want)
+		}
+	}
+}
+
 // TestTransportTruncated cuts every accepted TCP and UDP frame at every
 // length: the decoder errs on each prefix shorter than the IP packet, and
 // the filter passes a prefix exactly once it holds the last byte the
