@@ -11,6 +11,12 @@
 // addresses exist only inside its own namespaces. docs/lab.md draws the
 // topology.
 //
+// A lab can have a ClusterIP Service (Config.Service), built as a plain
+// DNAT or as kube-proxy's iptables or nftables mode builds it
+// (Config.ServiceMode), and pods that serve TCP and DNS (Config.Backends):
+// dnsmasq processes started inside the pods' namespaces, their pid files
+// under RunDir, which Close and Down stop and remove.
+//
 // Building a lab needs root (CAP_SYS_ADMIN to create namespaces,
 // CAP_NET_ADMIN inside them). Tests use the labtest subpackage, which skips
 // when not root and registers the cleanup.
