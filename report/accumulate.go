@@ -23,6 +23,11 @@ type ProbeSource struct {
 	// (it is the path's source netns); for the baseline it is
 	// Baseline.NetNS.
 	NetNS string
+	// Proto and Port are what the source sends (probe.Config.Proto and
+	// Port): the zero values are ICMP echo, as before TCP and UDP probes.
+	// The traced source's are the report's (Result.Proto, Result.Port).
+	Proto probe.Proto
+	Port  int
 }
 
 // Recorded is what a run recorded besides the observations, which went to
@@ -71,6 +76,7 @@ type Accumulator struct {
 	arrived []arrivals  // per source, in sources' order
 	addrs   []stepAddrs // per step, the addresses the traced probes carried there
 	ignored int         // observations of no source, and the traced source's that fit no step
+	ties    *tcpTies    // TCP SYNs waiting for their answers, per point
 	stream              // the traced probes beyond ExactProbes
 }
 
@@ -81,8 +87,9 @@ type arrivals struct {
 	obs   int                    // observations carrying the source's token
 	// sent and received count the records added, kept or folded.
 	sent, received int
-	beyond         int   // entries of bySeq from ExactProbes on
-	folded         int64 // the highest sequence folded, -1 for none
+	replies        [probe.Unreachable + 1]int // the records added, by what answered them
+	beyond         int                        // entries of bySeq from ExactProbes on
+	folded         int64                      // the highest sequence folded, -1 for none
 }
 
 // seen is what arrived for one sequence number of a source.
@@ -114,6 +121,7 @@ func NewAccumulator(path *topology.Path, sources []ProbeSource) (*Accumulator, e
 		index:   map[stepKey]int{},
 		steps:   buildSteps(path, make([]Point, len(path.Points))),
 		arrived: make([]arrivals, len(sources)),
+		ties:    newTCPTies(maxTiedProbes),
 	}
 	for i := range a.arrived {
 		a.arrived[i] = arrivals{bySeq: map[uint32]*seen{}, recs: map[uint32]probe.Probe{}, folded: -1}
@@ -176,6 +184,16 @@ func (a *Accumulator) Add(o capture.Observation) {
 	p := a.place(o)
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	switch p.tcp {
+	case tcpRequest:
+		if p.src >= 0 {
+			a.ties.request(o, tiedProbe{p.src, p.seq})
+		}
+	case tcpAnswer:
+		if t, ok := a.ties.reply(o); ok {
+			p.src, p.seq = t.src, t.seq
+		}
+	}
 	if p.src < 0 || (p.src == 0 && !p.onPath) {
 		a.ignored++
 		return
@@ -200,10 +218,11 @@ func (a *Accumulator) Add(o capture.Observation) {
 			in.beyond++
 		}
 	}
+	first := !s.at[p.step].ok
 	s.at[p.step] = earliest(s.at[p.step], o)
 	s.obs++
 	if p.src == 0 {
-		a.addrs[p.step].note(o)
+		a.addrs[p.step].note(o, first && !a.steps[p.step].reply)
 		a.foldSettled()
 	}
 }
@@ -228,21 +247,77 @@ type placement struct {
 	src    int // the source whose token it carries; -1 for none
 	seq    uint32
 	step   int
-	onPath bool // it is an echo crossing a step of the timeline the expected way
+	onPath bool // it is a probe or its answer crossing a step of the timeline the expected way
+	tcp    tcpRole
 }
 
-// place finds the source, sequence and step an observation belongs to. It
-// reads only what NewAccumulator set, so it needs no lock.
+// tcpRole says what a TCP observation does to the ties of SYNs to their
+// answers (tcpTies).
+type tcpRole uint8
+
+const (
+	tcpNone    tcpRole = iota
+	tcpRequest         // a SYN probe: tie it at its point
+	tcpAnswer          // a SYN-ACK or RST: no token, its source and sequence come from the tie
+)
+
+// place finds the source, sequence and step an observation belongs to,
+// whatever its protocol (docs/report-format.md, "TCP and UDP probes"). It
+// reads only what NewAccumulator set, so it needs no lock; a TCP answer's
+// source and sequence are left to Add, which holds the ties.
 func (a *Accumulator) place(o capture.Observation) placement {
-	pl, err := probe.ParsePayload(o.Payload)
+	if o.Proto == capture.ProtoICMP { // as before TCP and UDP probes, to the byte
+		pl, err := probe.ParsePayload(o.Payload)
+		if err != nil {
+			return placement{src: -1}
+		}
+		p := a.placeToken(pl.RunID, pl.Seq)
+		if p.src < 0 || (!o.IsRequest() && !o.IsReply()) {
+			return p
+		}
+		return a.onStep(p, o, o.IsReply())
+	}
+	if o.Proto == capture.ProtoTCP && o.TCPFlags&capture.TCPFlagACK != 0 {
+		if o.TCPFlags&(capture.TCPFlagSYN|capture.TCPFlagRST) == 0 {
+			return placement{src: -1}
+		}
+		return a.onStep(placement{src: -1, tcp: tcpAnswer}, o, true)
+	}
+	tok, err := probe.ParseToken(o.Token)
 	if err != nil {
 		return placement{src: -1}
 	}
-	p := placement{src: slices.IndexFunc(a.sources, func(s ProbeSource) bool { return s.RunID == pl.RunID }), seq: pl.Seq}
-	if p.src < 0 || (!o.IsRequest() && !o.IsReply()) {
-		return p
+	p := a.placeToken(tok.RunID, tok.Seq)
+	switch o.Proto {
+	case capture.ProtoTCP:
+		if o.TCPFlags&capture.TCPFlagSYN == 0 {
+			return p // a tokened segment that is no SYN: no probe sends one
+		}
+		p.tcp = tcpRequest
+		return a.onStep(p, o, false)
+	case capture.ProtoUDP:
+		if o.DNS {
+			return a.onStep(p, o, o.DNSResponse)
+		}
+		// A UDP echo returns the datagram as it came: the direction the
+		// point is crossed in tells the request from the reply.
+		i, ok := a.index[stepKey{o.Point, false}]
+		return a.onStep(p, o, !ok || a.dirs[i] != o.Dir)
+	case capture.ProtoUnreachable:
+		return a.onStep(p, o, true)
 	}
-	i, ok := a.index[stepKey{o.Point, o.IsReply()}]
+	return p
+}
+
+// placeToken is the placement of a token's run id and sequence.
+func (a *Accumulator) placeToken(runID uint64, seq uint32) placement {
+	return placement{src: slices.IndexFunc(a.sources, func(s ProbeSource) bool { return s.RunID == runID }), seq: seq}
+}
+
+// onStep completes p with the step o crosses as a request or a reply, and
+// whether it crosses it the expected way.
+func (a *Accumulator) onStep(p placement, o capture.Observation, reply bool) placement {
+	i, ok := a.index[stepKey{o.Point, reply}]
 	p.step, p.onPath = i, ok && a.dirs[i] == o.Dir
 	return p
 }
@@ -285,6 +360,7 @@ func (a *Accumulator) Result(rec Recorded) (*Result, error) {
 	r := correlate(a.path, rec.Probes[0], pts, steps, t, exact, a.addrs)
 	r.Probes.Ignored = ignored
 	r.Incomplete = rec.Interrupted
+	transport(r, a.sources[0], a.replies(rec.Probes[0]), steps, a.addrs)
 	if len(a.sources) > 1 {
 		r.Baseline = a.baseline(r, exact, rec.Probes[1], steps)
 	}

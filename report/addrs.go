@@ -38,7 +38,16 @@ type stepAddrs struct {
 	first  rawAddrs
 	set    bool
 	others int
+	// dsts counts the probes by the destination (address and port) their
+	// request carried at the step, at most maxBackends of them; dstOthers
+	// the probes to further destinations.
+	dsts      map[netip.AddrPort]int
+	dstOthers int
 }
+
+// maxBackends bounds the destinations counted per step: a Service has a
+// few endpoints, and the report lists them one by one.
+const maxBackends = 16
 
 // rawAddrs are an observation's addresses.
 type rawAddrs struct {
@@ -46,9 +55,22 @@ type rawAddrs struct {
 	tunnel                       string
 }
 
-// note records the addresses of an observation placed at the step. The
-// caller holds the accumulator's lock.
-func (s *stepAddrs) note(o capture.Observation) {
+// note records the addresses of an observation placed at the step, and
+// with probe set (the probe's first observation at a request step) counts
+// its destination. The caller holds the accumulator's lock.
+func (s *stepAddrs) note(o capture.Observation, probe bool) {
+	if probe {
+		d := netip.AddrPortFrom(o.Dst, o.DstPort)
+		switch _, ok := s.dsts[d]; {
+		case ok || len(s.dsts) < maxBackends:
+			if s.dsts == nil {
+				s.dsts = map[netip.AddrPort]int{}
+			}
+			s.dsts[d]++
+		default:
+			s.dstOthers++
+		}
+	}
 	a := rawAddrs{src: o.Src, dst: o.Dst, outerSrc: o.OuterSrc, outerDst: o.OuterDst, tunnel: o.Tunnel}
 	switch {
 	case !s.set:

@@ -52,6 +52,7 @@ type htmlPage struct {
 	Verdict    string
 	Headline   string
 	Facts      []htmlFact
+	Probing    []string // probingTexts: the protocol, what it measures, the backends
 	RTT        []htmlDistRow
 	RTTAxis    htmlAxis
 	RTTNote    string // why there is no round trip; "" when there is
@@ -86,6 +87,7 @@ func htmlReportPage(r *Result) htmlPage {
 		Verdict:   r.Verdict.Text,
 		Headline:  headline(r),
 		Facts:     htmlFacts(r),
+		Probing:   probingTexts(r),
 		Clocks:    clocksText(r),
 		Chain:     htmlChainOf(r, true),
 		Waterfall: htmlWaterfallOf(r),

@@ -19,6 +19,7 @@ func renderMarkdown(w io.Writer, r *Result) error {
 	var b strings.Builder
 	b.WriteString("**Verdict:** " + md(r.Verdict.Text) + "\n\n")
 	b.WriteString(md("cnitrace: "+headline(r)) + "\n\n")
+	writeMDList(&b, probingTexts(r))
 	writeMDRTT(&b, r)
 	b.WriteString("#### Path\n\n")
 	writeMDPoints(&b, pointRows(r.Points))

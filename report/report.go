@@ -58,9 +58,22 @@ type Result struct {
 	Target        string `json:"target"`
 	// Translated is the address the node DNATs Target to (a Service's
 	// backend), as discovery found it; empty when none.
-	Translated string      `json:"translated,omitempty"`
-	Source     Source      `json:"source"`
-	Probes     ProbeCounts `json:"probes"`
+	Translated string `json:"translated,omitempty"`
+	// Proto and Port are what the probes were (probe.Proto's String:
+	// "tcp" or "udp", and the target port); empty and 0 for ICMP echo, as
+	// before TCP and UDP probes existed.
+	Proto string `json:"proto,omitempty"`
+	Port  int    `json:"port,omitempty"`
+	// Measures says, one sentence each, what the round trip of a TCP or
+	// UDP probe measures besides the path, and where its losses may not be
+	// the path's; empty for ICMP.
+	Measures []string    `json:"measures,omitempty"`
+	Source   Source      `json:"source"`
+	Probes   ProbeCounts `json:"probes"`
+	// Replies counts the answered probes of a TCP or UDP run by what
+	// answered them (probe.Reply's String: syn-ack, rst, udp-reply,
+	// dns-reply, unreachable, echo-reply); nil for ICMP echo.
+	Replies map[string]int `json:"replies,omitempty"`
 	// ExactProbes is set, to the package's ExactProbes, when the run sent
 	// more probes than that: the percentiles (of segments' us and the
 	// rtt_* distributions) then come from sketches beyond them, within
@@ -101,6 +114,9 @@ type Result struct {
 	// Rewrites lists the addresses NAT changed between consecutive points,
 	// in timeline order; empty when nothing was rewritten.
 	Rewrites []Rewrite `json:"rewrites,omitempty"`
+	// Backends says which destination each probe reached after a DNAT
+	// (a Service's endpoints): nil when no probe's destination changed.
+	Backends *Backends `json:"backends,omitempty"`
 	Segments []Segment `json:"segments"` // in timeline order
 	// Stack counts the unanswered probes lost outside every capture point,
 	// in the source netns's own stack.
@@ -230,6 +246,26 @@ type ProbeCounts struct {
 	// receive queue was full: probe_socket.drops) or read only after the
 	// deadline: cnitrace's loss, not the path's, and not in stack_loss.
 	Dropped int `json:"dropped,omitempty"`
+}
+
+// Backends are the destinations the probes' requests carried at the first
+// point after a DNAT: where a Service sent each probe.
+type Backends struct {
+	// At is the point (an ID of points) where the translated destination
+	// was first seen.
+	At string `json:"at"`
+	// Seen are the destinations, in address order, with how many probes
+	// reached each; Other counts the probes to destinations beyond the
+	// first 16.
+	Seen  []Backend `json:"seen"`
+	Other int       `json:"other,omitempty"`
+}
+
+// Backend is one destination after a DNAT and the probes that reached it.
+type Backend struct {
+	Addr   string `json:"addr"`
+	Port   int    `json:"port,omitempty"` // TCP and UDP: the translated port
+	Probes int    `json:"probes"`
 }
 
 // SocketStats are the counters of cnitrace's own probe socket

@@ -74,6 +74,9 @@ func (a *Accumulator) record(src int, p probe.Probe) {
 	if p.Answered() {
 		in.received++
 	}
+	if int(p.Reply) < len(in.replies) {
+		in.replies[p.Reply]++
+	}
 	a.advance(p.SentAt)
 	a.advance(p.ReceivedAt)
 	switch {
@@ -129,6 +132,7 @@ func (a *Accumulator) fold(seq uint32) {
 		in.beyond--
 	}
 	in.folded = max(in.folded, int64(seq))
+	a.ties.forget(tiedProbe{0, seq})
 }
 
 // line is the timeline of probe p of a source, from what arrived of it.
@@ -165,6 +169,20 @@ func (a *Accumulator) union(src int, res *probe.Result) (recs map[uint32]probe.P
 		}
 	}
 	return recs, sent, received
+}
+
+// replies counts the traced source's answered probes by what answered
+// them, those of res not added before included, as union counts them.
+func (a *Accumulator) replies(res *probe.Result) [probe.Unreachable + 1]int {
+	in := &a.arrived[0]
+	n := in.replies
+	for _, p := range res.Probes {
+		if _, dup := in.recs[p.Seq]; dup || int64(p.Seq) <= in.folded || int(p.Reply) >= len(n) {
+			continue
+		}
+		n[p.Reply]++
+	}
+	return n
 }
 
 // traced returns the traced source's timelines of the records of res and

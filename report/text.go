@@ -34,6 +34,9 @@ func renderText(w io.Writer, r *Result) error {
 
 func writeHeader(b *strings.Builder, r *Result) {
 	b.WriteString("cnitrace: " + headline(r) + "\n")
+	for _, s := range probingTexts(r) {
+		b.WriteString(s + "\n")
+	}
 	if s := exactText(r); s != "" {
 		b.WriteString("exact: " + s + "\n")
 	}
