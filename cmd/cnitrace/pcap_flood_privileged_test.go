@@ -25,8 +25,10 @@ import (
 // TestPrivilegedPcapKeepsOutBackground floods the lab, during a trace,
 // with what must not reach the file: echo requests from the pod to the
 // peer pod without the magic and with it at the wrong offset (their
-// replies come back the same way), UDP datagrams that open with a probe
-// token (answered with port unreachable errors that quote it), and the
+// replies come back the same way), UDP datagrams holding a probe token
+// where no UDP probe carries it (answered with port unreachable errors
+// that quote it; a datagram that opens with the token is a UDP probe now,
+// of whichever run, and passes the filter like another run's echo), and the
 // same between the nodes' uplinks, outside the overlay. The file holds
 // the trace's probes and nothing else, and the kernel filter let nothing
 // else reach cnitrace at all.
@@ -138,7 +140,7 @@ func (f *flood) from(t *testing.T, ns *topology.NetNS, dst netip.Addr) {
 					}
 				}
 			}
-			if _, err := udpConn.WriteTo(token, udpDst); err == nil {
+			if _, err := udpConn.WriteTo(payloads[1], udpDst); err == nil { // the magic at UDP offset 4: no probe's
 				f.sent.Add(1)
 			}
 			time.Sleep(100 * time.Microsecond)
