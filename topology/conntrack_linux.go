@@ -9,7 +9,8 @@ import (
 )
 
 // dnat returns the address the node's conntrack shows target was rewritten
-// to for ICMP echo traffic from src (any source when src is invalid): a
+// to for the probes' flow from src (any source when src is invalid): ICMP
+// echo for the zero Flow, else TCP or UDP to the flow's port; a
 // Service's backend after kube-proxy's (or the lab's) DNAT. It returns
 // false when conntrack has no such entry, or the entry was not
 // destination-translated. An entry exists only once a packet went that
@@ -30,7 +31,7 @@ func (d *discovery) dnat(src netip.Addr) (netip.Addr, bool, error) {
 		fwdSrc, _ := netip.AddrFromSlice(f.Forward.SrcIP)
 		fwdDst, _ := netip.AddrFromSlice(f.Forward.DstIP)
 		replySrc, ok := netip.AddrFromSlice(f.Reverse.SrcIP)
-		if !icmpEcho(f.Forward.Protocol) || fwdDst.Unmap() != d.target || (src.IsValid() && fwdSrc.Unmap() != src) || !ok {
+		if !d.flow.matches(f.Forward.Protocol, f.Forward.DstPort) || fwdDst.Unmap() != d.target || (src.IsValid() && fwdSrc.Unmap() != src) || !ok {
 			continue
 		}
 		if replySrc.Unmap() != d.target {
@@ -41,3 +42,12 @@ func (d *discovery) dnat(src netip.Addr) (netip.Addr, bool, error) {
 }
 
 func icmpEcho(proto uint8) bool { return proto == unix.IPPROTO_ICMP || proto == unix.IPPROTO_ICMPV6 }
+
+// matches reports whether a conntrack entry's protocol and original
+// destination port are the flow's.
+func (f Flow) matches(proto uint8, dport uint16) bool {
+	if f.Proto == 0 {
+		return icmpEcho(proto)
+	}
+	return proto == f.Proto && dport == f.Port
+}

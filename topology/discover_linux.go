@@ -25,7 +25,17 @@ import (
 //
 // When src is the node namespace itself (a hostNetwork pod, or the node),
 // the path starts at the interface the node's own route to target leaves by.
+//
+// A Service's DNAT is followed for ICMP echo traffic; DiscoverFlow follows
+// it for the probes' own flow.
 func Discover(src, node *NetNS, target netip.Addr) (*Path, error) {
+	return DiscoverFlow(src, node, target, Flow{})
+}
+
+// DiscoverFlow is Discover for the probes of flow: the DNAT of target it
+// follows is the one the node's conntrack shows for flow's protocol and
+// destination port (kube-proxy translates TCP, UDP and SCTP, never ICMP).
+func DiscoverFlow(src, node *NetNS, target netip.Addr, flow Flow) (*Path, error) {
 	srcNL, err := NetlinkHandle(src)
 	if err != nil {
 		return nil, err
@@ -37,7 +47,7 @@ func Discover(src, node *NetNS, target netip.Addr) (*Path, error) {
 	}
 	defer nodeNL.Close()
 
-	d := discovery{pod: src, node: node, podNL: srcNL, nodeNL: nodeNL, target: target, dest: target}
+	d := discovery{pod: src, node: node, podNL: srcNL, nodeNL: nodeNL, target: target, dest: target, flow: flow}
 	if src.Inode() == node.Inode() {
 		return d.fromNode()
 	}
@@ -48,6 +58,7 @@ type discovery struct {
 	pod, node     *NetNS
 	podNL, nodeNL *netlink.Handle
 	target        netip.Addr // where probes are sent
+	flow          Flow       // what the probes are, for the DNAT conntrack shows
 	dest          netip.Addr // where the node forwards them: target, or its DNAT
 	points        []Point
 	turn          Turnaround // what answers beyond the last point

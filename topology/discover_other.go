@@ -8,3 +8,8 @@ import "net/netip"
 func Discover(pod, node *NetNS, target netip.Addr) (*Path, error) {
 	return nil, unsupported("discover path")
 }
+
+// DiscoverFlow is not supported on this system.
+func DiscoverFlow(pod, node *NetNS, target netip.Addr, flow Flow) (*Path, error) {
+	return nil, unsupported("discover path")
+}

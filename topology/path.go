@@ -134,3 +134,17 @@ func (p *Path) String() string {
 	}
 	return s
 }
+
+// Flow is the traffic a path is discovered for (DiscoverFlow): the probes'
+// IP protocol and destination port. The zero Flow is ICMP echo (ICMPv6
+// for an IPv6 target), as Discover assumes.
+type Flow struct {
+	Proto uint8  // ProtoTCP or ProtoUDP; 0 for ICMP echo
+	Port  uint16 // the destination port of TCP and UDP; 0 for ICMP
+}
+
+// IP protocol numbers of Flow.Proto.
+const (
+	ProtoTCP uint8 = 6
+	ProtoUDP uint8 = 17
+)
