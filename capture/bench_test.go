@@ -78,6 +78,7 @@ func benchFrames(b *testing.B) []benchFrame {
 		{"vxlan-tcp-syn-ack", vx(tcpPacket(overlB, overlA, tcpReply(true, false, tokISN+1), nil)), true},
 		{"vxlan-dns-answer", vx(udpPacket(overlB, overlA, 53, 40003, dnsAnswer(dnsProbeName))), true},
 		{"vxlan-port-unreachable", vx(unreachable(overlA, overlB, 3, 3, 1, 4, udpPacket(overlA, overlB, 40003, 53, dnsQuery(dnsProbeName)), 0)), true},
+		{"vxlan-tcp-unreachable", vx(unreachable(overlA, overlB, 3, 3, 1, 4, tcpPacket(overlA, overlB, tcpSYN(), nil), 0)), true},
 		{"background-tcp", http(), false},
 		{"background-vxlan-tcp", vx(http()), false},
 		{"background-dns", dnsOther(), false},

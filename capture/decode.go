@@ -30,7 +30,7 @@ type Meta struct {
 // Decoder turns captured frames into Observations: ICMP or ICMPv6 echo
 // packets, TCP SYN probes and their SYN-ACKs and RST-ACKs, UDP and DNS
 // probes and their replies, and ICMP destination unreachables quoting a UDP
-// probe; plain, inside VXLAN (on its UDP ports) or Geneve (6081) over an
+// or TCP SYN probe; plain, inside VXLAN (on its UDP ports) or Geneve (6081) over an
 // IPv4 or IPv6 underlay, or inside IPIP: what FilterFor passes for the same
 // link type, ports and magic. It decodes layer by layer with
 // DecodeFromBytes into structs it reuses, so it recognises the tunnels on
@@ -323,7 +323,7 @@ func (d *Decoder) decodeICMP(o *Observation, ip ipHeader) error {
 }
 
 // decodeICMPv6 accepts echo requests and replies, as the filter does, and
-// destination unreachables quoting a UDP probe.
+// destination unreachables quoting a UDP or TCP SYN probe.
 func (d *Decoder) decodeICMPv6(o *Observation, data []byte) error {
 	if err := d.icmp6.DecodeFromBytes(data, gopacket.NilDecodeFeedback); err != nil {
 		return fmt.Errorf("decode ICMPv6: %w", err)

@@ -39,7 +39,7 @@ const (
 	tunnelHeaderLen   = 8 + 8      // UDP and the fixed VXLAN or Geneve header
 	tcpTokenOption    = 0xfe12     // kind 254 (RFC 6994), length 18: the probe's first option
 	tcpTokenMinOff    = 10 << 4    // data offset (words, high nibble) holding the whole option
-	tcpAckMask        = 0xffff0001 // what the filter reads of a reply's acknowledgement
+	tcpISNMask        = 0xffff0001 // what the filter reads of a reply's acknowledgement and of a quoted SYN's sequence
 )
 
 // Offsets inside the headers the filter reads.
@@ -52,6 +52,7 @@ const (
 	offICMPData  = 8  // echo data, after the 8-byte ICMP header
 	offGeneveLen = 8  // from UDP: Ver (2 bits) and Opt Len (6 bits, 4-byte words)
 	offGeneveTyp = 10 // from UDP: protocol type
+	offTCPSeq    = 4  // sequence number
 	offTCPAck    = 8  // acknowledgement number
 	offTCPDataOf = 12 // data offset (high nibble)
 	offTCPFlags  = 13
@@ -77,6 +78,7 @@ const (
 //	TCP with ACK and SYN or RST, acknowledgement & 0xffff0001 == magic's top 16 bits << 16 | 1
 //	UDP[magic...] or UDP[12 bytes, 1 byte, magic...] (a DNS message whose first label opens with it)
 //	ICMP type 3 or ICMPv6 type 1 [quoting IP[UDP[either of those payloads]]]
+//	ICMP type 3 or ICMPv6 type 1 [quoting IP[TCP, sequence & 0xffff0001 == magic's top 16 bits << 16]]
 //
 // The VXLAN ports are 4789, 8472 and udpPorts (6081 in udpPorts is ignored:
 // it is Geneve's); UDP to a tunnel port is only ever looked into as a
@@ -186,6 +188,7 @@ func (a *assembler) build(ports []uint16) {
 	a.ipv4()
 	a.ipv6()
 	a.icmp()
+	a.tcpQuote()
 	a.tcp()
 	a.udpProbe()
 	a.label("accept")
@@ -302,41 +305,59 @@ func (a *assembler) dispatch() {
 	a.jumpIf(bpf.JumpEqual, ipProtoUDP, "udpprobe", "reject")
 }
 
-// icmp lays out the ICMP and ICMPv6 checks, the header at X+base.
-// ICMP: echo data opening with the magic, whatever the type (as before TCP
-// and UDP probes: an ICMP error starts its data with the quoted IP header,
-// 0x45, never the magic), or a destination unreachable quoting IPv4[UDP].
+// icmp lays out the ICMPv6 and ICMP checks, the header at X+base.
 // ICMPv6: an echo request or reply with the magic, or a destination
-// unreachable quoting IPv6[UDP]. A quote goes on to the UDP probe check
-// with X at the quoted UDP header.
+// unreachable quoting IPv6[UDP or TCP]. ICMP: echo data opening with the
+// magic, whatever the type (as before TCP and UDP probes: an ICMP error
+// starts its data with the quoted IP header, 0x45, never the magic), or a
+// destination unreachable quoting IPv4[UDP or TCP]. ICMPv6 comes first so
+// that both share the dispatch on the quoted protocol, which waits in
+// scratch memory while X is moved to the quoted transport header: a UDP
+// quote goes on to the UDP probe check, a TCP one falls through to
+// tcpQuote.
 func (a *assembler) icmp() {
+	a.label("icmp6")
+	a.emit(bpf.LoadIndirect{Off: a.base, Size: 1})
+	a.jumpIf(bpf.JumpEqual, icmpv6DestUnreach, "", "echo6")
+	a.emit(bpf.LoadIndirect{Off: a.base + icmpHeaderLen + offIP6Next, Size: 1})
+	a.emit(bpf.StoreScratch{Src: bpf.RegA, N: 0})
+	a.addX(icmpHeaderLen + ipv6HeaderLen)
+	a.jump("quote")
+	a.label("echo6")
+	a.jumpIf(bpf.JumpGreaterOrEqual, icmpv6EchoReq, "", "reject")
+	a.jumpIf(bpf.JumpGreaterThan, icmpv6EchoReply, "reject", "")
+	a.emit(bpf.LoadIndirect{Off: a.base + offICMPData, Size: 4})
+	a.jumpIf(bpf.JumpEqual, a.magic, "accept", "reject")
+
 	a.label("icmp4")
 	a.emit(bpf.LoadIndirect{Off: a.base + offICMPData, Size: 4})
 	a.jumpIf(bpf.JumpEqual, a.magic, "accept", "")
 	a.emit(bpf.LoadIndirect{Off: a.base, Size: 1})
 	a.jumpIf(bpf.JumpEqual, icmpDestUnreach, "", "reject")
 	a.emit(bpf.LoadIndirect{Off: a.base + icmpHeaderLen + offIP4Proto, Size: 1})
-	a.jumpIf(bpf.JumpEqual, ipProtoUDP, "", "reject")
+	a.emit(bpf.StoreScratch{Src: bpf.RegA, N: 0})
 	a.emit(bpf.LoadIndirect{Off: a.base + icmpHeaderLen, Size: 1})
 	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0x0f})
 	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 2})
 	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: icmpHeaderLen})
 	a.emit(bpf.ALUOpX{Op: bpf.ALUOpAdd})
 	a.emit(bpf.TAX{})
-	a.jump("udpprobe")
 
-	a.label("icmp6")
-	a.emit(bpf.LoadIndirect{Off: a.base, Size: 1})
-	a.jumpIf(bpf.JumpEqual, icmpv6DestUnreach, "", "echo6")
-	a.emit(bpf.LoadIndirect{Off: a.base + icmpHeaderLen + offIP6Next, Size: 1})
-	a.jumpIf(bpf.JumpEqual, ipProtoUDP, "", "reject")
-	a.addX(icmpHeaderLen + ipv6HeaderLen)
-	a.jump("udpprobe")
-	a.label("echo6")
-	a.jumpIf(bpf.JumpGreaterOrEqual, icmpv6EchoReq, "", "reject")
-	a.jumpIf(bpf.JumpGreaterThan, icmpv6EchoReply, "reject", "")
-	a.emit(bpf.LoadIndirect{Off: a.base + offICMPData, Size: 4})
-	a.jumpIf(bpf.JumpEqual, a.magic, "accept", "reject")
+	a.label("quote")
+	a.emit(bpf.LoadScratch{Dst: bpf.RegA, N: 0})
+	a.jumpIf(bpf.JumpEqual, ipProtoUDP, "udpprobe", "")
+	a.jumpIf(bpf.JumpEqual, ipProtoTCP, "", "reject")
+}
+
+// tcpQuote lays out the check of a TCP header an ICMP error quotes, at
+// X+base: its sequence number is a SYN probe's ISN, the magic's top 16
+// bits and the low bit clear (magic>>16<<16 | n<<1). It reads only the
+// first 8 bytes (ports and sequence), which every router quotes (RFC 792);
+// the quoted flags and options may be cut off.
+func (a *assembler) tcpQuote() {
+	a.emit(bpf.LoadIndirect{Off: a.base + offTCPSeq, Size: 4})
+	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: tcpISNMask})
+	a.jumpIf(bpf.JumpEqual, a.magic&0xffff0000, "accept", "reject")
 }
 
 // tcp lays out the TCP check, the header at X+base: a SYN without ACK
@@ -358,7 +379,7 @@ func (a *assembler) tcp() {
 	a.label("tcpack")
 	a.jumpIf(bpf.JumpBitsSet, uint32(TCPFlagSYN|TCPFlagRST), "", "reject")
 	a.emit(bpf.LoadIndirect{Off: a.base + offTCPAck, Size: 4})
-	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: tcpAckMask})
+	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: tcpISNMask})
 	a.jumpIf(bpf.JumpEqual, a.magic&0xffff0000|1, "accept", "reject")
 }
 

@@ -49,8 +49,11 @@ const (
 	ProtoUDP
 	// ProtoUnreachable is an ICMP destination unreachable (type 3) or
 	// ICMPv6 destination unreachable (type 1) quoting a UDP probe, as a
-	// closed port answers one: ICMPType and ICMPCode are the error's,
-	// ports, DNS and Token the quoted datagram's.
+	// closed port answers one, or a TCP SYN probe, as a REJECT rule
+	// answers one (kube-proxy's for a Service without endpoints, a
+	// NetworkPolicy's): ICMPType and ICMPCode are the error's; ports, DNS
+	// and Token the quoted datagram's, or ports, TCPSeq and Token (if the
+	// quote holds it) the quoted SYN's.
 	ProtoUnreachable
 )
 
@@ -122,6 +125,15 @@ type Observation struct {
 	// SYN-ACK (port open) or an RST-ACK (closed), have TCPAck = ISN+1 and
 	// carry no token, so they are tied to their probe by TCPAck and the
 	// reversed ports and addresses seen at the same point.
+	//
+	// TCPSeq is also set for a ProtoUnreachable quoting a TCP SYN probe:
+	// the quoted ISN, whose top 16 bits are the magic's (0x636e), so never
+	// 0, where a quote of a UDP probe leaves it 0. Every router quotes the
+	// 8 bytes that hold it and the ports, not always the option with the
+	// token: such an error is tied to its SYN, seen at the same point, by
+	// SrcPort and DstPort (the SYN's, as the error's sender saw them) and
+	// the probe's sequence modulo 32768, (TCPSeq & 0xffff) >> 1, which is
+	// probe.TCPAnswerSeq(TCPSeq + 1). TCPFlags and TCPAck stay 0 for it.
 	TCPFlags       uint8
 	TCPSeq, TCPAck uint32
 	// DNS says the token came from a DNS question's first label ("cnt1"
@@ -133,12 +145,13 @@ type Observation struct {
 	// Token is the TokenLen bytes of the probe token wherever the packet
 	// carries them, nil where it carries none (SYN-ACK, RST-ACK, an ICMP
 	// echo with less than TokenLen bytes of data, an ICMP message other
-	// than an echo): the first bytes of the ICMP echo data (sharing
-	// Payload's memory); the UDP payload's first
-	// bytes; a DNS question's first label, decoded from hex; the data of
-	// a TCP SYN's first option (kind 254); the quoted datagram's, as for
-	// UDP. probe reads run id and sequence from it; capture checks only
-	// the magic, and for ICMP echoes not even that (as before TCP and UDP).
+	// than an echo, an error quoting less of a SYN than its first option):
+	// the first bytes of the ICMP echo data (sharing Payload's memory); the
+	// UDP payload's first bytes; a DNS question's first label, decoded from
+	// hex; the data of a TCP SYN's first option (kind 254); for an error,
+	// the same of the datagram or SYN it quotes. probe reads run id and
+	// sequence from it; capture checks only the magic, and for ICMP echoes
+	// not even that (as before TCP and UDP).
 	Token []byte
 
 	// Frame is the whole captured frame, kept only when Config.KeepFrames is

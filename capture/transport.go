@@ -16,6 +16,7 @@ const (
 	dnsHeaderLen    = 12
 	dnsLabelLen     = 4 + 16 + 8 // "cnt1", the run id and the sequence in hex
 	dnsQR           = 0x80       // in the first flags byte: a response
+	quotedMinLen    = 8          // of the quoted transport header: what every router quotes (RFC 792)
 )
 
 // errNoToken: a UDP payload with the magic neither at its start nor where
@@ -43,7 +44,7 @@ func (d *Decoder) decodeTCP(o *Observation, b []byte) error {
 		if flags&(TCPFlagSYN|TCPFlagRST) == 0 {
 			return fmt.Errorf("decode TCP: flags %#02x: an ACK without SYN or RST answers no probe", flags)
 		}
-		if ack&tcpAckMask != d.magic&0xffff0000|1 {
+		if ack&tcpISNMask != d.magic&0xffff0000|1 {
 			return fmt.Errorf("decode TCP: acknowledgement %#08x acknowledges no probe", ack)
 		}
 	case flags&TCPFlagSYN != 0:
@@ -85,49 +86,92 @@ func (d *Decoder) decodeUDP(o *Observation, b []byte) error {
 
 // decodeQuote fills o from what an ICMP or ICMPv6 destination unreachable
 // quotes (b starts at the quoted IP header): an IPv4 (v6: IPv6, no
-// extension headers) header and a UDP datagram carrying the token, as far
-// as the quote goes. It leaves o alone when b is anything else.
+// extension headers) header and a UDP datagram carrying the token or a
+// TCP SYN probe, as far as the quote goes. It leaves o alone when b is
+// anything else.
 func (d *Decoder) decodeQuote(o *Observation, b []byte, v6 bool) error {
-	udp, err := quotedUDP(b, v6)
+	proto, seg, err := quotedTransport(b, v6)
 	if err != nil {
 		return err
 	}
-	n := len(udp)
-	if l := int(binary.BigEndian.Uint16(udp[4:6])); l >= udpHeaderLen && l < n {
+	if proto == ipProtoTCP {
+		return d.decodeQuotedTCP(o, seg)
+	}
+	n := len(seg)
+	if l := int(binary.BigEndian.Uint16(seg[4:6])); l >= udpHeaderLen && l < n {
 		n = l // the rest is not the datagram's; a longer one was cut by the quote
 	}
-	t, err := d.udpToken(udp[udpHeaderLen:n])
+	t, err := d.udpToken(seg[udpHeaderLen:n])
 	if err != nil {
 		return fmt.Errorf("decode quoted UDP: %w", err)
 	}
 	o.Proto = ProtoUnreachable
-	o.SrcPort, o.DstPort = binary.BigEndian.Uint16(udp[0:2]), binary.BigEndian.Uint16(udp[2:4])
+	o.SrcPort, o.DstPort = binary.BigEndian.Uint16(seg[0:2]), binary.BigEndian.Uint16(seg[2:4])
 	t.set(o)
 	return nil
 }
 
-// quotedUDP returns the UDP datagram in a quoted IP packet, from its
-// header to the end of the quote.
-func quotedUDP(b []byte, v6 bool) ([]byte, error) {
-	hl := ipv6HeaderLen
+// decodeQuotedTCP fills o from a quoted TCP header, of which b holds at
+// least the 8 bytes every router quotes: the ports, and the sequence
+// number, which must be a SYN probe's ISN (the magic's top 16 bits, the
+// low bit clear), as the filter and probe's matchErr read it. Token is set
+// only when the quote holds the whole first option and it is the probe's
+// (kind 254, length 18, the magic); the flags are not read, a short quote
+// having none.
+func (d *Decoder) decodeQuotedTCP(o *Observation, b []byte) error {
+	seq := binary.BigEndian.Uint32(b[offTCPSeq:])
+	if seq&tcpISNMask != d.magic&0xffff0000 {
+		return fmt.Errorf("decode quoted TCP: sequence %#08x is no probe's ISN", seq)
+	}
+	o.Proto = ProtoUnreachable
+	o.SrcPort, o.DstPort = binary.BigEndian.Uint16(b[0:2]), binary.BigEndian.Uint16(b[2:4])
+	o.TCPSeq = seq
+	o.Token = d.tcpOptionToken(b)
+	return nil
+}
+
+// tcpOptionToken is a copy of the token in the first option of the TCP
+// header b opens with, or nil when b does not hold all of it or the first
+// option is not the token's.
+func (d *Decoder) tcpOptionToken(b []byte) []byte {
+	const end = offTCPMagic + TokenLen
+	if len(b) < end || int(b[offTCPDataOf]>>4)*4 < end || b[offTCPOption] != tcpTokenKind || b[offTCPOption+1] != tcpTokenOptLen ||
+		binary.BigEndian.Uint32(b[offTCPMagic:]) != d.magic {
+		return nil
+	}
+	return append([]byte(nil), b[offTCPMagic:end]...)
+}
+
+// quotedTransport returns the protocol (UDP or TCP) of a quoted IP packet
+// and its transport header, from there to the end of the quote: at least
+// 8 bytes.
+func quotedTransport(b []byte, v6 bool) (uint8, []byte, error) {
+	hl, proto := ipv6HeaderLen, uint8(0)
 	switch {
 	case v6 && (len(b) < ipv6HeaderLen || b[0]>>4 != 6):
-		return nil, fmt.Errorf("decode quoted IPv6: not an IPv6 header")
-	case v6 && b[offIP6Next] != ipProtoUDP:
-		return nil, fmt.Errorf("decode quoted IPv6: next header %d is not UDP", b[offIP6Next])
-	case !v6:
+		return 0, nil, fmt.Errorf("decode quoted IPv6: not an IPv6 header")
+	case v6:
+		proto = b[offIP6Next]
+		if proto != ipProtoUDP && proto != ipProtoTCP {
+			return 0, nil, fmt.Errorf("decode quoted IPv6: next header %d is neither UDP nor TCP", proto)
+		}
+	default:
 		if len(b) < 20 || b[0]>>4 != 4 {
-			return nil, fmt.Errorf("decode quoted IPv4: not an IPv4 header")
+			return 0, nil, fmt.Errorf("decode quoted IPv4: not an IPv4 header")
 		}
-		hl = int(b[0]&0x0f) * 4
-		if hl < 20 || binary.BigEndian.Uint16(b[offIP4Frag:])&ipFragOffsetMask != 0 || b[offIP4Proto] != ipProtoUDP {
-			return nil, fmt.Errorf("decode quoted IPv4: not the first fragment of a UDP datagram")
+		hl, proto = int(b[0]&0x0f)*4, b[offIP4Proto]
+		if hl < 20 || binary.BigEndian.Uint16(b[offIP4Frag:])&ipFragOffsetMask != 0 || (proto != ipProtoUDP && proto != ipProtoTCP) {
+			return 0, nil, fmt.Errorf("decode quoted IPv4: not the first fragment of a UDP datagram or TCP segment")
 		}
 	}
-	if len(b) < hl+udpHeaderLen {
-		return nil, fmt.Errorf("decode quoted UDP: truncated (%d bytes)", len(b)-min(hl, len(b)))
+	if len(b) < hl+quotedMinLen {
+		name := "UDP"
+		if proto == ipProtoTCP {
+			name = "TCP"
+		}
+		return 0, nil, fmt.Errorf("decode quoted %s: truncated (%d bytes)", name, len(b)-min(hl, len(b)))
 	}
-	return b[hl:], nil
+	return proto, b[hl:], nil
 }
 
 // udpToken is where a UDP payload carries the token.

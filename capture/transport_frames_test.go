@@ -65,6 +65,18 @@ func tcpSYN() *layers.TCP {
 	}}
 }
 
+// ordinarySYN is the SYN of a connect() with the given ISN: options MSS,
+// SACK permitted, timestamps (the value "cnt1"...), NOP, window scale.
+func ordinarySYN(isn uint32) func(a, b netip.Addr) stack {
+	return func(a, b netip.Addr) stack {
+		t := &layers.TCP{SrcPort: 51234, DstPort: 80, Seq: isn, SYN: true, Window: 64240, Options: []layers.TCPOption{
+			{OptionType: layers.TCPOptionKindMSS, OptionData: []byte{0x05, 0xb4}}, {OptionType: layers.TCPOptionKindSACKPermitted},
+			{OptionType: layers.TCPOptionKindTimestamps, OptionData: withCnt1At(make([]byte, 8), 0)},
+			{OptionType: layers.TCPOptionKindNop}, {OptionType: layers.TCPOptionKindWindowScale, OptionData: []byte{7}}}}
+		return tcpPacket(a, b, t, nil)
+	}
+}
+
 // tcpReply is the target's answer to tcpSYN with the given flags and
 // acknowledgement.
 func tcpReply(syn, rst bool, ack uint32) *layers.TCP {
@@ -156,6 +168,20 @@ func transportCases() []transportCase {
 	unreachUDP := Observation{Proto: ProtoUnreachable, ICMPType: 3, ICMPCode: 3, SrcPort: 40002, DstPort: 7, Token: tokenBytes}
 	unreachDNS := Observation{Proto: ProtoUnreachable, ICMPType: 3, ICMPCode: 3, SrcPort: 40003, DstPort: 53, DNS: true, Token: tokenBytes}
 	prohibited := Observation{Proto: ProtoUnreachable, ICMPType: 3, ICMPCode: 13, SrcPort: 40002, DstPort: 7, Token: tokenBytes}
+	unreachTCP := Observation{Proto: ProtoUnreachable, ICMPType: 3, ICMPCode: 3, SrcPort: 40001, DstPort: 80, TCPSeq: tokISN, Token: tokenBytes}
+	unreachTCPShort := unreachTCP
+	unreachTCPShort.Token = nil // the quote ends before the token option does
+	rejectTCP := unreachTCP
+	rejectTCP.ICMPCode = 13
+	quoteTCP := func(n int) func(a, b netip.Addr) stack { // a SYN probe's IP header and n bytes of its TCP header
+		return func(a, b netip.Addr) stack {
+			ipLen := 20
+			if a.Is6() {
+				ipLen = 40
+			}
+			return unreachable(a, b, 3, 3, 1, 4, syn(a, b), ipLen+n)
+		}
+	}
 	return []transportCase{
 		// IP[TCP SYN, options 254(token) MSS NOP NOP]
 		{name: "tcp syn probe", pkt: syn, accept: true, want: tcpTok},
@@ -163,13 +189,7 @@ func transportCases() []transportCase {
 		{name: "tcp syn-ack", pkt: func(a, b netip.Addr) stack { return tcpPacket(b, a, tcpReply(true, false, tokISN+1), nil) }, accept: true, reply: true, want: synAck},
 		{name: "tcp rst-ack", pkt: func(a, b netip.Addr) stack { return tcpPacket(b, a, tcpReply(false, true, tokISN+1), nil) }, accept: true, reply: true, want: rstAck},
 		// IP[TCP SYN, options MSS SACK-permitted timestamps NOP window-scale]: a connect()
-		{name: "ordinary syn", pkt: func(a, b netip.Addr) stack {
-			t := &layers.TCP{SrcPort: 51234, DstPort: 80, Seq: tokISN, SYN: true, Window: 64240, Options: []layers.TCPOption{
-				{OptionType: layers.TCPOptionKindMSS, OptionData: []byte{0x05, 0xb4}}, {OptionType: layers.TCPOptionKindSACKPermitted},
-				{OptionType: layers.TCPOptionKindTimestamps, OptionData: withCnt1At(make([]byte, 8), 0)},
-				{OptionType: layers.TCPOptionKindNop}, {OptionType: layers.TCPOptionKindWindowScale, OptionData: []byte{7}}}}
-			return tcpPacket(a, b, t, nil)
-		}},
+		{name: "ordinary syn", pkt: ordinarySYN(tokISN)},
 		// IP[TCP SYN, no options[0xfe 0x12 "cnt1"...]]: the option's bytes as data, past a 20-byte header
 		{name: "syn with the option's bytes as data", pkt: func(a, b netip.Addr) stack {
 			t := &layers.TCP{SrcPort: 51234, DstPort: 80, Seq: 1, SYN: true, Window: 64240}
@@ -221,8 +241,38 @@ func transportCases() []transportCase {
 		}},
 		// IP[ICMP 3/3[IP[UDP[5 bytes, token...]]]]
 		{name: "port unreachable quoting a non-probe", reply: true, pkt: portUnreach(notProbe)},
-		// IP[ICMP 3/3[IP[TCP SYN probe]]]: not matched (TCP quotes are not among the wire format's replies)
-		{name: "port unreachable quoting a tcp probe", reply: true, pkt: portUnreach(syn)},
+		// IP[ICMP 3/3 or ICMPv6 1/4[IP[TCP SYN probe]]] (iptables' REJECT, as
+		// kube-proxy's for a Service without endpoints), and 3/13 or 1/1
+		// (--reject-with icmp-admin-prohibited, a NetworkPolicy)
+		{name: "port unreachable quoting a tcp probe", reply: true, accept: true, want: unreachTCP, pkt: portUnreach(syn)},
+		{name: "admin prohibited quoting a tcp probe", reply: true, accept: true, want: rejectTCP, pkt: func(a, b netip.Addr) stack {
+			return unreachable(a, b, 3, 13, 1, 1, syn(a, b), 0)
+		}},
+		// IPv4[ICMP 3/3[IPv4(IHL 7)[TCP SYN probe]]]
+		{name: "port unreachable quoting a tcp probe with ip options", v4: true, reply: true, accept: true, want: unreachTCP, pkt: func(a, b netip.Addr) stack {
+			return unreachable(a, b, 3, 3, 1, 4, withOptions(syn(a, b), 7), 0)
+		}},
+		// IP[ICMP 3/3[IP[TCP ports and sequence]]]: RFC 792's minimum quote, as
+		// a router sends it, gives the ports and the ISN but no token; one
+		// that stops inside the token option gives no token either
+		{name: "port unreachable quoting 8 bytes of a tcp probe", reply: true, accept: true, want: unreachTCPShort, pkt: quoteTCP(8)},
+		{name: "port unreachable quoting 30 bytes of a tcp probe", reply: true, accept: true, want: unreachTCPShort, pkt: quoteTCP(30)},
+		// IP[ICMP 3/3[IP[TCP SYN, a connect()'s random ISN]]], and the pod's RST
+		// to a probe's SYN-ACK (sequence ISN+1, low bit set)
+		{name: "port unreachable quoting an ordinary syn", reply: true, pkt: portUnreach(ordinarySYN(0x5eed1234))},
+		{name: "port unreachable quoting the rst to a syn-ack", reply: true, pkt: portUnreach(func(a, b netip.Addr) stack {
+			return tcpPacket(a, b, &layers.TCP{SrcPort: 40001, DstPort: 80, Seq: tokISN + 1, RST: true}, nil)
+		})},
+		// IP[ICMP 3/3[IP[TCP SYN of a connect() whose ISN looks like a probe's]]]:
+		// 1 in 2^17 of them passes, as the filter reads only the sequence; the
+		// decoder finds no token in the whole header, and the ports tie it to
+		// no probe
+		{name: "port unreachable quoting an ordinary syn with a probe's isn", reply: true, accept: true, pkt: portUnreach(ordinarySYN(tokISN)),
+			want: Observation{Proto: ProtoUnreachable, ICMPType: 3, ICMPCode: 3, SrcPort: 51234, DstPort: 80, TCPSeq: tokISN}},
+		// IP[ICMP 11/0 or ICMPv6 3/0[IP[TCP SYN probe]]]
+		{name: "time exceeded quoting a tcp probe", reply: true, pkt: func(a, b netip.Addr) stack {
+			return unreachable(a, b, 11, 0, 3, 0, syn(a, b), 0)
+		}},
 		// IP[ICMP 11/0 or ICMPv6 3/0[IP[UDP[token...]]]]: time exceeded is not a probe's answer
 		{name: "time exceeded quoting a udp probe", reply: true, pkt: func(a, b netip.Addr) stack {
 			return unreachable(a, b, 11, 0, 3, 0, udpProbe(a, b), 0)

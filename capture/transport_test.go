@@ -105,7 +105,18 @@ func TestTransportTokensParse(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", f.name, err)
 		}
+		if o.Proto == ProtoUnreachable && o.TCPSeq != 0 {
+			// A quoted SYN: its ISN gives the low 15 bits of the sequence,
+			// as the acknowledgement of a reply does (ISN+1).
+			low, ok := probe.TCPAnswerSeq(o.TCPSeq + 1)
+			if want := (o.TCPSeq & 0xffff) >> 1; !ok || low != want || low != tokSeq {
+				t.Errorf("%s: quoted sequence %#x gives %d, %v by probe and %d by hand, want %d", f.name, o.TCPSeq, low, ok, want, tokSeq)
+			}
+		}
 		if o.Token == nil {
+			if o.Proto == ProtoUnreachable && o.TCPSeq != 0 {
+				continue
+			}
 			if low, ok := probe.TCPAnswerSeq(o.TCPAck); o.Proto != ProtoTCP || !ok || low != tokSeq {
 				t.Errorf("%s: no token, and ack %#x gives sequence %d, %v", f.name, o.TCPAck, low, ok)
 			}
@@ -124,7 +135,7 @@ func TestTransportTokensParse(t *testing.T) {
 // TestTransportTruncated cuts every accepted TCP and UDP frame at every
 // length: the decoder errs on each prefix shorter than the IP packet, and
 // the filter passes a prefix exactly once it holds the last byte the
-// filter reads (the magic's, or a reply's flags).
+// filter reads (the magic's, a reply's flags, or a quoted SYN's sequence).
 func TestTransportTruncated(t *testing.T) {
 	for _, link := range []LinkType{LinkEthernet, LinkRawIP} {
 		vm, d := filterVM(t, link, nil), NewDecoderFor(link, nil)
@@ -138,9 +149,12 @@ func TestTransportTruncated(t *testing.T) {
 				whole += etherHeaderLen
 			}
 			var end int
-			if f.tc.want.Token != nil {
+			switch w := f.tc.want; {
+			case w.Proto == ProtoUnreachable && w.TCPSeq != 0: // the quoted sequence only
+				end = bytes.Index(frame, binary.BigEndian.AppendUint32(nil, tokISN)) + 4
+			case w.Token != nil:
 				end = bytes.Index(frame, tokenBytes[:4]) + 4
-			} else { // the acknowledgement, then the flags
+			default: // the acknowledgement, then the flags
 				end = bytes.Index(frame, binary.BigEndian.AppendUint32(nil, tokISN+1)) + 4 + 2
 			}
 			for n := range len(frame) {
@@ -177,6 +191,11 @@ func TestDecodeTransportErrors(t *testing.T) {
 		{"tcp fin-ack", tcpPacket(overlB, overlA, tcpReply(false, false, tokISN+1), nil), func(b []byte) { b[20+13] = TCPFlagFIN | TCPFlagACK }, false, "without SYN or RST"},
 		{"tcp no flags", tcpPacket(overlA, overlB, tcpSYN(), nil), func(b []byte) { b[20+13] = 0 }, false, "neither a SYN"},
 		{"tcp syn, other magic", tcpPacket(overlA, overlB, tcpSYN(), nil), func(b []byte) { b[20+25] ^= 1 }, false, "not the magic"},
+		// ICMPv6 errors quoting what no probe sends (an ICMPv4 one decodes as
+		// a plain ICMP message instead, without a token)
+		{"quoted tcp, sequence no isn", unreachable(overl6A, overl6B, 3, 3, 1, 4, ordinarySYN(0x5eed1234)(overl6A, overl6B), 0), nil, false, "sequence 0x5eed1234 is no probe's ISN"},
+		{"quoted tcp, 7 bytes", unreachable(overl6A, overl6B, 3, 3, 1, 4, tcpPacket(overl6A, overl6B, tcpSYN(), nil), 40+7), nil, false, "decode quoted TCP: truncated (7 bytes)"},
+		{"quoted icmpv6", unreachable(overl6A, overl6B, 3, 3, 1, 4, request6(), 0), nil, false, "next header 58 is neither UDP nor TCP"},
 	}
 	d := NewDecoderFor(LinkRawIP, nil)
 	vm := filterVM(t, LinkRawIP, nil)
