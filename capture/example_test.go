@@ -25,7 +25,7 @@ func ExampleFilterFor_ethernet() {
 	fmt.Println(len(prog), "instructions")
 	fmt.Println(prog[len(prog)-2], "|", prog[len(prog)-1])
 	// Output:
-	// 110 instructions
+	// 111 instructions
 	// ret #262144 | ret #0
 }
 
@@ -63,7 +63,7 @@ func ExampleFilterFor() {
 	fmt.Println(link, len(prog), "instructions, accepted:", n > 0)
 	fmt.Printf("%s > %s type %d tunnel %q payload %q\n", o.Src, o.Dst, o.ICMPType, o.Tunnel, o.Payload)
 	// Output:
-	// raw-ip 110 instructions, accepted: true
+	// raw-ip 111 instructions, accepted: true
 	// 10.98.0.1 > 10.98.0.2 type 8 tunnel "" payload "cnt1"
 }
 

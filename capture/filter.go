@@ -76,7 +76,7 @@ const (
 //	ICMP[any type[magic...]], ICMPv6[echo request or reply[magic...]]
 //	TCP with SYN, without ACK, data offset >= 10, first option kind 254 length 18 [magic...]
 //	TCP with ACK and SYN or RST, acknowledgement & 0xffff0001 == magic's top 16 bits << 16 | 1
-//	UDP[magic...] or UDP[12 bytes, 1 byte, magic...] (a DNS message whose first label opens with it)
+//	UDP[magic...] or UDP[12 bytes, 1 byte, magic in any case...] (a DNS message whose first label opens with it)
 //	ICMP type 3 or ICMPv6 type 1 [quoting IP[UDP[either of those payloads]]]
 //	ICMP type 3 or ICMPv6 type 1 [quoting IP[TCP, sequence & 0xffff0001 == magic's top 16 bits << 16]]
 //
@@ -384,14 +384,33 @@ func (a *assembler) tcp() {
 }
 
 // udpProbe lays out the UDP check, the header at X+base: the payload opens
-// with the magic (a UDP probe, or its echo), or has it at offset 13 (a DNS
-// query or answer whose question's first label opens with "cnt1").
+// with the magic (a UDP probe, or its echo), or has it at offset 13 in any
+// case (a DNS query or answer whose question's first label opens with
+// "cnt1", or "CnT1" from a server that changed the case: 0x20 encoding).
 func (a *assembler) udpProbe() {
 	a.label("udpprobe")
 	a.emit(bpf.LoadIndirect{Off: a.base + udpHeaderLen, Size: 4})
 	a.jumpIf(bpf.JumpEqual, a.magic, "accept", "")
 	a.emit(bpf.LoadIndirect{Off: a.base + udpHeaderLen + offDNSMagic, Size: 4})
-	a.jumpIf(bpf.JumpEqual, a.magic, "accept", "reject")
+	if m := caseMask(a.magic); m != 0 {
+		a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpOr, Val: m})
+	}
+	a.jumpIf(bpf.JumpEqual, a.magic|caseMask(a.magic), "accept", "reject")
+}
+
+// caseMask has 0x20, the bit that tells an ASCII letter's cases apart, in
+// each byte of magic that is a letter (0x20202000 for "cnt1"). A word OR
+// the mask equals magic OR the mask exactly when it is magic with its
+// letters in any case: for a letter, only its two cases have that byte OR
+// 0x20; the other bytes are compared as they are.
+func caseMask(magic uint32) uint32 {
+	var m uint32
+	for shift := 0; shift < 32; shift += 8 {
+		if c := byte(magic>>shift) | 0x20; 'a' <= c && c <= 'z' {
+			m |= 0x20 << shift
+		}
+	}
+	return m
 }
 
 // addX adds n to X (through A).

@@ -184,7 +184,10 @@ func (t udpToken) set(o *Observation) { o.Token, o.DNS, o.DNSResponse = t.token,
 
 // udpToken finds the token in a UDP payload: at its start (a UDP probe and
 // its echo; nil when shorter than TokenLen), else in a DNS message's first
-// question label, "cnt1" and the run id (16) and sequence (8) in hex.
+// question label, "cnt1" and the run id (16) and sequence (8) in hex, every
+// letter in either case (a server may change them, 0x20 encoding, and probe
+// reads the label case-insensitively). The token's magic is then d.magic
+// itself, whatever the label's case.
 func (d *Decoder) udpToken(p []byte) (udpToken, error) {
 	if len(p) >= 4 && binary.BigEndian.Uint32(p) == d.magic {
 		if len(p) < TokenLen {
@@ -192,14 +195,14 @@ func (d *Decoder) udpToken(p []byte) (udpToken, error) {
 		}
 		return udpToken{token: append([]byte(nil), p[:TokenLen]...)}, nil
 	}
-	if len(p) < offDNSMagic+4 || binary.BigEndian.Uint32(p[offDNSMagic:]) != d.magic {
+	if m := caseMask(d.magic); len(p) < offDNSMagic+4 || binary.BigEndian.Uint32(p[offDNSMagic:])|m != d.magic|m {
 		return udpToken{}, errNoToken
 	}
 	if p[dnsHeaderLen] != dnsLabelLen || len(p) < offDNSMagic+dnsLabelLen {
 		return udpToken{}, fmt.Errorf("DNS question: first label of %d bytes, want %d (cnt1 and 24 hex digits)", p[dnsHeaderLen], dnsLabelLen)
 	}
 	t := udpToken{token: make([]byte, TokenLen), dns: true, resp: p[2]&dnsQR != 0}
-	copy(t.token, p[offDNSMagic:offDNSMagic+4])
+	binary.BigEndian.PutUint32(t.token, d.magic) // in the magic's case, which probe.ParseToken wants
 	if _, err := hex.Decode(t.token[4:], p[offDNSMagic+4:offDNSMagic+dnsLabelLen]); err != nil {
 		return udpToken{}, fmt.Errorf("DNS question: first label %q: %w", p[offDNSMagic:offDNSMagic+dnsLabelLen], err)
 	}

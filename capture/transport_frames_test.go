@@ -32,6 +32,11 @@ var tokenBytes = func() []byte {
 // and the run id and sequence in hex.
 var dnsProbeName = fmt.Sprintf("cnt1%016x%08x.probe.cnitrace.test", tokRun, tokSeq)
 
+// dnsProbeNameMixed is dnsProbeName as a server that randomises the case
+// of the question (0x20 encoding) may answer it: the magic and the hex
+// digits in both cases.
+var dnsProbeNameMixed = "CnT1" + "0123456789AbCdEf" + "00000007" + ".pROBE.CnItRaCe.TEST"
+
 // udpProbeData is a UDP probe's payload: the 24-byte ICMP token (the send
 // time zero) and padding, as probe.Payload.Marshal(56) lays it out.
 func udpProbeData() []byte {
@@ -218,6 +223,19 @@ func transportCases() []transportCase {
 		// IP[UDP:53[DNS query cnt1<run><seq>.probe.cnitrace.test A]] and its answer
 		{name: "dns probe", pkt: dnsProbe, accept: true, want: dnsQ},
 		{name: "dns answer", pkt: func(a, b netip.Addr) stack { return udpPacket(b, a, 53, 40003, dnsAnswer(dnsProbeName)) }, accept: true, reply: true, want: dnsA},
+		// IP[UDP:53[DNS answer CnT1<run, mixed-case hex><seq>...]]: the case
+		// changed by the server, and the same in a query (from a resolver
+		// that sends 0x20-encoded questions)
+		{name: "dns answer in mixed case", pkt: func(a, b netip.Addr) stack { return udpPacket(b, a, 53, 40003, dnsAnswer(dnsProbeNameMixed)) }, accept: true, reply: true, want: dnsA},
+		{name: "dns query in mixed case", pkt: func(a, b netip.Addr) stack { return udpPacket(a, b, 40003, 53, dnsQuery(dnsProbeNameMixed)) }, accept: true, want: dnsQ},
+		// IP[UDP:53[DNS query CnT2..., cnt\x11...]]: mixed-case names that are
+		// no probe's: the digit is compared as it is, whatever its 0x20 bit
+		{name: "dns query for a mixed-case name that is no probe's", pkt: func(a, b netip.Addr) stack {
+			return udpPacket(a, b, 40005, 53, dnsQuery("CnT2"+dnsProbeNameMixed[4:]))
+		}},
+		{name: "dns query with cnt1's digit 0x20 off", pkt: func(a, b netip.Addr) stack {
+			return udpPacket(a, b, 40005, 53, dnsQuery("CNT\x11"+dnsProbeNameMixed[4:]))
+		}},
 		// IP[UDP:53[DNS query for another name]]: one that ends in a probe's label too
 		{name: "dns query for another name", pkt: func(a, b netip.Addr) stack {
 			return udpPacket(a, b, 40005, 53, dnsQuery("kubernetes.default.svc.cluster.local"))

@@ -152,8 +152,8 @@ func TestTransportTruncated(t *testing.T) {
 			switch w := f.tc.want; {
 			case w.Proto == ProtoUnreachable && w.TCPSeq != 0: // the quoted sequence only
 				end = bytes.Index(frame, binary.BigEndian.AppendUint32(nil, tokISN)) + 4
-			case w.Token != nil:
-				end = bytes.Index(frame, tokenBytes[:4]) + 4
+			case w.Token != nil: // the magic, in a DNS label in any case
+				end = indexMagicFold(frame) + 4
 			default: // the acknowledgement, then the flags
 				end = bytes.Index(frame, binary.BigEndian.AppendUint32(nil, tokISN+1)) + 4 + 2
 			}
@@ -169,10 +169,74 @@ func TestTransportTruncated(t *testing.T) {
 	}
 }
 
+// indexMagicFold is where testMagic first appears in b with its letters in
+// either case, or -1.
+func indexMagicFold(b []byte) int {
+	want := binary.BigEndian.AppendUint32(nil, testMagic)
+	for i := 0; i+len(want) <= len(b); i++ {
+		if asciiFoldEqual(b[i:i+len(want)], want) {
+			return i
+		}
+	}
+	return -1
+}
+
+// asciiFoldEqual reports whether a and b are equal but for the case of
+// ASCII letters (bytes.EqualFold also folds UTF-8).
+func asciiFoldEqual(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	lower := func(c byte) byte {
+		if 'A' <= c && c <= 'Z' {
+			return c + 'a' - 'A'
+		}
+		return c
+	}
+	for i := range a {
+		if lower(a[i]) != lower(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestDNSMagicAnyCase sets each byte of a DNS answer's "cnt1" to each of
+// the 256 values: the filter and the decoder take it exactly when it is
+// the magic's byte in either case (a letter's two cases, the digit as it
+// is), so matching in any case lets in nothing else.
+func TestDNSMagicAnyCase(t *testing.T) {
+	vm, d := filterVM(t, LinkRawIP, nil), NewDecoderFor(LinkRawIP, nil)
+	frame := onLink(t, LinkRawIP, udpPacket(overlB, overlA, 53, 40003, dnsAnswer(dnsProbeName)))
+	at := 20 + udpHeaderLen + offDNSMagic
+	magic := append([]byte(nil), frame[at:at+4]...)
+	for i := range magic {
+		for v := range 256 {
+			f := append([]byte(nil), frame...)
+			f[at+i] = byte(v)
+			want := asciiFoldEqual(f[at:at+4], magic)
+			if n, err := vm.Run(f); err != nil || (n > 0) != want {
+				t.Errorf("%q: filter accept=%v (%v), want %v", f[at:at+4], n > 0, err, want)
+			}
+			o, err := d.Decode(f, Meta{})
+			if (err == nil) != want || (want && !bytes.Equal(o.Token, tokenBytes)) {
+				t.Errorf("%q: decoded token % x, %v; want it %v", f[at:at+4], o.Token, err, want)
+			}
+		}
+	}
+	if got := caseMask(0x41427a31); got != 0x20202000 { // "ABz1"
+		t.Errorf("caseMask(ABz1) = %#08x, want 0x20202000", got)
+	}
+	if got := caseMask(0x405b607b); got != 0 { // "@[`{": next to the letters, none of them
+		t.Errorf("caseMask(@[`{) = %#08x, want 0", got)
+	}
+}
+
 // TestDecodeTransportErrors: what the filter lets through but the decoder
 // still refuses, and TCP and UDP cut or malformed.
 func TestDecodeTransportErrors(t *testing.T) {
 	badLabel := dnsQuery("cnt1" + strings.Repeat("x", 24) + ".probe")
+	badMixedLabel := dnsQuery("CnT1" + strings.Repeat("aG", 12) + ".probe") // hex digits, then a G
 	shortLabel := dnsQuery("cnt1abc.probe")
 	tests := []struct {
 		name    string
@@ -183,6 +247,7 @@ func TestDecodeTransportErrors(t *testing.T) {
 	}{
 		{"dns label not hex", udpPacket(overlA, overlB, 40003, 53, badLabel), nil, true, "invalid byte"},
 		{"dns label too short", udpPacket(overlA, overlB, 40003, 53, shortLabel), nil, true, "first label of 7 bytes"},
+		{"mixed-case dns label not hex", udpPacket(overlB, overlA, 53, 40003, badMixedLabel), nil, true, "invalid byte: U+0047 'G'"},
 		{"udp to a tunnel port", udpPacket(overlA, overlB, 40002, PortVXLANLinux, udpProbeData()), nil, false, "decode inner Ethernet"},
 		{"udp length past the packet", udpPacket(overlA, overlB, 40002, 7, udpProbeData()), func(b []byte) { b[20+5] += 4 }, true, "truncated"},
 		{"tcp header of 16 bytes", tcpPacket(overlA, overlB, tcpSYN(), nil), func(b []byte) { b[20+12] = 0x40 }, false, "header length 16"},
