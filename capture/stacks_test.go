@@ -31,7 +31,8 @@ func onLink(t testing.TB, link LinkType, s stack) []byte {
 }
 
 // onLinkChecksummed is onLink with every checksum filled in, for frames a
-// kernel receives: it drops IPv4 headers and ICMP messages with bad ones.
+// kernel receives: it drops IPv4 headers, ICMP messages and TCP segments
+// with bad ones, and netfilter's REJECT answers none of them.
 func onLinkChecksummed(t testing.TB, link LinkType, s stack) []byte {
 	t.Helper()
 	var ip gopacket.NetworkLayer
@@ -46,6 +47,10 @@ func onLinkChecksummed(t testing.TB, link LinkType, s stack) []byte {
 				t.Fatal(err)
 			}
 		case *layers.UDP:
+			if err := l.SetNetworkLayerForChecksum(ip); err != nil {
+				t.Fatal(err)
+			}
+		case *layers.TCP:
 			if err := l.SetNetworkLayerForChecksum(ip); err != nil {
 				t.Fatal(err)
 			}
