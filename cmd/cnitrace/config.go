@@ -35,11 +35,14 @@ type traceConfig struct {
 	size      int
 	format    report.Format
 	out       string
-	pcap      string   // --pcap: the probes' packets as pcapng
-	bundle    string   // --bundle: the evidence tarball
-	quiet     bool     // no progress line on stderr
-	baseline  bool     // also probe from the node's netns and compare
-	args      []string // the command line, for the report's run block
+	pcap      string      // --pcap: the probes' packets as pcapng
+	bundle    string      // --bundle: the evidence tarball
+	quiet     bool        // no progress line on stderr
+	baseline  bool        // also probe from the node's netns and compare
+	proto     probe.Proto // --proto: what the probes are
+	port      int         // --port: the target port of TCP and UDP probes
+	dnsSuffix string      // --dns-suffix: the domain of DNS probes' names (UDP to 53)
+	args      []string    // the command line, for the report's run block
 
 	// --pod: the pod, [NAMESPACE/]NAME, found through the CRI instead of
 	// --netns or --pid. runtimeEndpoint overrides the search for the
@@ -64,6 +67,68 @@ func addSourceFlags(fs *flag.FlagSet, c *traceConfig, to *string) {
 	fs.StringVar(to, "to", "", "target `IP` address, IPv4 or IPv6: a pod (on another node or this one), a Service address, or a host outside the cluster")
 }
 
+// addProtoFlags registers the flags that say what the probes are: trace
+// sends them, path's warm-up probe too (a Service's DNAT is found for its
+// protocol and port).
+func addProtoFlags(fs *flag.FlagSet, c *traceConfig) {
+	fs.Var(protoFlag{&c.proto}, "proto", "probe `protocol`: icmp (echo requests, the default), tcp (SYNs to --port: what a Service or a policy lets through; needs CAP_NET_RAW) or udp (datagrams to --port; to port 53 DNS queries)")
+	fs.IntVar(&c.port, "port", 0, "target `port` of tcp and udp probes (required with them, refused with icmp)")
+	fs.StringVar(&c.dnsSuffix, "dns-suffix", "", "`domain` the name of a DNS probe (--proto udp --port 53) ends in, one the server answers itself (default "+probe.DefaultDNSSuffix+")")
+}
+
+// protoFlag is --proto, parsed by probe.ParseProto.
+type protoFlag struct{ p *probe.Proto }
+
+func (f protoFlag) String() string {
+	if f.p == nil { // the flag package's zero value, for the default in --help
+		return probe.ICMP.String()
+	}
+	return f.p.String()
+}
+
+func (f protoFlag) Set(s string) error {
+	p, err := probe.ParseProto(s)
+	if err != nil {
+		return errors.New("want icmp, tcp or udp")
+	}
+	*f.p = p
+	return nil
+}
+
+// validateProto checks --proto, --port and --dns-suffix together; their
+// errors are usage errors naming the flag.
+func (c *traceConfig) validateProto() error {
+	switch {
+	case c.proto == probe.ICMP && c.port != 0:
+		return cli.Usagef("--port %d: only --proto tcp and udp probes have a port", c.port)
+	case c.proto != probe.ICMP && (c.port < 1 || c.port > 65535):
+		return cli.Usagef("--port %d: --proto %s needs a port between 1 and 65535", c.port, c.proto)
+	case c.dnsSuffix == "":
+		return nil
+	case c.proto != probe.UDP || c.port != 53:
+		return cli.Usagef("--dns-suffix %s: only DNS probes (--proto udp --port 53) have a name", c.dnsSuffix)
+	}
+	check := probe.Config{Target: c.to, Proto: probe.UDP, Port: 53, DNSSuffix: c.dnsSuffix, Count: 1, Interval: time.Second, Timeout: time.Second, Size: probe.TokenLen}
+	if err := check.Validate(); err != nil {
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner
+		}
+		return cli.Usagef("--dns-suffix %q: %v", c.dnsSuffix, err)
+	}
+	return nil
+}
+
+// flow is what discovery follows a Service's DNAT for: the probes'.
+func (c *traceConfig) flow() topology.Flow {
+	switch c.proto {
+	case probe.TCP:
+		return topology.Flow{Proto: topology.ProtoTCP, Port: uint16(c.port)}
+	case probe.UDP:
+		return topology.Flow{Proto: topology.ProtoUDP, Port: uint16(c.port)}
+	}
+	return topology.Flow{}
+}
+
 // addProbeFlags registers the ping-like flags of trace. --count and
 // --duration bound the run, the first reached stopping it; --duration
 // alone leaves the count unbounded (countSet says whether --count was
@@ -74,7 +139,7 @@ func addProbeFlags(fs *flag.FlagSet, c *traceConfig, format *string) {
 	fs.DurationVar(&c.duration, "duration", 0, "stop sending after this long, like ping -w (0: no limit)")
 	fs.DurationVar(&c.interval, "interval", 100*time.Millisecond, fmt.Sprintf("time between probes, like ping -i (at least %dus)", probe.MinInterval.Microseconds()))
 	fs.DurationVar(&c.timeout, "timeout", time.Second, "how long each probe waits for its reply, like ping -W; a reply after it is counted late")
-	fs.IntVar(&c.size, "size", 56, "ICMP echo data bytes, like ping -s (at least 24)")
+	fs.IntVar(&c.size, "size", 56, "ICMP echo data or UDP payload bytes, like ping -s (at least 24; TCP SYNs and DNS queries have a size of their own)")
 	fs.StringVar(format, "format", "text", "report `format`: text, json, markdown or html")
 	fs.StringVar(&c.out, "out", "", "write the report to `file` instead of stdout")
 	fs.StringVar(&c.pcap, "pcap", "", "also write every probe packet seen at every point to `file`, as pcapng (Wireshark, tshark)")
@@ -110,7 +175,7 @@ func (c *traceConfig) validate(to, format string) error {
 			return cli.Usagef("--format: %v", err)
 		}
 	}
-	return nil
+	return c.validateProto()
 }
 
 // validateSource checks that exactly one of --pod, --netns and --pid says
@@ -163,7 +228,8 @@ func (c *traceConfig) probeConfig() probe.Config {
 		count = 0
 	}
 	return probe.Config{
-		Target: c.to, Count: count, Duration: c.duration, Interval: c.interval, Timeout: c.timeout,
+		Target: c.to, Proto: c.proto, Port: c.port, DNSSuffix: c.dnsSuffix,
+		Count: count, Duration: c.duration, Interval: c.interval, Timeout: c.timeout,
 		Size: c.size, ID: uint16(os.Getpid() & 0xffff),
 	}
 }
@@ -220,7 +286,7 @@ func (c *traceConfig) resolve(ctx context.Context, stderr io.Writer) (pod, node 
 		return nil, nil, nil, peerError(err)
 	}
 	if err = c.warmUp(pod); err == nil {
-		path, err = topology.Discover(pod, node, c.to)
+		path, err = topology.DiscoverFlow(pod, node, c.to, c.flow())
 	}
 	if err != nil {
 		pod.Close()
@@ -391,16 +457,24 @@ func sameFile(a, b string) bool {
 // warmUpTimeout bounds the wait for the warm-up probe's reply.
 const warmUpTimeout = 200 * time.Millisecond
 
-// warmUp sends one echo request from the source netns to the target before
+// warmUpSize is the warm-up probe's size when the command has no --size.
+const warmUpSize = 56
+
+// warmUp sends one probe of the run's protocol and port (an echo
+// request, a SYN, a datagram) from the source netns to the target before
 // discovery, and waits for its reply at most warmUpTimeout: it leaves in
-// the node's conntrack the DNAT of a Service address that Discover follows,
-// and in the neighbour tables the entries a same-node path is found by.
-// It is best effort, but for a missing capability: without it a Service's
-// DNAT is never found and discovery follows the untranslated address to the
-// wrong place (path too needs CAP_NET_RAW, docs/privileges.md); any other
+// the node's conntrack the DNAT of a Service address that Discover
+// follows for that protocol and port, and in the neighbour tables the
+// entries a same-node path is found by. It is best effort, but for a
+// missing capability: without it a Service's DNAT is never found and
+// discovery follows the untranslated address to the wrong place (path too
+// needs CAP_NET_RAW for icmp and tcp, docs/privileges.md); any other
 // failure shows up in discovery or in the run.
 func (c *traceConfig) warmUp(src *topology.NetNS) error {
-	conn, err := probe.ListenFor(src, c.to)
+	cfg := c.probeConfig()
+	cfg.Count, cfg.Duration, cfg.Interval, cfg.Timeout, cfg.RunID = 1, 0, time.Millisecond, warmUpTimeout, 0
+	cfg.Size = max(cfg.Size, warmUpSize) // path has no --size
+	conn, err := probe.Open(src, cfg)
 	if err != nil {
 		var capErr *topology.CapabilityError
 		if errors.As(err, &capErr) {
@@ -409,8 +483,6 @@ func (c *traceConfig) warmUp(src *topology.NetNS) error {
 		return nil
 	}
 	defer conn.Close()
-	cfg := c.probeConfig()
-	cfg.Count, cfg.Interval, cfg.Timeout, cfg.RunID = 1, time.Millisecond, warmUpTimeout, 0
 	_, _ = probe.Run(context.Background(), conn, cfg) // best effort, see above
 	return nil
 }

@@ -14,9 +14,10 @@ func pathCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var c traceConfig
 	var to, format string
 	var asJSON bool
-	const synopsis = "--pod [NAMESPACE/]NAME | --netns FILE | --pid PID --to IP [--format text|json|markdown|html]"
+	const synopsis = "--pod [NAMESPACE/]NAME | --netns FILE | --pid PID --to IP [--proto tcp|udp --port N] [--format text|json|markdown|html]"
 	fs := cli.NewFlagSet("path")
 	addSourceFlags(fs, &c, &to)
+	addProtoFlags(fs, &c)
 	fs.StringVar(&format, "format", "text", "path `format`: text, json, markdown or html")
 	fs.BoolVar(&asJSON, "json", false, "deprecated: use --format json")
 	if err := cli.ParseFlags(program, fs, args, synopsis, stdout); err != nil {

@@ -20,6 +20,7 @@ func traceCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	const synopsis = "--pod [NAMESPACE/]NAME | --netns FILE | --pid PID --to IP [flags]"
 	fs := cli.NewFlagSet("trace")
 	addSourceFlags(fs, &c, &to)
+	addProtoFlags(fs, &c)
 	addProbeFlags(fs, &c, &format)
 	if err := cli.ParseFlags(program, fs, args, synopsis, stdout); err != nil {
 		return err
@@ -147,14 +148,14 @@ func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, pat
 // returns the sources as probe sends them and as report tells them apart,
 // in the same order; on error, nothing is left open.
 func openSources(c *traceConfig, pod, node *topology.NetNS) ([]probe.Source, []report.ProbeSource, error) {
-	conn, err := probe.ListenFor(pod, c.to) // ICMPv6 for an IPv6 target
+	conn, err := probe.Open(pod, c.probeConfig()) // ICMPv6 for an IPv6 target; TCP, UDP as --proto says
 	if err != nil {
 		return nil, nil, err
 	}
 	sources := []probe.Source{{Conn: conn, Config: c.probeConfig()}}
 	sources[0].Config.RunID = probe.NewRunID()
 	if c.baseline {
-		if conn, err = probe.ListenFor(node, c.to); err != nil {
+		if conn, err = probe.Open(node, c.probeConfig()); err != nil {
 			closeSources(sources)
 			return nil, nil, fmt.Errorf("open the baseline probe socket in the node netns %s: %w", node, err)
 		}
@@ -164,9 +165,9 @@ func openSources(c *traceConfig, pod, node *topology.NetNS) ([]probe.Source, []r
 		}
 		sources = append(sources, base)
 	}
-	known := []report.ProbeSource{{RunID: sources[0].Config.RunID, NetNS: pod.ID()}}
+	known := []report.ProbeSource{{RunID: sources[0].Config.RunID, NetNS: pod.ID(), Proto: c.proto, Port: c.port}}
 	for _, s := range sources[1:] {
-		known = append(known, report.ProbeSource{RunID: s.Config.RunID, NetNS: node.ID()})
+		known = append(known, report.ProbeSource{RunID: s.Config.RunID, NetNS: node.ID(), Proto: c.proto, Port: c.port})
 	}
 	return sources, known, nil
 }
