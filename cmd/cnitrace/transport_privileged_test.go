@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/cnitrace/cnitrace/cmd/internal/cli"
+	"github.com/cnitrace/cnitrace/topology"
+	"github.com/cnitrace/cnitrace/topology/lab"
+	"github.com/cnitrace/cnitrace/topology/lab/labtest"
+)
+
+// Issue 12: TCP SYN and UDP (DNS) probes end to end, on the lab's
+// backends (every pod serves TCP lab.BackendPort and dnsmasq on
+// lab.DNSPort).
+
+// transportReport is what these tests read of the JSON report besides
+// jsonReport.
+type transportReport struct {
+	Proto    string
+	Port     int
+	Replies  map[string]int
+	Measures []string
+	Backends *struct {
+		At   string
+		Seen []struct {
+			Addr         string
+			Port, Probes int
+		}
+	}
+}
+
+// transports are the protocols traced, each to a port the lab's backends
+// serve, and the reply that answers there.
+var transports = []struct {
+	name, proto string
+	port        int
+	reply       string
+}{
+	{"tcp", "tcp", lab.BackendPort, "syn-ack"},
+	{"dns", "udp", lab.DNSPort, "dns-reply"},
+}
+
+func traceProto(t *testing.T, l *lab.Lab, src string, to netip.Addr, proto string, port, want int, extra ...string) (jsonReport, transportReport) {
+	t.Helper()
+	args := []string{"trace", "--format", "json", "--netns", src, "--node-netns", l.Nodes[0].NSPath, "--to", to.String(),
+		"--proto", proto, "--port", strconv.Itoa(port)}
+	code, stdout, stderr := runCLI(t, append(args, extra...)...)
+	if code != want {
+		t.Fatalf("trace --proto %s --port %d to %s: exit %d, want %d; stderr:\n%s", proto, port, to, code, want, stderr)
+	}
+	var tr transportReport
+	decodeInto(t, stdout, &tr)
+	if tr.Proto != proto || tr.Port != port || len(tr.Measures) == 0 {
+		t.Errorf("report says proto %q port %d measures %q, want %s %d and what it measures", tr.Proto, tr.Port, tr.Measures, proto, port)
+	}
+	return decodeReport(t, stdout), tr
+}
+
+// addLoss drops 30% of node 1's forwarded packets of proto to or (reply)
+// from port of node 1's pod, until the test ends: the lab's own loss
+// faults match ICMP echo only.
+func addLoss(t *testing.T, l *lab.Lab, proto string, port int, reply bool) {
+	t.Helper()
+	n1 := l.Nodes[0]
+	match := []string{"-s", n1.Pod.Addr.String(), "-p", proto, "--dport", strconv.Itoa(port)}
+	if reply {
+		match = []string{"-d", n1.Pod.Addr.String(), "-p", proto, "--sport", strconv.Itoa(port)}
+	}
+	rule := append(append([]string{"FORWARD"}, match...), "-m", "statistic", "--mode", "random", "--probability", "0.3",
+		"-m", "comment", "--comment", "cnitrace test loss", "-j", "DROP")
+	iptables(t, l, n1.NSPath, append([]string{"-I"}, rule...)...)
+	t.Cleanup(func() { // t.Context() is done by now
+		args := append([]string{"-w", "-D"}, rule...)
+		if out, err := l.Command(context.Background(), n1.NSPath, "iptables", args...).CombinedOutput(); err != nil {
+			t.Errorf("iptables %v in %s: %v\n%s", args, n1.NSPath, err, out)
+		}
+	})
+}
+
+// conntrackLeft lists node 1's TCP conntrack entries to port in another
+// state than CLOSE: what a run would leave behind beyond the kernel's own
+// short timeout.
+func conntrackLeft(t *testing.T, l *lab.Lab, port int) []string {
+	t.Helper()
+	h, err := topology.NetlinkHandle(l.Nodes[0].NS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	flows, err := topology.RetryDump(func() ([]*netlink.ConntrackFlow, error) {
+		return h.ConntrackTableList(netlink.ConntrackTable, netlink.FAMILY_V4)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, f := range flows {
+		tcp, ok := f.ProtoInfo.(*netlink.ProtoInfoTCP)
+		if f.Forward.Protocol != 6 || int(f.Reverse.SrcPort) != port || !ok {
+			continue
+		}
+		const closed = 8 // TCP_CONNTRACK_CLOSE
+		if tcp.State != closed {
+			left = append(left, fmt.Sprintf("%s state %d", f, tcp.State))
+		}
+	}
+	return left
+}
+
+// TestPrivilegedTransportAcrossNodes traces TCP and DNS probes from node
+// 1's pod to node 2's on both layouts: every probe at every point both
+// ways, a 2 ms wire delay in network, 30% of the requests dropped in node
+// 1's FORWARD on that segment and direction, and nothing left behind.
+func TestPrivilegedTransportAcrossNodes(t *testing.T) {
+	for _, layout := range lab.Layouts {
+		t.Run(string(layout), func(t *testing.T) {
+			l := labtest.NewWith(t, lab.Config{Layout: layout, Backends: true, Faults: lab.Faults{Wire: true}})
+			n1, dst := l.Nodes[0], l.Nodes[1].Pod.Addr
+			lossAt := "request bridge->vxlan"
+			if layout == lab.LayoutRouted {
+				lossAt = "request veth->vxlan"
+			}
+			for _, tp := range transports {
+				t.Run(tp.name, func(t *testing.T) {
+					sockets := countSockets(t)
+					flags := []string{"--count", "30", "--interval", "20ms"}
+					r, tr := traceProto(t, l, n1.Pod.NSPath, dst, tp.proto, tp.port, cli.ExitOK, flags...)
+					checkAllSeen(t, r, 30)
+					if tr.Replies[tp.reply] != 30 {
+						t.Errorf("replies %v, want 30 %s", tr.Replies, tp.reply)
+					}
+					if got := countSockets(t); got != sockets {
+						t.Errorf("%d sockets open after the trace, want %d as before", got, sockets)
+					}
+					if tp.proto == "tcp" {
+						if left := conntrackLeft(t, l, tp.port); len(left) > 0 {
+							t.Errorf("conntrack entries left beyond CLOSE: %v", left)
+						}
+					}
+
+					delay := lab.Faults{Network: lab.Network{Request: lab.Impairment{Delay: 2 * time.Millisecond}}}
+					if err := l.SetFaults(t.Context(), delay); err != nil {
+						t.Fatal(err)
+					}
+					delayed, _ := traceProto(t, l, n1.Pod.NSPath, dst, tp.proto, tp.port, cli.ExitOK, flags...)
+					checkMoved(t, r, delayed, "network", 2*time.Millisecond)
+					if err := l.SetFaults(t.Context(), lab.Faults{Wire: true}); err != nil {
+						t.Fatal(err)
+					}
+
+					addLoss(t, l, tp.proto, tp.port, false)
+					lossy, _ := traceProto(t, l, n1.Pod.NSPath, dst, tp.proto, tp.port, cli.ExitFinding,
+						"--count", "60", "--interval", "5ms", "--timeout", "300ms")
+					checkLossAt(t, lossy, 60, lossAt)
+				})
+			}
+		})
+	}
+}
+
+// TestPrivilegedTransportSameNode traces TCP and DNS probes to the pod's
+// sibling on its own node, on both layouts.
+func TestPrivilegedTransportSameNode(t *testing.T) {
+	for _, layout := range lab.Layouts {
+		t.Run(string(layout), func(t *testing.T) {
+			l := labtest.NewWith(t, lab.Config{Layout: layout, Backends: true})
+			n1 := l.Nodes[0]
+			for _, tp := range transports {
+				t.Run(tp.name, func(t *testing.T) {
+					r, tr := traceProto(t, l, n1.Pod.NSPath, n1.Sibling.Addr, tp.proto, tp.port, cli.ExitOK, "--count", "30", "--interval", "10ms")
+					if got, want := pointKinds(r), []string{"pod", "veth", "veth"}; !slices.Equal(got, want) {
+						t.Fatalf("point kinds %v, want %v", got, want)
+					}
+					checkAllSeen(t, r, 30)
+					if tr.Replies[tp.reply] != 30 {
+						t.Errorf("replies %v, want 30 %s", tr.Replies, tp.reply)
+					}
+				})
+			}
+		})
+	}
+}
