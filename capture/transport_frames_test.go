@@ -246,6 +246,15 @@ func transportCases() []transportCase {
 		// IP[UDP:4789[token...]]: a tunnel port is looked into as a tunnel only
 		// (inside a tunnel, no port is a tunnel's: there it is a probe)
 		{name: "udp probe to a tunnel port", plain: true, pkt: func(a, b netip.Addr) stack { return udpPacket(a, b, 40002, PortVXLAN, udpProbeData()) }},
+		// IP[UDP 4789->40002[token...]] and IP[ICMP 3/3[IP[UDP:4789[token...]]]]:
+		// its answers are matched, everywhere: the echo goes to the prober's
+		// port, and a quote is never looked into as a tunnel
+		{name: "udp echo from a tunnel port", reply: true, accept: true, pkt: func(a, b netip.Addr) stack {
+			return udpPacket(b, a, PortVXLAN, 40002, udpProbeData())
+		}, want: Observation{Proto: ProtoUDP, SrcPort: PortVXLAN, DstPort: 40002, Token: tokenBytes}},
+		{name: "port unreachable quoting a udp probe to a tunnel port", reply: true, accept: true, pkt: portUnreach(func(a, b netip.Addr) stack {
+			return udpPacket(a, b, 40002, PortVXLAN, udpProbeData())
+		}), want: Observation{Proto: ProtoUnreachable, ICMPType: 3, ICMPCode: 3, SrcPort: 40002, DstPort: PortVXLAN, Token: tokenBytes}},
 		// IP[ICMP 3/3 or ICMPv6 1/4[IP[UDP[token...]]]] from b, and the same quoting the DNS probe
 		{name: "port unreachable quoting a udp probe", pkt: portUnreach(udpProbe), accept: true, reply: true, want: unreachUDP},
 		{name: "port unreachable quoting a dns probe", pkt: portUnreach(dnsProbe), accept: true, reply: true, want: unreachDNS},
