@@ -187,13 +187,25 @@ func (a *Accumulator) Add(o capture.Observation) {
 	switch p.tcp {
 	case tcpRequest:
 		if p.src >= 0 {
-			a.ties.request(o, tiedProbe{p.src, p.seq})
+			for _, answer := range a.ties.request(o, tiedProbe{p.src, p.seq}) { // answers seen before this SYN
+				q := a.place(answer)
+				q.src, q.seq = p.src, p.seq
+				a.addPlaced(answer, q)
+			}
 		}
 	case tcpAnswer:
-		if t, ok := a.ties.reply(o); ok {
-			p.src, p.seq = t.src, t.seq
+		t, ok := a.ties.reply(o)
+		if !ok { // its SYN may be seen at another point, whose ring is read later
+			a.ignored += a.ties.hold(o)
+			return
 		}
+		p.src, p.seq = t.src, t.seq
 	}
+	a.addPlaced(o, p)
+}
+
+// addPlaced folds in o, placed at p. The caller holds the lock.
+func (a *Accumulator) addPlaced(o capture.Observation, p placement) {
 	if p.src < 0 || (p.src == 0 && !p.onPath) {
 		a.ignored++
 		return
@@ -339,6 +351,7 @@ func (a *Accumulator) Result(rec Recorded) (*Result, error) {
 	pts := points(a.path, rec.Stats)
 	steps := buildSteps(a.path, pts)
 	exact, pending, ignored := a.traced(rec.Probes[0])
+	ignored += a.ties.waiting() // TCP answers no SYN was seen for
 	plan := a.plan
 	if plan == nil {
 		plan = planSpans(steps, exact)

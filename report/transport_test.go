@@ -270,20 +270,48 @@ func TestTransportICMPServiceHint(t *testing.T) {
 	}
 }
 
-// TCP replies whose SYN was never seen at their point are ignored, never
-// placed: nothing else ties them to a probe.
+// TCP replies on a tuple no SYN was seen on, at any point, are ignored,
+// never placed: nothing else ties them to a probe.
 func TestTransportTCPAnswerWithoutSYN(t *testing.T) {
 	path := flannelPath()
 	res, obs := run{path: path, n: 2, delays: designDelays()}.build()
 	tcp := asTCP(obs, 80, nil, func(capture.Observation, uint32) (netip.Addr, uint16) { return path.Target, 80 })
 	var kept []capture.Observation
 	for _, o := range tcp {
-		if !(o.Point == "p3" && o.TCPFlags == capture.TCPFlagSYN) {
+		if !(o.TCPSeq == isn(1) && o.TCPFlags == capture.TCPFlagSYN) {
 			kept = append(kept, o)
 		}
 	}
 	r := replayProto(t, path, res, kept, probe.TCP, 80)
-	if r.Probes.Ignored != 2 {
-		t.Errorf("got %d ignored, want the 2 SYN-ACKs at p3", r.Probes.Ignored)
+	if r.Probes.Ignored != 5 {
+		t.Errorf("got %d ignored, want the 5 SYN-ACKs of probe 1", r.Probes.Ignored)
+	}
+}
+
+// The rings are read apart: the bridge's answers (already un-DNATed where
+// the SYN was seen translated) may come in before the veth's and the pod's
+// SYNs. Every answer is still placed.
+func TestTransportTCPRingsOutOfOrder(t *testing.T) {
+	path := flannelPath()
+	vip := netip.MustParseAddr("10.96.0.10")
+	path.Target, path.Translated = vip, netip.MustParseAddr("10.244.2.2")
+	res, obs := run{path: path, n: 12, delays: designDelays()}.build()
+	withReplies(res, func(uint32) probe.Reply { return probe.SynAck })
+	tcp := asTCP(obs, 80, nil, func(o capture.Observation, seq uint32) (netip.Addr, uint16) {
+		if o.Point == "p0" || o.Point == "p1" || (o.Point == "p2" && !o.IsRequest()) {
+			return vip, 80 // the reply at the bridge's tap is un-DNATed already
+		}
+		return netip.MustParseAddr("10.244.2.2"), 8080
+	})
+	byPoint := map[string]int{"p2": 0, "p3": 1, "p4": 2, "p1": 3, "p0": 4} // p2's ring read first, the pod's last
+	slices.SortStableFunc(tcp, func(x, y capture.Observation) int { return byPoint[x.Point] - byPoint[y.Point] })
+	got := replayProto(t, path, res, tcp, probe.TCP, 80)
+	if got.Probes.Ignored != 0 {
+		t.Errorf("got %d ignored, want none", got.Probes.Ignored)
+	}
+	for _, s := range got.Segments {
+		if s.Seen != 12 {
+			t.Errorf("segment %s->%s %s: seen %d, want 12", s.From, s.To, s.Direction, s.Seen)
+		}
 	}
 }
