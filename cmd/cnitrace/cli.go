@@ -89,7 +89,10 @@ const setcapAll = "setcap cap_net_raw,cap_net_admin,cap_sys_admin,cap_sys_ptrace
 // a root whose bounding set lacks one cannot get it back by setcap either.
 func hint(err error) string {
 	var capErr *topology.CapabilityError
+	var noRoute *noICMPRouteError
 	switch {
+	case errors.As(err, &noRoute):
+		return "the node has no route to " + noRoute.target.String() + ": if it is a Service address, Services do not carry ICMP: trace with --proto tcp --port PORT or --proto udp --port PORT"
 	case errors.As(err, &capErr):
 		c := capErr.Capability
 		short := strings.TrimPrefix(c, "CAP_") // how docker and Kubernetes spell it

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/cnitrace/cnitrace/cmd/internal/cli"
@@ -287,6 +288,9 @@ func (c *traceConfig) resolve(ctx context.Context, stderr io.Writer) (pod, node 
 	}
 	if err = c.warmUp(pod); err == nil {
 		path, err = topology.DiscoverFlow(pod, node, c.to, c.flow())
+		if err != nil && c.proto == probe.ICMP && errors.Is(err, syscall.ENETUNREACH) {
+			err = &noICMPRouteError{err: err, target: c.to}
+		}
 	}
 	if err != nil {
 		pod.Close()
@@ -295,6 +299,18 @@ func (c *traceConfig) resolve(ctx context.Context, stderr io.Writer) (pod, node 
 	}
 	return pod, node, path, nil
 }
+
+// noICMPRouteError is a discovery for ICMP probes that found no route to
+// the target in the node: a ClusterIP under kube-proxy has none, nothing
+// in the node translates ICMP to it, and only TCP and UDP reach its
+// endpoints. The hint says so.
+type noICMPRouteError struct {
+	err    error
+	target netip.Addr
+}
+
+func (e *noICMPRouteError) Error() string { return e.err.Error() }
+func (e *noICMPRouteError) Unwrap() error { return e.err }
 
 func nsError(role string, err error) error {
 	switch {
