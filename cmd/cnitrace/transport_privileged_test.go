@@ -188,3 +188,32 @@ func TestPrivilegedTransportSameNode(t *testing.T) {
 		})
 	}
 }
+
+// TestPrivilegedTransportBaseline runs trace --baseline with TCP and DNS
+// probes: the node netns sends the same probes, and both sources' answers
+// are tied to their own SYNs and queries.
+func TestPrivilegedTransportBaseline(t *testing.T) {
+	l := labtest.NewWith(t, lab.Config{Backends: true})
+	for _, tp := range transports {
+		t.Run(tp.name, func(t *testing.T) {
+			const n = 30
+			args := append([]string{"trace", "--format", "json", "--baseline", "--count", strconv.Itoa(n), "--interval", "10ms",
+				"--proto", tp.proto, "--port", strconv.Itoa(tp.port)}, l.TraceArgs()...)
+			code, stdout, stderr := runCLI(t, args...)
+			if code != cli.ExitOK {
+				t.Fatalf("trace --baseline --proto %s: exit %d, stderr:\n%s", tp.proto, code, stderr)
+			}
+			var r baselineReport
+			decodeInto(t, stdout, &r)
+			b := r.Baseline
+			if b == nil || b.Pod == nil || b.Node == nil {
+				t.Fatalf("no baseline block in:\n%s", stdout)
+			}
+			if r.Probes.Received != n || b.Sent != n || b.Received != n || b.Pairs != n || r.Probes.Ignored != 0 || b.Observations == 0 {
+				t.Errorf("pod %d answered, node %d of %d, %d pairs, %d ignored, %d baseline observations; want %d, %d of %d, %d, 0, some",
+					r.Probes.Received, b.Received, b.Sent, b.Pairs, r.Probes.Ignored, b.Observations, n, n, n, n)
+			}
+			t.Logf("%s: pod p50 %.1f us, node p50 %.1f us", tp.name, b.Pod.P50, b.Node.P50)
+		})
+	}
+}
