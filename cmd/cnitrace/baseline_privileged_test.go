@@ -58,17 +58,21 @@ func traceBaseline(t *testing.T, l *lab.Lab, count int, interval time.Duration) 
 	if b.Observations == 0 || r.Probes.Ignored != 0 {
 		t.Errorf("got %d baseline observations and %d ignored, want some set aside and none ignored", b.Observations, r.Probes.Ignored)
 	}
-	t.Logf("pod p50 %.1f us, node p50 %.1f us, overhead p50 %.1f us, pairs p10/p50/p90 %.1f/%.1f/%.1f us (%d pairs)",
-		b.Pod.P50, b.Node.P50, b.Overhead.P50, b.Overhead.Pairs.P10, b.Overhead.Pairs.P50, b.Overhead.Pairs.P90, b.Pairs)
+	t.Logf("pod min/p50 %.1f/%.1f us, node min/p50 %.1f/%.1f us, overhead p50 %.1f us, pairs p10/p50/p90 %.1f/%.1f/%.1f us (%d pairs)",
+		b.Pod.Min, b.Pod.P50, b.Node.Min, b.Node.P50, b.Overhead.P50, b.Overhead.Pairs.P10, b.Overhead.Pairs.P50, b.Overhead.Pairs.P90, b.Pairs)
 	return r
 }
 
 // TestPrivilegedBaseline: the pod path crosses a veth pair, the bridge and
-// the node's FORWARD chain on top of the node's own path, so it is not
-// faster on the median. The overhead on the lab is only a few
-// microseconds against some tens of jitter from the remote namespace and
-// the scheduler of a busy test machine, so the sign is checked over up to
-// three runs of 200 probes: one has it right unless something is wrong.
+// the node's FORWARD chain on top of the node's own path, so its fastest
+// probe is slower than the node path's. The overhead on the lab is some
+// ten microseconds against some tens of jitter from the remote namespace
+// and the scheduler of a busy test machine: the medians swap places in
+// about one run of five under load (measured: pod p50 below node p50 with
+// the pod's floor still 12 us above), the floors (each path's fastest of
+// 200 probes, what it takes when nothing waits) did not in any run. So the
+// floors are compared, over up to three runs: one has it right unless
+// something is wrong.
 func TestPrivilegedBaseline(t *testing.T) {
 	l := labtest.New(t)
 	const count = 200
@@ -77,13 +81,13 @@ func TestPrivilegedBaseline(t *testing.T) {
 		if b.Overhead.P50 >= 1000 || b.Overhead.Pairs.P50 >= 1000 {
 			t.Fatalf("overhead p50 %.1f us (pairs %.1f), want below 1 ms on the lab", b.Overhead.P50, b.Overhead.Pairs.P50)
 		}
-		if b.Pod.P50 > b.Node.P50 && b.Overhead.P50 > 0 {
+		if b.Pod.Min > b.Node.Min {
 			return
 		}
 		if attempt == 3 {
-			t.Fatalf("the pod path was not slower than the node's on the median in %d runs (last: pod %.1f us, node %.1f us)", attempt, b.Pod.P50, b.Node.P50)
+			t.Fatalf("the pod path's fastest probe was not slower than the node's in %d runs (last: pod %.1f us, node %.1f us)", attempt, b.Pod.Min, b.Node.Min)
 		}
-		t.Logf("run %d: pod p50 %.1f us not above node p50 %.1f us; jitter, trying again", attempt, b.Pod.P50, b.Node.P50)
+		t.Logf("run %d: pod floor %.1f us not above node floor %.1f us; jitter, trying again", attempt, b.Pod.Min, b.Node.Min)
 	}
 }
 
