@@ -72,7 +72,16 @@ func connectOnce(t *testing.T, ns *topology.NetNS, to netip.AddrPort, n int) fun
 	return func() error {
 		fd := fds[next]
 		next++
-		return unix.Connect(fd, sockaddr(to))
+		err := unix.Connect(fd, sockaddr(to))
+		if err != unix.EINTR { // Go's preemption signal: the connection goes on
+			return err
+		}
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		for {
+			if _, err := unix.Poll(pfd, 1000); err != unix.EINTR {
+				return err
+			}
+		}
 	}
 }
 
@@ -89,8 +98,11 @@ func dnsOnce(t *testing.T, ns *topology.NetNS, to netip.AddrPort) func() error {
 		if err := unix.Sendto(fd, q, 0, sockaddr(to)); err != nil {
 			return err
 		}
-		_, _, err := unix.Recvfrom(fd, buf, 0)
-		return err
+		for {
+			if _, _, err := unix.Recvfrom(fd, buf, 0); err != unix.EINTR {
+				return err
+			}
+		}
 	}
 }
 
