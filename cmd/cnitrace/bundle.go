@@ -81,7 +81,7 @@ func (b *bundleWriter) snapshot(ctx context.Context, c *traceConfig, pod, node *
 	fmt.Fprintf(stderr, "cnitrace: taking the network state of the node and the pod for --bundle (the host's files under %s)\n", root)
 	b.hostRoot, b.taken = root, time.Now().UTC()
 	b.snap = nodestate.Take(ctx, node, pod, nodestate.Options{HostRoot: root, Path: path})
-	b.flows, b.flowsErr = nodestate.OpenFlows(node, path)
+	b.flows, b.flowsErr = nodestate.OpenFlows(node, path, c.flow())
 }
 
 // member is one file of the tarball, in memory or streamed from the

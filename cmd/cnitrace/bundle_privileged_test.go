@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -408,4 +409,30 @@ func TestPrivilegedBundleRefusedSendsNothing(t *testing.T) {
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("left behind in %s: %v", dir, entries)
 	}
+}
+
+// A TCP trace's bundle holds the conntrack entries of its SYNs: TCP to
+// the target port, one per source port, and no ICMP.
+func TestPrivilegedBundleTCPFlows(t *testing.T) {
+	l := labtest.NewWith(t, lab.Config{Backends: true})
+	addBundleRule(t, l)
+	n1, n2 := l.Nodes[0], l.Nodes[1]
+	_, files, top := traceBundle(t, "--netns", n1.Pod.NSPath, "--node-netns", n1.NSPath, "--to", n2.Pod.Addr.String(),
+		"--proto", "tcp", "--port", strconv.Itoa(lab.BackendPort))
+	var ct nodestate.Conntrack
+	decode(t, files, top+"node/conntrack.json", &ct)
+	if len(ct.Flows) == 0 {
+		t.Fatalf("node/conntrack.json holds no flow, want the probes' TCP ones")
+	}
+	sports := map[uint16]bool{}
+	for _, f := range ct.Flows {
+		if f.Protocol != "tcp" || f.Original.DstPort != lab.BackendPort || f.Original.Src != n1.Pod.Addr.String() || f.Original.Dst != n2.Pod.Addr.String() {
+			t.Errorf("node/conntrack.json: flow %+v, want TCP from %s to %s:%d", f, n1.Pod.Addr, n2.Pod.Addr, lab.BackendPort)
+		}
+		if sports[f.Original.SrcPort] {
+			t.Errorf("node/conntrack.json: two flows from source port %d, want one each", f.Original.SrcPort)
+		}
+		sports[f.Original.SrcPort] = true
+	}
+	t.Logf("%d TCP flows", len(ct.Flows))
 }

@@ -18,19 +18,21 @@ import (
 type Flows struct {
 	h       *netlink.Handle // in the node's namespace
 	netns   string
+	flow    topology.Flow // what the probes were: ICMP echo, or TCP or UDP to a port
 	sources []netip.Addr
 	targets []netip.Addr
 }
 
-// OpenFlows opens the node's conntrack for the flows of path: ICMP echo
-// between its source address and its target, or the target's translated
-// address (a Service's backend). Close it when done.
-func OpenFlows(node *topology.NetNS, path *topology.Path) (*Flows, error) {
+// OpenFlows opens the node's conntrack for the probes' flows along path:
+// ICMP echo (flow's zero value), or TCP or UDP to flow.Port, between the
+// path's source address and its target or the target's translated address
+// (a Service's backend). Close it when done.
+func OpenFlows(node *topology.NetNS, path *topology.Path, flow topology.Flow) (*Flows, error) {
 	h, err := topology.NetlinkHandle(node)
 	if err != nil {
 		return nil, err
 	}
-	f := &Flows{h: h, netns: node.ID(), sources: []netip.Addr{}, targets: []netip.Addr{}}
+	f := &Flows{h: h, netns: node.ID(), flow: flow, sources: []netip.Addr{}, targets: []netip.Addr{}}
 	add := func(to *[]netip.Addr, a netip.Addr) {
 		if a = a.Unmap(); a.IsValid() && !slices.Contains(*to, a) {
 			*to = append(*to, a)
@@ -71,7 +73,7 @@ func (f *Flows) Take() (File, error) {
 	if err != nil {
 		return File{}, err
 	}
-	return File{Name: "node/conntrack.json", About: "the node's conntrack entries of the probes' flows (ICMP between the source and the target or its translation), taken after the probes", Data: b}, nil
+	return File{Name: "node/conntrack.json", About: "the node's conntrack entries of the probes' flows (their protocol, between the source and the target or its translation), taken after the probes", Data: b}, nil
 }
 
 // Close releases the netlink handle. It is safe to call more than once.
@@ -82,11 +84,19 @@ func (f *Flows) Close() {
 	}
 }
 
-// matches says whether fl is an ICMP flow from one of the sources whose
+// matches says whether fl is a flow of the probes' protocol (and, for TCP
+// and UDP, original destination port) from one of the sources whose
 // original destination or reply source is one of the targets.
 func (f *Flows) matches(fl *netlink.ConntrackFlow) bool {
-	if fl.Forward.Protocol != unix.IPPROTO_ICMP && fl.Forward.Protocol != unix.IPPROTO_ICMPV6 {
-		return false
+	switch f.flow.Proto {
+	case 0:
+		if fl.Forward.Protocol != unix.IPPROTO_ICMP && fl.Forward.Protocol != unix.IPPROTO_ICMPV6 {
+			return false
+		}
+	default:
+		if fl.Forward.Protocol != f.flow.Proto || fl.Forward.DstPort != f.flow.Port {
+			return false
+		}
 	}
 	src, _ := netip.AddrFromSlice(fl.Forward.SrcIP)
 	dst, _ := netip.AddrFromSlice(fl.Forward.DstIP)
@@ -97,13 +107,18 @@ func (f *Flows) matches(fl *netlink.ConntrackFlow) bool {
 
 func flow(fam netlink.InetFamily, fl *netlink.ConntrackFlow) Flow {
 	proto := "icmp"
-	if fl.Forward.Protocol == unix.IPPROTO_ICMPV6 {
+	switch fl.Forward.Protocol {
+	case unix.IPPROTO_ICMPV6:
 		proto = "ipv6-icmp"
+	case unix.IPPROTO_TCP:
+		proto = "tcp"
+	case unix.IPPROTO_UDP:
+		proto = "udp"
 	}
 	return Flow{
 		Family: familyName(int(fam)), Protocol: proto, Mark: fl.Mark, Zone: fl.Zone, Timeout: fl.TimeOut,
-		Original: Tuple{Src: ipString(fl.Forward.SrcIP), Dst: ipString(fl.Forward.DstIP), Packets: fl.Forward.Packets, Bytes: fl.Forward.Bytes},
-		Reply:    Tuple{Src: ipString(fl.Reverse.SrcIP), Dst: ipString(fl.Reverse.DstIP), Packets: fl.Reverse.Packets, Bytes: fl.Reverse.Bytes},
+		Original: Tuple{Src: ipString(fl.Forward.SrcIP), Dst: ipString(fl.Forward.DstIP), SrcPort: fl.Forward.SrcPort, DstPort: fl.Forward.DstPort, Packets: fl.Forward.Packets, Bytes: fl.Forward.Bytes},
+		Reply:    Tuple{Src: ipString(fl.Reverse.SrcIP), Dst: ipString(fl.Reverse.DstIP), SrcPort: fl.Reverse.SrcPort, DstPort: fl.Reverse.DstPort, Packets: fl.Reverse.Packets, Bytes: fl.Reverse.Bytes},
 	}
 }
 

@@ -20,7 +20,7 @@ func Take(ctx context.Context, node, pod *topology.NetNS, o Options) *Snapshot {
 type Flows struct{}
 
 // OpenFlows is not supported on this system.
-func OpenFlows(node *topology.NetNS, path *topology.Path) (*Flows, error) {
+func OpenFlows(node *topology.NetNS, path *topology.Path, flow topology.Flow) (*Flows, error) {
 	return nil, fmt.Errorf("read conntrack: %w on %s", topology.ErrNotSupported, runtime.GOOS)
 }
 

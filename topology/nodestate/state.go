@@ -217,7 +217,7 @@ type Conntrack struct {
 // Flow is one conntrack entry.
 type Flow struct {
 	Family   string `json:"family"`
-	Protocol string `json:"protocol"` // icmp, ipv6-icmp
+	Protocol string `json:"protocol"` // icmp, ipv6-icmp, tcp, udp
 	Original Tuple  `json:"original"`
 	Reply    Tuple  `json:"reply"` // a DNAT shows as a reply source other than the original destination
 	Mark     uint32 `json:"mark,omitempty"`
@@ -230,6 +230,8 @@ type Flow struct {
 type Tuple struct {
 	Src     string `json:"src"`
 	Dst     string `json:"dst"`
+	SrcPort uint16 `json:"sport,omitempty"` // TCP and UDP
+	DstPort uint16 `json:"dport,omitempty"`
 	Packets uint64 `json:"packets,omitempty"`
 	Bytes   uint64 `json:"bytes,omitempty"`
 }
