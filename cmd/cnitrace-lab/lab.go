@@ -163,7 +163,11 @@ func printKubeProxyService(stdout io.Writer, l *lab.Lab) {
 		ports = append(ports, fmt.Sprintf("%s/%d -> %s", p.Protocol, p.Port, strings.Join(eps, " ")))
 	}
 	fmt.Fprintf(stdout, "service %s (kube-proxy %s mode): %s; ICMP is not translated\n", l.Service, l.ServiceMode, strings.Join(ports, ", "))
-	fmt.Fprintf(stdout, "  ip netns exec %s dig +short @%s %s\n", l.Nodes[0].Pod.Name, l.Service, lab.WhoamiName)
+	n1 := l.Nodes[0]
+	for _, p := range lab.ServicePorts {
+		fmt.Fprintf(stdout, "  cnitrace trace --netns %s --node-netns %s --to %s --proto %s --port %d\n", n1.Pod.NSPath, n1.NSPath, l.Service, p.Protocol, p.Port)
+	}
+	fmt.Fprintf(stdout, "  ip netns exec %s dig +short @%s %s\n", n1.Pod.Name, l.Service, lab.WhoamiName)
 }
 
 // printFaults says which faults l has and where its delay line runs.
