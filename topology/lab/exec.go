@@ -91,17 +91,42 @@ func (l *Lab) BloatForward(ctx context.Context, node int, rules int) error {
 }
 
 // ClearForward flushes the FORWARD chain of node (1-based), ip6tables'
-// too (where Faults.DenyICMP puts its ICMPv6 rule).
+// too (where Faults.DenyICMP puts its ICMPv6 rule), and removes the loss
+// chains the forward loss faults jump to.
 func (l *Lab) ClearForward(ctx context.Context, node int) error {
 	n, err := l.node(node)
 	if err != nil {
 		return err
 	}
-	if err := l.iptables(ctx, n.NSPath, n.Name, "-F", "FORWARD"); err != nil {
-		return err
+	restore, err := lookPath("iptables-restore", "iptables")
+	if err != nil {
+		return fmt.Errorf("clear FORWARD in %s: %w", n.Name, err)
+	}
+	cmd := l.Command(ctx, n.NSPath, restore, "-w", "--noflush")
+	cmd.Stdin = strings.NewReader(clearForwardRules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("clear FORWARD in %s: %w%s", n.Name, err, QuoteOutput(out))
 	}
 	return l.ip6tables(ctx, n.NSPath, n.Name, "-F", "FORWARD")
 }
+
+// The user chains of node 1's filter table holding the forward loss
+// rules: FORWARD sends each probe of a direction there (see faultRules).
+const (
+	forwardRequestChain = "CNITRACE-FORWARD-REQUEST"
+	forwardReplyChain   = "CNITRACE-FORWARD-REPLY"
+)
+
+// clearForwardRules is the iptables-restore input (for --noflush) that
+// flushes FORWARD and deletes the loss chains: declaring a chain creates
+// it or flushes it, so the deletes succeed whether or not it was there.
+const clearForwardRules = "*filter\n" +
+	":" + forwardRequestChain + " - [0:0]\n" +
+	":" + forwardReplyChain + " - [0:0]\n" +
+	"-F FORWARD\n" +
+	"-X " + forwardRequestChain + "\n" +
+	"-X " + forwardReplyChain + "\n" +
+	"COMMIT\n"
 
 // iptables runs iptables -w args in the lab namespace at nsPath (called
 // name in errors).
@@ -134,21 +159,32 @@ func forwardRules(n int) []byte {
 
 // faultRules renders the iptables-restore input (for --noflush) that
 // appends f's FORWARD rules to node 1 of a lab of layout t: the loss
-// rules first (echo requests forwarded in from the pod side, cni0 or every
-// rv+ veth; echo replies forwarded out to it: toward the other node, or on
-// the routed layout toward a pod on the same node too), then
-// f.ForwardRules non-matching rules, each
+// rules first, then f.ForwardRules non-matching rules, each
 // `-s 10.255.X.Y/32 -d 10.255.X.Y/32 -j DROP`.
+//
+// Each direction's loss is one statistic rule in a chain of its own, which
+// the probes of that direction jump to from FORWARD: requests forwarded
+// in from the pod side (cni0 or every rv+ veth) are ICMP echo requests,
+// TCP SYNs and UDP datagrams; replies forwarded out to it (toward the
+// other node, or on the routed layout toward a pod on the same node too)
+// are echo replies, SYN-ACKs, RSTs and UDP datagrams. So the chain drops
+// the asked fraction of whatever probe crosses it, whatever its protocol.
 func faultRules(f Faults, t Layout) []byte {
 	pods := t.wiring().podSide
 	var b bytes.Buffer
-	b.Grow(64 * (f.ForwardRules + 4))
+	b.Grow(64 * (f.ForwardRules + 12))
 	b.WriteString("*filter\n")
+	if f.ForwardRequestLoss > 0 {
+		b.WriteString(":" + forwardRequestChain + " - [0:0]\n")
+	}
+	if f.ForwardReplyLoss > 0 {
+		b.WriteString(":" + forwardReplyChain + " - [0:0]\n")
+	}
 	if f.DenyICMP {
 		b.WriteString(denyICMPRule(pods, "icmp --icmp-type echo-request"))
 	}
-	writeLossRule(&b, "forward-request", "-i "+pods+" -p icmp --icmp-type echo-request", f.ForwardRequestLoss)
-	writeLossRule(&b, "forward-reply", "-o "+pods+" -p icmp --icmp-type echo-reply", f.ForwardReplyLoss)
+	writeLossRule(&b, "forward-request", forwardRequestChain, "-i "+pods, requestProbes, f.ForwardRequestLoss)
+	writeLossRule(&b, "forward-reply", forwardReplyChain, "-o "+pods, replyProbes, f.ForwardReplyLoss)
 	for i := range f.ForwardRules {
 		a := "10.255." + strconv.Itoa(i>>8&0xff) + "." + strconv.Itoa(i&0xff) + "/32"
 		b.WriteString("-A FORWARD -s " + a + " -d " + a + " -j DROP\n")
@@ -174,15 +210,27 @@ func denyICMP6Rules(t Layout) []byte {
 	return []byte("*filter\n" + denyICMPRule(t.wiring().podSide, "ipv6-icmp --icmpv6-type echo-request") + "COMMIT\n")
 }
 
-// writeLossRule writes a rule dropping the fraction p of the forwarded
-// packets that match, commented with what (so `iptables -L -v` shows its
-// counter under that name), or nothing when p is 0.
-func writeLossRule(b *bytes.Buffer, what, match string, p float64) {
+// The matches of the probes of each direction, as cnitrace sends them
+// (docs/probe.md) and as their targets answer.
+var (
+	requestProbes = []string{"-p icmp --icmp-type echo-request", "-p tcp --tcp-flags SYN,ACK,RST SYN", "-p udp"}
+	replyProbes   = []string{"-p icmp --icmp-type echo-reply", "-p tcp --tcp-flags SYN,ACK SYN,ACK", "-p tcp --tcp-flags RST RST", "-p udp"}
+)
+
+// writeLossRule writes the rules dropping the fraction p of the forwarded
+// packets that match iface and one of probes: one FORWARD rule per probe
+// jumping to chain, and there one statistic rule commented with what (so
+// `iptables -L -v` shows its counter, what it dropped, under that name).
+// It writes nothing when p is 0.
+func writeLossRule(b *bytes.Buffer, what, chain, iface string, probes []string, p float64) {
 	if p <= 0 {
 		return
 	}
-	fmt.Fprintf(b, "-A FORWARD %s -m statistic --mode random --probability %s -m comment --comment %q -j DROP\n",
-		match, formatFraction(p), LossRuleComment(what))
+	for _, m := range probes {
+		fmt.Fprintf(b, "-A FORWARD %s %s -m comment --comment %q -j %s\n", iface, m, "cnitrace "+what+" probes", chain)
+	}
+	fmt.Fprintf(b, "-A %s -m statistic --mode random --probability %s -m comment --comment %q -j DROP\n",
+		chain, formatFraction(p), LossRuleComment(what))
 }
 
 // podRules renders the iptables-restore input (for --noflush) that appends

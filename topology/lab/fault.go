@@ -21,10 +21,12 @@ type Faults struct {
 	// Network delays and drops frames between the nodes' uplinks, in the
 	// wire namespace (docs/lab.md draws it).
 	Network Network
-	// ForwardRequestLoss and ForwardReplyLoss drop that fraction of the echo
-	// requests node 1 forwards in from its pod side (cni0; the rv+ veths
-	// when routed) or of the echo replies it forwards out to it, with an
-	// iptables statistic rule in its FORWARD chain: toward the other node,
+	// ForwardRequestLoss and ForwardReplyLoss drop that fraction of the
+	// probes node 1 forwards in from its pod side (cni0; the rv+ veths when
+	// routed: ICMP echo requests, TCP SYNs, UDP datagrams) or of the replies
+	// it forwards out to it (echo replies, SYN-ACKs, RSTs, UDP datagrams),
+	// with one iptables statistic rule per direction in a chain that its
+	// FORWARD chain sends them to: toward the other node,
 	// and on the routed layout between two pods of node 1 too (between
 	// two pods on one bridge only when br_netfilter passes bridged frames
 	// through iptables, as on most Kubernetes nodes).
@@ -119,7 +121,7 @@ func (f *Faults) SetDelay(s string) error {
 // SetLoss records one loss written as on the command line, WHERE=P, with P
 // a fraction (0.05) or a percentage (5%) (errors name the accepted forms): "network=0.05" drops 5% of the
 // frames in each direction of the network, "forward-request=0.2" 20% of the
-// ICMP requests node 1 forwards. It has the signature flag.Func wants.
+// probe requests node 1 forwards. It has the signature flag.Func wants.
 func (f *Faults) SetLoss(s string) error {
 	where, value, err := splitFault(s, lossPlaces, lossForms)
 	if err != nil {

@@ -156,17 +156,20 @@ func TestPrivilegedForwardLoss(t *testing.T) {
 	if got := forwardRules(t, l, 1); got != 1 {
 		t.Errorf("node 1 has %d FORWARD lines after clearing, want 1 (the policy)", got)
 	}
+	if out, err := l.Command(t.Context(), l.Nodes[0].NSPath, "iptables", "-w", "-S").CombinedOutput(); err != nil || strings.Contains(string(out), "CNITRACE-FORWARD") {
+		t.Errorf("iptables -S in node 1 after clearing (%v): want no loss chain left:\n%s", err, out)
+	}
 }
 
 // lossRuleCount returns how many packets the loss rule named what dropped
 // in node 1, and whether it exists.
 func lossRuleCount(t *testing.T, l *lab.Lab, what string) (int, bool) {
 	t.Helper()
-	out, err := l.Command(t.Context(), l.Nodes[0].NSPath, "iptables", "-w", "-L", "FORWARD", "-v", "-x", "-n").CombinedOutput()
+	out, err := l.Command(t.Context(), l.Nodes[0].NSPath, "iptables", "-w", "-L", "-v", "-x", "-n").CombinedOutput()
 	if err != nil {
 		t.Fatalf("iptables -L: %v\n%s", err, out)
 	}
-	for _, line := range strings.Split(string(out), "\n") {
+	for _, line := range strings.Split(string(out), "\n") { // every chain: the rule is in one of its own
 		if strings.Contains(line, "/* "+lab.LossRuleComment(what)+" */") {
 			n, err := strconv.Atoi(strings.Fields(line)[0])
 			if err != nil {

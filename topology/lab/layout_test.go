@@ -55,8 +55,17 @@ func TestFaultRulesRouted(t *testing.T) {
 	got := strings.Split(strings.TrimSuffix(string(faultRules(Faults{ForwardRequestLoss: 0.3, ForwardReplyLoss: 0.1}, LayoutRouted)), "\n"), "\n")
 	want := []string{
 		"*filter",
-		`-A FORWARD -i rv+ -p icmp --icmp-type echo-request -m statistic --mode random --probability 0.3 -m comment --comment "cnitrace forward-request loss" -j DROP`,
-		`-A FORWARD -o rv+ -p icmp --icmp-type echo-reply -m statistic --mode random --probability 0.1 -m comment --comment "cnitrace forward-reply loss" -j DROP`,
+		":CNITRACE-FORWARD-REQUEST - [0:0]",
+		":CNITRACE-FORWARD-REPLY - [0:0]",
+		`-A FORWARD -i rv+ -p icmp --icmp-type echo-request -m comment --comment "cnitrace forward-request probes" -j CNITRACE-FORWARD-REQUEST`,
+		`-A FORWARD -i rv+ -p tcp --tcp-flags SYN,ACK,RST SYN -m comment --comment "cnitrace forward-request probes" -j CNITRACE-FORWARD-REQUEST`,
+		`-A FORWARD -i rv+ -p udp -m comment --comment "cnitrace forward-request probes" -j CNITRACE-FORWARD-REQUEST`,
+		`-A CNITRACE-FORWARD-REQUEST -m statistic --mode random --probability 0.3 -m comment --comment "cnitrace forward-request loss" -j DROP`,
+		`-A FORWARD -o rv+ -p icmp --icmp-type echo-reply -m comment --comment "cnitrace forward-reply probes" -j CNITRACE-FORWARD-REPLY`,
+		`-A FORWARD -o rv+ -p tcp --tcp-flags SYN,ACK SYN,ACK -m comment --comment "cnitrace forward-reply probes" -j CNITRACE-FORWARD-REPLY`,
+		`-A FORWARD -o rv+ -p tcp --tcp-flags RST RST -m comment --comment "cnitrace forward-reply probes" -j CNITRACE-FORWARD-REPLY`,
+		`-A FORWARD -o rv+ -p udp -m comment --comment "cnitrace forward-reply probes" -j CNITRACE-FORWARD-REPLY`,
+		`-A CNITRACE-FORWARD-REPLY -m statistic --mode random --probability 0.1 -m comment --comment "cnitrace forward-reply loss" -j DROP`,
 		"COMMIT",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
