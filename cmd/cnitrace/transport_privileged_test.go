@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -64,27 +63,6 @@ func traceProto(t *testing.T, l *lab.Lab, src string, to netip.Addr, proto strin
 	return decodeReport(t, stdout), tr
 }
 
-// addLoss drops 30% of node 1's forwarded packets of proto to or (reply)
-// from port of node 1's pod, until the test ends: the lab's own loss
-// faults match ICMP echo only.
-func addLoss(t *testing.T, l *lab.Lab, proto string, port int, reply bool) {
-	t.Helper()
-	n1 := l.Nodes[0]
-	match := []string{"-s", n1.Pod.Addr.String(), "-p", proto, "--dport", strconv.Itoa(port)}
-	if reply {
-		match = []string{"-d", n1.Pod.Addr.String(), "-p", proto, "--sport", strconv.Itoa(port)}
-	}
-	rule := append(append([]string{"FORWARD"}, match...), "-m", "statistic", "--mode", "random", "--probability", "0.3",
-		"-m", "comment", "--comment", "cnitrace test loss", "-j", "DROP")
-	iptables(t, l, n1.NSPath, append([]string{"-I"}, rule...)...)
-	t.Cleanup(func() { // t.Context() is done by now
-		args := append([]string{"-w", "-D"}, rule...)
-		if out, err := l.Command(context.Background(), n1.NSPath, "iptables", args...).CombinedOutput(); err != nil {
-			t.Errorf("iptables %v in %s: %v\n%s", args, n1.NSPath, err, out)
-		}
-	})
-}
-
 // conntrackLeft lists node 1's TCP conntrack entries to port in another
 // state than CLOSE: what a run would leave behind beyond the kernel's own
 // short timeout.
@@ -117,16 +95,18 @@ func conntrackLeft(t *testing.T, l *lab.Lab, port int) []string {
 
 // TestPrivilegedTransportAcrossNodes traces TCP and DNS probes from node
 // 1's pod to node 2's on both layouts: every probe at every point both
-// ways, a 2 ms wire delay in network, 30% of the requests dropped in node
-// 1's FORWARD on that segment and direction, and nothing left behind.
+// ways, a 2 ms wire delay in network, 30% of the requests (SYNs, queries)
+// or of the replies (SYN-ACKs, answers) dropped by the lab's forward loss
+// in node 1's FORWARD on that segment and direction, and nothing left
+// behind.
 func TestPrivilegedTransportAcrossNodes(t *testing.T) {
 	for _, layout := range lab.Layouts {
 		t.Run(string(layout), func(t *testing.T) {
 			l := labtest.NewWith(t, lab.Config{Layout: layout, Backends: true, Faults: lab.Faults{Wire: true}})
 			n1, dst := l.Nodes[0], l.Nodes[1].Pod.Addr
-			lossAt := "request bridge->vxlan"
+			lossAt := map[string]string{"forward-request": "request bridge->vxlan", "forward-reply": "reply vxlan->bridge"}
 			if layout == lab.LayoutRouted {
-				lossAt = "request veth->vxlan"
+				lossAt = map[string]string{"forward-request": "request veth->vxlan", "forward-reply": "reply vxlan->veth"}
 			}
 			for _, tp := range transports {
 				t.Run(tp.name, func(t *testing.T) {
@@ -156,10 +136,26 @@ func TestPrivilegedTransportAcrossNodes(t *testing.T) {
 						t.Fatal(err)
 					}
 
-					addLoss(t, l, tp.proto, tp.port, false)
-					lossy, _ := traceProto(t, l, n1.Pod.NSPath, dst, tp.proto, tp.port, cli.ExitFinding,
-						"--count", "60", "--interval", "5ms", "--timeout", "300ms")
-					checkLossAt(t, lossy, 60, lossAt)
+					// 100 probes keep 30% loss well inside checkLossAt's 10% to
+					// 60%; at 4 ms they are over in 0.7 s, before node 2
+					// retransmits a lost SYN-ACK (1 s).
+					for _, loss := range []struct {
+						what string
+						f    lab.Faults
+					}{
+						{"forward-request", lab.Faults{Wire: true, ForwardRequestLoss: 0.3}},
+						{"forward-reply", lab.Faults{Wire: true, ForwardReplyLoss: 0.3}},
+					} {
+						if err := l.SetFaults(t.Context(), loss.f); err != nil {
+							t.Fatal(err)
+						}
+						lossy, _ := traceProto(t, l, n1.Pod.NSPath, dst, tp.proto, tp.port, cli.ExitFinding,
+							"--count", "100", "--interval", "4ms", "--timeout", "300ms")
+						t.Run(loss.what, func(t *testing.T) { checkLossAt(t, lossy, 100, lossAt[loss.what]) })
+					}
+					if err := l.SetFaults(t.Context(), lab.Faults{Wire: true}); err != nil {
+						t.Fatal(err)
+					}
 				})
 			}
 		})
