@@ -216,32 +216,54 @@ func waitGoroutines(t *testing.T, n int) {
 
 // TestPrivilegedTCPNeedsNetRaw creates the TCP probe's sockets in a
 // throw-away netns from a thread whose effective set lacks CAP_NET_RAW
-// (capabilities are per thread; the thread is never unlocked, so it dies
-// with its reduced set): the error is a *topology.CapabilityError naming
-// CAP_NET_RAW, and says what an unprivileged connect() timing would lose.
+// (capabilities are per thread): the error is a *topology.CapabilityError
+// naming CAP_NET_RAW, and says what an unprivileged connect() timing would
+// lose. The thread gets its capabilities and its netns back before it is
+// unlocked. Letting it die locked instead is not enough: a goroutine that
+// exits locked to the main thread wedges that thread where it is, and the
+// main thread's netns is the process's (/proc/self/ns/net), which every
+// later test of the package would then see as its own.
 func TestPrivilegedTCPNeedsNetRaw(t *testing.T) {
 	ns := labtest.NetNS(t, "pcap")
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-		var data [2]unix.CapUserData
-		if err := unix.Capget(&hdr, &data[0]); err != nil {
+		var saved [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &saved[0]); err != nil {
+			runtime.UnlockOSThread()
 			errc <- err
 			return
 		}
-		data[unix.CAP_NET_RAW/32].Effective &^= 1 << (unix.CAP_NET_RAW % 32)
-		if err := unix.Capset(&hdr, &data[0]); err != nil {
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
 			errc <- err
 			return
 		}
-		if err := unix.Setns(ns.Fd(), unix.CLONE_NEWNET); err != nil {
+		defer orig.Close()
+		reduced := saved
+		reduced[unix.CAP_NET_RAW/32].Effective &^= 1 << (unix.CAP_NET_RAW % 32)
+		if err := unix.Capset(&hdr, &reduced[0]); err != nil {
+			runtime.UnlockOSThread()
 			errc <- err
 			return
 		}
-		m, err := makeTCP(false, 1)
+		err = unix.Setns(ns.Fd(), unix.CLONE_NEWNET)
 		if err == nil {
-			m.Close()
+			var m tcpMade
+			if m, err = makeTCP(false, 1); err == nil {
+				m.Close()
+			}
+		}
+		// Back as it was, or the thread stays locked and dies with the
+		// goroutine (wedged, if it is the main thread: the check below
+		// then fails the test).
+		restoreNS := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET)
+		hdr = unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		restoreCaps := unix.Capset(&hdr, &saved[0])
+		if restoreNS == nil && restoreCaps == nil {
+			runtime.UnlockOSThread()
 		}
 		errc <- err
 	}()
