@@ -120,12 +120,12 @@ func testDNSProbe(t *testing.T, p *nsPair, conn Conn, cfg Config) {
 	cfg.Port = 53
 	cfg.Count = 1
 	deadline := time.Now().Add(3 * time.Second)
-	for { // until dnsmasq listens
+	for { // until dnsmasq listens: before, the port unreachable answers too
 		res, err := Run(context.Background(), conn, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Answered == 1 {
+		if res.Answered == 1 && res.Probes[0].Reply == DNSReply {
 			break
 		}
 		if time.Now().After(deadline) {
