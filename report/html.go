@@ -194,7 +194,7 @@ func htmlRunOf(run *Run) htmlRun {
 		return htmlRun{}
 	}
 	h := htmlRun{
-		Recorded: true, Command: shellQuote(run.Command), Version: run.Version, Kernel: run.Kernel, Node: run.Node,
+		Recorded: true, Command: run.CommandLine(), Version: run.Version, Kernel: run.Kernel, Node: run.Node,
 		Started: htmlTime(run.Started), Ended: htmlTime(run.Ended),
 	}
 	if !run.Started.IsZero() && !run.Ended.IsZero() {

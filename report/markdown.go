@@ -240,7 +240,7 @@ func writeMDRun(b *strings.Builder, run *Run) {
 		return
 	}
 	b.WriteString("<details>\n<summary>How this report was made</summary>\n\n")
-	cmd := shellQuote(run.Command)
+	cmd := run.CommandLine()
 	fence := strings.Repeat("`", max(3, longestRun(cmd, '`')+1))
 	b.WriteString(fence + "sh\n" + cmd + "\n" + fence + "\n\n")
 	ended := mdTime(run.Ended)
@@ -285,6 +285,11 @@ func longestRun(s string, c byte) int {
 	}
 	return longest
 }
+
+// CommandLine is the run's command as one line a POSIX shell (bash)
+// splits back into the same arguments (shellQuote): what the Markdown and
+// HTML reports and the bundle's version.txt show.
+func (r *Run) CommandLine() string { return shellQuote(r.Command) }
 
 // shellQuote joins args into one line a POSIX shell (bash, for $'...')
 // splits back into the same args: an arg of only safe characters as it

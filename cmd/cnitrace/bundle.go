@@ -322,7 +322,7 @@ func versionText(run *report.Run) []byte {
 	}
 	var w bytes.Buffer
 	fmt.Fprintf(&w, "cnitrace %s\n", orUnknown(run.Version))
-	fmt.Fprintf(&w, "command: %s\n", quoteArgs(run.Command))
+	fmt.Fprintf(&w, "command: %s\n", run.CommandLine())
 	fmt.Fprintf(&w, "kernel: %s\n", kernel)
 	fmt.Fprintf(&w, "node: %s\n", orUnknown(run.Node))
 	fmt.Fprintf(&w, "started: %s\n", run.Started.UTC().Format(time.RFC3339Nano))
@@ -335,19 +335,4 @@ func orUnknown(s string) string {
 		return "unknown"
 	}
 	return s
-}
-
-// quoteArgs joins a command line so that a POSIX shell reads it back:
-// arguments of only safe characters as they are, others single-quoted.
-func quoteArgs(args []string) string {
-	quoted := make([]string, len(args))
-	for i, a := range args {
-		safe := a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@,+%") == ""
-		if safe {
-			quoted[i] = a
-		} else {
-			quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-	}
-	return strings.Join(quoted, " ")
 }

@@ -237,7 +237,7 @@ func TestBundleRefused(t *testing.T) {
 }
 
 func TestQuoteArgs(t *testing.T) {
-	got := quoteArgs([]string{"cnitrace", "trace", "--pod", "default/web-0", "--to", "fd00::2", "", "it's", "a b"})
+	got := (&report.Run{Command: []string{"cnitrace", "trace", "--pod", "default/web-0", "--to", "fd00::2", "", "it's", "a b"}}).CommandLine()
 	want := `cnitrace trace --pod default/web-0 --to fd00::2 '' 'it'\''s' 'a b'`
 	if got != want {
 		t.Errorf("got %s, want %s", got, want)
