@@ -20,6 +20,11 @@ const (
 	// ICMP port unreachable.
 	MeasuresUnreachable = "ICMP rate limiting: the target sends at most ~6 unreachables, then 1/s, per source " +
 		"(net.ipv4.icmp_ratelimit), so losses to a closed UDP port may be the target's rate limit, not the path's"
+	// MeasuresOneFlow is added when a UDP run went through a DNAT: its
+	// probes share one socket, so one conntrack entry sends them all to the
+	// backend it chose first.
+	MeasuresOneFlow = "one UDP flow: every probe of the run leaves one socket, so the DNAT's conntrack entry sends them all to one backend, " +
+		"as it does any long-lived client's socket; another run (another source port) may reach another backend"
 )
 
 // transport fills in what the traced source's protocol adds to r: the
@@ -53,6 +58,9 @@ func transport(r *Result, src ProbeSource, replies [probe.Unreachable + 1]int, s
 	}
 	if src.Proto == probe.UDP && replies[probe.Unreachable] > 0 {
 		r.Measures = append(r.Measures, MeasuresUnreachable)
+	}
+	if src.Proto == probe.UDP && r.Backends != nil {
+		r.Measures = append(r.Measures, MeasuresOneFlow)
 	}
 }
 

@@ -315,3 +315,41 @@ func TestTransportTCPRingsOutOfOrder(t *testing.T) {
 		}
 	}
 }
+
+// DNS probes through a Service's DNAT all leave one socket: the report
+// names their one backend and says why it is one.
+func TestTransportDNSThroughServiceIsOneFlow(t *testing.T) {
+	vip, ep := netip.MustParseAddr("10.96.0.10"), netip.MustParseAddr("10.244.2.3")
+	path := flannelPath()
+	path.Target, path.Translated = vip, ep
+	rn := run{path: path, n: 8, delays: designDelays()}
+	res, obs := rn.build()
+	withReplies(res, func(uint32) probe.Reply { return probe.DNSReply })
+	u := asUDP(obs, 53, true)
+	for i := range u {
+		far, request := u[i].Point != "p0" && u[i].Point != "p1", obs[i].IsRequest()
+		switch {
+		case request && far:
+			u[i].Dst = ep
+		case request:
+			u[i].Dst = vip
+		case far:
+			u[i].Src = ep
+		default:
+			u[i].Src = vip
+		}
+	}
+	r := replayProto(t, path, res, u, probe.UDP, 53)
+	want := &Backends{At: "p2", Seen: []Backend{{"10.244.2.3", 53, 8}}}
+	if r.Backends == nil || r.Backends.At != want.At || !slices.Equal(r.Backends.Seen, want.Seen) {
+		t.Errorf("got backends %+v, want %+v", r.Backends, want)
+	}
+	if !slices.Equal(r.Measures, []string{MeasuresDNS, MeasuresOneFlow}) {
+		t.Errorf("got measures %q, want the DNS one and the one-flow one", r.Measures)
+	}
+	var b bytes.Buffer
+	_ = Render(&b, r, FormatText)
+	if !strings.Contains(b.String(), "measures: one UDP flow") {
+		t.Errorf("text report lacks the one-flow line:\n%s", b.String())
+	}
+}
