@@ -98,24 +98,26 @@ func Start(ctx context.Context, targets []Target, cfg Config) (*Session, error) 
 	if err != nil {
 		return nil, fmt.Errorf("start capture: %w", err)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("start capture: %w", err)
+	}
+	rings, err := openRings(targets, f)
+	if err != nil {
+		return nil, fmt.Errorf("start capture: %w", err)
+	}
 	s := &Session{stop: make(chan struct{})}
-	for _, t := range targets {
-		if err := ctx.Err(); err != nil {
-			s.closeAll()
-			return nil, fmt.Errorf("start capture: %w", err)
-		}
-		r, err := openRingIn(t.NS, t.Point, f)
-		if err != nil {
-			s.closeAll()
-			return nil, fmt.Errorf("start capture: %w", err)
-		}
+	for i, t := range targets {
 		s.handles = append(s.handles, &handle{
 			point: t.Point,
-			ring:  r,
-			dec:   newDecoder(r.link, cfg.Magic, cfg.UDPPorts),
+			ring:  rings[i],
+			dec:   newDecoder(rings[i].link, cfg.Magic, cfg.UDPPorts),
 			keep:  cfg.KeepFrames,
 			sink:  cfg.Sink,
 		})
+	}
+	if err := ctx.Err(); err != nil {
+		s.closeAll()
+		return nil, fmt.Errorf("start capture: %w", err)
 	}
 	if err := s.armed(cfg.Armed); err != nil {
 		s.closeAll()
@@ -193,10 +195,16 @@ func (s *Session) Stop() (*Capture, error) {
 	close(s.stop)
 	s.wg.Wait()
 	c := &Capture{}
+	stats := make([]ringStats, len(s.handles))
+	serrs := make([]error, len(s.handles))
+	for i, h := range s.handles {
+		stats[i], serrs[i] = h.ring.stats() // before the close, which loses them
+	}
+	cerrs := closeRings(s.rings())
 	var errs []error
-	for _, h := range s.handles {
-		st, serr := h.ring.stats()
-		if err := errors.Join(h.err, serr, h.ring.Close()); err != nil {
+	for i, h := range s.handles {
+		st := stats[i]
+		if err := errors.Join(h.err, serrs[i], cerrs[i]); err != nil {
 			errs = append(errs, fmt.Errorf("capture on %s: %w", h.point.Name(), err))
 		}
 		c.Stats = append(c.Stats, PointStats{
@@ -218,10 +226,56 @@ func (s *Session) Stop() (*Capture, error) {
 }
 
 func (s *Session) closeAll() {
-	for _, h := range s.handles {
-		h.ring.Close()
-	}
+	closeRings(s.rings())
 	s.handles = nil
+}
+
+// rings returns the handles' rings, in target order.
+func (s *Session) rings() []*ring {
+	rings := make([]*ring, len(s.handles))
+	for i, h := range s.handles {
+		rings[i] = h.ring
+	}
+	return rings
+}
+
+// openRings opens a ring on every target at once, each in its own netns,
+// and returns them in target order. Setting up a ring waits for an RCU
+// grace period (PACKET_RX_RING calls synchronize_net), 6-20 ms each here:
+// opened one after the other, five rings took 69 ms, together they wait
+// for about one. If any fails, the others are closed again and the error
+// of the first failing target is returned.
+func openRings(targets []Target, f filters) ([]*ring, error) {
+	rings := make([]*ring, len(targets))
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Go(func() { rings[i], errs[i] = openRingIn(t.NS, t.Point, f) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			closeRings(rings)
+			return nil, err
+		}
+	}
+	return rings, nil
+}
+
+// closeRings closes every ring that is not nil, all at once, and returns
+// each one's error, in order. Closing a ring waits
+// for RCU grace periods too (packet_release calls synchronize_net): five
+// rings closed in turn took 113 ms; closed together their waits overlap.
+func closeRings(rings []*ring) []error {
+	errs := make([]error, len(rings))
+	var wg sync.WaitGroup
+	for i, r := range rings {
+		if r != nil {
+			wg.Go(func() { errs[i] = r.Close() })
+		}
+	}
+	wg.Wait()
+	return errs
 }
 
 // handle is one capture point's ring and what its reader goroutine found.
