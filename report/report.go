@@ -136,6 +136,13 @@ type Result struct {
 	// node and the time; nil when the caller did not say (the package
 	// never reads the clock or the system itself).
 	Run *Run `json:"run,omitempty"`
+	// Stamps is the run's stamps record (trace --for-merge): every probe's
+	// capture stamps, what merge reads; nil otherwise.
+	Stamps *Stamps `json:"stamps,omitempty"`
+	// Merge is what a merge of two nodes' files adds (Merge): the wire
+	// split in request and reply, the clock offset and its bound; nil in
+	// a one-node report.
+	Merge *Merged `json:"merge,omitempty"`
 	// Timelines are the probes one by one, in sequence order: the first
 	// ExactProbes of them. They are not part of the JSON contract (yet).
 	Timelines []ProbeTimeline `json:"-"`

@@ -284,6 +284,7 @@ var noteMarks = []struct {
 	{NoteNotSeparable, "i", "not separable (inherited RX stamp)"},
 	{NoteFewSamples, "n", "under 10 samples (p90, p99 = max)"},
 	{NoteCaptureDrops, "d", "capture dropped packets at an end"},
+	{NoteClockOffset, "c", "one-way across two clocks: within the offset bound"},
 }
 
 // otherMark is the letter of the kinds noteMarks does not list.

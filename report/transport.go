@@ -155,7 +155,7 @@ func probingTexts(r *Result) []string {
 		}
 		out = append(out, fmt.Sprintf("backends: after the DNAT, at %s (%s): %s", b.At, r.point(b.At).Name(), strings.Join(seen, ", ")))
 	}
-	return out
+	return append(out, mergeTexts(r)...)
 }
 
 // repliesText lists the replies by kind, in probe.Reply's order.

@@ -1,0 +1,210 @@
+package report
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// Merge builds the report of one path across nodes from the source node's
+// report, traced with --for-merge (src.Stamps), and the stamps records of
+// one or more target nodes (`cnitrace listen` files): one Result for each
+// target node that saw probes of src's run, in the order given, from the
+// source pod to that node's pod and back. Every segment is timed on its
+// own node's clock only; only the two wire segments cross clocks, with the
+// offset the probes themselves bound (Merged.Clock). Probes are matched by
+// their token (run id and sequence), never by time.
+//
+// Each probe's far half comes from the listener file that holds it; a
+// probe no listener holds goes to the one whose pod it was sent to (its
+// destination at the source's uplink, after any DNAT), or with one
+// listener to that one. Runs of the listener files that src is not of are
+// dropped, and said so (Merged.Dropped); probes the files disagree on are
+// counted in Merged.Disagreements, never as lost. src is not changed.
+//
+// Errors wrap ErrNotMergeable: src without stamps, a record of the wrong
+// role or shape, no listener holding src's run.
+func Merge(src *Result, listeners ...*Stamps) ([]*Result, error) {
+	if err := checkMergeInputs(src, listeners); err != nil {
+		return nil, err
+	}
+	run := src.Stamps.Runs[0]
+	held := make([]map[uint32]*ProbeStamp, len(listeners))
+	dropped := make([][]DroppedRun, len(listeners))
+	common := false
+	for i, l := range listeners {
+		id := nodeID(i + 1)
+		for j := range l.Runs {
+			lr := &l.Runs[j]
+			if lr.RunID != run.RunID {
+				dropped[i] = append(dropped[i], DroppedRun{Node: id, RunID: lr.RunID, Probes: len(lr.Probes), Why: "not the source's run"})
+				continue
+			}
+			held[i] = map[uint32]*ProbeStamp{}
+			for k := range lr.Probes {
+				held[i][lr.Probes[k].Seq] = &lr.Probes[k]
+			}
+			common = true
+		}
+	}
+	if !common {
+		return nil, fmt.Errorf("%w: the source's run %s is in none of the listen files (%s): were they listening while it ran, on the nodes of its target?", ErrNotMergeable, run.RunID, runList(listeners))
+	}
+	pairs, ds := assign(run, listeners, held)
+	sent := make(map[uint32]bool, len(run.Probes))
+	for _, p := range run.Probes {
+		sent[p.Seq] = true
+	}
+	var out []*Result
+	for i, l := range listeners {
+		if len(pairs[i]) == 0 && len(listeners) > 1 {
+			continue
+		}
+		r, err := mergePair(src, l, nodeID(i+1), pairs[i])
+		if err != nil {
+			return nil, err
+		}
+		m := r.Merge
+		m.Dropped = dropped[i]
+		m.Disagreements = append(m.Disagreements, ds[i]...)
+		for _, seq := range slices.Sorted(maps.Keys(held[i])) {
+			if !sent[seq] {
+				m.Disagreements = addDisagreement(m.Disagreements, DisagreeTargetOnly, seq)
+			}
+		}
+		for j := range m.Disagreements {
+			slices.Sort(m.Disagreements[j].Seqs)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// checkMergeInputs reports the first input Merge cannot use.
+func checkMergeInputs(src *Result, listeners []*Stamps) error {
+	switch {
+	case src == nil:
+		return fmt.Errorf("%w: no source report", ErrNotMergeable)
+	case src.Stamps == nil:
+		return fmt.Errorf("%w: the source report has no stamps: trace with --for-merge --format json", ErrNotMergeable)
+	case src.Stamps.Role != RoleTrace:
+		return fmt.Errorf("%w: the source's stamps are of role %q, want %q", ErrNotMergeable, src.Stamps.Role, RoleTrace)
+	case len(src.Stamps.Runs) != 1:
+		return fmt.Errorf("%w: the source's stamps hold %d runs, want 1 (no probe was captured?)", ErrNotMergeable, len(src.Stamps.Runs))
+	case len(listeners) == 0:
+		return fmt.Errorf("%w: no listen file", ErrNotMergeable)
+	}
+	if err := checkStamps(src.Stamps); err != nil {
+		return fmt.Errorf("%w: the source's stamps: %w", ErrNotMergeable, err)
+	}
+	for i, l := range listeners {
+		switch {
+		case l == nil:
+			return fmt.Errorf("%w: listen file %d is empty", ErrNotMergeable, i+1)
+		case l.Role != RoleListen:
+			return fmt.Errorf("%w: listen file %d is of role %q, want %q", ErrNotMergeable, i+1, l.Role, RoleListen)
+		}
+		if err := checkStamps(l); err != nil {
+			return fmt.Errorf("%w: listen file %d: %w", ErrNotMergeable, i+1, err)
+		}
+	}
+	return nil
+}
+
+// checkStamps checks that a record's steps fit its path and every probe
+// its steps.
+func checkStamps(s *Stamps) error {
+	if s.Version != StampsVersion {
+		return fmt.Errorf("stamps_version %d, this cnitrace reads %d", s.Version, StampsVersion)
+	}
+	if err := validatePath(s.Path); err != nil {
+		return err
+	}
+	if len(s.Steps) != 2*len(s.Path.Points) {
+		return fmt.Errorf("%d steps for a path of %d points", len(s.Steps), len(s.Path.Points))
+	}
+	for _, st := range s.Steps {
+		if _, ok := s.Path.Point(st.Point); !ok {
+			return fmt.Errorf("step at unknown point %q", st.Point)
+		}
+	}
+	for _, r := range s.Runs {
+		for _, p := range r.Probes {
+			if len(p.At) != len(s.Steps) {
+				return fmt.Errorf("run %s probe %d has %d stamps for %d steps", r.RunID, p.Seq, len(p.At), len(s.Steps))
+			}
+		}
+	}
+	return nil
+}
+
+// nodeID names the i-th node of a merge: a, b, c, ...
+func nodeID(i int) string {
+	if i < 26 {
+		return string(rune('a' + i))
+	}
+	return fmt.Sprintf("n%d", i)
+}
+
+// runList names the runs of the listen files, for an error.
+func runList(listeners []*Stamps) string {
+	var s []string
+	for i, l := range listeners {
+		var ids []string
+		for _, r := range l.Runs {
+			ids = append(ids, r.RunID.String())
+		}
+		if len(ids) == 0 {
+			ids = []string{"no run"}
+		}
+		s = append(s, fmt.Sprintf("%d: %s", i+1, strings.Join(ids, " ")))
+	}
+	return strings.Join(s, "; ")
+}
+
+// probePair is one probe of the source's run and what its target node saw
+// of it (nil: nothing).
+type probePair struct {
+	a, b *ProbeStamp
+}
+
+// assign gives each probe of run to the listener whose file holds it, or
+// whose pod it was sent to; it returns the pairs per listener and the
+// disagreements of each.
+func assign(run StampRun, listeners []*Stamps, held []map[uint32]*ProbeStamp) ([][]probePair, [][]Disagreement) {
+	pairs := make([][]probePair, len(listeners))
+	ds := make([][]Disagreement, len(listeners))
+	for k := range run.Probes {
+		a := &run.Probes[k]
+		var in []int
+		for i := range listeners {
+			if held[i][a.Seq] != nil {
+				in = append(in, i)
+			}
+		}
+		pick := -1
+		switch {
+		case len(in) == 1:
+			pick = in[0]
+		case len(in) > 1:
+			pick = in[0]
+			for _, i := range in {
+				if listeners[i].Path.Source.Addr.String() == a.Dst {
+					pick = i
+				}
+			}
+			ds[pick] = addDisagreement(ds[pick], DisagreeTwoTargets, a.Seq)
+		case len(listeners) == 1:
+			pick = 0
+		default:
+			pick = slices.IndexFunc(listeners, func(l *Stamps) bool { return a.Dst != "" && l.Path.Source.Addr.String() == a.Dst })
+			if pick < 0 {
+				ds[0] = addDisagreement(ds[0], DisagreeNoListener, a.Seq)
+				continue
+			}
+		}
+		pairs[pick] = append(pairs[pick], probePair{a: a, b: held[pick][a.Seq]})
+	}
+	return pairs, ds
+}

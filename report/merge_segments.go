@@ -1,0 +1,181 @@
+package report
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/cnitrace/cnitrace/topology"
+)
+
+// plan decides, as planSpans does for one node, which segments of the
+// merged timeline are separable and what each is timed over: a run of
+// segments whose RX stamps were inherited is merged into the next
+// separable segment of the same node. A wire segment is always separable
+// and never takes a run in: the run before it has no later segment on its
+// node.
+func (m *mergedPath) plan(lines [][]sighting) []span {
+	nseg := len(m.steps) - 1
+	spans := make([]span, nseg)
+	chain := -1
+	for i := range nseg {
+		seen, inherited := 0, 0
+		for _, at := range lines {
+			a, b := at[i], at[i+1]
+			if !a.ok || !b.ok {
+				continue
+			}
+			seen++
+			if m.sameNode(i) && b.skb && m.steps[i+1].dir == topology.RX && b.ns == a.ns {
+				inherited++
+			}
+		}
+		sp := span{from: i, to: i + 1, start: i, separable: !m.sameNode(i) || seen == 0 || 2*inherited < seen}
+		switch {
+		case !sp.separable && chain < 0:
+			chain = i
+		case sp.separable && chain >= 0:
+			if m.sameNode(i) {
+				sp.start = chain
+			}
+			chain = -1
+		}
+		spans[i] = sp
+	}
+	return spans
+}
+
+// sameNode reports whether segment i lies on one node (it is not a wire).
+func (m *mergedPath) sameNode(i int) bool { return m.steps[i].node == m.steps[i+1].node }
+
+// segments builds the merged report's segments: each node's timed on its
+// own clock, the two wires with the fitted offset (none without a fit).
+func (m *mergedPath) segments(lines [][]sighting, fit *fitAt, pairs []probePair) []Segment {
+	spans := m.plan(lines)
+	segs := make([]Segment, len(spans))
+	for i, sp := range spans {
+		s := m.describe(i)
+		s.Separable = sp.separable
+		var ds []time.Duration
+		for k, at := range lines {
+			if at[i].ok && at[i+1].ok {
+				s.Seen++
+			}
+			if d, ok := m.duration(sp, at, fit, pairs[k]); ok && sp.separable {
+				ds = append(ds, d)
+			}
+		}
+		switch {
+		case !sp.separable:
+			s.Notes = []Note{notef(NoteNotSeparable, "the RX stamp at %s was inherited from %s (the same skb timestamp) in most samples", m.steps[i+1].point.Name(), m.steps[i].point.Name())}
+			s.Note = s.Notes[0].String()
+		default:
+			s.US = dist(ds)
+			spans[i].samples = len(ds)
+			if sp.start != i {
+				s.MergedFrom = m.steps[sp.start].point.ID
+			}
+		}
+		if !m.sameNode(i) && fit != nil {
+			s.Notes = append(s.Notes, notef(NoteClockOffset, "timed across the two nodes' clocks with the offset the probes bound: each probe within +/-%.1f us", fit.maxHalf()/1e3))
+		}
+		if !m.sameNode(i) && fit == nil {
+			s.Notes = append(s.Notes, Note{Kind: NoteClockOffset, Text: "not timed: no clock offset could be estimated; the wire's round trip is in merge.wire_rtt_us"})
+		}
+		segs[i] = s
+	}
+	r := &Result{Points: m.points, Segments: segs}
+	noteSegments(r, spans)
+	return segs
+}
+
+// duration is one probe's time in span sp: on one node's clock, or across
+// the wire with the fitted offset at the probe's send time.
+func (m *mergedPath) duration(sp span, at []sighting, fit *fitAt, p probePair) (time.Duration, bool) {
+	start, from, to := at[sp.start], at[sp.from], at[sp.to]
+	if !start.ok || !from.ok || !to.ok {
+		return 0, false
+	}
+	d := float64(to.ns - start.ns)
+	switch sp.from {
+	case m.reqWire, m.repWire:
+		if fit == nil {
+			return 0, false
+		}
+		t := p.a.At[m.aTx]
+		if t == 0 {
+			t = p.a.At[m.aRx]
+		}
+		th := fit.offset(fit.x(t))
+		if sp.from == m.reqWire {
+			d -= th
+		} else {
+			d += th
+		}
+	}
+	return time.Duration(d), true
+}
+
+// describe names segment i's ends, direction and class.
+func (m *mergedPath) describe(i int) Segment {
+	from, to := m.steps[i], m.steps[i+1]
+	s := Segment{From: from.point.ID, To: to.point.ID, Direction: DirRequest, Class: ClassForwarding}
+	if from.reply {
+		s.Direction = DirReply
+	}
+	pod := func(st mstep) bool { return st.point.Kind == string(topology.KindPod) }
+	switch {
+	case i == m.reqWire || i == m.repWire:
+		s.Class = ClassNetwork
+	case !from.reply && to.reply:
+		s.Class = ClassTarget
+	case from.node == 0 && !from.reply && pod(from), from.node == 1 && from.reply && pod(from):
+		s.Class = ClassEgress
+	case pod(to):
+		s.Class = ClassIngress
+	}
+	return s
+}
+
+// lose places the unanswered probes: lost in the segment after the last
+// step they were seen at. A probe the source saw come back (or answered)
+// that the target never saw is a disagreement, not a loss.
+func (m *mergedPath) lose(segs []Segment, lines [][]sighting, pairs []probePair) []Disagreement {
+	var ds []Disagreement
+	for k, at := range lines {
+		back := false
+		for i := m.repWire + 1; i < len(at); i++ {
+			back = back || at[i].ok
+		}
+		if pairs[k].b == nil && back {
+			ds = addDisagreement(ds, DisagreeUnseenAtTarget, pairs[k].a.Seq)
+			continue
+		}
+		if at[len(at)-1].ok {
+			continue
+		}
+		for i := len(at) - 2; i >= 0; i-- {
+			if at[i].ok {
+				segs[i].Lost++
+				break
+			}
+		}
+	}
+	return ds
+}
+
+// mergedVerdict names the segment with the largest share of the median
+// round trip, and the one that lost the most probes.
+func mergedVerdict(r *Result) Verdict {
+	v, ok := byMedian(r)
+	switch {
+	case !ok:
+		v = Verdict{Text: "no segment could be measured on its own"}
+	case v.Class == ClassTarget:
+		v.Text = fmt.Sprintf("the largest share of the median RTT (%s%%) is in the target pod's own stack, behind %s (from the request's arrival to the reply's departure)", percent(v.Share), r.point(v.From).Name())
+	}
+	if l := worstLoss(r); l != nil {
+		v.Loss = l
+		v.Text = lossText(r, l) + v.Text
+	}
+	return v
+}

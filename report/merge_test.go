@@ -1,0 +1,363 @@
+package report
+
+import (
+	"errors"
+	"math"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cnitrace/cnitrace/capture"
+	"github.com/cnitrace/cnitrace/probe"
+	"github.com/cnitrace/cnitrace/topology"
+)
+
+const (
+	host2NS = "net:[4026532400]"
+	pod2NS  = "net:[4026532401]"
+)
+
+// targetPath is node 2's path from its pod at addr toward node 1's pod, as
+// listen discovers it.
+func targetPath(addr string) *topology.Path {
+	return &topology.Path{
+		Target: netip.MustParseAddr("10.244.1.2"),
+		Source: topology.Source{NetNS: pod2NS, Interface: "eth0", Addr: netip.MustParseAddr(addr)},
+		Points: []topology.Point{
+			{ID: "p0", Interface: "eth0", Ifindex: 2, NetNS: pod2NS, Kind: topology.KindPod, RequestDir: topology.TX},
+			{ID: "p1", Interface: "veth9a8b7c6d", Ifindex: 8, NetNS: host2NS, Kind: topology.KindVeth, RequestDir: topology.RX},
+			{ID: "p2", Interface: "cni0", Ifindex: 5, NetNS: host2NS, Kind: topology.KindBridge, RequestDir: topology.RX},
+			{ID: "p3", Interface: "flannel.1", Ifindex: 4, NetNS: host2NS, Kind: topology.KindVXLAN, RequestDir: topology.TX, TunnelPort: 8472},
+			{ID: "p4", Interface: "eth0", Ifindex: 2, NetNS: host2NS, Kind: topology.KindUplink, RequestDir: topology.TX},
+		},
+	}
+}
+
+// twoNodes is a synthetic run across two nodes: the true time a probe
+// spends in each of the merged timeline's 19 segments, node 2's clock
+// ahead of node 1's by offset plus drift (ns per s) since the first probe.
+type twoNodes struct {
+	n        int
+	interval time.Duration
+	segs     func(seq int) []time.Duration // per merged segment
+	offset   time.Duration
+	drift    float64
+	// drop says a probe's step k (of the merged timeline) was not seen.
+	drop func(seq, k int) bool
+	// backend is the target pod of probe seq ("": 10.244.2.2).
+	backend func(seq int) string
+}
+
+// baseSegs are a probe's times in the merged segments: node 1's request
+// (4), the request wire, node 2's request (4), the target pod, node 2's
+// reply (4), the reply wire, node 1's reply (4).
+func baseSegs() []time.Duration {
+	return us(5, 3, 25, 13, 40, 2, 9, 2, 1, 30, 5, 3, 20, 12, 45, 2, 9, 2, 1)
+}
+
+// record runs the scenario through a Recorder on each node and returns
+// the source's report and the listen files by target pod address.
+func (s twoNodes) record(t *testing.T, extra ...uint64) (*Result, map[string]*Stamps) {
+	t.Helper()
+	pa := flannelPath()
+	ra, err := NewRecorder(pa, RoleTrace, testRun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listeners := map[string]*Recorder{}
+	stepsA := stampSteps(pa, true)
+	start := runStart
+	for seq := range s.n {
+		backend := "10.244.2.2"
+		if s.backend != nil {
+			backend = s.backend(seq)
+		}
+		rb := listeners[backend]
+		if rb == nil {
+			if rb, err = NewRecorder(targetPath(backend), RoleListen); err != nil {
+				t.Fatal(err)
+			}
+			rb.Window(start.Add(-time.Second), start.Add(time.Duration(s.n)*s.interval+time.Second))
+			listeners[backend] = rb
+		}
+		stepsB := stampSteps(targetPath(backend), false)
+		var merged []struct {
+			node int
+			st   StampStep
+		}
+		for _, st := range stepsA[:5] {
+			merged = append(merged, struct {
+				node int
+				st   StampStep
+			}{0, st})
+		}
+		for _, st := range stepsB {
+			merged = append(merged, struct {
+				node int
+				st   StampStep
+			}{1, st})
+		}
+		for _, st := range stepsA[5:] {
+			merged = append(merged, struct {
+				node int
+				st   StampStep
+			}{0, st})
+		}
+		at := start.Add(time.Duration(seq) * s.interval)
+		segs := s.segs(seq)
+		for k, m := range merged {
+			if k > 0 {
+				at = at.Add(segs[k-1])
+			}
+			if s.drop != nil && s.drop(seq, k) {
+				continue
+			}
+			o := capture.Observation{Point: m.st.Point, At: at, Stamp: capture.StampCopy, Dir: m.st.Dir, ICMPType: 8,
+				Dst: netip.MustParseAddr(backend), Payload: probe.Payload{RunID: testRun, Seq: uint32(seq)}.Marshal(56)}
+			if m.st.Reply {
+				o.ICMPType, o.Dst = 0, netip.MustParseAddr("10.244.1.2")
+			}
+			if m.node == 0 {
+				ra.Add(o)
+				continue
+			}
+			off := float64(s.offset) + s.drift*at.Sub(start).Seconds()
+			o.At = at.Add(time.Duration(off))
+			rb.Add(o)
+			for _, id := range extra { // other runs through the same node
+				o.Payload = probe.Payload{RunID: id, Seq: uint32(seq)}.Marshal(56)
+				rb.Add(o)
+			}
+		}
+	}
+	src := &Result{SchemaVersion: SchemaVersion, Target: "10.244.2.2", Probes: ProbeCounts{Sent: s.n, Received: s.n}, Stamps: ra.Stamps("node1")}
+	out := map[string]*Stamps{}
+	for addr, rb := range listeners {
+		out[addr] = rb.Stamps("node2-" + addr)
+	}
+	return src, out
+}
+
+func mergeOne(t *testing.T, src *Result, l *Stamps) *Result {
+	t.Helper()
+	rs, err := Merge(src, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 1 {
+		t.Fatalf("got %d merged reports, want 1", len(rs))
+	}
+	return rs[0]
+}
+
+// Merged segments of baseSegs, by index.
+const (
+	mReqWire = 4
+	mTarget  = 9
+	mRepWire = 14
+	mSegs    = 19
+)
+
+func TestMergeTwoNodes(t *testing.T) {
+	const delay = 2 * time.Millisecond
+	s := twoNodes{n: 240, interval: 20 * time.Millisecond, offset: time.Second, drift: 50_000, segs: func(seq int) []time.Duration {
+		d := baseSegs()
+		d[mReqWire] += time.Duration(seq%7) * time.Microsecond
+		d[mRepWire] += time.Duration(seq%5) * time.Microsecond
+		if seq%3 == 0 {
+			d[mReqWire] += delay
+		}
+		return d
+	}}
+	src, ls := s.record(t)
+	r := mergeOne(t, src, ls["10.244.2.2"])
+	if len(r.Segments) != mSegs || len(r.Points) != 10 {
+		t.Fatalf("got %d segments on %d points, want %d on 10", len(r.Segments), len(r.Points), mSegs)
+	}
+	wantClass := []string{"egress", "forwarding", "forwarding", "forwarding", "network", "forwarding", "forwarding", "forwarding", "ingress", "target",
+		"egress", "forwarding", "forwarding", "forwarding", "network", "forwarding", "forwarding", "forwarding", "ingress"}
+	base := baseSegs()
+	for i, seg := range r.Segments {
+		if seg.Class != wantClass[i] || seg.Seen != s.n || seg.Lost != 0 || seg.US == nil {
+			t.Fatalf("segment %d %s->%s: class %s seen %d lost %d us %v; want %s, %d seen", i, seg.From, seg.To, seg.Class, seg.Seen, seg.Lost, seg.US, wantClass[i], s.n)
+		}
+		if i == mReqWire || i == mRepWire {
+			continue
+		}
+		// On one node's clock: exact but for the drift's few ns.
+		if got, want := seg.US.Min, float64(base[i].Microseconds()); math.Abs(got-want) > 0.2 {
+			t.Errorf("segment %d %s->%s: min %.1f us, want %.1f", i, seg.From, seg.To, got, want)
+		}
+	}
+	m := r.Merge
+	bound := m.Clock.BoundUS
+	if m.Matched != s.n || !m.Clock.DriftFitted || bound <= 0 || bound > 60 {
+		t.Fatalf("matched %d, clock %+v", m.Matched, m.Clock)
+	}
+	if got := m.Clock.DriftPPM; math.Abs(got-50) > 10 {
+		t.Errorf("drift %.2f ppm, want about 50", got)
+	}
+	// The request wire's p90 carries the delay of a third of the probes;
+	// the reply's does not.
+	if got, want := m.Request.P90, float64((40*time.Microsecond + delay).Microseconds()); math.Abs(got-want) > bound+10 {
+		t.Errorf("request wire p90 %.1f us, want %.1f +/- %.1f", got, want, bound)
+	}
+	if got := m.Reply.P90; math.Abs(got-45) > bound+10 {
+		t.Errorf("reply wire p90 %.1f us, want 45 +/- %.1f", got, bound)
+	}
+	if !strings.HasPrefix(m.Directions, "the request wire is slower") {
+		t.Errorf("directions: %s", m.Directions)
+	}
+	if got, want := m.WireRTT.Min, 85.0; math.Abs(got-want) > 0.5 {
+		t.Errorf("wire round trip min %.1f us, want %.1f", got, want)
+	}
+	if v := r.Verdict; v.Class != ClassNetwork || v.Direction != DirRequest {
+		t.Errorf("verdict %+v, want the request wire", v)
+	}
+}
+
+func TestMergeMatchesByTokenAcrossRuns(t *testing.T) {
+	// Node 2's clock is an hour ahead: matching never looks at times. Its
+	// file also holds two other runs, which merge drops and names.
+	s := twoNodes{n: 20, interval: 10 * time.Millisecond, offset: time.Hour, segs: func(int) []time.Duration { return baseSegs() }}
+	src, ls := s.record(t, 0xaaaa, 0xbbbb)
+	l := ls["10.244.2.2"]
+	if len(l.Runs) != 3 {
+		t.Fatalf("listen file holds %d runs, want 3", len(l.Runs))
+	}
+	r := mergeOne(t, src, l)
+	if r.Merge.Matched != s.n {
+		t.Errorf("matched %d, want %d", r.Merge.Matched, s.n)
+	}
+	if got := r.Merge.Dropped; len(got) != 2 || got[0].RunID != 0xaaaa || got[1].RunID != 0xbbbb || got[0].Probes != s.n {
+		t.Errorf("dropped %+v, want runs aaaa and bbbb of %d probes", got, s.n)
+	}
+	if got, want := r.Merge.Clock.OffsetUS, float64(time.Hour.Microseconds()); math.Abs(got-want) > r.Merge.Clock.BoundUS {
+		t.Errorf("offset %.1f us, want %.1f", got, want)
+	}
+	// No run in common: an error that says so.
+	other, _ := twoNodes{n: 5, interval: time.Millisecond, segs: func(int) []time.Duration { return baseSegs() }}.record(t)
+	other.Stamps.Runs[0].RunID = 0xcccc
+	if _, err := Merge(other, l); !errors.Is(err, ErrNotMergeable) || !strings.Contains(err.Error(), "none of the listen files") {
+		t.Errorf("no common run: got %v", err)
+	}
+	if _, err := Merge(&Result{}, l); !errors.Is(err, ErrNotMergeable) || !strings.Contains(err.Error(), "--for-merge") {
+		t.Errorf("no stamps: got %v", err)
+	}
+}
+
+func TestMergeLossesAndDisagreements(t *testing.T) {
+	// Probe 3 is lost on the request wire, 5 on the reply wire; node 2
+	// never saw probe 7, which came back (its capture missed it), and node
+	// 1 never saw probe 9, which node 2 did.
+	s := twoNodes{n: 30, interval: 10 * time.Millisecond, offset: -time.Second, segs: func(int) []time.Duration { return baseSegs() },
+		drop: func(seq, k int) bool {
+			switch seq {
+			case 3:
+				return k > mReqWire
+			case 5:
+				return k > mRepWire
+			case 7:
+				return k > mReqWire && k <= mRepWire
+			case 9:
+				return k <= mReqWire || k > mRepWire
+			}
+			return false
+		}}
+	src, ls := s.record(t)
+	r := mergeOne(t, src, ls["10.244.2.2"])
+	for i, seg := range r.Segments {
+		want := 0
+		if i == mReqWire || i == mRepWire {
+			want = 1
+		}
+		if seg.Lost != want {
+			t.Errorf("segment %d %s->%s (%s %s): lost %d, want %d", i, seg.From, seg.To, seg.Direction, seg.Class, seg.Lost, want)
+		}
+	}
+	want := map[string][]uint32{DisagreeUnseenAtTarget: {7}, DisagreeTargetOnly: {9}}
+	if len(r.Merge.Disagreements) != len(want) {
+		t.Errorf("disagreements %+v, want %v", r.Merge.Disagreements, want)
+	}
+	for _, d := range r.Merge.Disagreements {
+		if w := want[d.Kind]; len(w) != 1 || d.Probes != 1 || d.Seqs[0] != w[0] {
+			t.Errorf("disagreement %+v, want %v", d, w)
+		}
+	}
+	if l := r.Verdict.Loss; l == nil || l.Class != ClassNetwork {
+		t.Errorf("verdict loss %+v, want on a wire", l)
+	}
+}
+
+func TestMergeListeners(t *testing.T) {
+	// A Service with two backends on two nodes: each probe's far half
+	// comes from its backend's listener.
+	s := twoNodes{n: 40, interval: 10 * time.Millisecond, segs: func(int) []time.Duration { return baseSegs() },
+		backend: func(seq int) string {
+			if seq%4 == 0 {
+				return "10.244.3.2"
+			}
+			return "10.244.2.2"
+		}}
+	src, ls := s.record(t)
+	rs, err := Merge(src, ls["10.244.2.2"], ls["10.244.3.2"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 2 {
+		t.Fatalf("got %d reports, want 2", len(rs))
+	}
+	for i, want := range []int{30, 10} {
+		m := rs[i].Merge
+		if m.Probes != want || m.Matched != want || len(m.Disagreements) != 0 {
+			t.Errorf("report %d (node %s): %d probes, %d matched, disagreements %+v; want %d", i, m.Nodes[1].ID, m.Probes, m.Matched, m.Disagreements, want)
+		}
+		if rs[i].Points[5].ID != m.Nodes[1].ID+"0" {
+			t.Errorf("report %d: the target's first point is %s, want %s0", i, rs[i].Points[5].ID, m.Nodes[1].ID)
+		}
+	}
+}
+
+func TestMergeOutsideWindow(t *testing.T) {
+	s := twoNodes{n: 40, interval: 10 * time.Millisecond, segs: func(int) []time.Duration { return baseSegs() },
+		drop: func(seq, k int) bool { return seq >= 30 && k > mReqWire }}
+	src, ls := s.record(t)
+	l := ls["10.244.2.2"]
+	l.End = runStart.Add(300 * time.Millisecond) // the listener stopped after probe 29
+	r := mergeOne(t, src, l)
+	if r.Merge.OutsideWindow != 10 || r.Merge.Probes != 30 {
+		t.Errorf("outside window %d, probes %d; want 10 and 30", r.Merge.OutsideWindow, r.Merge.Probes)
+	}
+	for _, seg := range r.Segments {
+		if seg.Lost != 0 {
+			t.Errorf("segment %s->%s lost %d, want 0: the listener was not listening", seg.From, seg.To, seg.Lost)
+		}
+	}
+}
+
+func TestMergeRendersEveryFormat(t *testing.T) {
+	s := twoNodes{n: 20, interval: 10 * time.Millisecond, segs: func(int) []time.Duration { return baseSegs() }}
+	src, ls := s.record(t)
+	r := mergeOne(t, src, ls["10.244.2.2"])
+	for _, f := range Formats() {
+		var b strings.Builder
+		if err := Render(&b, r, f); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, want := range []string{"wire round trip", "clock offset", "directions"} {
+			if f != FormatJSON && !strings.Contains(b.String(), want) {
+				t.Errorf("%s report lacks %q", f, want)
+			}
+		}
+		if f == FormatJSON {
+			back, err := Decode(strings.NewReader(b.String()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if back.Merge == nil || back.Merge.Matched != s.n {
+				t.Errorf("decoded merge block %+v", back.Merge)
+			}
+		}
+	}
+}
