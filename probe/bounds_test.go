@@ -261,27 +261,30 @@ func TestScheduleCatchesUpBelowAMillisecond(t *testing.T) {
 }
 
 // TestCollectorAppliesWaitingRepliesFirst: a collector that was off the
-// CPU past a probe's timeout must still apply the reply and stamps already
-// handed over (read in time) before it gives up on the probe. Without that,
-// 16 of 20,000 probes at 100 us lost their TX stamps in one lab run.
+// CPU past a probe's timeout must still read the reply and stamps already
+// queued on its socket (received in time) before it gives up on the probe.
+// Without that, 16 of 20,000 probes at 100 us lost their TX stamps in one
+// lab run.
 func TestCollectorAppliesWaitingRepliesFirst(t *testing.T) {
-	cfg, cd, err := prepareCodec(newEchoConn(), testConfig(1))
+	conn := newStampConn(0)
+	cfg, cd, err := prepareCodec(conn, testConfig(1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newCollector(newEchoConn(), cd, cfg, 8)
-	t0 := time.Unix(100, 0)
-	c.win.push(flight{Probe: Probe{Seq: 0, SentAt: t0, Deadline: t0.Add(cfg.Timeout)}, keyed: true, due: time.Now().Add(-time.Second)})
+	c := newCollector(conn, cd, cfg, 8)
+	t0 := time.Now()
+	c.win.push(flight{Probe: Probe{Seq: 0, SentAt: t0, Deadline: t0.Add(cfg.Timeout)}, keyed: true, due: t0.Add(-time.Second)})
 	c.keys[0], c.res.Sent, c.sending = 0, 1, false
-	replies, stamps := make(chan reply, 1), make(chan txStamp, 2)
-	replies <- reply{seq: 0, at: t0.Add(time.Millisecond)} // read in time, handed over before the timeout
-	stamps <- txStamp{0, stampSched, t0.Add(time.Microsecond)}
-	stamps <- txStamp{0, stampSoftware, t0.Add(2 * time.Microsecond)}
-	var rerr error
-	send, wake := time.NewTimer(time.Hour), time.NewTimer(time.Hour)
-	defer send.Stop()
-	defer wake.Stop()
-	if err := c.events(context.Background(), feed{replies: replies, stamps: stamps, done: make(chan struct{}), err: &rerr}, send, wake); err != nil {
+	req, err := cd.request(0, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.answer(req); err != nil { // the reply, queued on the socket before the timeout
+		t.Fatal(err)
+	}
+	conn.stamps <- txStamp{0, stampSched, t0.Add(time.Microsecond)}
+	conn.stamps <- txStamp{0, stampSoftware, t0.Add(2 * time.Microsecond)}
+	if err := c.events(context.Background(), newRxBatch()); err != nil {
 		t.Fatal(err)
 	}
 	if len(c.res.Probes) != 1 || c.res.LateReplies != 0 {

@@ -51,21 +51,47 @@ func (c *peerConn) sendKeyed(b []byte, dst netip.AddrPort, now func() time.Time)
 }
 
 // read hands over one stamp, ICMP error or datagram, from the target.
+// A zero deadline takes only what is there.
 func (c *peerConn) read(rx *rxBatch, deadline time.Time, now func() time.Time) error {
+	select {
+	case s := <-c.stamps:
+		rx.stamps = append(rx.stamps, s)
+		return nil
+	case e := <-c.errs:
+		c.deliverErr(rx, e, now)
+		return nil
+	case m := <-c.queue:
+		c.deliver(rx, m, now)
+		return nil
+	default:
+		if deadline.IsZero() {
+			return nil
+		}
+	}
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
 	case s := <-c.stamps:
 		rx.stamps = append(rx.stamps, s)
 	case e := <-c.errs:
-		e.at = now()
-		rx.errs = append(rx.errs, e)
+		c.deliverErr(rx, e, now)
 	case m := <-c.queue:
-		rx.msg, rx.from, rx.at = rx.buf[:copy(rx.buf, m)], udpTarget, now()
+		c.deliver(rx, m, now)
 	case <-t.C:
 		return os.ErrDeadlineExceeded
 	}
 	return nil
+}
+
+// deliver puts datagram m from the target into rx as the socket reads it.
+func (c *peerConn) deliver(rx *rxBatch, m []byte, now func() time.Time) {
+	rx.msg, rx.from, rx.at = rx.buf[:copy(rx.buf, m)], udpTarget, now()
+}
+
+// deliverErr puts ICMP error e into rx as the socket reads it.
+func (c *peerConn) deliverErr(rx *rxBatch, e icmpErr, now func() time.Time) {
+	e.at = now()
+	rx.errs = append(rx.errs, e)
 }
 
 // TestRunTCPThroughTheCodec runs TCP probes against a fake target that

@@ -8,10 +8,10 @@ import (
 	"time"
 )
 
-// collector owns a run's state: it sends on schedule, records replies as
-// they come, attaches TX timestamps to their probes and hands every probe
-// over once it is done with it. Only its goroutine touches it, so the
-// receiver hands everything over through channels.
+// collector owns a run's state and is its one goroutine: it sends on
+// schedule, reads the socket between sends, records replies as they come,
+// attaches TX timestamps to their probes and hands every probe over once
+// it is done with it.
 type collector struct {
 	conn  endpoint
 	codec codec
@@ -24,6 +24,7 @@ type collector struct {
 	keys      map[uint32]uint32
 	schedule  schedule
 	firstSend time.Time // monotonic; zero until the first send
+	sendAt    time.Time // when the next probe is due; zero: at once
 	sending   bool      // more probes are to be sent
 }
 
@@ -36,89 +37,92 @@ func newCollector(conn endpoint, cd codec, cfg Config, limit int) *collector {
 	}
 }
 
-// feed is what the receiver hands the collector: replies and stamps as
-// they are read, and, once it stopped, its error in err when done is
-// closed.
-type feed struct {
-	replies <-chan reply
-	stamps  <-chan txStamp
-	done    <-chan struct{}
-	err     *error
-}
-
 // loop runs until every probe was sent and handed over, or ctx is done, or
-// the receiver or a send failed; then it gives up on the probes still in
-// flight.
-func (c *collector) loop(ctx context.Context, in feed) error {
-	send := time.NewTimer(0)
-	defer send.Stop()
-	wake := time.NewTimer(time.Hour)
-	defer wake.Stop()
-	err := c.events(ctx, in, send, wake)
+// a read or a send failed; then it gives up on the probes still in flight.
+func (c *collector) loop(ctx context.Context) error {
+	err := c.events(ctx, newRxBatch())
 	c.giveUp()
 	return err
 }
 
-// events handles what happens during the run, one event at a time: send
-// is the send timer, wake the timer of the oldest probe in flight.
-func (c *collector) events(ctx context.Context, in feed, send, wake *time.Timer) error {
+// events handles what happens during the run, one event at a time, on the
+// run's one goroutine. Right after each send it reads the socket without
+// waiting: the send's TX stamps are queued by then, and on a path of
+// veths the reply often is too, the whole round trip running inside
+// sendto. Otherwise it waits for the socket in the netpoller until the
+// next send or the next probe due to be handed over, whichever comes
+// first: one wake-up per event, none from another goroutine.
+func (c *collector) events(ctx context.Context, rx *rxBatch) error {
 	for {
-		c.drain(in)
-		c.handOver(time.Now())
-		if !c.sending && c.win.n == 0 {
-			return nil
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		c.arm(wake)
-		sendC := send.C
-		if !c.sending {
-			sendC = nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-in.done:
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			return fmt.Errorf("receive %s: %w", repliesName(c.cfg.Proto), *in.err)
-		case r := <-in.replies:
-			c.reply(r)
-		case s := <-in.stamps:
-			c.stamp(s)
-		case <-wake.C:
-		case <-sendC:
+		if c.sending && !time.Now().Before(c.sendAt) {
 			if err := c.send(); err != nil {
 				return err
 			}
-			c.next(send)
+			c.next()
+			if _, err := c.receive(ctx, rx, time.Time{}); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := c.handOver(ctx, rx); err != nil {
+			return err
+		}
+		if !c.sending && c.win.n == 0 {
+			return nil
+		}
+		if _, err := c.receive(ctx, rx, c.wakeAt(time.Now())); err != nil {
+			return err
 		}
 	}
 }
 
-// drainLimit bounds how much drain takes in one go, so that a flood of
-// replies cannot hold up the sends.
+// drainLimit bounds how many reads drain makes in one go, so that a flood
+// of replies cannot hold up the sends.
 const drainLimit = 256
 
-// drain applies the replies and stamps the receiver already handed over,
-// so that no probe is handed over as unanswered or unstamped while what
-// answers or stamps it waits in a channel (the collector may have been
-// off the CPU for longer than a timeout or stampGrace).
-func (c *collector) drain(in feed) {
+// drain reads what the socket already holds, without waiting, so that no
+// probe is handed over as unanswered or unstamped while what answers or
+// stamps it waits there (the run may have been off the CPU for longer than
+// a timeout or stampGrace).
+func (c *collector) drain(ctx context.Context, rx *rxBatch) error {
 	for range drainLimit {
-		select {
-		case r := <-in.replies:
-			c.reply(r)
-		case s := <-in.stamps:
-			c.stamp(s)
-		default:
-			return
+		got, err := c.receive(ctx, rx, time.Time{})
+		if err != nil || !got {
+			return err
 		}
 	}
+	return nil
 }
 
-// next schedules the next send on t, or ends the sending when the count
-// is reached or the next send would fall beyond the duration.
-func (c *collector) next(t *time.Timer) {
+// wakeAt is when the run must wake up at the latest, waiting at now: for
+// the next send, for the oldest probe in flight to be handed over, or
+// readSlice away.
+func (c *collector) wakeAt(now time.Time) time.Time {
+	at := now.Add(readSlice)
+	if c.sending && c.sendAt.Before(at) {
+		at = c.sendAt
+	}
+	if f := c.win.front(); f != nil && f.wake().Before(at) {
+		at = f.wake()
+	}
+	return at
+}
+
+// wake is when the run stops waiting for what f still lacks: its reply,
+// or once answered its TX stamps.
+func (f *flight) wake() time.Time {
+	if f.Answered() {
+		return f.stampsDue
+	}
+	return f.due
+}
+
+// next schedules the next send (sendAt), or ends the sending when the
+// count is reached or the next send would fall beyond the duration.
+func (c *collector) next() {
 	if (c.cfg.Count > 0 && c.res.Sent >= c.cfg.Count) || uint64(c.res.Sent) >= MaxCount {
 		c.sending = false
 		return
@@ -129,31 +133,32 @@ func (c *collector) next(t *time.Timer) {
 		c.sending = false
 		return
 	}
-	t.Reset(wait)
+	c.sendAt = now.Add(wait)
 }
 
-// arm sets t to fire when the oldest probe in flight is due to be handed
-// over, if nothing else happens first.
-func (c *collector) arm(t *time.Timer) {
-	f := c.win.front()
-	if f == nil {
-		t.Stop()
-		return
-	}
-	due := f.due
-	if f.Answered() {
-		due = f.stampsDue
-	}
-	t.Reset(max(time.Until(due), 0))
-}
-
-// handOver passes on, oldest first, every probe the run is done with at
-// now: answered and stamped, answered and out of time for stamps, refused,
-// or unanswered past its timeout.
-func (c *collector) handOver(now time.Time) {
+// handOver passes on, oldest first, every probe the run is done with:
+// answered and stamped, answered and out of time for stamps, refused, or
+// unanswered past its timeout. Before it gives up on one for lack of a
+// reply or a stamp, it reads what the socket already holds.
+func (c *collector) handOver(ctx context.Context, rx *rxBatch) error {
+	now, drained := time.Now(), false
 	for f := c.win.front(); f != nil && f.done(now); f = c.win.front() {
+		if !f.complete() && !drained {
+			if err := c.drain(ctx, rx); err != nil {
+				return err
+			}
+			drained = true
+			continue
+		}
 		c.retire()
 	}
+	return nil
+}
+
+// complete reports whether f waits for nothing more: refused, or answered
+// and stamped.
+func (f *flight) complete() bool {
+	return f.SendErr != nil || f.Answered() && f.stamped()
 }
 
 // done reports whether the run is done with f at now.

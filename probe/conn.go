@@ -36,9 +36,10 @@ type endpoint interface {
 	// read waits until deadline for the socket to have something, then adds
 	// to rx (reset by the caller) the TX stamps and ICMP errors queued and
 	// at most one datagram as the socket returns it, read at rx.at from
-	// now. It returns
-	// os.ErrDeadlineExceeded when nothing came by deadline, and may return
-	// nil having read nothing. One goroutine at a time reads.
+	// now. A zero deadline means not to wait: it reads what is queued, if
+	// anything, and returns. It returns os.ErrDeadlineExceeded when
+	// nothing came by deadline, and may return nil having read nothing.
+	// One goroutine at a time reads.
 	read(rx *rxBatch, deadline time.Time, now func() time.Time) error
 	// rxDrops returns how many packets the socket's receive queue has
 	// dropped since it was opened, for want of room, and false when the

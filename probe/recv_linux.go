@@ -21,11 +21,20 @@ import (
 // the netpoller refuses to wait, it waits with poll(2) instead (see
 // fdReader.poll). The RawConn error comes first: after a timeout the
 // syscalls' last error is only EAGAIN.
+//
+// With a zero deadline it reads once, in RawConn.Control, and never waits:
+// what a send just queued costs no wake-up and no deadline.
 func (s *socket) read(rx *rxBatch, deadline time.Time, now func() time.Time) error {
+	r := &fdReader{rx: rx, now: now}
+	if deadline.IsZero() {
+		if err := s.raw.Control(func(fd uintptr) { r.readFD(fd) }); err != nil {
+			return err
+		}
+		return r.err
+	}
 	if err := s.SetReadDeadline(deadline); err != nil {
 		return fmt.Errorf("set read deadline: %w", err)
 	}
-	r := &fdReader{rx: rx, now: now}
 	err := s.raw.Read(r.readFD)
 	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, net.ErrClosed) {
 		err = r.poll(s.raw, time.Until(deadline))

@@ -74,7 +74,8 @@ const (
 	MaxCount = math.MaxUint32
 )
 
-// readSlice bounds every read, so a finished run is noticed within it.
+// readSlice bounds every wait for the socket: a cancellation that raced
+// with the start of a wait is seen within it.
 const readSlice = 50 * time.Millisecond
 
 // Validate reports the first unusable field, naming the flag a user sets.
@@ -194,23 +195,13 @@ func run(ctx context.Context, conn Conn, cfg Config, limit int) (*Result, error)
 	}
 	c := newCollector(conn, cd, cfg, limit)
 	before, counted := conn.rxDrops()
-	rctx, stop := context.WithCancel(ctx)
-	replies, stamps := make(chan reply, 64), make(chan txStamp, 64)
-	var rerr error
-	recvDone := make(chan struct{}) // closed once rerr is set
-	go func() {
-		defer close(recvDone)
-		rerr = receive(rctx, conn, cd, cfg.Now, inbox{replies: replies, stamps: stamps})
-	}()
-
-	err = c.loop(ctx, feed{replies: replies, stamps: stamps, done: recvDone, err: &rerr})
+	// A read waiting when ctx is done returns at once (readSlice bounds
+	// the rare wait that sets its deadline just after this).
+	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
+	err = c.loop(ctx)
 	stop()
-	<-recvDone
 	if after, ok := conn.rxDrops(); counted && ok && after >= before {
 		c.res.SocketDrops = after - before
-	}
-	if err == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
-		err = fmt.Errorf("receive %s: %w", repliesName(cfg.Proto), rerr)
 	}
 	return c.res, err
 }
@@ -223,70 +214,42 @@ func repliesName(p Proto) string {
 	return strings.ToUpper(p.String()) + " replies"
 }
 
-// inbox is where the receiver hands what it read to the collector.
-type inbox struct {
-	replies chan<- reply
-	stamps  chan<- txStamp
-}
-
-// receive is a run's one reader, for every kind of socket: it reads conn
-// until ctx is done and hands every TX stamp, and every reply cd
-// recognises as an answer to this run's probes, to in. Every read has a
-// deadline readSlice away, so cancellation is seen within it. A read error
-// ends it, unless ctx is done by then.
-func receive(ctx context.Context, conn endpoint, cd codec, now func() time.Time, in inbox) error {
-	rx := newRxBatch()
-	for ctx.Err() == nil {
-		rx.reset()
-		err := conn.read(rx, time.Now().Add(readSlice), now)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			continue
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			return err
-		}
-		in.handOver(ctx, rx, cd)
+// receive reads the socket once into rx, waiting until deadline at most
+// for something to come (a zero deadline: not at all), and applies what
+// it read. It reports whether it read anything. A read error ends the
+// run, as ctx's error if ctx is done by then.
+func (c *collector) receive(ctx context.Context, rx *rxBatch, deadline time.Time) (bool, error) {
+	rx.reset()
+	err := c.conn.read(rx, deadline, c.cfg.Now)
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return false, nil
+	case err != nil && ctx.Err() != nil:
+		return false, ctx.Err()
+	case err != nil:
+		return false, fmt.Errorf("receive %s: %w", repliesName(c.cfg.Proto), err)
 	}
-	return ctx.Err()
+	c.apply(rx)
+	return len(rx.stamps) > 0 || len(rx.errs) > 0 || rx.msg != nil, nil
 }
 
-// handOver passes what one read got to the collector: every stamp, and
-// every ICMP error and the datagram that cd recognises as an answer. It
-// gives up when ctx is done.
-func (in inbox) handOver(ctx context.Context, rx *rxBatch, cd codec) {
+// apply records what one read got: every stamp, and every ICMP error and
+// the datagram that the codec recognises as an answer to this run.
+func (c *collector) apply(rx *rxBatch) {
 	for _, st := range rx.stamps {
-		select {
-		case in.stamps <- st:
-		case <-ctx.Done():
-			return
-		}
+		c.stamp(st)
 	}
 	for _, e := range rx.errs {
-		if r, ok := cd.matchErr(e); ok {
+		if r, ok := c.codec.matchErr(e); ok {
 			r.at = e.at
-			if !in.give(ctx, r) {
-				return
-			}
+			c.reply(r)
 		}
 	}
 	if rx.msg == nil {
 		return
 	}
-	if r, ok := cd.match(rx.msg, rx.from); ok {
+	if r, ok := c.codec.match(rx.msg, rx.from); ok {
 		r.at = rx.at
-		in.give(ctx, r)
-	}
-}
-
-// give hands r to the collector, and reports false if ctx was done first.
-func (in inbox) give(ctx context.Context, r reply) bool {
-	select {
-	case in.replies <- r:
-		return true
-	case <-ctx.Done():
-		return false
+		c.reply(r)
 	}
 }
