@@ -21,6 +21,9 @@ Usage:
   cnitrace trace --pod [NS/]NAME | --netns PATH | --pid PID  --to IP [flags]   probe and print the hop breakdown
   cnitrace path  --pod [NS/]NAME | --netns PATH | --pid PID  --to IP [flags]   print the capture points only
   cnitrace report FILE.json [--format text|json|markdown|html] [--out FILE]    print a saved JSON report again, in any format
+  cnitrace listen --pod [NS/]NAME | --netns PATH | --pid PID  --from IP [--duration D] --out FILE
+                                                                                capture on the target pod's node every probe toward it
+  cnitrace merge SOURCE.json LISTEN.json... [--format ...] [--out FILE]         one report across both nodes (docs/two-nodes.md)
 
 The two-node netns lab to try it on is a command of its own: cnitrace-lab
 (make build puts it next to cnitrace; see docs/lab.md).
@@ -56,13 +59,17 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return pathCommand(ctx, rest, stdout, stderr)
 	case "report":
 		return reportCommand(rest, os.Stdin, stdout)
+	case "listen":
+		return listenCommand(ctx, rest, stdout, stderr)
+	case "merge":
+		return mergeCommand(rest, stdout)
 	case "lab":
 		return cli.Usagef("lab: the lab is a command of its own now: run 'cnitrace-lab %s' (make build puts it next to cnitrace)", labArgs(rest))
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usageText)
 		return nil
 	}
-	return cli.Usagef("unknown command %q (want trace, path or report; see 'cnitrace help')", cmd)
+	return cli.Usagef("unknown command %q (want trace, path, report, listen or merge; see 'cnitrace help')", cmd)
 }
 
 // labArgs is what to pass to cnitrace-lab for 'cnitrace lab args...'.

@@ -42,6 +42,7 @@ type traceConfig struct {
 	proto     probe.Proto // --proto: what the probes are
 	port      int         // --port: the target port of TCP and UDP probes
 	dnsSuffix string      // --dns-suffix: the domain of DNS probes' names (UDP to 53)
+	forMerge  bool        // --for-merge: every probe's stamps in the JSON report
 	args      []string    // the command line, for the report's run block
 
 	// --pod: the pod, [NAMESPACE/]NAME, found through the CRI instead of

@@ -22,10 +22,14 @@ func traceCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	addSourceFlags(fs, &c, &to)
 	addProtoFlags(fs, &c)
 	addProbeFlags(fs, &c, &format)
+	addMergeFlags(fs, &c)
 	if err := cli.ParseFlags(program, fs, args, synopsis, stdout); err != nil {
 		return err
 	}
 	if err := c.validate(to, format); err != nil {
+		return err
+	}
+	if err := c.validateForMerge(); err != nil {
 		return err
 	}
 	if err := c.checkOutputsDistinct(); err != nil {
@@ -106,12 +110,17 @@ func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, pat
 		return nil, fmt.Errorf("correlate: %w", err)
 	}
 	feed(acc, sources)
+	stamps, err := c.newStampRecorder(path, known[0].RunID) // nil without --for-merge
+	if err != nil {
+		return nil, fmt.Errorf("correlate: %w", err)
+	}
 	cfg := captureConfig(path)
 	cfg.KeepFrames = ev.keepFrames()
 	cfg.Armed = ev.armed // the pcapng's interface blocks, before the first packet
 	cfg.Sink = func(o capture.Observation) {
 		acc.Add(o)
 		ev.observe(o)
+		stamps.add(o)
 	}
 	// Captures outlive a cancelled probe run: they are drained for the partial report.
 	sess, err := capture.Start(context.WithoutCancel(ctx), captureTargets(path, pod, node), cfg)
@@ -139,6 +148,7 @@ func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, pat
 	if err != nil {
 		return nil, fmt.Errorf("correlate: %w", err)
 	}
+	stamps.attach(r)
 	return r, nil
 }
 

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/cnitrace/cnitrace/capture"
+	"github.com/cnitrace/cnitrace/cmd/internal/cli"
+	"github.com/cnitrace/cnitrace/report"
+)
+
+// listenConfig is what listen was asked to do: where the target pod is
+// (traceConfig's source flags; to is --from), for how long, and where the
+// stamps go.
+type listenConfig struct {
+	traceConfig
+	readyFile string // --ready-file: created once every capture is armed
+}
+
+func listenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c listenConfig
+	c.args = append([]string{program, "listen"}, args...)
+	var from, ignoredTo string
+	const synopsis = "--pod [NAMESPACE/]NAME | --netns FILE | --pid PID --from IP [--duration D] [--out FILE]"
+	fs := cli.NewFlagSet("listen")
+	addSourceFlags(fs, &c.traceConfig, &ignoredTo)
+	fs.StringVar(&from, "from", "", "`IP` address the probes come from (the source pod's): the path toward it is the one captured on, as 'cnitrace path --to IP' finds it")
+	fs.DurationVar(&c.duration, "duration", 0, "stop listening after this long (0: until interrupted, Ctrl-C or SIGTERM)")
+	fs.StringVar(&c.out, "out", "", "write the listen file (JSON stamps) to `file` instead of stdout")
+	fs.StringVar(&c.readyFile, "ready-file", "", "create `file` once every capture is armed, for scripts that start the trace then")
+	fs.BoolVar(&c.quiet, "quiet", false, "print no progress line on stderr")
+	if err := cli.ParseFlags(program, fs, args, synopsis, stdout); err != nil {
+		return err
+	}
+	if err := c.validateListen(from, ignoredTo); err != nil {
+		return err
+	}
+	return listen(ctx, &c, stdout, stderr)
+}
+
+// validateListen checks what can be checked without touching the system.
+func (c *listenConfig) validateListen(from, to string) error {
+	switch {
+	case to != "":
+		return cli.Usagef("listen --to %s: listen takes --from IP, the address the probes come from (the source pod's)", to)
+	case from == "":
+		return cli.Usagef("say whose probes to listen for: --from IP, the source pod's address (the path toward it is the one captured on)")
+	case c.duration < 0:
+		return cli.Usagef("--duration %s: must not be negative (0 listens until interrupted)", c.duration)
+	}
+	if _, err := netip.ParseAddr(from); err != nil {
+		return cli.Usagef("--from %q: not an IP address", from)
+	}
+	return c.validate(from, "")
+}
+
+// listen is the job: open the output, resolve the pod and the node,
+// discover the path toward --from, arm a capture on every point of it,
+// record every probe of any run until the time is up or the run is
+// interrupted, and write the stamps.
+func listen(ctx context.Context, c *listenConfig, stdout, stderr io.Writer) error {
+	out, err := openOutput("--out", c.out, stdout)
+	if err != nil {
+		return err
+	}
+	defer out.Abort() // does nothing once committed
+	pod, node, path, err := c.resolve(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	defer pod.Close()
+	defer node.Close()
+	if !c.quiet {
+		fmt.Fprintf(stderr, "cnitrace: path %s\n", path)
+	}
+	rec, err := report.NewRecorder(path, report.RoleListen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	cfg := captureConfig(path)
+	cfg.Sink = rec.Add
+	start := time.Now()
+	sess, err := capture.Start(context.WithoutCancel(ctx), captureTargets(path, pod, node), cfg)
+	if err != nil {
+		return err
+	}
+	if err := c.ready(); err != nil {
+		_, _ = sess.Stop()
+		return err
+	}
+	if !c.quiet {
+		fmt.Fprintf(stderr, "cnitrace: listening on %d interfaces for probes from %s to %s, %s\n", len(path.Points), c.to, path.Source.Addr, listenFor(c.duration))
+	}
+	wait(ctx, c.duration)
+	capt, cerr := sess.Stop()
+	if cerr != nil {
+		return fmt.Errorf("drain captures: %w", cerr)
+	}
+	warnDrops(capt.Stats, nil, nil, stderr)
+	rec.Window(start, time.Now())
+	host, _ := os.Hostname()
+	stamps := rec.Stamps(host)
+	if err := report.EncodeStamps(out, stamps); err != nil {
+		return fmt.Errorf("write the listen file to %s: %w", out.Name(), err)
+	}
+	if err := out.Commit(); err != nil {
+		return fmt.Errorf("write the listen file to %s: %w", out.Name(), err)
+	}
+	if !c.quiet {
+		fmt.Fprintf(stderr, "cnitrace: %s\n", listenSummary(stamps))
+	}
+	return nil
+}
+
+// ready creates --ready-file, if given.
+func (c *listenConfig) ready() error {
+	if c.readyFile == "" {
+		return nil
+	}
+	f, err := os.OpenFile(c.readyFile, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return cli.Usagef("--ready-file %s: %v (name a file in a directory you may write)", c.readyFile, pe.Err)
+	}
+	if err != nil {
+		return fmt.Errorf("--ready-file: %w", err)
+	}
+	return f.Close()
+}
+
+// wait returns after d, or when ctx is done; with d 0, only then.
+func wait(ctx context.Context, d time.Duration) {
+	if d == 0 {
+		<-ctx.Done()
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func listenFor(d time.Duration) string {
+	if d == 0 {
+		return "until interrupted"
+	}
+	return "for " + d.String()
+}
+
+// listenSummary says what the listen file holds.
+func listenSummary(s *report.Stamps) string {
+	n := 0
+	for _, r := range s.Runs {
+		n += len(r.Probes)
+	}
+	msg := fmt.Sprintf("saw %d probes of %d runs", n, len(s.Runs))
+	if n == 0 {
+		msg += ": no probe reached this node's path while it listened (is the trace's target this node's pod, and was it running?)"
+	}
+	if s.Overflow > 0 {
+		msg += fmt.Sprintf("; %d more were not kept (at most %d)", s.Overflow, report.MaxStampProbes)
+	}
+	if s.Untokened > 0 {
+		msg += fmt.Sprintf("; %d TCP answers carry no token and are not in it", s.Untokened)
+	}
+	return msg
+}

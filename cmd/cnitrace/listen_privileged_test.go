@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cnitrace/cnitrace/report"
+	"github.com/cnitrace/cnitrace/topology/lab"
+	"github.com/cnitrace/cnitrace/topology/lab/labtest"
+)
+
+// Issue 14: listen on node 2, trace from node 1's pod with --for-merge,
+// merge the two files.
+
+// listenTimeout bounds a listen run; the tests stop it once their trace
+// is done.
+const listenTimeout = 2 * time.Minute
+
+// listener is a `cnitrace listen` running in this process on node 2 of a
+// lab, toward node 1's pod.
+type listener struct {
+	file   string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startListen starts listen on node 2 and returns once its captures are
+// armed (its --ready-file is there).
+func startListen(t *testing.T, l *lab.Lab) *listener {
+	t.Helper()
+	dir := t.TempDir()
+	ls := &listener{file: filepath.Join(dir, "listen.json"), done: make(chan error, 1)}
+	ready := filepath.Join(dir, "ready")
+	ctx, cancel := context.WithCancel(context.Background())
+	ls.cancel = cancel
+	n2 := l.Nodes[1]
+	args := []string{"listen", "--netns", n2.Pod.NSPath, "--node-netns", n2.NSPath, "--from", l.Nodes[0].Pod.Addr.String(),
+		"--duration", listenTimeout.String(), "--out", ls.file, "--ready-file", ready, "--quiet"}
+	go func() {
+		var out, errb bytes.Buffer
+		if code := run(ctx, args, &out, &errb); code != 0 {
+			ls.done <- errors.New("listen: exit code " + strconv.Itoa(code) + ": " + errb.String())
+			return
+		}
+		ls.done <- nil
+	}()
+	t.Cleanup(cancel)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(ready); err == nil {
+			return ls
+		}
+		select {
+		case err := <-ls.done:
+			t.Fatalf("listen ended before it was ready: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("listen: not ready after 30s")
+		}
+	}
+}
+
+// stop ends the listen run and returns its file.
+func (ls *listener) stop(t *testing.T) string {
+	t.Helper()
+	ls.cancel()
+	select {
+	case err := <-ls.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("listen did not stop within 30s of its interruption")
+	}
+	return ls.file
+}
+
+// traceForMerge traces count probes every interval from node 1's pod to
+// node 2's with --for-merge and returns the report's file.
+func traceForMerge(t *testing.T, l *lab.Lab, count int, interval time.Duration) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "trace.json")
+	args := append([]string{"trace", "--format", "json", "--for-merge", "--out", file, "--quiet",
+		"--count", strconv.Itoa(count), "--interval", interval.String(), "--timeout", "500ms"}, l.TraceArgs()...)
+	if code, _, stderr := runCLI(t, args...); code != 0 && code != 3 {
+		t.Fatalf("trace --for-merge: exit code %d; stderr:\n%s", code, stderr)
+	}
+	return file
+}
+
+// mergeFiles merges the files and decodes the JSON report.
+func mergeFiles(t *testing.T, files ...string) *report.Result {
+	t.Helper()
+	code, stdout, stderr := runCLI(t, append([]string{"merge", "--format", "json"}, files...)...)
+	if code != 0 {
+		t.Fatalf("merge: exit code %d; stderr:\n%s", code, stderr)
+	}
+	r, err := report.Decode(bytes.NewReader([]byte(stdout)))
+	if err != nil {
+		t.Fatalf("merge: decode: %v\n%s", err, stdout)
+	}
+	if r.Merge == nil {
+		t.Fatalf("merge: no merge block:\n%s", stdout)
+	}
+	return r
+}
+
+// bothNodes runs listen on node 2 and a trace from node 1 during it, and
+// returns the two files.
+func bothNodes(t *testing.T, l *lab.Lab, count int, interval time.Duration) (traceFile, listenFile string) {
+	t.Helper()
+	ls := startListen(t, l)
+	traceFile = traceForMerge(t, l, count, interval)
+	return traceFile, ls.stop(t)
+}
+
+func TestPrivilegedListenMerge(t *testing.T) {
+	for _, layout := range lab.Layouts {
+		t.Run(string(layout), func(t *testing.T) {
+			l := labtest.NewWith(t, lab.Config{Layout: layout})
+			const n = 30
+			tf, lf := bothNodes(t, l, n, 20*time.Millisecond)
+			r := mergeFiles(t, tf, lf)
+			var kinds []string
+			for _, p := range r.Points {
+				kinds = append(kinds, p.ID+":"+p.Kind)
+			}
+			want := map[string][]string{
+				"flannel": {"a0:pod", "a1:veth", "a2:bridge", "a3:vxlan", "a4:uplink", "b0:uplink", "b1:vxlan", "b2:bridge", "b3:veth", "b4:pod"},
+			}[string(layout)]
+			if want != nil && !slicesEqual(kinds, want) {
+				t.Errorf("points %v, want %v", kinds, want)
+			}
+			if got, want := len(r.Segments), 2*len(r.Points)-1; got != want {
+				t.Fatalf("%d segments for %d points, want %d", got, len(r.Points), want)
+			}
+			if m := r.Merge; m.Matched != n || m.Probes != n || m.WireRTT == nil || m.Clock.Error != "" || m.Request == nil {
+				t.Errorf("merge block: %d of %d matched, wire %v, clock %+v", m.Matched, m.Probes, m.WireRTT, m.Clock)
+			}
+			for _, s := range r.Segments {
+				if s.Seen != n || s.Lost != 0 {
+					t.Errorf("segment %s->%s (%s %s): seen %d lost %d, want %d and 0", s.From, s.To, s.Direction, s.Class, s.Seen, s.Lost, n)
+				}
+			}
+			t.Logf("wire rtt p50 %.1f us; request p50 %.1f, reply p50 %.1f us, bound +/-%.1f us", r.Merge.WireRTT.P50, r.Merge.Request.P50, r.Merge.Reply.P50, r.Merge.Clock.BoundUS)
+			code, text, stderr := runCLI(t, "merge", lf, tf) // any order, text
+			if code != 0 || !bytes.Contains([]byte(text), []byte("wire round trip")) {
+				t.Errorf("merge --format text: exit code %d, stderr %s, output:\n%s", code, stderr, text)
+			}
+		})
+	}
+}
+
+func slicesEqual(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestPrivilegedMergeClockIndependence shifts every stamp of node 2's file
+// by a second either way and adds a 50 ppm drift: the merged segments and
+// both one-way wires stay within the bound of the unshifted merge.
+func TestPrivilegedMergeClockIndependence(t *testing.T) {
+	l := labtest.New(t)
+	tf, lf := bothNodes(t, l, 150, 20*time.Millisecond) // 3 s: a drift term is fitted
+	base := mergeFiles(t, tf, lf)
+	bound := base.Merge.Clock.BoundUS
+	if !base.Merge.Clock.DriftFitted || bound <= 0 {
+		t.Fatalf("unshifted clock %+v, want a drift fit and a bound", base.Merge.Clock)
+	}
+	for _, shift := range []time.Duration{time.Second, -time.Second} {
+		r := mergeFiles(t, tf, shiftListen(t, lf, shift, 50e-6))
+		for i, s := range r.Segments {
+			b := base.Segments[i]
+			if (s.US == nil) != (b.US == nil) {
+				t.Fatalf("shift %s: segment %s->%s timed %v, unshifted %v", shift, s.From, s.To, s.US, b.US)
+			}
+			if s.US != nil && (abs(s.US.P50-b.US.P50) > bound || abs(s.US.P90-b.US.P90) > bound) {
+				t.Errorf("shift %s: segment %s->%s (%s) p50/p90 %.1f/%.1f us, unshifted %.1f/%.1f, bound %.1f", shift, s.From, s.To, s.Class, s.US.P50, s.US.P90, b.US.P50, b.US.P90, bound)
+			}
+		}
+		m, bm := r.Merge, base.Merge
+		if abs(m.Request.P50-bm.Request.P50) > bound || abs(m.Reply.P50-bm.Reply.P50) > bound {
+			t.Errorf("shift %s: one-way p50s %.1f/%.1f us, unshifted %.1f/%.1f, bound %.1f", shift, m.Request.P50, m.Reply.P50, bm.Request.P50, bm.Reply.P50, bound)
+		}
+		if got, want := m.Clock.OffsetUS-bm.Clock.OffsetUS, float64(shift.Microseconds()); abs(got-want) > bound+1 {
+			t.Errorf("shift %s: the offset moved by %.1f us", shift, got)
+		}
+		if abs(m.Clock.DriftPPM-bm.Clock.DriftPPM-50) > 5 {
+			t.Errorf("shift %s: the drift moved by %.2f ppm, want 50", shift, m.Clock.DriftPPM-bm.Clock.DriftPPM)
+		}
+	}
+}
+
+func abs(x float64) float64 { return max(x, -x) }
+
+// shiftListen writes a copy of the listen file whose every stamp (and
+// window) is moved by shift plus drift times the time since the first.
+func shiftListen(t *testing.T, file string, shift time.Duration, drift float64) string {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s report.Stamps
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	t0 := s.Start.UnixNano()
+	move := func(ns int64) int64 { return ns + int64(shift) + int64(drift*float64(ns-t0)) }
+	for i := range s.Runs {
+		for j := range s.Runs[i].Probes {
+			at := s.Runs[i].Probes[j].At
+			for k, ns := range at {
+				if ns != 0 {
+					at[k] = move(ns)
+				}
+			}
+		}
+	}
+	s.Start, s.End = time.Unix(0, move(s.Start.UnixNano())), time.Unix(0, move(s.End.UnixNano()))
+	out := filepath.Join(t.TempDir(), "shifted.json")
+	var b bytes.Buffer
+	if err := report.EncodeStamps(&b, &s); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

@@ -1,0 +1,53 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+)
+
+// DecodeMergeInput reads one file merge takes: a listen file (a stamps
+// record of kind ListenKind), returned as stamps, or a JSON report,
+// returned as a Result (as Decode reads it; its Stamps are nil unless it
+// was traced with --for-merge). A listen file of another stamps_version is
+// refused with ErrNotReport wrapped; a report as Decode refuses it.
+func DecodeMergeInput(r io.Reader) (*Result, *Stamps, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read: %w", err)
+	}
+	var head struct {
+		Kind    string `json:"kind"`
+		Version *int   `json:"stamps_version"`
+	}
+	if json.Unmarshal(data, &head) == nil && head.Kind == ListenKind {
+		if head.Version == nil || *head.Version != StampsVersion {
+			v := "none"
+			if head.Version != nil {
+				v = fmt.Sprint(*head.Version)
+			}
+			return nil, nil, fmt.Errorf("%w: a listen file of stamps_version %s; this cnitrace reads %d", ErrNotReport, v, StampsVersion)
+		}
+		var s Stamps
+		if err := json.Unmarshal(data, &s); err != nil {
+			return nil, nil, fmt.Errorf("%w: listen file: %w", ErrNotReport, err)
+		}
+		return nil, &s, nil
+	}
+	res, err := Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, nil, err
+	}
+	return res, nil, nil
+}
+
+// EncodeStamps writes a stamps record (a listen file) as indented JSON.
+func EncodeStamps(w io.Writer, s *Stamps) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(s); err != nil {
+		return fmt.Errorf("write stamps: %w", err)
+	}
+	return nil
+}
