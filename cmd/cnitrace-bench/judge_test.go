@@ -1,0 +1,67 @@
+package main
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+func TestMeanCI(t *testing.T) {
+	c := meanCI([]float64{1, 2, 3, 4, 5})
+	// mean 3, s = sqrt(2.5), t(4) = 2.776: half-width 2.776*1.5811/2.2361 = 1.963
+	if c.N != 5 || c.Mean != 3 || math.Abs(c.Hi-c.Mean-1.963) > 0.001 || math.Abs(c.Mean-c.Lo-1.963) > 0.001 {
+		t.Errorf("got %+v, want mean 3 +- 1.963", c)
+	}
+	if c := meanCI([]float64{7}); c.N != 1 || c.Mean != 7 || !math.IsInf(c.Lo, -1) {
+		t.Errorf("one value: got %+v, want mean 7 and an infinite interval", c)
+	}
+	if c := meanCI(make([]float64, 40)); c.Lo != 0 || c.Hi != 0 {
+		t.Errorf("40 zeros: got %+v, want [0, 0]", c)
+	}
+}
+
+func TestJudge(t *testing.T) {
+	ratio := band{0.95, 1.05}
+	for _, tc := range []struct {
+		name string
+		c    interval
+		b    band
+		want string // the verdict's prefix
+	}{
+		{"inside", interval{N: 5, Mean: 1.0, Lo: 0.98, Hi: 1.02}, ratio, "met"},
+		{"wholly above", interval{N: 5, Mean: 1.2, Lo: 1.1, Hi: 1.3}, ratio, "NOT met"},
+		{"wholly below", interval{N: 5, Mean: 0.8, Lo: 0.7, Hi: 0.9}, ratio, "NOT met"},
+		{"wider than the band", interval{N: 5, Mean: 1.0, Lo: 0.9, Hi: 1.1}, ratio, "not judged: CI wider than tolerance"},
+		{"estimate out, narrow", interval{N: 5, Mean: 1.06, Lo: 1.03, Hi: 1.09}, ratio, "NOT met"},
+		{"estimate in, crosses", interval{N: 5, Mean: 1.04, Lo: 1.0, Hi: 1.08}, ratio, "not judged: CI [1, 1.08] crosses"},
+		{"one round", interval{N: 1, Mean: 1.0, Lo: math.Inf(-1), Hi: math.Inf(1)}, ratio, "not judged: one round"},
+		{"no rounds", interval{}, ratio, "not judged: no rounds"},
+		{"at most, under", interval{N: 5, Mean: 0.5, Lo: 0.4, Hi: 0.6}, atMost(1), "met"},
+		{"at most, over", interval{N: 5, Mean: 3, Lo: 2, Hi: 4}, atMost(1), "NOT met"},
+		{"at most, crosses under", interval{N: 5, Mean: 0.9, Lo: 0.5, Hi: 1.3}, atMost(1), "not judged: CI"},
+		{"at most, crosses over", interval{N: 5, Mean: 1.1, Lo: 0.5, Hi: 1.7}, atMost(1), "NOT met"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := judge(tc.c, tc.b); !strings.HasPrefix(string(got), tc.want) {
+				t.Errorf("judge(%v, %v) = %q, want %q...", tc.c, tc.b, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestAllOf(t *testing.T) {
+	nj := notJudged("tcpdump saw nothing")
+	for _, tc := range []struct {
+		in   []verdict
+		want verdict
+	}{
+		{[]verdict{met, met}, met},
+		{[]verdict{met, nj}, nj},
+		{[]verdict{nj, notMet}, notMet},
+		{nil, notJudged("nothing measured")},
+	} {
+		if got := allOf(tc.in...); got != tc.want {
+			t.Errorf("allOf(%v) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
