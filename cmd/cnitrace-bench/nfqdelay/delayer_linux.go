@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +26,10 @@ type Delayer struct {
 	cfg      Config
 	accepted atomic.Uint64
 	dropped  atomic.Uint64
+	sumLate  atomic.Int64 // ns
+	maxLate  atomic.Int64 // ns; written by the releaser only
+	mu       sync.Mutex
+	late     []time.Duration // the first lateSamples verdicts' lateness
 }
 
 type nlSocket int
@@ -87,7 +92,11 @@ func (d *Delayer) Close() error { return unix.Close(d.fd) }
 
 // Stats returns what the Delayer did so far.
 func (d *Delayer) Stats() Stats {
-	return Stats{Accepted: d.accepted.Load(), Dropped: d.dropped.Load()}
+	d.mu.Lock()
+	med := medianOf(d.late)
+	d.mu.Unlock()
+	return Stats{Accepted: d.accepted.Load(), Dropped: d.dropped.Load(),
+		SumLate: time.Duration(d.sumLate.Load()), MaxLate: time.Duration(d.maxLate.Load()), MedianLate: med}
 }
 
 type held struct {
@@ -137,6 +146,16 @@ func (d *Delayer) receive(ctx context.Context, queue chan<- held) error {
 func (d *Delayer) release(queue <-chan held) error {
 	for h := range queue {
 		waitUntil(h.release)
+		late := int64(time.Since(h.release))
+		d.sumLate.Add(late)
+		if late > d.maxLate.Load() {
+			d.maxLate.Store(late)
+		}
+		d.mu.Lock()
+		if len(d.late) < lateSamples {
+			d.late = append(d.late, time.Duration(late))
+		}
+		d.mu.Unlock()
 		v := uint32(verdictAccept)
 		if d.cfg.Loss > 0 && rand.Float64() < d.cfg.Loss {
 			v = verdictDrop
