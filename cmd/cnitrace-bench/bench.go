@@ -6,12 +6,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/cnitrace/cnitrace/topology/lab"
@@ -33,6 +35,7 @@ type report struct {
 	RTT         dist `json:"rtt_us"`
 	PingRTT     dist `json:"rtt_ping_us"`
 	PathRTT     dist `json:"rtt_path_us"`
+	UserRTT     dist `json:"rtt_user_us"`
 	Points      []struct {
 		ID, Kind string
 		Capture  struct{ Packets, Drops, Freezes uint64 }
@@ -54,6 +57,28 @@ type traceRun struct {
 	report report
 	wall   time.Duration
 	cpu    time.Duration // user + system
+	sys    time.Duration // system alone
+	maxRSS float64       // ru_maxrss, MB
+}
+
+// capturedEverywhere is the fewest packets any of the report's capture
+// points saw, and that point.
+func (r report) capturedEverywhere() (fewest uint64, at string) {
+	for i, p := range r.Points {
+		if i == 0 || p.Capture.Packets < fewest {
+			fewest, at = p.Capture.Packets, p.ID
+		}
+	}
+	return fewest, at
+}
+
+// ringDrops sums PACKET_STATISTICS drops over every point.
+func (r report) ringDrops() uint64 {
+	var n uint64
+	for _, p := range r.Points {
+		n += p.Capture.Drops
+	}
+	return n
 }
 
 // newLab builds a lab for one section; the caller closes it.
@@ -73,7 +98,7 @@ func (b *bench) trace(ctx context.Context, l *lab.Lab, extra ...string) (traceRu
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
 	err := cmd.Run()
-	r := traceRun{wall: time.Since(start), cpu: cpuTime(cmd)}
+	r := traceRun{wall: time.Since(start), cpu: cpuTime(cmd), sys: sysTime(cmd), maxRSS: maxRSSMB(cmd)}
 	if err != nil && cmd.ProcessState.ExitCode() != 3 { // 3: probes lost, the report is still there
 		return r, fmt.Errorf("cnitrace trace: %v: %s", err, stderr.String())
 	}
@@ -94,21 +119,56 @@ func cpuTime(cmd *exec.Cmd) time.Duration {
 	return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 }
 
+func sysTime(cmd *exec.Cmd) time.Duration {
+	if cmd.ProcessState == nil {
+		return 0
+	}
+	return cmd.ProcessState.SystemTime()
+}
+
+// maxRSSMB is the exited child's peak resident set (ru_maxrss from
+// wait4), which no sampling can miss.
+func maxRSSMB(cmd *exec.Cmd) float64 {
+	if cmd.ProcessState == nil {
+		return 0
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		return float64(ru.Maxrss) / 1024 // kB on Linux
+	}
+	return 0
+}
+
 var pingTime = regexp.MustCompile(`time=([0-9.]+) ms`)
+
+// pingRun is one finished iputils ping.
+type pingRun struct {
+	rtts []float64 // us, one per reply
+	wall time.Duration
+	cpu  time.Duration
+	sys  time.Duration
+}
 
 // ping runs iputils ping from pod 1 to pod 2 and returns its RTTs in us.
 func (b *bench) ping(ctx context.Context, l *lab.Lab, count int, interval time.Duration) ([]float64, error) {
-	out, err := l.Command(ctx, l.Nodes[0].Pod.NSPath, "ping", "-n", "-c", strconv.Itoa(count),
-		"-i", fmt.Sprintf("%.3f", interval.Seconds()), "-W", "1", l.Nodes[1].Pod.Addr.String()).CombinedOutput()
-	var rtts []float64
+	p, err := b.pingWith(ctx, l, count, interval)
+	return p.rtts, err
+}
+
+// pingWith runs ping with extra flags before the address (-p PATTERN).
+func (b *bench) pingWith(ctx context.Context, l *lab.Lab, count int, interval time.Duration, extra ...string) (pingRun, error) {
+	args := append([]string{"-n", "-c", strconv.Itoa(count), "-i", fmt.Sprintf("%.3f", interval.Seconds()), "-W", "1"}, extra...)
+	cmd := l.Command(ctx, l.Nodes[0].Pod.NSPath, "ping", append(args, l.Nodes[1].Pod.Addr.String())...)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	p := pingRun{wall: time.Since(start), cpu: cpuTime(cmd), sys: sysTime(cmd)}
 	for _, m := range pingTime.FindAllStringSubmatch(string(out), -1) {
 		ms, _ := strconv.ParseFloat(m[1], 64)
-		rtts = append(rtts, ms*1000)
+		p.rtts = append(p.rtts, ms*1000)
 	}
-	if len(rtts) == 0 {
-		return nil, fmt.Errorf("ping: no replies (%v): %s", err, out)
+	if len(p.rtts) == 0 {
+		return p, fmt.Errorf("ping: no replies (%v): %s", err, out)
 	}
-	return rtts, nil
+	return p, nil
 }
 
 // percentile returns the nearest-rank percentile p (0-100) of v.
@@ -130,4 +190,27 @@ func (b *bench) counts(full, quick int) int {
 		return quick
 	}
 	return full
+}
+
+// traceWithPing runs a trace and an iputils ping of n probes each at
+// interval across l at the same time: the trace starts first and sends
+// armLead's worth of extra probes, so that its probes cover ping's whole
+// run once its captures are armed.
+func (b *bench) traceWithPing(ctx context.Context, l *lab.Lab, n int, interval time.Duration) (traceRun, pingRun, error) {
+	const armLead = 300 * time.Millisecond
+	extra := int(2 * armLead / interval)
+	done := make(chan struct{})
+	var t traceRun
+	var terr error
+	go func() {
+		defer close(done)
+		t, terr = b.trace(ctx, l, "--count", strconv.Itoa(n+extra), "--interval", interval.String())
+	}()
+	select {
+	case <-time.After(armLead):
+	case <-done:
+	}
+	p, perr := b.pingWith(ctx, l, n, interval)
+	<-done
+	return t, p, errors.Join(terr, perr)
 }

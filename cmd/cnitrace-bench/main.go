@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,15 +23,24 @@ type config struct {
 	results string // directory for <date>.json
 	quick   bool   // shorter runs, for a smoke test
 	only    string // comma-separated section numbers; empty: all
+	trend   bool   // print the trend table of the saved results instead
 }
 
 func main() {
 	var c config
-	flag.StringVar(&c.bin, "bin", "bin/cnitrace", "cnitrace `binary` to measure (make build)")
+	flag.StringVar(&c.bin, "bin", "bin/cnitrace", "cnitrace `binary` to measure (make build); a private copy is what runs")
 	flag.StringVar(&c.results, "results", "bench/results", "`dir` for the JSON results")
 	flag.BoolVar(&c.quick, "quick", false, "shorter runs (smoke test, figures are rougher)")
-	flag.StringVar(&c.only, "sections", "", "run only these `sections`, e.g. 1,4 (default: all six)")
+	flag.StringVar(&c.only, "sections", "", "run only these `sections`, e.g. 1,4 (default: all seven)")
+	flag.BoolVar(&c.trend, "trend", false, "print the Markdown trend table of the headline ratios over the results in --results, and exit")
 	flag.Parse()
+	if c.trend {
+		if err := printTrendDir(os.Stdout, c.results); err != nil {
+			fmt.Fprintf(os.Stderr, "cnitrace-bench: error: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, c, os.Stdout, os.Stderr); err != nil {
@@ -43,30 +51,35 @@ func main() {
 
 // results is everything one run measured.
 type results struct {
-	Date     string          `json:"date"`
-	Machine  machine         `json:"machine"`
-	Accuracy []accuracyRow   `json:"accuracy"`
-	RTT      *rttFidelity    `json:"rtt_fidelity,omitempty"`
-	Observer *observerEffect `json:"observer_effect,omitempty"`
-	Load     *loadResult     `json:"capture_under_load,omitempty"`
-	Scale    *scaleResult    `json:"scale,omitempty"`
-	Memory   *memoryResult   `json:"memory,omitempty"`
-}
-
-type machine struct {
-	Kernel string `json:"kernel"`
-	CPUs   int    `json:"cpus"`
-	Go     string `json:"go"`
+	Date      string           `json:"date"`
+	Command   []string         `json:"command,omitempty"`
+	Quick     bool             `json:"quick,omitempty"`
+	Sections  []int            `json:"sections,omitempty"` // the sections run
+	Machine   machine          `json:"machine"`
+	Commit    commit           `json:"commit"`
+	Accuracy  []accuracyRow    `json:"accuracy"`
+	RTT       *rttFidelity     `json:"rtt_fidelity,omitempty"`
+	Observer  *observerEffect  `json:"observer_effect,omitempty"`
+	CPU       *cpuResult       `json:"cpu,omitempty"`
+	Speed     *speedResult     `json:"speed,omitempty"`
+	Memory    *memoryResult    `json:"memory,omitempty"`
+	Transport *transportResult `json:"transport_fidelity,omitempty"`
 }
 
 func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_NET_RAW) to build the netns lab")
 	}
-	if _, err := os.Stat(c.bin); err != nil {
+	tmp, err := os.MkdirTemp("", "cnitrace-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	r := &results{Date: time.Now().UTC().Format(time.RFC3339), Command: os.Args, Quick: c.quick,
+		Machine: thisMachine(), Commit: whatWasMeasured(c.bin)}
+	if c.bin, err = privateCopy(c.bin, tmp); err != nil {
 		return fmt.Errorf("cnitrace binary: %w (run make build)", err)
 	}
-	r := &results{Date: time.Now().UTC().Format(time.RFC3339), Machine: thisMachine()}
 	b := &bench{cfg: c, log: stderr}
 	steps := []struct {
 		name string
@@ -75,15 +88,17 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 		{"accuracy", b.accuracy},
 		{"rtt fidelity", b.rttFidelity},
 		{"observer effect", b.observerEffect},
-		{"capture under load", b.captureUnderLoad},
-		{"scale", b.scale},
+		{"cpu and capture under load", b.cpu},
+		{"time to an answer, prober rate, scale", b.speed},
 		{"memory", b.memory},
+		{"tcp and udp fidelity", b.transport},
 	}
 	for i, s := range steps {
 		if c.only != "" && !slices.Contains(strings.Split(c.only, ","), strconv.Itoa(i+1)) {
 			continue
 		}
-		fmt.Fprintf(stderr, "cnitrace-bench: %s...\n", s.name)
+		r.Sections = append(r.Sections, i+1)
+		fmt.Fprintf(stderr, "cnitrace-bench: %d. %s...\n", i+1, s.name)
 		if err := s.fn(ctx, r); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
@@ -92,24 +107,16 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	return save(c.results, r)
 }
 
-func thisMachine() machine {
-	var u syscall.Utsname
-	syscall.Uname(&u)
-	kernel := ""
-	for _, c := range u.Release {
-		if c == 0 {
-			break
-		}
-		kernel += string(rune(c))
-	}
-	return machine{Kernel: kernel, CPUs: runtime.NumCPU(), Go: runtime.Version()}
-}
-
+// save writes r to dir/<date and time>.json: every run keeps its file.
 func save(dir string, r *results) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	path := filepath.Join(dir, time.Now().UTC().Format("2006-01-02")+".json")
+	t, err := time.Parse(time.RFC3339, r.Date)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, t.Format("2006-01-02T150405Z")+".json")
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err

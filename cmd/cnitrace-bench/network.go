@@ -18,11 +18,19 @@ func prepareNetwork(ctx context.Context, l *lab.Lab) (func() error, error) {
 	return func() error { return l.SetFaults(ctx, lab.Faults{}) }, nil
 }
 
-// injectNetwork delays the requests between the nodes' uplinks by d.
-func injectNetwork(ctx context.Context, l *lab.Lab, d time.Duration) (func() error, error) {
-	f := lab.Faults{Network: lab.Network{Request: lab.Impairment{Delay: d}}}
+// injectNetwork delays the requests between the nodes' uplinks by d (0:
+// the delay line in place, adding only its own time).
+func injectNetwork(ctx context.Context, l *lab.Lab, d time.Duration) (stopFunc, error) {
+	f := lab.Faults{Wire: true, Network: lab.Network{Request: lab.Impairment{Delay: d}}}
 	if err := l.SetFaults(ctx, f); err != nil {
 		return nil, err
 	}
-	return func() error { return l.SetFaults(ctx, lab.Faults{Wire: true}) }, nil
+	return func() (injectorLate, error) {
+		var late injectorLate
+		if s, ok := l.WireStats(); ok && s.Request.Forwarded > 0 {
+			// The delay line keeps no median: its mean, which a stall moves.
+			late = injectorLate{Typical: s.Request.SumLate / time.Duration(s.Request.Forwarded), Max: s.Request.MaxLate}
+		}
+		return late, l.SetFaults(ctx, lab.Faults{Wire: true})
+	}, nil
 }

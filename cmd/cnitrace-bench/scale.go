@@ -16,57 +16,6 @@ import (
 	"github.com/cnitrace/cnitrace/topology/lab"
 )
 
-// scaleResult is sustained probing with memory sampled, and the wall time
-// of a short trace.
-type scaleResult struct {
-	Probes       int       `json:"probes"`
-	IntervalMS   float64   `json:"interval_ms"`
-	ProbesPerSec float64   `json:"probes_per_second"`
-	Received     int       `json:"received"`
-	RSSMB        []float64 `json:"rss_mb_samples"`
-	MaxRSSMB     float64   `json:"max_rss_mb"`
-	CPUSeconds   float64   `json:"cpu_seconds"`
-	ShortWallMS  float64   `json:"short_trace_wall_ms"` // trace --count 10 --interval 10ms, median of 5
-	Goal         string    `json:"goal"`
-	Met          bool      `json:"met"`
-}
-
-func (b *bench) scale(ctx context.Context, r *results) error {
-	l, err := b.newLab(ctx)
-	if err != nil {
-		return err
-	}
-	defer l.Close()
-	s := &scaleResult{Probes: b.counts(60000, 3000), IntervalMS: 1}
-	args := append(traceArgs(l), "--count", strconv.Itoa(s.Probes), "--interval", "1ms")
-	run, err := b.sampledTrace(ctx, args)
-	if err != nil {
-		return err
-	}
-	s.RSSMB = run.rssMB
-	wall := run.wall
-	if code := run.cmd.ProcessState.ExitCode(); code > 3 {
-		return fmt.Errorf("sustained trace exited %d", code)
-	}
-	s.CPUSeconds = cpuTime(run.cmd).Seconds()
-	var rep report
-	if err := jsonInto(run.stdout, &rep); err != nil {
-		return err
-	}
-	s.ProbesPerSec = float64(rep.Probes.Sent) / wall.Seconds()
-	s.Received = rep.Probes.Received
-	for _, m := range s.RSSMB {
-		s.MaxRSSMB = max(s.MaxRSSMB, m)
-	}
-	if s.ShortWallMS, err = b.shortWall(ctx, l); err != nil {
-		return err
-	}
-	s.Goal = "~1000 probes/s sustained, RSS flat and <= 64 MB; short trace <= 500 ms"
-	s.Met = s.ProbesPerSec >= 900 && s.MaxRSSMB <= 64 && s.ShortWallMS <= 500
-	r.Scale = s
-	return nil
-}
-
 // sampledRun is a finished run of the cnitrace binary with its RSS samples.
 type sampledRun struct {
 	cmd    *exec.Cmd // exited: ProcessState is set
@@ -124,15 +73,47 @@ func rssMB(pid int) (float64, bool) {
 	return 0, false
 }
 
-// shortWall is the median wall time of five short traces.
-func (b *bench) shortWall(ctx context.Context, l *lab.Lab) (float64, error) {
-	var ms []float64
-	for range 5 {
-		t, err := b.trace(ctx, l, "--count", "10", "--interval", "10ms")
-		if err != nil {
-			return 0, err
-		}
-		ms = append(ms, float64(t.wall.Microseconds())/1000)
+// scaleResult is sustained probing at 1 ms with memory watched.
+type scaleResult struct {
+	Probes       int     `json:"probes"`
+	IntervalMS   float64 `json:"interval_ms"`
+	ProbesPerSec float64 `json:"probes_per_second"` // sent over the whole wall time
+	Received     int     `json:"received"`
+	CPUSeconds   float64 `json:"cpu_seconds"`
+	rssCurve
+	RateVerdict verdict `json:"rate_verdict"`
+}
+
+// scaleLimitMB is the ceiling on the sustained run's true peak.
+const scaleLimitMB = 64
+
+// exactSettle is how long after the report's first 10,000 probes its
+// memory settles (their timelines in, the rest sketched).
+const exactSettle = 2 * time.Second
+
+func (b *bench) scale(ctx context.Context, l *lab.Lab) (*scaleResult, error) {
+	s := &scaleResult{Probes: b.counts(60000, 3000), IntervalMS: 1}
+	s.PeriodSeconds, s.LimitMB = 1, scaleLimitMB
+	args := append(traceArgs(l), "--count", strconv.Itoa(s.Probes), "--interval", "1ms")
+	run, err := b.sampledTrace(ctx, args)
+	if err != nil {
+		return nil, err
 	}
-	return median(ms), nil
+	if code := run.cmd.ProcessState.ExitCode(); code != 0 && code != 3 {
+		return nil, fmt.Errorf("sustained trace exited %d", code)
+	}
+	s.RSSMB, s.CPUSeconds = run.rssMB, cpuTime(run.cmd).Seconds()
+	var rep report
+	if err := jsonInto(run.stdout, &rep); err != nil {
+		return nil, err
+	}
+	s.ProbesPerSec = float64(rep.Probes.Sent) / run.wall.Seconds()
+	s.Received = rep.Probes.Received
+	// Warm-up: the report's exact probes in and settled, at 5 s or a tenth
+	// of the run if later.
+	exact := time.Duration(max(rep.ExactProbes, 10000)) * time.Millisecond
+	warm := max(5, len(s.RSSMB)/10, int((exact+exactSettle)/time.Second))
+	s.summarise(min(warm, len(s.RSSMB)-1), maxRSSMB(run.cmd))
+	s.RateVerdict = metIf(s.ProbesPerSec >= 900)
+	return s, nil
 }

@@ -5,54 +5,164 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 )
 
-func yes(met bool) string {
-	if met {
-		return "met"
-	}
-	return "NOT met"
-}
-
-// printTable writes every section's figures with their goals.
+// printTable writes every section's figures with their goals, then one
+// Markdown table of the goals and verdicts.
 func printTable(w io.Writer, r *results) {
-	fmt.Fprintf(w, "cnitrace lab benchmark, %s, kernel %s, %d CPUs, %s\n\n", r.Date, r.Machine.Kernel, r.Machine.CPUs, r.Machine.Go)
+	m := r.Machine
+	fmt.Fprintf(w, "cnitrace lab benchmark, %s, kernel %s, %d CPUs (%s), %d MB, %s\n", r.Date, m.Kernel, m.CPUs, m.Model, m.MemoryMB, m.Go)
+	fmt.Fprintf(w, "binary %s (vcs.revision %s, modified %v); bench checkout %s\n\n", r.Commit.Binary, r.Commit.BinaryRevision, r.Commit.BinaryModified, r.Commit.Checkout)
+	var goals []goalLine
 	if len(r.Accuracy) > 0 {
-		printAccuracy(w, r.Accuracy)
+		goals = append(goals, printAccuracy(w, r.Accuracy)...)
 	}
 	if f := r.RTT; f != nil {
-		fmt.Fprintf(w, "\n2. RTT fidelity (%d rounds x %d probes, alternating): cnitrace rtt_us p50 %.1f us (p90-p10 %.1f), rtt_ping_us p50 %.1f us; ping p50 %.1f us (p90-p10 %.1f); ratios ping-style %.2f, kernel %.2f; goal %s: %s\n",
-			f.Rounds, f.ProbesPerRound, f.CnitraceP50, f.CnitraceSpread, f.PingStyleP50, f.PingP50, f.PingSpread, f.Ratio, f.KernelRatio, f.Goal, yes(f.Met))
+		for _, x := range []struct {
+			name string
+			r    *rttRounds
+		}{{"alternating", f.Alternating}, {"concurrent", f.Concurrent}} {
+			fmt.Fprintf(w, "2. RTT fidelity, %s (%d rounds x %d probes): rtt_ping_us p50 %.1f us, rtt_us p50 %.1f us, ping p50 %.1f us; ratio ping-style %s (kernel %.2f); goal 0.95-1.05: %s\n",
+				x.name, x.r.Rounds, x.r.ProbesPerRound, x.r.PingStyleP50, x.r.KernelP50, x.r.PingP50, x.r.Ratio, x.r.KernelRatio, x.r.Verdict)
+			goals = append(goals, goalLine{"2", "RTT fidelity, " + x.name + ": rtt_ping_us p50 / ping p50 in 0.95-1.05", x.r.Ratio.String(), x.r.Verdict})
+		}
 	}
 	if o := r.Observer; o != nil {
-		fmt.Fprintf(w, "3. observer effect (%d rounds): ping p50 %.1f us alone, %.1f us while cnitrace captures: %+.1f us; goal %s: %s\n",
-			o.Rounds, o.AloneP50, o.CaptureP50, o.AddedUS, o.Goal, yes(o.Met))
+		fmt.Fprintf(w, "3. observer effect (%d rounds x %d pings): ping p50 %.1f us alone, %.1f us while cnitrace captures; added per round %s us; goal %s: %s\n",
+			o.Rounds, o.PerRound, o.AloneP50, o.CaptureP50, o.AddedUS, o.Goal, o.Verdict)
+		goals = append(goals, goalLine{"3", "observer effect on ping within +-2 us", o.AddedUS.String() + " us", o.Verdict})
 	}
-	if l := r.Load; l != nil {
-		printLoad(w, l)
+	if c := r.CPU; c != nil {
+		goals = append(goals, printCPU(w, c)...)
 	}
-	if s := r.Scale; s != nil {
-		fmt.Fprintf(w, "5. scale: %d probes at %.0f ms: %.0f probes/s, %d answered, RSS max %.1f MB (samples %v), CPU %.2f s; short trace wall %.0f ms; goal %s: %s\n",
-			s.Probes, s.IntervalMS, s.ProbesPerSec, s.Received, s.MaxRSSMB, s.RSSMB, s.CPUSeconds, s.ShortWallMS, s.Goal, yes(s.Met))
+	if s := r.Speed; s != nil {
+		goals = append(goals, printSpeed(w, s)...)
 	}
 	if m := r.Memory; m != nil {
-		fmt.Fprintf(w, "6. memory: %d probes at %.1f ms in %.0f s: %d of %d answered, %d dropped by cnitrace; RSS %.1f MB after warm-up (%.0f s), %.1f MB at the end: x%.3f, peak since x%.3f, max %.1f MB; curve %s MB (%d samples, 1 s apart); goal %s: %s\n",
-			m.Probes, m.IntervalMS, m.WallSeconds, m.Received, m.Sent, m.Dropped, m.WarmMB, m.WarmUpSeconds, m.EndMB, m.Ratio, m.PeakRatio, m.MaxMB, m.curve(), len(m.RSSMB), m.Goal, yes(m.Met))
+		fmt.Fprintf(w, "6. memory: %d probes at %.1f ms in %.0f s: %d of %d answered, %d dropped by cnitrace; RSS %.1f MB after warm-up (%.0f s), %.1f MB at the end: x%.3f, sampled peak since x%.3f, ru_maxrss %.1f MB: x%.3f; curve %s MB (%d samples); goal %s: %s\n",
+			m.Probes, m.IntervalMS, m.WallSeconds, m.Received, m.Sent, m.Dropped, m.WarmMB, m.WarmUpSeconds, m.EndMB, m.Ratio, m.PeakRatio, m.RUMaxRSSMB, m.MaxRSSRatio, m.curve(), len(m.RSSMB), m.Goal, m.Verdict)
+		goals = append(goals, goalLine{"6", "10^6 probes: RSS flat (end, sampled peak, ru_maxrss within 10% of warm-up)",
+			fmt.Sprintf("x%.3f, x%.3f, x%.3f of %.1f MB", m.Ratio, m.PeakRatio, m.MaxRSSRatio, m.WarmMB), m.Verdict})
+	}
+	if t := r.Transport; t != nil {
+		for _, x := range []struct {
+			name string
+			r    *transportRow
+		}{{"TCP SYN probe (--proto tcp --port 8080)", t.TCP}, {"DNS probe (--proto udp --port 53)", t.DNS}} {
+			fmt.Fprintf(w, "7. %s vs %s (%d rounds x %d, alternating): probe rtt_user_us p50 %s us (rtt_us %s), client p50 %s us; client/probe %s; goal 0.95-1.05: %s\n   %s\n",
+				x.name, x.r.Client, x.r.Rounds, x.r.ProbesPerRound, floats(x.r.ProbeUserP50), floats(x.r.ProbeKernelP50), floats(x.r.ClientP50), x.r.Ratio, x.r.Verdict, x.r.Check)
+			goals = append(goals, goalLine{"7", x.name + ": " + x.r.Client + " / probe rtt_user_us in 0.95-1.05", x.r.Ratio.String(), x.r.Verdict})
+		}
+	}
+	printGoals(w, goals)
+}
+
+// goalLine is one row of the goals table.
+type goalLine struct {
+	section, goal, figure string
+	verdict               verdict
+}
+
+func printGoals(w io.Writer, goals []goalLine) {
+	fmt.Fprintf(w, "\n| # | goal | figure (mean [95%% CI] over rounds) | verdict |\n|---|---|---|---|\n")
+	for _, g := range goals {
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", g.section, g.goal, g.figure, g.verdict)
 	}
 }
 
-func printAccuracy(w io.Writer, rows []accuracyRow) {
+func floats(v []float64) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = fmt.Sprintf("%.0f", x)
+	}
+	return strings.Join(s, " ")
+}
+
+func printAccuracy(w io.Writer, rows []accuracyRow) []goalLine {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "1. accuracy\tinjected us\tping saw us\tsegment\trecovered us\tothers max us\tgoal\t\t")
+	fmt.Fprintln(tw, "1. accuracy\tinjected us\tinjector late us (max)\ttruth us\tping saw us\tping - truth [95% CI]\tsegment\trecovered us\trecovered - truth [95% CI]\tothers max us\tverdict\t")
+	var goals []goalLine
 	for _, a := range rows {
-		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%s->%s\t%.1f\t%.1f\t%s\t%s\t\n", a.Site, a.InjectedUS, a.PingDeltaUS,
-			a.SegmentFrom, a.SegmentTo, a.RecoveredUS, a.OtherMaxUS, a.Goal, yes(a.Met))
+		fmt.Fprintf(tw, "%s\t%.0f\t%.1f (%.0f)\t%.1f\t%.1f\t%.1f [%.1f, %.1f]\t%s->%s\t%.1f\t%.1f [%.1f, %.1f]\t%.1f\t%s\t\n", a.Site, a.InjectedUS, a.InjectorLateUS, a.InjectorMaxUS,
+			meanCI(a.TruthUS).Mean, a.PingDeltaUS, a.PingError.Mean, a.PingError.Lo, a.PingError.Hi,
+			a.SegmentFrom, a.SegmentTo, a.RecoveredUS, a.Error.Mean, a.Error.Lo, a.Error.Hi, a.OtherMaxUS, a.Verdict)
+		goals = append(goals, goalLine{"1", fmt.Sprintf("accuracy, %s %.0f us: recovered within +-%.0f us of the truth, others < 10 us", a.Site, a.InjectedUS, a.ToleranceUS),
+			fmt.Sprintf("%s us, others %.1f us", a.Error, a.OtherMaxUS), a.Verdict})
 	}
 	tw.Flush()
+	if len(rows) > 0 {
+		fmt.Fprintf(w, "   (%d rounds x %d probes each, cnitrace and ping at once; goal: recovered within max(3%%, 20 us) of the truth (95%% CI), others < 10 us; truth:", rows[0].Rounds, rows[0].ProbesPerRound)
+		seen := map[string]bool{}
+		for _, a := range rows {
+			if !seen[a.TruthSource] {
+				seen[a.TruthSource] = true
+				fmt.Fprintf(w, " %s: %s;", a.Site, a.TruthSource)
+			}
+		}
+		fmt.Fprintln(w, ")")
+	}
+	return goals
 }
 
-func printLoad(w io.Writer, l *loadResult) {
-	fmt.Fprintf(w, "4. capture under load (%.0f s, UDP flood %.0f packets/s through every point, probes at 100/s): %d of %d answered, %d answered probes missing at a point, %d packets dropped by the rings (PACKET_STATISTICS); CPU cnitrace %.2f s vs tcpdump x5 %.2f s; goal %s: %s\n",
-		l.Seconds, l.FloodPPS, l.Answered, l.Probes, l.MissingAtAPoint, l.KernelDrops, l.CnitraceCPU, l.TcpdumpCPU, l.Goal, yes(l.Met))
+func printCPU(w io.Writer, c *cpuResult) []goalLine {
+	var goals []goalLine
+	for _, x := range []struct {
+		name string
+		c    *cpuCompare
+	}{{"at 10 ms", c.Plain}, {"at 10 ms under flood", c.Flood}, {"at 1 ms", c.Fast}} {
+		fmt.Fprintf(w, "4. CPU %s, %d probes, vs %s (%d rounds):\n", x.name, x.c.Probes, x.c.Comparator, len(x.c.Rounds))
+		for _, rd := range x.c.Rounds {
+			fmt.Fprintf(w, "   cnitrace %.3f CPU-s (sys %.3f), %d answered, fewest at a point %d; ping %.3f (sys %.3f), %d replies; tcpdump x5 %.3f, captured %s; ratio %.2f",
+				rd.CnitraceCPU, rd.CnitraceSys, rd.Answered, rd.CnitraceFewest, rd.PingCPU, rd.PingSys, rd.PingReplies, rd.TcpdumpCPU, captured(rd.Tcpdump), rd.Ratio)
+			if rd.FloodAlone != nil {
+				fmt.Fprintf(w, "; flood %.0f/%.0f/%.0f packets/s, senders %.0f/%.0f/%.0f ns per packet (with cnitrace/tcpdump/no capture); fair ratio %.2f",
+					rd.FloodCnitrace.PPS, rd.FloodTcpdump.PPS, rd.FloodAlone.PPS, rd.FloodCnitrace.nsPerPacket(), rd.FloodTcpdump.nsPerPacket(), rd.FloodAlone.nsPerPacket(), rd.FairRatio)
+			}
+			fmt.Fprintf(w, "; machine system+softirq %.2f/%.2f s", rd.MachineCni.System+rd.MachineCni.SoftIRQ, rd.MachineCmp.System+rd.MachineCmp.SoftIRQ)
+			if rd.Problem != "" {
+				fmt.Fprintf(w, "; PROBLEM: %s", rd.Problem)
+			}
+			fmt.Fprintln(w)
+		}
+		fig := "ratio " + x.c.Ratio.String()
+		if x.c.FairRatio != nil {
+			fig += ", fair " + x.c.FairRatio.String()
+		}
+		fmt.Fprintf(w, "   %s; goal %s: %s\n", fig, x.c.Goal, x.c.Verdict)
+		goals = append(goals, goalLine{"4", fmt.Sprintf("CPU %s: %s", x.name, x.c.Goal), fig, x.c.Verdict})
+	}
+	k := c.Load
+	fmt.Fprintf(w, "4. under flood (lowest %.0f packets/s through every point): %d of %d answered, %d answered probes missing at a point, %d ring drops; goal %s: %s\n   billing: %s\n",
+		k.FloodPPS, k.Answered, k.Probes, k.Missing, k.RingDrops, k.Goal, k.Verdict, c.Billing)
+	goals = append(goals, goalLine{"4", "under a 150k+ packets/s flood: 0 observations lost, 0 ring drops",
+		fmt.Sprintf("%.0f packets/s, %d missing, %d drops", k.FloodPPS, k.Missing, k.RingDrops), k.Verdict})
+	return goals
+}
+
+func captured(c []tcpdumpCounts) string {
+	s := make([]string, len(c))
+	for i, x := range c {
+		s[i] = fmt.Sprint(x.Captured)
+	}
+	return strings.Join(s, "/")
+}
+
+func printSpeed(w io.Writer, s *speedResult) []goalLine {
+	a, rt, sc := s.Answer, s.Rate, s.Scale
+	fmt.Fprintf(w, "5. time to an answer (%d rounds): trace --count 10 --interval 10ms %s ms, ping -c 10 -i 0.01 %s ms; ratio %s; goal %s: %s\n",
+		a.Rounds, floats(a.TraceMS), floats(a.PingMS), a.Ratio, a.Goal, a.Verdict)
+	fmt.Fprintf(w, "5. prober rate at 0.5 ms:")
+	for _, run := range rt.Runs {
+		fmt.Fprintf(w, " %d probes in %.2f s (%d answered, %d dropped, %d late, %d ring drops);", run.Probes, run.WallS, run.Received, run.Dropped, run.Late, run.RingDrops)
+	}
+	fmt.Fprintf(w, " differential rate %.0f probes/s; goal %s: %s\n", rt.PerSecond, rt.Goal, rt.Verdict)
+	fmt.Fprintf(w, "5. sustained: %d probes at %.0f ms: %.0f probes/s (whole wall), %d answered, CPU %.2f s; RSS %.1f MB after warm-up (%.0f s), end x%.3f, sampled peak x%.3f, ru_maxrss %.1f MB x%.3f; curve %s MB; goal %s, ~1000 probes/s: %s, rate %s\n",
+		sc.Probes, sc.IntervalMS, sc.ProbesPerSec, sc.Received, sc.CPUSeconds, sc.WarmMB, sc.WarmUpSeconds, sc.Ratio, sc.PeakRatio, sc.RUMaxRSSMB, sc.MaxRSSRatio, sc.curve(), sc.Goal, sc.Verdict, sc.RateVerdict)
+	return []goalLine{
+		{"5", "time to an answer: trace wall <= 1.5 x ping's", a.Ratio.String(), a.Verdict},
+		{"5", "prober: 2000 probes/s at 0.5 ms, nothing of ours dropped", fmt.Sprintf("%.0f probes/s", rt.PerSecond), rt.Verdict},
+		{"5", "sustained 1 ms: RSS flat and ru_maxrss <= 64 MB", fmt.Sprintf("end x%.3f, peak x%.3f, ru_maxrss %.1f MB", sc.Ratio, sc.PeakRatio, sc.RUMaxRSSMB), sc.Verdict},
+	}
 }

@@ -1,0 +1,276 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/cnitrace/cnitrace/probe"
+	"github.com/cnitrace/cnitrace/topology/lab"
+)
+
+// cpuResult is section 4: cnitrace's CPU against what an SRE would run
+// instead, in the same run on the same path, and what the captures keep
+// under a flood.
+type cpuResult struct {
+	Plain   *cpuCompare `json:"at_10ms"`
+	Flood   *cpuCompare `json:"at_10ms_under_flood"`
+	Fast    *cpuCompare `json:"at_1ms"`
+	Load    *loadKeep   `json:"under_flood"`
+	Billing string      `json:"billing"`
+}
+
+// billing says where the kernel bills the capture's work, and so what
+// the CPU figures include.
+const billing = "A packet socket's filter and ring copy run in the context of whoever pushes the packet through the tap: " +
+	"the sender's sendto and the softirq it runs inline on veth and VXLAN, never the capturing process. " +
+	"So a prober's own CPU includes the whole round trip's kernel work (ping's and cnitrace's alike), and the taps' work on " +
+	"flood packets is billed to the flood's senders: measured as their CPU per packet with each set of captures minus without " +
+	"any (RUSAGE_THREAD of the two sender threads), and added to each side in the fair ratio."
+
+// cpuCompare is one comparison over rounds.
+type cpuCompare struct {
+	Probes     int        `json:"probes"`
+	IntervalMS float64    `json:"interval_ms"`
+	Flood      bool       `json:"flood"`
+	Comparator string     `json:"comparator"`
+	Rounds     []cpuRound `json:"rounds"`
+	Ratio      interval   `json:"ratio"`                // cnitrace / comparator, process CPU (user + sys)
+	FairRatio  *interval  `json:"fair_ratio,omitempty"` // with the taps' work on the flood billed to each side
+	Goal       string     `json:"goal"`
+	Verdict    verdict    `json:"verdict"`
+}
+
+// cpuRound is one round: cnitrace alone, then ping with five tcpdumps
+// (ping's pattern carries the magic at pingPatternAt, the tcpdumps' filter
+// reads it there), then, under a flood, the flood alone.
+type cpuRound struct {
+	CnitraceCPU    float64         `json:"cnitrace_cpu_s"`
+	CnitraceSys    float64         `json:"cnitrace_sys_s"`
+	Answered       int             `json:"cnitrace_answered"`
+	CnitraceFewest uint64          `json:"cnitrace_fewest_captured"` // packets at its emptiest point
+	Missing        int             `json:"answered_probes_missing_at_a_point"`
+	RingDrops      uint64          `json:"ring_drops"`
+	PingCPU        float64         `json:"ping_cpu_s"`
+	PingSys        float64         `json:"ping_sys_s"`
+	PingReplies    int             `json:"ping_replies"`
+	TcpdumpCPU     float64         `json:"tcpdump_cpu_s"`
+	Tcpdump        []tcpdumpCounts `json:"tcpdump_counts"` // per point, in path order
+	FloodCnitrace  *floodStats     `json:"flood_with_cnitrace,omitempty"`
+	FloodTcpdump   *floodStats     `json:"flood_with_tcpdump,omitempty"`
+	FloodAlone     *floodStats     `json:"flood_alone,omitempty"`
+	MachineCni     cpuStat         `json:"machine_during_cnitrace"`
+	MachineCmp     cpuStat         `json:"machine_during_comparator"`
+	Ratio          float64         `json:"ratio"`
+	FairRatio      float64         `json:"fair_ratio,omitempty"`
+	Problem        string          `json:"problem,omitempty"` // why the round cannot be judged
+}
+
+// loadKeep is what must not get worse under the flood.
+type loadKeep struct {
+	FloodPPS  float64 `json:"flood_packets_per_second"` // the lowest of the rounds
+	Probes    int     `json:"probes"`
+	Answered  int     `json:"answered"`
+	Missing   int     `json:"answered_probes_missing_at_a_point"`
+	RingDrops uint64  `json:"ring_drops"`
+	Goal      string  `json:"goal"`
+	Verdict   verdict `json:"verdict"`
+}
+
+const minFloodPPS = 150_000
+
+type cpuSpec struct {
+	probes   int
+	interval time.Duration
+	flood    bool
+	fast     bool // compare with twice the tcpdumps alone
+}
+
+func (b *bench) cpu(ctx context.Context, r *results) error {
+	l, err := b.newLab(ctx)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	res := &cpuResult{Billing: billing}
+	for _, s := range []struct {
+		dst  **cpuCompare
+		spec cpuSpec
+	}{
+		{&res.Plain, cpuSpec{probes: b.counts(300, 100), interval: 10 * time.Millisecond}},
+		{&res.Flood, cpuSpec{probes: b.counts(300, 100), interval: 10 * time.Millisecond, flood: true}},
+		{&res.Fast, cpuSpec{probes: b.counts(1000, 300), interval: time.Millisecond, fast: true}},
+	} {
+		if *s.dst, err = b.cpuCompare(ctx, l, s.spec); err != nil {
+			return err
+		}
+	}
+	res.Load = keepUnderFlood(res.Flood)
+	r.CPU = res
+	return nil
+}
+
+func (b *bench) cpuCompare(ctx context.Context, l *lab.Lab, s cpuSpec) (*cpuCompare, error) {
+	c := &cpuCompare{Probes: s.probes, IntervalMS: float64(s.interval) / float64(time.Millisecond), Flood: s.flood,
+		Comparator: "iputils ping (same count and interval) + 5 buffered tcpdumps", Goal: "cnitrace <= comparator (95% CI)"}
+	if s.fast {
+		c.Comparator, c.Goal = "2 x 5 buffered tcpdumps alone (capturing ping -i 0.001)", "cnitrace <= 2 x 5 tcpdumps (95% CI)"
+	}
+	var ratios, fair []float64
+	problem := ""
+	for range b.counts(3, 2) {
+		rd, err := b.cpuRound(ctx, l, s)
+		if err != nil {
+			return nil, err
+		}
+		c.Rounds = append(c.Rounds, rd)
+		ratios, fair = append(ratios, rd.Ratio), append(fair, rd.FairRatio)
+		if problem == "" {
+			problem = rd.Problem
+		}
+	}
+	c.Ratio = meanCI(ratios)
+	c.Verdict = judge(c.Ratio, atMost(1))
+	if s.flood {
+		f := meanCI(fair)
+		c.FairRatio = &f
+		c.Goal = "cnitrace <= comparator (95% CI), as billed and with the taps' work on the flood billed to each side"
+		c.Verdict = allOf(c.Verdict, judge(f, atMost(1)))
+	}
+	if problem != "" {
+		c.Verdict = notJudged("%s", problem)
+	}
+	return c, nil
+}
+
+// cpuRound measures cnitrace, then its comparator, then (under a flood)
+// the flood alone.
+func (b *bench) cpuRound(ctx context.Context, l *lab.Lab, s cpuSpec) (cpuRound, error) {
+	var rd cpuRound
+	dur := time.Duration(s.probes)*s.interval + 700*time.Millisecond
+	flooded := func(fn func() error) (*floodStats, error) {
+		if !s.flood {
+			return nil, fn()
+		}
+		st, err := withFlood(ctx, l, dur, fn)
+		return &st, err
+	}
+	count, interval := strconv.Itoa(s.probes), s.interval.String()
+	var t traceRun
+	m0 := machineStat()
+	fl, err := flooded(func() (err error) { t, err = b.trace(ctx, l, "--count", count, "--interval", interval); return err })
+	rd.MachineCni = machineStat().sub(m0)
+	if err != nil {
+		return rd, err
+	}
+	rd.FloodCnitrace = fl
+	rd.CnitraceCPU, rd.CnitraceSys, rd.Answered = t.cpu.Seconds(), t.sys.Seconds(), t.report.Probes.Received
+	rd.RingDrops = t.report.ringDrops()
+	for _, sg := range t.report.Segments {
+		rd.Missing = max(rd.Missing, rd.Answered-sg.Seen)
+	}
+	fewest, at := t.report.capturedEverywhere()
+	rd.CnitraceFewest = fewest
+
+	td, err := startTcpdumps(ctx, l, tcpdumpFilter(probe.Magic, pingPatternAt, lab.VXLANPort))
+	if err != nil {
+		return rd, err
+	}
+	var p pingRun
+	m1 := machineStat()
+	fl, perr := flooded(func() (err error) {
+		p, err = b.pingWith(ctx, l, s.probes, s.interval, "-p", fmt.Sprintf("%08x", probe.Magic))
+		return err
+	})
+	tr, terr := td.stop()
+	rd.MachineCmp = machineStat().sub(m1)
+	if perr != nil || terr != nil {
+		return rd, fmt.Errorf("ping and tcpdump: %w", errOr(perr, terr))
+	}
+	rd.FloodTcpdump = fl
+	rd.PingCPU, rd.PingSys, rd.PingReplies = p.cpu.Seconds(), p.sys.Seconds(), len(p.rtts)
+	rd.TcpdumpCPU, rd.Tcpdump = tr.CPU.Seconds(), tr.Counts
+
+	if s.flood {
+		alone, err := withFlood(ctx, l, dur, func() error { return nil })
+		if err != nil {
+			return rd, err
+		}
+		rd.FloodAlone = &alone
+	}
+	rd.judge(s, tr, at)
+	return rd, nil
+}
+
+// judge computes the round's ratios and says why it cannot be judged,
+// if so: a comparator (or cnitrace) that did not see the packets it is
+// compared on, or a flood short of its rate.
+func (rd *cpuRound) judge(s cpuSpec, tr tcpdumpResult, fewestAt string) {
+	comparator := rd.PingCPU + rd.TcpdumpCPU
+	if s.fast {
+		comparator = 2 * rd.TcpdumpCPU
+	}
+	rd.Ratio = rd.CnitraceCPU / comparator
+	if s.flood {
+		tapsCni := tapCost(rd.FloodCnitrace, rd.FloodAlone)
+		tapsTcp := tapCost(rd.FloodTcpdump, rd.FloodAlone)
+		rd.FairRatio = (rd.CnitraceCPU + tapsCni) / (comparator + tapsTcp)
+	}
+	switch {
+	case tr.sawAll(uint64(2*rd.PingReplies)) != "":
+		rd.Problem = tr.sawAll(uint64(2 * rd.PingReplies))
+	case rd.CnitraceFewest < uint64(2*rd.Answered) || rd.Answered == 0:
+		rd.Problem = fmt.Sprintf("cnitrace's capture at %s saw %d packets for %d answered probes", fewestAt, rd.CnitraceFewest, rd.Answered)
+	case s.flood && min(rd.FloodCnitrace.PPS, rd.FloodTcpdump.PPS) < minFloodPPS:
+		rd.Problem = fmt.Sprintf("flood reached %.0f packets/s, under %d", min(rd.FloodCnitrace.PPS, rd.FloodTcpdump.PPS), minFloodPPS)
+	}
+}
+
+// tapCost is the senders' extra CPU, in seconds, over what the same
+// packets cost them with no capture open; a negative difference is noise
+// and counts as 0.
+func tapCost(with, alone *floodStats) float64 {
+	if with == nil || alone == nil {
+		return 0
+	}
+	return max(0, (with.nsPerPacket()-alone.nsPerPacket())*float64(with.Packets)) / 1e9
+}
+
+func keepUnderFlood(c *cpuCompare) *loadKeep {
+	k := &loadKeep{Goal: fmt.Sprintf("flood >= %d packets/s; 0 answered probes missing at a point; 0 ring drops", minFloodPPS)}
+	for i, rd := range c.Rounds {
+		if i == 0 || rd.FloodCnitrace.PPS < k.FloodPPS {
+			k.FloodPPS = rd.FloodCnitrace.PPS
+		}
+		k.Probes += c.Probes
+		k.Answered += rd.Answered
+		k.Missing = max(k.Missing, rd.Missing)
+		k.RingDrops += rd.RingDrops
+	}
+	k.Verdict = allOf(metIf(k.Missing == 0), metIf(k.RingDrops == 0))
+	if k.FloodPPS < minFloodPPS {
+		k.Verdict = notJudged("flood reached %.0f packets/s, under %d", k.FloodPPS, minFloodPPS)
+	}
+	return k
+}
+
+func machineStat() cpuStat {
+	f, err := os.Open("/proc/stat")
+	if err != nil {
+		return cpuStat{}
+	}
+	defer f.Close()
+	s, _ := parseCPUStat(f)
+	return s
+}
+
+func errOr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
