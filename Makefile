@@ -74,9 +74,22 @@ lint:
 test-unit:
 	$(GO) test -count=1 -run 'Test[^P]|TestP[^r]|Example|Fuzz' $(PKGS)
 
-# Benchmarks: Go benchmarks of the hot paths, then the lab accuracy benchmark
-# (root), which prints one table and writes bench/results/<date>.json.
+# What the lab benchmark compares cnitrace with, beyond TEST_TOOLS, as
+# command:Debian-package pairs: tcpdump (five per path, the CPU comparison)
+# and hping3 (TCP SYN round trips beside the TCP probes). Installed by
+# `make bench` only, so that `make test` does not grow.
+BENCH_TOOLS := tcpdump:tcpdump hping3:hping3
+
+# Benchmarks: Go benchmarks of the hot paths, then the lab benchmark (root),
+# which prints one table and writes bench/results/<date and time>.json;
+# `go run ./cmd/cnitrace-bench --trend` prints the trend of those files.
 bench: deps build
+	@missing=$$(for t in $(BENCH_TOOLS); do c=$${t%%:*}; command -v $$c >/dev/null 2>&1 || [ -e $$c ] || echo $${t#*:}; done | sort -u); \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+		echo "make: the benchmark needs these Debian packages: apt-get install" $$missing >&2; exit 1; fi; \
+	echo "make: installing" $$missing; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null
 	$(GO) test -run '^$$' -bench . -benchmem ./capture ./report ./probe
 	$(GO) run ./cmd/cnitrace-bench --bin $(BIN)/cnitrace
 
