@@ -84,15 +84,15 @@ func labUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("up")
 	fs.StringVar(&cfg.Name, "name", "", "lab `name` (default: cnitrace-<random>); [a-z0-9-], at most 24 characters")
 	addLayoutFlag(fs, &cfg.Layout, stderr)
-	fs.BoolVar(&cfg.Service, "service", false, "a ClusterIP Service at "+lab.ServiceAddr.String()+", its rules on every node (see --service-mode)")
-	fs.Func("service-mode", "how the nodes build the Service (implies --service): `dnat` (every protocol, ICMP too, DNATed to node 2's pod; the default), "+
-		"iptables or nftables (as kube-proxy's modes: TCP 80 and UDP 53 only, over node 2's two pods, which serve; ICMP is not translated)", func(s string) error {
+	fs.BoolVar(&cfg.Service, "service", false, "a ClusterIP Service at "+lab.ServiceAddr.String()+", its rules on every node as kube-proxy writes them: "+
+		"TCP 80 and UDP 53 only, over node 2's two pods, which serve (implies --backends); ICMP is not translated")
+	fs.Func("service-mode", "which kube-proxy `mode` builds the Service (implies --service): iptables (the default) or nftables", func(s string) error {
 		m, err := lab.ParseServiceMode(s)
 		cfg.Service, cfg.ServiceMode = true, m
 		return err
 	})
 	fs.BoolVar(&cfg.Backends, "backends", false, fmt.Sprintf("every pod serves TCP %d (it answers with its address) and DNS on port %d (dnsmasq, zone %s); "+
-		"--service-mode iptables or nftables implies it", lab.BackendPort, lab.DNSPort, lab.DNSZone))
+		"--service implies it", lab.BackendPort, lab.DNSPort, lab.DNSZone))
 	fs.BoolVar(&cfg.External, "external", false, "add an external host "+lab.ExternalAddr.String()+" behind node 1's "+lab.ExternalLink+", which masquerades pod traffic to it")
 	addFaultFlags(fs, &cfg.Faults)
 	if err := cli.ParseFlags(program, fs, args, synopsis, stdout); err != nil {
@@ -128,11 +128,8 @@ func labUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "trace across it:\n  cnitrace trace %s\n", strings.Join(l.TraceArgs(), " "))
 	source := l.TraceArgs()[:4] // --netns POD --node-netns NODE
 	printBackends(stdout, l)
-	if l.Service.IsValid() && !l.ServiceMode.KubeProxy() {
-		fmt.Fprintf(stdout, "through the service (DNAT to %s):\n  cnitrace trace %s --to %s\n", n2.Pod.Addr, strings.Join(source, " "), l.Service)
-	}
-	if l.ServiceMode.KubeProxy() {
-		printKubeProxyService(stdout, l)
+	if l.Service.IsValid() {
+		printService(stdout, l)
 	}
 	if l.External != nil {
 		fmt.Fprintf(stdout, "out of the cluster (MASQUERADE on %s):\n  cnitrace trace %s --to %s\n", lab.ExternalLink, strings.Join(source, " "), l.External.Addr)
@@ -151,9 +148,8 @@ func printBackends(stdout io.Writer, l *lab.Lab) {
 		lab.BackendPort, lab.DNSPort, lab.DNSZone, lab.WhoamiName, lab.RunDir(l.Name))
 }
 
-// printKubeProxyService says how the kube-proxy-style Service of l
-// translates, and how to try it.
-func printKubeProxyService(stdout io.Writer, l *lab.Lab) {
+// printService says how the Service of l translates, and how to try it.
+func printService(stdout io.Writer, l *lab.Lab) {
 	var ports []string
 	for _, p := range lab.ServicePorts {
 		var eps []string

@@ -34,7 +34,8 @@ func TestLabFaultFlags(t *testing.T) {
 		{"wire without a lab", []string{"wire", "--delay", "network=1ms"}, []string{"--lab NAME"}},
 		{"wire with forward loss", []string{"wire", "--lab", "cnitrace-ab12cd", "--loss", "forward=0.1"}, []string{"only network delays and losses"}},
 		{"unknown command", []string{"break"}, []string{`unknown command "break"`, "fault"}},
-		{"unknown service mode", []string{"up", "--service-mode", "ipvs"}, []string{"-service-mode", `unknown service mode "ipvs" (want dnat, iptables, nftables)`}},
+		{"unknown service mode", []string{"up", "--service-mode", "ipvs"}, []string{"-service-mode", `unknown service mode "ipvs" (want iptables, nftables)`}},
+		{"the old dnat service mode", []string{"up", "--service-mode", "dnat"}, []string{"-service-mode", `unknown service mode "dnat" (want iptables, nftables)`}},
 		{"deny what is not icmp", []string{"up", "--deny", "tcp"}, []string{"-deny", `cannot deny "tcp": want icmp`}},
 		{"fault deny what is not icmp", []string{"fault", "cnitrace-ab12cd", "--deny", "udp"}, []string{"-deny", "want icmp"}},
 		{"wire with a deny", []string{"wire", "--lab", "cnitrace-ab12cd", "--deny", "icmp"}, []string{"only network delays and losses"}},
@@ -85,7 +86,7 @@ func TestLabUpHelpListsServiceModes(t *testing.T) {
 	if code != cli.ExitOK {
 		t.Fatalf("up --help: exit code %d, want 0", code)
 	}
-	for _, want := range []string{"[--service-mode M]", "[--backends]", "-service-mode dnat", "iptables or nftables", "-backends"} {
+	for _, want := range []string{"[--service-mode M]", "[--backends]", "-service-mode mode", "iptables (the default) or nftables", "as kube-proxy writes them", "-backends"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("up --help does not show %s:\n%s", want, stdout)
 		}

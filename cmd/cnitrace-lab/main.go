@@ -34,8 +34,8 @@ Usage:
   cnitrace-lab demo [trace flags] [--layout L] [faults]            build a lab, run cnitrace trace across it, remove it
 
 Layouts: --layout flannel (bridge, the default) | routed (Calico-style proxy-ARP veths, no bridge)
-Extras: --service (a ClusterIP DNATed to node 2's pod)  --service-mode iptables|nftables (as kube-proxy: TCP and UDP
-        to two serving pods)  --backends (every pod serves TCP 8080 and DNS)  --external (a host behind MASQUERADE)
+Extras: --service (a ClusterIP as kube-proxy builds it: TCP and UDP to two serving pods)  --service-mode iptables|nftables
+        --backends (every pod serves TCP 8080 and DNS)  --external (a host behind MASQUERADE)
 Faults: --delay network=2ms  --loss forward-request=0.2  --loss pod-request=0.3  --loss network=5%  --bloat 20000  --deny icmp
 (see 'cnitrace-lab up --help' and docs/lab.md)
 

@@ -7,10 +7,9 @@ import (
 	"strings"
 )
 
-// What every pod serves when the lab has backends (Config.Backends, and a
-// Service in a kube-proxy mode): the endpoints a Service translates to
-// really answer, and TCP and UDP probes to a pod get the replies a real
-// workload gives.
+// What every pod serves when the lab has backends (Config.Backends, or a
+// Service): the endpoints a Service translates to really answer, and TCP
+// and UDP probes to a pod get the replies a real workload gives.
 const (
 	// BackendPort is the TCP port every pod listens on, on each of its
 	// addresses: the lab answers every connection with the address it was

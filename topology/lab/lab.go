@@ -11,9 +11,9 @@
 // addresses exist only inside its own namespaces. docs/lab.md draws the
 // topology.
 //
-// A lab can have a ClusterIP Service (Config.Service), built as a plain
-// DNAT or as kube-proxy's iptables or nftables mode builds it
-// (Config.ServiceMode), and pods that serve TCP and DNS (Config.Backends):
+// A lab can have a ClusterIP Service (Config.Service), built as
+// kube-proxy's iptables or nftables mode builds it (Config.ServiceMode),
+// and pods that serve TCP and DNS (Config.Backends):
 // dnsmasq processes started inside the pods' namespaces, their pid files
 // under RunDir, which Close and Down stop and remove.
 //
@@ -68,14 +68,13 @@ type Config struct {
 	// Faults are set up once the lab is built (see Lab.SetFaults).
 	Faults Faults
 	// Service gives the lab a ClusterIP Service at ServiceAddr, its rules
-	// on every node, built as ServiceMode says. It needs iptables (nft for
-	// ServiceNFTables).
+	// on every node, as kube-proxy builds them in ServiceMode: it
+	// translates ServicePorts only (TCP and UDP; ICMP never, as on a real
+	// cluster) to node 2's pod and sibling, and implies Backends. It needs
+	// iptables (nft for ServiceNFTables).
 	Service bool
-	// ServiceMode says how the nodes build the Service; empty means
-	// ServiceDNAT, every protocol DNATed to node 2's pod. In the kube-proxy
-	// modes (ServiceIPTables, ServiceNFTables) the Service translates
-	// ServicePorts only, to node 2's pod and sibling, and the pods run
-	// their backends (Backends). It needs Service.
+	// ServiceMode says which kube-proxy mode builds the Service; empty
+	// means ServiceIPTables. It needs Service.
 	ServiceMode ServiceMode
 	// External adds the namespace <name>-ext, a host outside the cluster
 	// at ExternalAddr behind node 1's ExternalLink, toward which node 1
@@ -87,7 +86,7 @@ type Config struct {
 	// Backends makes every pod serve: TCP on BackendPort (answered by the
 	// lab itself) and DNS on DNSPort (dnsmasq, from the Debian package
 	// dnsmasq-base, authoritative for DNSZone), on each of its addresses
-	// and nowhere else. A Service in a kube-proxy mode implies it. Their
+	// and nowhere else. A Service implies it. Their
 	// pid files and logs are in RunDir; Close and Down stop them.
 	Backends bool
 	// BackendCommand, when set, runs the TCP servers in a background
@@ -101,8 +100,8 @@ type Lab struct {
 	Layout Layout  // never empty: Up and Open fill it in
 	Nodes  []*Node // Nodes[0] is node 1
 	Wire   *Wire   // nil unless a network fault put the wire between the nodes
-	// Service is ServiceAddr when the nodes DNAT it (Config.Service), else
-	// invalid. A lab from Open does not know and leaves it invalid.
+	// Service is ServiceAddr when the nodes translate it (Config.Service),
+	// else invalid. A lab from Open does not know and leaves it invalid.
 	Service netip.Addr
 	// ServiceMode is how the nodes build the Service (never empty when
 	// Service is valid), "" without one.

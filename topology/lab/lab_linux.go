@@ -48,8 +48,7 @@ func up(ctx context.Context, cfg Config, fail func(step string) error) (_ *Lab, 
 		return nil, fmt.Errorf("build lab %s: service mode %s without a Service (set Config.Service)", name, cfg.ServiceMode)
 	}
 	l := &Lab{Name: name, Layout: cfg.Layout.orDefault(), WireCommand: cfg.WireCommand, BackendCommand: cfg.BackendCommand}
-	kubeProxy := cfg.Service && cfg.ServiceMode.KubeProxy()
-	backends, hairpin := cfg.Backends || kubeProxy, kubeProxy
+	backends, hairpin := cfg.Backends || cfg.Service, cfg.Service
 	for i := 1; i <= nodeCount; i++ {
 		l.Nodes = append(l.Nodes, newNode(name, i))
 	}

@@ -1,9 +1,7 @@
 package lab
 
 import (
-	"fmt"
 	"net/netip"
-	"strings"
 
 	"github.com/cnitrace/cnitrace/topology"
 )
@@ -12,8 +10,8 @@ import (
 // Config.Service and Config.External. They exist only inside the lab's
 // namespaces: 203.0.113.0/24 is TEST-NET-3, reserved for documentation.
 var (
-	// ServiceAddr is a ClusterIP-style virtual address: every node DNATs
-	// it to node 2's pod, as kube-proxy's nat rules do.
+	// ServiceAddr is the Service's ClusterIP: every node translates its
+	// ServicePorts to ServiceEndpoints, as kube-proxy's rules do.
 	ServiceAddr = netip.AddrFrom4([4]byte{10, 96, 0, 10})
 	// ExternalAddr is the external host, outside the cluster, behind node
 	// 1's ExternalLink.
@@ -37,22 +35,6 @@ type External struct {
 }
 
 func extNSName(lab string) string { return lab + "-ext" }
-
-// serviceRules renders the iptables-restore input (for --noflush) that
-// DNATs ServiceAddr to backend for traffic a node forwards (PREROUTING)
-// and sends itself (OUTPUT). kube-proxy matches TCP, UDP and SCTP only; the
-// lab matches every protocol, so ICMP probes follow the Service as they
-// would follow an IPVS or eBPF Service that answers them.
-func serviceRules(backend netip.Addr) []byte {
-	var b strings.Builder
-	b.WriteString("*nat\n")
-	for _, chain := range []string{"PREROUTING", "OUTPUT"} {
-		fmt.Fprintf(&b, "-A %s -d %s/32 -m comment --comment %q -j DNAT --to-destination %s\n",
-			chain, ServiceAddr, "cnitrace lab service", backend)
-	}
-	b.WriteString("COMMIT\n")
-	return []byte(b.String())
-}
 
 // masqueradeRules renders the iptables-restore input (for --noflush) that
 // masquerades pod traffic leaving the pod network, as flannel's

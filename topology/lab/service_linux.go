@@ -11,20 +11,17 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// setupService loads the Service's rules into every node, as mode builds
-// them: kube-proxy's rules are on every node of a cluster.
+// setupService loads the Service's rules into every node, as kube-proxy
+// in mode writes them: kube-proxy's rules are on every node of a cluster.
 func (l *Lab) setupService(ctx context.Context, mode ServiceMode) error {
 	l.Service, l.ServiceMode = ServiceAddr, mode.orDefault()
 	eps := l.ServiceEndpoints()
 	for _, n := range l.Nodes {
 		var err error
-		switch l.ServiceMode {
-		case ServiceIPTables:
-			err = l.restore(ctx, n.NSPath, n.Name, iptablesServiceRules(ServiceAddr, eps))
-		case ServiceNFTables:
+		if l.ServiceMode == ServiceNFTables {
 			err = l.nft(ctx, n.NSPath, n.Name, nftablesServiceRules(ServiceAddr, eps))
-		default:
-			err = l.restore(ctx, n.NSPath, n.Name, serviceRules(eps[0]))
+		} else {
+			err = l.restore(ctx, n.NSPath, n.Name, iptablesServiceRules(ServiceAddr, eps))
 		}
 		if err != nil {
 			return fmt.Errorf("set up service %s (%s mode): %w", ServiceAddr, l.ServiceMode, err)

@@ -2,6 +2,7 @@ package lab_test
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,10 +12,13 @@ import (
 	"github.com/cnitrace/cnitrace/topology/lab/labtest"
 )
 
-// TestPrivilegedServiceAndExternal: with Config.Service a pod reaches node
-// 2's pod through ServiceAddr; with Config.External it reaches the external
-// host, which sees node 1's ExternalGateway as the source (MASQUERADE);
-// Open finds the external host again; Close removes its namespace too.
+// TestPrivilegedServiceAndExternal: Config.Service alone builds the
+// Service as kube-proxy's iptables mode does (the default) with its
+// backends, and a pod on either node reaches an endpoint through
+// ServiceAddr's TCP port; with Config.External too, a pod reaches the
+// external host, which sees node 1's ExternalGateway as the source
+// (MASQUERADE next to kube-proxy's KUBE-POSTROUTING); Open finds the
+// external host again; Close removes its namespace too.
 func TestPrivilegedServiceAndExternal(t *testing.T) {
 	labtest.Require(t)
 	l, err := lab.Up(context.Background(), lab.Config{Service: true, External: true})
@@ -29,6 +33,9 @@ func TestPrivilegedServiceAndExternal(t *testing.T) {
 	if l.Service != lab.ServiceAddr || l.External == nil || l.External.Addr != lab.ExternalAddr {
 		t.Fatalf("service %v, external %+v; want %v and a host at %v", l.Service, l.External, lab.ServiceAddr, lab.ExternalAddr)
 	}
+	if l.ServiceMode != lab.ServiceIPTables || !l.Backends {
+		t.Errorf("service mode %q, backends %v; want the default, %s, and backends", l.ServiceMode, l.Backends, lab.ServiceIPTables)
+	}
 	p1 := l.Nodes[0].Pod
 	ext := l.External
 	// Two counting rules in the external host: what source it sees.
@@ -37,8 +44,13 @@ func TestPrivilegedServiceAndExternal(t *testing.T) {
 			t.Fatalf("iptables in %s: %v\n%s", ext.Name, err, out)
 		}
 	}
-	ping(t, l, p1.NSPath, l.Service)
-	ping(t, l, l.Nodes[1].Sibling.NSPath, l.Service) // kube-proxy's rules are on every node
+	http := netip.AddrPortFrom(l.Service, lab.ServicePorts[0].Port)
+	for _, from := range []*lab.Pod{p1, l.Nodes[1].Sibling} { // kube-proxy's rules are on every node
+		who, err := whoamiTCP(from.NS, http)
+		if ep, perr := netip.ParseAddr(who); err != nil || perr != nil || !slices.Contains(l.ServiceEndpoints(), ep) {
+			t.Errorf("TCP from %s to %s: answered %q (%v), want an endpoint of %v", from.Name, http, who, err, l.ServiceEndpoints())
+		}
+	}
 	ping(t, l, p1.NSPath, ext.Addr)
 
 	out, err := l.Command(t.Context(), ext.NSPath, "iptables", "-w", "-L", "INPUT", "-n", "-v", "-x").CombinedOutput()

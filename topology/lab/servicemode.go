@@ -3,23 +3,22 @@ package lab
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
-// ServiceMode says how a lab's nodes build the Service (Config.Service).
+// ServiceMode says how a lab's nodes build the Service (Config.Service):
+// as one of kube-proxy's modes builds it. Either translates ServicePorts
+// only (TCP and UDP, never ICMP), to node 2's pod and its sibling, and
+// the pods serve them (Config.Backends is implied).
 type ServiceMode string
 
 // The service modes; docs/lab.md says what each builds and how it differs
 // from kube-proxy.
 const (
-	// ServiceDNAT, the default for now: one nat rule per node DNATs every
-	// protocol to ServiceAddr, ICMP included, to node 2's pod, port for
-	// port. No kube-proxy mode translates ICMP; cnitrace's ICMP probes to
-	// the Service depend on this one until they can probe with TCP or UDP.
-	ServiceDNAT ServiceMode = "dnat"
-	// ServiceIPTables builds the Service as kube-proxy's iptables mode
-	// does: KUBE-SERVICES -> KUBE-SVC-* -> KUBE-SEP-* chains in the nat
-	// table, TCP and UDP only (ServicePorts), spread over
+	// ServiceIPTables, the default, builds the Service as kube-proxy's
+	// iptables mode does: KUBE-SERVICES -> KUBE-SVC-* -> KUBE-SEP-* chains
+	// in the nat table, TCP and UDP only (ServicePorts), spread over
 	// ServiceEndpoints by `-m statistic --mode random`.
 	ServiceIPTables ServiceMode = "iptables"
 	// ServiceNFTables builds it as kube-proxy's nftables mode does: table
@@ -29,7 +28,7 @@ const (
 )
 
 // ServiceModes lists every service mode, the default first.
-var ServiceModes = []ServiceMode{ServiceDNAT, ServiceIPTables, ServiceNFTables}
+var ServiceModes = []ServiceMode{ServiceIPTables, ServiceNFTables}
 
 // ParseServiceMode returns the service mode called s.
 func ParseServiceMode(s string) (ServiceMode, error) {
@@ -41,15 +40,10 @@ func ParseServiceMode(s string) (ServiceMode, error) {
 }
 
 // Validate reports whether m is one of ServiceModes; empty means the
-// default, ServiceDNAT.
+// default, ServiceIPTables.
 func (m ServiceMode) Validate() error {
-	if m == "" {
+	if m == "" || slices.Contains(ServiceModes, m) {
 		return nil
-	}
-	for _, v := range ServiceModes {
-		if m == v {
-			return nil
-		}
 	}
 	names := make([]string, len(ServiceModes))
 	for i, v := range ServiceModes {
@@ -58,19 +52,12 @@ func (m ServiceMode) Validate() error {
 	return fmt.Errorf("unknown service mode %q (want %s)", string(m), strings.Join(names, ", "))
 }
 
-// orDefault is m, or ServiceDNAT when m is empty.
+// orDefault is m, or ServiceIPTables when m is empty.
 func (m ServiceMode) orDefault() ServiceMode {
 	if m == "" {
-		return ServiceDNAT
+		return ServiceIPTables
 	}
 	return m
-}
-
-// KubeProxy reports whether m is one of kube-proxy's modes, which
-// translate only ServicePorts and need the pods' backends (Config.Backends).
-func (m ServiceMode) KubeProxy() bool {
-	m = m.orDefault()
-	return m == ServiceIPTables || m == ServiceNFTables
 }
 
 // The Service as Kubernetes would name it: kube-proxy derives its chain
@@ -88,8 +75,8 @@ type ServicePort struct {
 	TargetPort uint16 // on each endpoint
 }
 
-// ServicePorts are the Service's ports in the kube-proxy modes: TCP 80 to
-// the backends' BackendPort, UDP 53 to their DNS server.
+// ServicePorts are the Service's ports: TCP 80 to the backends'
+// BackendPort, UDP 53 to their DNS server.
 var ServicePorts = []ServicePort{
 	{Name: "http", Protocol: "tcp", Port: 80, TargetPort: BackendPort},
 	{Name: "dns", Protocol: "udp", Port: 53, TargetPort: DNSPort},
@@ -104,16 +91,12 @@ var ServiceCIDR = netip.MustParsePrefix("10.96.0.0/12")
 var ClusterCIDR = netip.MustParsePrefix("10.244.0.0/16")
 
 // ServiceEndpoints returns the addresses the Service sends its traffic
-// to: node 2's pod when the mode is ServiceDNAT, node 2's pod and its
-// sibling in the kube-proxy modes, nil when the lab has no Service (a lab
-// from Open does not know).
+// to, node 2's pod and its sibling, or nil when the lab has no Service (a
+// lab from Open does not know).
 func (l *Lab) ServiceEndpoints() []netip.Addr {
 	if !l.Service.IsValid() {
 		return nil
 	}
 	n2 := l.Nodes[1]
-	if l.ServiceMode.KubeProxy() {
-		return []netip.Addr{n2.Pod.Addr, n2.Sibling.Addr}
-	}
-	return []netip.Addr{n2.Pod.Addr}
+	return []netip.Addr{n2.Pod.Addr, n2.Sibling.Addr}
 }
