@@ -38,7 +38,7 @@ func Merge(src *Result, listeners ...*Stamps) ([]*Result, error) {
 		for j := range l.Runs {
 			lr := &l.Runs[j]
 			if lr.RunID != run.RunID {
-				dropped[i] = append(dropped[i], DroppedRun{Node: id, RunID: lr.RunID, Probes: len(lr.Probes), Why: "not the source's run"})
+				dropped[i] = append(dropped[i], DroppedRun{Node: id, RunID: lr.RunID, Probes: len(lr.Probes), Why: "not the source's run (another trace's, or a warm-up probe)"})
 				continue
 			}
 			held[i] = map[uint32]*ProbeStamp{}

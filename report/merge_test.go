@@ -361,3 +361,31 @@ func TestMergeRendersEveryFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeMergeInput(t *testing.T) {
+	s := twoNodes{n: 3, interval: 10 * time.Millisecond, segs: func(int) []time.Duration { return baseSegs() }}
+	src, ls := s.record(t)
+	var b strings.Builder
+	if err := EncodeStamps(&b, ls["10.244.2.2"]); err != nil {
+		t.Fatal(err)
+	}
+	r, st, err := DecodeMergeInput(strings.NewReader(b.String()))
+	if err != nil || r != nil || st == nil || st.Role != RoleListen || len(st.Runs) != 1 || len(st.Runs[0].Probes) != 3 {
+		t.Fatalf("listen file: %v, %v, %+v", err, r, st)
+	}
+	if _, err := Merge(src, st); err != nil {
+		t.Errorf("merge of the decoded listen file: %v", err)
+	}
+	b.Reset()
+	if err := Render(&b, src, FormatJSON); err != nil {
+		t.Fatal(err)
+	}
+	r, st, err = DecodeMergeInput(strings.NewReader(b.String()))
+	if err != nil || st != nil || r == nil || r.Stamps == nil || r.Stamps.Runs[0].RunID != testRun {
+		t.Fatalf("report: %v, %+v", err, st)
+	}
+	newer := `{"kind": "cnitrace-listen", "stamps_version": 2}`
+	if _, _, err := DecodeMergeInput(strings.NewReader(newer)); !errors.Is(err, ErrNotReport) || !strings.Contains(err.Error(), "stamps_version 2") {
+		t.Errorf("a newer listen file: got %v", err)
+	}
+}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cnitrace/cnitrace/cmd/internal/cli"
+	"github.com/cnitrace/cnitrace/report"
+)
+
+var updateMerge = flag.Bool("update-merge", false, "rewrite testdata/merge/merged.golden.txt from the merge of the lab files next to it")
+
+// The files of testdata/merge are a real lab run: `listen` on node 2
+// (db-node.json) while `trace --for-merge` ran from node 1's pod
+// (web-node.json), 12 probes.
+const (
+	mergeTrace  = "testdata/merge/web-node.json"
+	mergeListen = "testdata/merge/db-node.json"
+	mergeGolden = "testdata/merge/merged.golden.txt"
+)
+
+func TestMergeGolden(t *testing.T) {
+	code, stdout, stderr := runCLI(t, "merge", mergeTrace, mergeListen)
+	if code != 0 {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
+	}
+	if *updateMerge {
+		if err := os.WriteFile(mergeGolden, []byte(stdout), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(mergeGolden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stdout != string(want) {
+		t.Errorf("merge output differs from %s (go test -run TestMergeGolden -update-merge rewrites it):\n%s", mergeGolden, stdout)
+	}
+	// Any order of the files, every format, --out.
+	for _, f := range []string{"text", "json", "markdown", "html"} {
+		out := filepath.Join(t.TempDir(), "merged."+f)
+		if code, _, stderr := runCLI(t, "merge", "--format", f, mergeListen, "--out", out, mergeTrace); code != 0 {
+			t.Errorf("--format %s: exit code %d; stderr:\n%s", f, code, stderr)
+		}
+		if b, err := os.ReadFile(out); err != nil || !strings.Contains(string(b), "wire") {
+			t.Errorf("--format %s: %v; wrote:\n%.300s", f, err, b)
+		}
+	}
+}
+
+func TestMergeBadInput(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// The trace's report without its stamps: an ordinary JSON report.
+	var rep map[string]any
+	data, err := os.ReadFile(mergeTrace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	delete(rep, "stamps")
+	plain, _ := json.Marshal(rep)
+	noStamps := write("plain.json", string(plain))
+	notJSON := write("notes.txt", "cnitrace: 30 probes to 10.244.2.2\n")
+	var st report.Stamps
+	if err := json.Unmarshal([]byte(readFile(t, mergeListen)), &st); err != nil {
+		t.Fatal(err)
+	}
+	for i := range st.Runs {
+		st.Runs[i].RunID ^= 1 // another run
+	}
+	var other strings.Builder
+	if err := report.EncodeStamps(&other, &st); err != nil {
+		t.Fatal(err)
+	}
+	otherRun := write("other.json", other.String())
+	outDir := filepath.Join(dir, "no-such-dir", "merged.txt")
+	tests := []struct {
+		name    string
+		args    []string
+		wantMsg string
+	}{
+		{"no files", []string{"merge"}, "give the source node's report and at least one listen file"},
+		{"one file", []string{"merge", mergeTrace}, "at least one listen file"},
+		{"missing file", []string{"merge", mergeTrace, filepath.Join(dir, "nope.json")}, "nope.json: no such file or directory"},
+		{"not JSON", []string{"merge", mergeTrace, notJSON}, "not a cnitrace JSON report"},
+		{"report without stamps", []string{"merge", noStamps, mergeListen}, "--for-merge"},
+		{"two listen files", []string{"merge", mergeListen, mergeListen}, "no source report"},
+		{"two source reports", []string{"merge", mergeTrace, mergeTrace}, "two source reports"},
+		{"no run in common", []string{"merge", mergeTrace, otherRun}, "none of the listen files"},
+		{"bad format", []string{"merge", mergeTrace, mergeListen, "--format", "xml"}, `unknown output format "xml"`},
+		{"unwritable out", []string{"merge", mergeTrace, mergeListen, "--out", outDir}, "--out"},
+		{"listen without --from", []string{"listen", "--netns", "/run/netns/x"}, "--from IP"},
+		{"listen with --to", []string{"listen", "--netns", "/run/netns/x", "--to", "10.244.1.2"}, "listen takes --from IP"},
+		{"listen bad --from", []string{"listen", "--netns", "/run/netns/x", "--from", "10.244.1.300"}, `--from "10.244.1.300": not an IP address`},
+		{"listen negative duration", []string{"listen", "--netns", "/run/netns/x", "--from", "10.244.1.2", "--duration", "-1s"}, "must not be negative"},
+		{"listen no source", []string{"listen", "--from", "10.244.1.2"}, "--netns FILE or --pid PID"},
+		{"listen missing netns", []string{"listen", "--netns", filepath.Join(dir, "no-netns"), "--from", "10.244.1.2", "--out", filepath.Join(dir, "l.json")}, "no-netns"},
+		{"trace --for-merge without json", []string{"trace", "--netns", "/run/netns/x", "--to", "10.244.2.2", "--for-merge"}, "--for-merge: the stamps go in the JSON report only"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, tt.args...)
+			if code != cli.ExitUsage {
+				t.Errorf("exit code %d, want %d; stderr:\n%s", code, cli.ExitUsage, stderr)
+			}
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			if !strings.Contains(lines[len(lines)-1], tt.wantMsg) && !strings.Contains(stderr, tt.wantMsg) {
+				t.Errorf("stderr %q does not say %q", stderr, tt.wantMsg)
+			}
+			if stdout != "" && !strings.HasPrefix(tt.name, "no files") {
+				t.Errorf("stdout %q, want nothing", stdout)
+			}
+		})
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		switch e.Name() {
+		case "plain.json", "notes.txt", "other.json":
+		default:
+			t.Errorf("%s left behind in %s", e.Name(), dir)
+		}
+	}
+}
+
+func readFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
