@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -12,10 +11,11 @@ import (
 	"github.com/cnitrace/cnitrace/topology/lab/labtest"
 )
 
-// Issue 4's NAT layouts: a ClusterIP-style Service the node DNATs to a pod
-// on the other node, and traffic leaving the cluster masqueraded toward an
-// external host. Probes must be matched at every point through the
-// rewrite, and the report must say where the addresses changed.
+// Issue 4's NAT layouts: traffic leaving the cluster masqueraded toward an
+// external host, and (service_transport_privileged_test.go) a ClusterIP
+// Service the nodes DNAT to the pods of the other node, as kube-proxy
+// does. Probes must be matched at every point through the rewrite, and
+// the report must say where the addresses changed.
 
 // natReport is what the NAT tests read of the JSON report besides
 // jsonReport.
@@ -55,59 +55,6 @@ func rewriteOf(r jsonReport, nat natReport, direction, field string) (from, to, 
 		}
 	}
 	return "", "", "", "", false
-}
-
-func TestPrivilegedTraceService(t *testing.T) {
-	l := labtest.NewWith(t, lab.Config{Service: true, Faults: lab.Faults{Wire: true}})
-	vip, backend := l.Service.String(), l.Nodes[1].Pod.Addr.String()
-	flags := []string{"--count", "30", "--interval", "20ms"}
-	r, nat := traceNAT(t, l, vip, cli.ExitOK, flags...)
-
-	// The path is the backend's: discovery followed the DNAT it found in
-	// the node's conntrack table.
-	if got, want := pointKinds(r), []string{"pod", "veth", "bridge", "vxlan", "uplink"}; !slices.Equal(got, want) {
-		t.Fatalf("point kinds %v, want %v", got, want)
-	}
-	if nat.Translated != backend {
-		t.Errorf("translated %q, want %q", nat.Translated, backend)
-	}
-	checkAllSeen(t, r, 30)
-	first, last := nat.Points[0], nat.Points[len(nat.Points)-1]
-	if first.Request == nil || first.Request.Dst != vip || last.Request == nil || last.Request.Dst != backend {
-		t.Errorf("request destinations: %+v at the pod, %+v at the uplink; want %s, then %s", first.Request, last.Request, vip, backend)
-	}
-	if last.Reply == nil || last.Reply.Src != backend || first.Reply == nil || first.Reply.Src != vip {
-		t.Errorf("reply sources: %+v at the uplink, %+v at the pod; want %s, then %s", last.Reply, first.Reply, backend, vip)
-	}
-	// Where the DNAT acts: before the VXLAN device, at or after the veth
-	// (with br_netfilter, as here, before the bridge's own tap).
-	from, to, old, new, ok := rewriteOf(r, nat, "request", "dst")
-	if !ok || old != vip || new != backend || from == "pod" || to == "uplink" {
-		t.Errorf("request dst rewrite %s->%s %s->%s (found %v), want %s->%s between the veth and the vxlan device; rewrites %+v",
-			from, to, old, new, ok, vip, backend, nat.Rewrites)
-	}
-	if _, _, old, new, ok := rewriteOf(r, nat, "reply", "src"); !ok || old != backend || new != vip {
-		t.Errorf("reply src rewrite %s->%s (found %v), want %s->%s", old, new, ok, backend, vip)
-	}
-
-	n1 := l.Nodes[0]
-	code, stdout, stderr := runCLI(t, "path", "--netns", n1.Pod.NSPath, "--node-netns", n1.NSPath, "--to", vip)
-	if want := "(the node translates " + vip + " to " + backend + ": DNAT"; code != cli.ExitOK || !strings.Contains(stdout, want) {
-		t.Errorf("path to the service: exit %d, output:\n%s%s\nwant it to contain %q", code, stdout, stderr, want)
-	}
-
-	delay := lab.Faults{Network: lab.Network{Request: lab.Impairment{Delay: 2 * time.Millisecond}}}
-	if err := l.SetFaults(t.Context(), delay); err != nil {
-		t.Fatal(err)
-	}
-	delayed, _ := traceNAT(t, l, vip, cli.ExitOK, flags...)
-	checkMoved(t, r, delayed, "network", 2*time.Millisecond)
-
-	if err := l.SetFaults(t.Context(), lab.Faults{ForwardRequestLoss: 0.3}); err != nil {
-		t.Fatal(err)
-	}
-	lossy, _ := traceNAT(t, l, vip, cli.ExitFinding, "--count", "60", "--interval", "5ms", "--timeout", "300ms")
-	checkLossOnlyOn(t, lossy, "request bridge->vxlan") // FORWARD, after the DNAT
 }
 
 func TestPrivilegedTraceExternalMasquerade(t *testing.T) {

@@ -40,9 +40,9 @@ var capNumbers = map[string]int{
 }
 
 // privFixture is what the rows of the table run against: a lab with a
-// Service (the target: discovery must follow its DNAT, so conntrack is
-// read and used), a root process in node 1's pod for --pid, and the two
-// binaries as shipped.
+// Service (kube-proxy's iptables mode, which translates TCP and UDP only),
+// a root process in node 1's pod for --pid, and the two binaries as
+// shipped.
 type privFixture struct {
 	lab  *lab.Lab
 	pid  int
@@ -97,15 +97,38 @@ func buildLabBinary(t *testing.T) string {
 	return bin
 }
 
+// privTarget is what a cnitrace row of the table traces: its IP and the
+// flags that go with it.
+type privTarget struct {
+	name  string
+	ip    func(*lab.Lab) string
+	flags []string
+}
+
+// privTargets are the targets every cnitrace row runs against: node 2's
+// pod with ICMP, the row's command as written (discovery still reads
+// conntrack, so CAP_NET_ADMIN stays needed), and the Service with TCP to
+// its port 80, the one target whose path needs the DNAT found in conntrack
+// (conntrack read and used: without it discovery follows the ClusterIP
+// and fails), as kube-proxy's Service carries no ICMP.
+var privTargets = []privTarget{
+	{"icmp-pod", func(l *lab.Lab) string { return l.Nodes[1].Pod.Addr.String() }, nil},
+	{"tcp-service", func(l *lab.Lab) string { return l.Service.String() }, []string{"--proto", "tcp", "--port", strconv.Itoa(int(lab.ServicePorts[0].Port))}},
+}
+
 // argv turns a row's command line into the binary and the arguments to
 // run it with against the lab: FILE, PID and IP become node 1's pod, the
-// process in it and the Service; cnitrace gets node 1 as its node netns,
-// trace a short run, cnitrace-lab up a fresh lab name, removed at cleanup.
-func (f *privFixture) argv(t *testing.T, row privilegeRow) (string, []string) {
+// process in it and tg's IP, followed by tg's flags; cnitrace gets node 1
+// as its node netns, trace a short run, cnitrace-lab up a fresh lab name,
+// removed at cleanup.
+func (f *privFixture) argv(t *testing.T, row privilegeRow, tg privTarget) (string, []string) {
 	t.Helper()
 	fields := strings.Fields(row.command)
 	n1 := f.lab.Nodes[0]
-	subst := map[string]string{"FILE": n1.Pod.NSPath, "PID": strconv.Itoa(f.pid), "IP": f.lab.Service.String()}
+	subst := map[string]string{"FILE": n1.Pod.NSPath, "PID": strconv.Itoa(f.pid)}
+	if tg.ip != nil {
+		subst["IP"] = tg.ip(f.lab)
+	}
 	var args []string
 	for _, a := range fields[1:] {
 		if v, ok := subst[a]; ok {
@@ -115,7 +138,7 @@ func (f *privFixture) argv(t *testing.T, row privilegeRow) (string, []string) {
 	}
 	switch {
 	case fields[0] == program:
-		args = append(args, "--node-netns", n1.NSPath)
+		args = append(append(args, tg.flags...), "--node-netns", n1.NSPath)
 		if args[0] == "trace" {
 			args = append(args, "--count", "3", "--interval", "10ms", "--timeout", "500ms")
 		}
@@ -178,39 +201,55 @@ func underCapsh(ctx context.Context, capsh string, drop []string, bin string, ar
 //   - exactly the row's capabilities suffice: a cnitrace row runs from a
 //     copy of the binary given them with setcap, as nobody; a lab row
 //     runs as root with every other capability dropped.
+//
+// A cnitrace row runs once per privTargets: ICMP to a pod, TCP to the
+// Service.
 func TestPrivilegedCapabilityTable(t *testing.T) {
 	capsh, setcap := libcapTool(t, "capsh"), libcapTool(t, "setcap")
 	f := newPrivFixture(t)
 	copies := setcapDir(t)
 	for _, row := range privilegeTable {
 		t.Run(row.command, func(t *testing.T) {
-			for _, c := range row.capabilities(needed, needRoot) {
-				bin, args := f.argv(t, row)
-				ctx, cancel := context.WithTimeout(context.Background(), privRunTimeout)
-				code, stderr := runPriv(t, underCapsh(ctx, capsh, []string{strings.ToLower(c)}, bin, args...))
-				cancel()
-				t.Logf("without %s: exit %d: %s", c, code, lastLine(stderr))
-				if slices.Contains(row.capabilities(needed), c) {
-					checkNamed(t, c, code, stderr)
-				} else {
-					checkFailed(t, c, code, stderr)
-				}
+			if !strings.HasPrefix(row.command, program+" ") {
+				checkRow(t, f, capsh, setcap, copies, row, privTarget{})
+				return
 			}
-			bin, args := f.argv(t, row)
-			ctx, cancel := context.WithTimeout(context.Background(), privRunTimeout)
-			defer cancel()
-			var cmd *exec.Cmd
-			if filepath.Base(bin) == program {
-				cmd = asNobodyWith(t, ctx, setcap, copies, bin, row.capabilities(needed), args...)
-			} else {
-				cmd = underCapsh(ctx, capsh, allCapsBut(t, row.capabilities(needRoot)), bin, args...)
-			}
-			code, stderr := runPriv(t, cmd)
-			t.Logf("with exactly %v: exit %d: %s", row.capabilities(needed, needRoot), code, lastLine(stderr))
-			if code != cli.ExitOK {
-				t.Errorf("with exactly %v: exit %d, want %d; stderr:\n%s", row.capabilities(needed, needRoot), code, cli.ExitOK, stderr)
+			for _, tg := range privTargets {
+				t.Run(tg.name, func(t *testing.T) { checkRow(t, f, capsh, setcap, copies, row, tg) })
 			}
 		})
+	}
+}
+
+// checkRow runs row against f (tg says what a cnitrace row traces), as
+// TestPrivilegedCapabilityTable says.
+func checkRow(t *testing.T, f *privFixture, capsh, setcap, copies string, row privilegeRow, tg privTarget) {
+	t.Helper()
+	for _, c := range row.capabilities(needed, needRoot) {
+		bin, args := f.argv(t, row, tg)
+		ctx, cancel := context.WithTimeout(context.Background(), privRunTimeout)
+		code, stderr := runPriv(t, underCapsh(ctx, capsh, []string{strings.ToLower(c)}, bin, args...))
+		cancel()
+		t.Logf("without %s: exit %d: %s", c, code, lastLine(stderr))
+		if slices.Contains(row.capabilities(needed), c) {
+			checkNamed(t, c, code, stderr)
+		} else {
+			checkFailed(t, c, code, stderr)
+		}
+	}
+	bin, args := f.argv(t, row, tg)
+	ctx, cancel := context.WithTimeout(context.Background(), privRunTimeout)
+	defer cancel()
+	var cmd *exec.Cmd
+	if filepath.Base(bin) == program {
+		cmd = asNobodyWith(t, ctx, setcap, copies, bin, row.capabilities(needed), args...)
+	} else {
+		cmd = underCapsh(ctx, capsh, allCapsBut(t, row.capabilities(needRoot)), bin, args...)
+	}
+	code, stderr := runPriv(t, cmd)
+	t.Logf("with exactly %v: exit %d: %s", row.capabilities(needed, needRoot), code, lastLine(stderr))
+	if code != cli.ExitOK {
+		t.Errorf("with exactly %v: exit %d, want %d; stderr:\n%s", row.capabilities(needed, needRoot), code, cli.ExitOK, stderr)
 	}
 }
 
