@@ -16,12 +16,16 @@ const (
 	// ringRetire is the block retire timeout: a block holding packets is
 	// handed to user space at the latest this long after it was opened.
 	ringRetire = 8 * time.Millisecond
-	// pollInterval bounds every wait on the ring, so a reader sees a stop
-	// request within about this long.
-	pollInterval = 20 * time.Millisecond
-	// drainTime is how long a stopping reader keeps reading: whatever was
-	// in the ring when it was asked to stop is retired and read by then.
-	drainTime = ringRetire + pollInterval
+	// scanGap is how long the session's reader waits, once a ring has a
+	// block for it, before it reads every ring: the blocks that hold one
+	// probe's packets at the other points retire within ringRetire of
+	// the first, so one scan takes them all (every ring's retire timer
+	// runs on its own clock). It also bounds the reader's wake-ups to
+	// two per scanGap, however many rings and packets.
+	scanGap = ringRetire
+	// drainTime bounds how long a stopping reader waits for the blocks
+	// still open to retire: the last packets are read by then.
+	drainTime = ringRetire + 20*time.Millisecond
 )
 
 // packet is one frame read from a ring, copied out of the shared memory.
@@ -30,6 +34,12 @@ type packet struct {
 	at    time.Time
 	stamp StampSource
 	dir   topology.Dir
+}
+
+// readiness is one ring's state when the session's poller woke up.
+type readiness struct {
+	ring   int  // the ring's index in the session
+	failed bool // its socket has an error pending (EPOLLERR)
 }
 
 // ringStats are the kernel's counters of one capture socket

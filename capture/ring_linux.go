@@ -6,9 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -33,15 +31,15 @@ import (
 // PACKET_TIMESTAMP): doing so would turn on the host-wide RX timestamp key
 // and change what every other tap reports.
 //
-// A ring is created inside its interface's netns and stays bound to it. Its
-// reading methods must be called from one goroutine at a time; Close only
-// after reading stopped.
+// A ring is created inside its interface's netns and stays bound to it. It
+// never waits: the session's reader waits for all its rings at once
+// (poller) and then reads each. Its reading methods must be called from
+// one goroutine at a time; Close only after reading stopped.
 type ring struct {
 	fd      int
-	file    *os.File        // owns fd once set: the ring waits in Go's netpoller
-	raw     syscall.RawConn // file's, for waiting without an OS thread
 	mem     []byte
 	cur     int       // the next block to read
+	read    uint64    // packets handed to fn so far
 	total   ringStats // counters read so far (reading resets the kernel's)
 	ifindex int
 	link    LinkType // how the interface's frames start
@@ -92,29 +90,7 @@ func openRing(ifname string, ifindex int, f filters) (*ring, error) {
 		r.Close()
 		return nil, err
 	}
-	if err := r.pollable(); err != nil {
-		r.Close()
-		return nil, err
-	}
 	return r, nil
-}
-
-// pollable hands the socket to Go's netpoller. A reader blocked in poll(2)
-// holds an OS thread and keeps the runtime's sysmon busy handing its P to
-// other threads: with five rings that cost ~1.6 ms of system time per probe
-// (strace: 17k nanosleep and 3k futex calls in 3 s). Parked in the
-// netpoller, an idle reader costs nothing.
-func (r *ring) pollable() error {
-	if err := unix.SetNonblock(r.fd, true); err != nil {
-		return fmt.Errorf("set capture socket non-blocking: %w", err)
-	}
-	r.file = os.NewFile(uintptr(r.fd), "packet")
-	raw, err := r.file.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("capture socket: %w", err)
-	}
-	r.raw = raw
-	return nil
 }
 
 func (r *ring) setup(ifname string, ifindex int, f filters) error {
@@ -220,70 +196,70 @@ func (r *ring) linkType(ifname string) (LinkType, error) {
 	return link, nil
 }
 
-// next waits up to timeout for the oldest unread block, hands each of its
-// packets to fn, and gives the block back to the kernel. It reports whether
-// it read a block.
-func (r *ring) next(timeout time.Duration, fn func(packet)) (bool, error) {
-	blk := r.mem[r.cur*ringBlockSize : (r.cur+1)*ringBlockSize]
-	status := (*uint32)(unsafe.Pointer(&blk[blkStatus])) // shared with the kernel
-	if atomic.LoadUint32(status)&unix.TP_STATUS_USER == 0 {
-		ready := func() bool { return atomic.LoadUint32(status)&unix.TP_STATUS_USER != 0 }
-		if err := r.wait(timeout, ready); err != nil {
-			return false, err
-		}
+// readBlocks hands every packet of every block the kernel has retired to
+// fn, oldest first, and gives each block back to the kernel. It never
+// waits, and reports how many packets it read.
+func (r *ring) readBlocks(fn func(packet)) (int, error) {
+	total := 0
+	for range ringBlocks {
+		blk := r.mem[r.cur*ringBlockSize : (r.cur+1)*ringBlockSize]
+		status := (*uint32)(unsafe.Pointer(&blk[blkStatus])) // shared with the kernel
 		if atomic.LoadUint32(status)&unix.TP_STATUS_USER == 0 {
-			return false, nil
+			break
+		}
+		n, err := walkBlock(blk, fn)
+		atomic.StoreUint32(status, unix.TP_STATUS_KERNEL)
+		r.cur = (r.cur + 1) % ringBlocks
+		r.read += uint64(n)
+		total += n
+		if err != nil {
+			return total, err
 		}
 	}
-	err := walkBlock(blk, fn)
-	atomic.StoreUint32(status, unix.TP_STATUS_KERNEL)
-	r.cur = (r.cur + 1) % ringBlocks
-	return true, err
+	return total, nil
 }
 
-// wait waits in the netpoller for up to timeout until ready reports a
-// retired block. A pending socket error (the interface went down or away)
-// is fetched, which clears it, and returned.
-func (r *ring) wait(timeout time.Duration, ready func() bool) error {
-	if err := r.file.SetReadDeadline(time.Now().Add(timeout)); err != nil {
-		return fmt.Errorf("set capture deadline: %w", err)
-	}
-	var soerr error
-	err := r.raw.Read(func(fd uintptr) bool {
-		if ready() {
-			return true
-		}
-		// Woken without a block: the kernel may have flagged an error.
-		if e, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR); err == nil && e != 0 {
-			soerr = fmt.Errorf("capture on ifindex %d: %w", r.ifindex, unix.Errno(e))
-			return true
-		}
-		return false
-	})
+// sockErr fetches, and so clears, the socket's pending error: what the
+// kernel flags when the interface goes down or away (ENETDOWN). It
+// returns nil when there is none.
+func (r *ring) sockErr() error {
+	e, err := unix.GetsockoptInt(r.fd, unix.SOL_SOCKET, unix.SO_ERROR)
 	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return nil
 	case err != nil:
-		return fmt.Errorf("wait on capture socket: %w", err)
+		return fmt.Errorf("capture on ifindex %d: read socket error: %w", r.ifindex, err)
+	case e != 0:
+		return fmt.Errorf("capture on ifindex %d: %w", r.ifindex, unix.Errno(e))
 	}
-	return soerr
+	return nil
 }
 
-// walkBlock hands every packet of a retired block to fn. The offsets come
-// from the kernel, but are checked all the same: a bad one ends the walk with
-// an error instead of a panic.
-func walkBlock(blk []byte, fn func(packet)) error {
+// pending reports whether the kernel put packets in the ring that were
+// not read yet: its counters (PACKET_STATISTICS, which count every packet
+// the filter passed, dropped ones included) against what readBlocks
+// handed over. Packets in a block not retired yet are pending.
+func (r *ring) pending() (bool, error) {
+	st, err := r.stats()
+	if err != nil {
+		return false, err
+	}
+	return st.packets-st.drops > r.read, nil
+}
+
+// walkBlock hands every packet of a retired block to fn and returns how
+// many it handed over. The offsets come from the kernel, but are checked
+// all the same: a bad one ends the walk with an error instead of a panic.
+func walkBlock(blk []byte, fn func(packet)) (int, error) {
 	ne := binary.NativeEndian
 	n := ne.Uint32(blk[blkNumPkts:])
 	off := uint64(ne.Uint32(blk[blkFirstPkt:]))
 	for i := uint32(0); i < n; i++ {
 		if off+pktHeaderBytes > uint64(len(blk)) {
-			return fmt.Errorf("ring block: packet %d of %d at offset %d out of bounds", i, n, off)
+			return int(i), fmt.Errorf("ring block: packet %d of %d at offset %d out of bounds", i, n, off)
 		}
 		h := blk[off:]
 		mac, snap := uint64(ne.Uint16(h[pktMac:])), uint64(ne.Uint32(h[pktSnaplen:]))
 		if off+mac+snap > uint64(len(blk)) {
-			return fmt.Errorf("ring block: frame of packet %d (%d bytes at %d) out of bounds", i, snap, off+mac)
+			return int(i), fmt.Errorf("ring block: frame of packet %d (%d bytes at %d) out of bounds", i, snap, off+mac)
 		}
 		fn(packet{
 			frame: append([]byte(nil), h[mac:mac+snap]...),
@@ -293,11 +269,11 @@ func walkBlock(blk []byte, fn func(packet)) error {
 		})
 		next := uint64(ne.Uint32(h[pktNext:]))
 		if next == 0 && i+1 < n {
-			return fmt.Errorf("ring block: packet %d of %d has no successor", i, n)
+			return int(i) + 1, fmt.Errorf("ring block: packet %d of %d has no successor", i, n)
 		}
 		off += next
 	}
-	return nil
+	return int(n), nil
 }
 
 // stampSource tells from tp_status whether the time is the skb's stamp or
@@ -338,11 +314,7 @@ func (r *ring) Close() error {
 		errs = append(errs, unix.Munmap(r.mem))
 		r.mem = nil
 	}
-	switch {
-	case r.file != nil:
-		errs = append(errs, r.file.Close())
-		r.file, r.fd = nil, -1
-	case r.fd >= 0:
+	if r.fd >= 0 {
 		errs = append(errs, unix.Close(r.fd))
 		r.fd = -1
 	}

@@ -61,11 +61,12 @@ func TestWalkBlock(t *testing.T) {
 	}
 	blk := ringBlock(want)
 	var got []packet
-	if err := walkBlock(blk, func(p packet) { got = append(got, p) }); err != nil {
+	n, err := walkBlock(blk, func(p packet) { got = append(got, p) })
+	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != len(want) {
-		t.Fatalf("got %d packets, want %d", len(got), len(want))
+	if n != len(want) || len(got) != len(want) {
+		t.Fatalf("got %d packets (%d counted), want %d", len(got), n, len(want))
 	}
 	wantMeta := []struct {
 		stamp StampSource
@@ -101,7 +102,7 @@ func TestWalkBlockCorrupt(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			blk := ringBlock(pkts)
 			tt.corrupt(blk)
-			err := walkBlock(blk, func(packet) {})
+			_, err := walkBlock(blk, func(packet) {})
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("got error %v, want one containing %q", err, tt.wantErr)
 			}

@@ -5,7 +5,6 @@ package capture
 import (
 	"fmt"
 	"runtime"
-	"time"
 
 	"github.com/cnitrace/cnitrace/topology"
 )
@@ -21,9 +20,11 @@ func openRingIn(ns *topology.NetNS, pt topology.Point, f filters) (*ring, error)
 	return nil, unsupported("open capture on " + pt.Name())
 }
 
-func (r *ring) next(timeout time.Duration, fn func(packet)) (bool, error) {
-	return false, unsupported("read capture")
-}
+func (r *ring) readBlocks(fn func(packet)) (int, error) { return 0, unsupported("read capture") }
+
+func (r *ring) sockErr() error { return nil }
+
+func (r *ring) pending() (bool, error) { return false, nil }
 
 func (r *ring) stats() (ringStats, error) { return ringStats{}, unsupported("read capture statistics") }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"time"
 
 	"golang.org/x/net/bpf"
 
@@ -22,8 +21,8 @@ type Config struct {
 	UDPPorts   []uint16 // extra tunnel ports (4789 and 8472 always included)
 	KeepFrames bool     // keep Observation.Frame (for pcapng)
 	// Sink, when set, receives every observation as it is decoded, from the
-	// point's reader goroutine (so concurrently, one goroutine per point),
-	// and the session keeps none: a long run then holds only what the sink
+	// session's one reader goroutine (so never two calls at once), and the
+	// session keeps none: a long run then holds only what the sink
 	// keeps. Capture.Observations is empty.
 	Sink func(Observation)
 	// Armed, when set, is called once by Start when every handle is open
@@ -67,12 +66,16 @@ type PointStats struct {
 	Undecodable    int    // accepted by the filter but not decodable
 }
 
-// Session captures on a set of points, one handle and one reader goroutine
-// per point. Create it with Start and always end it with Stop.
+// Session captures on a set of points, one handle per point and one
+// reader goroutine for them all. Create it with Start and always end it
+// with Stop.
 type Session struct {
 	handles []*handle
+	poll    *poller
 	stop    chan struct{}
-	wg      sync.WaitGroup
+	done    chan struct{} // closed when the reader returned
+
+	stopOnce sync.Once
 
 	mu      sync.Mutex
 	stopped bool
@@ -85,7 +88,7 @@ type Session struct {
 // handles are open when Start returns, so probing can start right after;
 // if one cannot be opened, the ones opened are closed again and the error
 // names the point. Cancelling ctx stops the
-// readers early; Stop must still be called to collect what was read and to
+// reader early; Stop must still be called to collect what was read and to
 // release the handles.
 func Start(ctx context.Context, targets []Target, cfg Config) (*Session, error) {
 	if len(targets) == 0 {
@@ -115,6 +118,10 @@ func Start(ctx context.Context, targets []Target, cfg Config) (*Session, error) 
 			sink:  cfg.Sink,
 		})
 	}
+	if s.poll, err = newPoller(rings); err != nil {
+		s.closeAll()
+		return nil, fmt.Errorf("start capture: %w", err)
+	}
 	if err := ctx.Err(); err != nil {
 		s.closeAll()
 		return nil, fmt.Errorf("start capture: %w", err)
@@ -123,13 +130,8 @@ func Start(ctx context.Context, targets []Target, cfg Config) (*Session, error) 
 		s.closeAll()
 		return nil, fmt.Errorf("start capture: %w", err)
 	}
-	for _, h := range s.handles {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			h.run(ctx, s.stop)
-		}()
-	}
+	s.done = make(chan struct{})
+	go s.read(ctx)
 	return s, nil
 }
 
@@ -178,11 +180,12 @@ func checkPointIDs(targets []Target) error {
 	return nil
 }
 
-// Stop waits until what is already in the rings has been read (at least the
-// block retire timeout and one poll), stops the readers, closes every handle
-// and returns all observations sorted by time. On error it still returns
-// what was captured, with the error of every point that failed. Stop may be
-// called once; it also works after ctx was cancelled.
+// Stop waits until what is already in the rings has been read (until the
+// rings' counters say every packet the kernel put there was, at most
+// drainTime), stops the reader, closes every handle and returns all
+// observations sorted by time. On error it still returns what was
+// captured, with the error of every point that failed. Stop may be called
+// once; it also works after ctx was cancelled.
 func (s *Session) Stop() (*Capture, error) {
 	s.mu.Lock()
 	if s.stopped {
@@ -192,8 +195,23 @@ func (s *Session) Stop() (*Capture, error) {
 	s.stopped = true
 	s.mu.Unlock()
 
-	close(s.stop)
-	s.wg.Wait()
+	s.stopReading()
+	return s.collect()
+}
+
+// stopReading tells the reader to drain the rings and stop, and waits
+// until it has. It may be called more than once.
+func (s *Session) stopReading() {
+	s.stopOnce.Do(func() {
+		close(s.stop)
+		s.poll.wake()
+	})
+	<-s.done
+}
+
+// collect reads the rings' counters, closes them and puts together what
+// the session saw; the reader must have stopped.
+func (s *Session) collect() (*Capture, error) {
 	c := &Capture{}
 	stats := make([]ringStats, len(s.handles))
 	serrs := make([]error, len(s.handles))
@@ -202,6 +220,9 @@ func (s *Session) Stop() (*Capture, error) {
 	}
 	cerrs := closeRings(s.rings())
 	var errs []error
+	if err := s.poll.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close the epoll set: %w", err))
+	}
 	for i, h := range s.handles {
 		st := stats[i]
 		if err := errors.Join(h.err, serrs[i], cerrs[i]); err != nil {
@@ -225,7 +246,11 @@ func (s *Session) Stop() (*Capture, error) {
 	return c, nil
 }
 
+// closeAll closes what a Start that failed opened.
 func (s *Session) closeAll() {
+	if s.poll != nil {
+		s.poll.Close()
+	}
 	closeRings(s.rings())
 	s.handles = nil
 }
@@ -276,70 +301,4 @@ func closeRings(rings []*ring) []error {
 	}
 	wg.Wait()
 	return errs
-}
-
-// handle is one capture point's ring and what its reader goroutine found.
-// Everything but the ring is owned by the reader until it returns.
-type handle struct {
-	point       topology.Point
-	ring        *ring
-	dec         *Decoder
-	keep        bool
-	sink        func(Observation)
-	obs         []Observation
-	undecodable int
-	err         error
-}
-
-// run reads the ring until stop is closed or ctx is done, then drains it.
-func (h *handle) run(ctx context.Context, stop <-chan struct{}) {
-	for {
-		select {
-		case <-stop:
-			h.drain()
-			return
-		case <-ctx.Done():
-			h.drain()
-			return
-		default:
-		}
-		if _, err := h.ring.next(pollInterval, h.add); err != nil {
-			h.err = err
-			return
-		}
-	}
-}
-
-// drain keeps reading for drainTime, long enough for the kernel to retire
-// the block that held the last packets, then reads what is left.
-func (h *handle) drain() {
-	deadline := time.Now().Add(drainTime)
-	for {
-		left := max(time.Until(deadline), 0)
-		got, err := h.ring.next(min(left, pollInterval), h.add)
-		if err != nil {
-			h.err = err
-			return
-		}
-		if !got && left == 0 {
-			return
-		}
-	}
-}
-
-// add decodes one packet into an observation of the handle's point.
-func (h *handle) add(p packet) {
-	o, err := h.dec.Decode(p.frame, Meta{Point: h.point.ID, At: p.at, Stamp: p.stamp, Dir: p.dir})
-	if err != nil {
-		h.undecodable++
-		return
-	}
-	if h.keep {
-		o.Frame = p.frame
-	}
-	if h.sink != nil {
-		h.sink(o)
-		return
-	}
-	h.obs = append(h.obs, o)
 }

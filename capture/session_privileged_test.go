@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -308,4 +309,67 @@ func checkNoLeaks(t *testing.T, before map[string]string, goroutines int) {
 	if got := runtime.NumGoroutine(); got > goroutines {
 		t.Errorf("got %d goroutines, want at most %d as before Start", got, goroutines)
 	}
+}
+
+// TestPrivilegedOneReaderForAllRings captures on the same points three
+// times over (six rings, each point thrice under its own ID): Start adds
+// one goroutine however many rings there are, every ring's packets still
+// reach the session, and the drain, right after the last reply, ends once
+// the rings' counters say every packet was read: the best of three tries
+// must come in under drainTime, which the fixed drain of before always
+// took in full.
+func TestPrivilegedOneReaderForAllRings(t *testing.T) {
+	lab := newVXLANLab(t)
+	conn := openICMP(t, lab.a.ns)
+	var targets []Target
+	for i := range 3 {
+		for _, tg := range lab.targets() {
+			tg.Point.ID = fmt.Sprintf("%s-%d", tg.Point.ID, i)
+			targets = append(targets, tg)
+		}
+	}
+	fds, goroutines := openFDs(t), settledGoroutines()
+	best := time.Hour
+	for try := range 3 {
+		s, err := Start(context.Background(), targets, Config{Magic: probe.Magic})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := settledGoroutines() - goroutines; got != 1 {
+			t.Errorf("Start on %d rings added %d goroutines, want 1", len(targets), got)
+		}
+		data := probe.Payload{RunID: 1, Seq: uint32(try)}.Marshal(56)
+		ping(t, conn, lab.b.overlay, try, data)
+		start := time.Now()
+		s.stopReading()
+		best = min(best, time.Since(start))
+		c, err := s.Stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := len(c.Observations), 2*len(targets); got != want {
+			t.Errorf("try %d: got %d observations, want %d (request and reply at each of %d rings)", try, got, want, len(targets))
+		}
+		checkNoLeaks(t, fds, goroutines)
+	}
+	t.Logf("the drain right after the last reply took %v at best (bound %v)", best, drainTime)
+	if best >= drainTime {
+		t.Errorf("the drain took %v at best, want less than its bound %v", best, drainTime)
+	}
+}
+
+// settledGoroutines counts the goroutines once the count holds still for
+// 20 ms (a goroutine that has handed over its result may not have
+// returned yet), for at most a second.
+func settledGoroutines() int {
+	n := runtime.NumGoroutine()
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m == n {
+			break
+		}
+		n = m
+	}
+	return n
 }

@@ -1,0 +1,159 @@
+package capture
+
+import (
+	"context"
+	"time"
+
+	"github.com/cnitrace/cnitrace/topology"
+)
+
+// handle is one capture point's ring and what the reader found there.
+// Everything but the ring is owned by the reader until it returns.
+type handle struct {
+	point       topology.Point
+	ring        *ring
+	dec         *Decoder
+	keep        bool
+	sink        func(Observation)
+	obs         []Observation
+	undecodable int
+	err         error // reading stopped on it; the ring is read no more
+}
+
+// read is the session's one reader: until Stop or ctx is done it waits
+// for any ring to hold a retired block, lets the other rings' blocks of
+// the same moment retire too (scanGap), and reads every ring; then it
+// drains them. It waits in the netpoller, holding no OS thread.
+func (s *Session) read(ctx context.Context) {
+	defer close(s.done)
+	stopWaking := context.AfterFunc(ctx, s.poll.wake)
+	defer stopWaking()
+	for s.running(ctx) {
+		events, err := s.poll.wait(time.Time{})
+		if err != nil {
+			s.failAll(err)
+			return
+		}
+		if len(events) == 0 {
+			continue // woken to stop
+		}
+		s.checkErrors(events)
+		if !s.pause(ctx, scanGap) {
+			break
+		}
+		s.scan()
+	}
+	s.drain()
+}
+
+// running reports whether neither Stop was called nor ctx is done.
+func (s *Session) running(ctx context.Context) bool {
+	select {
+	case <-s.stop:
+		return false
+	case <-ctx.Done():
+		return false
+	default:
+		return true
+	}
+}
+
+// pause waits d, and reports false if Stop was called or ctx was done
+// meanwhile.
+func (s *Session) pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.stop:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+// checkErrors stops reading every ring whose event says its socket has an
+// error (the interface went down or away), and keeps the error.
+func (s *Session) checkErrors(events []readiness) {
+	for _, ev := range events {
+		if !ev.failed {
+			continue
+		}
+		h := s.handles[ev.ring]
+		if err := h.ring.sockErr(); err != nil && h.err == nil {
+			h.err = err
+			s.poll.remove(h.ring)
+		}
+	}
+}
+
+// scan reads every retired block of every ring still read.
+func (s *Session) scan() {
+	for _, h := range s.handles {
+		if h.err != nil {
+			continue
+		}
+		if _, err := h.ring.readBlocks(h.add); err != nil {
+			h.err = err
+			s.poll.remove(h.ring)
+		}
+	}
+}
+
+// drain reads the rings until every packet the kernel put in them was read
+// (their counters say so), waiting for the blocks still open to retire,
+// but for drainTime at most: what a ring holds when Stop is called is
+// read by then. A short trace waits for the last blocks only, at most
+// ringRetire, where it once waited drainTime every time.
+func (s *Session) drain() {
+	end := time.Now().Add(drainTime)
+	for {
+		s.scan()
+		if !s.pending() || !time.Now().Before(end) {
+			return
+		}
+		if _, err := s.poll.wait(end); err != nil {
+			s.failAll(err)
+			return
+		}
+	}
+}
+
+// pending reports whether a ring still read holds packets not read yet.
+func (s *Session) pending() bool {
+	for _, h := range s.handles {
+		if h.err != nil {
+			continue
+		}
+		if p, err := h.ring.pending(); err == nil && p {
+			return true
+		}
+	}
+	return false
+}
+
+// failAll records err on every ring still read: waiting failed for all.
+func (s *Session) failAll(err error) {
+	for _, h := range s.handles {
+		if h.err == nil {
+			h.err = err
+		}
+	}
+}
+
+// add decodes one packet into an observation of the handle's point.
+func (h *handle) add(p packet) {
+	o, err := h.dec.Decode(p.frame, Meta{Point: h.point.ID, At: p.at, Stamp: p.stamp, Dir: p.dir})
+	if err != nil {
+		h.undecodable++
+		return
+	}
+	if h.keep {
+		o.Frame = p.frame
+	}
+	if h.sink != nil {
+		h.sink(o)
+		return
+	}
+	h.obs = append(h.obs, o)
+}
