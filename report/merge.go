@@ -90,6 +90,8 @@ func checkMergeInputs(src *Result, listeners []*Stamps) error {
 		return fmt.Errorf("%w: the source report has no stamps: trace with --for-merge --format json", ErrNotMergeable)
 	case src.Stamps.Role != RoleTrace:
 		return fmt.Errorf("%w: the source's stamps are of role %q, want %q", ErrNotMergeable, src.Stamps.Role, RoleTrace)
+	case src.Proto == "tcp":
+		return fmt.Errorf("%w: the source's probes are TCP SYNs, whose answers (SYN-ACK, RST) carry no token for the target node's file to be matched by: merge an ICMP or UDP trace of the same path", ErrNotMergeable)
 	case len(src.Stamps.Runs) != 1:
 		return fmt.Errorf("%w: the source's stamps hold %d runs, want 1 (no probe was captured?)", ErrNotMergeable, len(src.Stamps.Runs))
 	case len(listeners) == 0:

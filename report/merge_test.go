@@ -242,6 +242,11 @@ func TestMergeMatchesByTokenAcrossRuns(t *testing.T) {
 	if _, err := Merge(other, l); !errors.Is(err, ErrNotMergeable) || !strings.Contains(err.Error(), "none of the listen files") {
 		t.Errorf("no common run: got %v", err)
 	}
+	tcp := *src
+	tcp.Proto = "tcp"
+	if _, err := Merge(&tcp, l); !errors.Is(err, ErrNotMergeable) || !strings.Contains(err.Error(), "TCP") {
+		t.Errorf("a TCP run: got %v", err)
+	}
 	if _, err := Merge(&Result{}, l); !errors.Is(err, ErrNotMergeable) || !strings.Contains(err.Error(), "--for-merge") {
 		t.Errorf("no stamps: got %v", err)
 	}

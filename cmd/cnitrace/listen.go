@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -29,6 +30,7 @@ func listenCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	const synopsis = "--pod [NAMESPACE/]NAME | --netns FILE | --pid PID --from IP [--duration D] [--out FILE]"
 	fs := cli.NewFlagSet("listen")
 	addSourceFlags(fs, &c.traceConfig, &ignoredTo)
+	relabel(fs)
 	fs.StringVar(&from, "from", "", "`IP` address the probes come from (the source pod's): the path toward it is the one captured on, as 'cnitrace path --to IP' finds it")
 	fs.DurationVar(&c.duration, "duration", 0, "stop listening after this long (0: until interrupted, Ctrl-C or SIGTERM)")
 	fs.StringVar(&c.out, "out", "", "write the listen file (JSON stamps) to `file` instead of stdout")
@@ -41,6 +43,21 @@ func listenCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	return listen(ctx, &c, stdout, stderr)
+}
+
+// relabel says in listen's --help that its pod is the probes' target,
+// and that --to is trace's.
+func relabel(fs *flag.FlagSet) {
+	for name, usage := range map[string]string{
+		"pod":   "`[NAMESPACE/]NAME` of the pod the probes go to, found through the node's container runtime (CRI); NAMESPACE is default when left out",
+		"netns": "network namespace `file` of the pod the probes go to (/run/netns/NAME, /proc/PID/ns/net)",
+		"pid":   "`PID` of a process in the pod the probes go to (uses PROC/PID/ns/net)",
+		"to":    "not for listen, which takes --from `IP`",
+	} {
+		if f := fs.Lookup(name); f != nil {
+			f.Usage = usage
+		}
+	}
 }
 
 // validateListen checks what can be checked without touching the system.
