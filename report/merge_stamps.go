@@ -30,8 +30,8 @@ const (
 const ListenKind = "cnitrace-listen"
 
 // MaxStampProbes bounds the probes a Recorder keeps, over all runs: later
-// probes are counted in Stamps.Overflow and not kept (about 200 bytes of
-// JSON each).
+// probes are counted in Stamps.Overflow and not kept (about 400 bytes of
+// indented JSON each).
 const MaxStampProbes = 100_000
 
 // Stamps is a stamps record: the kernel capture stamps of every probe seen

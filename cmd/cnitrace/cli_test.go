@@ -204,7 +204,7 @@ func TestHints(t *testing.T) {
 // the binary prints it, and the README the usage and trace's, indented as
 // a code block.
 func TestDocsShowHelpVerbatim(t *testing.T) {
-	docs := map[string][]string{"../../docs/cli.md": {"trace", "path", "report"}, "../../README.md": {"", "trace"}}
+	docs := map[string][]string{"../../docs/cli.md": {"trace", "path", "report", "listen", "merge"}, "../../README.md": {"", "trace"}}
 	for doc, cmds := range docs {
 		b, err := os.ReadFile(doc)
 		if err != nil {
