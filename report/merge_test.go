@@ -394,3 +394,93 @@ func TestDecodeMergeInput(t *testing.T) {
 		t.Errorf("a newer listen file: got %v", err)
 	}
 }
+
+func TestRecorderPlaces(t *testing.T) {
+	path := flannelPath()
+	rec, err := NewRecorder(path, RoleTrace) // every run
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := runStart
+	tok := func(run uint64, seq uint32) []byte {
+		return probe.Payload{RunID: run, Seq: seq}.Marshal(capture.TokenLen)
+	}
+	obs := []capture.Observation{
+		// UDP echo: the request leaves the pod (p0 tx), the reply comes back as it went (p0 rx).
+		{Point: "p0", Dir: topology.TX, Proto: capture.ProtoUDP, Token: tok(7, 1), At: at},
+		{Point: "p0", Dir: topology.RX, Proto: capture.ProtoUDP, Token: tok(7, 1), At: at.Add(time.Millisecond)},
+		// DNS: the answer is told by its QR bit.
+		{Point: "p4", Dir: topology.RX, Proto: capture.ProtoUDP, DNS: true, DNSResponse: true, Token: tok(7, 2), At: at},
+		// A TCP SYN is a request; its SYN-ACK has no token.
+		{Point: "p4", Dir: topology.TX, Proto: capture.ProtoTCP, TCPFlags: capture.TCPFlagSYN, Token: tok(8, 1), At: at},
+		{Point: "p4", Dir: topology.RX, Proto: capture.ProtoTCP, TCPFlags: capture.TCPFlagSYN | capture.TCPFlagACK, At: at},
+		// An echo request crossing p4 the reply's way fits no step; run 0 is a warm-up.
+		{Point: "p4", Dir: topology.RX, ICMPType: 8, Payload: probe.Payload{RunID: 7, Seq: 3}.Marshal(56), At: at},
+		{Point: "p0", Dir: topology.TX, ICMPType: 8, Payload: probe.Payload{RunID: 0, Seq: 0}.Marshal(56), At: at},
+		// The same step twice: the earliest counts, and a fresh stamp beats an skb one at the same time.
+		{Point: "p1", Dir: topology.RX, ICMPType: 8, Stamp: capture.StampSKB, Payload: probe.Payload{RunID: 9, Seq: 0}.Marshal(56), At: at.Add(2)},
+		{Point: "p1", Dir: topology.RX, ICMPType: 8, Stamp: capture.StampSKB, Payload: probe.Payload{RunID: 9, Seq: 0}.Marshal(56), At: at.Add(1)},
+		{Point: "p1", Dir: topology.RX, ICMPType: 8, Stamp: capture.StampCopy, Payload: probe.Payload{RunID: 9, Seq: 0}.Marshal(56), At: at.Add(1)},
+	}
+	for _, o := range obs {
+		rec.Add(o)
+	}
+	s := rec.Stamps("n1")
+	if s.Untokened != 1 {
+		t.Errorf("untokened %d, want 1", s.Untokened)
+	}
+	got := map[RunID]map[uint32]ProbeStamp{}
+	for _, r := range s.Runs {
+		got[r.RunID] = map[uint32]ProbeStamp{}
+		for _, p := range r.Probes {
+			got[r.RunID][p.Seq] = p
+		}
+	}
+	if len(got) != 3 || len(got[7]) != 2 || len(got[8]) != 1 || len(got[9]) != 1 {
+		t.Fatalf("runs %v, want 7 (seqs 1, 2), 8 (1) and 9 (0)", got)
+	}
+	// Steps: 0-4 the request at p0..p4, 5-9 the reply at p4..p0.
+	check := func(run RunID, seq uint32, step int, want time.Time) {
+		t.Helper()
+		if p := got[run][seq]; p.At[step] != want.UnixNano() {
+			t.Errorf("run %d seq %d step %d: %d, want %d", run, seq, step, p.At[step], want.UnixNano())
+		}
+	}
+	check(7, 1, 0, at)
+	check(7, 1, 9, at.Add(time.Millisecond))
+	check(7, 2, 5, at)
+	check(8, 1, 4, at)
+	check(9, 0, 1, at.Add(1))
+	if p := got[9][0]; p.SKB != 0 {
+		t.Errorf("skb bits %b, want the fresh stamp's (none)", p.SKB)
+	}
+	only, _ := NewRecorder(path, RoleTrace, 8)
+	for _, o := range obs {
+		only.Add(o)
+	}
+	if s := only.Stamps(""); len(s.Runs) != 1 || s.Runs[0].RunID != 8 || s.Kind != "" {
+		t.Errorf("a recorder of run 8 kept %+v", s.Runs)
+	}
+	// Listening, the requests come in by the uplink: the echo request at
+	// p4 rx that fit no step of the trace is the first step.
+	listen, _ := NewRecorder(path, RoleListen)
+	for _, o := range obs {
+		listen.Add(o)
+	}
+	s = listen.Stamps("n2")
+	if s.Kind != ListenKind || s.Steps[0] != (StampStep{Point: "p4", Dir: topology.RX}) {
+		t.Fatalf("listen record: kind %q, steps %v", s.Kind, s.Steps)
+	}
+	found := false
+	for _, r := range s.Runs {
+		for _, p := range r.Probes {
+			found = found || (r.RunID == 7 && p.Seq == 3 && p.At[0] == at.UnixNano())
+		}
+	}
+	if !found {
+		t.Errorf("listen did not record run 7 seq 3 at its first step: %+v", s.Runs)
+	}
+	if _, err := NewRecorder(path, "both"); err == nil {
+		t.Error("a bad role: no error")
+	}
+}
