@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/cnitrace/cnitrace/capture"
@@ -99,4 +100,55 @@ func ExampleMerge() {
 	//   notes: n under 10 samples (p90, p99 = max); c one-way across two clocks: within the offset bound
 	//
 	// verdict: the largest share of the median RTT (32%) is network between eth0@net:[4026531840] and eth0@net:[4026532400] (request)
+}
+
+// What `cnitrace listen` writes: a Recorder of RoleListen on the target
+// node's path (from its pod toward the probes' source) keeps every probe of
+// any run that crosses it, and EncodeStamps writes the record. Here one
+// echo request and its reply on a node with two points; DecodeMergeInput
+// reads the file back for Merge.
+func ExampleRecorder() {
+	path := &topology.Path{
+		Target: netip.MustParseAddr("10.244.1.2"),
+		Source: topology.Source{NetNS: "net:[4026532401]", Interface: "eth0", Addr: netip.MustParseAddr("10.244.2.2")},
+		Points: []topology.Point{
+			{ID: "p0", Interface: "eth0", NetNS: "net:[4026532401]", Kind: topology.KindPod, RequestDir: topology.TX},
+			{ID: "p1", Interface: "eth0", NetNS: "net:[4026532400]", Kind: topology.KindUplink, RequestDir: topology.TX},
+		},
+	}
+	rec, err := report.NewRecorder(path, report.RoleListen)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	t := time.Unix(1_800_000_000, 0).UTC()
+	rec.Window(t.Add(-time.Second), t.Add(time.Second))
+	payload := probe.Payload{RunID: 0x2a, Seq: 7}.Marshal(56)
+	for i, s := range []struct {
+		point    string
+		dir      topology.Dir
+		icmpType uint8
+	}{{"p1", topology.RX, 8}, {"p0", topology.RX, 8}, {"p0", topology.TX, 0}, {"p1", topology.TX, 0}} {
+		rec.Add(capture.Observation{Point: s.point, Dir: s.dir, ICMPType: s.icmpType, At: t.Add(time.Duration(i) * 5 * time.Microsecond),
+			Dst: netip.MustParseAddr("10.244.2.2"), Payload: payload})
+	}
+	var b strings.Builder
+	if err := report.EncodeStamps(&b, rec.Stamps("worker-2")); err != nil {
+		fmt.Println(err)
+		return
+	}
+	_, st, err := report.DecodeMergeInput(strings.NewReader(b.String()))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Printf("%s file of %s: %d run, steps", st.Kind, st.Node, len(st.Runs))
+	for _, s := range st.Steps {
+		fmt.Printf(" %s/%s", s.Point, s.Dir)
+	}
+	p := st.Runs[0].Probes[0]
+	fmt.Printf("\nrun %s seq %d: %v ns after the first, to %s\n", st.Runs[0].RunID, p.Seq, []int64{p.At[1] - p.At[0], p.At[2] - p.At[0], p.At[3] - p.At[0]}, p.Dst)
+	// Output:
+	// cnitrace-listen file of worker-2: 1 run, steps p1/rx p0/rx p0/tx p1/tx
+	// run 000000000000002a seq 7: [5000 10000 15000] ns after the first, to 10.244.2.2
 }
