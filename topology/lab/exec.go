@@ -17,7 +17,8 @@ import (
 const MaxBloatRules = 1 << 16
 
 // Command returns a command that runs name with args inside the lab
-// namespace at nsPath (a Node's or Pod's NSPath), through
+// namespace at nsPath (a Node's, Pod's, the Wire's or the External
+// host's NSPath), through
 // `nsenter --net=<nsPath> -- name args...` from util-linux. Only the
 // network namespace changes; name is looked up in PATH by nsenter. For any
 // other path, or without nsenter, the command's Err is set and Start, Run
@@ -40,7 +41,7 @@ func (l *Lab) Command(ctx context.Context, nsPath string, name string, args ...s
 // owns reports whether path is one of the lab's namespaces.
 func (l *Lab) owns(path string) bool {
 	path = filepath.Clean(path)
-	if l.External != nil && path == l.External.NSPath {
+	if l.External != nil && path == l.External.NSPath || l.Wire != nil && path == l.Wire.NSPath {
 		return true
 	}
 	for _, n := range l.Nodes {
@@ -128,13 +129,8 @@ const clearForwardRules = "*filter\n" +
 	"-X " + forwardReplyChain + "\n" +
 	"COMMIT\n"
 
-// iptables runs iptables -w args in the lab namespace at nsPath (called
+// ip6tables runs ip6tables -w args in the lab namespace at nsPath (called
 // name in errors).
-func (l *Lab) iptables(ctx context.Context, nsPath, name string, args ...string) error {
-	return l.xtables(ctx, "iptables", nsPath, name, args...)
-}
-
-// ip6tables is iptables for IPv6.
 func (l *Lab) ip6tables(ctx context.Context, nsPath, name string, args ...string) error {
 	return l.xtables(ctx, "ip6tables", nsPath, name, args...)
 }
@@ -183,8 +179,8 @@ func faultRules(f Faults, t Layout) []byte {
 	if f.DenyICMP {
 		b.WriteString(denyICMPRule(pods, "icmp --icmp-type echo-request"))
 	}
-	writeLossRule(&b, "forward-request", forwardRequestChain, "-i "+pods, requestProbes, f.ForwardRequestLoss)
-	writeLossRule(&b, "forward-reply", forwardReplyChain, "-o "+pods, replyProbes, f.ForwardReplyLoss)
+	writeLossRule(&b, "forward-request", "FORWARD -i "+pods, forwardRequestChain, requestProbes, f.ForwardRequestLoss)
+	writeLossRule(&b, "forward-reply", "FORWARD -o "+pods, forwardReplyChain, replyProbes, f.ForwardReplyLoss)
 	for i := range f.ForwardRules {
 		a := "10.255." + strconv.Itoa(i>>8&0xff) + "." + strconv.Itoa(i&0xff) + "/32"
 		b.WriteString("-A FORWARD -s " + a + " -d " + a + " -j DROP\n")
@@ -211,46 +207,69 @@ func denyICMP6Rules(t Layout) []byte {
 }
 
 // The matches of the probes of each direction, as cnitrace sends them
-// (docs/probe.md) and as their targets answer.
+// (docs/probe.md) and as their targets answer: every loss fault, in
+// FORWARD and in the pod, drops from these.
 var (
 	requestProbes = []string{"-p icmp --icmp-type echo-request", "-p tcp --tcp-flags SYN,ACK,RST SYN", "-p udp"}
 	replyProbes   = []string{"-p icmp --icmp-type echo-reply", "-p tcp --tcp-flags SYN,ACK SYN,ACK", "-p tcp --tcp-flags RST RST", "-p udp"}
 )
 
-// writeLossRule writes the rules dropping the fraction p of the forwarded
-// packets that match iface and one of probes: one FORWARD rule per probe
+// writeLossRule writes the rules dropping the fraction p of the packets
+// that from (a built-in chain and any match on it: "FORWARD -i cni0",
+// "OUTPUT") sees matching one of probes: one rule in from per probe
 // jumping to chain, and there one statistic rule commented with what (so
 // `iptables -L -v` shows its counter, what it dropped, under that name).
-// It writes nothing when p is 0.
-func writeLossRule(b *bytes.Buffer, what, chain, iface string, probes []string, p float64) {
+// chain must be declared in the same input. It writes nothing when p is 0.
+func writeLossRule(b *bytes.Buffer, what, from, chain string, probes []string, p float64) {
 	if p <= 0 {
 		return
 	}
 	for _, m := range probes {
-		fmt.Fprintf(b, "-A FORWARD %s %s -m comment --comment %q -j %s\n", iface, m, "cnitrace "+what+" probes", chain)
+		fmt.Fprintf(b, "-A %s %s -m comment --comment %q -j %s\n", from, m, "cnitrace "+what+" probes", chain)
 	}
 	fmt.Fprintf(b, "-A %s -m statistic --mode random --probability %s -m comment --comment %q -j DROP\n",
 		chain, formatFraction(p), LossRuleComment(what))
 }
 
+// The user chains of the pod's filter table holding the pod loss rules:
+// OUTPUT and INPUT send each probe of a direction there (see podRules).
+const (
+	podRequestChain = "CNITRACE-POD-REQUEST"
+	podReplyChain   = "CNITRACE-POD-REPLY"
+)
+
 // podRules renders the iptables-restore input (for --noflush) that appends
-// f's pod loss rules: echo requests leaving the pod (OUTPUT), echo replies
-// entering it (INPUT).
+// f's pod loss rules: the probes leaving the pod (OUTPUT: echo requests,
+// SYNs, UDP datagrams) and the replies entering it (INPUT: echo replies,
+// SYN-ACKs, RSTs, UDP datagrams), each direction's probes jumping to a
+// chain of its own holding its one statistic rule, as the forward loss
+// does in FORWARD.
 func podRules(f Faults) []byte {
 	var b bytes.Buffer
 	b.WriteString("*filter\n")
-	for _, r := range []struct {
-		what, chain, icmp string
-		p                 float64
-	}{{"pod-request", "OUTPUT", "echo-request", f.PodRequestLoss}, {"pod-reply", "INPUT", "echo-reply", f.PodReplyLoss}} {
-		if r.p > 0 {
-			fmt.Fprintf(&b, "-A %s -p icmp --icmp-type %s -m statistic --mode random --probability %s -m comment --comment %q -j DROP\n",
-				r.chain, r.icmp, formatFraction(r.p), LossRuleComment(r.what))
-		}
+	if f.PodRequestLoss > 0 {
+		b.WriteString(":" + podRequestChain + " - [0:0]\n")
 	}
+	if f.PodReplyLoss > 0 {
+		b.WriteString(":" + podReplyChain + " - [0:0]\n")
+	}
+	writeLossRule(&b, "pod-request", "OUTPUT", podRequestChain, requestProbes, f.PodRequestLoss)
+	writeLossRule(&b, "pod-reply", "INPUT", podReplyChain, replyProbes, f.PodReplyLoss)
 	b.WriteString("COMMIT\n")
 	return b.Bytes()
 }
+
+// clearPodRules is the iptables-restore input (for --noflush) that
+// flushes the pod's OUTPUT and INPUT and deletes the pod loss chains, as
+// clearForwardRules does for FORWARD.
+const clearPodRules = "*filter\n" +
+	":" + podRequestChain + " - [0:0]\n" +
+	":" + podReplyChain + " - [0:0]\n" +
+	"-F OUTPUT\n" +
+	"-F INPUT\n" +
+	"-X " + podRequestChain + "\n" +
+	"-X " + podReplyChain + "\n" +
+	"COMMIT\n"
 
 // LossRuleComment is the comment of the iptables rule that drops the
 // forward-request, forward-reply, pod-request or pod-reply loss.

@@ -32,10 +32,13 @@ type Faults struct {
 	// through iptables, as on most Kubernetes nodes).
 	ForwardRequestLoss float64
 	ForwardReplyLoss   float64
-	// PodRequestLoss and PodReplyLoss drop that fraction of the echo
-	// requests node 1's pod sends (its OUTPUT chain: before they reach its
-	// eth0) or of the echo replies it receives (INPUT: after eth0), with an
-	// iptables statistic rule in the pod's namespace.
+	// PodRequestLoss and PodReplyLoss drop that fraction of the probes
+	// node 1's pod sends (its OUTPUT chain, before they reach its eth0:
+	// echo requests, TCP SYNs, UDP datagrams) or of the replies it
+	// receives (INPUT, after eth0: echo replies, SYN-ACKs, RSTs, UDP
+	// datagrams), matched as the forward loss matches them, with one
+	// iptables statistic rule per direction in a chain of the pod's
+	// namespace that OUTPUT or INPUT sends them to.
 	PodRequestLoss float64
 	PodReplyLoss   float64
 	// ForwardRules loads this many non-matching rules into node 1's FORWARD

@@ -190,16 +190,26 @@ func TestLaneStatsString(t *testing.T) {
 
 func TestPodRules(t *testing.T) {
 	got := strings.Split(strings.TrimSuffix(string(podRules(Faults{PodRequestLoss: 0.3, PodReplyLoss: 0.1})), "\n"), "\n")
+	// The probes of every protocol, as the forward loss matches them.
 	want := []string{
 		"*filter",
-		`-A OUTPUT -p icmp --icmp-type echo-request -m statistic --mode random --probability 0.3 -m comment --comment "cnitrace pod-request loss" -j DROP`,
-		`-A INPUT -p icmp --icmp-type echo-reply -m statistic --mode random --probability 0.1 -m comment --comment "cnitrace pod-reply loss" -j DROP`,
+		":CNITRACE-POD-REQUEST - [0:0]",
+		":CNITRACE-POD-REPLY - [0:0]",
+		`-A OUTPUT -p icmp --icmp-type echo-request -m comment --comment "cnitrace pod-request probes" -j CNITRACE-POD-REQUEST`,
+		`-A OUTPUT -p tcp --tcp-flags SYN,ACK,RST SYN -m comment --comment "cnitrace pod-request probes" -j CNITRACE-POD-REQUEST`,
+		`-A OUTPUT -p udp -m comment --comment "cnitrace pod-request probes" -j CNITRACE-POD-REQUEST`,
+		`-A CNITRACE-POD-REQUEST -m statistic --mode random --probability 0.3 -m comment --comment "cnitrace pod-request loss" -j DROP`,
+		`-A INPUT -p icmp --icmp-type echo-reply -m comment --comment "cnitrace pod-reply probes" -j CNITRACE-POD-REPLY`,
+		`-A INPUT -p tcp --tcp-flags SYN,ACK SYN,ACK -m comment --comment "cnitrace pod-reply probes" -j CNITRACE-POD-REPLY`,
+		`-A INPUT -p tcp --tcp-flags RST RST -m comment --comment "cnitrace pod-reply probes" -j CNITRACE-POD-REPLY`,
+		`-A INPUT -p udp -m comment --comment "cnitrace pod-reply probes" -j CNITRACE-POD-REPLY`,
+		`-A CNITRACE-POD-REPLY -m statistic --mode random --probability 0.1 -m comment --comment "cnitrace pod-reply loss" -j DROP`,
 		"COMMIT",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("podRules:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if got := string(podRules(Faults{PodReplyLoss: 0.5})); strings.Contains(got, "OUTPUT") {
+	if got := string(podRules(Faults{PodReplyLoss: 0.5})); strings.Contains(got, "OUTPUT") || strings.Contains(got, "POD-REQUEST") {
 		t.Errorf("reply-only loss renders a request rule:\n%s", got)
 	}
 }

@@ -30,8 +30,8 @@ func (f Faults) podLoss() bool { return f.PodRequestLoss > 0 || f.PodReplyLoss >
 
 // SetFaults replaces the lab's faults with f, on a standing lab: it stops
 // the delay line, flushes node 1's FORWARD chains, iptables' and
-// ip6tables' (rules loaded by BloatForward go too), and its pod's filter
-// table, puts the wire between the nodes or takes it out
+// ip6tables' (rules loaded by BloatForward go too), and its pod's OUTPUT
+// and INPUT chains, deleting the loss chains, puts the wire between the nodes or takes it out
 // as f needs, loads f's FORWARD rules and starts the delay line again
 // with f.Network. SetFaults(ctx, Faults{}) returns the lab to how Up
 // builds it without faults. It needs iptables in PATH. When it fails, the
@@ -53,8 +53,9 @@ func (l *Lab) SetFaults(ctx context.Context, f Faults) error {
 	if err := l.ClearForward(ctx, 1); err != nil {
 		return fmt.Errorf("set faults of lab %s: %w", l.Name, err)
 	}
-	if err := l.iptables(ctx, l.Nodes[0].Pod.NSPath, l.Nodes[0].Pod.Name, "-F"); err != nil {
-		return fmt.Errorf("set faults of lab %s: %w", l.Name, err)
+	pod := l.Nodes[0].Pod
+	if err := l.restore(ctx, pod.NSPath, pod.Name, []byte(clearPodRules)); err != nil {
+		return fmt.Errorf("set faults of lab %s: clear pod loss rules: %w", l.Name, err)
 	}
 	if err := l.applyFaults(ctx, f); err != nil {
 		return fmt.Errorf("set faults of lab %s: %w", l.Name, err)
