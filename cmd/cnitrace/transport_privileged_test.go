@@ -1,17 +1,13 @@
 package main
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/cnitrace/cnitrace/cmd/internal/cli"
-	"github.com/cnitrace/cnitrace/topology"
 	"github.com/cnitrace/cnitrace/topology/lab"
 	"github.com/cnitrace/cnitrace/topology/lab/labtest"
 )
@@ -63,68 +59,34 @@ func traceProto(t *testing.T, l *lab.Lab, src string, to netip.Addr, proto strin
 	return decodeReport(t, stdout), tr
 }
 
-// conntrackLeft lists node 1's TCP conntrack entries to port in another
-// state than CLOSE: what a run would leave behind beyond the kernel's own
-// short timeout.
-func conntrackLeft(t *testing.T, l *lab.Lab, port int) []string {
-	t.Helper()
-	h, err := topology.NetlinkHandle(l.Nodes[0].NS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	flows, err := topology.RetryDump(func() ([]*netlink.ConntrackFlow, error) {
-		return h.ConntrackTableList(netlink.ConntrackTable, netlink.FAMILY_V4)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var left []string
-	for _, f := range flows {
-		tcp, ok := f.ProtoInfo.(*netlink.ProtoInfoTCP)
-		if f.Forward.Protocol != 6 || int(f.Reverse.SrcPort) != port || !ok {
-			continue
-		}
-		const closed = 8 // TCP_CONNTRACK_CLOSE
-		if tcp.State != closed {
-			left = append(left, fmt.Sprintf("%s state %d", f, tcp.State))
-		}
-	}
-	return left
-}
-
 // TestPrivilegedTransportAcrossNodes traces TCP and DNS probes from node
-// 1's pod to node 2's on both layouts: every probe at every point both
-// ways, a 2 ms wire delay in network, 30% of the requests (SYNs, queries)
-// or of the replies (SYN-ACKs, answers) dropped by the lab's forward loss
-// in node 1's FORWARD on that segment and direction, and nothing left
-// behind.
+// 1's pod to node 2's on both layouts, on a lab with a Service (whose
+// rules turn conntrack on in the nodes, as on a cluster): every probe at
+// every point both ways, nothing left behind (checkNothingLeft), a 2 ms
+// wire delay in network, and 30% of the requests (SYNs, queries) or of
+// the replies (SYN-ACKs, answers) dropped by the lab's forward loss in
+// node 1's FORWARD, or by its pod loss in the pod's own OUTPUT or INPUT,
+// on that segment (or in the pod's stack) and direction.
 func TestPrivilegedTransportAcrossNodes(t *testing.T) {
 	for _, layout := range lab.Layouts {
 		t.Run(string(layout), func(t *testing.T) {
-			l := labtest.NewWith(t, lab.Config{Layout: layout, Backends: true, Faults: lab.Faults{Wire: true}})
+			l := labtest.NewWith(t, lab.Config{Layout: layout, Service: true, Faults: lab.Faults{Wire: true}})
 			n1, dst := l.Nodes[0], l.Nodes[1].Pod.Addr
 			lossAt := map[string]string{"forward-request": "request bridge->vxlan", "forward-reply": "reply vxlan->bridge"}
 			if layout == lab.LayoutRouted {
 				lossAt = map[string]string{"forward-request": "request veth->vxlan", "forward-reply": "reply vxlan->veth"}
 			}
+			lossAt["pod-request"], lossAt["pod-reply"] = "stack request", "stack reply"
 			for _, tp := range transports {
 				t.Run(tp.name, func(t *testing.T) {
-					sockets := countSockets(t)
+					before := snapshotLab(t, l)
 					flags := []string{"--count", "30", "--interval", "20ms"}
 					r, tr := traceProto(t, l, n1.Pod.NSPath, dst, tp.proto, tp.port, cli.ExitOK, flags...)
 					checkAllSeen(t, r, 30)
 					if tr.Replies[tp.reply] != 30 {
 						t.Errorf("replies %v, want 30 %s", tr.Replies, tp.reply)
 					}
-					if got := countSockets(t); got != sockets {
-						t.Errorf("%d sockets open after the trace, want %d as before", got, sockets)
-					}
-					if tp.proto == "tcp" {
-						if left := conntrackLeft(t, l, tp.port); len(left) > 0 {
-							t.Errorf("conntrack entries left beyond CLOSE: %v", left)
-						}
-					}
+					checkNothingLeft(t, l, before, tp.proto, tp.port)
 
 					delay := lab.Faults{Network: lab.Network{Request: lab.Impairment{Delay: 2 * time.Millisecond}}}
 					if err := l.SetFaults(t.Context(), delay); err != nil {
@@ -145,6 +107,8 @@ func TestPrivilegedTransportAcrossNodes(t *testing.T) {
 					}{
 						{"forward-request", lab.Faults{Wire: true, ForwardRequestLoss: 0.3}},
 						{"forward-reply", lab.Faults{Wire: true, ForwardReplyLoss: 0.3}},
+						{"pod-request", lab.Faults{Wire: true, PodRequestLoss: 0.3}},
+						{"pod-reply", lab.Faults{Wire: true, PodReplyLoss: 0.3}},
 					} {
 						if err := l.SetFaults(t.Context(), loss.f); err != nil {
 							t.Fatal(err)
