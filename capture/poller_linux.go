@@ -23,7 +23,7 @@ type poller struct {
 	file   *os.File        // the epoll descriptor, in the netpoller
 	raw    syscall.RawConn // file's
 	events []unix.EpollEvent
-	ready  []readiness
+	got    []readiness // what the last wait or ready returned, reused
 }
 
 // newPoller makes an epoll set of the rings' sockets; an event's Fd field
@@ -83,11 +83,32 @@ func (p *poller) wait(deadline time.Time) ([]readiness, error) {
 	case werr != nil:
 		return nil, fmt.Errorf("wait on capture sockets: epoll_wait: %w", werr)
 	}
-	p.ready = p.ready[:0]
-	for _, ev := range p.events[:n] {
-		p.ready = append(p.ready, readiness{ring: int(ev.Fd), failed: ev.Events&unix.EPOLLERR != 0})
+	return p.readiness(n), nil
+}
+
+// ready returns the rings' events without waiting.
+func (p *poller) ready() ([]readiness, error) {
+	var n int
+	var werr error
+	cerr := p.raw.Control(func(fd uintptr) { n, werr = unix.EpollWait(int(fd), p.events, 0) })
+	switch {
+	case cerr != nil:
+		return nil, fmt.Errorf("read capture sockets' state: %w", cerr)
+	case errors.Is(werr, unix.EINTR):
+		return nil, nil
+	case werr != nil:
+		return nil, fmt.Errorf("read capture sockets' state: epoll_wait: %w", werr)
 	}
-	return p.ready, nil
+	return p.readiness(n), nil
+}
+
+// readiness converts the first n events.
+func (p *poller) readiness(n int) []readiness {
+	p.got = p.got[:0]
+	for _, ev := range p.events[:n] {
+		p.got = append(p.got, readiness{ring: int(ev.Fd), failed: ev.Events&unix.EPOLLERR != 0})
+	}
+	return p.got
 }
 
 // wake makes a wait in progress, and every later one without a deadline

@@ -13,6 +13,8 @@ func (p *poller) wait(deadline time.Time) ([]readiness, error) {
 	return nil, unsupported("wait on capture sockets")
 }
 
+func (p *poller) ready() ([]readiness, error) { return nil, unsupported("wait on capture sockets") }
+
 func (p *poller) wake() {}
 
 func (p *poller) remove(r *ring) error { return nil }

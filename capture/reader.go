@@ -20,28 +20,34 @@ type handle struct {
 	err         error // reading stopped on it; the ring is read no more
 }
 
-// read is the session's one reader: until Stop or ctx is done it waits
-// for any ring to hold a retired block, lets the other rings' blocks of
-// the same moment retire too (scanGap), and reads every ring; then it
-// drains them. It waits in the netpoller, holding no OS thread.
+// read is the session's one reader: until Stop or ctx is done it reads
+// every ring each scanGap while packets come, and once a scan found none
+// it waits in the netpoller for any ring to hold a retired block; then it
+// drains them. It holds no OS thread while it waits.
 func (s *Session) read(ctx context.Context) {
 	defer close(s.done)
 	stopWaking := context.AfterFunc(ctx, s.poll.wake)
 	defer stopWaking()
+	idle := true
 	for s.running(ctx) {
-		events, err := s.poll.wait(time.Time{})
-		if err != nil {
-			s.failAll(err)
-			return
+		if idle {
+			events, err := s.poll.wait(time.Time{})
+			if err != nil {
+				s.failAll(err)
+				return
+			}
+			if len(events) == 0 {
+				continue // woken to stop
+			}
 		}
-		if len(events) == 0 {
-			continue // woken to stop
-		}
-		s.checkErrors(events)
 		if !s.pause(ctx, scanGap) {
 			break
 		}
-		s.scan()
+		if err := s.checkErrors(); err != nil {
+			s.failAll(err)
+			return
+		}
+		idle = s.scan() == 0
 	}
 	s.drain()
 }
@@ -72,9 +78,14 @@ func (s *Session) pause(ctx context.Context, d time.Duration) bool {
 	return false
 }
 
-// checkErrors stops reading every ring whose event says its socket has an
-// error (the interface went down or away), and keeps the error.
-func (s *Session) checkErrors(events []readiness) {
+// checkErrors stops reading every ring whose socket reports an error (the
+// interface went down or away), and keeps the error; it fails only when
+// the poller cannot tell.
+func (s *Session) checkErrors() error {
+	events, err := s.poll.ready()
+	if err != nil {
+		return err
+	}
 	for _, ev := range events {
 		if !ev.failed {
 			continue
@@ -85,19 +96,25 @@ func (s *Session) checkErrors(events []readiness) {
 			s.poll.remove(h.ring)
 		}
 	}
+	return nil
 }
 
-// scan reads every retired block of every ring still read.
-func (s *Session) scan() {
+// scan reads every retired block of every ring still read, and returns
+// how many packets it read.
+func (s *Session) scan() int {
+	total := 0
 	for _, h := range s.handles {
 		if h.err != nil {
 			continue
 		}
-		if _, err := h.ring.readBlocks(h.add); err != nil {
+		n, err := h.ring.readBlocks(h.add)
+		total += n
+		if err != nil {
 			h.err = err
 			s.poll.remove(h.ring)
 		}
 	}
+	return total
 }
 
 // drain reads the rings until every packet the kernel put in them was read

@@ -16,13 +16,13 @@ const (
 	// ringRetire is the block retire timeout: a block holding packets is
 	// handed to user space at the latest this long after it was opened.
 	ringRetire = 8 * time.Millisecond
-	// scanGap is how long the session's reader waits, once a ring has a
-	// block for it, before it reads every ring: the blocks that hold one
-	// probe's packets at the other points retire within ringRetire of
-	// the first, so one scan takes them all (every ring's retire timer
-	// runs on its own clock). It also bounds the reader's wake-ups to
-	// two per scanGap, however many rings and packets.
-	scanGap = ringRetire
+	// scanGap is how often the session's reader reads the rings while
+	// packets come: one wake-up per scanGap however many rings, where a
+	// wake-up per retired block was one per ring and probe at a 10 ms
+	// interval. A packet reaches the sink at most ringRetire + scanGap
+	// after its stamp, and a ring holds that long of packets easily (at
+	// 10,000 probes a second about 130 KB, under one of its blocks).
+	scanGap = 20 * time.Millisecond
 	// drainTime bounds how long a stopping reader waits for the blocks
 	// still open to retire: the last packets are read by then.
 	drainTime = ringRetire + 20*time.Millisecond
