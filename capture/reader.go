@@ -158,7 +158,10 @@ func (s *Session) failAll(err error) {
 	}
 }
 
-// add decodes one packet into an observation of the handle's point.
+// add decodes one packet into an observation of the handle's point. The
+// frame is read in place, in the ring: Decode copies what the observation
+// keeps of it (Payload, Token), and the whole frame is copied only when
+// kept for the pcapng.
 func (h *handle) add(p packet) {
 	o, err := h.dec.Decode(p.frame, Meta{Point: h.point.ID, At: p.at, Stamp: p.stamp, Dir: p.dir})
 	if err != nil {
@@ -166,7 +169,7 @@ func (h *handle) add(p packet) {
 		return
 	}
 	if h.keep {
-		o.Frame = p.frame
+		o.Frame = append([]byte(nil), p.frame...) // out of the ring, whose block goes back to the kernel
 	}
 	if h.sink != nil {
 		h.sink(o)

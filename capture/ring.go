@@ -28,8 +28,12 @@ const (
 	drainTime = ringRetire + 20*time.Millisecond
 )
 
-// packet is one frame read from a ring, copied out of the shared memory.
+// packet is one frame read from a ring.
 type packet struct {
+	// frame is the frame where the kernel wrote it, in the ring's shared
+	// memory: valid only until the callback it is handed to returns (its
+	// block then goes back to the kernel). Whatever outlives the call is
+	// copied out of it.
 	frame []byte
 	at    time.Time
 	stamp StampSource

@@ -245,8 +245,8 @@ func (r *ring) pending() (bool, error) {
 	return st.packets-st.drops > r.read, nil
 }
 
-// walkBlock hands every packet of a retired block to fn and returns how
-// many it handed over. The offsets come from the kernel, but are checked
+// walkBlock hands every packet of a retired block to fn, its frame still
+// in the block, and returns how many it handed over. The offsets come from the kernel, but are checked
 // all the same: a bad one ends the walk with an error instead of a panic.
 func walkBlock(blk []byte, fn func(packet)) (int, error) {
 	ne := binary.NativeEndian
@@ -262,7 +262,7 @@ func walkBlock(blk []byte, fn func(packet)) (int, error) {
 			return int(i), fmt.Errorf("ring block: frame of packet %d (%d bytes at %d) out of bounds", i, snap, off+mac)
 		}
 		fn(packet{
-			frame: append([]byte(nil), h[mac:mac+snap]...),
+			frame: h[mac : mac+snap : mac+snap], // not copied: fn copies what it keeps
 			at:    time.Unix(int64(ne.Uint32(h[pktSec:])), int64(ne.Uint32(h[pktNsec:]))),
 			stamp: stampSource(ne.Uint32(h[pktStatus:])),
 			dir:   direction(h[pktSockaddr+sllPkttype]),
