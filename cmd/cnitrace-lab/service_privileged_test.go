@@ -34,8 +34,8 @@ func connect(t *testing.T, ns *topology.NetNS, addr netip.AddrPort) string {
 	return strings.TrimSpace(string(b))
 }
 
-// The CLI builds a lab with a kube-proxy Service and --deny icmp that
-// outlives it: the backends serve from their own processes (the TCP
+// The CLI builds a lab with a Service (--service alone: kube-proxy's
+// iptables mode, the default) and --deny icmp that outlives it: the backends serve from their own processes (the TCP
 // servers in a session of their own), the Service spreads connections
 // over both endpoints, pings are denied and `fault --clear` lifts that,
 // and `down` leaves no process, pid file or namespace.
@@ -47,14 +47,14 @@ func TestPrivilegedLabUpKubeProxyServiceCLI(t *testing.T) {
 	name := "cnitrace-svc-" + hex.EncodeToString(b)
 	t.Cleanup(func() { lab.Down(name) }) // only if the test fails before its own Down
 
-	out := runBinary(t, bin, "up", "--name", name, "--service-mode", "iptables", "--deny", "icmp")
+	out := runBinary(t, bin, "up", "--name", name, "--service", "--deny", "icmp")
 	for _, want := range []string{"service 10.96.0.10 (kube-proxy iptables mode): tcp/80 -> 10.244.2.2:8080 10.244.2.3:8080",
 		"ICMP is not translated", "backends: every pod serves TCP 8080", lab.RunDir(name), "faults: --deny icmp"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("lab up does not say %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, "through the service (DNAT") {
+	if strings.Contains(out, "--to 10.96.0.10\n") {
 		t.Errorf("lab up offers an ICMP trace through a Service that does not translate ICMP:\n%s", out)
 	}
 	pids, err := lab.Processes(name)
