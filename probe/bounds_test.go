@@ -250,8 +250,10 @@ func TestScheduleCatchesUpBelowAMillisecond(t *testing.T) {
 		{1, 0, 200 * us},
 		{2, 1100 * us, 0}, {3, 1100 * us, 0}, {4, 1100 * us, 0}, {5, 1100 * us, 0}, // due at 400 to 1000 us
 		{6, 1100 * us, 100 * us}, // due at 1200 us
-		{7, 5000 * us, 0},        // due at 1400 us: 3.6 ms behind, a new grid
-		{8, 5000 * us, 200 * us},
+		{7, 4000 * us, 0},        // due at 1400 us: 2.6 ms behind, within catchUp: at once
+		{8, 4000 * us, 0},        // due at 1600 us
+		{9, 15000 * us, 0},       // due at 1800 us: 13.2 ms behind, a new grid
+		{10, 15000 * us, 200 * us},
 	}
 	for _, st := range steps {
 		if got := s.next(st.n, t0.Add(st.now)); got != st.want {

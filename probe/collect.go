@@ -215,9 +215,14 @@ type schedule struct {
 // catchUp is how far behind the grid a sender still catches up. Go's
 // timers sleep at least a millisecond when the process is otherwise idle
 // (the netpoller waits in whole milliseconds), so below a millisecond
-// probes go out in bursts of up to catchUp/interval that keep the rate:
-// at a 200 us interval one wake-up about every millisecond sends five.
-const catchUp = 2 * time.Millisecond
+// probes go out in bursts that keep the rate: at a 200 us interval one
+// wake-up about every millisecond sends five. A wake-up that late is
+// often later still: at a 500 us interval on the lab (2 vCPUs shared with
+// other work), 20 to 37 of 4000 gaps between sends were 2 to 4.6 ms, a
+// few 5 to 8 ms, and each beyond catchUp started a new grid: 1932-1979
+// probes/s with 2 ms here, 1988-1994 with 5 ms. A burst after a stall is
+// at most catchUp/interval probes, 20 at 500 us, sent back to back.
+const catchUp = 10 * time.Millisecond
 
 // next returns how long to wait before probe n, the first having been sent
 // at start (set on the first call).
