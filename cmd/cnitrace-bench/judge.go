@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -129,4 +130,25 @@ func judge(c interval, b band) verdict {
 		return notMet
 	}
 	return notJudged("CI [%.3g, %.3g] crosses the bound", c.Lo, c.Hi)
+}
+
+// judgeStill judges that figures which should not move did not: each
+// key's per-round moves must have their 95% interval within +-tol. It
+// returns the key whose mean moved most, that mean, and the verdict (the
+// worst of the keys').
+func judgeStill(moves map[string][]float64, tol float64) (worst string, mean float64, v verdict) {
+	var vs []verdict
+	keys := make([]string, 0, len(moves))
+	for k := range moves {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		c := meanCI(moves[k])
+		if worst == "" || math.Abs(c.Mean) > math.Abs(mean) {
+			worst, mean = k, c.Mean
+		}
+		vs = append(vs, judge(c, band{-tol, tol}))
+	}
+	return worst, mean, allOf(vs...)
 }

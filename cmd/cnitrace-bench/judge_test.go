@@ -65,3 +65,25 @@ func TestAllOf(t *testing.T) {
 		}
 	}
 }
+
+func TestJudgeStill(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		moves map[string][]float64
+		worst string
+		want  string
+	}{
+		{"all still", map[string][]float64{"a": {1, -1, 2, 0}, "b": {3, 2, 4, 3}}, "b", "met"},
+		// The largest |move| of a round is biased by noise; the mean is not.
+		{"noisy but centred", map[string][]float64{"a": {12, -11, 13, -12, 11, -13}}, "a", "not judged: CI wider than tolerance"},
+		{"one moved", map[string][]float64{"a": {1, 0, 1}, "b": {30, 31, 29}}, "b", "NOT met"},
+		{"none", map[string][]float64{}, "", "not judged: nothing measured"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			worst, _, v := judgeStill(tc.moves, 10)
+			if worst != tc.worst || !strings.HasPrefix(string(v), tc.want) {
+				t.Errorf("got %q, %q; want %q, %q...", worst, v, tc.worst, tc.want)
+			}
+		})
+	}
+}
