@@ -82,7 +82,7 @@ func (b *bench) speed(ctx context.Context, r *results) error {
 }
 
 func (b *bench) timeToAnswer(ctx context.Context, l *lab.Lab) (*answerResult, error) {
-	a := &answerResult{Rounds: b.counts(5, 2), Goal: "trace wall <= 1.5 x ping's (95% CI)"}
+	a := &answerResult{Rounds: b.counts(10, 2), Goal: "trace wall <= 1.5 x ping's (95% CI)"}
 	for range a.Rounds {
 		t, err := b.trace(ctx, l, "--count", "10", "--interval", "10ms")
 		if err != nil {

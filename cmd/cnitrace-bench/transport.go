@@ -50,7 +50,7 @@ func (b *bench) transport(ctx context.Context, r *results) error {
 	}
 	defer l.Close()
 	pod, dst := l.Nodes[0].Pod, l.Nodes[1].Pod.Addr
-	n, rounds := b.counts(50, 20), b.counts(5, 2)
+	n, rounds := b.counts(50, 20), b.counts(8, 2)
 	res := &transportResult{}
 	tcpTo, dnsTo := netip.AddrPortFrom(dst, lab.BackendPort), netip.AddrPortFrom(dst, lab.DNSPort)
 	if res.TCP, err = b.transportRow(ctx, l, "tcp", lab.BackendPort, "connect() timed in Go", rounds, n,
