@@ -47,6 +47,9 @@ func layout(src *Result, l *Stamps, id string) *mergedPath {
 		m.ids[1][pt.ID] = id + strconv.Itoa(k)
 		p := pointOf(pt, l.Steps[k].Dir)
 		p.ID = m.ids[1][pt.ID]
+		if c, ok := l.Captures[pt.ID]; ok {
+			p.Capture = &c
+		}
 		m.points = append(m.points, p)
 	}
 	add := func(node int, s *Stamps, lo, hi int) {

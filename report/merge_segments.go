@@ -137,7 +137,9 @@ func (m *mergedPath) describe(i int) Segment {
 }
 
 // lose places the unanswered probes: lost in the segment after the last
-// step they were seen at. A probe the source saw come back (or answered)
+// step they were seen at, or unknown when the capture at that segment's
+// end dropped packets (it may have passed unseen), as trace places them.
+// A probe the source saw come back (or answered)
 // that the target never saw is a disagreement, not a loss.
 func (m *mergedPath) lose(segs []Segment, lines [][]sighting, pairs []probePair) []Disagreement {
 	var ds []Disagreement
@@ -154,10 +156,15 @@ func (m *mergedPath) lose(segs []Segment, lines [][]sighting, pairs []probePair)
 			continue
 		}
 		for i := len(at) - 2; i >= 0; i-- {
-			if at[i].ok {
-				segs[i].Lost++
-				break
+			if !at[i].ok {
+				continue
 			}
+			if m.steps[i+1].point.Dropped() { // it may have passed there unseen
+				segs[i].Unknown++
+			} else {
+				segs[i].Lost++
+			}
+			break
 		}
 	}
 	return ds

@@ -61,6 +61,9 @@ type Stamps struct {
 	// Untokened counts probe answers without a token (TCP SYN-ACKs and
 	// RSTs), which a stamps record cannot place.
 	Untokened int `json:"untokened,omitempty"`
+	// Captures are the capture's counters per point ID (listen's; a
+	// trace's are in its report's points); a point missing had none.
+	Captures map[string]PointCapture `json:"captures,omitempty"`
 }
 
 // StampStep is one crossing of a point.
@@ -156,6 +159,7 @@ type Recorder struct {
 	overflow   int
 	untokened  int
 	start, end time.Time
+	captures   map[string]PointCapture
 }
 
 // NewRecorder returns a Recorder for path in role (RoleTrace: the probes
@@ -184,6 +188,18 @@ func (r *Recorder) Window(start, end time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.start, r.end = start, end
+}
+
+// Captured records the capture's counters (capture.Capture.Stats), for
+// the record's Captures: a probe missing at a point whose capture dropped
+// packets may have passed it unseen.
+func (r *Recorder) Captured(stats []capture.PointStats) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.captures = map[string]PointCapture{}
+	for _, st := range stats {
+		r.captures[st.Point] = PointCapture{Packets: st.Packets, Drops: st.Drops, Freezes: st.Freezes, Undecodable: st.Undecodable}
+	}
 }
 
 // Add records one observation: the earliest stamp of each probe at each
@@ -271,7 +287,7 @@ func (r *Recorder) Stamps(node string) *Stamps {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := &Stamps{Version: StampsVersion, Role: r.role, Node: node, Path: r.path, Steps: slices.Clone(r.steps),
-		Start: r.start, End: r.end, Overflow: r.overflow, Untokened: r.untokened, Runs: []StampRun{}}
+		Start: r.start, End: r.end, Overflow: r.overflow, Untokened: r.untokened, Runs: []StampRun{}, Captures: r.captures}
 	if r.role == RoleListen {
 		s.Kind = ListenKind
 	}

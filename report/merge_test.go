@@ -484,3 +484,21 @@ func TestRecorderPlaces(t *testing.T) {
 		t.Error("a bad role: no error")
 	}
 }
+
+func TestMergeCaptureDrops(t *testing.T) {
+	// Probe 3 vanished after node 2's uplink, whose capture dropped
+	// packets at the next point: unknown, not lost.
+	s := twoNodes{n: 10, interval: 10 * time.Millisecond, segs: func(int) []time.Duration { return baseSegs() },
+		drop: func(seq, k int) bool { return seq == 3 && k > mReqWire+1 }}
+	src, ls := s.record(t)
+	l := ls["10.244.2.2"]
+	l.Captures = map[string]PointCapture{"p3": {Packets: 40, Drops: 2}}
+	r := mergeOne(t, src, l)
+	seg := r.Segments[mReqWire+1] // b0 eth0 -> b1 flannel.1
+	if seg.Lost != 0 || seg.Unknown != 1 {
+		t.Errorf("segment %s->%s: lost %d unknown %d, want 0 and 1", seg.From, seg.To, seg.Lost, seg.Unknown)
+	}
+	if p := r.Points[6]; p.ID != "b1" || p.Capture == nil || p.Capture.Drops != 2 {
+		t.Errorf("point %+v, want b1 with the listener's capture counters", p)
+	}
+}

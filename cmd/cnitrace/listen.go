@@ -119,6 +119,7 @@ func listen(ctx context.Context, c *listenConfig, stdout, stderr io.Writer) erro
 		return fmt.Errorf("drain captures: %w", cerr)
 	}
 	warnDrops(capt.Stats, nil, nil, stderr)
+	rec.Captured(capt.Stats)
 	rec.Window(start, time.Now())
 	host, _ := os.Hostname()
 	stamps := rec.Stamps(host)
