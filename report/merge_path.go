@@ -117,7 +117,8 @@ func mergePair(src *Result, l *Stamps, id string, pairs []probePair) (*Result, e
 		Clock: clockOf(fit, clockErr),
 	}
 	r.Merge = mg
-	r.Segments = m.segments(lines, fit, pairs)
+	var tm *timed
+	r.Segments, tm = m.segments(lines, fit, pairs)
 	mg.Disagreements = m.lose(r.Segments, lines, pairs)
 	m.wires(mg, pairs, fit)
 	for _, p := range pairs {
@@ -133,7 +134,7 @@ func mergePair(src *Result, l *Stamps, id string, pairs []probePair) (*Result, e
 		}
 	}
 	r.PathRTT = dist(rtts)
-	r.Verdict = mergedVerdict(r)
+	r.Verdict = mergedVerdict(r, tm)
 	return r, nil
 }
 

@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cnitrace/cnitrace/topology"
@@ -47,11 +48,29 @@ func (m *mergedPath) plan(lines [][]sighting) []span {
 // sameNode reports whether segment i lies on one node (it is not a wire).
 func (m *mergedPath) sameNode(i int) bool { return m.steps[i].node == m.steps[i+1].node }
 
+// standingShare is the share of the median round trip from which one
+// segment is a standing delay for the merged verdict.
+const standingShare = 0.5
+
+// timed is every probe's time in every separable segment of a merged
+// report, what the verdict compares with the fastest probe; ok[k][i] says
+// probe k was timed in segment i.
+type timed struct {
+	spans []span
+	d     [][]time.Duration
+	ok    [][]bool
+}
+
 // segments builds the merged report's segments: each node's timed on its
-// own clock, the two wires with the fitted offset (none without a fit).
-func (m *mergedPath) segments(lines [][]sighting, fit *fitAt, pairs []probePair) []Segment {
+// own clock, the two wires with the fitted offset (none without a fit);
+// and what each probe spent in each.
+func (m *mergedPath) segments(lines [][]sighting, fit *fitAt, pairs []probePair) ([]Segment, *timed) {
 	spans := m.plan(lines)
 	segs := make([]Segment, len(spans))
+	tm := &timed{spans: spans, d: make([][]time.Duration, len(lines)), ok: make([][]bool, len(lines))}
+	for k := range lines {
+		tm.d[k], tm.ok[k] = make([]time.Duration, len(spans)), make([]bool, len(spans))
+	}
 	for i, sp := range spans {
 		s := m.describe(i)
 		s.Separable = sp.separable
@@ -62,6 +81,7 @@ func (m *mergedPath) segments(lines [][]sighting, fit *fitAt, pairs []probePair)
 			}
 			if d, ok := m.duration(sp, at, fit, pairs[k]); ok && sp.separable {
 				ds = append(ds, d)
+				tm.d[k][i], tm.ok[k][i] = d, true
 			}
 		}
 		switch {
@@ -85,7 +105,7 @@ func (m *mergedPath) segments(lines [][]sighting, fit *fitAt, pairs []probePair)
 	}
 	r := &Result{Points: m.points, Segments: segs}
 	noteSegments(r, spans)
-	return segs
+	return segs, tm
 }
 
 // duration is one probe's time in span sp: on one node's clock, or across
@@ -170,19 +190,100 @@ func (m *mergedPath) lose(segs []Segment, lines [][]sighting, pairs []probePair)
 	return ds
 }
 
-// mergedVerdict names the segment with the largest share of the median
-// round trip, and the one that lost the most probes.
-func mergedVerdict(r *Result) Verdict {
+// mergedVerdict names the segment that explains most of the latency, and
+// the one that lost the most probes. A segment holding half the median
+// round trip or more is a standing delay, named by its share of the
+// median; otherwise the segment with the largest share of the latency
+// above the fastest probe is, as trace's verdict names it (or of the
+// median, when too few probes were timed everywhere).
+func mergedVerdict(r *Result, tm *timed) Verdict {
 	v, ok := byMedian(r)
+	if !ok || v.Share < standingShare {
+		if ve, oke := tm.byExcess(r); oke {
+			v, ok = ve, oke
+		}
+	}
 	switch {
 	case !ok:
 		v = Verdict{Text: "no segment could be measured on its own"}
 	case v.Class == ClassTarget:
-		v.Text = fmt.Sprintf("the largest share of the median RTT (%s%%) is in the target pod's own stack, behind %s (from the request's arrival to the reply's departure)", percent(v.Share), r.point(v.From).Name())
+		for _, seg := range r.Segments {
+			if seg.Class == ClassTarget {
+				v.Text = strings.Replace(v.Text, where(r, seg), mergedWhere(r, seg), 1)
+			}
+		}
 	}
 	if l := worstLoss(r); l != nil {
 		v.Loss = l
 		v.Text = lossText(r, l) + v.Text
 	}
 	return v
+}
+
+// byExcess compares every probe timed in every separable segment with the
+// fastest of them, as trace's verdict does: the segment holding the
+// largest share of the summed extra time wins.
+func (tm *timed) byExcess(r *Result) (Verdict, bool) {
+	var complete []int
+	fastest, best := -1, time.Duration(0)
+	for k := range tm.d {
+		total, all := time.Duration(0), true
+		for i, sp := range tm.spans {
+			if !sp.separable {
+				continue
+			}
+			all = all && tm.ok[k][i]
+			total += tm.d[k][i]
+		}
+		if !all {
+			continue
+		}
+		complete = append(complete, k)
+		if fastest < 0 || total < best {
+			fastest, best = k, total
+		}
+	}
+	n := len(complete)
+	if n < 2 {
+		return Verdict{}, false
+	}
+	excess := make([]float64, len(tm.spans))
+	var sum float64
+	var over []time.Duration
+	for _, k := range complete {
+		var extra time.Duration
+		for i, sp := range tm.spans {
+			if sp.separable {
+				e := tm.d[k][i] - tm.d[fastest][i]
+				excess[i] += float64(e)
+				extra += e
+			}
+		}
+		sum += float64(extra)
+		over = append(over, extra)
+	}
+	if sum < float64(minExcess)*float64(n) {
+		return Verdict{}, false
+	}
+	top := -1
+	for i, sp := range tm.spans {
+		if sp.separable && (top < 0 || excess[i] > excess[top]) {
+			top = i
+		}
+	}
+	share := excess[top] / sum
+	v := segVerdict(r.Segments[top], share, BasisExcess)
+	d := durations{exact: over}
+	v.Text = fmt.Sprintf("%s%% of the latency above the fastest probe (p50 +%.1f us) is in %s",
+		percent(share), micros(d.rank(50)), where(r, r.Segments[top]))
+	return v, true
+}
+
+// mergedWhere describes a merged report's segment for a sentence: the
+// target pod's own stack by what it is, the others as trace does.
+func mergedWhere(r *Result, s Segment) string {
+	if s.Class == ClassTarget {
+		return fmt.Sprintf("the target pod's own stack, behind %s (from the request's arrival to the reply's departure)", r.point(s.From).Name())
+	}
+	return where(r, s)
 }

@@ -81,6 +81,9 @@ func TestPrivilegedMergeDirection(t *testing.T) {
 		if r.Merge.Clock.BoundUS > d/4 {
 			t.Errorf("bound +/-%.1f us: too wide for the undelayed two thirds", r.Merge.Clock.BoundUS)
 		}
+		if v := r.Verdict; v.Class != report.ClassNetwork || v.Direction != report.DirRequest {
+			t.Errorf("verdict %q, want the request wire", v.Text)
+		}
 	})
 	t.Run("both", func(t *testing.T) {
 		both := lab.Impairment{Delay: wireDelay}
@@ -169,6 +172,9 @@ func TestPrivilegedMergeRemoteHalf(t *testing.T) {
 			}
 			if !found {
 				t.Errorf("no timed %s segment from %s in the merged report", tt.class, tt.from)
+			}
+			if v := r.Verdict; v.Class != tt.class || v.From != tt.from {
+				t.Errorf("verdict %q, want %s from %s", v.Text, tt.class, tt.from)
 			}
 			if grew := r.Merge.Request.P50 - base.Merge.Request.P50; grew > 0.25*d {
 				t.Errorf("request wire p50 grew %.1f us: node 2's delay leaked into the wire", grew)
