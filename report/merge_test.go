@@ -502,3 +502,34 @@ func TestMergeCaptureDrops(t *testing.T) {
 		t.Errorf("point %+v, want b1 with the listener's capture counters", p)
 	}
 }
+
+func TestMergeVerdict(t *testing.T) {
+	// Every probe 2 ms in node 2's pod: a standing delay, named by its
+	// share of the median. A third of the probes 2 ms later on the reply
+	// wire: named by the latency above the fastest probe.
+	for _, tt := range []struct {
+		name        string
+		seg         int
+		every       int
+		class, base string
+	}{
+		{"standing", mTarget, 1, ClassTarget, BasisMedian},
+		{"a third", mRepWire, 3, ClassNetwork, BasisExcess},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := twoNodes{n: 30, interval: 10 * time.Millisecond, segs: func(seq int) []time.Duration {
+				d := baseSegs()
+				d[mReqWire] += time.Duration(seq%4) * time.Microsecond // the probes differ a little
+				if seq%tt.every == 0 {
+					d[tt.seg] += 2 * time.Millisecond
+				}
+				return d
+			}}
+			src, ls := s.record(t)
+			v := mergeOne(t, src, ls["10.244.2.2"]).Verdict
+			if v.Class != tt.class || v.Basis != tt.base {
+				t.Errorf("verdict %q (%s, %s), want %s by %s", v.Text, v.Class, v.Basis, tt.class, tt.base)
+			}
+		})
+	}
+}
