@@ -241,6 +241,18 @@ func (r *Recorder) Add(o capture.Observation) {
 	}
 }
 
+// Seen returns how many probes, and of how many runs, were recorded so
+// far.
+func (r *Recorder) Seen() (probes, runs int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := map[uint64]bool{}
+	for tok := range r.seen {
+		ids[tok.RunID] = true
+	}
+	return len(r.seen), len(ids)
+}
+
 // lastRequest reports whether step i is the last request step.
 func (r *Recorder) lastRequest(i int) bool { return i == len(r.steps)/2-1 }
 

@@ -113,7 +113,14 @@ func listen(ctx context.Context, c *listenConfig, stdout, stderr io.Writer) erro
 	if !c.quiet {
 		fmt.Fprintf(stderr, "cnitrace: listening on %d interfaces for probes from %s to %s, %s\n", len(path.Points), c.to, path.Source.Addr, listenFor(c.duration))
 	}
-	wait(ctx, c.duration)
+	var progress func()
+	if !c.quiet {
+		progress = func() {
+			n, runs := rec.Seen()
+			fmt.Fprintf(stderr, "cnitrace: listening for %s: %d probes of %d runs so far\n", time.Since(start).Round(time.Second), n, runs)
+		}
+	}
+	wait(ctx, c.duration, progress)
 	capt, cerr := sess.Stop()
 	if cerr != nil {
 		return fmt.Errorf("drain captures: %w", cerr)
@@ -151,17 +158,31 @@ func (c *listenConfig) ready() error {
 	return f.Close()
 }
 
-// wait returns after d, or when ctx is done; with d 0, only then.
-func wait(ctx context.Context, d time.Duration) {
-	if d == 0 {
-		<-ctx.Done()
-		return
+// listenProgress is how often listen says on stderr what it saw so far.
+const listenProgress = 10 * time.Second
+
+// wait returns after d, or when ctx is done; with d 0, only then. Every
+// listenProgress meanwhile it calls progress, if set.
+func wait(ctx context.Context, d time.Duration, progress func()) {
+	var end <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		end = t.C
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
+	tick := time.NewTicker(listenProgress)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-end:
+			return
+		case <-tick.C:
+			if progress != nil {
+				progress()
+			}
+		}
 	}
 }
 
