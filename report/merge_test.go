@@ -242,6 +242,14 @@ func TestMergeMatchesByTokenAcrossRuns(t *testing.T) {
 	if _, err := Merge(other, l); !errors.Is(err, ErrNotMergeable) || !strings.Contains(err.Error(), "none of the listen files") {
 		t.Errorf("no common run: got %v", err)
 	}
+	peer := *src
+	peerStamps := *src.Stamps
+	peerPath := *src.Stamps.Path
+	peerPath.Turnaround = topology.TurnPeer
+	peerStamps.Path, peer.Stamps = &peerPath, &peerStamps
+	if _, err := Merge(&peer, l); !errors.Is(err, ErrNotMergeable) || !strings.Contains(err.Error(), "own node") {
+		t.Errorf("a same-node trace: got %v", err)
+	}
 	tcp := *src
 	tcp.Proto = "tcp"
 	if _, err := Merge(&tcp, l); !errors.Is(err, ErrNotMergeable) || !strings.Contains(err.Error(), "TCP") {
