@@ -110,6 +110,8 @@ func checkMergeInputs(src *Result, listeners []*Stamps) error {
 			return fmt.Errorf("%w: listen file %d is empty", ErrNotMergeable, i+1)
 		case l.Role != RoleListen:
 			return fmt.Errorf("%w: listen file %d is of role %q, want %q", ErrNotMergeable, i+1, l.Role, RoleListen)
+		case l.Path != nil && l.Path.TurnaroundOrInferred() != topology.TurnNetwork:
+			return fmt.Errorf("%w: listen file %d: its path toward the source turns around on its own node (%s): the source is not on another node", ErrNotMergeable, i+1, l.Path.TurnaroundOrInferred())
 		}
 		if err := checkStamps(l); err != nil {
 			return fmt.Errorf("%w: listen file %d: %w", ErrNotMergeable, i+1, err)

@@ -13,6 +13,7 @@ import (
 	"github.com/cnitrace/cnitrace/capture"
 	"github.com/cnitrace/cnitrace/cmd/internal/cli"
 	"github.com/cnitrace/cnitrace/report"
+	"github.com/cnitrace/cnitrace/topology"
 )
 
 // listenConfig is what listen was asked to do: where the target pod is
@@ -92,6 +93,9 @@ func listen(ctx context.Context, c *listenConfig, stdout, stderr io.Writer) erro
 	}
 	defer pod.Close()
 	defer node.Close()
+	if turn := path.TurnaroundOrInferred(); turn != topology.TurnNetwork {
+		return cli.Usagef("--from %s: the path toward it turns around on this node (%s): listen on the node of the pod the probes go to, with --from the address of a source on another node (a trace to a pod on its own node needs no listener)", c.to, turn)
+	}
 	if !c.quiet {
 		fmt.Fprintf(stderr, "cnitrace: path %s\n", path)
 	}
