@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/cnitrace/cnitrace/cmd/internal/cli"
 	"github.com/cnitrace/cnitrace/report"
 	"github.com/cnitrace/cnitrace/topology/lab"
 	"github.com/cnitrace/cnitrace/topology/lab/labtest"
@@ -154,6 +156,12 @@ func TestPrivilegedListenMerge(t *testing.T) {
 			code, text, stderr := runCLI(t, "merge", lf, tf) // any order, text
 			if code != 0 || !bytes.Contains([]byte(text), []byte("wire round trip")) {
 				t.Errorf("merge --format text: exit code %d, stderr %s, output:\n%s", code, stderr, text)
+			}
+			// A source on the listener's own node: nothing to listen for.
+			n2, out := l.Nodes[1], filepath.Join(t.TempDir(), "peer.json")
+			code, _, stderr = runCLI(t, "listen", "--netns", n2.Pod.NSPath, "--node-netns", n2.NSPath, "--from", n2.Sibling.Addr.String(), "--duration", "1s", "--out", out)
+			if _, err := os.Stat(out); code != cli.ExitUsage || !strings.Contains(stderr, "turns around on this node") || err == nil {
+				t.Errorf("listen --from a pod of its own node: exit code %d, stderr %q, file left: %v", code, stderr, err == nil)
 			}
 		})
 	}
