@@ -47,6 +47,9 @@ type privFixture struct {
 	lab  *lab.Lab
 	pid  int
 	bins map[string]string // command name -> built binary
+	// mergeTrace and mergeListen are copies of testdata/merge's files
+	// that nobody may read, for the merge row.
+	mergeTrace, mergeListen string
 }
 
 func newPrivFixture(t *testing.T) *privFixture {
@@ -116,6 +119,29 @@ var privTargets = []privTarget{
 	{"tcp-service", func(l *lab.Lab) string { return l.Service.String() }, []string{"--proto", "tcp", "--port", strconv.Itoa(int(lab.ServicePorts[0].Port))}},
 }
 
+// listenTargets are what a listen row runs against: node 1's pod
+// listening for probes from node 2's pod (a source on another node; the
+// path toward it is found as path finds it, conntrack read). listen takes
+// no protocol: its filter passes every probe's.
+var listenTargets = []privTarget{
+	{"from-pod", func(l *lab.Lab) string { return l.Nodes[1].Pod.Addr.String() }, nil},
+}
+
+// rowTargets are the targets row runs against: privTargets for trace and
+// path, listenTargets for listen, none for merge and the lab.
+func rowTargets(row privilegeRow) []privTarget {
+	fields := strings.Fields(row.command)
+	switch {
+	case fields[0] != program:
+		return nil
+	case fields[1] == "listen":
+		return listenTargets
+	case fields[1] == "merge":
+		return nil
+	}
+	return privTargets
+}
+
 // argv turns a row's command line into the binary and the arguments to
 // run it with against the lab: FILE, PID and IP become node 1's pod, the
 // process in it and tg's IP, followed by tg's flags; cnitrace gets node 1
@@ -125,7 +151,7 @@ func (f *privFixture) argv(t *testing.T, row privilegeRow, tg privTarget) (strin
 	t.Helper()
 	fields := strings.Fields(row.command)
 	n1 := f.lab.Nodes[0]
-	subst := map[string]string{"FILE": n1.Pod.NSPath, "PID": strconv.Itoa(f.pid)}
+	subst := map[string]string{"FILE": n1.Pod.NSPath, "PID": strconv.Itoa(f.pid), "TRACE.json": f.mergeTrace, "LISTEN.json": f.mergeListen}
 	if tg.ip != nil {
 		subst["IP"] = tg.ip(f.lab)
 	}
@@ -137,10 +163,14 @@ func (f *privFixture) argv(t *testing.T, row privilegeRow, tg privTarget) (strin
 		args = append(args, a)
 	}
 	switch {
+	case fields[0] == program && args[0] == "merge": // files only: it reads them and nothing else
 	case fields[0] == program:
 		args = append(append(args, tg.flags...), "--node-netns", n1.NSPath)
-		if args[0] == "trace" {
+		switch args[0] {
+		case "trace":
 			args = append(args, "--count", "3", "--interval", "10ms", "--timeout", "500ms")
+		case "listen": // its report goes to stdout, which runPriv discards
+			args = append(args, "--duration", "1s")
 		}
 	case args[0] == "up":
 		name := freshLabName(t)
@@ -208,13 +238,15 @@ func TestPrivilegedCapabilityTable(t *testing.T) {
 	capsh, setcap := libcapTool(t, "capsh"), libcapTool(t, "setcap")
 	f := newPrivFixture(t)
 	copies := setcapDir(t)
+	f.mergeTrace, f.mergeListen = copyReadable(t, copies, mergeTrace), copyReadable(t, copies, mergeListen)
 	for _, row := range privilegeTable {
 		t.Run(row.command, func(t *testing.T) {
-			if !strings.HasPrefix(row.command, program+" ") {
+			targets := rowTargets(row)
+			if len(targets) == 0 {
 				checkRow(t, f, capsh, setcap, copies, row, privTarget{})
 				return
 			}
-			for _, tg := range privTargets {
+			for _, tg := range targets {
 				t.Run(tg.name, func(t *testing.T) { checkRow(t, f, capsh, setcap, copies, row, tg) })
 			}
 		})
@@ -353,13 +385,30 @@ func asNobodyWith(t *testing.T, ctx context.Context, setcap, dir, bin string, ca
 	if err := os.WriteFile(cp, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	set := strings.ToLower(strings.Join(caps, ",")) + "+ep"
-	if out, err := exec.Command(setcap, set, cp).CombinedOutput(); err != nil {
-		t.Fatalf("setcap %s %s: %v\n%s", set, cp, err, out)
+	if len(caps) > 0 { // none: a plain copy, as a user without any would run it
+		set := strings.ToLower(strings.Join(caps, ",")) + "+ep"
+		if out, err := exec.Command(setcap, set, cp).CombinedOutput(); err != nil {
+			t.Fatalf("setcap %s %s: %v\n%s", set, cp, err, out)
+		}
 	}
 	cmd := exec.CommandContext(ctx, cp, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{}}}
 	return cmd
+}
+
+// copyReadable copies file into dir, readable by everyone, and returns
+// the copy's path.
+func copyReadable(t *testing.T, dir, file string) string {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(dir, filepath.Base(file))
+	if err := os.WriteFile(cp, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cp
 }
 
 // allCapsBut returns every capability the kernel knows but keep, by

@@ -38,6 +38,9 @@ var privilegeTable = []privilegeRow{
 	{"cnitrace trace --pid PID --to IP", [4]string{needed, needed, needed, needed}},
 	{"cnitrace path --netns FILE --to IP", [4]string{needed, needed, needed, unused}},
 	{"cnitrace path --pid PID --to IP", [4]string{needed, needed, needed, needed}},
+	{"cnitrace listen --netns FILE --from IP", [4]string{needed, needed, needed, unused}},
+	{"cnitrace listen --pid PID --from IP", [4]string{needed, needed, needed, needed}},
+	{"cnitrace merge TRACE.json LISTEN.json", [4]string{unused, unused, unused, unused}},
 	{"cnitrace-lab up", [4]string{unused, needRoot, needRoot, unused}},
 	{"cnitrace-lab up --delay network=1ms", [4]string{needRoot, needRoot, needRoot, unused}},
 }
