@@ -56,11 +56,10 @@ type rxBatch struct {
 	from   netip.Addr // who sent msg, as recvfrom says; invalid if it did not
 	at     time.Time  // when msg was read
 	buf    []byte     // room for the largest datagram
-	oob    []byte     // room for the control data of one error-queue message
 }
 
 func newRxBatch() *rxBatch {
-	return &rxBatch{buf: make([]byte, 65536), oob: make([]byte, 512)}
+	return &rxBatch{buf: make([]byte, 65536)}
 }
 
 // reset empties rx for the next read, keeping its buffers.

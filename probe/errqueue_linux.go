@@ -3,6 +3,7 @@ package probe
 import (
 	"encoding/binary"
 	"net/netip"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -60,4 +61,93 @@ func offender(b []byte) netip.Addr {
 		}
 	}
 	return netip.Addr{}
+}
+
+// errBatch is how many error-queue messages one recvmmsg reads: a probe
+// queues two stamps, so one call takes a send's stamps and, returning
+// fewer than errBatch, tells that the queue is empty, where recvmsg took
+// one call per stamp and a third for EAGAIN.
+const errBatch = 8
+
+// errQuote is room for what an ICMP error quotes of a probe: Linux quotes
+// up to 576 bytes of the IPv4 packet, up to the minimum MTU of 1280 on
+// IPv6.
+const errQuote = 1280
+
+// mmsghdr is struct mmsghdr: a msghdr and the length the kernel read
+// into it (Go pads it as C does, on 32 and 64 bits).
+type mmsghdr struct {
+	hdr unix.Msghdr
+	len uint32
+}
+
+// errQueue is the buffers of one recvmmsg(MSG_ERRQUEUE) of errBatch
+// messages, kept by the socket and reused for every read.
+type errQueue struct {
+	hdrs  [errBatch]mmsghdr
+	iovs  [errBatch]unix.Iovec
+	data  [errBatch][errQuote]byte
+	oob   [errBatch][512]byte
+	names [errBatch]unix.RawSockaddrInet6 // room for a sockaddr_in too
+	msgs  [errBatch]errMsg
+}
+
+// errMsg is one message read from the error queue: the quoted packet (for
+// an ICMP error), the control data and msg_name, all in q's buffers.
+type errMsg struct {
+	data, oob []byte
+	flags     int32
+	name      unix.Sockaddr
+}
+
+// read reads up to errBatch messages from fd's error queue without
+// waiting and returns them, valid until the next read, and whether the
+// queue is now known to be empty (fewer than errBatch came, or none).
+func (q *errQueue) read(fd int) ([]errMsg, bool, error) {
+	for i := range q.hdrs {
+		q.iovs[i] = unix.Iovec{Base: &q.data[i][0]}
+		q.iovs[i].SetLen(errQuote)
+		h := &q.hdrs[i].hdr
+		*h = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&q.names[i])), Namelen: unix.SizeofSockaddrInet6, Iov: &q.iovs[i], Control: &q.oob[i][0]}
+		h.SetIovlen(1)
+		h.SetControllen(len(q.oob[i]))
+	}
+	var n uintptr
+	var errno unix.Errno
+	for {
+		n, _, errno = unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&q.hdrs[0])), errBatch, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT, 0, 0)
+		if errno != unix.EINTR {
+			break
+		}
+	}
+	switch {
+	case errno == unix.EAGAIN:
+		return nil, true, nil
+	case errno != 0:
+		return nil, false, errno
+	}
+	for i := range int(n) {
+		h := &q.hdrs[i]
+		q.msgs[i] = errMsg{
+			data:  q.data[i][:min(int(h.len), errQuote)],
+			oob:   q.oob[i][:min(int(h.hdr.Controllen), len(q.oob[i]))],
+			flags: h.hdr.Flags,
+			name:  rawName(&q.names[i], h.hdr.Namelen),
+		}
+	}
+	return q.msgs[:n], n < errBatch, nil
+}
+
+// rawName converts the msg_name the kernel wrote (n bytes) to a
+// Sockaddr: an IPv4 or IPv6 one, or nil for anything else (an empty name,
+// as a TX stamp has with OPT_TSONLY).
+func rawName(raw *unix.RawSockaddrInet6, n uint32) unix.Sockaddr {
+	switch {
+	case n >= unix.SizeofSockaddrInet4 && raw.Family == unix.AF_INET:
+		v4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(raw))
+		return &unix.SockaddrInet4{Port: int(binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&v4.Port))[:])), Addr: v4.Addr}
+	case n >= unix.SizeofSockaddrInet6 && raw.Family == unix.AF_INET6:
+		return &unix.SockaddrInet6{Port: int(binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&raw.Port))[:])), Addr: raw.Addr, ZoneId: raw.Scope_id}
+	}
+	return nil
 }

@@ -3,8 +3,10 @@ package probe
 import (
 	"encoding/binary"
 	"net/netip"
+	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -63,4 +65,46 @@ func FuzzParseICMPErr(f *testing.F) {
 		parseICMPErr(b, nil)
 		offender(b)
 	})
+}
+
+// TestRawName: msg_name as the kernel writes it, into a sockaddr_in6's
+// room, comes back as the Sockaddr parseICMPErr reads; an empty or
+// foreign one as nil.
+func TestRawName(t *testing.T) {
+	var v4, v6, unix6 unix.RawSockaddrInet6
+	r4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(&v4))
+	r4.Family, r4.Addr = unix.AF_INET, [4]byte{10, 244, 2, 2}
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&r4.Port))[:], 53)
+	v6.Family, v6.Addr, v6.Scope_id = unix.AF_INET6, netip.MustParseAddr("fd00::7").As16(), 3
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&v6.Port))[:], 443)
+	unix6.Family = unix.AF_UNIX
+	tests := []struct {
+		name string
+		raw  *unix.RawSockaddrInet6
+		n    uint32
+		want unix.Sockaddr
+	}{
+		{"ipv4", &v4, unix.SizeofSockaddrInet4, &unix.SockaddrInet4{Port: 53, Addr: [4]byte{10, 244, 2, 2}}},
+		{"ipv6", &v6, unix.SizeofSockaddrInet6, &unix.SockaddrInet6{Port: 443, Addr: netip.MustParseAddr("fd00::7").As16(), ZoneId: 3}},
+		{"empty, as a TX stamp's", &v4, 0, nil},
+		{"ipv6 cut short", &v6, unix.SizeofSockaddrInet4, nil},
+		{"another family", &unix6, unix.SizeofSockaddrInet6, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := rawName(tc.raw, tc.n); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %#v, want %#v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestMmsghdrLayout: struct mmsghdr is a msghdr and an unsigned int,
+// padded to the msghdr's alignment, as recvmmsg walks the array.
+func TestMmsghdrLayout(t *testing.T) {
+	var h mmsghdr
+	want := (unsafe.Sizeof(h.hdr) + 4 + unsafe.Alignof(h.hdr) - 1) &^ (unsafe.Alignof(h.hdr) - 1)
+	if got := unsafe.Sizeof(h); got != want || unsafe.Offsetof(h.len) != unsafe.Sizeof(h.hdr) {
+		t.Errorf("mmsghdr is %d bytes with len at %d, want %d with len at %d", got, unsafe.Offsetof(h.len), want, unsafe.Sizeof(h.hdr))
+	}
 }

@@ -25,7 +25,10 @@ import (
 // With a zero deadline it reads once, in RawConn.Control, and never waits:
 // what a send just queued costs no wake-up and no deadline.
 func (s *socket) read(rx *rxBatch, deadline time.Time, now func() time.Time) error {
-	r := &fdReader{rx: rx, now: now}
+	if s.errq == nil {
+		s.errq = new(errQueue)
+	}
+	r := &fdReader{rx: rx, errq: s.errq, now: now}
 	if deadline.IsZero() {
 		if err := s.raw.Control(func(fd uintptr) { r.readFD(fd) }); err != nil {
 			return err
@@ -47,9 +50,10 @@ func (s *socket) read(rx *rxBatch, deadline time.Time, now func() time.Time) err
 
 // fdReader is one read's state inside the RawConn callbacks.
 type fdReader struct {
-	rx  *rxBatch
-	now func() time.Time
-	err error // a syscall error other than EAGAIN
+	rx   *rxBatch
+	errq *errQueue // the socket's buffers for the error queue
+	now  func() time.Time
+	err  error // a syscall error other than EAGAIN
 }
 
 // poll waits for the socket with poll(2), for at most wait, then reads as
@@ -110,35 +114,39 @@ func (r *fdReader) readFD(fd uintptr) bool {
 	}
 }
 
-// drainErrQueue reads the error queue until it is empty, adding the TX
-// stamps and ICMP errors it holds to r.rx. It returns false, with r.err
-// set, when a read failed.
+// drainErrQueue reads the error queue until it is empty, errBatch
+// messages a syscall (recvmmsg), adding the TX stamps and ICMP errors it
+// holds to r.rx. It returns false, with r.err set, when a read failed.
 func (r *fdReader) drainErrQueue(fd uintptr) bool {
-	rx := r.rx
 	for {
-		// OPT_TSONLY: a stamp carries no packet, only control data. An
-		// ICMP error carries the quoted probe.
-		n, oobn, flags, from, err := unix.Recvmsg(int(fd), rx.buf, rx.oob, unix.MSG_ERRQUEUE)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if errors.Is(err, unix.EAGAIN) {
-			return true
-		}
+		msgs, empty, err := r.errq.read(int(fd))
 		if err != nil {
 			r.err = fmt.Errorf("read error queue: %w", err)
 			return false
 		}
-		if flags&unix.MSG_CTRUNC != 0 {
-			continue // a message the kernel could not fit is skipped: its probe keeps zero stamp fields
+		for _, m := range msgs {
+			r.addErrMsg(m)
 		}
-		// A message that is neither a stamp nor an ICMP error is skipped.
-		if st, ok, err := parseTxStamp(rx.oob[:oobn]); err == nil && ok {
-			rx.stamps = append(rx.stamps, st)
-		} else if e, ok := parseICMPErr(rx.oob[:oobn], from); ok {
-			e.data, e.at = append([]byte(nil), rx.buf[:n]...), r.now()
-			rx.errs = append(rx.errs, e)
+		if empty {
+			return true
 		}
+	}
+}
+
+// addErrMsg adds what one error-queue message says to r.rx: a TX stamp,
+// or an ICMP error with the probe it quotes (copied out of the buffers).
+// A message the kernel could not fit is skipped (its probe keeps zero
+// stamp fields), and so is one that is neither.
+func (r *fdReader) addErrMsg(m errMsg) {
+	if m.flags&unix.MSG_CTRUNC != 0 {
+		return
+	}
+	// OPT_TSONLY: a stamp carries no packet, only control data.
+	if st, ok, err := parseTxStamp(m.oob); err == nil && ok {
+		r.rx.stamps = append(r.rx.stamps, st)
+	} else if e, ok := parseICMPErr(m.oob, m.name); ok {
+		e.data, e.at = append([]byte(nil), m.data...), r.now()
+		r.rx.errs = append(r.rx.errs, e)
 	}
 }
 

@@ -42,6 +42,7 @@ type socket struct {
 	recverr bool
 	nextKey atomic.Uint32 // the OPT_ID key of the next packet sent
 	tcp     *tcpState     // TCP: the reserved source ports and the source address lookup
+	errq    *errQueue     // the reader's buffers for the error queue, made at the first read
 }
 
 // A socket whose methods drifted from endpoint's would not build, rather
