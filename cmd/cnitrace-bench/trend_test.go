@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-func TestPrintTrend(t *testing.T) {
+func TestTrendTable(t *testing.T) {
 	full := results{
 		Commit:   commit{BinaryRevision: "0123456789abcdef0123", BinaryModified: true},
 		CPU:      &cpuResult{Plain: &cpuCompare{Ratio: interval{N: 3, Mean: 2.5}}, Fast: &cpuCompare{Ratio: interval{N: 3, Mean: 0.8}}},
@@ -36,7 +36,7 @@ func TestPrintTrend(t *testing.T) {
 	}
 }
 
-func TestPrintTrendDir(t *testing.T) {
+func TestTrendDir(t *testing.T) {
 	dir := t.TempDir()
 	b, _ := json.Marshal(results{Speed: &speedResult{Answer: &answerResult{Ratio: interval{N: 5, Mean: 1.4}}}})
 	os.WriteFile(filepath.Join(dir, "2026-12-02T031500Z.json"), b, 0o644)
