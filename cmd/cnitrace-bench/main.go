@@ -57,6 +57,8 @@ type results struct {
 	Sections  []int            `json:"sections,omitempty"` // the sections run
 	Machine   machine          `json:"machine"`
 	Commit    commit           `json:"commit"`
+	LoadStart string           `json:"loadavg_start,omitempty"` // /proc/loadavg: the machine is shared
+	LoadEnd   string           `json:"loadavg_end,omitempty"`
 	Accuracy  []accuracyRow    `json:"accuracy"`
 	RTT       *rttFidelity     `json:"rtt_fidelity,omitempty"`
 	Observer  *observerEffect  `json:"observer_effect,omitempty"`
@@ -76,7 +78,7 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	}
 	defer os.RemoveAll(tmp)
 	r := &results{Date: time.Now().UTC().Format(time.RFC3339), Command: os.Args, Quick: c.quick,
-		Machine: thisMachine(), Commit: whatWasMeasured(c.bin)}
+		Machine: thisMachine(), Commit: whatWasMeasured(c.bin), LoadStart: loadAvg()}
 	if c.bin, err = privateCopy(c.bin, tmp); err != nil {
 		return fmt.Errorf("cnitrace binary: %w (run make build)", err)
 	}
@@ -103,6 +105,7 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
+	r.LoadEnd = loadAvg()
 	printTable(stdout, r)
 	return save(c.results, r)
 }

@@ -125,3 +125,17 @@ func privateCopy(bin, dir string) (string, error) {
 	}
 	return path, dst.Close()
 }
+
+// loadAvg is the first three fields of /proc/loadavg: how busy the shared
+// machine was.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}

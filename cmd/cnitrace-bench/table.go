@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 )
@@ -14,7 +15,8 @@ import (
 func printTable(w io.Writer, r *results) {
 	m := r.Machine
 	fmt.Fprintf(w, "cnitrace lab benchmark, %s, kernel %s, %d CPUs (%s), %d MB, %s\n", r.Date, m.Kernel, m.CPUs, m.Model, m.MemoryMB, m.Go)
-	fmt.Fprintf(w, "binary %s (vcs.revision %s, modified %v); bench checkout %s\n\n", r.Commit.Binary, r.Commit.BinaryRevision, r.Commit.BinaryModified, r.Commit.Checkout)
+	fmt.Fprintf(w, "binary %s (vcs.revision %s, modified %v); bench checkout %s; load average %s at the start, %s at the end\n\n",
+		r.Commit.Binary, r.Commit.BinaryRevision, r.Commit.BinaryModified, r.Commit.Checkout, r.LoadStart, r.LoadEnd)
 	var goals []goalLine
 	if len(r.Accuracy) > 0 {
 		goals = append(goals, printAccuracy(w, r.Accuracy)...)
@@ -94,14 +96,23 @@ func printAccuracy(w io.Writer, rows []accuracyRow) []goalLine {
 	tw.Flush()
 	if len(rows) > 0 {
 		fmt.Fprintf(w, "   (%d rounds x %d probes each, cnitrace and ping at once; goal: recovered within max(3%%, 20 us) of the truth, every other segment's mean move within +-10 us (95%% CIs); truth:", rows[0].Rounds, rows[0].ProbesPerRound)
-		seen := map[string]bool{}
+		var sources []string
+		sites := map[string][]string{}
 		for _, a := range rows {
-			if !seen[a.TruthSource] {
-				seen[a.TruthSource] = true
-				fmt.Fprintf(w, " %s: %s;", a.Site, a.TruthSource)
+			if len(sites[a.TruthSource]) == 0 {
+				sources = append(sources, a.TruthSource)
+			}
+			if !slices.Contains(sites[a.TruthSource], a.Site) {
+				sites[a.TruthSource] = append(sites[a.TruthSource], a.Site)
 			}
 		}
-		fmt.Fprintln(w, ")")
+		for i, src := range sources {
+			sep := ";"
+			if i == len(sources)-1 {
+				sep = ")\n"
+			}
+			fmt.Fprintf(w, " %s: %s%s", strings.Join(sites[src], ", "), src, sep)
+		}
 	}
 	return goals
 }
