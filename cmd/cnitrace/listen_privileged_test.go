@@ -217,7 +217,8 @@ func TestPrivilegedMergeClockIndependence(t *testing.T) {
 func abs(x float64) float64 { return max(x, -x) }
 
 // shiftListen writes a copy of the listen file whose every stamp (and
-// window) is moved by shift plus drift times the time since the first.
+// window) is moved by shift plus drift times the time since the first
+// stamp.
 func shiftListen(t *testing.T, file string, shift time.Duration, drift float64) string {
 	t.Helper()
 	data, err := os.ReadFile(file)
@@ -228,7 +229,19 @@ func shiftListen(t *testing.T, file string, shift time.Duration, drift float64) 
 	if err := json.Unmarshal(data, &s); err != nil {
 		t.Fatal(err)
 	}
-	t0 := s.Start.UnixNano()
+	// The drift counts from the first probe, where the merge reports the
+	// offset: from the listener's start, the time it waited for the trace
+	// (longer on a loaded machine) would move the offset by drift times it.
+	t0 := int64(0)
+	for _, r := range s.Runs {
+		for _, p := range r.Probes {
+			for _, ns := range p.At {
+				if ns != 0 && (t0 == 0 || ns < t0) {
+					t0 = ns
+				}
+			}
+		}
+	}
 	move := func(ns int64) int64 { return ns + int64(shift) + int64(drift*float64(ns-t0)) }
 	for i := range s.Runs {
 		for j := range s.Runs[i].Probes {
