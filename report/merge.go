@@ -92,8 +92,6 @@ func checkMergeInputs(src *Result, listeners []*Stamps) error {
 		return fmt.Errorf("%w: the source report has no stamps: trace with --for-merge --format json", ErrNotMergeable)
 	case src.Stamps.Role != RoleTrace:
 		return fmt.Errorf("%w: the source's stamps are of role %q, want %q", ErrNotMergeable, src.Stamps.Role, RoleTrace)
-	case src.Proto == "tcp":
-		return fmt.Errorf("%w: the source's probes are TCP SYNs, whose answers (SYN-ACK, RST) carry no token for the target node's file to be matched by: merge an ICMP or UDP trace of the same path", ErrNotMergeable)
 	case src.Stamps.Path != nil && src.Stamps.Path.TurnaroundOrInferred() != topology.TurnNetwork:
 		return fmt.Errorf("%w: the source's path turns around on its own node (%s): no wire to split; its report already times the far end", ErrNotMergeable, src.Stamps.Path.TurnaroundOrInferred())
 	case len(src.Stamps.Runs) != 1:

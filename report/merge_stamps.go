@@ -58,8 +58,9 @@ type Stamps struct {
 	Runs  []StampRun `json:"runs"`
 	// Overflow counts the probes beyond MaxStampProbes that were not kept.
 	Overflow int `json:"overflow,omitempty"`
-	// Untokened counts probe answers without a token (TCP SYN-ACKs and
-	// RSTs), which a stamps record cannot place.
+	// Untokened counts TCP probe answers (SYN-ACKs, RSTs), which carry no
+	// token, that were tied to no SYN seen on the node: a record places
+	// the others as their probe's replies.
 	Untokened int `json:"untokened,omitempty"`
 	// Captures are the capture's counters per point ID (listen's; a
 	// trace's are in its report's points); a point missing had none.
@@ -157,7 +158,10 @@ type Recorder struct {
 	mu         sync.Mutex
 	seen       map[probe.Token]*ProbeStamp
 	overflow   int
-	untokened  int
+	untokened  int // TCP answers given up on, tied to no SYN
+	ties       *tcpTies
+	tiedRuns   []uint64       // the runs tied, by the index ties knows them by (tiedProbe.src)
+	tiedIndex  map[uint64]int // tiedRuns' indexes
 	start, end time.Time
 	captures   map[string]PointCapture
 }
@@ -175,7 +179,8 @@ func NewRecorder(path *topology.Path, role string, runs ...uint64) (*Recorder, e
 	if 2*len(path.Points) > maxStampSteps {
 		return nil, fmt.Errorf("path of %d points: a stamps record holds at most %d", len(path.Points), maxStampSteps/2)
 	}
-	r := &Recorder{role: role, path: path, steps: stampSteps(path, role == RoleTrace), index: map[stepKey]int{}, runs: runs, seen: map[probe.Token]*ProbeStamp{}}
+	r := &Recorder{role: role, path: path, steps: stampSteps(path, role == RoleTrace), index: map[stepKey]int{}, runs: runs, seen: map[probe.Token]*ProbeStamp{},
+		ties: newTCPTies(maxTiedProbes), tiedIndex: map[uint64]int{}}
 	for i, s := range r.steps {
 		r.index[stepKey{s.Point, s.Reply}] = i
 	}
@@ -204,19 +209,62 @@ func (r *Recorder) Captured(stats []capture.PointStats) {
 
 // Add records one observation: the earliest stamp of each probe at each
 // step. Observations without a token, of another run, or crossing a
-// point the way no step does are left out.
+// point the way no step does are left out. A TCP probe's answer (SYN-ACK
+// or RST) carries no token: it is tied to the SYN seen at its point, as
+// the trace's report ties it (tcpTies), and recorded as that probe's
+// reply; one tied to no SYN is counted in Stamps.Untokened.
 func (r *Recorder) Add(o capture.Observation) {
+	if isTCPAnswer(o) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		t, ok := r.ties.reply(o)
+		if !ok { // its SYN may be seen at another point, whose ring is read later
+			r.untokened += r.ties.hold(o)
+			return
+		}
+		r.stamp(o, probe.Token{RunID: r.tiedRuns[t.src], Seq: t.seq}, true)
+		return
+	}
 	tok, reply, ok := r.placeObs(o)
 	if !ok || tok.RunID == 0 || (r.runs != nil && !slices.Contains(r.runs, tok.RunID)) {
 		return
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if o.Proto == capture.ProtoTCP { // a SYN: tie it, and place the answers seen before it
+		for _, answer := range r.ties.request(o, r.tied(tok)) {
+			r.stamp(answer, tok, true)
+		}
+	}
+	r.stamp(o, tok, reply)
+}
+
+// isTCPAnswer says whether o is a TCP probe's answer: a SYN-ACK or an
+// RST-ACK.
+func isTCPAnswer(o capture.Observation) bool {
+	return o.Proto == capture.ProtoTCP && o.TCPFlags&capture.TCPFlagACK != 0 && o.TCPFlags&(capture.TCPFlagSYN|capture.TCPFlagRST) != 0
+}
+
+// tied is tok as tcpTies knows a probe: its run's index among the runs
+// seen, as the source, and its sequence. The caller holds the lock.
+func (r *Recorder) tied(tok probe.Token) tiedProbe {
+	i, ok := r.tiedIndex[tok.RunID]
+	if !ok {
+		i = len(r.tiedRuns)
+		r.tiedRuns = append(r.tiedRuns, tok.RunID)
+		r.tiedIndex[tok.RunID] = i
+	}
+	return tiedProbe{src: i, seq: tok.Seq}
+}
+
+// stamp records o as probe tok's crossing of its point, a reply's or a
+// request's. The caller holds the lock.
+func (r *Recorder) stamp(o capture.Observation, tok probe.Token, reply bool) {
 	i, ok := r.index[stepKey{o.Point, reply}]
 	if !ok || r.steps[i].Dir != o.Dir {
 		return
 	}
 	ns := o.At.UnixNano()
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	p := r.seen[tok]
 	if p == nil {
 		if len(r.seen) >= MaxStampProbes {
@@ -256,9 +304,9 @@ func (r *Recorder) Seen() (probes, runs int) {
 // lastRequest reports whether step i is the last request step.
 func (r *Recorder) lastRequest(i int) bool { return i == len(r.steps)/2-1 }
 
-// placeObs reads an observation's token and whether it is a reply. Only
-// tokened packets are placed: ICMP echoes, UDP datagrams and DNS
-// messages, and TCP SYNs.
+// placeObs reads an observation's token and whether it is a reply: of
+// ICMP echoes, UDP datagrams and DNS messages, and TCP SYNs, the packets
+// that carry one.
 func (r *Recorder) placeObs(o capture.Observation) (probe.Token, bool, bool) {
 	switch o.Proto {
 	case capture.ProtoICMP:
@@ -268,10 +316,7 @@ func (r *Recorder) placeObs(o capture.Observation) (probe.Token, bool, bool) {
 		}
 		return pl.Token(), o.IsReply(), true
 	case capture.ProtoTCP:
-		if o.TCPFlags&capture.TCPFlagACK != 0 {
-			r.mu.Lock()
-			r.untokened++
-			r.mu.Unlock()
+		if o.TCPFlags&capture.TCPFlagACK != 0 || o.TCPFlags&capture.TCPFlagSYN == 0 { // answers are Add's; the pod's RST is no probe
 			return probe.Token{}, false, false
 		}
 	case capture.ProtoUDP:
@@ -299,7 +344,7 @@ func (r *Recorder) Stamps(node string) *Stamps {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := &Stamps{Version: StampsVersion, Role: r.role, Node: node, Path: r.path, Steps: slices.Clone(r.steps),
-		Start: r.start, End: r.end, Overflow: r.overflow, Untokened: r.untokened, Runs: []StampRun{}, Captures: r.captures}
+		Start: r.start, End: r.end, Overflow: r.overflow, Untokened: r.untokened + r.ties.waiting(), Runs: []StampRun{}, Captures: r.captures}
 	if r.role == RoleListen {
 		s.Kind = ListenKind
 	}

@@ -211,7 +211,7 @@ func listenSummary(s *report.Stamps) string {
 		msg += fmt.Sprintf("; %d more were not kept (at most %d)", s.Overflow, report.MaxStampProbes)
 	}
 	if s.Untokened > 0 {
-		msg += fmt.Sprintf("; %d TCP answers carry no token and are not in it", s.Untokened)
+		msg += fmt.Sprintf("; %d TCP answers matched no SYN seen here and are not in it", s.Untokened)
 	}
 	return msg
 }
