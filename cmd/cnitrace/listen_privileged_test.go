@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,9 +34,16 @@ type listener struct {
 	done   chan error
 }
 
-// startListen starts listen on node 2 and returns once its captures are
-// armed (its --ready-file is there).
+// startListen starts listen on node 2 toward node 1's pod and returns
+// once its captures are armed (its --ready-file is there).
 func startListen(t *testing.T, l *lab.Lab) *listener {
+	t.Helper()
+	return startListenIn(t, l, l.Nodes[1].Pod)
+}
+
+// startListenIn starts listen on node 2 for pod (node 2's pod or its
+// sibling), toward node 1's pod, as startListen does.
+func startListenIn(t *testing.T, l *lab.Lab, pod *lab.Pod) *listener {
 	t.Helper()
 	dir := t.TempDir()
 	ls := &listener{file: filepath.Join(dir, "listen.json"), done: make(chan error, 1)}
@@ -43,7 +51,7 @@ func startListen(t *testing.T, l *lab.Lab) *listener {
 	ctx, cancel := context.WithCancel(context.Background())
 	ls.cancel = cancel
 	n2 := l.Nodes[1]
-	args := []string{"listen", "--netns", n2.Pod.NSPath, "--node-netns", n2.NSPath, "--from", l.Nodes[0].Pod.Addr.String(),
+	args := []string{"listen", "--netns", pod.NSPath, "--node-netns", n2.NSPath, "--from", l.Nodes[0].Pod.Addr.String(),
 		"--duration", listenTimeout.String(), "--out", ls.file, "--ready-file", ready, "--quiet"}
 	go func() {
 		var out, errb bytes.Buffer
@@ -89,9 +97,16 @@ func (ls *listener) stop(t *testing.T) string {
 // node 2's with --for-merge and returns the report's file.
 func traceForMerge(t *testing.T, l *lab.Lab, count int, interval time.Duration) string {
 	t.Helper()
+	return traceForMergeTo(t, l, count, interval, l.TraceArgs()...)
+}
+
+// traceForMergeTo is traceForMerge with target the trace's source and
+// target flags (l.TraceArgs() and more).
+func traceForMergeTo(t *testing.T, l *lab.Lab, count int, interval time.Duration, target ...string) string {
+	t.Helper()
 	file := filepath.Join(t.TempDir(), "trace.json")
 	args := append([]string{"trace", "--format", "json", "--for-merge", "--out", file, "--quiet",
-		"--count", strconv.Itoa(count), "--interval", interval.String(), "--timeout", "500ms"}, l.TraceArgs()...)
+		"--count", strconv.Itoa(count), "--interval", interval.String(), "--timeout", "500ms"}, target...)
 	if code, _, stderr := runCLI(t, args...); code != 0 && code != 3 {
 		t.Fatalf("trace --for-merge: exit code %d; stderr:\n%s", code, stderr)
 	}
@@ -124,46 +139,67 @@ func bothNodes(t *testing.T, l *lab.Lab, count int, interval time.Duration) (tra
 	return traceFile, ls.stop(t)
 }
 
+// TestPrivilegedListenMerge: ICMP, and TCP SYNs to node 2's pod's
+// backend port (whose SYN-ACKs carry no token: each node's Recorder ties
+// them to the SYN it saw), on both layouts.
 func TestPrivilegedListenMerge(t *testing.T) {
 	for _, layout := range lab.Layouts {
 		t.Run(string(layout), func(t *testing.T) {
-			l := labtest.NewWith(t, lab.Config{Layout: layout})
-			const n = 30
-			tf, lf := bothNodes(t, l, n, 20*time.Millisecond)
-			r := mergeFiles(t, tf, lf)
-			var kinds []string
-			for _, p := range r.Points {
-				kinds = append(kinds, p.ID+":"+p.Kind)
-			}
-			want := map[string][]string{
-				"flannel": {"a0:pod", "a1:veth", "a2:bridge", "a3:vxlan", "a4:uplink", "b0:uplink", "b1:vxlan", "b2:bridge", "b3:veth", "b4:pod"},
-			}[string(layout)]
-			if want != nil && !slicesEqual(kinds, want) {
-				t.Errorf("points %v, want %v", kinds, want)
-			}
-			if got, want := len(r.Segments), 2*len(r.Points)-1; got != want {
-				t.Fatalf("%d segments for %d points, want %d", got, len(r.Points), want)
-			}
-			if m := r.Merge; m.Matched != n || m.Probes != n || m.WireRTT == nil || m.Clock.Error != "" || m.Request == nil {
-				t.Errorf("merge block: %d of %d matched, wire %v, clock %+v", m.Matched, m.Probes, m.WireRTT, m.Clock)
-			}
-			for _, s := range r.Segments {
-				if s.Seen != n || s.Lost != 0 {
-					t.Errorf("segment %s->%s (%s %s): seen %d lost %d, want %d and 0", s.From, s.To, s.Direction, s.Class, s.Seen, s.Lost, n)
-				}
-			}
-			t.Logf("wire rtt p50 %.1f us; request p50 %.1f, reply p50 %.1f us, bound +/-%.1f us", r.Merge.WireRTT.P50, r.Merge.Request.P50, r.Merge.Reply.P50, r.Merge.Clock.BoundUS)
-			code, text, stderr := runCLI(t, "merge", lf, tf) // any order, text
-			if code != 0 || !bytes.Contains([]byte(text), []byte("wire round trip")) {
-				t.Errorf("merge --format text: exit code %d, stderr %s, output:\n%s", code, stderr, text)
-			}
+			l := labtest.NewWith(t, lab.Config{Layout: layout, Backends: true})
+			t.Run("icmp", func(t *testing.T) { checkListenMerge(t, l, layout, l.TraceArgs()...) })
+			t.Run("tcp", func(t *testing.T) {
+				checkListenMerge(t, l, layout, append(l.TraceArgs(), "--proto", "tcp", "--port", strconv.Itoa(lab.BackendPort))...)
+			})
 			// A source on the listener's own node: nothing to listen for.
 			n2, out := l.Nodes[1], filepath.Join(t.TempDir(), "peer.json")
-			code, _, stderr = runCLI(t, "listen", "--netns", n2.Pod.NSPath, "--node-netns", n2.NSPath, "--from", n2.Sibling.Addr.String(), "--duration", "1s", "--out", out)
+			code, _, stderr := runCLI(t, "listen", "--netns", n2.Pod.NSPath, "--node-netns", n2.NSPath, "--from", n2.Sibling.Addr.String(), "--duration", "1s", "--out", out)
 			if _, err := os.Stat(out); code != cli.ExitUsage || !strings.Contains(stderr, "turns around on this node") || err == nil {
 				t.Errorf("listen --from a pod of its own node: exit code %d, stderr %q, file left: %v", code, stderr, err == nil)
 			}
 		})
+	}
+}
+
+// checkListenMerge listens on node 2, traces 30 probes from node 1 with
+// the target flags, merges, and checks every point by kind and every probe
+// at every segment.
+func checkListenMerge(t *testing.T, l *lab.Lab, layout lab.Layout, target ...string) {
+	t.Helper()
+	const n = 30
+	ls := startListen(t, l)
+	tf := traceForMergeTo(t, l, n, 20*time.Millisecond, target...)
+	lf := ls.stop(t)
+	r := mergeFiles(t, tf, lf)
+	var kinds []string
+	for _, p := range r.Points {
+		kinds = append(kinds, p.ID+":"+p.Kind)
+	}
+	want := map[string][]string{
+		"flannel": {"a0:pod", "a1:veth", "a2:bridge", "a3:vxlan", "a4:uplink", "b0:uplink", "b1:vxlan", "b2:bridge", "b3:veth", "b4:pod"},
+	}[string(layout)]
+	if want != nil && !slicesEqual(kinds, want) {
+		t.Errorf("points %v, want %v", kinds, want)
+	}
+	if got, want := len(r.Segments), 2*len(r.Points)-1; got != want {
+		t.Fatalf("%d segments for %d points, want %d", got, len(r.Points), want)
+	}
+	if m := r.Merge; m.Matched != n || m.Probes != n || m.WireRTT == nil || m.Clock.Error != "" || m.Request == nil || len(m.Disagreements) != 0 {
+		t.Errorf("merge block: %d of %d matched, wire %v, clock %+v, disagreements %+v", m.Matched, m.Probes, m.WireRTT, m.Clock, m.Disagreements)
+	}
+	target2 := false
+	for _, s := range r.Segments {
+		if s.Seen != n || s.Lost != 0 {
+			t.Errorf("segment %s->%s (%s %s): seen %d lost %d, want %d and 0", s.From, s.To, s.Direction, s.Class, s.Seen, s.Lost, n)
+		}
+		target2 = target2 || (s.Class == report.ClassTarget && s.US != nil)
+	}
+	if !target2 {
+		t.Errorf("no timed target segment: node 2's pod's own stack is missing")
+	}
+	t.Logf("%s: wire rtt p50 %.1f us; request p50 %.1f, reply p50 %.1f us, bound +/-%.1f us", cmp.Or(r.Proto, "icmp"), r.Merge.WireRTT.P50, r.Merge.Request.P50, r.Merge.Reply.P50, r.Merge.Clock.BoundUS)
+	code, text, stderr := runCLI(t, "merge", lf, tf) // any order, text
+	if code != 0 || !bytes.Contains([]byte(text), []byte("wire round trip")) {
+		t.Errorf("merge --format text: exit code %d, stderr %s, output:\n%s", code, stderr, text)
 	}
 }
 
