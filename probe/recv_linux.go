@@ -3,27 +3,28 @@ package probe
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
 // read is the socket's side of the receive loop: one read of echo replies
-// and TX timestamps alike. Go lets one goroutine at a time read a descriptor
-// (RawConn.Read holds its read lock), and epoll reports a non-empty error
-// queue as EPOLLERR, which the netpoller treats as readable, so a single
-// RawConn.Read that drains the error queue, then tries a normal read, and
-// waits only when both are empty, sees everything without a busy loop. If
-// the netpoller refuses to wait, it waits with poll(2) instead (see
-// fdReader.poll). The RawConn error comes first: after a timeout the
-// syscalls' last error is only EAGAIN.
+// and TX timestamps alike. Go lets one goroutine at a time read a
+// descriptor, and the run is that goroutine: each read drains the error
+// queue, then tries one recvfrom (readFD, in RawConn.Control), and waits
+// only when both were empty, for the socket or the deadline, whichever
+// comes first (waiter: the socket and a timerfd in an epoll set of their
+// own, waiting in the netpoller). epoll reports a non-empty error queue
+// as EPOLLERR, so a stamp wakes the wait too, with no busy loop; and the
+// socket is never waited for in the netpoller itself, which failed every
+// read with "not pollable" after epoll reported the socket with EPOLLERR
+// alone (stamps queued while the send buffer was too full for the socket
+// to be writable), so the poll(2) that stood in for it then is gone.
 //
-// With a zero deadline it reads once, in RawConn.Control, and never waits:
-// what a send just queued costs no wake-up and no deadline.
+// With a zero deadline it reads once and never waits: what a send just
+// queued costs no wake-up and no timer.
 func (s *socket) read(rx *rxBatch, deadline time.Time, now func() time.Time) error {
 	if s.errq == nil {
 		s.errq = new(errQueue)
@@ -35,17 +36,55 @@ func (s *socket) read(rx *rxBatch, deadline time.Time, now func() time.Time) err
 		}
 		return r.err
 	}
-	if err := s.SetReadDeadline(deadline); err != nil {
-		return fmt.Errorf("set read deadline: %w", err)
-	}
-	err := s.raw.Read(r.readFD)
-	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, net.ErrClosed) {
-		err = r.poll(s.raw, time.Until(deadline))
-	}
+	w, err := s.waiter()
 	if err != nil {
 		return err
 	}
-	return r.err
+	for {
+		var got bool
+		if err := s.raw.Control(func(fd uintptr) { got = r.readFD(fd) }); err != nil {
+			return err
+		}
+		if got {
+			return r.err
+		}
+		ready, err := w.wait(time.Until(deadline))
+		if err != nil {
+			return err
+		}
+		if !ready {
+			return os.ErrDeadlineExceeded
+		}
+	}
+}
+
+// waiter returns the socket's waiter, made at the first wait.
+func (s *socket) waiter() (*waiter, error) {
+	s.waitMu.Lock()
+	defer s.waitMu.Unlock()
+	if s.wait != nil {
+		return s.wait, nil
+	}
+	var werr error
+	if err := s.raw.Control(func(fd uintptr) { s.wait, werr = newWaiter(int(fd)) }); err != nil {
+		return nil, err
+	}
+	return s.wait, werr
+}
+
+// SetReadDeadline sets the socket's read deadline; one that has passed
+// also ends a wait of Run's in progress at once (Run wakes itself so when
+// its ctx is done).
+func (s *socket) SetReadDeadline(t time.Time) error {
+	err := s.PacketConn.SetReadDeadline(t)
+	if !t.After(time.Now()) {
+		s.waitMu.Lock()
+		if s.wait != nil {
+			s.wait.wake()
+		}
+		s.waitMu.Unlock()
+	}
+	return err
 }
 
 // fdReader is one read's state inside the RawConn callbacks.
@@ -56,39 +95,9 @@ type fdReader struct {
 	err  error // a syscall error other than EAGAIN
 }
 
-// poll waits for the socket with poll(2), for at most wait, then reads as
-// readFD does. It stands in for the netpoller, which fails every read with
-// "not pollable" after epoll reported the socket with EPOLLERR alone:
-// stamps queued while the send buffer is too full for the socket to be
-// writable (a slow qdisc holding probes), until some other event (a reply,
-// or writable again) clears that state.
-func (r *fdReader) poll(raw syscall.RawConn, wait time.Duration) error {
-	ms := int(max(wait, 0).Milliseconds()) + 1 // round up: 0 would not wait at all
-	var perr error
-	cerr := raw.Control(func(fd uintptr) {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		_, perr = unix.Poll(fds, ms)
-		switch {
-		case errors.Is(perr, unix.EINTR):
-			perr = nil
-		case perr == nil && fds[0].Revents&unix.POLLNVAL != 0:
-			perr = unix.EBADF
-		case perr == nil:
-			r.readFD(fd)
-		}
-	})
-	if cerr != nil {
-		return cerr
-	}
-	if perr != nil {
-		return fmt.Errorf("poll: %w", perr)
-	}
-	return nil
-}
-
-// readFD is the RawConn.Read callback. It returns false, to wait for the
-// socket to become readable, only when the error queue and the receive
-// queue were both empty.
+// readFD reads the error queue and then at most one datagram. It returns
+// false, to wait for the socket to become readable, only when the error
+// queue and the receive queue were both empty.
 func (r *fdReader) readFD(fd uintptr) bool {
 	rx := r.rx
 	for pending := 0; ; pending++ {

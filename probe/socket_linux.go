@@ -1,10 +1,12 @@
 package probe
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -43,6 +45,8 @@ type socket struct {
 	nextKey atomic.Uint32 // the OPT_ID key of the next packet sent
 	tcp     *tcpState     // TCP: the reserved source ports and the source address lookup
 	errq    *errQueue     // the reader's buffers for the error queue, made at the first read
+	waitMu  sync.Mutex    // guards wait, which SetReadDeadline may wake from any goroutine
+	wait    *waiter       // how the reader waits, made at its first wait
 }
 
 // A socket whose methods drifted from endpoint's would not build, rather
@@ -61,6 +65,12 @@ func (s *socket) SyscallConn() (syscall.RawConn, error) { return s.raw, nil }
 // Close closes the socket and, for TCP, releases its source ports.
 func (s *socket) Close() error {
 	err := s.PacketConn.Close()
+	s.waitMu.Lock()
+	if s.wait != nil {
+		err = errors.Join(err, s.wait.Close())
+		s.wait = nil
+	}
+	s.waitMu.Unlock()
 	if s.tcp != nil {
 		s.tcp.close()
 	}

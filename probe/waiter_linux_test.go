@@ -1,0 +1,76 @@
+package probe
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestWaiter waits on one end of a socketpair (no network): the deadline
+// passes, a datagram ends the wait as ready, wake ends a long wait at once
+// from another goroutine, and Close leaves no descriptor behind.
+func TestWaiter(t *testing.T) {
+	before := countFDs(t)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := true
+	t.Cleanup(func() {
+		if open {
+			unix.Close(fds[0])
+			unix.Close(fds[1])
+		}
+	})
+	w, err := newWaiter(fds[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if ready, err := w.wait(20 * time.Millisecond); err != nil || ready {
+		t.Fatalf("idle socket: got ready %v, %v; want the deadline", ready, err)
+	}
+	if took := time.Since(start); took < 20*time.Millisecond {
+		t.Errorf("wait of 20ms returned after %v", took)
+	}
+	if _, err := unix.Write(fds[1], []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if ready, err := w.wait(time.Hour); err != nil || !ready {
+		t.Fatalf("datagram queued: got ready %v, %v; want ready", ready, err)
+	}
+	var buf [1]byte
+	unix.Read(fds[0], buf[:])
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		w.wake()
+	}()
+	start = time.Now()
+	if ready, err := w.wait(time.Hour); err != nil || ready {
+		t.Fatalf("woken: got ready %v, %v; want not ready", ready, err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("wake ended the wait after %v", took)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fds[0])
+	unix.Close(fds[1])
+	open = false
+	if after := countFDs(t); after != before {
+		t.Errorf("%d descriptors open after Close, %d before", after, before)
+	}
+}
+
+// countFDs counts this process's open descriptors.
+func countFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	return len(ents)
+}
