@@ -19,9 +19,16 @@ import (
 // ring, each woken by its own ring's blocks and by its own 20 ms read
 // deadline: with five rings that was five wake-ups per probe at a 10 ms
 // interval, and four getsockopt(SO_ERROR) calls a wake-up besides.
+//
+// It also sleeps without a Go timer, on a timerfd in the netpoller: a
+// runtime timer wakes up to a millisecond late (the netpoller sleeps in
+// whole milliseconds) and keeps the runtime's sysmon polling every 20 us
+// meanwhile, where a timerfd wakes the netpoller at its time.
 type poller struct {
 	file   *os.File        // the epoll descriptor, in the netpoller
 	raw    syscall.RawConn // file's
+	timer  *os.File        // a timerfd, CLOCK_MONOTONIC, in the netpoller
+	traw   syscall.RawConn // timer's
 	events []unix.EpollEvent
 	got    []readiness // what the last wait or ready returned, reused
 }
@@ -45,7 +52,7 @@ func newPoller(rings []*ring) (*poller, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("set epoll set non-blocking: %w", err)
 	}
-	p := &poller{file: os.NewFile(uintptr(fd), "capture-epoll"), events: make([]unix.EpollEvent, len(rings))}
+	p := &poller{file: os.NewFile(uintptr(fd), "capture-epoll"), events: make([]unix.EpollEvent, max(len(rings), 1))}
 	if err := p.file.SetReadDeadline(time.Time{}); err != nil { // fails unless the netpoller took it
 		p.file.Close()
 		return nil, fmt.Errorf("wait for the epoll set in the netpoller: %w", err)
@@ -54,7 +61,60 @@ func newPoller(rings []*ring) (*poller, error) {
 		p.file.Close()
 		return nil, fmt.Errorf("epoll set: %w", err)
 	}
+	if err := p.openTimer(); err != nil {
+		p.file.Close()
+		return nil, err
+	}
 	return p, nil
+}
+
+// openTimer makes the poller's timerfd and hands it to the netpoller.
+func (p *poller) openTimer() error {
+	tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("create timerfd: %w", err)
+	}
+	p.timer = os.NewFile(uintptr(tfd), "capture-timer")
+	if p.traw, err = p.timer.SyscallConn(); err != nil {
+		p.timer.Close()
+		return fmt.Errorf("timerfd: %w", err)
+	}
+	return nil
+}
+
+// sleep waits d, or until wake, unless stopped, asked once the timer is
+// set, says not to: a wake just before the timer was set is not lost
+// then, as long as whoever wakes makes stopped true first. It reports a
+// failure of the timer only.
+func (p *poller) sleep(d time.Duration, stopped func() bool) error {
+	if err := p.arm(d); err != nil {
+		return err
+	}
+	if stopped() {
+		return nil
+	}
+	var buf [8]byte // the expiry count
+	err := p.traw.Read(func(fd uintptr) bool {
+		_, err := unix.Read(int(fd), buf[:])
+		return !errors.Is(err, unix.EAGAIN) // EINTR too: the caller looks again
+	})
+	if err != nil {
+		return fmt.Errorf("sleep on timerfd: %w", err)
+	}
+	return nil
+}
+
+// arm sets the timer to expire d from now (clearing an expiry not read).
+func (p *poller) arm(d time.Duration) error {
+	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(max(d.Nanoseconds(), 1))}
+	var serr error
+	if err := p.traw.Control(func(fd uintptr) { serr = unix.TimerfdSettime(int(fd), 0, &spec, nil) }); err != nil {
+		return fmt.Errorf("set timerfd: %w", err)
+	}
+	if serr != nil {
+		return fmt.Errorf("set timerfd: %w", serr)
+	}
+	return nil
 }
 
 // wait waits until a ring is ready, until deadline (zero: no deadline of
@@ -112,8 +172,12 @@ func (p *poller) readiness(n int) []readiness {
 }
 
 // wake makes a wait in progress, and every later one without a deadline
-// of its own, return at once. It may be called from any goroutine.
-func (p *poller) wake() { p.file.SetReadDeadline(time.Now()) }
+// of its own, return at once, and a sleep in progress too. It may be
+// called from any goroutine.
+func (p *poller) wake() {
+	p.file.SetReadDeadline(time.Now())
+	p.arm(time.Nanosecond)
+}
 
 // remove takes ring i's socket out of the set: a ring that failed is read
 // no more.
@@ -123,5 +187,5 @@ func (p *poller) remove(r *ring) error {
 	return errors.Join(cerr, err)
 }
 
-// Close closes the epoll set; the rings stay open.
-func (p *poller) Close() error { return p.file.Close() }
+// Close closes the epoll set and the timer; the rings stay open.
+func (p *poller) Close() error { return errors.Join(p.file.Close(), p.timer.Close()) }

@@ -15,6 +15,10 @@ func (p *poller) wait(deadline time.Time) ([]readiness, error) {
 
 func (p *poller) ready() ([]readiness, error) { return nil, unsupported("wait on capture sockets") }
 
+func (p *poller) sleep(d time.Duration, stopped func() bool) error {
+	return unsupported("sleep on a timer")
+}
+
 func (p *poller) wake() {}
 
 func (p *poller) remove(r *ring) error { return nil }

@@ -65,17 +65,14 @@ func (s *Session) running(ctx context.Context) bool {
 }
 
 // pause waits d, and reports false if Stop was called or ctx was done
-// meanwhile.
+// meanwhile (both wake it, after closing their channel), or the poller's
+// timer failed.
 func (s *Session) pause(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-s.stop:
-	case <-ctx.Done():
+	if err := s.poll.sleep(d, func() bool { return !s.running(ctx) }); err != nil {
+		s.failAll(err)
+		return false
 	}
-	return false
+	return s.running(ctx)
 }
 
 // checkErrors stops reading every ring whose socket reports an error (the
