@@ -53,7 +53,8 @@ func Merge(src *Result, listeners ...*Stamps) ([]*Result, error) {
 	if !common {
 		return nil, fmt.Errorf("%w: the source's run %s is in none of the listen files (%s): were they listening while it ran, on the nodes of its target?", ErrNotMergeable, run.RunID, runList(listeners))
 	}
-	pairs, ds := assign(run, listeners, held)
+	as := assign(run, listeners, held)
+	pairs := as.pairs
 	sent := make(map[uint32]bool, len(run.Probes))
 	for _, p := range run.Probes {
 		sent[p.Seq] = true
@@ -69,7 +70,10 @@ func Merge(src *Result, listeners ...*Stamps) ([]*Result, error) {
 		}
 		m := r.Merge
 		m.Dropped = dropped[i]
-		m.Disagreements = append(m.Disagreements, ds[i]...)
+		m.Disagreements = append(m.Disagreements, as.ds[i]...)
+		if len(out) == 0 {
+			m.Disagreements = append(m.Disagreements, as.noListener...)
+		}
 		for _, seq := range slices.Sorted(maps.Keys(held[i])) {
 			if !sent[seq] {
 				m.Disagreements = addDisagreement(m.Disagreements, DisagreeTargetOnly, seq)
@@ -80,7 +84,24 @@ func Merge(src *Result, listeners ...*Stamps) ([]*Result, error) {
 		}
 		out = append(out, r)
 	}
+	if len(out) > 1 {
+		shareTargets(out)
+	}
 	return out, nil
+}
+
+// shareTargets tells each of several reports (a Service's backends, one
+// listener each) which share of the run it holds and where the others'
+// are: every report's Merge.Targets lists them all.
+func shareTargets(out []*Result) {
+	var ts []TargetShare
+	for _, r := range out {
+		m := r.Merge
+		ts = append(ts, TargetShare{Node: m.Nodes[1].ID, Pod: m.Nodes[1].Pod, Probes: m.Probes + m.OutsideWindow})
+	}
+	for _, r := range out {
+		r.Merge.Targets = slices.Clone(ts)
+	}
 }
 
 // checkMergeInputs reports the first input Merge cannot use.
@@ -167,50 +188,4 @@ func runList(listeners []*Stamps) string {
 		s = append(s, fmt.Sprintf("%d: %s", i+1, strings.Join(ids, " ")))
 	}
 	return strings.Join(s, "; ")
-}
-
-// probePair is one probe of the source's run and what its target node saw
-// of it (nil: nothing).
-type probePair struct {
-	a, b *ProbeStamp
-}
-
-// assign gives each probe of run to the listener whose file holds it, or
-// whose pod it was sent to; it returns the pairs per listener and the
-// disagreements of each.
-func assign(run StampRun, listeners []*Stamps, held []map[uint32]*ProbeStamp) ([][]probePair, [][]Disagreement) {
-	pairs := make([][]probePair, len(listeners))
-	ds := make([][]Disagreement, len(listeners))
-	for k := range run.Probes {
-		a := &run.Probes[k]
-		var in []int
-		for i := range listeners {
-			if held[i][a.Seq] != nil {
-				in = append(in, i)
-			}
-		}
-		pick := -1
-		switch {
-		case len(in) == 1:
-			pick = in[0]
-		case len(in) > 1:
-			pick = in[0]
-			for _, i := range in {
-				if listeners[i].Path.Source.Addr.String() == a.Dst {
-					pick = i
-				}
-			}
-			ds[pick] = addDisagreement(ds[pick], DisagreeTwoTargets, a.Seq)
-		case len(listeners) == 1:
-			pick = 0
-		default:
-			pick = slices.IndexFunc(listeners, func(l *Stamps) bool { return a.Dst != "" && l.Path.Source.Addr.String() == a.Dst })
-			if pick < 0 {
-				ds[0] = addDisagreement(ds[0], DisagreeNoListener, a.Seq)
-				continue
-			}
-		}
-		pairs[pick] = append(pairs[pick], probePair{a: a, b: held[pick][a.Seq]})
-	}
-	return pairs, ds
 }

@@ -26,6 +26,9 @@ func mergeTexts(r *Result) []string {
 		fmt.Sprintf("nodes: %s; run %s: %d of its probes seen on both nodes, %d on the source node only",
 			strings.Join(nodes, ", "), m.RunID, m.Matched, m.Probes-m.Matched),
 	}
+	if t := targetsText(r); t != "" {
+		out = append(out, t)
+	}
 	if m.OutsideWindow > 0 {
 		out = append(out, fmt.Sprintf("outside the listener's capture: %d %s sent while it was not listening, left out", m.OutsideWindow, plural(m.OutsideWindow, "probe", "probes")))
 	}
@@ -77,4 +80,24 @@ func seqList(d Disagreement) string {
 		s = append(s, "...")
 	}
 	return strings.Join(s, ", ")
+}
+
+// targetsText says, for one of several reports (a Service's backends),
+// which share of the run it holds and where the others are.
+func targetsText(r *Result) string {
+	m := r.Merge
+	if len(m.Targets) < 2 {
+		return ""
+	}
+	var this string
+	var others []string
+	for _, t := range m.Targets {
+		if t.Node == m.Nodes[1].ID {
+			this = fmt.Sprintf("the %d %s of the run's %d that went to %s (pod %s)", t.Probes, plural(t.Probes, "probe", "probes"), r.Probes.Sent, t.Node, t.Pod)
+			continue
+		}
+		others = append(others, fmt.Sprintf("%s (pod %s) got %d", t.Node, t.Pod, t.Probes))
+	}
+	return fmt.Sprintf("targets: this report holds %s; %s, in %s; the probe counts and rtt lines are the whole run's",
+		this, strings.Join(others, ", "), plural(len(others), "its own report", "their own reports"))
 }

@@ -65,6 +65,10 @@ type Merged struct {
 	Directions string `json:"directions"`
 	// Dropped lists the runs of the files that are not merged: those the
 	// other file lacks.
+	// Targets, when the run's probes went to several listeners' pods (a
+	// Service's backends), lists every one of them with the probes it
+	// got, this report's too: each report holds only its target's share.
+	Targets       []TargetShare  `json:"targets,omitempty"`
 	Dropped       []DroppedRun   `json:"dropped_runs,omitempty"`
 	Disagreements []Disagreement `json:"disagreements,omitempty"`
 }
@@ -77,6 +81,14 @@ type MergedNode struct {
 	// Pod is the address of the node's pod on the path: the source's, or
 	// the target's.
 	Pod string `json:"pod"`
+}
+
+// TargetShare is one target of a merge of several listeners: its node ID,
+// its pod and how many of the run's probes went to it.
+type TargetShare struct {
+	Node   string `json:"node"`
+	Pod    string `json:"pod"`
+	Probes int    `json:"probes"`
 }
 
 // MergedClock is the target node's clock minus the source's, as the
