@@ -52,6 +52,9 @@ func mergeCommand(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("merge: %w", err)
 	}
+	if len(merged) > 1 && f == report.FormatHTML {
+		return cli.Usagef("--format html: the run's probes went to %d listeners' pods (%s), a report each, and an HTML report is one page: give merge one listen file at a time for a page per pod (the others' probes are then counted as without a listener, not lost), or use text, markdown or json", len(merged), targetList(merged))
+	}
 	if err := renderMerged(out, merged, f); err != nil {
 		return fmt.Errorf("write the report to %s: %w", out.Name(), err)
 	}
@@ -117,15 +120,11 @@ func readMergeInput(file string) (*report.Result, *report.Stamps, error) {
 }
 
 // renderMerged writes the merged reports: one as Render does; several
-// (a Service's backends on several nodes) one after the other, as a JSON
-// array in JSON. HTML is one page per report: merge one listen file at a
-// time for it.
+// (a Service's backends, a listener each) one after the other, as a JSON
+// array in JSON. HTML is one page per report: the caller refuses several.
 func renderMerged(w io.Writer, merged []*report.Result, f report.Format) error {
 	if len(merged) == 1 {
 		return report.Render(w, merged[0], f)
-	}
-	if f == report.FormatHTML {
-		return cli.Usagef("--format html: the probes reached %d target nodes and an HTML report is one page: merge with one listen file at a time, or use text, markdown or json", len(merged))
 	}
 	var b bytes.Buffer
 	if f == report.FormatJSON {
@@ -167,4 +166,14 @@ func fileArgs(fs *flag.FlagSet, args []string) (files, flags []string) {
 		}
 	}
 	return files, flags
+}
+
+// targetList names the pods of merged reports, with their node IDs.
+func targetList(merged []*report.Result) string {
+	var s []string
+	for _, r := range merged {
+		n := r.Merge.Nodes[1]
+		s = append(s, n.Pod+" ("+n.ID+")")
+	}
+	return strings.Join(s, ", ")
 }

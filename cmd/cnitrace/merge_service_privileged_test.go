@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/cnitrace/cnitrace/cmd/internal/cli"
 	"github.com/cnitrace/cnitrace/report"
 	"github.com/cnitrace/cnitrace/topology/lab"
 	"github.com/cnitrace/cnitrace/topology/lab/labtest"
@@ -81,5 +83,13 @@ func TestPrivilegedMergeService(t *testing.T) {
 	}
 	if total != n {
 		t.Errorf("the reports hold %d probes, want the %d sent", total, n)
+	}
+	// HTML is one page: refused for two reports, one listen file at a time.
+	if code, _, stderr := runCLI(t, "merge", "--format", "html", tf, pf, sf); code != cli.ExitUsage || !strings.Contains(stderr, "one listen file at a time") {
+		t.Errorf("merge --format html of two listeners: exit code %d, stderr %q; want %d, saying to merge one at a time", code, stderr, cli.ExitUsage)
+	}
+	code, page, stderr := runCLI(t, "merge", "--format", "html", tf, sf)
+	if code != 0 || !strings.Contains(page, "<html") {
+		t.Errorf("merge --format html of the sibling's listener: exit code %d; stderr:\n%s", code, stderr)
 	}
 }
