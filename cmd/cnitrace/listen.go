@@ -67,7 +67,7 @@ func (c *listenConfig) validateListen(from, to string) error {
 	case to != "":
 		return cli.Usagef("listen --to %s: listen takes --from IP, the address the probes come from (the source pod's)", to)
 	case from == "":
-		return cli.Usagef("say whose probes to listen for: --from IP, the source pod's address (the path toward it is the one captured on)")
+		return cli.Usagef("listen needs --from IP, the address the probes come from (the source pod's, as 'kubectl get pod -o wide' shows it, for a trace to a Service too): this node's path toward its pod (through the overlay or not, by which uplink) depends on it, and listen captures on the path found toward it, as 'cnitrace path --to IP' finds it")
 	case c.duration < 0:
 		return cli.Usagef("--duration %s: must not be negative (0 listens until interrupted)", c.duration)
 	}

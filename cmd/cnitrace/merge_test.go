@@ -102,7 +102,7 @@ func TestMergeBadInput(t *testing.T) {
 		{"no run in common", []string{"merge", mergeTrace, otherRun}, "none of the listen files"},
 		{"bad format", []string{"merge", mergeTrace, mergeListen, "--format", "xml"}, `unknown output format "xml"`},
 		{"unwritable out", []string{"merge", mergeTrace, mergeListen, "--out", outDir}, "--out"},
-		{"listen without --from", []string{"listen", "--netns", "/run/netns/x"}, "--from IP"},
+		{"listen without --from", []string{"listen", "--netns", "/run/netns/x"}, "listen needs --from IP, the address the probes come from"},
 		{"listen with --to", []string{"listen", "--netns", "/run/netns/x", "--to", "10.244.1.2"}, "listen takes --from IP"},
 		{"listen bad --from", []string{"listen", "--netns", "/run/netns/x", "--from", "10.244.1.300"}, `--from "10.244.1.300": not an IP address`},
 		{"listen negative duration", []string{"listen", "--netns", "/run/netns/x", "--from", "10.244.1.2", "--duration", "-1s"}, "must not be negative"},
