@@ -24,12 +24,21 @@ type assignment struct {
 // or, seen at none (lost on the node before the pods' paths part), the
 // one its destination at the source's uplink (the backend, after the
 // DNAT) names. A probe no file holds goes to the listener that
-// destination names, or with one listener to that one unless the
-// destination is clearly another backend's. A probe two files saw at
+// destination names, or with one listener to that one unless probes
+// that reached its pod show the destination is another backend's. A probe two files saw at
 // their pods, or held by files of two nodes, is a disagreement.
 func assign(run StampRun, listeners []*Stamps, held []map[uint32]*ProbeStamp) assignment {
 	as := assignment{pairs: make([][]probePair, len(listeners)), ds: make([][]Disagreement, len(listeners))}
 	dsts := backendDsts(run, listeners, held)
+	reached := make([]bool, len(listeners)) // some probe reached the listener's pod
+	for i := range listeners {
+		for _, p := range held[i] {
+			if reachedPod(p) {
+				reached[i] = true
+				break
+			}
+		}
+	}
 	names := func(i int, dst string) bool { return dst != "" && slices.Contains(dsts[i], dst) }
 	for k := range run.Probes {
 		a := &run.Probes[k]
@@ -69,8 +78,12 @@ func assign(run StampRun, listeners []*Stamps, held []map[uint32]*ProbeStamp) as
 					break
 				}
 			}
-			if pick < 0 && len(listeners) == 1 && a.Dst == "" {
-				pick = 0 // lost before the source's uplink: nothing says it went elsewhere
+			if pick < 0 && len(listeners) == 1 && (a.Dst == "" || !reached[0]) {
+				// Nothing says it went elsewhere: lost before the
+				// source's uplink, or no probe reached the pod (all lost
+				// on the node, behind a DNAT there) to say which
+				// destinations are the pod's.
+				pick = 0
 			}
 		}
 		if pick < 0 {

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -174,5 +175,31 @@ func TestMergeListenersOneNode(t *testing.T) {
 	}
 	if d := rs[0].Merge.Disagreements; len(d) != 1 || d[0].Kind != DisagreeTwoTargets || d[0].Probes != 1 {
 		t.Errorf("a probe seen at two nodes' pods: disagreements %+v, want one %q", d, DisagreeTwoTargets)
+	}
+}
+
+// TestMergeOneListenerNoneReachedPod: with one listener whose pod no probe
+// reached (every request lost on its node, behind a DNAT there, so the
+// source's destination is not the pod's address), the probes are still
+// its, lost where they were lost, not "without a listener".
+func TestMergeOneListenerNoneReachedPod(t *testing.T) {
+	s := twoNodes{n: 20, interval: 10 * time.Millisecond, segs: func(int) []time.Duration { return baseSegs() },
+		drop: func(seq, k int) bool { return k >= mReqWire+3 }} // seen at node 2's uplink and overlay only
+	src, ls := s.record(t)
+	l := *ls["10.244.2.2"]
+	path := *l.Path
+	path.Source.Addr = netip.MustParseAddr("10.244.2.99") // the pod's address is not the source's destination
+	l.Path = &path
+	r := mergeOne(t, src, &l)
+	m := r.Merge
+	if m.Probes != 20 || len(m.Disagreements) != 0 {
+		t.Errorf("%d probes, disagreements %+v; want 20 and none", m.Probes, m.Disagreements)
+	}
+	lost := 0
+	for _, seg := range r.Segments {
+		lost += seg.Lost
+	}
+	if lost != 20 {
+		t.Errorf("%d probes lost, want every one, on node 2", lost)
 	}
 }
