@@ -40,6 +40,50 @@ func (e *SchemaError) Error() string {
 // followed by nothing but white space, is refused: ErrNotReport (wrapped)
 // or a *SchemaError. An error of r itself is returned wrapped, as it is.
 func Decode(r io.Reader) (*Result, error) {
+	raw, err := readOne(r)
+	if err != nil {
+		return nil, err
+	}
+	return decodeReport(raw)
+}
+
+// DecodeAll reads what Decode reads, or a JSON array of such reports, as
+// merge writes the reports of a run whose probes reached several
+// listeners' pods (one per pod). An empty array, or an element Decode
+// would refuse, is refused as Decode refuses it, naming the element.
+func DecodeAll(r io.Reader) ([]*Result, error) {
+	raw, err := readOne(r)
+	if err != nil {
+		return nil, err
+	}
+	if raw[0] != '[' {
+		res, err := decodeReport(raw)
+		if err != nil {
+			return nil, err
+		}
+		return []*Result{res}, nil
+	}
+	var elems []json.RawMessage
+	if err := json.Unmarshal(raw, &elems); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotReport, err)
+	}
+	if len(elems) == 0 {
+		return nil, fmt.Errorf("%w: the input is an empty array", ErrNotReport)
+	}
+	out := make([]*Result, len(elems))
+	for i, e := range elems {
+		res, err := decodeReport(e)
+		if err != nil {
+			return nil, fmt.Errorf("report %d of %d: %w", i+1, len(elems), err)
+		}
+		out[i] = res
+	}
+	return out, nil
+}
+
+// readOne reads one JSON value from r, and nothing after it but white
+// space.
+func readOne(r io.Reader) (json.RawMessage, error) {
 	dec := json.NewDecoder(r)
 	var raw json.RawMessage
 	if err := dec.Decode(&raw); err != nil {
@@ -55,6 +99,11 @@ func Decode(r io.Reader) (*Result, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: more data after the report, at byte %d", ErrNotReport, dec.InputOffset())
 	}
+	return raw, nil
+}
+
+// decodeReport decodes one report object of schema_version SchemaVersion.
+func decodeReport(raw json.RawMessage) (*Result, error) {
 	if err := checkSchema(raw); err != nil {
 		return nil, err
 	}

@@ -55,7 +55,7 @@ func mergeCommand(args []string, stdout io.Writer) error {
 	if len(merged) > 1 && f == report.FormatHTML {
 		return cli.Usagef("--format html: the run's probes went to %d listeners' pods (%s), a report each, and an HTML report is one page: give merge one listen file at a time for a page per pod (the others' probes are then counted as without a listener, not lost), or use text, markdown or json", len(merged), targetList(merged))
 	}
-	if err := renderMerged(out, merged, f); err != nil {
+	if err := renderReports(out, merged, f); err != nil {
 		return fmt.Errorf("write the report to %s: %w", out.Name(), err)
 	}
 	if err := out.Commit(); err != nil {
@@ -119,10 +119,10 @@ func readMergeInput(file string) (*report.Result, *report.Stamps, error) {
 	return nil, nil, fmt.Errorf("merge %s: %w", file, err)
 }
 
-// renderMerged writes the merged reports: one as Render does; several
+// renderReports writes the reports, as merge and report do: one as Render does; several
 // (a Service's backends, a listener each) one after the other, as a JSON
 // array in JSON. HTML is one page per report: the caller refuses several.
-func renderMerged(w io.Writer, merged []*report.Result, f report.Format) error {
+func renderReports(w io.Writer, merged []*report.Result, f report.Format) error {
 	if len(merged) == 1 {
 		return report.Render(w, merged[0], f)
 	}
@@ -171,7 +171,11 @@ func fileArgs(fs *flag.FlagSet, args []string) (files, flags []string) {
 // targetList names the pods of merged reports, with their node IDs.
 func targetList(merged []*report.Result) string {
 	var s []string
-	for _, r := range merged {
+	for i, r := range merged {
+		if r.Merge == nil || len(r.Merge.Nodes) < 2 { // an array cnitrace report was given, not of merge's making
+			s = append(s, fmt.Sprintf("report %d: no merge", i+1))
+			continue
+		}
 		n := r.Merge.Nodes[1]
 		s = append(s, n.Pod+" ("+n.ID+")")
 	}

@@ -13,7 +13,9 @@ import (
 )
 
 // reportCommand renders a saved JSON report again, in any format: what
-// the run printed, byte for byte (report.Decode). FILE "-" is stdin. The
+// the run printed, byte for byte (report.DecodeAll: one report, or the
+// array of merge's reports of a run that reached several listeners' pods,
+// rendered as merge renders them). FILE "-" is stdin. The
 // output is --out's, opened first as trace opens it, so a path that
 // cannot be written is found before anything is read; it is completed only
 // once the whole report is rendered. It exits 0 whatever the report found:
@@ -40,11 +42,18 @@ func reportCommand(args []string, stdin io.Reader, stdout io.Writer) error {
 		return err
 	}
 	defer out.Abort() // does nothing once committed
-	r, err := readReport(file, stdin)
+	rs, err := readReports(file, stdin)
 	if err != nil {
 		return err
 	}
-	if err := report.Render(out, r, f); err != nil {
+	if len(rs) > 1 && f == report.FormatHTML {
+		src := file
+		if file == "-" {
+			src = "stdin"
+		}
+		return cli.Usagef("--format html: %s holds %d reports, one per listener's pod (%s), and an HTML report is one page: render one (jq '.[0]' FILE > one.json), or use text, markdown or json", src, len(rs), targetList(rs))
+	}
+	if err := renderReports(out, rs, f); err != nil {
 		return fmt.Errorf("write the report to %s: %w", out.Name(), err)
 	}
 	if err := out.Commit(); err != nil {
@@ -53,10 +62,11 @@ func reportCommand(args []string, stdin io.Reader, stdout io.Writer) error {
 	return nil
 }
 
-// readReport decodes the saved report in file, or stdin for "-". A file
+// readReports decodes the saved report in file, or stdin for "-": one, or
+// the array merge writes of a run that reached several listeners. A file
 // that cannot be read, is no report or is of another schema is a usage
 // error naming the file and what to do.
-func readReport(file string, stdin io.Reader) (*report.Result, error) {
+func readReports(file string, stdin io.Reader) ([]*report.Result, error) {
 	in, name := stdin, "stdin"
 	if file != "-" {
 		f, err := os.Open(file)
@@ -70,12 +80,12 @@ func readReport(file string, stdin io.Reader) (*report.Result, error) {
 		defer f.Close()
 		in, name = f, file
 	}
-	r, err := report.Decode(in)
+	rs, err := report.DecodeAll(in)
 	var se *report.SchemaError
 	var pe *os.PathError
 	switch {
 	case err == nil:
-		return r, nil
+		return rs, nil
 	case errors.As(err, &se):
 		return nil, cli.Usagef("report %s: %v (%s)", name, err, schemaAdvice(se))
 	case errors.As(err, &pe): // the file cannot be read: a directory, say

@@ -157,3 +157,66 @@ func TestReportHelp(t *testing.T) {
 		t.Errorf("got usage\n%s\nwant it to list the report command", usage)
 	}
 }
+
+// TestReportRendersMergedArray: the JSON array merge writes for a run that
+// reached several listeners' pods renders again as merge rendered it, in
+// text, Markdown and JSON, byte for byte; HTML, one page, is refused with
+// a usage error naming the pods, and so are an empty array and an array
+// holding something that is no report.
+func TestReportRendersMergedArray(t *testing.T) {
+	code, one, stderr := runCLI(t, "merge", "--format", "json", mergeTrace, mergeListen)
+	if code != 0 {
+		t.Fatalf("merge: exit %d; stderr:\n%s", code, stderr)
+	}
+	r, err := report.Decode(strings.NewReader(one))
+	if err != nil {
+		t.Fatal(err)
+	}
+	two := []*report.Result{r, r}
+	var arr bytes.Buffer
+	if err := renderReports(&arr, two, report.FormatJSON); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []report.Format{report.FormatText, report.FormatMarkdown, report.FormatJSON} {
+		var want, got bytes.Buffer
+		if err := renderReports(&want, two, f); err != nil {
+			t.Fatal(err)
+		}
+		if err := reportCommand([]string{"--format", f.String(), "-"}, bytes.NewReader(arr.Bytes()), &got); err != nil {
+			t.Fatalf("report --format %s of the array: %v", f, err)
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Errorf("report --format %s of the array: got\n%s\nwant\n%s", f, got.Bytes(), want.Bytes())
+		}
+		if f == report.FormatText && strings.Count(got.String(), "wire round trip") != 2 {
+			t.Errorf("text of two reports has %d wire lines, want 2", strings.Count(got.String(), "wire round trip"))
+		}
+	}
+	for _, tc := range []struct {
+		name, in string
+		want     []string
+	}{
+		{"html", arr.String(), []string{"--format html: stdin holds 2 reports", r.Merge.Nodes[1].Pod}},
+		{"empty", "[]", []string{"an empty array"}},
+		{"not a report", "[" + one + ", {\"x\": 1}]", []string{"report 2 of 2", "no schema_version"}},
+	} {
+		args := []string{"-"}
+		if tc.name == "html" {
+			args = []string{"--format", "html", "-"}
+		}
+		var stdout bytes.Buffer
+		err := reportCommand(args, strings.NewReader(tc.in), &stdout)
+		if !cli.IsUsage(err) {
+			t.Errorf("%s: got %v, want a usage error", tc.name, err)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q lacks %q", tc.name, err, w)
+			}
+		}
+		if stdout.Len() > 0 {
+			t.Errorf("%s: wrote %q, want nothing", tc.name, stdout.Bytes())
+		}
+	}
+}
