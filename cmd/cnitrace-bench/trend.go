@@ -72,6 +72,11 @@ var trendColumns = []struct {
 		}
 		return r.Memory.MaxRSSRatio, true
 	}},
+	{"load average at the start", func(r *results) (float64, bool) {
+		var v float64
+		_, err := fmt.Sscanf(r.LoadStart, "%g", &v)
+		return v, err == nil
+	}},
 }
 
 func (c *cpuResult) ratio(pick func(*cpuResult) *cpuCompare) (float64, bool) {
