@@ -212,16 +212,15 @@ type schedule struct {
 	interval time.Duration
 }
 
-// catchUp is how far behind the grid a sender still catches up. Go's
-// timers sleep at least a millisecond when the process is otherwise idle
-// (the netpoller waits in whole milliseconds), so below a millisecond
-// probes go out in bursts that keep the rate: at a 200 us interval one
-// wake-up about every millisecond sends five. A wake-up that late is
-// often later still: at a 500 us interval on the lab (2 vCPUs shared with
-// other work), 20 to 37 of 4000 gaps between sends were 2 to 4.6 ms, a
-// few 5 to 8 ms, and each beyond catchUp started a new grid: 1932-1979
-// probes/s with 2 ms here, 1988-1994 with 5 ms. A burst after a stall is
-// at most catchUp/interval probes, 20 at 500 us, sent back to back.
+// catchUp is how far behind the grid a sender still catches up. The run
+// waits for its next send on a timerfd (waiter), to the microsecond, but a
+// wake-up can still come late: the process was off the CPU, or a send
+// took long. At a 500 us interval on the lab (2 vCPUs shared with other
+// work), waiting on Go timers then, 20 to 37 of 4000 gaps between sends
+// were 2 to 4.6 ms, a few 5 to 8 ms, and each beyond catchUp started a new
+// grid: 1932-1979 probes/s with 2 ms here, 1988-1994 with 5 ms, 1999-2000
+// with 10 ms. A burst after a stall is at most catchUp/interval probes,
+// 20 at 500 us, sent back to back.
 const catchUp = 10 * time.Millisecond
 
 // next returns how long to wait before probe n, the first having been sent
