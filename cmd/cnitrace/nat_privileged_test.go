@@ -21,6 +21,7 @@ import (
 // jsonReport.
 type natReport struct {
 	Translated string
+	Replies    map[string]int // TCP and UDP runs: what answered
 	Points     []struct {
 		ID, Kind string
 		Request  *struct{ Src, Dst string } `json:"request_addrs"`
@@ -78,6 +79,22 @@ func TestPrivilegedTraceExternalMasquerade(t *testing.T) {
 	}
 	if from, to, old, new, ok := rewriteOf(r, nat, "reply", "dst"); !ok || from != "uplink" || to != "bridge" || old != gw || new != pod {
 		t.Errorf("reply dst rewrite %s->%s %s->%s (found %v), want %s->%s between uplink and bridge", from, to, old, new, ok, gw, pod)
+	}
+
+	// TCP SYNs through the MASQUERADE, to a closed port of the external
+	// host: its kernel's RSTs come back through the un-NAT, each tied to
+	// its SYN at every point (the tuple differs between bridge and uplink,
+	// never within a point), the rewrites where they were for ICMP.
+	tcp, tnat := traceNAT(t, l, ext, cli.ExitOK, append(flags, "--proto", "tcp", "--port", "443")...)
+	checkAllSeen(t, tcp, 30)
+	if tnat.Replies["rst"] != 30 {
+		t.Errorf("TCP through the masquerade: replies %v, want 30 rst from the closed port", tnat.Replies)
+	}
+	if from, to, old, new, ok := rewriteOf(tcp, tnat, "request", "src"); !ok || from != "bridge" || to != "uplink" || old != pod || new != gw {
+		t.Errorf("TCP request src rewrite %s->%s %s->%s (found %v), want %s->%s between bridge and uplink", from, to, old, new, ok, pod, gw)
+	}
+	if from, to, old, new, ok := rewriteOf(tcp, tnat, "reply", "dst"); !ok || from != "uplink" || to != "bridge" || old != gw || new != pod {
+		t.Errorf("TCP reply dst rewrite %s->%s %s->%s (found %v), want %s->%s between uplink and bridge", from, to, old, new, ok, gw, pod)
 	}
 
 	// Delay in the external host itself: beyond the uplink.
