@@ -83,13 +83,10 @@ BENCH_TOOLS := tcpdump:tcpdump hping3:hping3
 # Benchmarks: Go benchmarks of the hot paths, then the lab benchmark (root),
 # which prints one table and writes bench/results/<date and time>.json;
 # `go run ./cmd/cnitrace-bench --trend` prints the trend of those files.
+# (deps, a prerequisite, installs them: a target-specific variable reaches
+# the prerequisites too.)
+bench: TEST_TOOLS += $(BENCH_TOOLS)
 bench: deps build
-	@missing=$$(for t in $(BENCH_TOOLS); do c=$${t%%:*}; command -v $$c >/dev/null 2>&1 || [ -e $$c ] || echo $${t#*:}; done | sort -u); \
-	[ -z "$$missing" ] && exit 0; \
-	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
-		echo "make: the benchmark needs these Debian packages: apt-get install" $$missing >&2; exit 1; fi; \
-	echo "make: installing" $$missing; \
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null
 	$(GO) test -run '^$$' -bench . -benchmem ./capture ./report ./probe
 	$(GO) run ./cmd/cnitrace-bench --bin $(BIN)/cnitrace
 

@@ -29,7 +29,7 @@ func injectNetwork(ctx context.Context, l *lab.Lab, d time.Duration) (stopFunc, 
 		var late injectorLate
 		if s, ok := l.WireStats(); ok && s.Request.Forwarded > 0 {
 			// The delay line keeps no median: its mean, which a stall moves.
-			late = injectorLate{Typical: s.Request.SumLate / time.Duration(s.Request.Forwarded), Max: s.Request.MaxLate}
+			late = injectorLate{Typical: s.Request.MeanLate(), Max: s.Request.MaxLate}
 		}
 		return late, l.SetFaults(ctx, lab.Faults{Wire: true})
 	}, nil

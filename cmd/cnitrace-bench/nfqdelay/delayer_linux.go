@@ -26,7 +26,6 @@ type Delayer struct {
 	cfg      Config
 	accepted atomic.Uint64
 	dropped  atomic.Uint64
-	sumLate  atomic.Int64 // ns
 	maxLate  atomic.Int64 // ns; written by the releaser only
 	mu       sync.Mutex
 	late     []time.Duration // the first lateSamples verdicts' lateness
@@ -96,7 +95,7 @@ func (d *Delayer) Stats() Stats {
 	med := medianOf(d.late)
 	d.mu.Unlock()
 	return Stats{Accepted: d.accepted.Load(), Dropped: d.dropped.Load(),
-		SumLate: time.Duration(d.sumLate.Load()), MaxLate: time.Duration(d.maxLate.Load()), MedianLate: med}
+		MaxLate: time.Duration(d.maxLate.Load()), MedianLate: med}
 }
 
 type held struct {
@@ -147,7 +146,6 @@ func (d *Delayer) release(queue <-chan held) error {
 	for h := range queue {
 		waitUntil(h.release)
 		late := int64(time.Since(h.release))
-		d.sumLate.Add(late)
 		if late > d.maxLate.Load() {
 			d.maxLate.Store(late)
 		}

@@ -44,11 +44,11 @@ func (c Config) Validate() error {
 // Stats counts what a Delayer did.
 type Stats struct {
 	Accepted, Dropped uint64
-	// Late is by how much verdicts were sent after their release time
-	// (arrival in user space plus the delay), summed and at most: the
-	// releaser's own error. It leaves out the queue's round trip through
-	// the kernel, which an independent observer (ping) sees.
-	SumLate, MaxLate time.Duration
+	// MaxLate is by how much verdicts were sent after their release time
+	// (arrival in user space plus the delay), at most: the releaser's own
+	// error. It leaves out the queue's round trip through the kernel,
+	// which an independent observer (ping) sees.
+	MaxLate time.Duration
 	// MedianLate is the median of the first lateSamples verdicts' lateness:
 	// unlike the mean, one stall of the machine does not move it.
 	MedianLate time.Duration
@@ -56,14 +56,6 @@ type Stats struct {
 
 // lateSamples bounds the lateness kept for MedianLate.
 const lateSamples = 4096
-
-// MeanLate is SumLate over the verdicts given.
-func (s Stats) MeanLate() time.Duration {
-	if n := s.Accepted + s.Dropped; n > 0 {
-		return s.SumLate / time.Duration(n)
-	}
-	return 0
-}
 
 // ErrNotSupported is returned on systems without netfilter queues.
 var ErrNotSupported = errors.New("netfilter queues are not supported")
