@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -23,12 +24,17 @@ func TestPollerSleep(t *testing.T) {
 	if took := time.Since(start); took < 20*time.Millisecond {
 		t.Errorf("sleep of 20ms returned after %v", took)
 	}
+	// The reader's protocol: whoever wakes marks the stop first, and the
+	// sleep looks at it once its timer is set, so a wake that comes before
+	// the sleep set its timer (this goroutine delayed) is not lost.
+	var stop atomic.Bool
 	go func() {
 		time.Sleep(10 * time.Millisecond)
+		stop.Store(true)
 		p.wake()
 	}()
 	start = time.Now()
-	if err := p.sleep(time.Hour, never); err != nil {
+	if err := p.sleep(time.Hour, stop.Load); err != nil {
 		t.Fatal(err)
 	}
 	if took := time.Since(start); took > 10*time.Second {

@@ -74,8 +74,7 @@ const (
 	MaxCount = math.MaxUint32
 )
 
-// readSlice bounds every wait for the socket: a cancellation that raced
-// with the start of a wait is seen within it.
+// readSlice bounds every wait for the socket, whatever wakes it or not.
 const readSlice = 50 * time.Millisecond
 
 // Validate reports the first unusable field, naming the flag a user sets.
@@ -195,8 +194,8 @@ func run(ctx context.Context, conn Conn, cfg Config, limit int) (*Result, error)
 	}
 	c := newCollector(conn, cd, cfg, limit)
 	before, counted := conn.rxDrops()
-	// A read waiting when ctx is done returns at once (readSlice bounds
-	// the rare wait that sets its deadline just after this).
+	// A read waiting when ctx is done returns at once, and so does one
+	// just setting its timer (the waiter keeps the wake for it).
 	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
 	err = c.loop(ctx)
 	stop()

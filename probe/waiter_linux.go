@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,6 +26,10 @@ type waiter struct {
 	raw    syscall.RawConn // file's
 	timer  int             // the timerfd, CLOCK_MONOTONIC
 	events [2]unix.EpollEvent
+	// woken is set by wake before it fires the timer, and taken by the
+	// wait it ends: a wake that comes just before a wait sets the timer,
+	// whose setting overwrites the wake's, still ends that wait.
+	woken atomic.Bool
 }
 
 // Epoll event data of the waiter's two descriptors.
@@ -77,6 +82,9 @@ func (w *waiter) wait(d time.Duration) (bool, error) {
 	if err := w.arm(d); err != nil {
 		return false, err
 	}
+	if w.woken.Swap(false) { // after the arm: a wake before it is not lost
+		return false, nil
+	}
 	var ready, expired bool
 	var werr error
 	err := w.raw.Read(func(fd uintptr) bool {
@@ -97,6 +105,9 @@ func (w *waiter) wait(d time.Duration) (bool, error) {
 	case werr != nil:
 		return false, fmt.Errorf("wait for the socket: epoll_wait: %w", werr)
 	}
+	if expired {
+		w.woken.Store(false) // this wait was the one a wake ended
+	}
 	return ready, nil
 }
 
@@ -110,9 +121,13 @@ func (w *waiter) arm(d time.Duration) error {
 	return nil
 }
 
-// wake makes a wait in progress return at once, as expired. It may be
-// called from any goroutine; a wait that starts after it waits as usual.
-func (w *waiter) wake() { w.arm(time.Nanosecond) }
+// wake makes a wait in progress return at once, as expired, or else the
+// next wait, even one already setting its timer. It may be called from
+// any goroutine; the wait after the one it ended waits as usual.
+func (w *waiter) wake() {
+	w.woken.Store(true)
+	w.arm(time.Nanosecond)
+}
 
 // Close closes the epoll set and the timer.
 func (w *waiter) Close() error {

@@ -44,7 +44,7 @@ func TestWaiter(t *testing.T) {
 	var buf [1]byte
 	unix.Read(fds[0], buf[:])
 	go func() {
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // before or during the wait: either must end it
 		w.wake()
 	}()
 	start = time.Now()
@@ -53,6 +53,24 @@ func TestWaiter(t *testing.T) {
 	}
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("wake ended the wait after %v", took)
+	}
+	// A wake just before the wait set its timer (the setting overwrites
+	// the wake's expiry): the wait returns at once all the same, and only
+	// that one; the next waits its time.
+	w.wake()
+	start = time.Now()
+	if ready, err := w.wait(5 * time.Second); err != nil || ready {
+		t.Fatalf("woken before the wait: got ready %v, %v; want not ready", ready, err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("a wake just before the wait ended it after %v, want at once", took)
+	}
+	start = time.Now()
+	if ready, err := w.wait(20 * time.Millisecond); err != nil || ready {
+		t.Fatalf("after a wake: got ready %v, %v; want the deadline", ready, err)
+	}
+	if took := time.Since(start); took < 20*time.Millisecond {
+		t.Errorf("the wait after a woken one returned after %v, want 20ms", took)
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
