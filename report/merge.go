@@ -84,10 +84,25 @@ func Merge(src *Result, listeners ...*Stamps) ([]*Result, error) {
 		}
 		out = append(out, r)
 	}
+	if len(out) == 0 {
+		return nil, nothingLeft(run, len(listeners), as.noListener)
+	}
 	if len(out) > 1 {
 		shareTargets(out)
 	}
 	return out, nil
+}
+
+// nothingLeft is the error of a merge of several listen files none of
+// which got a probe of run: each report would be empty, and the probes
+// without a listener would have none to be counted in.
+func nothingLeft(run StampRun, listeners int, noListener []Disagreement) error {
+	without := 0
+	for _, d := range noListener {
+		without += d.Probes
+	}
+	return fmt.Errorf("%w: no listen file got a probe of run %s: of its %d %s, %d went to a backend none of the %d listen files is of (give the listen file of the pod the probes went to, one per backend; a run with no probe captured on the source node needs tracing again)",
+		ErrNotMergeable, run.RunID, len(run.Probes), plural(len(run.Probes), "probe", "probes"), without, listeners)
 }
 
 // shareTargets tells each of several reports (a Service's backends, one

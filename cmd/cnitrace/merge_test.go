@@ -143,3 +143,35 @@ func readFile(t *testing.T, name string) string {
 	}
 	return string(b)
 }
+
+// TestMergeNothingLeft: with several listen files, a listener that got
+// no probe of the run has no report; when none got one, merge says so
+// (exit 2) instead of printing nothing and exiting 0.
+func TestMergeNothingLeft(t *testing.T) {
+	var rep map[string]any
+	if err := json.Unmarshal([]byte(readFile(t, mergeTrace)), &rep); err != nil {
+		t.Fatal(err)
+	}
+	run := rep["stamps"].(map[string]any)["runs"].([]any)[0].(map[string]any)
+	run["probes"] = []any{}
+	data, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "web-node.json")
+	if err := os.WriteFile(src, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"text", "json"} {
+		code, stdout, stderr := runCLI(t, "merge", "--format", format, src, mergeListen, mergeListen)
+		if code != cli.ExitUsage {
+			t.Errorf("--format %s: exit code %d, want %d; stdout %q, stderr %q", format, code, cli.ExitUsage, stdout, stderr)
+		}
+		if stdout != "" {
+			t.Errorf("--format %s: stdout %q, want nothing", format, stdout)
+		}
+		if want := "no listen file got a probe"; !strings.Contains(stderr, want) {
+			t.Errorf("--format %s: stderr %q does not say %q", format, stderr, want)
+		}
+	}
+}
