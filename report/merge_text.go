@@ -36,7 +36,7 @@ func mergeTexts(r *Result) []string {
 		out = append(out, fmt.Sprintf("wire round trip: %s (source uplink out and back, minus the target uplink's in and out: no clock agreement needed)", distText(d)))
 	}
 	out = append(out, clockText(m))
-	if m.Request != nil && m.Reply != nil {
+	if m.Request != nil && m.Reply != nil && m.Clock != nil { // a clock, for a file made by hand
 		out = append(out, fmt.Sprintf("wire request: %s; wire reply: %s; each probe's within +/-%.1f us", distText(m.Request), distText(m.Reply), m.Clock.BoundUS))
 	}
 	out = append(out, "directions: "+m.Directions)
@@ -92,12 +92,24 @@ func targetsText(r *Result) string {
 	var this string
 	var others []string
 	for _, t := range m.Targets {
-		if t.Node == m.Nodes[1].ID {
+		if t.Node == targetID(m) {
 			this = fmt.Sprintf("the %d %s of the run's %d that went to %s (pod %s)", t.Probes, plural(t.Probes, "probe", "probes"), r.Probes.Sent, t.Node, t.Pod)
 			continue
 		}
 		others = append(others, fmt.Sprintf("%s (pod %s) got %d", t.Node, t.Pod, t.Probes))
 	}
+	if this == "" { // a file not of merge's making: no target node, or not among the targets
+		this = "a share of the run none of the targets is named for"
+	}
 	return fmt.Sprintf("targets: this report holds %s; %s, in %s; the probe counts and rtt lines are the whole run's",
 		this, strings.Join(others, ", "), plural(len(others), "its own report", "their own reports"))
+}
+
+// targetID is the node ID of m's target (Nodes[1]), or "" when m names
+// none: a file edited by hand or cut short.
+func targetID(m *Merged) string {
+	if len(m.Nodes) < 2 {
+		return ""
+	}
+	return m.Nodes[1].ID
 }
