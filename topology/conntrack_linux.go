@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -16,16 +15,21 @@ import (
 // destination-translated. An entry exists only once a packet went that
 // way: the caller sends one probe before Discover (cmd/cnitrace does).
 //
-// The dump is read on every discovery, whatever the target: a Service
+// Conntrack is read on every discovery, whatever the target: a Service
 // address looks like any other, and only this table says the node rewrites
-// it. nfnetlink refuses every request, dumps included, without
-// CAP_NET_ADMIN in the node netns's user namespace; the error names it.
+// it. The kernel sends only the flow's entries (Conntrack.List), so the
+// cost does not grow with the table. nfnetlink refuses every request,
+// dumps included, without CAP_NET_ADMIN in the node netns's user
+// namespace; the error names it.
 func (d *discovery) dnat(src netip.Addr) (netip.Addr, bool, error) {
-	flows, err := RetryDump(func() ([]*netlink.ConntrackFlow, error) {
-		return d.nodeNL.ConntrackTableList(netlink.ConntrackTable, netlink.InetFamily(family(d.target)))
-	})
+	ct, err := OpenConntrack(d.node)
 	if err != nil {
-		return netip.Addr{}, false, fmt.Errorf("read conntrack in %s: %w", d.node, NeedsCapability(err, "CAP_NET_ADMIN"))
+		return netip.Addr{}, false, err
+	}
+	defer ct.Close()
+	flows, err := ct.List(d.flow.filter(d.target, src))
+	if err != nil {
+		return netip.Addr{}, false, fmt.Errorf("read conntrack in %s: %w", d.node, err)
 	}
 	for _, f := range flows {
 		fwdSrc, _ := netip.AddrFromSlice(f.Forward.SrcIP)
@@ -39,6 +43,23 @@ func (d *discovery) dnat(src netip.Addr) (netip.Addr, bool, error) {
 		}
 	}
 	return netip.Addr{}, false, nil
+}
+
+// filter selects the conntrack entries of the flow from src (any source
+// when src is invalid) to target, in target's family: ICMP echo there
+// (ICMP or ICMPv6) for the zero Flow.
+func (f Flow) filter(target, src netip.Addr) ConntrackFilter {
+	fam := uint8(family(target))
+	cf := ConntrackFilter{Family: fam, Proto: f.Proto, Port: f.Port}
+	if f.Proto == 0 {
+		cf.Proto = unix.IPPROTO_ICMP
+		if fam == unix.AF_INET6 {
+			cf.Proto = unix.IPPROTO_ICMPV6
+		}
+	}
+	cf.Dst, _ = FamilyAddr(fam, target)
+	cf.Src, _ = FamilyAddr(fam, src)
+	return cf
 }
 
 func icmpEcho(proto uint8) bool { return proto == unix.IPPROTO_ICMP || proto == unix.IPPROTO_ICMPV6 }

@@ -16,7 +16,7 @@ import (
 // everything else, and read at its end (Take), when the entries hold what
 // the probes did: the DNAT they went through, and their counters.
 type Flows struct {
-	h       *netlink.Handle // in the node's namespace
+	ct      *topology.Conntrack // in the node's namespace
 	netns   string
 	flow    topology.Flow // what the probes were: ICMP echo, or TCP or UDP to a port
 	sources []netip.Addr
@@ -28,11 +28,11 @@ type Flows struct {
 // path's source address and its target or the target's translated address
 // (a Service's backend). Close it when done.
 func OpenFlows(node *topology.NetNS, path *topology.Path, flow topology.Flow) (*Flows, error) {
-	h, err := topology.NetlinkHandle(node)
+	ct, err := topology.OpenConntrack(node)
 	if err != nil {
 		return nil, err
 	}
-	f := &Flows{h: h, netns: node.ID(), flow: flow, sources: []netip.Addr{}, targets: []netip.Addr{}}
+	f := &Flows{ct: ct, netns: node.ID(), flow: flow, sources: []netip.Addr{}, targets: []netip.Addr{}}
 	add := func(to *[]netip.Addr, a netip.Addr) {
 		if a = a.Unmap(); a.IsValid() && !slices.Contains(*to, a) {
 			*to = append(*to, a)
@@ -44,8 +44,10 @@ func OpenFlows(node *topology.NetNS, path *topology.Path, flow topology.Flow) (*
 	return f, nil
 }
 
-// Take reads the conntrack table of the families of the flows' addresses
-// and returns conntrack.json with the matching entries only. nfnetlink
+// Take reads the conntrack entries of the flows' protocol (and port) from
+// their source, in the families of the flows' addresses, and returns
+// conntrack.json with the matching entries only. The kernel sends only
+// those (topology.Conntrack.List), however big the table. nfnetlink
 // refuses the dump without CAP_NET_ADMIN in the node namespace's user
 // namespace: the error is a *topology.CapabilityError then.
 func (f *Flows) Take() (File, error) {
@@ -58,7 +60,7 @@ func (f *Flows) Take() (File, error) {
 	}
 	slices.Sort(families)
 	for _, fam := range families {
-		flows, err := topology.RetryDump(func() ([]*netlink.ConntrackFlow, error) { return f.h.ConntrackTableList(netlink.ConntrackTable, fam) })
+		flows, err := f.ct.List(f.filter(fam))
 		if err != nil {
 			return File{}, fmt.Errorf("read conntrack in %s: %w", f.netns, topology.NeedsCapability(err, "CAP_NET_ADMIN"))
 		}
@@ -76,12 +78,31 @@ func (f *Flows) Take() (File, error) {
 	return File{Name: "node/conntrack.json", About: "the node's conntrack entries of the probes' flows (their protocol, between the source and the target or its translation), taken after the probes", Data: b}, nil
 }
 
-// Close releases the netlink handle. It is safe to call more than once.
+// Close releases the netlink socket. It is safe to call more than once.
 func (f *Flows) Close() {
-	if f != nil && f.h != nil {
-		f.h.Close()
-		f.h = nil
+	if f != nil && f.ct != nil {
+		f.ct.Close()
+		f.ct = nil
 	}
+}
+
+// filter selects, in fam, the entries of the probes' protocol (ICMP echo
+// is fam's ICMP), to their port for TCP and UDP, and from their source
+// when there is one. The targets are left to matches: an entry is theirs
+// by its original destination or its reply source, and a dump filter
+// only ANDs.
+func (f *Flows) filter(fam netlink.InetFamily) topology.ConntrackFilter {
+	cf := topology.ConntrackFilter{Family: uint8(fam), Proto: f.flow.Proto, Port: f.flow.Port}
+	if f.flow.Proto == 0 {
+		cf.Proto = unix.IPPROTO_ICMP
+		if fam == unix.AF_INET6 {
+			cf.Proto = unix.IPPROTO_ICMPV6
+		}
+	}
+	if len(f.sources) == 1 {
+		cf.Src, _ = topology.FamilyAddr(uint8(fam), f.sources[0])
+	}
+	return cf
 }
 
 // matches says whether fl is a flow of the probes' protocol (and, for TCP

@@ -1,0 +1,23 @@
+package topology
+
+import (
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+)
+
+// ListCounted is List that also says how many entries the kernel sent.
+func (c *Conntrack) ListCounted(f ConntrackFilter) ([]*netlink.ConntrackFlow, int, error) {
+	d, err := RetryDump(func() (dumpResult, error) { return c.dump(f) })
+	return d.flows, d.received, err
+}
+
+// DNAT is the discovery's conntrack lookup (dnat) for flow to target from
+// src, in node.
+func DNAT(node *NetNS, target netip.Addr, flow Flow, src netip.Addr) (netip.Addr, bool, error) {
+	d := discovery{node: node, target: target, flow: flow}
+	return d.dnat(src)
+}
+
+// FlowFilter is the filter discovery reads conntrack with.
+func FlowFilter(f Flow, target, src netip.Addr) ConntrackFilter { return f.filter(target, src) }
