@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,13 +26,18 @@ import (
 //
 // With a zero deadline it reads once and never waits: what a send just
 // queued costs no wake-up and no timer.
+//
+// A read allocates nothing: the reader, its callbacks and its buffers are
+// the socket's, made at the first read (one run at a time reads a socket).
 func (s *socket) read(rx *rxBatch, deadline time.Time, now func() time.Time) error {
-	if s.errq == nil {
-		s.errq = new(errQueue)
+	if s.rd == nil {
+		s.rd = newFDReader()
 	}
-	r := &fdReader{rx: rx, errq: s.errq, now: now}
+	r := s.rd
+	r.rx, r.now, r.err = rx, now, nil
+	defer func() { r.rx, r.now = nil, nil }() // nothing of the run's outlives it
 	if deadline.IsZero() {
-		if err := s.raw.Control(func(fd uintptr) { r.readFD(fd) }); err != nil {
+		if err := s.raw.Control(r.readOnce); err != nil {
 			return err
 		}
 		return r.err
@@ -41,11 +47,10 @@ func (s *socket) read(rx *rxBatch, deadline time.Time, now func() time.Time) err
 		return err
 	}
 	for {
-		var got bool
-		if err := s.raw.Control(func(fd uintptr) { got = r.readFD(fd) }); err != nil {
+		if err := s.raw.Control(r.readOnce); err != nil {
 			return err
 		}
-		if got {
+		if r.got {
 			return r.err
 		}
 		ready, err := w.wait(time.Until(deadline))
@@ -77,7 +82,7 @@ func (s *socket) waiter() (*waiter, error) {
 // its ctx is done).
 func (s *socket) SetReadDeadline(t time.Time) error {
 	err := s.PacketConn.SetReadDeadline(t)
-	if !t.After(time.Now()) {
+	if !t.IsZero() && !t.After(time.Now()) { // a zero t clears the deadline
 		s.waitMu.Lock()
 		if s.wait != nil {
 			s.wait.wake()
@@ -87,12 +92,24 @@ func (s *socket) SetReadDeadline(t time.Time) error {
 	return err
 }
 
-// fdReader is one read's state inside the RawConn callbacks.
+// fdReader is the socket's reader: one read's state inside the RawConn
+// callback, and the buffers it reads into, kept for every read.
 type fdReader struct {
-	rx   *rxBatch
-	errq *errQueue // the socket's buffers for the error queue
-	now  func() time.Time
-	err  error // a syscall error other than EAGAIN
+	rx  *rxBatch
+	now func() time.Time
+	err error // a syscall error other than EAGAIN
+	got bool  // readFD's result: something was read
+	// readOnce is readFD as a RawConn callback, bound once: a closure
+	// made per read was a heap allocation per read.
+	readOnce func(fd uintptr)
+	errq     errQueue              // the buffers for the error queue
+	name     unix.RawSockaddrInet6 // recvfrom's sender (room for a sockaddr_in too)
+}
+
+func newFDReader() *fdReader {
+	r := new(fdReader)
+	r.readOnce = func(fd uintptr) { r.got = r.readFD(fd) }
+	return r
 }
 
 // readFD reads the error queue and then at most one datagram. It returns
@@ -104,7 +121,7 @@ func (r *fdReader) readFD(fd uintptr) bool {
 		if !r.drainErrQueue(fd) {
 			return true
 		}
-		n, from, err := recvIgnoringEINTR(int(fd), rx.buf)
+		n, from, err := recvfrom(int(fd), rx.buf, &r.name)
 		switch {
 		case err == nil:
 			rx.msg, rx.from, rx.at = rx.buf[:n], from, r.now()
@@ -171,13 +188,34 @@ func pendingError(err error) bool {
 	return false
 }
 
-func recvIgnoringEINTR(fd int, b []byte) (int, netip.Addr, error) {
+// recvfrom reads one datagram into b without waiting, retrying on EINTR,
+// and returns its length and sender; the sender's sockaddr is read into
+// name, where unix.Recvfrom allocated one per datagram.
+func recvfrom(fd int, b []byte, name *unix.RawSockaddrInet6) (int, netip.Addr, error) {
 	for {
-		n, sa, err := unix.Recvfrom(fd, b, 0)
-		if !errors.Is(err, unix.EINTR) {
-			return n, sockaddrAddr(sa), err
+		namelen := uint32(unsafe.Sizeof(*name))
+		n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)),
+			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(name)), uintptr(unsafe.Pointer(&namelen)))
+		switch errno {
+		case 0:
+			return int(n), rawAddr(name, namelen), nil
+		case unix.EINTR:
+			continue
 		}
+		return 0, netip.Addr{}, errno
 	}
+}
+
+// rawAddr returns the address in the sockaddr the kernel wrote (n bytes),
+// or an invalid one.
+func rawAddr(raw *unix.RawSockaddrInet6, n uint32) netip.Addr {
+	switch {
+	case n >= unix.SizeofSockaddrInet4 && raw.Family == unix.AF_INET:
+		return netip.AddrFrom4((*unix.RawSockaddrInet4)(unsafe.Pointer(raw)).Addr)
+	case n >= unix.SizeofSockaddrInet6 && raw.Family == unix.AF_INET6:
+		return netip.AddrFrom16(raw.Addr)
+	}
+	return netip.Addr{}
 }
 
 // sockaddrAddr returns the address in sa, or an invalid one.

@@ -44,7 +44,7 @@ type socket struct {
 	recverr bool
 	nextKey atomic.Uint32 // the OPT_ID key of the next packet sent
 	tcp     *tcpState     // TCP: the reserved source ports and the source address lookup
-	errq    *errQueue     // the reader's buffers for the error queue, made at the first read
+	rd      *fdReader     // the reader, its callback and buffers, made at the first read
 	waitMu  sync.Mutex    // guards wait, which SetReadDeadline may wake from any goroutine
 	wait    *waiter       // how the reader waits, made at its first wait
 }
