@@ -21,7 +21,7 @@ Usage:
   cnitrace trace --pod [NS/]NAME | --netns PATH | --pid PID  --to IP [flags]   probe and print the hop breakdown
   cnitrace path  --pod [NS/]NAME | --netns PATH | --pid PID  --to IP [flags]   print the capture points only
   cnitrace report FILE.json [--format text|json|markdown|html] [--out FILE]    print a saved JSON report again, in any format
-  cnitrace listen --pod [NS/]NAME | --netns PATH | --pid PID  --from IP [--duration D] --out FILE
+  cnitrace listen --pod [NS/]NAME | --netns PATH | --pid PID  --from IP [--duration D] [--out FILE]
                                                                                 capture on the target pod's node every probe toward it
   cnitrace merge SOURCE.json LISTEN.json... [--format ...] [--out FILE]         one report across both nodes (docs/two-nodes.md)
 

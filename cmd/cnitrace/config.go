@@ -27,6 +27,7 @@ type traceConfig struct {
 	procRoot  string
 	nodeNetns string // the node's netns file; empty means our own
 	to        netip.Addr
+	toFlag    string // the flag that gave to: "--to", listen's "--from"
 	count     int
 	countSet  bool
 	duration  time.Duration
@@ -56,17 +57,33 @@ type traceConfig struct {
 	found           *cri.Pod // the pod --pod found, once resolved
 }
 
-// addSourceFlags registers the flags that say where to probe from and to.
-func addSourceFlags(fs *flag.FlagSet, c *traceConfig, to *string) {
-	fs.StringVar(&c.pod, "pod", "", "`[NAMESPACE/]NAME` of the pod to probe from, found through the node's container runtime (CRI); NAMESPACE is default when left out")
+// sourceWords is how a command's --help names the pod --pod, --netns and
+// --pid say: trace's and path's probe from it, listen's is the probes'
+// target.
+type sourceWords struct {
+	pod   string // --pod's: "the pod to probe from"
+	netns string // --netns's and --pid's: "the pod"
+}
+
+var (
+	traceSource  = sourceWords{pod: "the pod to probe from", netns: "the pod"}
+	listenSource = sourceWords{pod: "the pod the probes go to", netns: "the pod the probes go to"}
+)
+
+// addSourceFlags registers the flags that say which pod, and which node,
+// the command works in, worded as w says.
+func addSourceFlags(fs *flag.FlagSet, c *traceConfig, w sourceWords) {
+	fs.StringVar(&c.pod, "pod", "", "`[NAMESPACE/]NAME` of "+w.pod+", found through the node's container runtime (CRI); NAMESPACE is default when left out")
 	fs.StringVar(&c.runtimeEndpoint, "runtime-endpoint", "", "CRI socket `unix:///PATH` of the node's runtime, for --pod (default: the first that answers of containerd's, CRI-O's, k3s's and cri-dockerd's usual sockets under the host root)")
 	fs.StringVar(&c.hostRoot, "host-root", "", "`dir` where the node's / is: --pod reads the runtime's socket and paths under it, trace --bundle the CNI configuration and the ruleset programs (default: /host when it holds the node's /proc, as in a kubectl debug node pod; else /)")
-	fs.StringVar(&c.netns, "netns", "", "network namespace `file` of the pod (/run/netns/NAME, /proc/PID/ns/net)")
-	fs.IntVar(&c.pid, "pid", 0, "`PID` of a process in the pod (uses PROC/PID/ns/net)")
+	fs.StringVar(&c.netns, "netns", "", "network namespace `file` of "+w.netns+" (/run/netns/NAME, /proc/PID/ns/net)")
+	fs.IntVar(&c.pid, "pid", 0, "`PID` of a process in "+w.netns+" (uses PROC/PID/ns/net)")
 	fs.StringVar(&c.procRoot, "proc", "/proc", "`dir` where the host's processes are (with hostPID: /proc)")
 	fs.StringVar(&c.nodeNetns, "node-netns", "", "network namespace `file` of the node (default: the one cnitrace runs in)")
-	fs.StringVar(to, "to", "", "target `IP` address, IPv4 or IPv6: a pod (on another node or this one), a Service address, or a host outside the cluster")
 }
+
+// toUsage is trace's and path's --to.
+const toUsage = "target `IP` address, IPv4 or IPv6: a pod (on another node or this one), a Service address, or a host outside the cluster"
 
 // addProtoFlags registers the flags that say what the probes are: trace
 // sends them, path's warm-up probe too (a Service's DNAT is found for its
@@ -151,27 +168,17 @@ func addProbeFlags(fs *flag.FlagSet, c *traceConfig, format *string) {
 
 // validate checks what can be checked without touching the system.
 func (c *traceConfig) validate(to, format string) error {
-	if err := c.validateSource(); err != nil {
+	if err := c.validateSource("say where to probe from"); err != nil {
 		return err
 	}
-	switch {
-	case c.pid < 0:
-		return cli.Usagef("--pid %d: must be a positive process id", c.pid)
-	case to == "":
+	if to == "" {
 		return cli.Usagef("say what to probe: --to IP")
 	}
-	addr, err := netip.ParseAddr(to)
-	if err != nil {
-		return cli.Usagef("--to %q: not an IP address", to)
-	}
-	c.to = addr.Unmap()
-	if c.to.Zone() != "" {
-		return cli.Usagef("--to %s: a zoned (link-local) target is not supported: its zone names an interface of the pod's netns, not ours", to)
-	}
-	if why := notPeer(c.to); why != "" {
-		return cli.Usagef("--to %s: %s; give the address of another pod, a Service or a host", to, why)
+	if err := c.validatePeer("--to", "target", to); err != nil {
+		return err
 	}
 	if format != "" {
+		var err error
 		if c.format, err = report.ParseFormat(format); err != nil {
 			return cli.Usagef("--format: %v", err)
 		}
@@ -179,9 +186,29 @@ func (c *traceConfig) validate(to, format string) error {
 	return c.validateProto()
 }
 
+// validatePeer parses the peer address s, given as flag (trace's --to,
+// the probes' target; listen's --from, their source), into c.to, and
+// checks that it can be a peer on any system; its errors are usage errors
+// naming flag.
+func (c *traceConfig) validatePeer(flag, role, s string) error {
+	addr, err := netip.ParseAddr(s)
+	if err != nil {
+		return cli.Usagef("%s %q: not an IP address", flag, s)
+	}
+	c.to, c.toFlag = addr.Unmap(), flag
+	if c.to.Zone() != "" {
+		return cli.Usagef("%s %s: a zoned (link-local) %s is not supported: its zone names an interface of the pod's netns, not ours", flag, s, role)
+	}
+	if why := notPeer(c.to); why != "" {
+		return cli.Usagef("%s %s: %s; give the address of another pod, a Service or a host", flag, s, why)
+	}
+	return nil
+}
+
 // validateSource checks that exactly one of --pod, --netns and --pid says
-// where to probe from, and the flags that go with --pod.
-func (c *traceConfig) validateSource() error {
+// which pod the command works in, and the flags that go with --pod; none
+// is a usage error starting with missing.
+func (c *traceConfig) validateSource(missing string) error {
 	var given []string
 	for _, f := range []struct {
 		name string
@@ -193,11 +220,14 @@ func (c *traceConfig) validateSource() error {
 	}
 	switch len(given) {
 	case 0:
-		return cli.Usagef("say where to probe from: --pod [NAMESPACE/]NAME, --netns FILE or --pid PID")
+		return cli.Usagef("%s: --pod [NAMESPACE/]NAME, --netns FILE or --pid PID", missing)
 	case 2:
 		return cli.Usagef("%s and %s both given: use one of --pod, --netns and --pid", given[0], given[1])
 	case 3:
 		return cli.Usagef("--pod, --netns and --pid all given: use one")
+	}
+	if c.pid < 0 {
+		return cli.Usagef("--pid %d: must be a positive process id", c.pid)
 	}
 	return c.validatePod()
 }
@@ -284,7 +314,7 @@ func (c *traceConfig) resolve(ctx context.Context, stderr io.Writer) (pod, node 
 	if err = topology.CheckPeer(pod, c.to); err != nil {
 		pod.Close()
 		node.Close()
-		return nil, nil, nil, peerError(err)
+		return nil, nil, nil, c.peerError(err)
 	}
 	if err = c.warmUp(pod); err == nil {
 		path, err = topology.DiscoverFlow(pod, node, c.to, c.flow())
@@ -295,7 +325,7 @@ func (c *traceConfig) resolve(ctx context.Context, stderr io.Writer) (pod, node 
 	if err != nil {
 		pod.Close()
 		node.Close()
-		return nil, nil, nil, peerError(err)
+		return nil, nil, nil, c.peerError(err)
 	}
 	return pod, node, path, nil
 }
@@ -375,13 +405,13 @@ func notPeer(addr netip.Addr) string {
 	return ""
 }
 
-// peerError turns topology's *NotPeerError (the target is the pod's own
-// address, or a broadcast address of its subnet) into a usage error;
-// other errors pass unchanged.
-func peerError(err error) error {
+// peerError turns topology's *NotPeerError (the peer is the pod's own
+// address, or a broadcast address of its subnet) into a usage error
+// naming the flag that gave it; other errors pass unchanged.
+func (c *traceConfig) peerError(err error) error {
 	var np *topology.NotPeerError
 	if errors.As(err, &np) {
-		return cli.Usagef("--to %s: %s %s, not a peer; give the address of another pod, a Service or a host", np.Target, np.What, np.NetNS)
+		return cli.Usagef("%s %s: %s %s, not a peer; give the address of another pod, a Service or a host", c.toFlag, np.Target, np.What, np.NetNS)
 	}
 	return err
 }

@@ -6,8 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/cnitrace/cnitrace/capture"
@@ -26,55 +26,61 @@ type listenConfig struct {
 
 func listenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c listenConfig
-	c.args = append([]string{program, "listen"}, args...)
-	var from, ignoredTo string
+	var from string
 	const synopsis = "--pod [NAMESPACE/]NAME | --netns FILE | --pid PID --from IP [--duration D] [--out FILE]"
 	fs := cli.NewFlagSet("listen")
-	addSourceFlags(fs, &c.traceConfig, &ignoredTo)
-	relabel(fs)
+	addSourceFlags(fs, &c.traceConfig, listenSource)
 	fs.StringVar(&from, "from", "", "`IP` address the probes come from (the source pod's): the path toward it is the one captured on, as 'cnitrace path --to IP' finds it")
 	fs.DurationVar(&c.duration, "duration", 0, "stop listening after this long (0: until interrupted, Ctrl-C or SIGTERM)")
 	fs.StringVar(&c.out, "out", "", "write the listen file (JSON stamps) to `file` instead of stdout")
 	fs.StringVar(&c.readyFile, "ready-file", "", "create `file` once every capture is armed, for scripts that start the trace then")
 	fs.BoolVar(&c.quiet, "quiet", false, "print no progress line on stderr")
+	if to, ok := toFlag(fs, args); ok {
+		return cli.Usagef("listen --to %s: listen takes --from IP, the address the probes come from (the source pod's)", to)
+	}
 	if err := cli.ParseFlags(program, fs, args, synopsis, stdout); err != nil {
 		return err
 	}
-	if err := c.validateListen(from, ignoredTo); err != nil {
+	if err := c.validateListen(from); err != nil {
 		return err
 	}
 	return listen(ctx, &c, stdout, stderr)
 }
 
-// relabel says in listen's --help that its pod is the probes' target,
-// and that --to is trace's.
-func relabel(fs *flag.FlagSet) {
-	for name, usage := range map[string]string{
-		"pod":   "`[NAMESPACE/]NAME` of the pod the probes go to, found through the node's container runtime (CRI); NAMESPACE is default when left out",
-		"netns": "network namespace `file` of the pod the probes go to (/run/netns/NAME, /proc/PID/ns/net)",
-		"pid":   "`PID` of a process in the pod the probes go to (uses PROC/PID/ns/net)",
-		"to":    "not for listen, which takes --from `IP`",
-	} {
-		if f := fs.Lookup(name); f != nil {
-			f.Usage = usage
+// toFlag finds a --to among listen's args, which trace's user may give
+// out of habit: listen has none, and says it takes --from instead.
+func toFlag(fs *flag.FlagSet, args []string) (to string, ok bool) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		switch {
+		case a == "--" || !strings.HasPrefix(a, "-"):
+			return "", false
+		case name == "to" && hasValue:
+			return value, true
+		case name == "to" && i+1 < len(args):
+			return args[i+1], true
+		case name == "to":
+			return "", true
+		case takesValue(fs, a):
+			i++ // the flag's value, as the next argument
 		}
 	}
+	return "", false
 }
 
 // validateListen checks what can be checked without touching the system.
-func (c *listenConfig) validateListen(from, to string) error {
+func (c *listenConfig) validateListen(from string) error {
+	if err := c.validateSource("say which pod the probes go to"); err != nil {
+		return err
+	}
 	switch {
-	case to != "":
-		return cli.Usagef("listen --to %s: listen takes --from IP, the address the probes come from (the source pod's)", to)
 	case from == "":
 		return cli.Usagef("listen needs --from IP, the address the probes come from (the source pod's, as 'kubectl get pod -o wide' shows it, for a trace to a Service too): this node's path toward its pod (through the overlay or not, by which uplink) depends on it, and listen captures on the path found toward it, as 'cnitrace path --to IP' finds it")
 	case c.duration < 0:
 		return cli.Usagef("--duration %s: must not be negative (0 listens until interrupted)", c.duration)
 	}
-	if _, err := netip.ParseAddr(from); err != nil {
-		return cli.Usagef("--from %q: not an IP address", from)
-	}
-	return c.validate(from, "")
+	return c.validatePeer("--from", "source", from)
 }
 
 // listen is the job: open the output, resolve the pod and the node,

@@ -16,7 +16,8 @@ func pathCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var asJSON bool
 	const synopsis = "--pod [NAMESPACE/]NAME | --netns FILE | --pid PID --to IP [--proto tcp|udp --port N] [--format text|json|markdown|html]"
 	fs := cli.NewFlagSet("path")
-	addSourceFlags(fs, &c, &to)
+	addSourceFlags(fs, &c, traceSource)
+	fs.StringVar(&to, "to", "", toUsage)
 	addProtoFlags(fs, &c)
 	fs.StringVar(&format, "format", "text", "path `format`: text, json, markdown or html")
 	fs.BoolVar(&asJSON, "json", false, "deprecated: use --format json")

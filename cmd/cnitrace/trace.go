@@ -19,7 +19,8 @@ func traceCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var to, format string
 	const synopsis = "--pod [NAMESPACE/]NAME | --netns FILE | --pid PID --to IP [flags]"
 	fs := cli.NewFlagSet("trace")
-	addSourceFlags(fs, &c, &to)
+	addSourceFlags(fs, &c, traceSource)
+	fs.StringVar(&to, "to", "", toUsage)
 	addProtoFlags(fs, &c)
 	addProbeFlags(fs, &c, &format)
 	addMergeFlags(fs, &c)
