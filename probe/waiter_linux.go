@@ -21,15 +21,30 @@ import (
 // of the process's nanosleep and futex calls. A timerfd makes the epoll
 // set readable at its time, to the microsecond, and the netpoller's wait
 // returns then.
+//
+// Both descriptors are *os.File, used through their RawConn: Close may
+// come from another goroutine while a wait or a wake is under way (the
+// socket closed during a run), and the runtime then closes a descriptor
+// only once no call is using it, never under a timerfd_settime. The
+// callbacks are bound once, so that a wait allocates nothing.
 type waiter struct {
-	file   *os.File        // the epoll set, in the netpoller
-	raw    syscall.RawConn // file's
-	timer  int             // the timerfd, CLOCK_MONOTONIC
-	events [2]unix.EpollEvent
+	file  *os.File        // the epoll set, in the netpoller
+	raw   syscall.RawConn // file's
+	timer *os.File        // the timerfd, CLOCK_MONOTONIC
+	traw  syscall.RawConn // timer's
 	// woken is set by wake before it fires the timer, and taken by the
 	// wait it ends: a wake that comes just before a wait sets the timer,
 	// whose setting overwrites the wake's, still ends that wait.
 	woken atomic.Bool
+
+	// The waiting goroutine's: what its callbacks read and write.
+	events          [2]unix.EpollEvent
+	spec            unix.ItimerSpec
+	ready, expired  bool
+	armErr, waitErr error
+	armFn           func(fd uintptr)
+	waitFn          func(fd uintptr) bool
+	wakeFn          func(fd uintptr) // wake's, which writes nothing
 }
 
 // Epoll event data of the waiter's two descriptors.
@@ -37,6 +52,9 @@ const (
 	waitSocket = 0
 	waitTimer  = 1
 )
+
+// wakeSpec fires the timer at once.
+var wakeSpec = unix.ItimerSpec{Value: unix.Timespec{Nsec: 1}}
 
 // newWaiter makes the waiter of socket fd.
 func newWaiter(fd int) (*waiter, error) {
@@ -49,7 +67,6 @@ func newWaiter(fd int) (*waiter, error) {
 		unix.Close(tfd)
 		return nil, fmt.Errorf("create epoll set: %w", err)
 	}
-	w := &waiter{timer: tfd}
 	// Level-triggered: readable while the socket holds a datagram or its
 	// error queue a message (EPOLLERR, always reported).
 	if err := errors.Join(
@@ -61,7 +78,7 @@ func newWaiter(fd int) (*waiter, error) {
 		unix.Close(tfd)
 		return nil, fmt.Errorf("set up epoll set: %w", err)
 	}
-	w.file = os.NewFile(uintptr(ep), "probe-epoll")
+	w := &waiter{file: os.NewFile(uintptr(ep), "probe-epoll"), timer: os.NewFile(uintptr(tfd), "probe-timer")}
 	if err := w.file.SetReadDeadline(time.Time{}); err != nil { // fails unless the netpoller took it
 		w.Close()
 		return nil, fmt.Errorf("wait for the epoll set in the netpoller: %w", err)
@@ -70,11 +87,19 @@ func newWaiter(fd int) (*waiter, error) {
 		w.Close()
 		return nil, fmt.Errorf("epoll set: %w", err)
 	}
+	if w.traw, err = w.timer.SyscallConn(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("timerfd: %w", err)
+	}
+	w.armFn = func(fd uintptr) { w.armErr = unix.TimerfdSettime(int(fd), 0, &w.spec, nil) }
+	w.wakeFn = func(fd uintptr) { unix.TimerfdSettime(int(fd), 0, &wakeSpec, nil) }
+	w.waitFn = w.epollWait
 	return w, nil
 }
 
 // wait waits for the socket for at most d, and reports whether the socket
-// became ready (false: d passed, or wake was called).
+// became ready (false: d passed, or wake was called). One goroutine at a
+// time may wait.
 func (w *waiter) wait(d time.Duration) (bool, error) {
 	if d <= 0 {
 		return false, nil
@@ -85,55 +110,66 @@ func (w *waiter) wait(d time.Duration) (bool, error) {
 	if w.woken.Swap(false) { // after the arm: a wake before it is not lost
 		return false, nil
 	}
-	var ready, expired bool
-	var werr error
-	err := w.raw.Read(func(fd uintptr) bool {
-		n, err := unix.EpollWait(int(fd), w.events[:], 0)
-		if err != nil && !errors.Is(err, unix.EINTR) {
-			werr = err
-			return true
-		}
-		for _, ev := range w.events[:max(n, 0)] {
-			ready = ready || ev.Fd == waitSocket
-			expired = expired || ev.Fd == waitTimer
-		}
-		return ready || expired
-	})
+	w.ready, w.expired, w.waitErr = false, false, nil
+	err := w.raw.Read(w.waitFn)
 	switch {
 	case err != nil:
 		return false, fmt.Errorf("wait for the socket: %w", err)
-	case werr != nil:
-		return false, fmt.Errorf("wait for the socket: epoll_wait: %w", werr)
+	case w.waitErr != nil:
+		return false, fmt.Errorf("wait for the socket: epoll_wait: %w", w.waitErr)
 	}
-	if expired {
+	if w.expired {
 		w.woken.Store(false) // this wait was the one a wake ended
 	}
-	return ready, nil
+	return w.ready, nil
+}
+
+// epollWait is wait's RawConn callback: it reports true, to stop waiting,
+// once the socket is ready, the timer expired or epoll_wait failed.
+func (w *waiter) epollWait(fd uintptr) bool {
+	n, err := unix.EpollWait(int(fd), w.events[:], 0)
+	if err != nil && !errors.Is(err, unix.EINTR) {
+		w.waitErr = err
+		return true
+	}
+	for _, ev := range w.events[:max(n, 0)] {
+		w.ready = w.ready || ev.Fd == waitSocket
+		w.expired = w.expired || ev.Fd == waitTimer
+	}
+	return w.ready || w.expired
 }
 
 // arm sets the timer to expire d from now; setting it also clears an
 // expiry not read yet.
 func (w *waiter) arm(d time.Duration) error {
-	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(max(d.Nanoseconds(), 1))}
-	if err := unix.TimerfdSettime(w.timer, 0, &spec, nil); err != nil {
+	w.spec = unix.ItimerSpec{Value: unix.NsecToTimespec(max(d.Nanoseconds(), 1))}
+	if err := w.traw.Control(w.armFn); err != nil {
 		return fmt.Errorf("set timerfd: %w", err)
+	}
+	if w.armErr != nil {
+		return fmt.Errorf("set timerfd: %w", w.armErr)
 	}
 	return nil
 }
 
 // wake makes a wait in progress return at once, as expired, or else the
 // next wait, even one already setting its timer. It may be called from
-// any goroutine; the wait after the one it ended waits as usual.
+// any goroutine, and after Close it does nothing; the wait after the one
+// it ended waits as usual.
 func (w *waiter) wake() {
 	w.woken.Store(true)
-	w.arm(time.Nanosecond)
+	w.traw.Control(w.wakeFn)
 }
 
-// Close closes the epoll set and the timer.
+// Close closes the epoll set and the timer; a wait in progress returns
+// an error, and the descriptors are closed once it has.
 func (w *waiter) Close() error {
 	var err error
 	if w.file != nil {
 		err = w.file.Close()
 	}
-	return errors.Join(err, unix.Close(w.timer))
+	if w.timer != nil {
+		err = errors.Join(err, w.timer.Close())
+	}
+	return err
 }

@@ -72,6 +72,9 @@ func TestWaiter(t *testing.T) {
 	if took := time.Since(start); took < 20*time.Millisecond {
 		t.Errorf("the wait after a woken one returned after %v, want 20ms", took)
 	}
+	if allocs := testing.AllocsPerRun(20, func() { w.wait(time.Microsecond) }); allocs != 0 {
+		t.Errorf("a wait allocates %v times, want 0", allocs)
+	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -91,4 +94,54 @@ func countFDs(t *testing.T) int {
 		t.Skipf("skipping: %v", err)
 	}
 	return len(ents)
+}
+
+// TestWaiterClose: Close from another goroutine (the socket closed during
+// a run) ends a wait in progress with an error, and the waiter then
+// touches neither its descriptors nor ones reusing their numbers.
+func TestWaiterClose(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	w, err := newWaiter(fds[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := w.wait(time.Hour)
+		errc <- err
+	}()
+	time.Sleep(10 * time.Millisecond) // the wait started, or is about to: either way it must end
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Error("a wait ended by Close returned no error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not end the wait in progress")
+	}
+	// The closed timerfd's number is free again: a new one likely gets it.
+	tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(tfd)
+	w.wake()
+	if _, err := w.wait(time.Hour); err == nil {
+		t.Error("a wait after Close returned no error")
+	}
+	var cur unix.ItimerSpec
+	if err := unix.TimerfdGettime(tfd, &cur); err != nil {
+		t.Fatal(err)
+	}
+	if cur.Value != (unix.Timespec{}) {
+		t.Errorf("the waiter set a timerfd it does not own after Close: %+v", cur.Value)
+	}
 }
