@@ -12,24 +12,50 @@ import (
 // data after the report. Decode wraps it with what it found.
 var ErrNotReport = errors.New("not a cnitrace JSON report")
 
-// SchemaError says a report's schema_version is not the one this version
-// reads (SchemaVersion).
+// SchemaError says a record's version is not the one this version reads:
+// a report's schema_version (SchemaVersion), or the stamps_version
+// (StampsVersion) of a listen file or of a report's stamps.
 type SchemaError struct {
-	Version int // the report's schema_version
+	Version int // the record's version
 	// WrittenBy is the report's run.version, the cnitrace that wrote it,
 	// when it says.
 	WrittenBy string
+	// Record is what holds the version: "" for a report's schema_version,
+	// RecordListen or RecordStamps for a stamps_version.
+	Record string
 }
+
+// The records of a stamps_version, for SchemaError.Record.
+const (
+	RecordListen = "listen file"
+	RecordStamps = "report's stamps" // trace --for-merge's
+)
+
+// Reads is the version of e's record this cnitrace reads.
+func (e *SchemaError) Reads() int {
+	if e.Record != "" {
+		return StampsVersion
+	}
+	return SchemaVersion
+}
+
+// Newer reports whether the record is of a later version than this
+// cnitrace reads (written by a later cnitrace), not of one never written.
+func (e *SchemaError) Newer() bool { return e.Version > e.Reads() }
 
 func (e *SchemaError) Error() string {
 	by := ""
 	if e.WrittenBy != "" {
 		by = " (written by cnitrace " + e.WrittenBy + ")"
 	}
-	if e.Version > SchemaVersion {
-		return fmt.Sprintf("schema_version %d%s is newer than this cnitrace reads, %d", e.Version, by, SchemaVersion)
+	what := fmt.Sprintf("schema_version %d%s", e.Version, by)
+	if e.Record != "" {
+		what = fmt.Sprintf("stamps_version %d of the %s%s", e.Version, e.Record, by)
 	}
-	return fmt.Sprintf("schema_version %d%s is not one cnitrace ever wrote; it reads %d", e.Version, by, SchemaVersion)
+	if e.Newer() {
+		return fmt.Sprintf("%s is newer than this cnitrace reads, %d", what, e.Reads())
+	}
+	return fmt.Sprintf("%s is not one cnitrace ever wrote; it reads %d", what, e.Reads())
 }
 
 // Decode reads one JSON report, as Render wrote it with FormatJSON, from

@@ -157,8 +157,12 @@ func checkMergeInputs(src *Result, listeners []*Stamps) error {
 // checkStamps checks that a record's steps fit its path and every probe
 // its steps.
 func checkStamps(s *Stamps) error {
-	if s.Version != StampsVersion {
-		return fmt.Errorf("stamps_version %d, this cnitrace reads %d", s.Version, StampsVersion)
+	record := RecordStamps
+	if s.Role == RoleListen {
+		record = RecordListen
+	}
+	if err := checkStampsVersion(s.Version, record); err != nil {
+		return err
 	}
 	if err := validatePath(s.Path); err != nil {
 		return err

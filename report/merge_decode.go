@@ -10,8 +10,9 @@ import (
 // DecodeMergeInput reads one file merge takes: a listen file (a stamps
 // record of kind ListenKind), returned as stamps, or a JSON report,
 // returned as a Result (as Decode reads it; its Stamps are nil unless it
-// was traced with --for-merge). A listen file of another stamps_version is
-// refused with ErrNotReport wrapped; a report as Decode refuses it.
+// was traced with --for-merge). A listen file, or a report's stamps, of
+// another stamps_version is refused with a *SchemaError; a report as
+// Decode refuses it.
 func DecodeMergeInput(r io.Reader) (*Result, *Stamps, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
@@ -19,15 +20,11 @@ func DecodeMergeInput(r io.Reader) (*Result, *Stamps, error) {
 	}
 	var head struct {
 		Kind    string `json:"kind"`
-		Version *int   `json:"stamps_version"`
+		Version int    `json:"stamps_version"`
 	}
 	if json.Unmarshal(data, &head) == nil && head.Kind == ListenKind {
-		if head.Version == nil || *head.Version != StampsVersion {
-			v := "none"
-			if head.Version != nil {
-				v = fmt.Sprint(*head.Version)
-			}
-			return nil, nil, fmt.Errorf("%w: a listen file of stamps_version %s; this cnitrace reads %d", ErrNotReport, v, StampsVersion)
+		if err := checkStampsVersion(head.Version, RecordListen); err != nil {
+			return nil, nil, err
 		}
 		var s Stamps
 		if err := json.Unmarshal(data, &s); err != nil {
@@ -39,7 +36,21 @@ func DecodeMergeInput(r io.Reader) (*Result, *Stamps, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if res.Stamps != nil {
+		if err := checkStampsVersion(res.Stamps.Version, RecordStamps); err != nil {
+			return nil, nil, err
+		}
+	}
 	return res, nil, nil
+}
+
+// checkStampsVersion returns a *SchemaError for a stamps record of
+// another version than StampsVersion (0: none given), held by record.
+func checkStampsVersion(v int, record string) error {
+	if v != StampsVersion {
+		return &SchemaError{Version: v, Record: record}
+	}
+	return nil
 }
 
 // EncodeStamps writes a stamps record (a listen file) as indented JSON.

@@ -398,7 +398,8 @@ func TestDecodeMergeInput(t *testing.T) {
 		t.Fatalf("report: %v, %+v", err, st)
 	}
 	newer := `{"kind": "cnitrace-listen", "stamps_version": 2}`
-	if _, _, err := DecodeMergeInput(strings.NewReader(newer)); !errors.Is(err, ErrNotReport) || !strings.Contains(err.Error(), "stamps_version 2") {
+	var se *SchemaError
+	if _, _, err := DecodeMergeInput(strings.NewReader(newer)); !errors.As(err, &se) || !se.Newer() || se.Record != RecordListen || !strings.Contains(err.Error(), "stamps_version 2") {
 		t.Errorf("a newer listen file: got %v", err)
 	}
 }

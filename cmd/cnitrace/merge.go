@@ -112,7 +112,7 @@ func readMergeInput(file string) (*report.Result, *report.Stamps, error) {
 	case err == nil:
 		return r, s, nil
 	case errors.As(err, &se):
-		return nil, nil, cli.Usagef("merge %s: %v (%s)", file, err, schemaAdvice(se))
+		return nil, nil, cli.Usagef("merge %s: %v (%s)", file, err, schemaAdvice(se, "merge"))
 	case errors.Is(err, report.ErrNotReport):
 		return nil, nil, cli.Usagef("merge %s: %v (give a 'trace --for-merge --format json' report or a 'listen' file)", file, err)
 	}

@@ -175,3 +175,34 @@ func TestMergeNothingLeft(t *testing.T) {
 		}
 	}
 }
+
+// TestMergeNewerStamps: a listen file, or a source report's stamps, of a
+// newer stamps_version is a usage error with schema_version's advice,
+// not "not a report" or a bare "cannot merge".
+func TestMergeNewerStamps(t *testing.T) {
+	dir := t.TempDir()
+	bump := func(name, in, old string) string {
+		b := strings.Replace(readFile(t, in), old, strings.Replace(old, "1", "2", 1), 1)
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	listen := bump("db-node.json", mergeListen, `"stamps_version": 1`)
+	src := bump("web-node.json", mergeTrace, `"stamps_version": 1`)
+	for _, tt := range []struct{ name, src, listen, want string }{
+		{"listen file", mergeTrace, listen, "merge " + listen + ": stamps_version 2 of the listen file is newer than this cnitrace reads, 1 (merge it with the cnitrace that wrote it, or a later one)"},
+		{"source report", src, mergeListen, "merge " + src + ": stamps_version 2 of the report's stamps is newer than this cnitrace reads, 1 (merge it with the cnitrace that wrote it, or a later one)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, "merge", tt.src, tt.listen)
+			if code != cli.ExitUsage || stdout != "" {
+				t.Errorf("exit code %d, stdout %q; want %d and nothing", code, stdout, cli.ExitUsage)
+			}
+			if want := "cnitrace: error: " + tt.want + "\n"; stderr != want {
+				t.Errorf("stderr\n%q\nwant\n%q", stderr, want)
+			}
+		})
+	}
+}

@@ -87,7 +87,7 @@ func readReports(file string, stdin io.Reader) ([]*report.Result, error) {
 	case err == nil:
 		return rs, nil
 	case errors.As(err, &se):
-		return nil, cli.Usagef("report %s: %v (%s)", name, err, schemaAdvice(se))
+		return nil, cli.Usagef("report %s: %v (%s)", name, err, schemaAdvice(se, "render"))
 	case errors.As(err, &pe): // the file cannot be read: a directory, say
 		return nil, cli.Usagef("report %s: %v (give a report saved with 'cnitrace trace --format json --out FILE.json')", name, pe.Err)
 	case errors.Is(err, report.ErrNotReport):
@@ -96,12 +96,17 @@ func readReports(file string, stdin io.Reader) ([]*report.Result, error) {
 	return nil, fmt.Errorf("report %s: %w", name, err) // reading stdin failed
 }
 
-// schemaAdvice says what to do with a report of another schema_version.
-func schemaAdvice(se *report.SchemaError) string {
-	if se.Version > report.SchemaVersion {
-		return "render it with the cnitrace that wrote it, or a later one"
+// schemaAdvice says what to do with a record of another schema_version or
+// stamps_version, which verb ("render", "merge") would have read.
+func schemaAdvice(se *report.SchemaError, verb string) string {
+	if se.Newer() {
+		return verb + " it with the cnitrace that wrote it, or a later one"
 	}
-	return "cnitrace never wrote this schema_version: the file was made or changed by something else"
+	field := "schema_version"
+	if se.Record != "" {
+		field = "stamps_version"
+	}
+	return "cnitrace never wrote this " + field + ": the file was made or changed by something else"
 }
 
 // fileArg takes the report's FILE out of args, before, between or after
