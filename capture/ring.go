@@ -6,12 +6,19 @@ import (
 	"github.com/cnitrace/cnitrace/topology"
 )
 
-// Geometry of the TPACKET_V3 receive ring of every capture handle: 2 MiB,
-// enough for thousands of probe packets between two reads. Frames are
+// Geometry of the TPACKET_V3 receive ring of every capture handle: 2 MiB
+// in 128 blocks of 16 KiB. The kernel hands a block over when it is full
+// or ringRetire after it opened, so at probe rates, far below a block's
+// bytes, each block holds ringRetire's worth of packets, and the ring
+// ringBlocks*ringRetire (1 s) of them before it drops: that is how long
+// the reader may be kept off the CPU (8 blocks of 256 KiB held 64 ms, and
+// dropped probe packets at a load average of 6 on two CPUs). At high rates
+// the bytes bound it: about 9,000 probe packets. A block holds any frame a
+// probe makes (max_frame_len is the block less its header). Frames are
 // variable-sized in V3; ringFrameSize only sets the kernel's frame count.
 const (
-	ringBlockSize = 256 << 10
-	ringBlocks    = 8
+	ringBlockSize = 16 << 10
+	ringBlocks    = 128
 	ringFrameSize = 2048
 	// ringRetire is the block retire timeout: a block holding packets is
 	// handed to user space at the latest this long after it was opened.
