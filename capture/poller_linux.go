@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,21 +21,33 @@ import (
 // deadline: with five rings that was five wake-ups per probe at a 10 ms
 // interval, and four getsockopt(SO_ERROR) calls a wake-up besides.
 //
-// It also sleeps without a Go timer, on a timerfd in the netpoller: a
-// runtime timer wakes up to a millisecond late (the netpoller sleeps in
+// It keeps time without a Go timer, on a timerfd: a runtime timer (a read
+// deadline too) wakes up to a millisecond late (the netpoller sleeps in
 // whole milliseconds) and keeps the runtime's sysmon polling every 20 us
-// meanwhile, where a timerfd wakes the netpoller at its time.
+// meanwhile, where a timerfd wakes the netpoller at its time. The timerfd
+// is in the epoll set, for wait's deadline and for wake, and in the
+// netpoller on its own, for sleep, which waits for it alone while the
+// rings fill. It is the same shape as probe's waiter (probe/waiter_linux.go):
+// capture and probe never import each other, and the house style keeps a
+// copy per package rather than a util package.
 type poller struct {
-	file   *os.File        // the epoll descriptor, in the netpoller
-	raw    syscall.RawConn // file's
-	timer  *os.File        // a timerfd, CLOCK_MONOTONIC, in the netpoller
-	traw   syscall.RawConn // timer's
+	file  *os.File        // the epoll descriptor, in the netpoller
+	raw   syscall.RawConn // file's
+	timer *os.File        // a timerfd, CLOCK_MONOTONIC, in the netpoller and in the set
+	traw  syscall.RawConn // timer's
+	// woken is set by wake, for good, before it fires the timer; waits
+	// and sleeps look at it once their timer is set, so a wake just
+	// before they set it (which overwrites the wake's setting) is not lost.
+	woken  atomic.Bool
 	events []unix.EpollEvent
 	got    []readiness // what the last wait or ready returned, reused
 }
 
-// newPoller makes an epoll set of the rings' sockets; an event's Fd field
-// says which ring (its index in rings) is ready.
+// timerEvent is the epoll event data of the timer; a ring's is its index.
+const timerEvent = -1
+
+// newPoller makes an epoll set of the rings' sockets and the timer; an
+// event's Fd field says which ring (its index in rings) is ready.
 func newPoller(rings []*ring) (*poller, error) {
 	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
@@ -52,7 +65,7 @@ func newPoller(rings []*ring) (*poller, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("set epoll set non-blocking: %w", err)
 	}
-	p := &poller{file: os.NewFile(uintptr(fd), "capture-epoll"), events: make([]unix.EpollEvent, max(len(rings), 1))}
+	p := &poller{file: os.NewFile(uintptr(fd), "capture-epoll"), events: make([]unix.EpollEvent, len(rings)+1)}
 	if err := p.file.SetReadDeadline(time.Time{}); err != nil { // fails unless the netpoller took it
 		p.file.Close()
 		return nil, fmt.Errorf("wait for the epoll set in the netpoller: %w", err)
@@ -61,18 +74,23 @@ func newPoller(rings []*ring) (*poller, error) {
 		p.file.Close()
 		return nil, fmt.Errorf("epoll set: %w", err)
 	}
-	if err := p.openTimer(); err != nil {
+	if err := p.openTimer(fd); err != nil {
 		p.file.Close()
 		return nil, err
 	}
 	return p, nil
 }
 
-// openTimer makes the poller's timerfd and hands it to the netpoller.
-func (p *poller) openTimer() error {
+// openTimer makes the poller's timerfd, adds it to the epoll set ep and
+// hands it to the netpoller.
+func (p *poller) openTimer(ep int) error {
 	tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("create timerfd: %w", err)
+	}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, tfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: timerEvent}); err != nil {
+		unix.Close(tfd)
+		return fmt.Errorf("add timerfd to the epoll set: %w", err)
 	}
 	p.timer = os.NewFile(uintptr(tfd), "capture-timer")
 	if p.traw, err = p.timer.SyscallConn(); err != nil {
@@ -82,26 +100,29 @@ func (p *poller) openTimer() error {
 	return nil
 }
 
-// sleep waits d, or until wake, unless stopped, asked once the timer is
-// set, says not to: a wake just before the timer was set is not lost
-// then, as long as whoever wakes makes stopped true first. It reports a
-// failure of the timer only.
-func (p *poller) sleep(d time.Duration, stopped func() bool) error {
+// sleep waits d, or until wake; after a wake it returns at once. It
+// reports a failure of the timer only.
+func (p *poller) sleep(d time.Duration) error {
 	if err := p.arm(d); err != nil {
 		return err
 	}
-	if stopped() {
+	if p.woken.Load() { // after the arm: a wake before it is not lost
 		return nil
 	}
-	var buf [8]byte // the expiry count
-	err := p.traw.Read(func(fd uintptr) bool {
-		_, err := unix.Read(int(fd), buf[:])
-		return !errors.Is(err, unix.EAGAIN) // EINTR too: the caller looks again
-	})
+	err := p.traw.Read(p.readTimer)
 	if err != nil {
 		return fmt.Errorf("sleep on timerfd: %w", err)
 	}
 	return nil
+}
+
+// readTimer reads the timer's expiry count, and reports false while there
+// is none (EAGAIN). EINTR and other errors end the read too: the caller
+// looks again.
+func (p *poller) readTimer(fd uintptr) bool {
+	var buf [8]byte
+	_, err := unix.Read(int(fd), buf[:])
+	return !errors.Is(err, unix.EAGAIN)
 }
 
 // arm sets the timer to expire d from now (clearing an expiry not read).
@@ -117,15 +138,40 @@ func (p *poller) arm(d time.Duration) error {
 	return nil
 }
 
-// wait waits until a ring is ready, until deadline (zero: no deadline of
-// its own) or until wake, and returns the rings' events; none when the
-// deadline passed or wake was called.
+// wait waits until a ring is ready, until deadline or until wake, and
+// returns the rings' events; none when the deadline passed or wake was
+// called. With a zero deadline it has none of its own and returns at
+// once after a wake; with one it waits for it even after a wake (the
+// drain).
 func (p *poller) wait(deadline time.Time) ([]readiness, error) {
-	if !deadline.IsZero() {
-		if err := p.file.SetReadDeadline(deadline); err != nil {
-			return nil, fmt.Errorf("set capture deadline: %w", err)
+	for {
+		if !deadline.IsZero() {
+			if err := p.arm(time.Until(deadline)); err != nil {
+				return nil, err
+			}
+		} else if p.woken.Load() {
+			return nil, nil
 		}
+		n, timer, err := p.epollWait()
+		switch {
+		case err != nil:
+			return nil, err
+		case n > 0:
+			return p.got, nil
+		case !timer:
+			continue
+		}
+		p.traw.Control(func(fd uintptr) { p.readTimer(fd) }) // the expiry, so the set is not readable for it
+		if deadline.IsZero() || !time.Now().Before(deadline) {
+			return nil, nil
+		}
+		// A wake's or an old sleep's expiry: the deadline is set again.
 	}
+}
+
+// epollWait waits in the netpoller until the set has an event, and
+// returns how many rings are ready (p.got), and whether the timer expired.
+func (p *poller) epollWait() (int, bool, error) {
 	var n int
 	var werr error
 	err := p.raw.Read(func(fd uintptr) bool {
@@ -136,14 +182,13 @@ func (p *poller) wait(deadline time.Time) ([]readiness, error) {
 		return n > 0 || werr != nil
 	})
 	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return nil, nil
 	case err != nil:
-		return nil, fmt.Errorf("wait on capture sockets: %w", err)
+		return 0, false, fmt.Errorf("wait on capture sockets: %w", err)
 	case werr != nil:
-		return nil, fmt.Errorf("wait on capture sockets: epoll_wait: %w", werr)
+		return 0, false, fmt.Errorf("wait on capture sockets: epoll_wait: %w", werr)
 	}
-	return p.readiness(n), nil
+	timer := p.readiness(n)
+	return len(p.got), timer, nil
 }
 
 // ready returns the rings' events without waiting.
@@ -159,23 +204,29 @@ func (p *poller) ready() ([]readiness, error) {
 	case werr != nil:
 		return nil, fmt.Errorf("read capture sockets' state: epoll_wait: %w", werr)
 	}
-	return p.readiness(n), nil
+	p.readiness(n)
+	return p.got, nil
 }
 
-// readiness converts the first n events.
-func (p *poller) readiness(n int) []readiness {
+// readiness converts the first n events into p.got, the rings', and
+// reports whether the timer's was among them.
+func (p *poller) readiness(n int) (timer bool) {
 	p.got = p.got[:0]
 	for _, ev := range p.events[:n] {
+		if ev.Fd == timerEvent {
+			timer = true
+			continue
+		}
 		p.got = append(p.got, readiness{ring: int(ev.Fd), failed: ev.Events&unix.EPOLLERR != 0})
 	}
-	return p.got
+	return timer
 }
 
 // wake makes a wait in progress, and every later one without a deadline
-// of its own, return at once, and a sleep in progress too. It may be
-// called from any goroutine.
+// of its own, return at once, and a sleep in progress or later too. It
+// may be called from any goroutine.
 func (p *poller) wake() {
-	p.file.SetReadDeadline(time.Now())
+	p.woken.Store(true)
 	p.arm(time.Nanosecond)
 }
 

@@ -1,50 +1,113 @@
 package capture
 
 import (
-	"sync/atomic"
 	"testing"
 	"time"
 )
 
 // TestPollerSleep: the reader's pause sleeps on a timerfd, for its time;
-// wake ends a sleep in progress; and a sleep whose stop came before its
-// timer was set returns at once (the wake of that stop may have been
-// overwritten by the timer's setting).
+// wake ends a sleep in progress; and a sleep whose wake came before its
+// timer was set returns at once (the wake's setting of the timer was
+// overwritten by the sleep's), as does every one after it.
 func TestPollerSleep(t *testing.T) {
 	p, err := newPoller(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	never := func() bool { return false }
 	start := time.Now()
-	if err := p.sleep(20*time.Millisecond, never); err != nil {
+	if err := p.sleep(20 * time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	if took := time.Since(start); took < 20*time.Millisecond {
 		t.Errorf("sleep of 20ms returned after %v", took)
 	}
-	// The reader's protocol: whoever wakes marks the stop first, and the
-	// sleep looks at it once its timer is set, so a wake that comes before
-	// the sleep set its timer (this goroutine delayed) is not lost.
-	var stop atomic.Bool
 	go func() {
-		time.Sleep(10 * time.Millisecond)
-		stop.Store(true)
+		time.Sleep(10 * time.Millisecond) // before or during the sleep: either must end it
 		p.wake()
 	}()
 	start = time.Now()
-	if err := p.sleep(time.Hour, stop.Load); err != nil {
+	if err := p.sleep(time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("wake ended the sleep after %v", took)
 	}
-	start = time.Now()
-	if err := p.sleep(time.Hour, func() bool { return true }); err != nil {
+
+	q, err := newPoller(nil)
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer q.Close()
+	q.wake()
+	start = time.Now()
+	if err := q.sleep(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("a sleep after a wake returned after %v, want at once", took)
+	}
+	if err := q.sleep(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("a second sleep after a wake returned after %v, want at once", took)
+	}
+}
+
+// TestPollerWait: with no deadline a wait ends at a wake, in progress or
+// before it, and so does every later one; with a deadline it keeps its
+// deadline through a wake (the drain), and through an expiry an earlier
+// sleep left.
+func TestPollerWait(t *testing.T) {
+	p, err := newPoller(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	start := time.Now()
+	if ev, err := p.wait(start.Add(20 * time.Millisecond)); err != nil || len(ev) != 0 {
+		t.Fatalf("wait of 20ms: got %v, %v; want no events", ev, err)
+	}
+	if took := time.Since(start); took < 20*time.Millisecond {
+		t.Errorf("wait of 20ms returned after %v", took)
+	}
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		p.wake()
+	}()
+	start = time.Now()
+	if ev, err := p.wait(time.Time{}); err != nil || len(ev) != 0 {
+		t.Fatalf("woken: got %v, %v; want no events", ev, err)
+	}
 	if took := time.Since(start); took > 10*time.Second {
-		t.Errorf("a stopped sleep returned after %v", took)
+		t.Errorf("wake ended the wait after %v", took)
+	}
+	start = time.Now()
+	if ev, err := p.wait(time.Time{}); err != nil || len(ev) != 0 {
+		t.Fatalf("after a wake: got %v, %v; want no events", ev, err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("a wait after a wake returned after %v, want at once", took)
+	}
+	// Wakes during the drain's wait each overwrite its timer with theirs.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for range 5 {
+			select {
+			case <-done:
+				return
+			case <-time.After(2 * time.Millisecond):
+				p.wake()
+			}
+		}
+	}()
+	start = time.Now()
+	if ev, err := p.wait(start.Add(20 * time.Millisecond)); err != nil || len(ev) != 0 {
+		t.Fatalf("drain wait: got %v, %v; want no events", ev, err)
+	}
+	if took := time.Since(start); took < 20*time.Millisecond {
+		t.Errorf("a wait with a deadline of 20ms after a wake returned after %v", took)
 	}
 }

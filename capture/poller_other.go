@@ -15,7 +15,7 @@ func (p *poller) wait(deadline time.Time) ([]readiness, error) {
 
 func (p *poller) ready() ([]readiness, error) { return nil, unsupported("wait on capture sockets") }
 
-func (p *poller) sleep(d time.Duration, stopped func() bool) error {
+func (p *poller) sleep(d time.Duration) error {
 	return unsupported("sleep on a timer")
 }
 

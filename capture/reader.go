@@ -65,10 +65,10 @@ func (s *Session) running(ctx context.Context) bool {
 }
 
 // pause waits d, and reports false if Stop was called or ctx was done
-// meanwhile (both wake it, after closing their channel), or the poller's
-// timer failed.
+// meanwhile (both wake the poller, after closing their channel: a sleep
+// after that returns at once), or the poller's timer failed.
 func (s *Session) pause(ctx context.Context, d time.Duration) bool {
-	if err := s.poll.sleep(d, func() bool { return !s.running(ctx) }); err != nil {
+	if err := s.poll.sleep(d); err != nil {
 		s.failAll(err)
 		return false
 	}
@@ -118,7 +118,9 @@ func (s *Session) scan() int {
 // (their counters say so), waiting for the blocks still open to retire,
 // but for drainTime at most: what a ring holds when Stop is called is
 // read by then. A short trace waits for the last blocks only, at most
-// ringRetire, where it once waited drainTime every time.
+// ringRetire, where it once waited drainTime every time. A ring whose
+// socket reports an error is read no more here either: its EPOLLERR,
+// always reported, would end every wait at once until drainTime.
 func (s *Session) drain() {
 	end := time.Now().Add(drainTime)
 	for {
@@ -127,6 +129,10 @@ func (s *Session) drain() {
 			return
 		}
 		if _, err := s.poll.wait(end); err != nil {
+			s.failAll(err)
+			return
+		}
+		if err := s.checkErrors(); err != nil {
 			s.failAll(err)
 			return
 		}
