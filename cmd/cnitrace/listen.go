@@ -6,12 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/cnitrace/cnitrace/capture"
 	"github.com/cnitrace/cnitrace/cmd/internal/cli"
+	"github.com/cnitrace/cnitrace/cmd/internal/output"
 	"github.com/cnitrace/cnitrace/report"
 	"github.com/cnitrace/cnitrace/topology"
 )
@@ -21,7 +23,7 @@ import (
 // stamps go.
 type listenConfig struct {
 	traceConfig
-	readyFile string // --ready-file: created once every capture is armed
+	readyFile string // --ready-file: created once every capture is armed, removed on exit
 }
 
 func listenCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -33,7 +35,7 @@ func listenCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.StringVar(&from, "from", "", "`IP` address the probes come from (the source pod's): the path toward it is the one captured on, as 'cnitrace path --to IP' finds it")
 	fs.DurationVar(&c.duration, "duration", 0, "stop listening after this long (0: until interrupted, Ctrl-C or SIGTERM)")
 	fs.StringVar(&c.out, "out", "", "write the listen file (JSON stamps) to `file` instead of stdout")
-	fs.StringVar(&c.readyFile, "ready-file", "", "create `file` once every capture is armed, for scripts that start the trace then")
+	fs.StringVar(&c.readyFile, "ready-file", "", "create `file` once every capture is armed, for scripts that start the trace then; removed when listen exits")
 	fs.BoolVar(&c.quiet, "quiet", false, "print no progress line on stderr")
 	if to, ok := toFlag(fs, args); ok {
 		return cli.Usagef("listen --to %s: listen takes --from IP, the address the probes come from (the source pod's)", to)
@@ -80,6 +82,9 @@ func (c *listenConfig) validateListen(from string) error {
 	case c.duration < 0:
 		return cli.Usagef("--duration %s: must not be negative (0 listens until interrupted)", c.duration)
 	}
+	if c.readyFile != "" && c.out != "" && c.out != "-" && sameFile(c.out, c.readyFile) {
+		return cli.Usagef("--out %s and --ready-file %s name the same file: give each a file of its own", c.out, c.readyFile)
+	}
 	return c.validatePeer("--from", "source", from)
 }
 
@@ -93,6 +98,11 @@ func listen(ctx context.Context, c *listenConfig, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer out.Abort() // does nothing once committed
+	ready, err := openReady(c.readyFile, stdout)
+	if err != nil {
+		return err
+	}
+	defer ready.close()
 	pod, node, path, err := c.resolve(ctx, stderr)
 	if err != nil {
 		return err
@@ -116,7 +126,7 @@ func listen(ctx context.Context, c *listenConfig, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if err := c.ready(); err != nil {
+	if err := ready.arm(); err != nil {
 		_, _ = sess.Stop()
 		return err
 	}
@@ -152,20 +162,63 @@ func listen(ctx context.Context, c *listenConfig, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// ready creates --ready-file, if given.
-func (c *listenConfig) ready() error {
-	if c.readyFile == "" {
+// readyFile is --ready-file: opened with the output, before anything is
+// armed, so a path that cannot be created is a usage error then; a file an
+// earlier run left there is removed first, so it cannot tell a waiting
+// script the captures are armed before they are. It appears once they
+// are (arm) and is removed when listen exits, however it exits (close).
+type readyFile struct {
+	path  string
+	f     *output.File
+	ours  bool // the path was free: close removes what arm created
+	armed bool
+}
+
+// openReady opens --ready-file path; nil when it is not given.
+func openReady(path string, stdout io.Writer) (*readyFile, error) {
+	if path == "" {
+		return nil, nil
+	}
+	if path == "-" {
+		return nil, cli.Usagef("--ready-file -: stdout carries the listen file; name a file for a script to wait for, such as /tmp/ready")
+	}
+	fi, err := os.Lstat(path)
+	if err == nil && (fi.Mode().IsRegular() || fi.Mode()&fs.ModeSymlink != 0) {
+		// An earlier run's; never a device or a FIFO someone made.
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, cli.Usagef("--ready-file %s: an earlier file there cannot be removed: %v (remove it, or name another file)", path, errors.Unwrap(err))
+		}
+	}
+	_, err = os.Lstat(path)
+	ours := errors.Is(err, fs.ErrNotExist)
+	f, err := openOutput("--ready-file", path, stdout)
+	if err != nil {
+		return nil, err
+	}
+	return &readyFile{path: path, f: f, ours: ours}, nil
+}
+
+// arm creates the file: every capture is armed.
+func (r *readyFile) arm() error {
+	if r == nil {
 		return nil
 	}
-	f, err := os.OpenFile(c.readyFile, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return cli.Usagef("--ready-file %s: %v (name a file in a directory you may write)", c.readyFile, pe.Err)
+	if err := r.f.Commit(); err != nil {
+		return fmt.Errorf("create --ready-file %s: %w", r.path, err)
 	}
-	if err != nil {
-		return fmt.Errorf("--ready-file: %w", err)
+	r.armed = true
+	return nil
+}
+
+// close removes the file arm created, or discards it if it was never armed.
+func (r *readyFile) close() {
+	if r == nil {
+		return
 	}
-	return f.Close()
+	r.f.Abort() // does nothing once committed
+	if r.armed && r.ours {
+		_ = os.Remove(r.path) // best effort: listen is done either way
+	}
 }
 
 // listenProgress is how often listen says on stderr what it saw so far.

@@ -30,6 +30,7 @@ const listenTimeout = 2 * time.Minute
 // lab, toward node 1's pod.
 type listener struct {
 	file   string
+	ready  string // its --ready-file, removed when it exits
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -48,6 +49,7 @@ func startListenIn(t *testing.T, l *lab.Lab, pod *lab.Pod) *listener {
 	dir := t.TempDir()
 	ls := &listener{file: filepath.Join(dir, "listen.json"), done: make(chan error, 1)}
 	ready := filepath.Join(dir, "ready")
+	ls.ready = ready
 	ctx, cancel := context.WithCancel(context.Background())
 	ls.cancel = cancel
 	n2 := l.Nodes[1]
@@ -89,6 +91,9 @@ func (ls *listener) stop(t *testing.T) string {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("listen did not stop within 30s of its interruption")
+	}
+	if _, err := os.Lstat(ls.ready); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("listen left its --ready-file %s behind: %v", ls.ready, err)
 	}
 	return ls.file
 }

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -44,5 +47,45 @@ func TestListenUsage(t *testing.T) {
 		if _, help, _ := runCLI(t, cmd, "--help"); !strings.Contains(help, "-to IP") || !strings.Contains(help, "the pod to probe from") {
 			t.Errorf("%s --help lost --to or its pod's wording:\n%s", cmd, help)
 		}
+	}
+}
+
+// TestListenReadyFile: --ready-file is checked before anything is armed
+// (a usage error naming it), a stale one is removed at the start, and
+// none is left behind when listen fails.
+func TestListenReadyFile(t *testing.T) {
+	dir := t.TempDir()
+	stale := filepath.Join(dir, "ready")
+	if err := os.WriteFile(stale, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missingNetns := filepath.Join(dir, "no-netns")
+	listen := func(ready string) (int, string) {
+		code, _, stderr := runCLI(t, "listen", "--netns", missingNetns, "--from", "10.244.1.2", "--quiet", "--out", filepath.Join(dir, "l.json"), "--ready-file", ready)
+		return code, stderr
+	}
+	// A run that fails after its --ready-file was checked: the stale
+	// file is gone, and nothing is left.
+	if code, stderr := listen(stale); code != cli.ExitUsage || !strings.Contains(stderr, "no-netns") {
+		t.Errorf("missing --netns: exit code %d, stderr %q; want %d naming the netns", code, stderr, cli.ExitUsage)
+	}
+	if _, err := os.Lstat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the stale --ready-file is still there after a failed run: %v", err)
+	}
+	for _, tt := range []struct{ name, ready, want string }{
+		{"no such directory", filepath.Join(dir, "no-dir", "ready"), "--ready-file " + filepath.Join(dir, "no-dir", "ready") + ": its directory does not exist"},
+		{"a directory", dir, "--ready-file " + dir + ": is a directory"},
+		{"stdout", "-", "--ready-file -: "},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stderr := listen(tt.ready)
+			if code != cli.ExitUsage || !strings.HasPrefix(stderr, "cnitrace: error: "+tt.want) {
+				t.Errorf("exit code %d, stderr %q; want %d and an error starting %q", code, stderr, cli.ExitUsage, tt.want)
+			}
+		})
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		t.Errorf("%s left behind in %s", e.Name(), dir)
 	}
 }
