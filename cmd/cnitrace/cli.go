@@ -62,7 +62,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "listen":
 		return listenCommand(ctx, rest, stdout, stderr)
 	case "merge":
-		return mergeCommand(rest, stdout)
+		return mergeCommand(rest, os.Stdin, stdout)
 	case "lab":
 		return cli.Usagef("lab: the lab is a command of its own now: run 'cnitrace-lab %s' (make build puts it next to cnitrace)", labArgs(rest))
 	case "help", "-h", "--help", "-help":

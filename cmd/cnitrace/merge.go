@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/cnitrace/cnitrace/cmd/internal/cli"
@@ -19,7 +18,7 @@ import (
 // files may come in any order; the output is --out's, opened before
 // anything is read, as report's. It exits 0 whatever the report found:
 // the finding was the run's.
-func mergeCommand(args []string, stdout io.Writer) error {
+func mergeCommand(args []string, stdin io.Reader, stdout io.Writer) error {
 	var format, outPath string
 	const synopsis = "SOURCE.json LISTEN.json... [--format text|json|markdown|html] [--out FILE]"
 	fs := cli.NewFlagSet("merge")
@@ -29,8 +28,11 @@ func mergeCommand(args []string, stdout io.Writer) error {
 	if err := cli.ParseFlags(program, fs, flags, synopsis, stdout); err != nil {
 		return err
 	}
-	if len(files) < 2 {
+	switch {
+	case len(files) < 2:
 		return cli.Usagef("merge: give the source node's report and at least one listen file: cnitrace merge SOURCE.json LISTEN.json... (docs/two-nodes.md)")
+	case countOf(files, "-") > 1:
+		return cli.Usagef("merge: - given twice: stdin holds one file; name the others")
 	}
 	f, err := report.ParseFormat(format)
 	if err != nil {
@@ -41,7 +43,7 @@ func mergeCommand(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer out.Abort() // does nothing once committed
-	src, listeners, err := readMergeInputs(files)
+	src, listeners, err := readMergeInputs(files, stdin)
 	if err != nil {
 		return err
 	}
@@ -52,8 +54,8 @@ func mergeCommand(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("merge: %w", err)
 	}
-	if len(merged) > 1 && f == report.FormatHTML {
-		return cli.Usagef("--format html: the run's probes went to %d listeners' pods (%s), a report each, and an HTML report is one page: give merge one listen file at a time for a page per pod (the others' probes are then counted as without a listener, not lost), or use text, markdown or json", len(merged), targetList(merged))
+	if err := onePage(merged, f, "the run's probes make", "give merge one listen file at a time for a page per pod (the others' probes are then counted as without a listener, not lost)"); err != nil {
+		return err
 	}
 	if err := renderReports(out, merged, f); err != nil {
 		return fmt.Errorf("write the report to %s: %w", out.Name(), err)
@@ -64,15 +66,20 @@ func mergeCommand(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// readMergeInputs reads every file: exactly one report traced with
-// --for-merge, the others listen files. What is wrong with a file is a
-// usage error naming it.
-func readMergeInputs(files []string) (*report.Result, []*report.Stamps, error) {
+// readMergeInputs reads every file ("-": stdin): exactly one report
+// traced with --for-merge, the others listen files. What is wrong with a
+// file is a usage error naming it.
+func readMergeInputs(files []string, stdin io.Reader) (*report.Result, []*report.Stamps, error) {
 	var src *report.Result
 	var srcFile string
 	var listeners []*report.Stamps
 	for _, file := range files {
-		r, s, err := readMergeInput(file)
+		var r *report.Result
+		var s *report.Stamps
+		err := readInput(mergeInput, file, stdin, func(in io.Reader) (err error) {
+			r, s, err = report.DecodeMergeInput(in)
+			return err
+		})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -80,9 +87,9 @@ func readMergeInputs(files []string) (*report.Result, []*report.Stamps, error) {
 		case s != nil:
 			listeners = append(listeners, s)
 		case r.Stamps == nil:
-			return nil, nil, cli.Usagef("merge %s: a report without stamps: trace with --for-merge --format json --out FILE.json for merge", file)
+			return nil, nil, cli.Usagef("merge %s: a report without stamps: trace with --for-merge --format json --out FILE.json for merge", inputName(file))
 		case src != nil:
-			return nil, nil, cli.Usagef("merge %s and %s: two source reports; give one, and the target nodes' listen files", srcFile, file)
+			return nil, nil, cli.Usagef("merge %s and %s: two source reports; give one, and the target nodes' listen files", inputName(srcFile), inputName(file))
 		default:
 			src, srcFile = r, file
 		}
@@ -91,37 +98,44 @@ func readMergeInputs(files []string) (*report.Result, []*report.Stamps, error) {
 	case src == nil:
 		return nil, nil, cli.Usagef("merge: no source report among %s: give the report of 'cnitrace trace --for-merge --format json --out FILE.json'", strings.Join(files, " "))
 	case len(listeners) == 0:
-		return nil, nil, cli.Usagef("merge: no listen file: give the target node's 'cnitrace listen --out FILE.json' with %s", srcFile)
+		return nil, nil, cli.Usagef("merge: no listen file: give the target node's 'cnitrace listen --out FILE.json' with %s", inputName(srcFile))
 	}
 	return src, listeners, nil
 }
 
-// readMergeInput reads one file as report.DecodeMergeInput does.
-func readMergeInput(file string) (*report.Result, *report.Stamps, error) {
-	data, err := os.ReadFile(file)
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return nil, nil, cli.Usagef("merge %s: %v (check the path)", file, pe.Err)
+// mergeInput is what merge reads.
+var mergeInput = inputKind{
+	cmd:       "merge",
+	verb:      "merge",
+	give:      "give a 'trace --for-merge --format json' report or a 'listen' file",
+	notReport: "give a 'trace --for-merge --format json' report or a 'listen' file",
+}
+
+// countOf counts s in ss.
+func countOf(ss []string, s string) int {
+	n := 0
+	for _, x := range ss {
+		if x == s {
+			n++
+		}
 	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("merge %s: %w", file, err)
+	return n
+}
+
+// onePage refuses --format html for several reports before anything is
+// written: an HTML report is one page. from says where the reports come
+// from, instead what to do for a page.
+func onePage(rs []*report.Result, f report.Format, from, instead string) error {
+	if len(rs) < 2 || f != report.FormatHTML {
+		return nil
 	}
-	r, s, err := report.DecodeMergeInput(bytes.NewReader(data))
-	var se *report.SchemaError
-	switch {
-	case err == nil:
-		return r, s, nil
-	case errors.As(err, &se):
-		return nil, nil, cli.Usagef("merge %s: %v (%s)", file, err, schemaAdvice(se, "merge"))
-	case errors.Is(err, report.ErrNotReport):
-		return nil, nil, cli.Usagef("merge %s: %v (give a 'trace --for-merge --format json' report or a 'listen' file)", file, err)
-	}
-	return nil, nil, fmt.Errorf("merge %s: %w", file, err)
+	return cli.Usagef("--format html: %s %d reports, one per listener's pod (%s), and an HTML report is one page: %s, or use text, markdown or json", from, len(rs), targetList(rs), instead)
 }
 
 // renderReports writes the reports, as merge and report do: one as Render does; several
 // (a Service's backends, a listener each) one after the other, as a JSON
-// array in JSON. HTML is one page per report: the caller refuses several.
+// array in JSON. HTML is one page per report: the caller refuses several
+// (onePage).
 func renderReports(w io.Writer, merged []*report.Result, f report.Format) error {
 	if len(merged) == 1 {
 		return report.Render(w, merged[0], f)
@@ -148,8 +162,8 @@ func renderReports(w io.Writer, merged []*report.Result, f report.Format) error 
 	return err
 }
 
-// fileArgs takes merge's files out of args, before, between or after the
-// flags, and returns the flags left.
+// fileArgs takes merge's and report's files out of args, before, between
+// or after the flags, and returns the flags left.
 func fileArgs(fs *flag.FlagSet, args []string) (files, flags []string) {
 	for i := 0; i < len(args); i++ {
 		a := args[i]

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"os"
@@ -204,5 +205,34 @@ func TestMergeNewerStamps(t *testing.T) {
 				t.Errorf("stderr\n%q\nwant\n%q", stderr, want)
 			}
 		})
+	}
+}
+
+// TestMergeStdin: "-" is stdin, for one of merge's files at most.
+func TestMergeStdin(t *testing.T) {
+	var want, got bytes.Buffer
+	if err := mergeCommand([]string{mergeTrace, mergeListen}, nil, &want); err != nil {
+		t.Fatal(err)
+	}
+	if err := mergeCommand([]string{mergeTrace, "-"}, strings.NewReader(readFile(t, mergeListen)), &got); err != nil {
+		t.Fatalf("merge with the listen file on stdin: %v", err)
+	}
+	if got.String() != want.String() {
+		t.Errorf("merge with the listen file on stdin printed\n%s\nwant\n%s", got.String(), want.String())
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+		in   string
+		want string
+	}{
+		{"twice", []string{"-", "-"}, readFile(t, mergeListen), "merge: - given twice"},
+		{"not a report", []string{mergeTrace, "-"}, "not json", "merge stdin: not a cnitrace JSON report"},
+	} {
+		var out bytes.Buffer
+		err := mergeCommand(tt.args, strings.NewReader(tt.in), &out)
+		if !cli.IsUsage(err) || !strings.Contains(err.Error(), tt.want) || out.Len() > 0 {
+			t.Errorf("%s: got %v and %q, want a usage error saying %q and nothing written", tt.name, err, out.String(), tt.want)
+		}
 	}
 }

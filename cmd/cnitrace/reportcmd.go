@@ -26,13 +26,17 @@ func reportCommand(args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := cli.NewFlagSet("report")
 	fs.StringVar(&format, "format", "text", "report `format`: text, json, markdown or html")
 	fs.StringVar(&outPath, "out", "", "write the report to `file` instead of stdout")
-	file, flags := fileArg(fs, args)
+	files, flags := fileArgs(fs, args)
 	if err := cli.ParseFlags(program, fs, flags, synopsis, stdout); err != nil {
 		return err
 	}
-	if file == "" {
+	switch {
+	case len(files) == 0:
 		return cli.Usagef("report: say which report to render: cnitrace report FILE.json, a report saved with 'cnitrace trace --format json --out FILE.json' ('-' reads stdin)")
+	case len(files) > 1:
+		return cli.Usagef("report: unexpected argument %q (see '%s report --help'): it renders one file", files[1], program)
 	}
+	file := files[0]
 	f, err := report.ParseFormat(format)
 	if err != nil {
 		return cli.Usagef("--format: %v", err)
@@ -46,12 +50,8 @@ func reportCommand(args []string, stdin io.Reader, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if len(rs) > 1 && f == report.FormatHTML {
-		src := file
-		if file == "-" {
-			src = "stdin"
-		}
-		return cli.Usagef("--format html: %s holds %d reports, one per listener's pod (%s), and an HTML report is one page: render one (jq '.[0]' FILE > one.json), or use text, markdown or json", src, len(rs), targetList(rs))
+	if err := onePage(rs, f, inputName(file)+" holds", "render one (jq '.[0]' FILE > one.json)"); err != nil {
+		return err
 	}
 	if err := renderReports(out, rs, f); err != nil {
 		return fmt.Errorf("write the report to %s: %w", out.Name(), err)
@@ -66,34 +66,70 @@ func reportCommand(args []string, stdin io.Reader, stdout io.Writer) error {
 // the array merge writes of a run that reached several listeners. A file
 // that cannot be read, is no report or is of another schema is a usage
 // error naming the file and what to do.
-func readReports(file string, stdin io.Reader) ([]*report.Result, error) {
-	in, name := stdin, "stdin"
+func readReports(file string, stdin io.Reader) (rs []*report.Result, err error) {
+	err = readInput(reportInput, file, stdin, func(in io.Reader) (err error) {
+		rs, err = report.DecodeAll(in)
+		return err
+	})
+	return rs, err
+}
+
+// reportInput is what report reads.
+var reportInput = inputKind{
+	cmd:       "report",
+	verb:      "render",
+	give:      "give a report saved with 'cnitrace trace --format json --out FILE.json'",
+	notReport: "give a report saved with 'cnitrace trace --format json'; a text or Markdown report cannot be read back",
+}
+
+// inputKind is what a command reads from its files, for readInput's
+// errors: the command, the verb of the schema advice, and what to give
+// instead of a file that cannot be read or is no report.
+type inputKind struct {
+	cmd, verb       string
+	give, notReport string
+}
+
+// readInput opens file, or takes stdin for "-", and decodes it with
+// decode. A file that cannot be opened or read, is no report or is of
+// another version is a usage error naming it and what to do; a failure
+// to read stdin is returned wrapped.
+func readInput(k inputKind, file string, stdin io.Reader, decode func(io.Reader) error) error {
+	in, name := stdin, inputName(file)
 	if file != "-" {
 		f, err := os.Open(file)
 		var pe *os.PathError
 		if errors.As(err, &pe) {
-			return nil, cli.Usagef("report %s: %v (check the path; give a report saved with 'cnitrace trace --format json --out FILE.json')", file, pe.Err)
+			return cli.Usagef("%s %s: %v (check the path; %s)", k.cmd, file, pe.Err, k.give)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("report %s: %w", file, err)
+			return fmt.Errorf("%s %s: %w", k.cmd, file, err)
 		}
 		defer f.Close()
-		in, name = f, file
+		in = f
 	}
-	rs, err := report.DecodeAll(in)
+	err := decode(in)
 	var se *report.SchemaError
 	var pe *os.PathError
 	switch {
 	case err == nil:
-		return rs, nil
+		return nil
 	case errors.As(err, &se):
-		return nil, cli.Usagef("report %s: %v (%s)", name, err, schemaAdvice(se, "render"))
+		return cli.Usagef("%s %s: %v (%s)", k.cmd, name, err, schemaAdvice(se, k.verb))
 	case errors.As(err, &pe): // the file cannot be read: a directory, say
-		return nil, cli.Usagef("report %s: %v (give a report saved with 'cnitrace trace --format json --out FILE.json')", name, pe.Err)
+		return cli.Usagef("%s %s: %v (%s)", k.cmd, name, pe.Err, k.give)
 	case errors.Is(err, report.ErrNotReport):
-		return nil, cli.Usagef("report %s: %v (give a report saved with 'cnitrace trace --format json'; a text or Markdown report cannot be read back)", name, err)
+		return cli.Usagef("%s %s: %v (%s)", k.cmd, name, err, k.notReport)
 	}
-	return nil, fmt.Errorf("report %s: %w", name, err) // reading stdin failed
+	return fmt.Errorf("%s %s: %w", k.cmd, name, err) // reading stdin failed
+}
+
+// inputName is how messages name file: "stdin" for "-".
+func inputName(file string) string {
+	if file == "-" {
+		return "stdin"
+	}
+	return file
 }
 
 // schemaAdvice says what to do with a record of another schema_version or
@@ -107,27 +143,6 @@ func schemaAdvice(se *report.SchemaError, verb string) string {
 		field = "stamps_version"
 	}
 	return "cnitrace never wrote this " + field + ": the file was made or changed by something else"
-}
-
-// fileArg takes the report's FILE out of args, before, between or after
-// the flags, and returns the flags left; "" when there is none. A second
-// argument stays in flags, for ParseFlags to refuse.
-func fileArg(fs *flag.FlagSet, args []string) (file string, flags []string) {
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--":
-			if i+1 < len(args) {
-				return args[i+1], append(args[:i:i], args[i+2:]...)
-			}
-			return "", args[:i]
-		case a == "-" || !strings.HasPrefix(a, "-"):
-			return a, append(args[:i:i], args[i+1:]...)
-		case takesValue(fs, a):
-			i++ // the flag's value, as the next argument
-		}
-	}
-	return "", args
 }
 
 // takesValue reports whether arg is a flag of fs given without "=" whose
