@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"errors"
 	"math"
 	"slices"
@@ -17,7 +18,7 @@ const DriftMinSpan = 2.0
 const maxDrift = 500_000.0
 
 // boundGrid is how many times over the run the drift fit's hard bound is
-// evaluated at; between two of them the wider is taken.
+// evaluated at; the widest is the bound.
 const boundGrid = 17
 
 // ErrClockInconsistent says no clock offset (constant, or drifting
@@ -38,14 +39,15 @@ type clockSample struct {
 
 // clockFit is the offset of B's clock from A's, theta(x) = a + b*x ns, and
 // a hard bound on it: every offset line consistent with every probe lies
-// within half of bound of the estimate at the times of the grid.
+// within bound of the estimate, over the whole run (the widest it is at
+// boundGrid times over the run). One bound holds for every probe, as the
+// report says it (MergedClock.BoundUS).
 type clockFit struct {
-	a, b   float64 // ns, ns per second
-	drift  bool    // b was fitted; else 0
-	grid   []float64
-	halves []float64 // the bound's half-width at each grid time, ns
-	span   float64   // seconds from the first sample to the last
-	n      int
+	a, b  float64 // ns, ns per second
+	drift bool    // b was fitted; else 0
+	bound float64 // ns
+	span  float64 // seconds from the first sample to the last
+	n     int
 }
 
 // fitClock estimates the offset from the samples, NTP-style: with a
@@ -68,8 +70,7 @@ func fitClock(samples []clockSample) (*clockFit, error) {
 		if u < l {
 			return nil, ErrClockInconsistent
 		}
-		c.a = (u + l) / 2
-		c.grid, c.halves = []float64{lo}, []float64{(u - l) / 2}
+		c.a, c.bound = (u+l)/2, (u-l)/2
 		return c, nil
 	}
 	samples = envelopes(samples) // only the envelopes' corners bind any line
@@ -88,8 +89,7 @@ func fitClock(samples []clockSample) (*clockFit, error) {
 		est := c.a + c.b*x
 		up := argmaxValue(func(b float64) float64 { return upper(samples, b) + b*x }, bLo, bHi)
 		down := -argmaxValue(func(b float64) float64 { return -(lower(samples, b) + b*x) }, bLo, bHi)
-		c.grid = append(c.grid, x)
-		c.halves = append(c.halves, max(up-est, est-down, 0))
+		c.bound = max(c.bound, up-est, est-down)
 	}
 	return c, nil
 }
@@ -152,29 +152,13 @@ func edge(g func(float64) float64, from, to float64) float64 {
 // offset is the estimated offset at x, ns.
 func (c *clockFit) offset(x float64) float64 { return c.a + c.b*x }
 
-// half is the bound's half-width at x, ns: the wider of the two grid
-// times around it.
-func (c *clockFit) half(x float64) float64 {
-	i, _ := slices.BinarySearch(c.grid, x)
-	switch {
-	case i == 0:
-		return c.halves[0]
-	case i >= len(c.grid):
-		return c.halves[len(c.halves)-1]
-	}
-	return max(c.halves[i-1], c.halves[i])
-}
-
-// maxHalf is the widest half-width over the run, ns.
-func (c *clockFit) maxHalf() float64 { return slices.Max(c.halves) }
-
 // envelopes returns the samples on the lower convex hull of the points
 // (x, f) and those on the upper convex hull of (x, -r), as samples whose
 // other value never binds (f or r infinite): no line under every f touches
 // an f above that hull, none above every -r a -r below its hull.
 func envelopes(samples []clockSample) []clockSample {
 	pts := slices.Clone(samples)
-	slices.SortFunc(pts, func(p, q clockSample) int { return cmpFloat(p.x, q.x) })
+	slices.SortFunc(pts, func(p, q clockSample) int { return cmp.Compare(p.x, q.x) })
 	var out []clockSample
 	for _, s := range hull(pts, func(s clockSample) float64 { return s.f }) {
 		out = append(out, clockSample{x: s.x, f: s.f, r: math.Inf(1)})
@@ -201,14 +185,4 @@ func hull(pts []clockSample, y func(clockSample) float64) []clockSample {
 		h = append(h, p)
 	}
 	return h
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

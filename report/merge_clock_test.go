@@ -55,7 +55,7 @@ func TestFitClockContainsTruth(t *testing.T) {
 			}
 			for _, s := range samples {
 				truth := tt.theta0 + tt.drift*s.x
-				est, half := c.offset(s.x), c.half(s.x)
+				est, half := c.offset(s.x), c.bound
 				if math.Abs(truth-est) > half+1 { // 1 ns for rounding
 					t.Fatalf("at %.3fs: true offset %.0f ns outside the estimate %.0f +/- %.0f ns", s.x, truth, est, half)
 				}
@@ -65,10 +65,10 @@ func TestFitClockContainsTruth(t *testing.T) {
 			}
 			// The bound is about half the fastest round trip: never
 			// wider than the slowest probe's.
-			if got, limit := c.maxHalf(), (tt.req+tt.rep)/2+30_000; got > limit {
+			if got, limit := c.bound, (tt.req+tt.rep)/2+30_000; got > limit {
 				t.Errorf("bound %.0f ns, want at most %.0f", got, limit)
 			}
-			t.Logf("offset %.0f ns (true %.0f at 0), drift %.0f ns/s (true %.0f), bound +/-%.0f ns", c.offset(0), tt.theta0, c.b, tt.drift, c.maxHalf())
+			t.Logf("offset %.0f ns (true %.0f at 0), drift %.0f ns/s (true %.0f), bound +/-%.0f ns", c.offset(0), tt.theta0, c.b, tt.drift, c.bound)
 		})
 	}
 }
@@ -110,8 +110,8 @@ func TestFitClockShiftInvariant(t *testing.T) {
 	}
 	for i, s := range base {
 		ra, rb := s.f-a.offset(s.x), shifted[i].f-b.offset(s.x)
-		if math.Abs(ra-rb) > a.half(s.x) {
-			t.Fatalf("probe %d: request wire %.0f ns unshifted, %.0f shifted: more than the bound %.0f apart", i, ra, rb, a.half(s.x))
+		if math.Abs(ra-rb) > a.bound {
+			t.Fatalf("probe %d: request wire %.0f ns unshifted, %.0f shifted: more than the bound %.0f apart", i, ra, rb, a.bound)
 		}
 	}
 }

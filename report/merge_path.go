@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -238,7 +239,7 @@ func clockOf(f *fitAt, err error) *MergedClock {
 	}
 	return &MergedClock{
 		Samples: f.n, OffsetUS: round(f.offset(0)/1e3, 10), DriftPPM: round(f.b/1e3, 100),
-		DriftFitted: f.drift, BoundUS: round(f.maxHalf()/1e3, 10),
+		DriftFitted: f.drift, BoundUS: round(f.bound/1e3, 10),
 	}
 }
 
@@ -283,11 +284,9 @@ func directions(mg *Merged) string {
 				slower, faster = faster, slower
 			}
 			return fmt.Sprintf("the %s wire is slower than the %s wire: their %ss differ by %.1f us, more than twice the offset bound (+/-%.1f us)",
-				slower, faster, d.name, abs(d.diff), c.BoundUS)
+				slower, faster, d.name, math.Abs(d.diff), c.BoundUS)
 		}
 	}
 	return fmt.Sprintf("the offset bound (+/-%.1f us) is too wide to tell the directions apart: the one-way p50s differ by %.1f us and the p90s by %.1f us, within twice the bound",
-		c.BoundUS, abs(d50), abs(d90))
+		c.BoundUS, math.Abs(d50), math.Abs(d90))
 }
-
-func abs(x float64) float64 { return max(x, -x) }

@@ -96,7 +96,7 @@ func (m *mergedPath) segments(lines [][]sighting, fit *fitAt, pairs []probePair)
 			}
 		}
 		if !m.sameNode(i) && fit != nil {
-			s.Notes = append(s.Notes, notef(NoteClockOffset, "timed across the two nodes' clocks with the offset the probes bound: each probe within +/-%.1f us", fit.maxHalf()/1e3))
+			s.Notes = append(s.Notes, notef(NoteClockOffset, "timed across the two nodes' clocks with the offset the probes bound: each probe within +/-%.1f us", fit.bound/1e3))
 		}
 		if !m.sameNode(i) && fit == nil {
 			s.Notes = append(s.Notes, Note{Kind: NoteClockOffset, Text: "not timed: no clock offset could be estimated; the wire's round trip is in merge.wire_rtt_us"})
