@@ -14,7 +14,7 @@ import (
 func FuzzMerge(f *testing.F) {
 	s := twoNodes{n: 4, interval: 10 * time.Millisecond, offset: time.Second, segs: func(int) []time.Duration { return baseSegs() },
 		drop: func(seq, k int) bool { return seq == 2 && k > 6 }}
-	src, ls := s.record(&testing.T{})
+	src, ls := s.record(f)
 	var b strings.Builder
 	if err := EncodeStamps(&b, ls["10.244.2.2"]); err != nil {
 		f.Fatal(err)

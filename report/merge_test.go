@@ -58,7 +58,7 @@ func baseSegs() []time.Duration {
 
 // record runs the scenario through a Recorder on each node and returns
 // the source's report and the listen files by target pod address.
-func (s twoNodes) record(t *testing.T, extra ...uint64) (*Result, map[string]*Stamps) {
+func (s twoNodes) record(t testing.TB, extra ...uint64) (*Result, map[string]*Stamps) {
 	t.Helper()
 	pa := flannelPath()
 	ra, err := NewRecorder(pa, RoleTrace, testRun)
