@@ -264,7 +264,6 @@ func (r *Recorder) stamp(o capture.Observation, tok probe.Token, reply bool) {
 	if !ok || r.steps[i].Dir != o.Dir {
 		return
 	}
-	ns := o.At.UnixNano()
 	p := r.seen[tok]
 	if p == nil {
 		if len(r.seen) >= MaxStampProbes {
@@ -274,15 +273,13 @@ func (r *Recorder) stamp(o capture.Observation, tok probe.Token, reply bool) {
 		p = &ProbeStamp{Seq: tok.Seq, At: make([]int64, len(r.steps))}
 		r.seen[tok] = p
 	}
+	// The earliest stamp counts, as in a trace's timeline (earliest).
 	bit := uint64(1) << i
-	skb := o.Stamp == capture.StampSKB
-	switch {
-	case p.At[i] == 0, ns < p.At[i], ns == p.At[i] && p.SKB&bit != 0 && !skb:
-		p.At[i] = ns
-		p.SKB &^= bit
-		if skb {
-			p.SKB |= bit
-		}
+	s := earliest(sighting{ns: p.At[i], ok: p.At[i] != 0, skb: p.SKB&bit != 0}, o)
+	p.At[i] = s.ns
+	p.SKB &^= bit
+	if s.skb {
+		p.SKB |= bit
 	}
 	if !reply && r.lastRequest(i) && o.Dst.IsValid() {
 		p.Dst = o.Dst.String()
