@@ -74,7 +74,7 @@ func TestListenReadyFile(t *testing.T) {
 	}
 	for _, tt := range []struct{ name, ready, want string }{
 		{"no such directory", filepath.Join(dir, "no-dir", "ready"), "--ready-file " + filepath.Join(dir, "no-dir", "ready") + ": its directory does not exist"},
-		{"a directory", dir, "--ready-file " + dir + ": is a directory"},
+		{"a directory", dir, "--ready-file " + dir + ": is a directory (name a file in it, such as " + filepath.Join(dir, "ready") + ")"},
 		{"stdout", "-", "--ready-file -: "},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -59,6 +59,8 @@ func exampleOutput(flag string) string {
 		return "hops.pcapng"
 	case "--bundle":
 		return "evidence.tar.gz"
+	case "--ready-file":
+		return "ready"
 	}
 	return "report.txt"
 }
