@@ -221,62 +221,26 @@ func mergedVerdict(r *Result, tm *timed) Verdict {
 }
 
 // byExcess compares every probe timed in every separable segment with the
-// fastest of them, as trace's verdict does: the segment holding the
-// largest share of the summed extra time wins.
+// fastest of them, with trace's own verdict (byExcess over a tally): a
+// probe's round trip is the sum of its separable spans, which tile the
+// path, so the wires' halves, whose split depends on the clock offset,
+// add up to what no offset changes.
 func (tm *timed) byExcess(r *Result) (Verdict, bool) {
-	var complete []int
-	fastest, best := -1, time.Duration(0)
+	n := len(tm.spans)
+	t := &tally{plan: tm.spans, fastestSpans: make([]time.Duration, n), spanSums: make([]time.Duration, n)}
 	for k := range tm.d {
-		total, all := time.Duration(0), true
-		for i, sp := range tm.spans {
-			if !sp.separable {
-				continue
-			}
-			all = all && tm.ok[k][i]
-			total += tm.d[k][i]
-		}
-		if !all {
-			continue
-		}
-		complete = append(complete, k)
-		if fastest < 0 || total < best {
-			fastest, best = k, total
-		}
-	}
-	n := len(complete)
-	if n < 2 {
-		return Verdict{}, false
-	}
-	excess := make([]float64, len(tm.spans))
-	var sum float64
-	var over []time.Duration
-	for _, k := range complete {
-		var extra time.Duration
+		rtt, all := time.Duration(0), true
 		for i, sp := range tm.spans {
 			if sp.separable {
-				e := tm.d[k][i] - tm.d[fastest][i]
-				excess[i] += float64(e)
-				extra += e
+				all = all && tm.ok[k][i]
+				rtt += tm.d[k][i]
 			}
 		}
-		sum += float64(extra)
-		over = append(over, extra)
-	}
-	if sum < float64(minExcess)*float64(n) {
-		return Verdict{}, false
-	}
-	top := -1
-	for i, sp := range tm.spans {
-		if sp.separable && (top < 0 || excess[i] > excess[top]) {
-			top = i
+		if all {
+			t.foldProbe(rtt, func(i int) time.Duration { return tm.d[k][i] })
 		}
 	}
-	share := excess[top] / sum
-	v := segVerdict(r.Segments[top], share, BasisExcess)
-	d := durations{exact: over}
-	v.Text = fmt.Sprintf("%s%% of the latency above the fastest probe (p50 +%.1f us) is in %s",
-		percent(share), micros(d.rank(50)), where(r, r.Segments[top]))
-	return v, true
+	return byExcess(r, t, tm.spans)
 }
 
 // mergedWhere describes a merged report's segment for a sentence: the

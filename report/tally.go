@@ -223,18 +223,28 @@ func (t *tally) foldExcess(l *timeline) {
 	if !ok || !l.complete() {
 		return
 	}
+	t.foldProbe(d, func(i int) time.Duration {
+		s, _ := l.duration(t.plan[i])
+		return s
+	})
+}
+
+// foldProbe adds a complete probe of round trip rtt, which spent
+// spent(i) in the plan's separable span i, to what byExcess compares
+// with the fastest probe; merge folds its probes here too.
+func (t *tally) foldProbe(rtt time.Duration, spent func(i int) time.Duration) {
 	t.complete++
-	t.rttSum += int64(d)
-	t.rtts.add(d)
-	first := t.complete == 1 || d < t.fastest
+	t.rttSum += int64(rtt)
+	t.rtts.add(rtt)
+	first := t.complete == 1 || rtt < t.fastest
 	if first {
-		t.fastest = d
+		t.fastest = rtt
 	}
 	for i, sp := range t.plan {
 		if !sp.separable {
 			continue
 		}
-		s, _ := l.duration(sp)
+		s := spent(i)
 		t.spanSums[i] += s
 		if first {
 			t.fastestSpans[i] = s
