@@ -278,47 +278,29 @@ const (
 // reads only what NewAccumulator set, so it needs no lock; a TCP answer's
 // source and sequence are left to Add, which holds the ties.
 func (a *Accumulator) place(o capture.Observation) placement {
-	if o.Proto == capture.ProtoICMP { // as before TCP and UDP probes, to the byte
-		pl, err := probe.ParsePayload(o.Payload)
-		if err != nil {
-			return placement{src: -1}
-		}
-		p := a.placeToken(pl.RunID, pl.Seq)
-		if p.src < 0 || (!o.IsRequest() && !o.IsReply()) {
-			return p
-		}
-		return a.onStep(p, o, o.IsReply())
-	}
-	if o.Proto == capture.ProtoTCP && o.TCPFlags&capture.TCPFlagACK != 0 {
-		if o.TCPFlags&(capture.TCPFlagSYN|capture.TCPFlagRST) == 0 {
-			return placement{src: -1}
-		}
+	tok, kind := markOf(o)
+	switch kind {
+	case markNone:
+		return placement{src: -1}
+	case markTCPAnswer:
 		return a.onStep(placement{src: -1, tcp: tcpAnswer}, o, true)
 	}
-	tok, err := probe.ParseToken(o.Token)
-	if err != nil {
-		return placement{src: -1}
-	}
 	p := a.placeToken(tok.RunID, tok.Seq)
-	switch o.Proto {
-	case capture.ProtoTCP:
-		if o.TCPFlags&capture.TCPFlagSYN == 0 {
-			return p // a tokened segment that is no SYN: no probe sends one
+	switch kind {
+	case markRequest:
+		if o.Proto == capture.ProtoTCP {
+			p.tcp = tcpRequest
 		}
-		p.tcp = tcpRequest
 		return a.onStep(p, o, false)
-	case capture.ProtoUDP:
-		if o.DNS {
-			return a.onStep(p, o, o.DNSResponse)
-		}
+	case markReply:
+		return a.onStep(p, o, true)
+	case markEcho:
 		// A UDP echo returns the datagram as it came: the direction the
 		// point is crossed in tells the request from the reply.
 		i, ok := a.index[stepKey{o.Point, false}]
 		return a.onStep(p, o, !ok || a.dirs[i] != o.Dir)
-	case capture.ProtoUnreachable:
-		return a.onStep(p, o, true)
 	}
-	return p
+	return p // markStray: its probe's, on no step
 }
 
 // placeToken is the placement of a token's run id and sequence.

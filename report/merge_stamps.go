@@ -301,38 +301,23 @@ func (r *Recorder) Seen() (probes, runs int) {
 // lastRequest reports whether step i is the last request step.
 func (r *Recorder) lastRequest(i int) bool { return i == len(r.steps)/2-1 }
 
-// placeObs reads an observation's token and whether it is a reply: of
-// ICMP echoes, UDP datagrams and DNS messages, and TCP SYNs, the packets
-// that carry one.
+// placeObs reads an observation's token and whether it is a reply, as
+// the trace's report does (markOf): of ICMP echoes, UDP datagrams, DNS
+// messages, ICMP errors quoting a probe and TCP SYNs, the packets that
+// carry one. TCP answers are Add's.
 func (r *Recorder) placeObs(o capture.Observation) (probe.Token, bool, bool) {
-	switch o.Proto {
-	case capture.ProtoICMP:
-		pl, err := probe.ParsePayload(o.Payload)
-		if err != nil || (!o.IsRequest() && !o.IsReply()) {
-			return probe.Token{}, false, false
-		}
-		return pl.Token(), o.IsReply(), true
-	case capture.ProtoTCP:
-		if o.TCPFlags&capture.TCPFlagACK != 0 || o.TCPFlags&capture.TCPFlagSYN == 0 { // answers are Add's; the pod's RST is no probe
-			return probe.Token{}, false, false
-		}
-	case capture.ProtoUDP:
-	default:
-		return probe.Token{}, false, false
-	}
-	tok, err := probe.ParseToken(o.Token)
-	if err != nil {
-		return probe.Token{}, false, false
-	}
-	if o.Proto == capture.ProtoUDP && o.DNS {
-		return tok, o.DNSResponse, true
-	}
-	if o.Proto == capture.ProtoTCP {
+	tok, kind := markOf(o)
+	switch kind {
+	case markRequest:
 		return tok, false, true
+	case markReply:
+		return tok, true, true
+	case markEcho:
+		// A UDP echo comes back as it went: the direction tells.
+		i, ok := r.index[stepKey{o.Point, false}]
+		return tok, !ok || r.steps[i].Dir != o.Dir, true
 	}
-	// A UDP echo comes back as it went: the direction tells.
-	i, ok := r.index[stepKey{o.Point, false}]
-	return tok, !ok || r.steps[i].Dir != o.Dir, true
+	return probe.Token{}, false, false
 }
 
 // Stamps returns the record of what was added, runs in run id order and

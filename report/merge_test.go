@@ -420,6 +420,8 @@ func TestRecorderPlaces(t *testing.T) {
 		{Point: "p0", Dir: topology.RX, Proto: capture.ProtoUDP, Token: tok(7, 1), At: at.Add(time.Millisecond)},
 		// DNS: the answer is told by its QR bit.
 		{Point: "p4", Dir: topology.RX, Proto: capture.ProtoUDP, DNS: true, DNSResponse: true, Token: tok(7, 2), At: at},
+		// A port unreachable quoting probe 7/4 answers it, as the trace's report reads it.
+		{Point: "p3", Dir: topology.RX, Proto: capture.ProtoUnreachable, ICMPType: 3, ICMPCode: 3, Token: tok(7, 4), At: at.Add(3)},
 		// A TCP SYN is a request; its SYN-ACK has no token.
 		{Point: "p4", Dir: topology.TX, Proto: capture.ProtoTCP, TCPFlags: capture.TCPFlagSYN, Token: tok(8, 1), At: at},
 		{Point: "p4", Dir: topology.RX, Proto: capture.ProtoTCP, TCPFlags: capture.TCPFlagSYN | capture.TCPFlagACK, At: at},
@@ -445,8 +447,8 @@ func TestRecorderPlaces(t *testing.T) {
 			got[r.RunID][p.Seq] = p
 		}
 	}
-	if len(got) != 3 || len(got[7]) != 2 || len(got[8]) != 1 || len(got[9]) != 1 {
-		t.Fatalf("runs %v, want 7 (seqs 1, 2), 8 (1) and 9 (0)", got)
+	if len(got) != 3 || len(got[7]) != 3 || len(got[8]) != 1 || len(got[9]) != 1 {
+		t.Fatalf("runs %v, want 7 (seqs 1, 2, 4), 8 (1) and 9 (0)", got)
 	}
 	// Steps: 0-4 the request at p0..p4, 5-9 the reply at p4..p0.
 	check := func(run RunID, seq uint32, step int, want time.Time) {
@@ -458,6 +460,7 @@ func TestRecorderPlaces(t *testing.T) {
 	check(7, 1, 0, at)
 	check(7, 1, 9, at.Add(time.Millisecond))
 	check(7, 2, 5, at)
+	check(7, 4, 6, at.Add(3)) // the reply at p3
 	check(8, 1, 4, at)
 	check(9, 0, 1, at.Add(1))
 	if p := got[9][0]; p.SKB != 0 {
