@@ -85,8 +85,9 @@ func (n *Node) setup(hairpin bool) error {
 
 // sysctls turns IPv4 and IPv6 forwarding on in the node and duplicate
 // address detection off in the node and its pods, before any interface
-// exists there (see disableDAD), so no address is tentative when Up
-// returns; both layouts start their nodes this way.
+// exists there (see disableDAD), so no address waits out detection (Up
+// still waits for the kernel to clear the flag: waitAddrsSettled); both
+// layouts start their nodes this way.
 func (n *Node) sysctls() error {
 	if err := enableForwarding(n.NS, n.Name); err != nil {
 		return err

@@ -52,9 +52,69 @@ func (l *Lab) waitLinksUp(ctx context.Context) error {
 		}
 	}
 	if l.Wire != nil {
-		return waitUp(ctx, l.Wire.NS, l.Wire.Name, WireLink1, WireLink2)
+		if err := waitUp(ctx, l.Wire.NS, l.Wire.Name, WireLink1, WireLink2); err != nil {
+			return err
+		}
+	}
+	return l.waitAddrsSettled(ctx)
+}
+
+// waitAddrsSettled waits until no IPv6 address in any of the lab's
+// namespaces is tentative. Duplicate address detection is off in all of
+// them (disableDAD, addAddr6), but the kernel still clears an address's
+// tentative flag from a work item of its own (addrconf_dad_work), which a
+// loaded machine runs late: right after the links came up an address,
+// a link-local one most often, can still be tentative for a moment, and
+// while a device's is, the kernel sends no neighbour solicitation on it.
+func (l *Lab) waitAddrsSettled(ctx context.Context) error {
+	type netns struct {
+		ns   *topology.NetNS
+		name string
+	}
+	var all []netns
+	for _, n := range l.Nodes {
+		all = append(all, netns{n.NS, n.Name})
+		for _, p := range n.pods() {
+			all = append(all, netns{p.NS, p.Name})
+		}
+	}
+	if e := l.External; e != nil {
+		all = append(all, netns{e.NS, e.Name})
+	}
+	if l.Wire != nil {
+		all = append(all, netns{l.Wire.NS, l.Wire.Name})
+	}
+	for _, x := range all {
+		if err := withHandle(x.ns, x.name, func(h *netlink.Handle) error { return waitNoTentative(ctx, h, x.name) }); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// waitNoTentative waits until no IPv6 address h lists is tentative.
+func waitNoTentative(ctx context.Context, h *netlink.Handle, ns string) error {
+	for {
+		addrs, err := h.AddrList(nil, netlink.FAMILY_V6)
+		if err != nil {
+			return fmt.Errorf("list the IPv6 addresses in %s: %w", ns, err)
+		}
+		tentative := ""
+		for _, a := range addrs {
+			if a.Flags&unix.IFA_F_TENTATIVE != 0 {
+				tentative = a.IPNet.String()
+				break
+			}
+		}
+		if tentative == "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %s in %s to leave duplicate address detection: %w", tentative, ns, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 func waitUp(ctx context.Context, ns *topology.NetNS, nsName string, links ...string) error {
