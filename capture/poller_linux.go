@@ -30,11 +30,23 @@ import (
 // rings fill. It is the same shape as probe's waiter (probe/waiter_linux.go):
 // capture and probe never import each other, and the house style keeps a
 // copy per package rather than a util package.
+//
+// The set is quiet except while wait waits on it: its members listen for
+// errors only (EPOLLERR and EPOLLHUP, which epoll always reports) and wait
+// turns EPOLLIN on for its time. A set in the netpoller wakes the
+// netpoller whenever a member becomes ready, waited on or not, so a set
+// that listened all the time woke it at every block a ring retired, five
+// times a probe at a 10 ms interval while the reader slept between its
+// scans, each wake-up for nothing (strace: 13 epoll_pwait calls and 9
+// context switches a probe).
 type poller struct {
 	file  *os.File        // the epoll descriptor, in the netpoller
 	raw   syscall.RawConn // file's
 	timer *os.File        // a timerfd, CLOCK_MONOTONIC, in the netpoller and in the set
 	traw  syscall.RawConn // timer's
+	// members are the set's descriptors and their event data, the rings'
+	// (their index) and the timer's; a removed ring's fd is -1.
+	members []member
 	// woken is set by wake, for good, before it fires the timer; waits
 	// and sleeps look at it once their timer is set, so a wake just
 	// before they set it (which overwrites the wake's setting) is not lost.
@@ -46,6 +58,12 @@ type poller struct {
 // timerEvent is the epoll event data of the timer; a ring's is its index.
 const timerEvent = -1
 
+// member is one descriptor of the set and its event data.
+type member struct {
+	fd   int
+	data int32
+}
+
 // newPoller makes an epoll set of the rings' sockets and the timer; an
 // event's Fd field says which ring (its index in rings) is ready.
 func newPoller(rings []*ring) (*poller, error) {
@@ -53,19 +71,22 @@ func newPoller(rings []*ring) (*poller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create epoll set: %w", err)
 	}
+	p := &poller{events: make([]unix.EpollEvent, len(rings)+1)}
 	for i, r := range rings {
-		// Level-triggered: a ring is ready while it holds a retired block.
-		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(i)}
+		// Level-triggered: a ring is ready while it holds a retired block,
+		// once wait listens (quiet until then).
+		ev := unix.EpollEvent{Fd: int32(i)}
 		if err := unix.EpollCtl(fd, unix.EPOLL_CTL_ADD, r.fd, &ev); err != nil {
 			unix.Close(fd)
 			return nil, fmt.Errorf("add capture socket of ifindex %d to the epoll set: %w", r.ifindex, err)
 		}
+		p.members = append(p.members, member{fd: r.fd, data: int32(i)})
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("set epoll set non-blocking: %w", err)
 	}
-	p := &poller{file: os.NewFile(uintptr(fd), "capture-epoll"), events: make([]unix.EpollEvent, len(rings)+1)}
+	p.file = os.NewFile(uintptr(fd), "capture-epoll")
 	if err := p.file.SetReadDeadline(time.Time{}); err != nil { // fails unless the netpoller took it
 		p.file.Close()
 		return nil, fmt.Errorf("wait for the epoll set in the netpoller: %w", err)
@@ -88,10 +109,11 @@ func (p *poller) openTimer(ep int) error {
 	if err != nil {
 		return fmt.Errorf("create timerfd: %w", err)
 	}
-	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, tfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: timerEvent}); err != nil {
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, tfd, &unix.EpollEvent{Fd: timerEvent}); err != nil {
 		unix.Close(tfd)
 		return fmt.Errorf("add timerfd to the epoll set: %w", err)
 	}
+	p.members = append(p.members, member{fd: tfd, data: timerEvent})
 	p.timer = os.NewFile(uintptr(tfd), "capture-timer")
 	if p.traw, err = p.timer.SyscallConn(); err != nil {
 		p.timer.Close()
@@ -143,7 +165,15 @@ func (p *poller) arm(d time.Duration) error {
 // called. With a zero deadline it has none of its own and returns at
 // once after a wake; with one it waits for it even after a wake (the
 // drain).
-func (p *poller) wait(deadline time.Time) ([]readiness, error) {
+func (p *poller) wait(deadline time.Time) (got []readiness, err error) {
+	if err := p.listen(unix.EPOLLIN); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if qerr := p.listen(0); qerr != nil && err == nil {
+			got, err = nil, qerr
+		}
+	}()
 	for {
 		if !deadline.IsZero() {
 			if err := p.arm(time.Until(deadline)); err != nil {
@@ -191,7 +221,8 @@ func (p *poller) epollWait() (int, bool, error) {
 	return len(p.got), timer, nil
 }
 
-// ready returns the rings' events without waiting.
+// ready returns the rings' events without waiting: outside wait, only
+// the errors (EPOLLERR) of rings whose socket failed.
 func (p *poller) ready() ([]readiness, error) {
 	var n int
 	var werr error
@@ -230,11 +261,38 @@ func (p *poller) wake() {
 	p.arm(time.Nanosecond)
 }
 
-// remove takes ring i's socket out of the set: a ring that failed is read
+// listen sets the events the set's members wait for besides errors:
+// EPOLLIN while wait waits, none otherwise. Making a member listen again
+// reports it at once if it is ready already (epoll polls it then).
+func (p *poller) listen(events uint32) error {
+	var err error
+	cerr := p.raw.Control(func(fd uintptr) {
+		for _, m := range p.members {
+			if m.fd < 0 {
+				continue
+			}
+			ev := unix.EpollEvent{Events: events, Fd: m.data}
+			if e := unix.EpollCtl(int(fd), unix.EPOLL_CTL_MOD, m.fd, &ev); e != nil && err == nil {
+				err = e
+			}
+		}
+	})
+	if err = errors.Join(cerr, err); err != nil {
+		return fmt.Errorf("set the capture sockets' epoll events: %w", err)
+	}
+	return nil
+}
+
+// remove takes ring r's socket out of the set: a ring that failed is read
 // no more.
 func (p *poller) remove(r *ring) error {
 	var err error
 	cerr := p.raw.Control(func(fd uintptr) { err = unix.EpollCtl(int(fd), unix.EPOLL_CTL_DEL, r.fd, nil) })
+	for i := range p.members {
+		if p.members[i].fd == r.fd {
+			p.members[i].fd = -1
+		}
+	}
 	return errors.Join(cerr, err)
 }
 

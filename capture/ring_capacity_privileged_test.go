@@ -6,6 +6,7 @@ import (
 
 	"github.com/cnitrace/cnitrace/probe"
 	"github.com/cnitrace/cnitrace/topology"
+	"golang.org/x/sys/unix"
 )
 
 // TestPrivilegedRingHoldsWhileTheReaderIsLate: a ring must hold what
@@ -61,4 +62,73 @@ func TestPrivilegedRingHoldsWhileTheReaderIsLate(t *testing.T) {
 	if got != n || st.drops != 0 {
 		t.Errorf("read %d of %d probe frames sent %s apart while the ring was not read, the kernel dropped %d; want all, none dropped", got, n, gap, st.drops)
 	}
+}
+
+// TestPrivilegedPollerQuietOutsideWait: the poller's epoll set, which
+// waits in Go's netpoller, must not become readable while the reader
+// sleeps between scans, however many blocks its rings retire: a readable
+// set wakes the netpoller, waited on or not (five wake-ups a probe for
+// nothing). In wait, a ring holding a retired block ends the wait at once;
+// after it the set is quiet again, with the block still unread.
+func TestPrivilegedPollerQuietOutsideWait(t *testing.T) {
+	ns, inject := newInjectPair(t)
+	f, err := newFilters(probe.Magic, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := openRingIn(ns, topology.Point{ID: "p0", Interface: "l4b", NetNS: ns.ID()}, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p, err := newPoller([]*ring{r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var frame []byte
+	for _, tf := range transportFrames() {
+		if tf.tc.accept {
+			frame = onLink(t, LinkEthernet, tf.stack())
+			break
+		}
+	}
+	for range 5 {
+		inject(frame)
+		time.Sleep(2 * ringRetire) // each in a block of its own, retired
+	}
+	if pending, err := r.pending(); err != nil || !pending {
+		t.Fatalf("the ring holds no packet to read (pending %v, %v): the test injected nothing", pending, err)
+	}
+	if setReadable(t, p) {
+		t.Error("the epoll set is readable outside wait, with a retired block in its ring: it wakes the netpoller for nothing")
+	}
+	start := time.Now()
+	got, err := p.wait(start.Add(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].ring != 0 || got[0].failed {
+		t.Errorf("wait returned %+v, want ring 0 ready", got)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("wait for a ring already holding a retired block took %v, want at once", took)
+	}
+	if setReadable(t, p) {
+		t.Error("the epoll set is readable after wait returned")
+	}
+}
+
+// setReadable reports whether p's epoll set is readable now, as the
+// netpoller would see it.
+func setReadable(t *testing.T, p *poller) bool {
+	t.Helper()
+	var n int
+	var perr error
+	if err := p.raw.Control(func(fd uintptr) {
+		n, perr = unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
+	}); err != nil || perr != nil {
+		t.Fatal(err, perr)
+	}
+	return n > 0
 }
