@@ -30,7 +30,11 @@ const billing = "A packet socket's filter and ring copy run in the context of wh
 	"the sender's sendto and the softirq it runs inline on veth and VXLAN, never the capturing process. " +
 	"So a prober's own CPU includes the whole round trip's kernel work (ping's and cnitrace's alike), and the taps' work on " +
 	"flood packets is billed to the flood's senders: measured as their CPU per packet with each set of captures minus without " +
-	"any (RUSAGE_THREAD of the two sender threads), and added to each side in the fair ratio."
+	"any (RUSAGE_THREAD of the two sender threads), and added to each side in the fair ratio. " +
+	"At 1 ms, where ping is not counted, cnitrace pays its probes' round trip and its rings' copies of them, while the tcpdumps' " +
+	"copies of ping's packets are billed to ping: the bench's own prober (a raw ICMP socket in the pod, one thread) measures " +
+	"a probe's round trip per probe with no capture and with the five tcpdumps capturing it, and the fair ratio is " +
+	"(cnitrace - N x bare) / (2 x (tcpdumps + N x (with tcpdumps - bare)))."
 
 // cpuCompare is one comparison over rounds.
 type cpuCompare struct {
@@ -40,14 +44,15 @@ type cpuCompare struct {
 	Comparator string     `json:"comparator"`
 	Rounds     []cpuRound `json:"rounds"`
 	Ratio      interval   `json:"ratio"`                // cnitrace / comparator, process CPU (user + sys)
-	FairRatio  *interval  `json:"fair_ratio,omitempty"` // with the taps' work on the flood billed to each side
+	FairRatio  *interval  `json:"fair_ratio,omitempty"` // with the taps' work billed to each side (flood), the probes' round trip left out (1 ms)
 	Goal       string     `json:"goal"`
 	Verdict    verdict    `json:"verdict"`
 }
 
 // cpuRound is one round: cnitrace alone, then ping with five tcpdumps
 // (ping's pattern carries the magic at pingPatternAt, the tcpdumps' filter
-// reads it there), then, under a flood, the flood alone.
+// reads it there), then, under a flood, the flood alone; at 1 ms, the
+// bench's prober with five tcpdumps and alone, in alternating order.
 type cpuRound struct {
 	CnitraceCPU    float64         `json:"cnitrace_cpu_s"`
 	CnitraceSys    float64         `json:"cnitrace_sys_s"`
@@ -63,11 +68,15 @@ type cpuRound struct {
 	FloodCnitrace  *floodStats     `json:"flood_with_cnitrace,omitempty"`
 	FloodTcpdump   *floodStats     `json:"flood_with_tcpdump,omitempty"`
 	FloodAlone     *floodStats     `json:"flood_alone,omitempty"`
+	ProberBare     *proberRun      `json:"prober_bare,omitempty"`         // at 1 ms: the bench's prober, no capture
+	ProberTapped   *proberRun      `json:"prober_with_tcpdump,omitempty"` // the same while the five tcpdumps capture it
+	ProberTcpdump  []tcpdumpCounts `json:"prober_tcpdump_counts,omitempty"`
 	MachineCni     cpuStat         `json:"machine_during_cnitrace"`
 	MachineCmp     cpuStat         `json:"machine_during_comparator"`
 	Ratio          float64         `json:"ratio"`
 	FairRatio      float64         `json:"fair_ratio,omitempty"`
 	Problem        string          `json:"problem,omitempty"` // why the round cannot be judged
+	proberSeen     tcpdumpResult   // what the tcpdumps capturing the prober saw, for proberProblem
 }
 
 // loadKeep is what must not get worse under the flood.
@@ -122,8 +131,8 @@ func (b *bench) cpuCompare(ctx context.Context, l *lab.Lab, s cpuSpec) (*cpuComp
 	}
 	var ratios, fair []float64
 	problem := ""
-	for range b.counts(3, 2) {
-		rd, err := b.cpuRound(ctx, l, s)
+	for i := range b.counts(3, 2) {
+		rd, err := b.cpuRound(ctx, l, s, i)
 		if err != nil {
 			return nil, err
 		}
@@ -135,10 +144,13 @@ func (b *bench) cpuCompare(ctx context.Context, l *lab.Lab, s cpuSpec) (*cpuComp
 	}
 	c.Ratio = meanCI(ratios)
 	c.Verdict = judge(c.Ratio, atMost(1))
-	if s.flood {
+	if s.flood || s.fast {
 		f := meanCI(fair)
 		c.FairRatio = &f
 		c.Goal = "cnitrace <= comparator (95% CI), as billed and with the taps' work on the flood billed to each side"
+		if s.fast {
+			c.Goal = "cnitrace <= 2 x 5 tcpdumps (95% CI), as billed and without the probes' own round trip on either side (each with its taps' copies)"
+		}
 		c.Verdict = allOf(c.Verdict, judge(f, atMost(1)))
 	}
 	if problem != "" {
@@ -148,8 +160,9 @@ func (b *bench) cpuCompare(ctx context.Context, l *lab.Lab, s cpuSpec) (*cpuComp
 }
 
 // cpuRound measures cnitrace, then its comparator, then (under a flood)
-// the flood alone.
-func (b *bench) cpuRound(ctx context.Context, l *lab.Lab, s cpuSpec) (cpuRound, error) {
+// the flood alone; at 1 ms, the bench's prober with and without the
+// tcpdumps (round i says in which order).
+func (b *bench) cpuRound(ctx context.Context, l *lab.Lab, s cpuSpec, i int) (cpuRound, error) {
 	var rd cpuRound
 	dur := time.Duration(s.probes)*s.interval + 700*time.Millisecond
 	flooded := func(fn func() error) (*floodStats, error) {
@@ -202,8 +215,48 @@ func (b *bench) cpuRound(ctx context.Context, l *lab.Lab, s cpuSpec) (cpuRound, 
 		}
 		rd.FloodAlone = &alone
 	}
+	if s.fast {
+		if err := b.proberRounds(ctx, l, s, &rd, i%2 == 1); err != nil {
+			return rd, err
+		}
+	}
 	rd.judge(s, tr, at)
 	return rd, nil
+}
+
+// proberRounds measures the bench's prober, the same count and interval,
+// while five tcpdumps with the comparison's filter capture it, and with no
+// capture: the round trip's cost to its sender with and without their taps.
+// bareFirst swaps the order (odd rounds), so that a drift over the round
+// does not always fall on the same side.
+func (b *bench) proberRounds(ctx context.Context, l *lab.Lab, s cpuSpec, rd *cpuRound, bareFirst bool) error {
+	var bare, tapped proberRun
+	var tr tcpdumpResult
+	runBare := func() (err error) { bare, err = bareProbe(ctx, l, s.probes, s.interval); return err }
+	runTapped := func() error {
+		td, err := startTcpdumps(ctx, l, tcpdumpFilter(probe.Magic, pingPatternAt, lab.VXLANPort))
+		if err != nil {
+			return err
+		}
+		var perr, terr error
+		tapped, perr = bareProbe(ctx, l, s.probes, s.interval)
+		tr, terr = td.stop()
+		if perr != nil || terr != nil {
+			return fmt.Errorf("prober and tcpdump: %w", errOr(perr, terr))
+		}
+		return nil
+	}
+	steps := []func() error{runTapped, runBare}
+	if bareFirst {
+		steps[0], steps[1] = runBare, runTapped
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	rd.ProberTapped, rd.ProberBare, rd.ProberTcpdump, rd.proberSeen = &tapped, &bare, tr.Counts, tr
+	return nil
 }
 
 // judge computes the round's ratios and says why it cannot be judged,
@@ -220,14 +273,41 @@ func (rd *cpuRound) judge(s cpuSpec, tr tcpdumpResult, fewestAt string) {
 		tapsTcp := tapCost(rd.FloodTcpdump, rd.FloodAlone)
 		rd.FairRatio = (rd.CnitraceCPU + tapsCni) / (comparator + tapsTcp)
 	}
+	if s.fast {
+		rd.FairRatio = fastFairRatio(rd.CnitraceCPU, rd.TcpdumpCPU, s.probes, rd.ProberBare.nsPerProbe(), rd.ProberTapped.nsPerProbe())
+	}
 	switch {
 	case tr.sawAll(uint64(2*rd.PingReplies)) != "":
 		rd.Problem = tr.sawAll(uint64(2 * rd.PingReplies))
+	case s.fast && rd.proberProblem() != "":
+		rd.Problem = rd.proberProblem()
 	case rd.CnitraceFewest < uint64(2*rd.Answered) || rd.Answered == 0:
 		rd.Problem = fmt.Sprintf("cnitrace's capture at %s saw %d packets for %d answered probes", fewestAt, rd.CnitraceFewest, rd.Answered)
 	case s.flood && min(rd.FloodCnitrace.PPS, rd.FloodTcpdump.PPS) < minFloodPPS:
 		rd.Problem = fmt.Sprintf("flood reached %.0f packets/s, under %d", min(rd.FloodCnitrace.PPS, rd.FloodTcpdump.PPS), minFloodPPS)
 	}
+}
+
+// proberProblem says why the prober's figures cannot stand for a probe's
+// round trip, if so: a prober that did not get every reply (its round trips
+// did not all happen), or tcpdumps that did not capture its packets (their
+// taps' copies are what is measured). It returns "" or what was missing.
+func (rd *cpuRound) proberProblem() string {
+	for _, x := range []struct {
+		name string
+		p    *proberRun
+	}{{"with the tcpdumps", rd.ProberTapped}, {"alone", rd.ProberBare}} {
+		switch {
+		case x.p == nil:
+			return "the bench's prober did not run " + x.name
+		case x.p.Probes == 0 || x.p.Replies < x.p.Probes:
+			return fmt.Sprintf("the bench's prober %s got %d replies to %d probes", x.name, x.p.Replies, x.p.Probes)
+		}
+	}
+	if short := rd.proberSeen.sawAll(uint64(2 * rd.ProberTapped.Replies)); short != "" {
+		return "capturing the bench's prober, " + short
+	}
+	return ""
 }
 
 // tapCost is the senders' extra CPU, in seconds, over what the same

@@ -131,6 +131,11 @@ func printCPU(w io.Writer, c *cpuResult) []goalLine {
 				fmt.Fprintf(w, "; flood %.0f/%.0f/%.0f packets/s, senders %.0f/%.0f/%.0f ns per packet (with cnitrace/tcpdump/no capture); fair ratio %.2f",
 					rd.FloodCnitrace.PPS, rd.FloodTcpdump.PPS, rd.FloodAlone.PPS, rd.FloodCnitrace.nsPerPacket(), rd.FloodTcpdump.nsPerPacket(), rd.FloodAlone.nsPerPacket(), rd.FairRatio)
 			}
+			if rd.ProberBare != nil && rd.ProberTapped != nil {
+				fmt.Fprintf(w, "; bench prober %.1f/%.1f us per probe (no capture/with tcpdumps, sys %.1f/%.1f), %d/%d replies, tcpdumps captured %s; fair ratio %.2f",
+					rd.ProberBare.nsPerProbe()/1e3, rd.ProberTapped.nsPerProbe()/1e3, rd.ProberBare.sysPerProbe()/1e3, rd.ProberTapped.sysPerProbe()/1e3,
+					rd.ProberBare.Replies, rd.ProberTapped.Replies, captured(rd.ProberTcpdump), rd.FairRatio)
+			}
 			fmt.Fprintf(w, "; machine system+softirq %.2f/%.2f s", rd.MachineCni.System+rd.MachineCni.SoftIRQ, rd.MachineCmp.System+rd.MachineCmp.SoftIRQ)
 			if rd.Problem != "" {
 				fmt.Fprintf(w, "; PROBLEM: %s", rd.Problem)

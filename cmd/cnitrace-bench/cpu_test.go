@@ -1,0 +1,60 @@
+//go:build linux
+
+package main
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCPURoundJudgeFast(t *testing.T) {
+	fast := cpuSpec{probes: 1000, interval: time.Millisecond, fast: true}
+	saw := func(n uint64) tcpdumpResult {
+		r := tcpdumpResult{Names: []string{"eth0", "veth", "cni0", "flannel.1", "eth0"}}
+		for range r.Names {
+			r.Counts = append(r.Counts, tcpdumpCounts{Captured: n})
+		}
+		return r
+	}
+	round := func() cpuRound {
+		return cpuRound{CnitraceCPU: 0.22, Answered: 1000, CnitraceFewest: 2000, PingReplies: 1000, TcpdumpCPU: 0.05,
+			ProberBare:   &proberRun{Probes: 1000, Replies: 1000, CPU: 60 * time.Millisecond},
+			ProberTapped: &proberRun{Probes: 1000, Replies: 1000, CPU: 75 * time.Millisecond},
+			proberSeen:   saw(2000)}
+	}
+	for _, tc := range []struct {
+		name    string
+		edit    func(*cpuRound)
+		problem string // prefix; "" for none
+	}{
+		{"judged", func(*cpuRound) {}, ""},
+		{"prober lost a reply", func(rd *cpuRound) { rd.ProberBare.Replies = 999 }, "the bench's prober alone got 999 replies to 1000 probes"},
+		{"prober sent nothing", func(rd *cpuRound) { *rd.ProberTapped = proberRun{} }, "the bench's prober with the tcpdumps got 0 replies to 0 probes"},
+		{"prober not run", func(rd *cpuRound) { rd.ProberBare = nil }, "the bench's prober did not run alone"},
+		{"tcpdump missed the prober", func(rd *cpuRound) { rd.proberSeen.Counts[4].Captured = 0 },
+			"capturing the bench's prober, tcpdump on eth0 saw 0 of 2000 packets"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rd := round()
+			tc.edit(&rd)
+			rd.judge(fast, saw(2000), "p0")
+			if math.Abs(rd.Ratio-2.2) > 1e-9 {
+				t.Errorf("as billed: got %.4f, want 2.2", rd.Ratio)
+			}
+			if tc.problem == "" && math.Abs(rd.FairRatio-0.16/0.13) > 1e-9 {
+				t.Errorf("fair: got %.4f, want %.4f", rd.FairRatio, 0.16/0.13)
+			}
+			if tc.problem == "" && rd.Problem != "" || !strings.HasPrefix(rd.Problem, tc.problem) {
+				t.Errorf("problem: got %q, want %q", rd.Problem, tc.problem)
+			}
+		})
+	}
+	// ping's tcpdumps are checked first, as before.
+	rd := round()
+	rd.judge(fast, saw(10), "p0")
+	if !strings.HasPrefix(rd.Problem, "tcpdump on eth0 saw 10 of 2000 packets") {
+		t.Errorf("got %q", rd.Problem)
+	}
+}
