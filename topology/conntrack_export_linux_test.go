@@ -12,6 +12,9 @@ func (c *Conntrack) ListCounted(f ConntrackFilter) ([]*netlink.ConntrackFlow, in
 	return d.flows, d.received, err
 }
 
+// Entries is how many entries the netns's conntrack holds, as List asks.
+func (c *Conntrack) Entries() (uint32, bool) { return c.entries() }
+
 // DNAT is the discovery's conntrack lookup (dnat) for flow to target from
 // src, in node.
 func DNAT(node *NetNS, target netip.Addr, flow Flow, src netip.Addr) (netip.Addr, bool, error) {

@@ -18,7 +18,8 @@ import (
 // Conntrack is read on every discovery, whatever the target: a Service
 // address looks like any other, and only this table says the node rewrites
 // it. The kernel sends only the flow's entries (Conntrack.List), so the
-// cost does not grow with the table. nfnetlink refuses every request,
+// cost does not grow with the table, and a netns with an empty table is
+// not dumped at all. nfnetlink refuses every request,
 // dumps included, without CAP_NET_ADMIN in the node netns's user
 // namespace; the error names it.
 func (d *discovery) dnat(src netip.Addr) (netip.Addr, bool, error) {

@@ -238,6 +238,9 @@ func TestPrivilegedConntrackFiltered(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ct.Close()
+	if n, ok := ct.Entries(); !ok || n != ctBackground+3 {
+		t.Errorf("Entries: got %d, %v, want %d, true", n, ok, ctBackground+3)
+	}
 	filters := kernelFilters(t)
 	for _, tc := range []struct {
 		name         string
@@ -298,5 +301,35 @@ func TestPrivilegedConntrackFiltered(t *testing.T) {
 	t.Logf("filtered List:           wall %v, cpu %v, %d KiB allocated", filtered.wall, filtered.cpu, filtered.alloc>>10)
 	if filters && filtered.cpu*5 >= full.cpu {
 		t.Errorf("filtered read took %v CPU, full dump %v: want less than a fifth", filtered.cpu, full.cpu)
+	}
+}
+
+// TestPrivilegedConntrackEmpty checks that a netns whose conntrack holds
+// nothing is read without a dump and gives what a dump of it gives: no
+// entry, no DNAT; and that a missing CAP_NET_ADMIN is still named.
+func TestPrivilegedConntrackEmpty(t *testing.T) {
+	ns := labtest.NetNS(t, "ctempty")
+	ct, err := topology.OpenConntrack(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ct.Close()
+	if n, ok := ct.Entries(); !ok || n != 0 {
+		t.Errorf("Entries of a fresh netns: got %d, %v, want 0, true", n, ok)
+	}
+	f := topology.FlowFilter(topology.Flow{}, ctSvc, ctPod)
+	if flows, err := ct.List(f); err != nil || len(flows) != 0 {
+		t.Errorf("List of a fresh netns: got %d entries, %v, want none", len(flows), err)
+	}
+	if got, ok, err := topology.DNAT(ns, ctSvc, topology.Flow{}, ctPod); err != nil || ok {
+		t.Errorf("DNAT in a fresh netns: got %s, %v, %v, want no translation", got, ok, err)
+	}
+	err = withoutCaps(t, func() error {
+		_, _, err := topology.DNAT(ns, ctSvc, topology.Flow{}, ctPod)
+		return err
+	}, unix.CAP_NET_ADMIN)
+	var capErr *topology.CapabilityError
+	if !errors.As(err, &capErr) || capErr.Capability != "CAP_NET_ADMIN" {
+		t.Errorf("DNAT in a fresh netns without CAP_NET_ADMIN: got %v, want a CapabilityError naming CAP_NET_ADMIN", err)
 	}
 }
