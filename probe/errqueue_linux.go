@@ -2,6 +2,7 @@ package probe
 
 import (
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"unsafe"
 
@@ -112,19 +113,12 @@ func (q *errQueue) read(fd int) ([]errMsg, bool, error) {
 		h.SetIovlen(1)
 		h.SetControllen(len(q.oob[i]))
 	}
-	var n uintptr
-	var errno unix.Errno
-	for {
-		n, _, errno = unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&q.hdrs[0])), errBatch, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT, 0, 0)
-		if errno != unix.EINTR {
-			break
-		}
-	}
+	n, err := noWait(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&q.hdrs[0])), errBatch, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT, 0, 0)
 	switch {
-	case errno == unix.EAGAIN:
+	case errors.Is(err, unix.EAGAIN):
 		return nil, true, nil
-	case errno != 0:
-		return nil, false, errno
+	case err != nil:
+		return nil, false, err
 	}
 	for i := range int(n) {
 		h := &q.hdrs[i]

@@ -192,18 +192,13 @@ func pendingError(err error) bool {
 // and returns its length and sender; the sender's sockaddr is read into
 // name, where unix.Recvfrom allocated one per datagram.
 func recvfrom(fd int, b []byte, name *unix.RawSockaddrInet6) (int, netip.Addr, error) {
-	for {
-		namelen := uint32(unsafe.Sizeof(*name))
-		n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)),
-			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(name)), uintptr(unsafe.Pointer(&namelen)))
-		switch errno {
-		case 0:
-			return int(n), rawAddr(name, namelen), nil
-		case unix.EINTR:
-			continue
-		}
-		return 0, netip.Addr{}, errno
+	namelen := uint32(unsafe.Sizeof(*name))
+	n, err := noWait(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)),
+		unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(name)), uintptr(unsafe.Pointer(&namelen)))
+	if err != nil {
+		return 0, netip.Addr{}, err
 	}
+	return int(n), rawAddr(name, namelen), nil
 }
 
 // rawAddr returns the address in the sockaddr the kernel wrote (n bytes),

@@ -1,9 +1,11 @@
 package probe
 
 import (
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -32,13 +34,13 @@ func (s *socket) sendTimed(b, oob []byte, dst netip.AddrPort, now func() time.Ti
 	werr := s.raw.Write(func(fd uintptr) bool {
 		for try := 0; ; try++ {
 			if s.recverr {
-				unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR) // clears it; its value is on the error queue
+				clearSockErr(fd) // its value is on the error queue
 			}
 			sentAt = now()
 			if oob == nil {
-				serr = unix.Sendto(int(fd), b, 0, sa)
+				serr = sendtoNoWait(fd, b, &sa)
 			} else {
-				_, serr = unix.SendmsgN(int(fd), b, oob, sa, 0)
+				serr = sendmsgNoWait(fd, b, oob, &sa)
 			}
 			if !s.recverr || try > 0 || !errors.Is(serr, unix.ECONNREFUSED) {
 				break
@@ -56,21 +58,37 @@ func (s *socket) sendTimed(b, oob []byte, dst netip.AddrPort, now func() time.Ti
 	return sentAt, serr
 }
 
+// rawSockaddr is a destination as sendto takes it: a sockaddr_in or a
+// sockaddr_in6 in buf, of len bytes. It is built on the stack for each
+// send, where a unix.Sockaddr was allocated and converted again.
+type rawSockaddr struct {
+	buf unix.RawSockaddrInet6 // the larger of the two
+	len uint32
+}
+
 // sockaddr returns dst and port as sendto takes them: sockaddr_in for
 // IPv4 (and v4-mapped) addresses, sockaddr_in6 with the zone's index for
 // IPv6 ones. Raw sockets take port 0.
-func sockaddr(dst netip.Addr, port uint16) (unix.Sockaddr, error) {
+func sockaddr(dst netip.Addr, port uint16) (rawSockaddr, error) {
+	var sa rawSockaddr
 	switch {
 	case !dst.IsValid():
-		return nil, errors.New("no destination address")
+		return sa, errors.New("no destination address")
 	case protoFor(dst) == protoICMP:
-		return &unix.SockaddrInet4{Addr: dst.Unmap().As4(), Port: int(port)}, nil
+		in := (*unix.RawSockaddrInet4)(unsafe.Pointer(&sa.buf))
+		in.Family, in.Addr = unix.AF_INET, dst.Unmap().As4()
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&in.Port))[:], port)
+		sa.len = unix.SizeofSockaddrInet4
+		return sa, nil
 	}
 	zone, err := zoneIndex(dst.Zone())
 	if err != nil {
-		return nil, err
+		return sa, err
 	}
-	return &unix.SockaddrInet6{Addr: dst.As16(), Port: int(port), ZoneId: zone}, nil
+	sa.buf.Family, sa.buf.Addr, sa.buf.Scope_id = unix.AF_INET6, dst.As16(), zone
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.buf.Port))[:], port)
+	sa.len = unix.SizeofSockaddrInet6
+	return sa, nil
 }
 
 // sendKeyed sends b to dst with sendTimed and returns the OPT_ID key of the

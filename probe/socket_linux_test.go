@@ -1,8 +1,10 @@
 package probe
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -27,28 +29,34 @@ func TestICMP6Filter(t *testing.T) {
 
 func TestSockaddr(t *testing.T) {
 	for _, tc := range []struct {
-		addr string
-		want unix.Sockaddr
+		addr   string
+		port   uint16
+		family uint16
+		ip     string
+		zone   uint32
 	}{
-		{"10.244.2.7", &unix.SockaddrInet4{Addr: [4]byte{10, 244, 2, 7}}},
-		{"::ffff:10.244.2.7", &unix.SockaddrInet4{Addr: [4]byte{10, 244, 2, 7}}},
-		{"fd00::7", &unix.SockaddrInet6{Addr: netip.MustParseAddr("fd00::7").As16()}},
-		{"fe80::1%3", &unix.SockaddrInet6{Addr: netip.MustParseAddr("fe80::1").As16(), ZoneId: 3}},
+		{"10.244.2.7", 0, unix.AF_INET, "10.244.2.7", 0},
+		{"::ffff:10.244.2.7", 53, unix.AF_INET, "10.244.2.7", 0},
+		{"fd00::7", 8080, unix.AF_INET6, "fd00::7", 0},
+		{"fe80::1%3", 0, unix.AF_INET6, "fe80::1", 3},
 	} {
-		got, err := sockaddr(netip.MustParseAddr(tc.addr), 0)
+		sa, err := sockaddr(netip.MustParseAddr(tc.addr), tc.port)
 		if err != nil {
 			t.Errorf("%s: %v", tc.addr, err)
 			continue
 		}
-		switch w := tc.want.(type) {
-		case *unix.SockaddrInet4:
-			if g, ok := got.(*unix.SockaddrInet4); !ok || g.Addr != w.Addr {
-				t.Errorf("%s: got %#v, want %#v", tc.addr, got, w)
-			}
-		case *unix.SockaddrInet6:
-			if g, ok := got.(*unix.SockaddrInet6); !ok || g.Addr != w.Addr || g.ZoneId != w.ZoneId {
-				t.Errorf("%s: got %#v, want %#v", tc.addr, got, w)
-			}
+		var family, size uint32
+		var port []byte // network order, as the kernel reads it
+		var ip netip.Addr
+		var zone uint32
+		if in := (*unix.RawSockaddrInet4)(unsafe.Pointer(&sa.buf)); in.Family == unix.AF_INET {
+			family, size, port, ip = unix.AF_INET, unix.SizeofSockaddrInet4, (*[2]byte)(unsafe.Pointer(&in.Port))[:], netip.AddrFrom4(in.Addr)
+		} else {
+			family, size, port, ip, zone = uint32(sa.buf.Family), unix.SizeofSockaddrInet6, (*[2]byte)(unsafe.Pointer(&sa.buf.Port))[:], netip.AddrFrom16(sa.buf.Addr), sa.buf.Scope_id
+		}
+		if family != uint32(tc.family) || sa.len != size || binary.BigEndian.Uint16(port) != tc.port || ip != netip.MustParseAddr(tc.ip) || zone != tc.zone {
+			t.Errorf("%s port %d: family %d, length %d, port %d, address %v, zone %d; want %d, %d, %d, %s, %d",
+				tc.addr, tc.port, family, sa.len, binary.BigEndian.Uint16(port), ip, zone, tc.family, size, tc.port, tc.ip, tc.zone)
 		}
 	}
 	for _, bad := range []netip.Addr{{}, netip.MustParseAddr("fe80::1%eth0")} {

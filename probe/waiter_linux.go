@@ -91,8 +91,8 @@ func newWaiter(fd int) (*waiter, error) {
 		w.Close()
 		return nil, fmt.Errorf("timerfd: %w", err)
 	}
-	w.armFn = func(fd uintptr) { w.armErr = unix.TimerfdSettime(int(fd), 0, &w.spec, nil) }
-	w.wakeFn = func(fd uintptr) { unix.TimerfdSettime(int(fd), 0, &wakeSpec, nil) }
+	w.armFn = func(fd uintptr) { w.armErr = timerfdSetNoWait(fd, &w.spec) }
+	w.wakeFn = func(fd uintptr) { timerfdSetNoWait(fd, &wakeSpec) }
 	w.waitFn = w.epollWait
 	return w, nil
 }
@@ -127,12 +127,12 @@ func (w *waiter) wait(d time.Duration) (bool, error) {
 // epollWait is wait's RawConn callback: it reports true, to stop waiting,
 // once the socket is ready, the timer expired or epoll_wait failed.
 func (w *waiter) epollWait(fd uintptr) bool {
-	n, err := unix.EpollWait(int(fd), w.events[:], 0)
-	if err != nil && !errors.Is(err, unix.EINTR) {
+	n, err := epollNoWait(fd, w.events[:])
+	if err != nil {
 		w.waitErr = err
 		return true
 	}
-	for _, ev := range w.events[:max(n, 0)] {
+	for _, ev := range w.events[:n] {
 		w.ready = w.ready || ev.Fd == waitSocket
 		w.expired = w.expired || ev.Fd == waitTimer
 	}
