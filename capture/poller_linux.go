@@ -142,16 +142,14 @@ func (p *poller) sleep(d time.Duration) error {
 // is none (EAGAIN). EINTR and other errors end the read too: the caller
 // looks again.
 func (p *poller) readTimer(fd uintptr) bool {
-	var buf [8]byte
-	_, err := unix.Read(int(fd), buf[:])
-	return !errors.Is(err, unix.EAGAIN)
+	return !errors.Is(timerfdReadNoWait(fd), unix.EAGAIN)
 }
 
 // arm sets the timer to expire d from now (clearing an expiry not read).
 func (p *poller) arm(d time.Duration) error {
 	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(max(d.Nanoseconds(), 1))}
 	var serr error
-	if err := p.traw.Control(func(fd uintptr) { serr = unix.TimerfdSettime(int(fd), 0, &spec, nil) }); err != nil {
+	if err := p.traw.Control(func(fd uintptr) { serr = timerfdSetNoWait(fd, &spec) }); err != nil {
 		return fmt.Errorf("set timerfd: %w", err)
 	}
 	if serr != nil {
@@ -205,10 +203,7 @@ func (p *poller) epollWait() (int, bool, error) {
 	var n int
 	var werr error
 	err := p.raw.Read(func(fd uintptr) bool {
-		n, werr = unix.EpollWait(int(fd), p.events, 0)
-		if errors.Is(werr, unix.EINTR) {
-			n, werr = 0, nil
-		}
+		n, werr = epollNoWait(fd, p.events)
 		return n > 0 || werr != nil
 	})
 	switch {
@@ -226,12 +221,10 @@ func (p *poller) epollWait() (int, bool, error) {
 func (p *poller) ready() ([]readiness, error) {
 	var n int
 	var werr error
-	cerr := p.raw.Control(func(fd uintptr) { n, werr = unix.EpollWait(int(fd), p.events, 0) })
+	cerr := p.raw.Control(func(fd uintptr) { n, werr = epollNoWait(fd, p.events) })
 	switch {
 	case cerr != nil:
 		return nil, fmt.Errorf("read capture sockets' state: %w", cerr)
-	case errors.Is(werr, unix.EINTR):
-		return nil, nil
 	case werr != nil:
 		return nil, fmt.Errorf("read capture sockets' state: epoll_wait: %w", werr)
 	}
