@@ -56,6 +56,51 @@ func TestPrivilegedCaptureVXLAN(t *testing.T) {
 	}
 }
 
+// TestPrivilegedCaptureFinish is TestPrivilegedCaptureVXLAN ended with
+// Finish and Close instead of Stop: Finish returns every observation and
+// final counters while the rings still close; Close waits for them (no
+// descriptor or goroutine is left), may be called again, and a second
+// Finish or Stop is refused.
+func TestPrivilegedCaptureFinish(t *testing.T) {
+	lab := newVXLANLab(t)
+	conn := openICMP(t, lab.a.ns)
+	udp := openUDP(t, lab.a.ns)
+	fds, goroutines := openFDs(t), runtime.NumGoroutine()
+	procs := runtime.GOMAXPROCS(0)
+
+	s, err := Start(context.Background(), lab.targets(), Config{Magic: probe.Magic, KeepFrames: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := make([][]byte, probeCount)
+	for i := range sent {
+		sendBackground(t, conn, udp, lab.b.overlay)
+		sent[i] = probe.Payload{RunID: 0xc0ffee, Seq: uint32(i), SentAt: time.Now()}.Marshal(56)
+		ping(t, conn, lab.b.overlay, i, sent[i])
+	}
+	c, err := s.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkObservations(t, lab, c, sent)
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close again: %v", err)
+	}
+	checkNoLeaks(t, fds, goroutines)
+	if got := runtime.GOMAXPROCS(0); got != procs {
+		t.Errorf("GOMAXPROCS after the session: got %d, want %d as before", got, procs)
+	}
+	if _, err := s.Finish(); err == nil {
+		t.Error("a second Finish: got no error")
+	}
+	if _, err := s.Stop(); err == nil {
+		t.Error("Stop after Finish: got no error")
+	}
+}
+
 // checkObservations asserts each probe was seen four times: request TX and
 // reply RX at p0 (vx0, plain) and at p1 (ul0, inside VXLAN), nothing else.
 func checkObservations(t *testing.T, lab *vxlanLab, c *Capture, sent [][]byte) {

@@ -69,10 +69,11 @@ func trace(ctx context.Context, c *traceConfig, stdout, stderr io.Writer) error 
 	ev.snapshot(ctx, c, pod, node, path, stderr)
 
 	run := newRunInfo(c.args)
-	r, err := measure(ctx, c, pod, node, path, ev, stderr)
+	r, sess, err := measure(ctx, c, pod, node, path, ev, stderr)
 	if err != nil {
 		return err
 	}
+	defer sess.Close() // on the ways out before the one below
 	run.end()
 	r.Run = run.Run
 	c.nameSource(&r.Source)
@@ -84,6 +85,9 @@ func trace(ctx context.Context, c *traceConfig, stdout, stderr io.Writer) error 
 	}
 	if err := ev.finish(r, path, stderr); err != nil {
 		return err
+	}
+	if err := sess.Close(); err != nil {
+		return fmt.Errorf("close captures: %w", err)
 	}
 	if r.Incomplete {
 		return fmt.Errorf("interrupted: the report above is partial")
@@ -97,23 +101,25 @@ func trace(ctx context.Context, c *traceConfig, stdout, stderr io.Writer) error 
 // measure opens the probe sockets, arms the captures, probes from every
 // source at once, drains the captures and correlates. An interrupted probe
 // run still yields a report, marked incomplete. Every captured packet also
-// goes to ev.
-func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, path *topology.Path, ev *evidence, stderr io.Writer) (*report.Result, error) {
+// goes to ev. The captures' rings are still closing when it returns (a
+// ring's close waits for RCU grace periods, the report need not): the
+// caller closes the session, which waits for them, once the report is out.
+func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, path *topology.Path, ev *evidence, stderr io.Writer) (*report.Result, *capture.Session, error) {
 	sources, known, err := openSources(c, pod, node)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer closeSources(sources)
 	// Observations and finished probes go straight into the accumulator,
 	// whose memory is bounded however long the run.
 	acc, err := report.NewAccumulator(path, known)
 	if err != nil {
-		return nil, fmt.Errorf("correlate: %w", err)
+		return nil, nil, fmt.Errorf("correlate: %w", err)
 	}
 	feed(acc, sources)
 	stamps, err := c.newStampRecorder(path, known[0].RunID) // nil without --for-merge
 	if err != nil {
-		return nil, fmt.Errorf("correlate: %w", err)
+		return nil, nil, fmt.Errorf("correlate: %w", err)
 	}
 	cfg := captureConfig(path)
 	cfg.KeepFrames = ev.keepFrames()
@@ -126,7 +132,7 @@ func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, pat
 	// Captures outlive a cancelled probe run: they are drained for the partial report.
 	sess, err := capture.Start(context.WithoutCancel(ctx), captureTargets(path, pod, node), cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	fmt.Fprintf(stderr, "cnitrace: capturing on %d interfaces, sending %s to %s%s\n", len(path.Points), describeRun(sources[0].Config), c.to, describeBaseline(known))
 	var counted probe.Progress // the traced source's, for the progress line
@@ -134,7 +140,19 @@ func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, pat
 	stopProgress := startProgress(stderr, c.quiet, sources[0].Config, &counted)
 	probes, perr := probe.RunSources(ctx, sources)
 	stopProgress()
-	capt, cerr := sess.Stop()
+	capt, cerr := sess.Finish() // the counters are final; the rings close meanwhile
+	r, err := result(acc, stamps, capt, cerr, sources, probes, perr, ev, stderr)
+	if err != nil {
+		sess.Close()
+		return nil, nil, err
+	}
+	return r, sess, nil
+}
+
+// result correlates a finished run: what the sources sent (probes, and
+// perr, their run's error), what the captures saw (capt, and cerr, their
+// drain's error) and every point's drops, which go to stderr and to ev.
+func result(acc *report.Accumulator, stamps *stampRecorder, capt *capture.Capture, cerr error, sources []probe.Source, probes []*probe.Result, perr error, ev *evidence, stderr io.Writer) (*report.Result, error) {
 	if perr != nil && !errors.Is(perr, context.Canceled) {
 		return nil, perr
 	}
