@@ -141,7 +141,8 @@ func listen(ctx context.Context, c *listenConfig, stdout, stderr io.Writer) erro
 		}
 	}
 	wait(ctx, c.duration, progress)
-	capt, cerr := sess.Stop()
+	capt, cerr := sess.Finish() // the counters are final; the rings close while the file is written
+	defer sess.Close()          // on the ways out before the one below
 	if cerr != nil {
 		return fmt.Errorf("drain captures: %w", cerr)
 	}
@@ -158,6 +159,9 @@ func listen(ctx context.Context, c *listenConfig, stdout, stderr io.Writer) erro
 	}
 	if !c.quiet {
 		fmt.Fprintf(stderr, "cnitrace: %s\n", listenSummary(stamps))
+	}
+	if err := sess.Close(); err != nil {
+		return fmt.Errorf("close captures: %w", err)
 	}
 	return nil
 }
