@@ -2,9 +2,11 @@ package topology
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -188,44 +190,106 @@ const (
 // (nf_conntrack_count: every entry allocated there, unconfirmed ones too,
 // so 0 means a dump would send none), and false when the kernel did not
 // say: an error (a refused request among them, which the dump then reports
-// in its turn) or an answer without the count. The answer is one message
-// flagged NLM_F_MULTI with no NLMSG_DONE after it (ctnetlink_stat_ct), so
-// it is read here, not through ExecuteIter, which would wait for the DONE.
+// in its turn) or an answer without the count.
 func (c *Conntrack) entries() (uint32, bool) {
-	const msgType = unix.NFNL_SUBSYS_CTNETLINK<<8 | ctMsgGetStats
+	req := nl.NewNetlinkRequest(unix.NFNL_SUBSYS_CTNETLINK<<8|ctMsgGetStats, 0)
+	req.AddData(&nl.Nfgenmsg{NfgenFamily: unix.AF_UNSPEC, Version: nl.NFNETLINK_V0})
+	msg, err := c.request(req, unix.NFNL_SUBSYS_CTNETLINK<<8|ctMsgGetStats)
+	if err != nil {
+		return 0, false
+	}
+	attrs, err := nl.ParseRouteAttr(msg[nl.SizeofNfgenmsg:])
+	if err != nil {
+		return 0, false
+	}
+	for _, a := range attrs {
+		if a.Attr.Type&nl.NLA_TYPE_MASK == ctaStatsGlobalEntries && len(a.Value) == 4 {
+			return binary.BigEndian.Uint32(a.Value), true
+		}
+	}
+	return 0, false
+}
+
+// request sends req, a request ctnetlink answers with one message of type
+// answer (not a dump), and returns that message's payload, or the error
+// the kernel answered with (a syscall.Errno). The answer may be flagged
+// NLM_F_MULTI with no NLMSG_DONE after it (ctnetlink_stat_ct's is), so it
+// is read here, not through ExecuteIter, which would wait for the DONE.
+func (c *Conntrack) request(req *nl.NetlinkRequest, answer uint16) ([]byte, error) {
 	s := c.sock.Socket
 	s.Lock()
 	defer s.Unlock()
-	req := nl.NewNetlinkRequest(msgType, 0)
 	req.Seq = atomic.AddUint32(&c.sock.Seq, 1)
-	req.AddData(&nl.Nfgenmsg{NfgenFamily: unix.AF_UNSPEC, Version: nl.NFNETLINK_V0})
 	if err := s.Send(req); err != nil {
-		return 0, false
+		return nil, err
 	}
 	for {
 		msgs, from, err := s.Receive()
-		if err != nil || from.Pid != nl.PidKernel {
-			return 0, false
+		if err != nil {
+			return nil, err
+		}
+		if from.Pid != nl.PidKernel {
+			return nil, fmt.Errorf("answer from portid %d, not the kernel", from.Pid)
 		}
 		for _, m := range msgs {
 			switch {
 			case m.Header.Seq != req.Seq:
 				continue // a late answer to an earlier request
-			case m.Header.Type != msgType || len(m.Data) < nl.SizeofNfgenmsg:
-				return 0, false // NLMSG_ERROR: refused, or unknown to the kernel
-			}
-			attrs, err := nl.ParseRouteAttr(m.Data[nl.SizeofNfgenmsg:])
-			if err != nil {
-				return 0, false
-			}
-			for _, a := range attrs {
-				if a.Attr.Type&nl.NLA_TYPE_MASK == ctaStatsGlobalEntries && len(a.Value) == 4 {
-					return binary.BigEndian.Uint32(a.Value), true
+			case m.Header.Type == unix.NLMSG_ERROR && len(m.Data) >= 4:
+				if errno := int32(binary.NativeEndian.Uint32(m.Data)); errno != 0 {
+					return nil, syscall.Errno(-errno)
 				}
+				return nil, errors.New("acknowledged without an answer")
+			case m.Header.Type != answer || len(m.Data) < nl.SizeofNfgenmsg:
+				return nil, fmt.Errorf("answer of type %#x, want %#x", m.Header.Type, answer)
 			}
-			return 0, false
+			return m.Data, nil
 		}
 	}
+}
+
+// CTA_PROTO_ICMP_ID and CTA_PROTO_ICMPV6_ID (enum ctattr_l4proto); the
+// type and code attributes follow each.
+const (
+	ctaProtoICMPID   = 4
+	ctaProtoICMPv6ID = 7
+)
+
+// echo returns the conntrack entry of the ICMP echo flow from src to dst
+// with echo id id (zone 0), as ctnetlink looks one tuple up in the hash
+// (no table walk), and false when there is none. A refused request is a
+// *CapabilityError naming CAP_NET_ADMIN.
+func (c *Conntrack) echo(src, dst netip.Addr, id uint16) (*netlink.ConntrackFlow, bool, error) {
+	fam, proto, idAttr, echoType := uint8(unix.AF_INET), uint8(unix.IPPROTO_ICMP), ctaProtoICMPID, byte(8)
+	srcAttr, dstAttr := nl.CTA_IP_V4_SRC, nl.CTA_IP_V4_DST
+	if dst.Is6() {
+		fam, proto, idAttr, echoType = unix.AF_INET6, unix.IPPROTO_ICMPV6, ctaProtoICMPv6ID, 128
+		srcAttr, dstAttr = nl.CTA_IP_V6_SRC, nl.CTA_IP_V6_DST
+	}
+	req := nl.NewNetlinkRequest(unix.NFNL_SUBSYS_CTNETLINK<<8|nl.IPCTNL_MSG_CT_GET, 0)
+	req.AddData(&nl.Nfgenmsg{NfgenFamily: fam, Version: nl.NFNETLINK_V0})
+	orig := nl.NewRtAttr(unix.NLA_F_NESTED|nl.CTA_TUPLE_ORIG, nil)
+	ip := orig.AddRtAttr(unix.NLA_F_NESTED|nl.CTA_TUPLE_IP, nil)
+	ip.AddRtAttr(srcAttr, src.AsSlice())
+	ip.AddRtAttr(dstAttr, dst.AsSlice())
+	p := orig.AddRtAttr(unix.NLA_F_NESTED|nl.CTA_TUPLE_PROTO, nil)
+	p.AddRtAttr(nl.CTA_PROTO_NUM, []byte{proto})
+	p.AddRtAttr(idAttr, binary.BigEndian.AppendUint16(nil, id))
+	p.AddRtAttr(idAttr+1, []byte{echoType})
+	p.AddRtAttr(idAttr+2, []byte{0})
+	req.AddData(orig)
+	msg, err := c.request(req, ctMsgNew)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, NeedsCapability(err, "CAP_NET_ADMIN")
+	}
+	fl, err := parseFlow(msg)
+	if err != nil {
+		return nil, false, fmt.Errorf("parse conntrack entry: %w", err)
+	}
+	return fl, true, nil
 }
 
 // dumpResult is one dump's answer: the selected entries, and how many entries

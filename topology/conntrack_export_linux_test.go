@@ -15,6 +15,11 @@ func (c *Conntrack) ListCounted(f ConntrackFilter) ([]*netlink.ConntrackFlow, in
 // Entries is how many entries the netns's conntrack holds, as List asks.
 func (c *Conntrack) Entries() (uint32, bool) { return c.entries() }
 
+// Echo is the lookup of one ICMP echo flow's entry by its tuple.
+func (c *Conntrack) Echo(src, dst netip.Addr, id uint16) (*netlink.ConntrackFlow, bool, error) {
+	return c.echo(src, dst, id)
+}
+
 // DNAT is the discovery's conntrack lookup (dnat) for flow to target from
 // src, in node.
 func DNAT(node *NetNS, target netip.Addr, flow Flow, src netip.Addr) (netip.Addr, bool, error) {

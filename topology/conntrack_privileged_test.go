@@ -251,6 +251,8 @@ func TestPrivilegedConntrackFiltered(t *testing.T) {
 	}{
 		{"tcp", topology.Flow{Proto: topology.ProtoTCP, Port: 80}, ctPod, ctSvc, backend, 1},
 		{"icmp", topology.Flow{}, ctPod, ctSvc, backendICMP, 1},
+		{"icmp by its id", topology.Flow{EchoID: 7}, ctPod, ctSvc, backendICMP, 1},
+		{"icmp by an id without entry", topology.Flow{EchoID: 9}, ctPod, ctSvc, backendICMP, 1},
 		{"tcp6", topology.Flow{Proto: topology.ProtoTCP, Port: 80}, ctPod6, ctSvc6, backend6, 1 + ctDecoy},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -273,16 +275,28 @@ func TestPrivilegedConntrackFiltered(t *testing.T) {
 		})
 	}
 
-	t.Run("without CAP_NET_ADMIN", func(t *testing.T) {
-		err := withoutCaps(t, func() error {
-			_, _, err := topology.DNAT(ns, ctSvc, topology.Flow{}, ctPod)
-			return err
-		}, unix.CAP_NET_ADMIN)
-		var capErr *topology.CapabilityError
-		if !errors.As(err, &capErr) || capErr.Capability != "CAP_NET_ADMIN" || !strings.HasPrefix(err.Error(), "read conntrack in "+ns.String()) {
-			t.Errorf("DNAT without CAP_NET_ADMIN: got %v, want read conntrack in %s: ... (needs CAP_NET_ADMIN)", err, ns)
+	t.Run("echo", func(t *testing.T) {
+		fl, ok, err := ct.Echo(ctPod, ctSvc, 7)
+		if got, _ := netip.AddrFromSlice(fl.Reverse.SrcIP); err != nil || !ok || got != backendICMP {
+			t.Errorf("Echo id 7: got %s, %v, %v, want %s", got, ok, err, backendICMP)
+		}
+		if _, ok, err := ct.Echo(ctPod, ctSvc, 9); err != nil || ok {
+			t.Errorf("Echo id 9: got %v, %v, want no entry and no error", ok, err)
 		}
 	})
+
+	for _, flow := range []topology.Flow{{}, {EchoID: 7}} {
+		t.Run(fmt.Sprintf("without CAP_NET_ADMIN, echo id %d", flow.EchoID), func(t *testing.T) {
+			err := withoutCaps(t, func() error {
+				_, _, err := topology.DNAT(ns, ctSvc, flow, ctPod)
+				return err
+			}, unix.CAP_NET_ADMIN)
+			var capErr *topology.CapabilityError
+			if !errors.As(err, &capErr) || capErr.Capability != "CAP_NET_ADMIN" || !strings.HasPrefix(err.Error(), "read conntrack in "+ns.String()) {
+				t.Errorf("DNAT without CAP_NET_ADMIN: got %v, want read conntrack in %s: ... (needs CAP_NET_ADMIN)", err, ns)
+			}
+		})
+	}
 
 	fam := netlink.InetFamily(unix.AF_INET)
 	checkWholeTable(t, h, ct, fam)
@@ -297,10 +311,19 @@ func TestPrivilegedConntrackFiltered(t *testing.T) {
 			t.Errorf("filtered dump: %v", err)
 		}
 	})
+	echo := measure(t, 5, func() {
+		if _, _, err := ct.Echo(ctPod, ctSvc, 7); err != nil {
+			t.Errorf("echo lookup: %v", err)
+		}
+	})
 	t.Logf("full ConntrackTableList: wall %v, cpu %v, %d KiB allocated", full.wall, full.cpu, full.alloc>>10)
 	t.Logf("filtered List:           wall %v, cpu %v, %d KiB allocated", filtered.wall, filtered.cpu, filtered.alloc>>10)
+	t.Logf("Echo lookup:             wall %v, cpu %v, %d KiB allocated", echo.wall, echo.cpu, echo.alloc>>10)
 	if filters && filtered.cpu*5 >= full.cpu {
 		t.Errorf("filtered read took %v CPU, full dump %v: want less than a fifth", filtered.cpu, full.cpu)
+	}
+	if echo.cpu*5 >= filtered.cpu {
+		t.Errorf("echo lookup took %v CPU, filtered dump %v: want less than a fifth", echo.cpu, filtered.cpu)
 	}
 }
 

@@ -141,6 +141,11 @@ func (p *Path) String() string {
 type Flow struct {
 	Proto uint8  // ProtoTCP or ProtoUDP; 0 for ICMP echo
 	Port  uint16 // the destination port of TCP and UDP; 0 for ICMP
+	// EchoID is the id the ICMP echo requests carry (the probe sent
+	// before discovery among them), 0 when unknown. With it, discovery
+	// looks that flow's one conntrack entry up first, and dumps the
+	// table only when there is none.
+	EchoID uint16
 }
 
 // IP protocol numbers of Flow.Proto.

@@ -136,7 +136,9 @@ func (c *traceConfig) validateProto() error {
 	return nil
 }
 
-// flow is what discovery follows a Service's DNAT for: the probes'.
+// flow is what discovery follows a Service's DNAT for: the probes'. An
+// ICMP flow names the echo id its probes, the warm-up's first, carry, so
+// that discovery can look that one conntrack entry up.
 func (c *traceConfig) flow() topology.Flow {
 	switch c.proto {
 	case probe.TCP:
@@ -144,7 +146,7 @@ func (c *traceConfig) flow() topology.Flow {
 	case probe.UDP:
 		return topology.Flow{Proto: topology.ProtoUDP, Port: uint16(c.port)}
 	}
-	return topology.Flow{}
+	return topology.Flow{EchoID: c.probeConfig().ID}
 }
 
 // addProbeFlags registers the ping-like flags of trace. --count and
