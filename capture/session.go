@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"sync"
 
@@ -342,13 +341,11 @@ func (s *Session) rings() []*ring {
 func openRings(targets []Target, f filters) ([]*ring, error) {
 	rings := make([]*ring, len(targets))
 	errs := make([]error, len(targets))
-	widened(len(targets), func() {
-		var wg sync.WaitGroup
-		for i, t := range targets {
-			wg.Go(func() { rings[i], errs[i] = openRingIn(t.NS, t.Point, f) })
-		}
-		wg.Wait()
-	})
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Go(func() { rings[i], errs[i] = openRingIn(t.NS, t.Point, f) })
+	}
+	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
 			closeRings(rings)
@@ -364,45 +361,12 @@ func openRings(targets []Target, f filters) ([]*ring, error) {
 // rings closed in turn took 113 ms; closed together their waits overlap.
 func closeRings(rings []*ring) []error {
 	errs := make([]error, len(rings))
-	widened(len(rings), func() {
-		var wg sync.WaitGroup
-		for i, r := range rings {
-			if r != nil {
-				wg.Go(func() { errs[i] = r.Close() })
-			}
+	var wg sync.WaitGroup
+	for i, r := range rings {
+		if r != nil {
+			wg.Go(func() { errs[i] = r.Close() })
 		}
-		wg.Wait()
-	})
-	return errs
-}
-
-// procs is how far widened has raised GOMAXPROCS, over the value it found.
-var procs struct {
-	sync.Mutex
-	base, extra int
-}
-
-// widened runs fn with GOMAXPROCS raised by n, for n goroutines that each
-// block in a syscall waiting for an RCU grace period (a ring's set-up or
-// close). A goroutine in a syscall keeps its P until sysmon takes it back,
-// and sysmon, idle, looks every 10 ms: with 2 Ps, five rings' syscalls
-// went in two at a time, so their grace periods did not overlap (measured:
-// five set-ups in three rounds, 27 ms; with a P each, 13 ms). The Ps are
-// only for threads that sleep in the kernel; GOMAXPROCS is restored when
-// the last of concurrent callers returns.
-func widened(n int, fn func()) {
-	procs.Lock()
-	if procs.extra == 0 {
-		procs.base = runtime.GOMAXPROCS(0)
 	}
-	procs.extra += n
-	runtime.GOMAXPROCS(procs.base + procs.extra)
-	procs.Unlock()
-	defer func() {
-		procs.Lock()
-		procs.extra -= n
-		runtime.GOMAXPROCS(procs.base + procs.extra)
-		procs.Unlock()
-	}()
-	fn()
+	wg.Wait()
+	return errs
 }
