@@ -4,10 +4,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/cnitrace/cnitrace/probe"
 	"github.com/cnitrace/cnitrace/topology/lab"
 )
 
@@ -34,6 +37,20 @@ type rttRounds struct {
 	Ratio          interval  `json:"ratio"`
 	KernelRatio    float64   `json:"kernel_ratio"` // KernelP50 / PingP50
 	Verdict        verdict   `json:"verdict"`
+	// Alternating rounds also ping under five tcpdumps on cnitrace's five
+	// points whose filter copies ping's packets, as cnitrace's rings copy
+	// its own probes: the same captures on both sides.
+	SameCaptures *sameCaptures `json:"same_captures,omitempty"`
+}
+
+// sameCaptures is cnitrace's RTT against ping's under the same captures.
+type sameCaptures struct {
+	PingP50  float64   `json:"ping_p50_us"`     // median over rounds of ping's p50 under the tcpdumps
+	TapFloor float64   `json:"tap_floor_ratio"` // PingP50 / the bare ping's: what the captures cost any prober
+	PerRound []float64 `json:"ratio_per_round"` // rtt_ping_us p50 / ping p50 under the tcpdumps
+	Ratio    interval  `json:"ratio"`
+	Verdict  verdict   `json:"verdict"`
+	Problem  string    `json:"problem,omitempty"` // a tcpdump that missed ping's packets
 }
 
 var rttBand = band{0.95, 1.05}
@@ -45,10 +62,12 @@ func (b *bench) rttFidelity(ctx context.Context, r *results) error {
 	}
 	defer l.Close()
 	f := &rttFidelity{Goal: "rtt_ping_us p50 / ping p50 within 0.95-1.05 (95% CI), alternating and concurrent"}
-	n, rounds := b.counts(50, 20), b.counts(5, 2)
+	n, rounds := b.counts(50, 20), b.counts(10, 2) // the issue asks for 5 at least; 5 left the CI 0.25 wide
 	f.Alternating = &rttRounds{Rounds: rounds, ProbesPerRound: n}
 	f.Concurrent = &rttRounds{Rounds: rounds, ProbesPerRound: n}
 	var alt, conc [3][]float64 // ping-style, kernel, ping
+	var under []float64        // ping's p50 under the same captures, per alternating round
+	var problems []string
 	for range rounds {
 		t, err := b.trace(ctx, l, "--count", strconv.Itoa(n), "--interval", "10ms")
 		if err != nil {
@@ -59,6 +78,14 @@ func (b *bench) rttFidelity(ctx context.Context, r *results) error {
 			return err
 		}
 		alt = addRound(alt, t.report, median(p))
+		u, problem, err := b.pingUnderTcpdumps(ctx, l, n, true)
+		if err != nil {
+			return err
+		}
+		under = append(under, median(u))
+		if problem != "" {
+			problems = append(problems, problem)
+		}
 		ct, cp, err := b.traceWithPing(ctx, l, n, 10*time.Millisecond)
 		if err != nil {
 			return err
@@ -66,10 +93,57 @@ func (b *bench) rttFidelity(ctx context.Context, r *results) error {
 		conc = addRound(conc, ct.report, median(cp.rtts))
 	}
 	f.Alternating.summarise(alt)
+	f.Alternating.SameCaptures = newSameCaptures(alt[0], alt[2], under, strings.Join(problems, "; "))
 	f.Concurrent.summarise(conc)
 	f.Verdict = allOf(f.Alternating.Verdict, f.Concurrent.Verdict)
 	r.RTT = f
 	return nil
+}
+
+// newSameCaptures compares, round by round, cnitrace's rtt_ping_us p50
+// (pingStyle) with ping's under the same captures (under); bare is the
+// bare ping's p50 of the same rounds, for the floor the captures set.
+func newSameCaptures(pingStyle, bare, under []float64, problem string) *sameCaptures {
+	sc := &sameCaptures{PingP50: median(under), Problem: problem}
+	if b := median(bare); b > 0 {
+		sc.TapFloor = sc.PingP50 / b
+	}
+	for i := range min(len(pingStyle), len(under)) {
+		sc.PerRound = append(sc.PerRound, pingStyle[i]/under[i])
+	}
+	sc.Ratio = meanCI(sc.PerRound)
+	sc.Verdict = judge(sc.Ratio, rttBand)
+	if problem != "" {
+		sc.Verdict = notJudged("%s", problem)
+	}
+	return sc
+}
+
+// pingUnderTcpdumps pings n times at 10 ms while five buffered tcpdumps
+// capture on cnitrace's five points. With copied, ping's packets carry
+// the probe magic where the tcpdumps' filter reads it, so every tap
+// copies them, as cnitrace's rings copy its own probes; without, the same
+// filter rejects them and only the taps' presence costs. It returns
+// ping's RTTs and, with copied, what a tcpdump missed of ping's packets
+// (a comparator that did not copy them is no comparator).
+func (b *bench) pingUnderTcpdumps(ctx context.Context, l *lab.Lab, n int, copied bool) ([]float64, string, error) {
+	td, err := startTcpdumps(ctx, l, tcpdumpFilter(probe.Magic, pingPatternAt, lab.VXLANPort))
+	if err != nil {
+		return nil, "", err
+	}
+	var extra []string
+	if copied {
+		extra = []string{"-p", fmt.Sprintf("%08x", probe.Magic)}
+	}
+	p, perr := b.pingWith(ctx, l, n, 10*time.Millisecond, extra...)
+	tr, terr := td.stop()
+	if err := errors.Join(perr, terr); err != nil {
+		return nil, "", fmt.Errorf("ping under tcpdumps: %w", err)
+	}
+	if !copied {
+		return p.rtts, "", nil
+	}
+	return p.rtts, tr.sawAll(2 * uint64(len(p.rtts))), nil
 }
 
 func addRound(v [3][]float64, rep report, ping float64) [3][]float64 {
@@ -102,6 +176,22 @@ type observerEffect struct {
 	Goal       string    `json:"goal"`
 	Verdict    verdict   `json:"verdict"`
 	Met        bool      `json:"met"`
+	// Against the tools it replaces: ping while five buffered tcpdumps
+	// capture on the same five points, with a filter that does not keep
+	// ping's packets (as cnitrace's does not), in the same rounds.
+	Tcpdumps *observerTcpdumps `json:"vs_tcpdumps,omitempty"`
+}
+
+// observerTcpdumps is the observer effect of five tcpdumps beside
+// cnitrace's.
+type observerTcpdumps struct {
+	P50     float64   `json:"ping_while_tcpdumps_p50_us"`
+	Added   []float64 `json:"added_us_per_round"`
+	AddedUS interval  `json:"added_us"`
+	Over    []float64 `json:"cnitrace_over_tcpdumps_us_per_round"` // cnitrace's added minus the tcpdumps', per round
+	OverUS  interval  `json:"cnitrace_over_tcpdumps_us"`
+	Goal    string    `json:"goal"`
+	Verdict verdict   `json:"verdict"`
 }
 
 func (b *bench) observerEffect(ctx context.Context, r *results) error {
@@ -110,30 +200,47 @@ func (b *bench) observerEffect(ctx context.Context, r *results) error {
 		return err
 	}
 	defer l.Close()
-	o := &observerEffect{Rounds: b.counts(10, 2), PerRound: b.counts(60, 20)}
-	var alone, captured []float64
-	for range o.Rounds {
-		a, err := b.ping(ctx, l, o.PerRound, 10*time.Millisecond)
-		if err != nil {
-			return err
+	o := &observerEffect{Rounds: b.counts(12, 2), PerRound: b.counts(100, 20)}
+	td := &observerTcpdumps{}
+	var alone, captured, dumped []float64
+	for i := range o.Rounds {
+		var a, c, d []float64
+		arms := []func() error{
+			func() (err error) { a, err = b.ping(ctx, l, o.PerRound, 10*time.Millisecond); return err },
+			func() (err error) { c, err = b.pingWhileCapturing(ctx, l, o.PerRound); return err },
+			func() (err error) { d, _, err = b.pingUnderTcpdumps(ctx, l, o.PerRound, false); return err },
 		}
-		c, err := b.pingWhileCapturing(ctx, l, o.PerRound)
-		if err != nil {
-			return err
+		for k := range arms { // each round in another order: no arm always follows the same one
+			if err := arms[(k+i)%len(arms)](); err != nil {
+				return err
+			}
 		}
-		alone, captured = append(alone, a...), append(captured, c...)
+		alone, captured, dumped = append(alone, a...), append(captured, c...), append(dumped, d...)
 		o.Added = append(o.Added, median(c)-median(a))
+		td.Added = append(td.Added, median(d)-median(a))
+		td.Over = append(td.Over, median(c)-median(d))
 	}
-	o.AloneP50, o.CaptureP50 = median(alone), median(captured)
-	o.AddedUS = meanCI(o.Added)
+	o.AloneP50, o.CaptureP50, td.P50 = median(alone), median(captured), median(dumped)
+	o.AddedUS, td.AddedUS, td.OverUS = meanCI(o.Added), meanCI(td.Added), meanCI(td.Over)
 	// Within the noise: indistinguishable from no effect at +-2 us, so an
 	// interval wider than that cannot say (a negative effect is noise).
 	o.Goal = "added within +-2 us (95% CI of the per-round difference)"
 	o.Verdict = judge(o.AddedUS, band{-2, 2})
 	o.Met = o.Verdict.Met()
+	// Any capture on the five points costs ping its taps' presence (a
+	// filter run and, on transmit, a clone per tapped device, from cold
+	// caches at a 10 ms cadence): cnitrace's effect is judged against the
+	// tools it replaces, at most 5 us above theirs.
+	td.Goal = "added at most 5 us more than five buffered tcpdumps' on the same points (95% CI of the per-round difference)"
+	td.Verdict = judge(td.OverUS, atMost(observerOverTcpdumps))
+	o.Tcpdumps = td
 	r.Observer = o
 	return nil
 }
+
+// observerOverTcpdumps is how much more than five tcpdumps' an observer
+// effect may be, in us.
+const observerOverTcpdumps = 5
 
 // pingWhileCapturing pings while a cnitrace trace holds its captures open
 // on every point and probes only sparsely (every 100 ms).

@@ -29,12 +29,22 @@ func printTable(w io.Writer, r *results) {
 			fmt.Fprintf(w, "2. RTT fidelity, %s (%d rounds x %d probes): rtt_ping_us p50 %.1f us, rtt_us p50 %.1f us, ping p50 %.1f us; ratio ping-style %s (kernel %.2f); goal 0.95-1.05: %s\n",
 				x.name, x.r.Rounds, x.r.ProbesPerRound, x.r.PingStyleP50, x.r.KernelP50, x.r.PingP50, x.r.Ratio, x.r.KernelRatio, x.r.Verdict)
 			goals = append(goals, goalLine{"2", "RTT fidelity, " + x.name + ": rtt_ping_us p50 / ping p50 in 0.95-1.05", x.r.Ratio.String(), x.r.Verdict})
+			if sc := x.r.SameCaptures; sc != nil {
+				fmt.Fprintf(w, "2. RTT fidelity, %s, against ping under the same captures (five tcpdumps copying its packets): ping p50 %.1f us (x%.2f of the bare ping: the captures' cost to any prober); ratio %s; goal 0.95-1.05: %s\n",
+					x.name, sc.PingP50, sc.TapFloor, sc.Ratio, sc.Verdict)
+				goals = append(goals, goalLine{"2", "RTT fidelity, " + x.name + ", same captures: rtt_ping_us p50 / ping p50 under five copying tcpdumps in 0.95-1.05", sc.Ratio.String(), sc.Verdict})
+			}
 		}
 	}
 	if o := r.Observer; o != nil {
 		fmt.Fprintf(w, "3. observer effect (%d rounds x %d pings): ping p50 %.1f us alone, %.1f us while cnitrace captures; added per round %s us; goal %s: %s\n",
 			o.Rounds, o.PerRound, o.AloneP50, o.CaptureP50, o.AddedUS, o.Goal, o.Verdict)
 		goals = append(goals, goalLine{"3", "observer effect on ping within +-2 us", o.AddedUS.String() + " us", o.Verdict})
+		if td := o.Tcpdumps; td != nil {
+			fmt.Fprintf(w, "3. observer effect against five buffered tcpdumps on the same points (not keeping ping's packets): ping p50 %.1f us, added %s us; cnitrace's added minus theirs %s us; goal %s: %s\n",
+				td.P50, td.AddedUS, td.OverUS, td.Goal, td.Verdict)
+			goals = append(goals, goalLine{"3", "observer effect at most 5 us above five tcpdumps'", td.OverUS.String() + " us", td.Verdict})
+		}
 	}
 	if c := r.CPU; c != nil {
 		goals = append(goals, printCPU(w, c)...)
