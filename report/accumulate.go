@@ -82,8 +82,9 @@ type Accumulator struct {
 
 // arrivals is what arrived of one source's probes.
 type arrivals struct {
-	bySeq map[uint32]*seen       // observations kept, by sequence
-	recs  map[uint32]probe.Probe // probe records kept, by sequence
+	exact exactSeqs              // what arrived of the first ExactProbes sequences
+	bySeq map[uint32]*seen       // observations kept of later sequences, by sequence
+	recs  map[uint32]probe.Probe // probe records kept of later sequences, by sequence
 	obs   int                    // observations carrying the source's token
 	// sent and received count the records added, kept or folded.
 	sent, received int
@@ -124,7 +125,7 @@ func NewAccumulator(path *topology.Path, sources []ProbeSource) (*Accumulator, e
 		ties:    newTCPTies(maxTiedProbes),
 	}
 	for i := range a.arrived {
-		a.arrived[i] = arrivals{bySeq: map[uint32]*seen{}, recs: map[uint32]probe.Probe{}, folded: -1}
+		a.arrived[i] = arrivals{exact: exactSeqs{steps: len(a.steps)}, bySeq: map[uint32]*seen{}, recs: map[uint32]probe.Probe{}, folded: -1}
 	}
 	for i, s := range a.steps {
 		a.index[stepKey{s.point.ID, s.reply}] = i
@@ -216,7 +217,7 @@ func (a *Accumulator) addPlaced(o capture.Observation, p placement) {
 		return
 	}
 	a.advance(o.At)
-	s := in.bySeq[p.seq]
+	s := in.lookup(p.seq)
 	if s == nil {
 		if !a.admit(p.src, p.seq) {
 			if p.src == 0 {
@@ -224,11 +225,7 @@ func (a *Accumulator) addPlaced(o capture.Observation, p placement) {
 			}
 			return
 		}
-		s = &seen{at: make([]sighting, len(a.dirs))}
-		in.bySeq[p.seq] = s
-		if p.seq >= ExactProbes {
-			in.beyond++
-		}
+		s = in.add(p.seq, len(a.dirs))
 	}
 	first := !s.at[p.step].ok
 	s.at[p.step] = earliest(s.at[p.step], o)

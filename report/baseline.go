@@ -248,22 +248,22 @@ func baselineOf(r *Result, pod *probe.Result, node sourceRecord) *Baseline {
 // any was seen, and that step's point ID; nil and "" when none was seen.
 func nodeReplies(in *arrivals, steps []step) (map[uint32]time.Time, string) {
 	last := -1
-	for _, s := range in.bySeq {
+	in.eachSeen(func(_ uint32, s *seen) {
 		for i := len(s.at) - 1; i > last && steps[i].reply; i-- {
 			if s.at[i].ok {
 				last = i
 				break
 			}
 		}
-	}
+	})
 	if last < 0 {
 		return nil, ""
 	}
-	rx := make(map[uint32]time.Time, len(in.bySeq))
-	for seq, s := range in.bySeq {
+	rx := map[uint32]time.Time{}
+	in.eachSeen(func(seq uint32, s *seen) {
 		if s.at[last].ok {
 			rx[seq] = s.at[last].time()
 		}
-	}
+	})
 	return rx, steps[last].point.ID
 }

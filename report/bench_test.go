@@ -41,8 +41,8 @@ func BenchmarkAccumulator(b *testing.B) {
 			acc.Add(o)
 		}
 		var exact []*timeline
-		for _, p := range probes.Probes {
-			exact = append(exact, acc.line(&acc.arrived[0], p))
+		for i := range probes.Probes {
+			exact = append(exact, acc.line(&acc.arrived[0], &probes.Probes[i]))
 		}
 		t := newTally(len(acc.steps), planSpans(acc.steps, exact), true, 0)
 		b.ReportAllocs()

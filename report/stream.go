@@ -2,7 +2,6 @@ package report
 
 import (
 	"cmp"
-	"maps"
 	"slices"
 	"time"
 
@@ -67,7 +66,7 @@ func (a *Accumulator) admit(src int, seq uint32) bool {
 // take it either way.
 func (a *Accumulator) record(src int, p probe.Probe) {
 	in := &a.arrived[src]
-	if _, dup := in.recs[p.Seq]; dup || int64(p.Seq) <= in.folded {
+	if in.has(p.Seq) || int64(p.Seq) <= in.folded {
 		return
 	}
 	in.sent++
@@ -81,9 +80,9 @@ func (a *Accumulator) record(src int, p probe.Probe) {
 	a.advance(p.ReceivedAt)
 	switch {
 	case p.Seq < ExactProbes:
-		in.recs[p.Seq] = p
+		in.keep(p)
 	case src == 0:
-		in.recs[p.Seq] = p
+		in.keep(p)
 		a.queue = append(a.queue, p.Seq)
 	}
 }
@@ -121,11 +120,12 @@ func (a *Accumulator) foldSettled() {
 func (a *Accumulator) fold(seq uint32) {
 	in := &a.arrived[0]
 	if a.tail == nil {
-		exact, _, _ := a.lines(in.recs, nil)
+		exact, _, _ := a.lines(nil, false)
 		a.plan = planSpans(a.steps, exact)
 		a.tail = newTally(len(a.steps), a.plan, true, 0)
 	}
-	a.tail.fold(a.line(in, in.recs[seq]), a.steps)
+	p := in.recs[seq]
+	a.tail.fold(a.line(in, &p), a.steps)
 	delete(in.recs, seq)
 	if _, ok := in.bySeq[seq]; ok {
 		delete(in.bySeq, seq)
@@ -136,9 +136,9 @@ func (a *Accumulator) fold(seq uint32) {
 }
 
 // line is the timeline of probe p of a source, from what arrived of it.
-func (a *Accumulator) line(in *arrivals, p probe.Probe) *timeline {
+func (a *Accumulator) line(in *arrivals, p *probe.Probe) *timeline {
 	l := &timeline{probe: p}
-	if s := in.bySeq[p.Seq]; s != nil {
+	if s := in.lookup(p.Seq); s != nil {
 		l.at = s.at
 	} else {
 		l.at = make([]sighting, len(a.dirs))
@@ -146,29 +146,31 @@ func (a *Accumulator) line(in *arrivals, p probe.Probe) *timeline {
 	return l
 }
 
-// union returns the records of source src: those added, and those of res
-// (a run without a Sink) not added before, with the source's counts of
-// records including them.
-func (a *Accumulator) union(src int, res *probe.Result) (recs map[uint32]probe.Probe, sent, received int) {
+// union returns the records of source src in res (a run without a Sink)
+// not added before, in res's order, the first of a sequence only, and the
+// source's counts of records including them. Those added are in the
+// source's arrivals; nothing of them changes.
+func (a *Accumulator) union(src int, res *probe.Result) (extra []probe.Probe, sent, received int) {
 	in := &a.arrived[src]
-	recs, sent, received = in.recs, in.sent, in.received
-	cloned := false
+	sent, received = in.sent, in.received
+	var taken map[uint32]bool // sequences of extra
 	for _, p := range res.Probes {
-		if _, dup := recs[p.Seq]; dup || int64(p.Seq) <= in.folded {
+		if in.has(p.Seq) || taken[p.Seq] || int64(p.Seq) <= in.folded {
 			continue
-		}
-		if !cloned {
-			recs, cloned = maps.Clone(recs), true // never change what was added
 		}
 		sent++
 		if p.Answered() {
 			received++
 		}
 		if p.Seq < ExactProbes || src == 0 {
-			recs[p.Seq] = p
+			if taken == nil {
+				taken = map[uint32]bool{}
+			}
+			taken[p.Seq] = true
+			extra = append(extra, p)
 		}
 	}
-	return recs, sent, received
+	return extra, sent, received
 }
 
 // replies counts the traced source's answered probes by what answered
@@ -177,7 +179,7 @@ func (a *Accumulator) replies(res *probe.Result) [probe.Unreachable + 1]int {
 	in := &a.arrived[0]
 	n := in.replies
 	for _, p := range res.Probes {
-		if _, dup := in.recs[p.Seq]; dup || int64(p.Seq) <= in.folded || int(p.Reply) >= len(n) {
+		if in.has(p.Seq) || int64(p.Seq) <= in.folded || int(p.Reply) >= len(n) {
 			continue
 		}
 		n[p.Reply]++
@@ -185,32 +187,45 @@ func (a *Accumulator) replies(res *probe.Result) [probe.Unreachable + 1]int {
 	return n
 }
 
-// traced returns the traced source's timelines of the records of res and
-// those added: the first ExactProbes and the later ones not folded yet,
-// each in sequence order, and the count of observations ignored,
-// including those of sequences no record claims.
+// traced returns the traced source's timelines of the records added and
+// those of res not added before: the first ExactProbes and the later ones
+// not folded yet, each in sequence order, and the count of observations
+// ignored, including those of sequences no record claims.
 func (a *Accumulator) traced(res *probe.Result) (exact, pending []*timeline, ignored int) {
-	recs, _, _ := a.union(0, res)
-	exact, pending, unclaimed := a.lines(recs, a.arrived[0].bySeq)
+	extra, _, _ := a.union(0, res)
+	exact, pending, unclaimed := a.lines(extra, true)
 	return exact, pending, a.ignored + unclaimed
 }
 
-// lines returns the traced source's timelines of recs, split at
-// ExactProbes, each in sequence order, and counts the observations in
-// bySeq that no record claims.
-func (a *Accumulator) lines(recs map[uint32]probe.Probe, bySeq map[uint32]*seen) (exact, pending []*timeline, unclaimed int) {
+// lines returns the traced source's timelines of the records added and of
+// extra (records not added), split at ExactProbes, each in sequence order,
+// and, if asked, counts the observations that no record claims.
+func (a *Accumulator) lines(extra []probe.Probe, count bool) (exact, pending []*timeline, unclaimed int) {
 	in := &a.arrived[0]
-	for _, p := range recs {
+	add := func(p *probe.Probe) {
 		if p.Seq < ExactProbes {
 			exact = append(exact, a.line(in, p))
 		} else {
 			pending = append(pending, a.line(in, p))
 		}
 	}
-	for seq, s := range bySeq {
-		if _, ok := recs[seq]; !ok {
-			unclaimed += s.obs
+	in.eachRecord(add)
+	var claimed map[uint32]bool // sequences of extra
+	for i, p := range extra {
+		add(&extra[i])
+		if count {
+			if claimed == nil {
+				claimed = make(map[uint32]bool, len(extra))
+			}
+			claimed[p.Seq] = true
 		}
+	}
+	if count {
+		in.eachSeen(func(seq uint32, s *seen) {
+			if !in.has(seq) && !claimed[seq] {
+				unclaimed += s.obs
+			}
+		})
 	}
 	bySeqOrder := func(x, y *timeline) int { return cmp.Compare(x.probe.Seq, y.probe.Seq) }
 	slices.SortFunc(exact, bySeqOrder)
@@ -223,10 +238,13 @@ func (a *Accumulator) lines(recs map[uint32]probe.Probe, bySeq map[uint32]*seen)
 func (a *Accumulator) baseline(r *Result, exact []*timeline, res *probe.Result, steps []step) *Baseline {
 	pod := &probe.Result{RunID: a.sources[0].RunID}
 	for _, l := range exact {
-		pod.Probes = append(pod.Probes, l.probe)
+		pod.Probes = append(pod.Probes, *l.probe)
 	}
-	recs, sent, received := a.union(1, res)
-	node := &probe.Result{RunID: a.sources[1].RunID, Probes: slices.SortedFunc(maps.Values(recs), func(x, y probe.Probe) int { return cmp.Compare(x.Seq, y.Seq) })}
+	extra, sent, received := a.union(1, res)
+	node := &probe.Result{RunID: a.sources[1].RunID}
+	a.arrived[1].eachRecord(func(p *probe.Probe) { node.Probes = append(node.Probes, *p) })
+	node.Probes = append(node.Probes, extra...)
+	slices.SortFunc(node.Probes, func(x, y probe.Probe) int { return cmp.Compare(x.Seq, y.Seq) })
 	b := baselineOf(r, pod, sourceRecord{a.sources[1], node, &a.arrived[1], steps})
 	b.Sent, b.Received = sent, received
 	return b

@@ -32,9 +32,11 @@ func (s sighting) time() time.Time { return time.Unix(0, s.ns) }
 // since returns s minus start.
 func (s sighting) since(start sighting) time.Duration { return time.Duration(s.ns - start.ns) }
 
-// timeline is what was seen of one probe, indexed by step.
+// timeline is what was seen of one probe, indexed by step. Both are the
+// Accumulator's own, not copies: a report's timelines of its exact probes
+// are 32 bytes each.
 type timeline struct {
-	probe probe.Probe
+	probe *probe.Probe
 	at    []sighting
 }
 
