@@ -19,23 +19,7 @@ import (
 // packets so). Probe frames arrive here every 2 ms for 300 ms while
 // nobody reads the ring; then every one must be read, none dropped.
 func TestPrivilegedRingHoldsWhileTheReaderIsLate(t *testing.T) {
-	ns, inject := newInjectPair(t)
-	f, err := newFilters(probe.Magic, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := openRingIn(ns, topology.Point{ID: "p0", Interface: "l4b", NetNS: ns.ID()}, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	var frame []byte
-	for _, tf := range transportFrames() {
-		if tf.tc.accept {
-			frame = onLink(t, LinkEthernet, tf.stack())
-			break
-		}
-	}
+	r, inject, frame := injectedRing(t)
 	const n, gap = 150, 2 * time.Millisecond
 	if held := time.Duration(ringBlocks) * ringRetire; held < 2*n*gap {
 		t.Errorf("the ring holds %s of probe packets (%d blocks retired every %s), want at least twice the %s this test leaves it unread",
@@ -71,28 +55,12 @@ func TestPrivilegedRingHoldsWhileTheReaderIsLate(t *testing.T) {
 // nothing). In wait, a ring holding a retired block ends the wait at once;
 // after it the set is quiet again, with the block still unread.
 func TestPrivilegedPollerQuietOutsideWait(t *testing.T) {
-	ns, inject := newInjectPair(t)
-	f, err := newFilters(probe.Magic, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := openRingIn(ns, topology.Point{ID: "p0", Interface: "l4b", NetNS: ns.ID()}, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r, inject, frame := injectedRing(t)
 	p, err := newPoller([]*ring{r})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	var frame []byte
-	for _, tf := range transportFrames() {
-		if tf.tc.accept {
-			frame = onLink(t, LinkEthernet, tf.stack())
-			break
-		}
-	}
 	for range 5 {
 		inject(frame)
 		time.Sleep(2 * ringRetire) // each in a block of its own, retired
@@ -131,4 +99,28 @@ func setReadable(t *testing.T, p *poller) bool {
 		t.Fatal(err, perr)
 	}
 	return n > 0
+}
+
+// injectedRing opens a probe-filtered ring on one end of a veth pair of
+// its own (closed at the test's end), and returns it, the injector of
+// frames into the other end, and a probe frame the filter keeps.
+func injectedRing(t *testing.T) (*ring, func([]byte), []byte) {
+	t.Helper()
+	ns, inject := newInjectPair(t)
+	f, err := newFilters(probe.Magic, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := openRingIn(ns, topology.Point{ID: "p0", Interface: "l4b", NetNS: ns.ID()}, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	for _, tf := range transportFrames() {
+		if tf.tc.accept {
+			return r, inject, onLink(t, LinkEthernet, tf.stack())
+		}
+	}
+	t.Fatal("no probe frame the filter keeps")
+	return nil, nil, nil
 }

@@ -30,10 +30,29 @@ var record = flag.Bool("record", false, "rewrite "+recordedVXLAN+" from a real c
 // the right direction, tunnel and addresses, and background traffic never.
 func TestPrivilegedCaptureVXLAN(t *testing.T) {
 	lab := newVXLANLab(t)
+	s, sent, checkLeaks := probeAcross(t, lab)
+	c, err := s.Stop() // right after the last reply: its packets must still be drained
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkLeaks()
+	checkObservations(t, lab, c, sent)
+	logTiming(t, c)
+	if *record {
+		writeRecording(t, lab.points(), c.Observations)
+	}
+}
+
+// probeAcross starts a session on lab's points (frames kept) and sends
+// probeCount probes from A to B's overlay address, each after background
+// traffic the capture must not keep; it returns the session, still
+// running, the probes' payloads, and a check that no descriptor or
+// goroutine is left over from the session (for after it ended).
+func probeAcross(t *testing.T, lab *vxlanLab) (*Session, [][]byte, func()) {
+	t.Helper()
 	conn := openICMP(t, lab.a.ns)
 	udp := openUDP(t, lab.a.ns)
 	fds, goroutines := openFDs(t), runtime.NumGoroutine()
-
 	s, err := Start(context.Background(), lab.targets(), Config{Magic: probe.Magic, KeepFrames: true})
 	if err != nil {
 		t.Fatal(err)
@@ -44,16 +63,7 @@ func TestPrivilegedCaptureVXLAN(t *testing.T) {
 		sent[i] = probe.Payload{RunID: 0xc0ffee, Seq: uint32(i), SentAt: time.Now()}.Marshal(56)
 		ping(t, conn, lab.b.overlay, i, sent[i])
 	}
-	c, err := s.Stop() // right after the last reply: its packets must still be drained
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkNoLeaks(t, fds, goroutines)
-	checkObservations(t, lab, c, sent)
-	logTiming(t, c)
-	if *record {
-		writeRecording(t, lab.points(), c.Observations)
-	}
+	return s, sent, func() { t.Helper(); checkNoLeaks(t, fds, goroutines) }
 }
 
 // TestPrivilegedCaptureFinish is TestPrivilegedCaptureVXLAN ended with
@@ -63,20 +73,7 @@ func TestPrivilegedCaptureVXLAN(t *testing.T) {
 // Finish or Stop is refused.
 func TestPrivilegedCaptureFinish(t *testing.T) {
 	lab := newVXLANLab(t)
-	conn := openICMP(t, lab.a.ns)
-	udp := openUDP(t, lab.a.ns)
-	fds, goroutines := openFDs(t), runtime.NumGoroutine()
-
-	s, err := Start(context.Background(), lab.targets(), Config{Magic: probe.Magic, KeepFrames: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sent := make([][]byte, probeCount)
-	for i := range sent {
-		sendBackground(t, conn, udp, lab.b.overlay)
-		sent[i] = probe.Payload{RunID: 0xc0ffee, Seq: uint32(i), SentAt: time.Now()}.Marshal(56)
-		ping(t, conn, lab.b.overlay, i, sent[i])
-	}
+	s, sent, checkLeaks := probeAcross(t, lab)
 	c, err := s.Finish()
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +85,7 @@ func TestPrivilegedCaptureFinish(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Errorf("Close again: %v", err)
 	}
-	checkNoLeaks(t, fds, goroutines)
+	checkLeaks()
 	if _, err := s.Finish(); err == nil {
 		t.Error("a second Finish: got no error")
 	}
