@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,6 +61,21 @@ type lane struct {
 type laneCounters struct {
 	forwarded, lost, skipped, sendErrors atomic.Uint64
 	sumLate, maxLate                     atomic.Int64
+	mu                                   sync.Mutex
+	holds                                []ProbeHold // the first MaxProbeHolds
+}
+
+// addHold records the hold of a forwarded frame if it carries a probe.
+func (c *laneCounters) addHold(data []byte, hold time.Duration) {
+	runID, seq, reply, ok := probeToken(data)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	if len(c.holds) < MaxProbeHolds {
+		c.holds = append(c.holds, ProbeHold{RunID: runID, Seq: seq, Reply: reply, Hold: hold})
+	}
+	c.mu.Unlock()
 }
 
 // OpenDelayLine opens the delay line of l's wire with the impairments of
@@ -161,7 +178,10 @@ func RunWire(ctx context.Context, l *Lab, n Network, ready func()) (WireStats, e
 
 func (ln *lane) snapshot() LaneStats {
 	c := &ln.stats
-	return LaneStats{
+	c.mu.Lock()
+	holds := slices.Clone(c.holds)
+	c.mu.Unlock()
+	return LaneStats{Holds: holds,
 		Forwarded: c.forwarded.Load(), Lost: c.lost.Load(), Overflowed: ln.in.kernelDrops(),
 		Skipped: c.skipped.Load(), SendErrors: c.sendErrors.Load(),
 		SumLate: time.Duration(c.sumLate.Load()), MaxLate: time.Duration(c.maxLate.Load()),
@@ -225,6 +245,8 @@ func (ln *lane) forward(f frame) (stop bool) {
 		ln.stats.sendErrors.Add(1)
 		return false
 	}
+	// The hold, too, ends before the write; f.data is still the ring's.
+	ln.stats.addHold(f.data, now.Sub(f.at))
 	ln.stats.forwarded.Add(1)
 	ln.stats.sumLate.Add(late)
 	if late > ln.stats.maxLate.Load() {

@@ -39,6 +39,11 @@ type LaneStats struct {
 	// delay line's wake-up time (tens of us on an idle VM), that time is
 	// all of it. The mean is SumLate / Forwarded.
 	SumLate, MaxLate time.Duration
+
+	// Holds are the frames carrying a cnitrace probe that were forwarded,
+	// with how long each was held (the first MaxProbeHolds): the delay
+	// each probe was given, for comparing a trace with probe by probe.
+	Holds []ProbeHold
 }
 
 // MeanLate is the mean lateness of the forwarded frames.
