@@ -16,29 +16,40 @@ import (
 
 // accuracyRow is one injected delay and what came back, over rounds.
 // Each round measures the injector in place with no delay, then with the
-// delay D, cnitrace and an independent ping at the same time. The truth
-// each round is D plus the injector's own lateness with D minus that
-// with none, as the injector measured it (the baseline holds its fixed
-// cost: the NFQUEUE round trip, the delay line's wake-ups). The goal is
-// judged on cnitrace's error against that truth, per round, with its 95%
-// interval; ping's RTT growth is the independent check beside it.
+// delay D, cnitrace and an independent ping at the same time. Both
+// injectors record how long they held each packet of cnitrace's probes
+// (received at, sent on at, on the clock of cnitrace's capture stamps),
+// and cnitrace's JSON report (trace --for-merge) has every probe's stamps,
+// so each round compares the two on the same packets: the truth is the
+// hold's median with D minus that with none, and cnitrace's error is the
+// median over the probes of its span across the held segment minus the
+// hold, with D minus with none. What the segment holds besides the
+// injector (the wire, the queue's round trip through the kernel) is in
+// both and cancels, and the injector's own jitter is in both figures of a
+// probe and cancels too. The goal is judged on that error, per round,
+// with its 95% interval; ping's RTT growth is the independent check
+// beside it.
 type accuracyRow struct {
 	Site           string    `json:"site"`
 	InjectedUS     float64   `json:"injected_us"`
 	Rounds         int       `json:"rounds"`
 	ProbesPerRound int       `json:"probes_per_round"`
 	TruthSource    string    `json:"truth_source"`
-	TruthUS        []float64 `json:"truth_us_per_round"` // D + the injector's lateness with D - without, or ping's growth
-	InjectorLateUS float64   `json:"injector_late_us"`   // mean over rounds of its typical lateness with D
+	TruthUS        []float64 `json:"truth_us_per_round"`          // the hold's median over the paired probes with D - without
+	PairedProbes   []int     `json:"paired_probes_per_round"`     // probes both cnitrace and the injector saw, the fewer of the two runs'
+	StampRounds    int       `json:"rounds_holds_from_skb_stamp"` // rounds whose holds ran from the kernel's stamp of each packet (forward-*)
+	InjectorLateUS float64   `json:"injector_late_us"`            // mean over rounds of the median lateness of the probes' packets with D
 	InjectorMaxUS  float64   `json:"injector_late_max_us"`
 	PingDeltas     []float64 `json:"ping_delta_us_per_round"` // ping's RTT p50 with minus without
 	PingDeltaUS    float64   `json:"ping_delta_us"`
 	PingError      interval  `json:"ping_error_us"` // ping's growth minus the truth: the check
 	SegmentFrom    string    `json:"segment_from"`
 	SegmentTo      string    `json:"segment_to"`
-	Recovered      []float64 `json:"recovered_us_per_round"` // the holding segment's p50 with minus without
+	Recovered      []float64 `json:"recovered_us_per_round"` // the holding segment's median over the paired probes with minus without
 	RecoveredUS    float64   `json:"recovered_us"`
-	Error          interval  `json:"error_us"`          // recovered minus the truth, per round
+	ReportMoves    []float64 `json:"report_move_us_per_round"` // the holding segment's p50 in the report (all probes) with minus without
+	Error          interval  `json:"error_us"`                 // median of span - hold over the paired probes, with minus without, per round
+	ErrorPerRound  []float64 `json:"error_us_per_round"`
 	OtherMaxUS     float64   `json:"other_max_move_us"` // the largest |mean p50 move| over rounds of any other separable segment
 	OtherWorst     string    `json:"other_worst"`       // that segment
 	OtherVerdict   verdict   `json:"others_verdict"`    // every other segment's mean move within +-10 us (95% CI)
@@ -48,46 +59,49 @@ type accuracyRow struct {
 	Met            bool      `json:"met"`
 }
 
-// stopFunc removes an injected delay and says how late, past its release
-// times, the injector let packets go.
+// stopFunc removes an injected delay and says what the injector did.
 type stopFunc func() (injectorLate, error)
 
-// injectorLate is an injector's own error as it measured it: a typical
-// figure (the NFQUEUE delayer's median, the delay line's mean) and the
-// largest.
-type injectorLate struct{ Typical, Max time.Duration }
+// injectorLate is what an injector measured of itself: how late, past
+// their release times, it let packets go (typically: the median over
+// cnitrace's probes; at most, over every packet), and how long it held
+// each packet of cnitrace's probes (us), from when the packet reached it
+// to when it sent it on. StampHolds are the same from the kernel's stamp
+// of each packet that had one (the delayer's), not its arrival in user
+// space.
+type injectorLate struct {
+	Typical, Max time.Duration
+	Holds        map[probeKey]float64
+	StampHolds   map[probeKey]float64
+}
 
 // site is a place a delay can be injected and the segment that holds it.
 // prepare, when set, readies the lab for the site's baselines (and returns
 // how to undo it).
 type site struct {
-	name string
-	// truthFromPing: the injector measures its lateness only as a mean,
-	// which one stall of the machine moves by more than the tolerance, so
-	// the truth is what an independent ping saw instead.
-	truthFromPing bool
-	holds         func(s segment, kind map[string]string) bool
-	inject        func(ctx context.Context, l *lab.Lab, d time.Duration) (stop stopFunc, err error)
-	prepare       func(ctx context.Context, l *lab.Lab) (undo func() error, err error)
+	name    string
+	holds   func(s segment, kind map[string]string) bool
+	inject  func(ctx context.Context, l *lab.Lab, d time.Duration) (stop stopFunc, err error)
+	prepare func(ctx context.Context, l *lab.Lab) (undo func() error, err error)
 }
 
 func sites() []site {
 	return []site{
-		{"network", true, isNetwork, injectNetwork, prepareNetwork},
-		{"forward-request", false, func(s segment, k map[string]string) bool {
+		{"network", isNetwork, injectNetwork, prepareNetwork},
+		{"forward-request", func(s segment, k map[string]string) bool {
 			return s.Direction == "request" && k[s.To] == "vxlan"
-		}, forwardInjector(lab.BridgeName, lab.VXLANName), nil},
-		{"forward-reply", false, func(s segment, k map[string]string) bool {
+		}, forwardInjector(lab.BridgeName, lab.VXLANName, false), nil},
+		{"forward-reply", func(s segment, k map[string]string) bool {
 			return s.Direction == "reply" && k[s.To] == "bridge"
-		}, forwardInjector(lab.VXLANName, lab.BridgeName), nil},
+		}, forwardInjector(lab.VXLANName, lab.BridgeName, true), nil},
 	}
 }
 
 func isNetwork(s segment, _ map[string]string) bool { return s.Class == "network" }
 
 // forwardInjector holds ICMP forwarded from in to out on node 1 with an
-// NFQUEUE delayer.
-func forwardInjector(in, out string) func(context.Context, *lab.Lab, time.Duration) (stopFunc, error) {
+// NFQUEUE delayer; reply says the probes' packets that way are replies.
+func forwardInjector(in, out string, reply bool) func(context.Context, *lab.Lab, time.Duration) (stopFunc, error) {
 	return func(ctx context.Context, l *lab.Lab, d time.Duration) (stopFunc, error) {
 		const queue = 7
 		del, err := nfqdelay.Open(l.Nodes[0].NS, nfqdelay.Config{Queue: queue, Delay: d})
@@ -106,10 +120,33 @@ func forwardInjector(in, out string) func(context.Context, *lab.Lab, time.Durati
 			_, derr := l.Command(ctx, l.Nodes[0].NSPath, "iptables", append([]string{"-D"}, rule...)...).CombinedOutput()
 			cancel()
 			err := errors.Join(derr, <-done, del.Close())
-			s := del.Stats()
-			return injectorLate{Typical: s.MedianLate, Max: s.MaxLate}, err
+			return forwardHolds(del.Stats(), d, reply), err
 		}, nil
 	}
+}
+
+// forwardHolds is what the delayer held of the probes' packets that are
+// replies (or requests). The kernel hands a packet over with its skb
+// stamp when it has one (while the host's RX timestamping is on, the
+// stamp cnitrace reads at the segment's first point): a hold from that
+// stamp has the queue's way to user space, a thread's wake-up that varies
+// by tens of us, in it rather than beside it.
+func forwardHolds(s nfqdelay.Stats, d time.Duration, reply bool) injectorLate {
+	late := injectorLate{Max: s.MaxLate, Holds: map[probeKey]float64{}, StampHolds: map[probeKey]float64{}}
+	var lates []float64
+	for _, h := range s.Holds {
+		if h.Reply != reply {
+			continue
+		}
+		k := probeKey{h.Token.RunID, h.Token.Seq}
+		late.Holds[k] = us(h.Hold)
+		if h.SinceStamp > 0 {
+			late.StampHolds[k] = us(h.SinceStamp)
+		}
+		lates = append(lates, us(h.Hold-d))
+	}
+	late.Typical = time.Duration(median(lates) * 1000)
+	return late
 }
 
 func (b *bench) accuracy(ctx context.Context, r *results) error {
@@ -161,19 +198,33 @@ func (b *bench) accuracyRow(ctx context.Context, l *lab.Lab, st site, d time.Dur
 		if err != nil {
 			return row, err
 		}
-		truth := row.InjectedUS + us(late.Typical) - us(late0.Typical)
-		pd := median(pingWith.rtts) - median(pingBase.rtts)
-		if st.truthFromPing {
-			truth = pd
-		}
-		lates, row.InjectorMaxUS = append(lates, us(late.Typical)), max(row.InjectorMaxUS, us(late.Max))
+		row.InjectorMaxUS = max(row.InjectorMaxUS, us(late.Max))
 		r, moves := compareSegments(st, base.report, with.report)
 		for k, m := range moves {
 			others[k] = append(others[k], m)
 		}
 		row.SegmentFrom, row.SegmentTo = r.SegmentFrom, r.SegmentTo
-		row.TruthUS, row.PingDeltas, row.Recovered = append(row.TruthUS, truth), append(row.PingDeltas, pd), append(row.Recovered, r.RecoveredUS)
-		errs, pingErrs = append(errs, r.RecoveredUS-truth), append(pingErrs, pd-truth)
+		row.ReportMoves = append(row.ReportMoves, r.RecoveredUS)
+		held := heldSegment(st, with.report)
+		bs, ws := base.report.spans(held), with.report.spans(held)
+		// The holds from the skb stamps when both runs pair enough probes
+		// with them (the host's RX timestamping may go off and on), else
+		// from the arrival in user space, in both.
+		p, ok := pairRound(bs, late0.StampHolds, ws, late.StampHolds)
+		if ok {
+			row.StampRounds++
+		} else {
+			p, ok = pairRound(bs, late0.Holds, ws, late.Holds)
+		}
+		row.PairedProbes = append(row.PairedProbes, p.Probes)
+		if !ok { // no figure this round: the verdict says so if too few rounds have one
+			continue
+		}
+		pd := median(pingWith.rtts) - median(pingBase.rtts)
+		lates = append(lates, us(late.Typical))
+		row.TruthUS, row.PingDeltas, row.Recovered = append(row.TruthUS, p.Truth), append(row.PingDeltas, pd), append(row.Recovered, p.Recovered)
+		row.ErrorPerRound = append(row.ErrorPerRound, p.Error)
+		errs, pingErrs = append(errs, p.Error), append(pingErrs, pd-p.Truth)
 	}
 	row.PingDeltaUS, row.RecoveredUS = meanCI(row.PingDeltas).Mean, meanCI(row.Recovered).Mean
 	row.InjectorLateUS = meanCI(lates).Mean
@@ -181,13 +232,14 @@ func (b *bench) accuracyRow(ctx context.Context, l *lab.Lab, st site, d time.Dur
 	row.OtherWorst, worst, row.OtherVerdict = judgeStill(others, otherTolerance)
 	row.OtherMaxUS = math.Abs(worst)
 	row.Error, row.PingError = meanCI(errs), meanCI(pingErrs)
-	row.TruthSource = "injected + the NFQUEUE delayer's median lateness with the delay - without"
-	if st.truthFromPing {
-		row.TruthSource = "ping's RTT p50 growth (the delay line reports only its mean lateness)"
-	}
+	row.TruthSource = "the injector's hold of the probes cnitrace measured, median with the delay - without; error: median of cnitrace's span - the hold over the same probes, with - without"
 	row.ToleranceUS = math.Max(0.03*row.InjectedUS, 20)
 	row.Goal = fmt.Sprintf("recovered - truth within +-%.0f us; every other segment's move within +-%.0f us (95%% CIs)", row.ToleranceUS, otherTolerance)
-	row.Verdict = allOf(judge(row.Error, band{-row.ToleranceUS, row.ToleranceUS}), row.OtherVerdict)
+	errVerdict := judge(row.Error, band{-row.ToleranceUS, row.ToleranceUS})
+	if 2*row.Error.N < row.Rounds { // a few rounds' figures are not the row's
+		errVerdict = notJudged("%d of %d rounds paired %d+ probes with the injector's holds (%v)", row.Error.N, row.Rounds, minPaired, row.PairedProbes)
+	}
+	row.Verdict = allOf(errVerdict, row.OtherVerdict)
 	row.Met = row.Verdict.Met()
 	return row, nil
 }
@@ -199,7 +251,7 @@ func (b *bench) injected(ctx context.Context, l *lab.Lab, st site, d time.Durati
 	if err != nil {
 		return traceRun{}, pingRun{}, injectorLate{}, err
 	}
-	t, p, werr := b.traceWithPing(ctx, l, n, 10*time.Millisecond)
+	t, p, werr := b.traceWithPing(ctx, l, n, 10*time.Millisecond, "--for-merge")
 	late, serr := stop()
 	return t, p, late, errors.Join(werr, serr)
 }
@@ -209,6 +261,21 @@ func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
 // otherTolerance is how far the segments that do not hold the delay may
 // move, in us.
 const otherTolerance = 10.0
+
+// heldSegment is the segment of rep that holds the site's delay (zero
+// when none does).
+func heldSegment(st site, rep report) segment {
+	kind := map[string]string{}
+	for _, p := range rep.Points {
+		kind[p.ID] = p.Kind
+	}
+	for _, s := range rep.Segments {
+		if s.US != nil && st.holds(s, kind) {
+			return s
+		}
+	}
+	return segment{}
+}
 
 // compareSegments finds the segment holding the site and how far each of
 // the others moved between two reports of the same path.

@@ -41,6 +41,24 @@ type report struct {
 		Capture  struct{ Packets, Drops, Freezes uint64 }
 	}
 	Segments []segment
+	Stamps   *stamps `json:"stamps"` // trace --for-merge: every probe's capture stamps
+}
+
+// stamps is what the bench reads of a report's stamps record: the steps
+// a probe takes and each probe's kernel stamp at each (Unix ns, 0: not
+// seen there).
+type stamps struct {
+	Steps []struct {
+		Point string
+		Reply bool
+	}
+	Runs []struct {
+		RunID  string `json:"run_id"` // 16 hex digits
+		Probes []struct {
+			Seq uint32
+			At  []int64
+		}
+	}
 }
 
 type segment struct {
@@ -196,7 +214,7 @@ func (b *bench) counts(full, quick int) int {
 // interval across l at the same time: the trace starts first and sends
 // armLead's worth of extra probes, so that its probes cover ping's whole
 // run once its captures are armed.
-func (b *bench) traceWithPing(ctx context.Context, l *lab.Lab, n int, interval time.Duration) (traceRun, pingRun, error) {
+func (b *bench) traceWithPing(ctx context.Context, l *lab.Lab, n int, interval time.Duration, flags ...string) (traceRun, pingRun, error) {
 	const armLead = 300 * time.Millisecond
 	extra := int(2 * armLead / interval)
 	done := make(chan struct{})
@@ -204,7 +222,7 @@ func (b *bench) traceWithPing(ctx context.Context, l *lab.Lab, n int, interval t
 	var terr error
 	go func() {
 		defer close(done)
-		t, terr = b.trace(ctx, l, "--count", strconv.Itoa(n+extra), "--interval", interval.String())
+		t, terr = b.trace(ctx, l, append([]string{"--count", strconv.Itoa(n + extra), "--interval", interval.String()}, flags...)...)
 	}()
 	select {
 	case <-time.After(armLead):

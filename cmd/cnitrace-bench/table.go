@@ -92,20 +92,28 @@ func floats(v []float64) string {
 	return strings.Join(s, " ")
 }
 
+// pairedCell is the fewest and most probes a row's rounds paired: "104-108".
+func pairedCell(n []int) string {
+	if len(n) == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%d-%d", slices.Min(n), slices.Max(n))
+}
+
 func printAccuracy(w io.Writer, rows []accuracyRow) []goalLine {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "1. accuracy\tinjected us\tinjector late us (max)\ttruth us\tping saw us\tping - truth [95% CI]\tsegment\trecovered us\trecovered - truth [95% CI]\tothers: worst mean move us\tverdict\t")
+	fmt.Fprintln(tw, "1. accuracy\tinjected us\tinjector late us (max)\tpaired probes\ttruth us\tping saw us\tping - truth [95% CI]\tsegment\trecovered us\trecovered - truth [95% CI]\tothers: worst mean move us\tverdict\t")
 	var goals []goalLine
 	for _, a := range rows {
-		fmt.Fprintf(tw, "%s\t%.0f\t%.1f (%.0f)\t%.1f\t%.1f\t%.1f [%.1f, %.1f]\t%s->%s\t%.1f\t%.1f [%.1f, %.1f]\t%.1f\t%s\t\n", a.Site, a.InjectedUS, a.InjectorLateUS, a.InjectorMaxUS,
-			meanCI(a.TruthUS).Mean, a.PingDeltaUS, a.PingError.Mean, a.PingError.Lo, a.PingError.Hi,
+		fmt.Fprintf(tw, "%s\t%.0f\t%.1f (%.0f)\t%s\t%.1f\t%.1f\t%.1f [%.1f, %.1f]\t%s->%s\t%.1f\t%.1f [%.1f, %.1f]\t%.1f\t%s\t\n", a.Site, a.InjectedUS, a.InjectorLateUS, a.InjectorMaxUS,
+			pairedCell(a.PairedProbes), meanCI(a.TruthUS).Mean, a.PingDeltaUS, a.PingError.Mean, a.PingError.Lo, a.PingError.Hi,
 			a.SegmentFrom, a.SegmentTo, a.RecoveredUS, a.Error.Mean, a.Error.Lo, a.Error.Hi, a.OtherMaxUS, a.Verdict)
 		goals = append(goals, goalLine{"1", fmt.Sprintf("accuracy, %s %.0f us: recovered within +-%.0f us of the truth, others within +-%.0f us", a.Site, a.InjectedUS, a.ToleranceUS, otherTolerance),
 			fmt.Sprintf("%s us; others: worst %s %.1f us, %s", a.Error, a.OtherWorst, a.OtherMaxUS, a.OtherVerdict), a.Verdict})
 	}
 	tw.Flush()
 	if len(rows) > 0 {
-		fmt.Fprintf(w, "   (%d rounds x %d probes each, cnitrace and ping at once; goal: recovered within max(3%%, 20 us) of the truth, every other segment's mean move within +-10 us (95%% CIs); truth:", rows[0].Rounds, rows[0].ProbesPerRound)
+		fmt.Fprintf(w, "   (%d rounds x %d probes each, cnitrace and ping at once; cnitrace's probes paired with the injector's hold of each; goal: recovered within max(3%%, 20 us) of the truth, every other segment's mean move within +-10 us (95%% CIs); truth:", rows[0].Rounds, rows[0].ProbesPerRound)
 		var sources []string
 		sites := map[string][]string{}
 		for _, a := range rows {

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cnitrace/cnitrace/probe"
 	"github.com/cnitrace/cnitrace/topology"
 )
 
@@ -29,6 +31,7 @@ type Delayer struct {
 	maxLate  atomic.Int64 // ns; written by the releaser only
 	mu       sync.Mutex
 	late     []time.Duration // the first lateSamples verdicts' lateness
+	holds    []Hold          // the first MaxHolds probes'
 }
 
 type nlSocket int
@@ -63,7 +66,7 @@ func (d *Delayer) bind() error {
 	if err := unix.SetsockoptTimeval(d.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 		return err
 	}
-	for _, m := range [][]byte{bindMessage(d.cfg.Queue), copyMetaMessage(d.cfg.Queue)} {
+	for _, m := range [][]byte{bindMessage(d.cfg.Queue), copyPacketMessage(d.cfg.Queue)} {
 		if err := d.request(m); err != nil {
 			return err
 		}
@@ -93,14 +96,20 @@ func (d *Delayer) Close() error { return unix.Close(d.fd) }
 func (d *Delayer) Stats() Stats {
 	d.mu.Lock()
 	med := medianOf(d.late)
+	holds := slices.Clone(d.holds)
 	d.mu.Unlock()
 	return Stats{Accepted: d.accepted.Load(), Dropped: d.dropped.Load(),
-		MaxLate: time.Duration(d.maxLate.Load()), MedianLate: med}
+		MaxLate: time.Duration(d.maxLate.Load()), MedianLate: med, Holds: holds}
 }
 
 type held struct {
 	id      uint32
+	at      time.Time // when it was read from the queue
+	stamp   time.Time // the skb's stamp (zero: none)
 	release time.Time
+	token   probe.Token
+	reply   bool
+	isProbe bool
 }
 
 // Run holds every queued packet for cfg.Delay and then accepts it (or drops
@@ -126,15 +135,17 @@ func (d *Delayer) receive(ctx context.Context, queue chan<- held) error {
 		if err != nil {
 			return fmt.Errorf("read nfqueue %d: %w", d.cfg.Queue, err)
 		}
-		ids, err := parseMessages(buf[:n])
+		pkts, err := parseMessages(buf[:n])
 		if err != nil {
 			return fmt.Errorf("read nfqueue %d: %w", d.cfg.Queue, err)
 		}
-		for _, id := range ids {
+		for _, p := range pkts {
+			h := held{id: p.id, at: at, stamp: p.stamp, release: at.Add(d.cfg.Delay)}
+			h.token, h.reply, h.isProbe = probeToken(p.payload)
 			select {
-			case queue <- held{id: id, release: at.Add(d.cfg.Delay)}:
+			case queue <- h:
 			default: // full: let it through now rather than stall the kernel's queue
-				d.verdict(id, verdictAccept)
+				d.verdict(p.id, verdictAccept)
 			}
 		}
 	}
@@ -145,19 +156,27 @@ func (d *Delayer) receive(ctx context.Context, queue chan<- held) error {
 func (d *Delayer) release(queue <-chan held) error {
 	for h := range queue {
 		waitUntil(h.release)
-		late := int64(time.Since(h.release))
+		now := time.Now()
+		late := int64(now.Sub(h.release))
 		if late > d.maxLate.Load() {
 			d.maxLate.Store(late)
+		}
+		v := uint32(verdictAccept)
+		if d.cfg.Loss > 0 && rand.Float64() < d.cfg.Loss {
+			v = verdictDrop
 		}
 		d.mu.Lock()
 		if len(d.late) < lateSamples {
 			d.late = append(d.late, time.Duration(late))
 		}
-		d.mu.Unlock()
-		v := uint32(verdictAccept)
-		if d.cfg.Loss > 0 && rand.Float64() < d.cfg.Loss {
-			v = verdictDrop
+		if h.isProbe && v == verdictAccept && len(d.holds) < MaxHolds {
+			hd := Hold{Token: h.token, Reply: h.reply, Hold: now.Sub(h.at)}
+			if !h.stamp.IsZero() {
+				hd.SinceStamp = now.Sub(h.stamp)
+			}
+			d.holds = append(d.holds, hd)
 		}
+		d.mu.Unlock()
 		if err := d.verdict(h.id, v); err != nil {
 			return err
 		}

@@ -2,13 +2,19 @@ package nfqdelay_test
 
 import (
 	"context"
+	"net"
 	"regexp"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
 
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+
 	"github.com/cnitrace/cnitrace/cmd/cnitrace-bench/nfqdelay"
+	"github.com/cnitrace/cnitrace/probe"
+	"github.com/cnitrace/cnitrace/topology"
 	"github.com/cnitrace/cnitrace/topology/lab"
 	"github.com/cnitrace/cnitrace/topology/lab/labtest"
 )
@@ -70,4 +76,48 @@ func TestPrivilegedDelaysForwardedRequests(t *testing.T) {
 	if s := d.Stats(); s.Accepted < 18 || s.Dropped != 0 {
 		t.Errorf("got %+v, want about 20 accepted and none dropped", s)
 	}
+}
+
+// The delayer records the hold of each packet carrying a probe token, by
+// run id and sequence, and none for ping's.
+func TestPrivilegedHoldsProbes(t *testing.T) {
+	const d, n, runID = time.Millisecond, 10, 0xfeedface01234567
+	l := labtest.New(t)
+	del, err := nfqdelay.Open(l.Nodes[0].NS, nfqdelay.Config{Queue: 8, Delay: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer del.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- del.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	iptables(t, l, "-I", "FORWARD", "-i", lab.BridgeName, "-o", lab.VXLANName, "-p", "icmp",
+		"-j", "NFQUEUE", "--queue-num", "8", "--queue-bypass")
+	pingP50(t, l, 3)
+	c, err := topology.Open(l.Nodes[0].Pod.NS, func() (*icmp.PacketConn, error) { return icmp.ListenPacket("ip4:icmp", "0.0.0.0") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for seq := range n {
+		m := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: 0x4c61, Seq: seq,
+			Data: probe.Payload{RunID: runID, Seq: uint32(seq)}.Marshal(56)}}
+		b, _ := m.Marshal(nil)
+		if _, err := c.WriteTo(b, &net.IPAddr{IP: l.Nodes[1].Pod.Addr.AsSlice()}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the last one's verdict
+	s := del.Stats()
+	if s.Accepted < n+3 || len(s.Holds) != n {
+		t.Fatalf("accepted %d, %d holds; want %d+ accepted, %d holds (the probes', not ping's): %+v", s.Accepted, len(s.Holds), n+3, n, s.Holds)
+	}
+	for i, h := range s.Holds {
+		if h.Token != (probe.Token{RunID: runID, Seq: uint32(i)}) || h.Reply || h.Hold < d || h.Hold > d+5*time.Millisecond {
+			t.Errorf("hold %d: %+v; want run %x seq %d, a request, held %v-%v", i, h, uint64(runID), i, d, d+5*time.Millisecond)
+		}
+	}
+	t.Logf("holds: first %+v, last %+v", s.Holds[0], s.Holds[n-1])
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -14,13 +15,19 @@ const (
 	msgVerdict = 1 // NFQNL_MSG_VERDICT
 	msgConfig  = 2 // NFQNL_MSG_CONFIG
 
-	attrCfgCmd     = 1 // NFQA_CFG_CMD
-	attrCfgParams  = 2 // NFQA_CFG_PARAMS
-	attrPacketHdr  = 1 // NFQA_PACKET_HDR
-	attrVerdictHdr = 2 // NFQA_VERDICT_HDR
+	attrCfgCmd     = 1  // NFQA_CFG_CMD
+	attrCfgParams  = 2  // NFQA_CFG_PARAMS
+	attrPacketHdr  = 1  // NFQA_PACKET_HDR
+	attrVerdictHdr = 2  // NFQA_VERDICT_HDR
+	attrTimestamp  = 4  // NFQA_TIMESTAMP: the skb's stamp, s and us (be64 each), when it has one
+	attrPayload    = 10 // NFQA_PAYLOAD
 
-	cmdBind  = 1 // NFQNL_CFG_CMD_BIND
-	copyMeta = 1 // NFQNL_COPY_META: the packet id is all we need
+	cmdBind    = 1 // NFQNL_CFG_CMD_BIND
+	copyPacket = 2 // NFQNL_COPY_PACKET: the id and the packet's first copyRange bytes
+
+	// copyRange is how much of each packet is copied to user space: the
+	// IPv4 header (with options), the ICMP header and the probe token.
+	copyRange = 60 + 8 + 24
 
 	verdictDrop   = 0 // NF_DROP
 	verdictAccept = 1 // NF_ACCEPT
@@ -62,9 +69,10 @@ func bindMessage(queue uint16) []byte {
 	return message(msgConfig, unix.NLM_F_ACK, queue, attr(attrCfgCmd, cmd))
 }
 
-// copyMetaMessage asks for metadata only, no packet bytes.
-func copyMetaMessage(queue uint16) []byte {
-	params := []byte{0, 0, 0, 0, copyMeta} // copy_range (be32), copy_mode
+// copyPacketMessage asks for the packet id and the first copyRange bytes
+// of the packet, enough to find a probe's token.
+func copyPacketMessage(queue uint16) []byte {
+	params := []byte{0, 0, 0, copyRange, copyPacket} // copy_range (be32), copy_mode
 	return message(msgConfig, unix.NLM_F_ACK, queue, attr(attrCfgParams, params))
 }
 
@@ -79,10 +87,18 @@ func verdictMessage(queue uint16, id uint32, verdict uint32) []byte {
 // errShort is returned for a netlink message cut short.
 var errShort = errors.New("truncated netlink message")
 
-// parseMessages walks a buffer of netlink messages and returns the ids of
-// queued packets; an NLMSG_ERROR with a nonzero code is returned as error.
-func parseMessages(b []byte) ([]uint32, error) {
-	var ids []uint32
+// queued is one packet the kernel queued: its id and the start of the
+// packet (nil when the message had none), which aliases the read buffer.
+type queued struct {
+	id      uint32
+	payload []byte
+	stamp   time.Time // the skb's own stamp, to the us; zero when it had none
+}
+
+// parseMessages walks a buffer of netlink messages and returns the queued
+// packets; an NLMSG_ERROR with a nonzero code is returned as error.
+func parseMessages(b []byte) ([]queued, error) {
+	var ids []queued
 	for len(b) >= nlmsgHdrLen {
 		n := int(binary.NativeEndian.Uint32(b[0:4]))
 		typ := binary.NativeEndian.Uint16(b[4:6])
@@ -99,8 +115,8 @@ func parseMessages(b []byte) ([]uint32, error) {
 				return ids, fmt.Errorf("netlink: %w", unix.Errno(-code))
 			}
 		case typ == unix.NFNL_SUBSYS_QUEUE<<8|msgPacket:
-			if id, ok := packetID(body); ok {
-				ids = append(ids, id)
+			if q, ok := packetOf(body); ok {
+				ids = append(ids, q)
 			}
 		}
 		b = b[min((n+3)&^3, len(b)):]
@@ -108,21 +124,28 @@ func parseMessages(b []byte) ([]uint32, error) {
 	return ids, nil
 }
 
-// packetID finds NFQA_PACKET_HDR in a packet message and returns its id.
-func packetID(body []byte) (uint32, bool) {
+// packetOf finds NFQA_PACKET_HDR in a packet message, and NFQA_PAYLOAD
+// if there is one, and returns the packet's id and payload.
+func packetOf(body []byte) (q queued, ok bool) {
 	if len(body) < nfgenmsgLen {
-		return 0, false
+		return q, false
 	}
 	for a := body[nfgenmsgLen:]; len(a) >= 4; {
 		n := int(binary.NativeEndian.Uint16(a[0:2]))
 		typ := binary.NativeEndian.Uint16(a[2:4]) & nlaTypeMask
 		if n < 4 || n > len(a) {
-			return 0, false
+			break
 		}
-		if typ == attrPacketHdr && n >= 8 {
-			return binary.BigEndian.Uint32(a[4:8]), true
+		switch {
+		case typ == attrPacketHdr && n >= 8:
+			q.id, ok = binary.BigEndian.Uint32(a[4:8]), true
+		case typ == attrPayload:
+			q.payload = a[4:n]
+		case typ == attrTimestamp && n >= 20:
+			sec, usec := binary.BigEndian.Uint64(a[4:12]), binary.BigEndian.Uint64(a[12:20])
+			q.stamp = time.Unix(int64(sec), int64(usec)*1000)
 		}
 		a = a[min((n+3)&^3, len(a)):]
 	}
-	return 0, false
+	return q, ok
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cnitrace/cnitrace/probe"
 )
 
 // packetMessage builds what the kernel sends for a queued packet:
@@ -16,6 +18,45 @@ func packetMessage(id uint32) []byte {
 	binary.BigEndian.PutUint16(hdr[4:6], unix.ETH_P_IP)
 	hdr[6] = 2 // NF_INET_FORWARD
 	return message(msgPacket, 0, 7, attr(attrPacketHdr, hdr))
+}
+
+// packetWithPayload is packetMessage with an NFQA_PAYLOAD attribute.
+func packetWithPayload(id uint32, payload []byte) []byte {
+	hdr := make([]byte, 7)
+	binary.BigEndian.PutUint32(hdr[0:4], id)
+	binary.BigEndian.PutUint16(hdr[4:6], unix.ETH_P_IP)
+	hdr[6] = 2
+	return message(msgPacket, 0, 7, attr(attrPacketHdr, hdr), attr(attrPayload, payload))
+}
+
+// echoPacket is an IPv4 ICMP echo (type typ) carrying payload.
+func echoPacket(typ byte, payload []byte) []byte {
+	p := make([]byte, 28, 28+len(payload))
+	p[0], p[9] = 0x45, 1
+	p[20] = typ
+	return append(p, payload...)
+}
+
+func TestPayloadToken(t *testing.T) {
+	tok := probe.Payload{RunID: 0x1122334455667788, Seq: 9}.Marshal(56)
+	msgs := append(packetWithPayload(5, echoPacket(8, tok)), packetWithPayload(6, echoPacket(0, tok))...)
+	msgs = append(msgs, packetWithPayload(7, echoPacket(8, make([]byte, 56)))...) // ping's, no magic
+	pkts, err := parseMessages(msgs)
+	if err != nil || len(pkts) != 3 {
+		t.Fatalf("got %v, %v; want 3 packets", pkts, err)
+	}
+	want := probe.Token{RunID: 0x1122334455667788, Seq: 9}
+	for i, w := range []struct{ probe, reply bool }{{true, false}, {true, true}, {false, false}} {
+		got, reply, ok := probeToken(pkts[i].payload)
+		if ok != w.probe || reply != w.reply || (ok && got != want) {
+			t.Errorf("packet %d: got %+v reply %v probe %v; want probe %v reply %v", pkts[i].id, got, reply, ok, w.probe, w.reply)
+		}
+	}
+	for _, p := range [][]byte{nil, echoPacket(8, tok)[:30], append([]byte{0x46}, echoPacket(8, tok)[1:]...)} {
+		if _, _, ok := probeToken(p); ok {
+			t.Errorf("%x: a token in a short or misaligned packet", p)
+		}
+	}
 }
 
 func errorMessage(code int32) []byte {
@@ -29,8 +70,8 @@ func errorMessage(code int32) []byte {
 func TestParseMessages(t *testing.T) {
 	two := append(packetMessage(41), packetMessage(42)...)
 	ids, err := parseMessages(two)
-	if err != nil || len(ids) != 2 || ids[0] != 41 || ids[1] != 42 {
-		t.Errorf("two packets: got %v, %v; want [41 42]", ids, err)
+	if err != nil || len(ids) != 2 || ids[0].id != 41 || ids[1].id != 42 || ids[0].payload != nil {
+		t.Errorf("two packets: got %v, %v; want 41 and 42, no payload", ids, err)
 	}
 	if ids, err := parseMessages(errorMessage(0)); err != nil || len(ids) != 0 {
 		t.Errorf("ack: got %v, %v; want nothing", ids, err)
@@ -69,7 +110,11 @@ func FuzzParseMessages(f *testing.F) {
 	f.Add(packetMessage(5))
 	f.Add(errorMessage(-1))
 	f.Add([]byte{})
+	f.Add(packetWithPayload(5, echoPacket(8, probe.Payload{}.Marshal(24))))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		parseMessages(b) // must not panic on any input
+		pkts, _ := parseMessages(b) // must not panic on any input
+		for _, p := range pkts {
+			probeToken(p.payload)
+		}
 	})
 }

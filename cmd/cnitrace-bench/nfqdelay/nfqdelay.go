@@ -21,6 +21,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/cnitrace/cnitrace/probe"
 )
 
 // Config says how to treat queued packets.
@@ -52,6 +54,50 @@ type Stats struct {
 	// MedianLate is the median of the first lateSamples verdicts' lateness:
 	// unlike the mean, one stall of the machine does not move it.
 	MedianLate time.Duration
+	// Holds are the accepted packets that carried a cnitrace probe, with
+	// how long each was held (the first MaxHolds): the delay that probe
+	// was given, for comparing a trace with probe by probe.
+	Holds []Hold
+}
+
+// Hold is how long the Delayer held one cnitrace probe's packet: from
+// when it read the packet from the queue to just before it sent the
+// verdict, on one clock (CLOCK_REALTIME, which cnitrace's capture stamps
+// use too). The queue's round trip through the kernel (to user space
+// and back) is not in it; it is there, about the same, with no delay.
+type Hold struct {
+	Token probe.Token
+	Reply bool // an echo reply (else a request)
+	Hold  time.Duration
+	// SinceStamp is the time from the packet's skb stamp, which the
+	// kernel hands over with it when the skb has one (to the us), to the
+	// verdict: the hold plus the queue's way to user space. 0 when the
+	// skb had no stamp.
+	SinceStamp time.Duration
+}
+
+// MaxHolds bounds the holds a Delayer keeps.
+const MaxHolds = 8192
+
+// probeToken reads a probe's token from the start of an IPv4 packet: an
+// ICMP echo request or reply whose data opens with probe.Magic.
+func probeToken(p []byte) (t probe.Token, reply, ok bool) {
+	if len(p) < 20 || p[0]>>4 != 4 || p[9] != 1 { // IPv4, ICMP
+		return t, false, false
+	}
+	ihl := int(p[0]&0x0f) * 4
+	if ihl < 20 || len(p) < ihl+8 {
+		return t, false, false
+	}
+	m := p[ihl:]
+	if (m[0] != 8 && m[0] != 0) || m[1] != 0 { // echo request or reply
+		return t, false, false
+	}
+	tok, err := probe.ParseToken(m[8:])
+	if err != nil {
+		return t, false, false
+	}
+	return tok, m[0] == 0, true
 }
 
 // lateSamples bounds the lateness kept for MedianLate.
