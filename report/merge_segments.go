@@ -26,7 +26,7 @@ func (m *mergedPath) plan(lines [][]sighting) []span {
 				continue
 			}
 			seen++
-			if m.sameNode(i) && b.skb && m.steps[i+1].dir == topology.RX && b.ns == a.ns {
+			if m.inheritedAt(at, i+1) {
 				inherited++
 			}
 		}
@@ -43,6 +43,19 @@ func (m *mergedPath) plan(lines [][]sighting) []span {
 		spans[i] = sp
 	}
 	return spans
+}
+
+// inheritedAt reports whether the stamp at step j (above 0) of a probe's
+// merged timeline at was inherited from step j-1, on the same node.
+func (m *mergedPath) inheritedAt(at []sighting, j int) bool {
+	a, b := at[j-1], at[j]
+	return m.sameNode(j-1) && a.ok && b.ok && b.skb && m.steps[j].dir == topology.RX && b.ns == a.ns
+}
+
+// stale is timeline.stale for a merged timeline: sp's time on at is left
+// out when its end or its start stamp was inherited.
+func (m *mergedPath) stale(at []sighting, sp span) bool {
+	return m.inheritedAt(at, sp.to) || sp.start > 0 && m.inheritedAt(at, sp.start)
 }
 
 // sameNode reports whether segment i lies on one node (it is not a wire).
@@ -79,7 +92,7 @@ func (m *mergedPath) segments(lines [][]sighting, fit *fitAt, pairs []probePair)
 			if at[i].ok && at[i+1].ok {
 				s.Seen++
 			}
-			if d, ok := m.duration(sp, at, fit, pairs[k]); ok && sp.separable {
+			if d, ok := m.duration(sp, at, fit, pairs[k]); ok && sp.separable && !m.stale(at, sp) {
 				ds = append(ds, d)
 				tm.d[k][i], tm.ok[k][i] = d, true
 			}

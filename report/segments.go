@@ -145,7 +145,7 @@ func count(steps []step, lines []*timeline, i int) (seen, inherited int) {
 			continue
 		}
 		seen++
-		if b.skb && steps[i+1].dir == topology.RX && b.ns == a.ns {
+		if inheritedAt(steps, l.at, i+1) {
 			inherited++
 		}
 	}

@@ -4,8 +4,6 @@ import (
 	"maps"
 	"slices"
 	"time"
-
-	"github.com/cnitrace/cnitrace/topology"
 )
 
 // durations is a distribution being collected: every value, or, for the
@@ -152,11 +150,11 @@ func (t *tally) fold(l *timeline, steps []step) {
 		a, b := l.at[i], l.at[i+1]
 		if a.ok && b.ok {
 			t.seen[i]++
-			if b.skb && steps[i+1].dir == topology.RX && b.ns == a.ns {
+			if inheritedAt(steps, l.at, i+1) {
 				t.inherited[i]++
 			}
 		}
-		if !t.plan[i].separable {
+		if !t.plan[i].separable || l.stale(steps, t.plan[i]) {
 			continue
 		}
 		if d, ok := l.duration(t.plan[i]); ok {
