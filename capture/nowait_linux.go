@@ -18,11 +18,16 @@ import (
 // waits themselves stay in the netpoller. It is the same as probe's
 // (probe/nowait_linux.go): the house style keeps a copy per package.
 
-// noWait makes syscall trap, which must not block, without the scheduler,
-// retrying when a signal interrupted it.
-func noWait(trap, a1, a2, a3, a4, a5, a6 uintptr) (uintptr, error) {
+// noWait makes call, a syscall that must not block made with RawSyscall,
+// again while a signal interrupts it. call makes the syscall itself, with
+// its pointers converted to uintptr in RawSyscall's own argument list:
+// only there (a function in assembly) does the compiler keep what they
+// point to alive and in place for the call; converted before, in the
+// arguments of a Go function, a stack object could move (the stack grows)
+// or a heap one be freed while the kernel reads or writes it.
+func noWait(call func() (uintptr, unix.Errno)) (uintptr, error) {
 	for {
-		r, _, errno := unix.RawSyscall6(trap, a1, a2, a3, a4, a5, a6)
+		r, errno := call()
 		switch errno {
 		case 0:
 			return r, nil
@@ -35,7 +40,10 @@ func noWait(trap, a1, a2, a3, a4, a5, a6 uintptr) (uintptr, error) {
 
 // timerfdSetNoWait sets timerfd fd to spec (relative).
 func timerfdSetNoWait(fd uintptr, spec *unix.ItimerSpec) error {
-	_, err := noWait(unix.SYS_TIMERFD_SETTIME, fd, 0, uintptr(unsafe.Pointer(spec)), 0, 0, 0)
+	_, err := noWait(func() (uintptr, unix.Errno) {
+		r, _, e := unix.RawSyscall6(unix.SYS_TIMERFD_SETTIME, fd, 0, uintptr(unsafe.Pointer(spec)), 0, 0, 0)
+		return r, e
+	})
 	return err
 }
 
@@ -43,13 +51,19 @@ func timerfdSetNoWait(fd uintptr, spec *unix.ItimerSpec) error {
 // none (the descriptor is non-blocking).
 func timerfdReadNoWait(fd uintptr) error {
 	var buf [8]byte
-	_, err := noWait(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0, 0, 0)
+	_, err := noWait(func() (uintptr, unix.Errno) {
+		r, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+		return r, e
+	})
 	return err
 }
 
 // epollNoWait returns the events epoll set fd holds now, into events.
 func epollNoWait(fd uintptr, events []unix.EpollEvent) (int, error) {
-	n, err := noWait(unix.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
+	n, err := noWait(func() (uintptr, unix.Errno) {
+		r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
+		return r, e
+	})
 	if err != nil {
 		return 0, err
 	}

@@ -113,7 +113,10 @@ func (q *errQueue) read(fd int) ([]errMsg, bool, error) {
 		h.SetIovlen(1)
 		h.SetControllen(len(q.oob[i]))
 	}
-	n, err := noWait(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&q.hdrs[0])), errBatch, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT, 0, 0)
+	n, err := noWait(func() (uintptr, unix.Errno) {
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&q.hdrs[0])), errBatch, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT, 0, 0)
+		return r, e
+	})
 	switch {
 	case errors.Is(err, unix.EAGAIN):
 		return nil, true, nil

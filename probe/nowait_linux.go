@@ -23,11 +23,16 @@ import (
 // together): futex calls ~1,000 -> ~120, nanosleep ~850 -> ~240, context
 // switches ~2,000 -> ~820.
 
-// noWait makes syscall trap, which must not block, without the scheduler,
-// retrying when a signal interrupted it.
-func noWait(trap, a1, a2, a3, a4, a5, a6 uintptr) (uintptr, error) {
+// noWait makes call, a syscall that must not block made with RawSyscall,
+// again while a signal interrupts it. call makes the syscall itself, with
+// its pointers converted to uintptr in RawSyscall's own argument list:
+// only there (a function in assembly) does the compiler keep what they
+// point to alive and in place for the call; converted before, in the
+// arguments of a Go function, a stack object could move (the stack grows)
+// or a heap one be freed while the kernel reads or writes it.
+func noWait(call func() (uintptr, unix.Errno)) (uintptr, error) {
 	for {
-		r, _, errno := unix.RawSyscall6(trap, a1, a2, a3, a4, a5, a6)
+		r, errno := call()
 		switch errno {
 		case 0:
 			return r, nil
@@ -41,8 +46,11 @@ func noWait(trap, a1, a2, a3, a4, a5, a6 uintptr) (uintptr, error) {
 // sendtoNoWait sends b to sa without waiting (MSG_DONTWAIT: EAGAIN when
 // the socket's buffer is full).
 func sendtoNoWait(fd uintptr, b []byte, sa *rawSockaddr) error {
-	_, err := noWait(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)),
-		unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&sa.buf)), uintptr(sa.len))
+	_, err := noWait(func() (uintptr, unix.Errno) {
+		r, _, e := unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)),
+			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&sa.buf)), uintptr(sa.len))
+		return r, e
+	})
 	return err
 }
 
@@ -53,7 +61,10 @@ func sendmsgNoWait(fd uintptr, b, oob []byte, sa *rawSockaddr) error {
 	h := unix.Msghdr{Name: (*byte)(unsafe.Pointer(&sa.buf)), Namelen: sa.len, Iov: &iov, Control: unsafe.SliceData(oob)}
 	h.SetIovlen(1)
 	h.SetControllen(len(oob))
-	_, err := noWait(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&h)), unix.MSG_DONTWAIT, 0, 0, 0)
+	_, err := noWait(func() (uintptr, unix.Errno) {
+		r, _, e := unix.RawSyscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&h)), unix.MSG_DONTWAIT)
+		return r, e
+	})
 	return err
 }
 
@@ -61,18 +72,27 @@ func sendmsgNoWait(fd uintptr, b, oob []byte, sa *rawSockaddr) error {
 func clearSockErr(fd uintptr) {
 	var v int32
 	l := uint32(unsafe.Sizeof(v))
-	noWait(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_ERROR, uintptr(unsafe.Pointer(&v)), uintptr(unsafe.Pointer(&l)), 0)
+	noWait(func() (uintptr, unix.Errno) {
+		r, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_ERROR, uintptr(unsafe.Pointer(&v)), uintptr(unsafe.Pointer(&l)), 0)
+		return r, e
+	})
 }
 
 // timerfdSetNoWait sets timerfd fd to spec (relative).
 func timerfdSetNoWait(fd uintptr, spec *unix.ItimerSpec) error {
-	_, err := noWait(unix.SYS_TIMERFD_SETTIME, fd, 0, uintptr(unsafe.Pointer(spec)), 0, 0, 0)
+	_, err := noWait(func() (uintptr, unix.Errno) {
+		r, _, e := unix.RawSyscall6(unix.SYS_TIMERFD_SETTIME, fd, 0, uintptr(unsafe.Pointer(spec)), 0, 0, 0)
+		return r, e
+	})
 	return err
 }
 
 // epollNoWait returns the events epoll set fd holds now, into events.
 func epollNoWait(fd uintptr, events []unix.EpollEvent) (int, error) {
-	n, err := noWait(unix.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
+	n, err := noWait(func() (uintptr, unix.Errno) {
+		r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
+		return r, e
+	})
 	if err != nil {
 		return 0, err
 	}

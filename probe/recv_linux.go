@@ -193,8 +193,11 @@ func pendingError(err error) bool {
 // name, where unix.Recvfrom allocated one per datagram.
 func recvfrom(fd int, b []byte, name *unix.RawSockaddrInet6) (int, netip.Addr, error) {
 	namelen := uint32(unsafe.Sizeof(*name))
-	n, err := noWait(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)),
-		unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(name)), uintptr(unsafe.Pointer(&namelen)))
+	n, err := noWait(func() (uintptr, unix.Errno) {
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)),
+			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(name)), uintptr(unsafe.Pointer(&namelen)))
+		return r, e
+	})
 	if err != nil {
 		return 0, netip.Addr{}, err
 	}
