@@ -123,6 +123,11 @@ func (b *bench) cpu(ctx context.Context, r *results) error {
 	return nil
 }
 
+// cpuRounds is how many rounds each CPU comparison runs: with 3 the
+// intervals were 0.3-0.9 wide (b1d9cd5: 1.01 [0.69, 1.33] at 10 ms),
+// too wide to tell a ratio near parity from either side of it.
+const cpuRounds = 6
+
 func (b *bench) cpuCompare(ctx context.Context, l *lab.Lab, s cpuSpec) (*cpuCompare, error) {
 	c := &cpuCompare{Probes: s.probes, IntervalMS: float64(s.interval) / float64(time.Millisecond), Flood: s.flood,
 		Comparator: "iputils ping (same count and interval) + 5 buffered tcpdumps", Goal: "cnitrace <= comparator (95% CI)"}
@@ -131,7 +136,7 @@ func (b *bench) cpuCompare(ctx context.Context, l *lab.Lab, s cpuSpec) (*cpuComp
 	}
 	var ratios, fair []float64
 	problem := ""
-	for i := range b.counts(3, 2) {
+	for i := range b.counts(cpuRounds, 2) {
 		rd, err := b.cpuRound(ctx, l, s, i)
 		if err != nil {
 			return nil, err
