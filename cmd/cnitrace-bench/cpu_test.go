@@ -58,3 +58,45 @@ func TestCPURoundJudgeFast(t *testing.T) {
 		t.Errorf("got %q", rd.Problem)
 	}
 }
+
+// A comparison with a fair ratio is judged on it alone: the ratio as
+// billed is shown, not judged.
+func TestCPUCompareJudgedOnFair(t *testing.T) {
+	rounds := func(billed, fair float64) []cpuRound {
+		var rs []cpuRound
+		for i := range 6 {
+			d := 0.01 * float64(i%3-1)
+			rs = append(rs, cpuRound{Ratio: billed + d, FairRatio: fair + d})
+		}
+		return rs
+	}
+	for _, tc := range []struct {
+		name         string
+		spec         cpuSpec
+		billed, fair float64
+		want         verdict
+	}{
+		{"plain: as billed", cpuSpec{}, 0.8, 3, met},
+		{"plain over", cpuSpec{}, 1.3, 0.5, notMet},
+		{"flood: fair", cpuSpec{flood: true}, 1.3, 0.7, met},
+		{"flood: fair over", cpuSpec{flood: true}, 0.7, 1.3, notMet},
+		{"1 ms: fair", cpuSpec{fast: true}, 1.7, 0.66, met},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &cpuCompare{Rounds: rounds(tc.billed, tc.fair)}
+			c.judge(tc.spec)
+			if c.Verdict != tc.want {
+				t.Errorf("verdict %v, want %v (ratio %v, fair %v)", c.Verdict, tc.want, c.Ratio, c.FairRatio)
+			}
+			if (tc.spec.flood || tc.spec.fast) != (c.FairRatio != nil) {
+				t.Errorf("fair ratio %v for %+v", c.FairRatio, tc.spec)
+			}
+		})
+	}
+	c := &cpuCompare{Rounds: rounds(0.5, 0.5)}
+	c.Rounds[2].Problem = "tcpdump on eth0 saw 0 of 600 packets"
+	c.judge(cpuSpec{fast: true})
+	if !strings.Contains(c.Verdict.String(), "tcpdump on eth0 saw 0") {
+		t.Errorf("a round not judged: got %v", c.Verdict)
+	}
+}

@@ -162,7 +162,7 @@ func printCPU(w io.Writer, c *cpuResult) []goalLine {
 		}
 		fig := "ratio " + x.c.Ratio.String()
 		if x.c.FairRatio != nil {
-			fig += ", fair " + x.c.FairRatio.String()
+			fig = "fair " + x.c.FairRatio.String() + " (judged); as billed " + x.c.Ratio.String()
 		}
 		fmt.Fprintf(w, "   %s; goal %s: %s\n", fig, x.c.Goal, x.c.Verdict)
 		goals = append(goals, goalLine{"4", fmt.Sprintf("CPU %s: %s", x.name, x.c.Goal), fig, x.c.Verdict})

@@ -32,7 +32,13 @@ var trendColumns = []struct {
 	{"same, under flood", func(r *results) (float64, bool) {
 		return r.CPU.ratio(func(c *cpuResult) *cpuCompare { return c.Flood })
 	}},
+	{"same, fair (judged)", func(r *results) (float64, bool) {
+		return r.CPU.fairRatio(func(c *cpuResult) *cpuCompare { return c.Flood })
+	}},
 	{"CPU 1 ms / (2 x 5 tcpdump)", func(r *results) (float64, bool) { return r.CPU.ratio(func(c *cpuResult) *cpuCompare { return c.Fast }) }},
+	{"same, fair (judged)", func(r *results) (float64, bool) {
+		return r.CPU.fairRatio(func(c *cpuResult) *cpuCompare { return c.Fast })
+	}},
 	{"time to answer / ping", func(r *results) (float64, bool) {
 		if r.Speed == nil || r.Speed.Answer == nil {
 			return 0, false
@@ -84,6 +90,15 @@ func (c *cpuResult) ratio(pick func(*cpuResult) *cpuCompare) (float64, bool) {
 		return 0, false
 	}
 	return pick(c).Ratio.Mean, true
+}
+
+// fairRatio is the comparison's fair ratio, which its goal is judged on;
+// runs before the bench computed one have none.
+func (c *cpuResult) fairRatio(pick func(*cpuResult) *cpuCompare) (float64, bool) {
+	if c == nil || pick(c) == nil || pick(c).FairRatio == nil || pick(c).FairRatio.N == 0 {
+		return 0, false
+	}
+	return pick(c).FairRatio.Mean, true
 }
 
 func (t *transportResult) ratio(pick func(*transportResult) *transportRow) (float64, bool) {

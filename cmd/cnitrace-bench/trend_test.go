@@ -13,7 +13,7 @@ import (
 func TestTrendTable(t *testing.T) {
 	full := results{
 		Commit:    commit{BinaryRevision: "0123456789abcdef0123", BinaryModified: true},
-		CPU:       &cpuResult{Plain: &cpuCompare{Ratio: interval{N: 3, Mean: 2.5}}, Fast: &cpuCompare{Ratio: interval{N: 3, Mean: 0.8}}},
+		CPU:       &cpuResult{Plain: &cpuCompare{Ratio: interval{N: 3, Mean: 2.5}}, Fast: &cpuCompare{Ratio: interval{N: 3, Mean: 0.8}, FairRatio: &interval{N: 3, Mean: 0.4}}},
 		RTT:       &rttFidelity{Alternating: &rttRounds{Ratio: interval{N: 5, Mean: 1.031}}},
 		Speed:     &speedResult{Rate: &rateResult{PerSecond: 1987.4}},
 		LoadStart: "2.31 1.90 1.52",
@@ -28,7 +28,7 @@ func TestTrendTable(t *testing.T) {
 	if !strings.HasPrefix(lines[2], "| 2026-11-25 | unknown | - | - | - |") {
 		t.Errorf("oldest first, unmeasured as -: got %q", lines[2])
 	}
-	want := "| 2026-12-02T031500Z | 0123456789ab+dirty | 1 / 2 / 3 | 2.50 | - | 0.80 | - | 1.03 | - | - | - | 1987 | - | 2.31 |"
+	want := "| 2026-12-02T031500Z | 0123456789ab+dirty | 1 / 2 / 3 | 2.50 | - | - | 0.80 | 0.40 | - | 1.03 | - | - | - | 1987 | - | 2.31 |"
 	if lines[3] != want {
 		t.Errorf("got  %q\nwant %q", lines[3], want)
 	}
@@ -50,8 +50,8 @@ func TestTrendDir(t *testing.T) {
 	if err := printTrendDir(&out, dir); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "| 2026-12-02T031500Z | unknown | - | - | - | - | 1.40 |") ||
-		!strings.Contains(out.String(), "| 2026-11-25 | unknown | 1 / 2 / 2 | - | - | - | - | 1.12 | - |") {
+	if !strings.Contains(out.String(), "| 2026-12-02T031500Z | unknown | - | - | - | - | - | - | 1.40 |") ||
+		!strings.Contains(out.String(), "| 2026-11-25 | unknown | 1 / 2 / 2 | - | - | - | - | - | - | 1.12 | - |") {
 		t.Errorf("got:\n%s", out.String())
 	}
 }
