@@ -3,6 +3,8 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -51,5 +53,68 @@ func TestForwardHolds(t *testing.T) {
 	late = forwardHolds(s, ms, true)
 	if len(late.StampHolds) != 0 || len(late.Holds) != 1 || late.Holds[probeKey{7, 0}] != 1000 {
 		t.Errorf("replies, no stamp: got %+v, want 1 hold of 1000 us from user space", late)
+	}
+}
+
+// stampedReport is a report of the steps p0 TX, p1 RX, p2 RX, p3 TX with
+// the segments' p50s given (0: not separable) and each probe's stamps at
+// the steps, in us from 1 s.
+func stampedReport(t *testing.T, p50s [3]float64, probes [][4]float64) report {
+	t.Helper()
+	var segs []map[string]any
+	for i, p := range p50s {
+		s := map[string]any{"from": fmt.Sprintf("p%d", i), "to": fmt.Sprintf("p%d", i+1), "direction": "request", "separable": p != 0}
+		if p != 0 {
+			s["us"] = map[string]float64{"p50": p}
+		}
+		segs = append(segs, s)
+	}
+	var ps []map[string]any
+	for seq, at := range probes {
+		ns := make([]int64, len(at))
+		for i, u := range at {
+			ns[i] = 1e9 + int64(u*1000)
+		}
+		ps = append(ps, map[string]any{"seq": seq, "at": ns})
+	}
+	steps := []map[string]any{{"point": "p0"}, {"point": "p1"}, {"point": "p2"}, {"point": "p3"}}
+	b, err := json.Marshal(map[string]any{"segments": segs, "stamps": map[string]any{
+		"steps": steps, "runs": []map[string]any{{"run_id": "0000000000000007", "probes": ps}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r report
+	if err := jsonInto(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// A segment the report times from an earlier step in one run (a
+// non-separable segment before it was merged in) and from its own in the
+// other moves by its own spans, on the probes whose stamps are their own
+// at both ends; one both time alike moves by the report's p50s.
+func TestCompareSegmentsLikeForLike(t *testing.T) {
+	var base, with [][4]float64
+	for i := range 24 {
+		if i < 13 { // the stamp at p2 is p1's: the span to p3 is p1->p3
+			base = append(base, [4]float64{0, 5, 5, 32})
+		} else {
+			base = append(base, [4]float64{0, 5, 17, 32})
+		}
+		with = append(with, [4]float64{0, 6, 18, 34})
+	}
+	b := stampedReport(t, [3]float64{5, 0, 27}, base) // p2->p3 merged from p1
+	w := stampedReport(t, [3]float64{6, 12, 16}, with)
+	none := site{name: "none", holds: func(segment, map[string]string) bool { return false }}
+	row, moves := compareSegments(none, b, w)
+	if got := moves["request p2->p3"]; got != 1 { // own spans: median 16 - median 15
+		t.Errorf("p2->p3 moved %.1f us, want 1 (its own spans, not 16 - 27 = -11 of the report's p50s)", got)
+	}
+	if got := moves["request p0->p1"]; got != 1 {
+		t.Errorf("p0->p1 moved %.1f us, want 1 (the report's p50s)", got)
+	}
+	if _, ok := moves["request p1->p2"]; ok || row.OtherFromStamps != 1 {
+		t.Errorf("moves %v, %d from stamps; want none for p1->p2 (not separable in the base), 1 from stamps", moves, row.OtherFromStamps)
 	}
 }
