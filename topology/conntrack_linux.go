@@ -24,11 +24,13 @@ import (
 // dumps included, without CAP_NET_ADMIN in the node netns's user
 // namespace; the error names it.
 func (d *discovery) dnat(src netip.Addr) (netip.Addr, bool, error) {
-	ct, err := OpenConntrack(d.node)
+	ct, err := d.conntrack()
 	if err != nil {
 		return netip.Addr{}, false, err
 	}
-	defer ct.Close()
+	if ct != d.ct {
+		defer ct.Close()
+	}
 	if d.flow.Proto == 0 && d.flow.EchoID != 0 && src.IsValid() {
 		// The probes' own entry, looked up by its tuple: one hash lookup
 		// where a dump walks the kernel's whole table. Without one (a
@@ -55,6 +57,18 @@ func (d *discovery) dnat(src netip.Addr) (netip.Addr, bool, error) {
 		}
 	}
 	return netip.Addr{}, false, nil
+}
+
+// conntrack returns the node's conntrack: the one opened with the
+// discovery's handles, else one opened now, which the caller closes.
+func (d *discovery) conntrack() (*Conntrack, error) {
+	switch {
+	case d.ct != nil:
+		return d.ct, nil
+	case d.ctErr != nil:
+		return nil, d.ctErr
+	}
+	return OpenConntrack(d.node)
 }
 
 // translated returns where the entry fl of a flow to target says the node

@@ -35,23 +35,16 @@ func Discover(src, node *NetNS, target netip.Addr) (*Path, error) {
 // DiscoverFlow is Discover for the probes of flow: the DNAT of target it
 // follows is the one the node's conntrack shows for flow's protocol and
 // destination port (kube-proxy translates TCP, UDP and SCTP, never ICMP).
+//
+// A caller that also checks the target first (CheckPeer) opens one
+// PathFinder for both.
 func DiscoverFlow(src, node *NetNS, target netip.Addr, flow Flow) (*Path, error) {
-	srcNL, err := NetlinkHandle(src)
+	f, err := OpenPathFinder(src, node)
 	if err != nil {
 		return nil, err
 	}
-	defer srcNL.Close()
-	nodeNL, err := NetlinkHandle(node)
-	if err != nil {
-		return nil, err
-	}
-	defer nodeNL.Close()
-
-	d := discovery{pod: src, node: node, podNL: srcNL, nodeNL: nodeNL, target: target, dest: target, flow: flow}
-	if src.Inode() == node.Inode() {
-		return d.fromNode()
-	}
-	return d.fromPod()
+	defer f.Close()
+	return f.Discover(target, flow)
 }
 
 type discovery struct {
@@ -65,6 +58,13 @@ type discovery struct {
 	// lookup is how the node's forwarding decision was asked for (the
 	// entry device and the pod's source address); nil from the node.
 	lookup *netlink.RouteGetOptions
+	// ct is the node's conntrack, opened with the handles (nil: opened
+	// when read, or ctErr says why it could not be).
+	ct    *Conntrack
+	ctErr error
+	// podRoutes is the pod's route lookup of target, when it was already
+	// made (PathFinder.CheckPeer); nil: podEgress makes it.
+	podRoutes []netlink.Route
 }
 
 // fromPod discovers the path of a probe sent from a pod namespace: through
@@ -199,7 +199,11 @@ func (d *discovery) add(ns *NetNS, l netlink.Link, kind Kind, dir Dir) *Point {
 // podEgress returns the pod interface the route to target leaves by, that
 // route, and the source address the pod uses.
 func (d *discovery) podEgress() (netlink.Link, netlink.Route, netip.Addr, error) {
-	routes, err := d.podNL.RouteGet(d.target.AsSlice())
+	routes := d.podRoutes
+	var err error
+	if routes == nil {
+		routes, err = d.podNL.RouteGet(d.target.AsSlice())
+	}
 	if err != nil || len(routes) == 0 {
 		return nil, netlink.Route{}, netip.Addr{}, fmt.Errorf("find route to %s in pod netns %s: %w", d.target, d.pod, orNoRoute(err))
 	}

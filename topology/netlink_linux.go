@@ -12,13 +12,17 @@ type nlHandle struct{ *netlink.Handle }
 
 func (h nlHandle) Close() error { h.Handle.Close(); return nil }
 
-// NetlinkHandle returns a netlink handle whose sockets live in ns. It is
-// created with Open rather than netlink.NewHandleAt, which switches the
-// caller's own thread and unlocks it even when switching back failed.
-// Close it when done.
-func NetlinkHandle(ns *NetNS) (*netlink.Handle, error) {
+// NetlinkHandle returns a netlink handle whose sockets live in ns: one
+// for each netlink family given (unix.NETLINK_ROUTE, ...), or, with none,
+// one for each family the netlink package supports (route, XFRM and
+// netfilter), as netlink.NewHandle does. A handle that only reads links,
+// addresses, routes and neighbours needs NETLINK_ROUTE alone, and costs
+// one socket instead of three. It is created with Open rather than
+// netlink.NewHandleAt, which switches the caller's own thread and unlocks
+// it even when switching back failed. Close it when done.
+func NetlinkHandle(ns *NetNS, families ...int) (*netlink.Handle, error) {
 	h, err := Open(ns, func() (nlHandle, error) {
-		h, err := netlink.NewHandle()
+		h, err := netlink.NewHandle(families...)
 		return nlHandle{h}, NeedsCapability(err, "CAP_NET_ADMIN")
 	})
 	if err != nil {

@@ -2,7 +2,6 @@ package topology
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"net/netip"
 	"os"
@@ -18,13 +17,21 @@ import (
 // one of its interfaces, or 255.255.255.255) or multicast address there.
 // A target src has no route to is no error here: Discover reports that
 // with its context.
+//
+// PathFinder.CheckPeer is the same check with the finder's handle.
 func CheckPeer(src *NetNS, target netip.Addr) error {
-	nl, err := NetlinkHandle(src)
+	nl, err := NetlinkHandle(src, unix.NETLINK_ROUTE)
 	if err != nil {
 		return err
 	}
 	defer nl.Close()
 	routes, err := nl.RouteGet(target.AsSlice())
+	return checkRoutes(src, target, routes, err)
+}
+
+// checkRoutes is CheckPeer's verdict on src's route lookup of target,
+// routes and err.
+func checkRoutes(src *NetNS, target netip.Addr, routes []netlink.Route, err error) error {
 	if err != nil || len(routes) == 0 {
 		return nil
 	}
@@ -63,29 +70,40 @@ func forwardingOff(ns *NetNS, target netip.Addr, iif string) string {
 	} else {
 		sysctls = []string{"net/ipv6/conf/all/forwarding"}
 	}
-	for _, s := range sysctls {
-		if v, err := readSysctl(ns, s); err == nil && v == "0" {
+	values := readSysctls(ns, sysctls)
+	for i, s := range sysctls {
+		if values[i] == "0" {
 			return sysctlName(s) + " = 0"
 		}
 	}
 	return ""
 }
 
-// readSysctl reads /proc/sys/NAME as ns sees it. The files under
-// /proc/sys/net belong to the network namespace of the thread that opens
-// them, so the file is opened inside ns (and read outside, as any file
-// created there).
-func readSysctl(ns *NetNS, name string) (string, error) {
-	f, err := Open(ns, func() (*os.File, error) { return os.Open("/proc/sys/" + name) })
-	if err != nil {
-		return "", fmt.Errorf("read sysctl %s in %s: %w", sysctlName(name), ns, err)
+// readSysctls reads /proc/sys/NAME for each of names as ns sees them,
+// "" for one that cannot be read. The files under /proc/sys/net belong to
+// the network namespace of the thread that opens them, so they are opened
+// inside ns, all on one visit, and read outside, as any file created
+// there.
+func readSysctls(ns *NetNS, names []string) []string {
+	files := make([]*os.File, len(names))
+	_ = ns.Do(func() error { // a failed switch leaves every file nil: nothing read, nothing blamed
+		for i, name := range names {
+			files[i], _ = os.Open("/proc/sys/" + name)
+		}
+		return nil
+	})
+	values := make([]string, len(names))
+	for i, f := range files {
+		if f == nil {
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(f, 64))
+		f.Close()
+		if err == nil {
+			values[i] = string(bytes.TrimSpace(b))
+		}
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 64))
-	if err != nil {
-		return "", fmt.Errorf("read sysctl %s in %s: %w", sysctlName(name), ns, err)
-	}
-	return string(bytes.TrimSpace(b)), nil
+	return values
 }
 
 // sysctlName spells a /proc/sys path as sysctl(8) does: dots between the

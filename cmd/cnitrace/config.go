@@ -312,24 +312,35 @@ func (c *traceConfig) resolve(ctx context.Context, stderr io.Writer) (pod, node 
 		node.Close()
 		return nil, nil, nil, cli.Usagef("--baseline: the source netns %s is the node's: a hostNetwork trace has nothing to compare with (trace from a pod's netns)", pod.ID())
 	}
-	// Before the warm-up probe: nothing is sent to a broadcast address.
-	if err = topology.CheckPeer(pod, c.to); err != nil {
-		pod.Close()
-		node.Close()
-		return nil, nil, nil, c.peerError(err)
-	}
-	if err = c.warmUp(pod); err == nil {
-		path, err = topology.DiscoverFlow(pod, node, c.to, c.flow())
-		if err != nil && c.proto == probe.ICMP && errors.Is(err, syscall.ENETUNREACH) {
-			err = &noICMPRouteError{err: err, target: c.to}
-		}
-	}
-	if err != nil {
+	if path, err = c.discover(pod, node); err != nil {
 		pod.Close()
 		node.Close()
 		return nil, nil, nil, c.peerError(err)
 	}
 	return pod, node, path, nil
+}
+
+// discover checks that the target can be a peer of pod, sends the
+// warm-up probe and discovers the path, with one topology.PathFinder for
+// both: each namespace is entered, and each netlink socket made, once.
+func (c *traceConfig) discover(pod, node *topology.NetNS) (*topology.Path, error) {
+	f, err := topology.OpenPathFinder(pod, node)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// Before the warm-up probe: nothing is sent to a broadcast address.
+	if err := f.CheckPeer(c.to); err != nil {
+		return nil, err
+	}
+	if err := c.warmUp(pod); err != nil {
+		return nil, err
+	}
+	path, err := f.Discover(c.to, c.flow())
+	if err != nil && c.proto == probe.ICMP && errors.Is(err, syscall.ENETUNREACH) {
+		err = &noICMPRouteError{err: err, target: c.to}
+	}
+	return path, err
 }
 
 // noICMPRouteError is a discovery for ICMP probes that found no route to
