@@ -55,7 +55,7 @@ func (d *Decoder) decodeTCP(o *Observation, b []byte) error {
 		if m := binary.BigEndian.Uint32(opt[2:]); m != d.magic {
 			return fmt.Errorf("decode TCP: a SYN whose first option holds %#08x, not the magic", m)
 		}
-		o.Token = append([]byte(nil), opt[2:tcpTokenOptLen]...)
+		o.Token = d.keep(opt[2:tcpTokenOptLen])
 	default:
 		return fmt.Errorf("decode TCP: flags %#02x: neither a SYN nor a SYN-ACK or RST-ACK", flags)
 	}
@@ -130,7 +130,7 @@ func (d *Decoder) decodeQuotedTCP(o *Observation, b []byte) error {
 	return nil
 }
 
-// tcpOptionToken is a copy of the token in the first option of the TCP
+// tcpOptionToken is a copy (keep) of the token in the first option of the TCP
 // header b opens with, or nil when b does not hold all of it or the first
 // option is not the token's.
 func (d *Decoder) tcpOptionToken(b []byte) []byte {
@@ -139,7 +139,7 @@ func (d *Decoder) tcpOptionToken(b []byte) []byte {
 		binary.BigEndian.Uint32(b[offTCPMagic:]) != d.magic {
 		return nil
 	}
-	return append([]byte(nil), b[offTCPMagic:end]...)
+	return d.keep(b[offTCPMagic:end])
 }
 
 // quotedTransport returns the protocol (UDP or TCP) of a quoted IP packet
@@ -176,7 +176,7 @@ func quotedTransport(b []byte, v6 bool) (uint8, []byte, error) {
 
 // udpToken is where a UDP payload carries the token.
 type udpToken struct {
-	token     []byte // a copy
+	token     []byte // a copy (Decoder.keep)
 	dns, resp bool
 }
 
@@ -193,7 +193,7 @@ func (d *Decoder) udpToken(p []byte) (udpToken, error) {
 		if len(p) < TokenLen {
 			return udpToken{}, nil
 		}
-		return udpToken{token: append([]byte(nil), p[:TokenLen]...)}, nil
+		return udpToken{token: d.keep(p[:TokenLen])}, nil
 	}
 	if m := caseMask(d.magic); len(p) < offDNSMagic+4 || binary.BigEndian.Uint32(p[offDNSMagic:])|m != d.magic|m {
 		return udpToken{}, errNoToken
@@ -201,10 +201,10 @@ func (d *Decoder) udpToken(p []byte) (udpToken, error) {
 	if p[dnsHeaderLen] != dnsLabelLen || len(p) < offDNSMagic+dnsLabelLen {
 		return udpToken{}, fmt.Errorf("DNS question: first label of %d bytes, want %d (cnt1 and 24 hex digits)", p[dnsHeaderLen], dnsLabelLen)
 	}
-	t := udpToken{token: make([]byte, TokenLen), dns: true, resp: p[2]&dnsQR != 0}
-	binary.BigEndian.PutUint32(t.token, d.magic) // in the magic's case, which probe.ParseToken wants
-	if _, err := hex.Decode(t.token[4:], p[offDNSMagic+4:offDNSMagic+dnsLabelLen]); err != nil {
+	var tok [TokenLen]byte
+	binary.BigEndian.PutUint32(tok[:], d.magic) // in the magic's case, which probe.ParseToken wants
+	if _, err := hex.Decode(tok[4:], p[offDNSMagic+4:offDNSMagic+dnsLabelLen]); err != nil {
 		return udpToken{}, fmt.Errorf("DNS question: first label %q: %w", p[offDNSMagic:offDNSMagic+dnsLabelLen], err)
 	}
-	return t, nil
+	return udpToken{token: d.keep(tok[:]), dns: true, resp: p[2]&dnsQR != 0}, nil
 }
