@@ -111,3 +111,33 @@ func TestPollerWait(t *testing.T) {
 		t.Errorf("a wait with a deadline of 20ms after a wake returned after %v", took)
 	}
 }
+
+// TestPollerWaitsWithoutAllocating: the reader's sleep, wait and ready,
+// which run at every scan, make no heap allocation (the funcs they hand
+// the descriptors are made once, by newPoller), and the waits are
+// counted.
+func TestPollerWaitsWithoutAllocating(t *testing.T) {
+	p, err := newPoller(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	const runs = 50
+	allocs := testing.AllocsPerRun(runs, func() {
+		if err := p.sleep(50 * time.Microsecond); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.wait(time.Now().Add(50 * time.Microsecond)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.ready(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("a sleep, a wait and a ready took %v heap allocations, want none", allocs)
+	}
+	if p.waits < 2*runs {
+		t.Errorf("counted %d waits for %d sleeps and as many waits, want at least as many", p.waits, runs)
+	}
+}
