@@ -235,6 +235,50 @@ func TestWindow(t *testing.T) {
 	}
 }
 
+// TestWindowByKey finds probes by the OPT_ID key of their stamps as the
+// kernel hands keys out: one per send in order, none for a send refused
+// before the packet was built, one taken by a send refused after
+// (EPERM), across the 32-bit wrap and the ring's, with the oldest probes
+// handed over; keys of no probe in flight find nothing.
+func TestWindowByKey(t *testing.T) {
+	w := newWindow(MaxInFlight)
+	keys := map[uint32]uint32{} // key -> seq, of the keyed probes in flight
+	key, oldest := uint32(1<<32-300), uint32(0)
+	for seq := range uint32(1000) {
+		f := flight{Probe: Probe{Seq: seq}, key: key}
+		switch {
+		case seq%7 == 3: // ENETUNREACH: no key taken
+		case seq%11 == 5: // EPERM: a key taken, the probe refused
+			key++
+		default:
+			f.keyed = true
+			keys[key] = seq
+			key++
+		}
+		w.push(f)
+		if seq%3 == 0 && w.n > 40 { // hand over two oldest for every three sent
+			for range 2 {
+				p := w.pop()
+				delete(keys, p.key)
+				oldest++
+			}
+		}
+		for k, want := range keys {
+			if f := w.byKey(k); f == nil || f.Seq != want {
+				t.Fatalf("after probe %d: key %d found %v, want probe %d", seq, k, f, want)
+			}
+		}
+		for _, k := range []uint32{key, key + 1, key - uint32(w.n) - 5, key + 1<<31} {
+			if _, ok := keys[k]; !ok && w.byKey(k) != nil {
+				t.Fatalf("after probe %d: key %d found probe %d, want none", seq, k, w.byKey(k).Seq)
+			}
+		}
+	}
+	if oldest == 0 || key > 1<<31 {
+		t.Fatalf("handed over %d, last key %d: the test should have wrapped the keys and the ring", oldest, key)
+	}
+}
+
 // TestScheduleCatchesUpBelowAMillisecond: Go's timers wake about once a
 // millisecond, so at a 200 us interval the sender catches up with the
 // grid in bursts, and starts a new grid only beyond catchUp.
@@ -276,7 +320,7 @@ func TestCollectorAppliesWaitingRepliesFirst(t *testing.T) {
 	c := newCollector(conn, cd, cfg, 8)
 	t0 := time.Now()
 	c.win.push(flight{Probe: Probe{Seq: 0, SentAt: t0, Deadline: t0.Add(cfg.Timeout)}, keyed: true, due: t0.Add(-time.Second)})
-	c.keys[0], c.res.Sent, c.sending = 0, 1, false
+	c.res.Sent, c.sending = 1, false
 	req, err := cd.request(0, t0)
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,9 @@ import (
 // that only a socket opened for cfg's protocol and family can send it.
 type codec interface {
 	// request returns probe seq's packet as the socket sends it, its token
-	// stamped with sentAt where the format has room for it.
+	// stamped with sentAt where the format has room for it. The packet is
+	// the codec's own buffer, rewritten by the next request: a probe
+	// allocates nothing, and the send copies it into the kernel.
 	request(seq uint32, sentAt time.Time) ([]byte, error)
 	// dst is where every request goes.
 	dst() netip.AddrPort
@@ -72,7 +74,12 @@ type icmpCodec struct {
 	target netip.Addr
 	id     uint16
 	runID  uint64
-	size   int
+	// req is the run's echo request, rewritten in place for each probe:
+	// the header and the token change, the padding after them was written
+	// once. padSum is the padding's ones' complement sum, which the ICMPv4
+	// checksum covers in every request alike.
+	req    []byte
+	padSum uint32
 }
 
 // newICMPCodec returns the codec of cfg on an ICMP socket of family p: it
@@ -84,12 +91,20 @@ func newICMPCodec(p icmpProto, cfg Config) (codec, error) {
 	if want := protoFor(cfg.Target); p != want {
 		return nil, fmt.Errorf("target %s needs an %s socket, got an %s one (open it with ListenFor)", cfg.Target, want, p)
 	}
-	return &icmpCodec{proto: p, target: cfg.Target, id: cfg.ID, runID: cfg.RunID, size: cfg.Size}, nil
+	req := append(make([]byte, echoHeaderLen), newPayload(cfg.Size)...)
+	return &icmpCodec{
+		proto: p, target: cfg.Target, id: cfg.ID, runID: cfg.RunID,
+		req: req, padSum: uint32(fold(onesSum(0, req[echoHeaderLen+TokenLen:]))),
+	}, nil
 }
 
+// request rewrites the run's echo request for probe seq and returns it,
+// valid until the next request: nothing is allocated per probe.
 func (c *icmpCodec) request(seq uint32, sentAt time.Time) ([]byte, error) {
-	data := Payload{RunID: c.runID, Seq: seq, SentAt: sentAt}.Marshal(c.size)
-	return c.proto.echoRequest(c.id, seq, data)
+	c.proto.putEchoHeader(c.req, c.id, seq)
+	Payload{RunID: c.runID, Seq: seq, SentAt: sentAt}.put(c.req[echoHeaderLen:])
+	c.proto.setEchoChecksum(c.req, echoHeaderLen+TokenLen, c.padSum)
+	return c.req, nil
 }
 
 func (c *icmpCodec) dst() netip.AddrPort { return netip.AddrPortFrom(c.target, 0) }

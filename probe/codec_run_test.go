@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"bytes"
 	"context"
 	"net/netip"
 	"os"
@@ -40,7 +41,7 @@ func (c *peerConn) sendKeyed(b []byte, dst netip.AddrPort, now func() time.Time)
 	for _, s := range goodStamps(key, at) {
 		c.stamps <- s
 	}
-	msg, e := c.peer(b, dst)
+	msg, e := c.peer(bytes.Clone(b), dst) // the kernel copies the packet: the codec rewrites b
 	if msg != nil {
 		c.queue <- msg
 	}

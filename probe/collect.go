@@ -17,11 +17,10 @@ type collector struct {
 	codec codec
 	cfg   Config
 	res   *Result
-	win   window // the probes in flight
-	// keys maps the OPT_ID key of every probe in flight to its sequence.
-	// Keys of probes handed over, and of earlier runs on the same socket,
-	// are not in it, so their late stamps are ignored.
-	keys      map[uint32]uint32
+	// win holds the probes in flight, each with the OPT_ID key of its TX
+	// stamps (window.byKey). Probes handed over, and earlier runs on the
+	// same socket, are not in it, so their late stamps are ignored.
+	win       window
 	schedule  schedule
 	firstSend time.Time // monotonic; zero until the first send
 	sendAt    time.Time // when the next probe is due; zero: at once
@@ -33,7 +32,7 @@ type collector struct {
 func newCollector(conn endpoint, cd codec, cfg Config, limit int) *collector {
 	return &collector{
 		conn: conn, codec: cd, cfg: cfg, res: newResult(cfg), win: newWindow(limit),
-		keys: map[uint32]uint32{}, schedule: schedule{interval: cfg.Interval}, sending: true,
+		schedule: schedule{interval: cfg.Interval}, sending: true,
 	}
 }
 
@@ -176,9 +175,6 @@ func (f *flight) done(now time.Time) bool {
 // Result.Probes without one.
 func (c *collector) retire() {
 	f := c.win.pop()
-	if f.keyed {
-		delete(c.keys, f.key)
-	}
 	if !f.Answered() {
 		c.cfg.Progress.addUnanswered()
 	}
@@ -288,10 +284,8 @@ func (c *collector) resolve(low uint32) (uint32, bool) {
 }
 
 func (c *collector) stamp(s txStamp) {
-	if seq, ok := c.keys[s.key]; ok {
-		if f := c.win.at(seq); f != nil {
-			f.addStamp(s)
-		}
+	if f := c.win.byKey(s.key); f != nil {
+		f.addStamp(s)
 	}
 }
 
@@ -326,7 +320,6 @@ func (c *collector) send() error {
 	f := flight{Probe: Probe{Seq: seq, SentAt: sentAt}, due: now.Add(c.cfg.Timeout)}
 	if err == nil {
 		f.key, f.keyed = key, true
-		c.keys[key] = seq
 		f.Deadline = sentAt.Add(c.cfg.Timeout)
 	} else {
 		f.SendErr = err

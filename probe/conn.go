@@ -30,8 +30,11 @@ type endpoint interface {
 	codec(cfg Config) (codec, error)
 	// sendKeyed sends b to dst (the port is 0 for ICMP and raw TCP), reading now just before the send, and
 	// returns that time and the OPT_ID key the kernel gives the packet's TX
-	// timestamps. sentAt is zero when the send failed before it was timed;
-	// the key means nothing when err is not nil.
+	// timestamps: the keys of successive successful sends grow (modulo
+	// 2^32), as the kernel's do, which is how the run finds a stamp's
+	// probe (window.byKey). sentAt is zero when the send failed before it
+	// was timed; the key means nothing when err is not nil. b is only
+	// valid during the call (the codec rewrites it for the next probe).
 	sendKeyed(b []byte, dst netip.AddrPort, now func() time.Time) (sentAt time.Time, key uint32, err error)
 	// read waits until deadline for the socket to have something, then adds
 	// to rx (reset by the caller) the TX stamps and ICMP errors queued and
@@ -56,6 +59,7 @@ type rxBatch struct {
 	from   netip.Addr // who sent msg, as recvfrom says; invalid if it did not
 	at     time.Time  // when msg was read
 	buf    []byte     // room for the largest datagram
+	quotes []byte     // what errs quote (icmpErr.data), copied out of the socket's buffers
 }
 
 func newRxBatch() *rxBatch {
@@ -65,4 +69,15 @@ func newRxBatch() *rxBatch {
 // reset empties rx for the next read, keeping its buffers.
 func (rx *rxBatch) reset() {
 	rx.stamps, rx.errs, rx.msg, rx.from, rx.at = rx.stamps[:0], rx.errs[:0], nil, netip.Addr{}, time.Time{}
+	rx.quotes = rx.quotes[:0]
+}
+
+// keep copies b into rx's room for quotes and returns the copy, valid
+// until the next reset: the room grows to what one read holds and is
+// reused, where a copy of its own was an allocation per ICMP error. (A
+// copy made before the room grew stays valid: it keeps the old array.)
+func (rx *rxBatch) keep(b []byte) []byte {
+	start := len(rx.quotes)
+	rx.quotes = append(rx.quotes, b...)
+	return rx.quotes[start:len(rx.quotes):len(rx.quotes)]
 }

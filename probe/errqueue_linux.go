@@ -14,10 +14,11 @@ import (
 // IP_RECVERR or IPV6_RECVERR struct sock_extended_err of origin
 // SO_EE_ORIGIN_ICMP or SO_EE_ORIGIN_ICMP6, with the ICMP type and code,
 // followed by the address of the sender (SO_EE_OFFENDER). name is the
-// message's msg_name: the destination the quoted probe was sent to. ok is
-// false for anything else, malformed input included; it never panics. The
-// caller fills in data and at.
-func parseICMPErr(oob []byte, name unix.Sockaddr) (e icmpErr, ok bool) {
+// message's msg_name: the destination the quoted probe was sent to
+// (invalid when the kernel gave none). ok is false for anything else,
+// malformed input included; it never panics. The caller fills in data and
+// at.
+func parseICMPErr(oob []byte, name netip.AddrPort) (e icmpErr, ok bool) {
 	var ee []byte
 	if err := walkCmsgs(oob, func(level, typ int32, data []byte) {
 		if level == unix.SOL_IP && typ == unix.IP_RECVERR || level == unix.SOL_IPV6 && typ == unix.IPV6_RECVERR {
@@ -34,13 +35,7 @@ func parseICMPErr(oob []byte, name unix.Sockaddr) (e icmpErr, ok bool) {
 		return icmpErr{}, false
 	}
 	e.typ, e.code = ee[5], ee[6]
-	e.from = offender(ee[extErrLen:])
-	switch sa := name.(type) {
-	case *unix.SockaddrInet4:
-		e.dst = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
-	case *unix.SockaddrInet6:
-		e.dst = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port))
-	}
+	e.from, e.dst = offender(ee[extErrLen:]), name
 	return e, true
 }
 
@@ -98,7 +93,7 @@ type errQueue struct {
 type errMsg struct {
 	data, oob []byte
 	flags     int32
-	name      unix.Sockaddr
+	name      netip.AddrPort // msg_name; invalid when empty
 }
 
 // read reads up to errBatch messages from fd's error queue without
@@ -135,16 +130,17 @@ func (q *errQueue) read(fd int) ([]errMsg, bool, error) {
 	return q.msgs[:n], n < errBatch, nil
 }
 
-// rawName converts the msg_name the kernel wrote (n bytes) to a
-// Sockaddr: an IPv4 or IPv6 one, or nil for anything else (an empty name,
-// as a TX stamp has with OPT_TSONLY).
-func rawName(raw *unix.RawSockaddrInet6, n uint32) unix.Sockaddr {
+// rawName converts the msg_name the kernel wrote (n bytes) to an address
+// and port: an IPv4 or IPv6 one, or an invalid one for anything else (an
+// empty name, as a TX stamp has with OPT_TSONLY). Unlike a unix.Sockaddr
+// it costs no allocation.
+func rawName(raw *unix.RawSockaddrInet6, n uint32) netip.AddrPort {
 	switch {
 	case n >= unix.SizeofSockaddrInet4 && raw.Family == unix.AF_INET:
 		v4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(raw))
-		return &unix.SockaddrInet4{Port: int(binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&v4.Port))[:])), Addr: v4.Addr}
+		return netip.AddrPortFrom(netip.AddrFrom4(v4.Addr), binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&v4.Port))[:]))
 	case n >= unix.SizeofSockaddrInet6 && raw.Family == unix.AF_INET6:
-		return &unix.SockaddrInet6{Port: int(binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&raw.Port))[:])), Addr: raw.Addr, ZoneId: raw.Scope_id}
+		return netip.AddrPortFrom(netip.AddrFrom16(raw.Addr), binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&raw.Port))[:]))
 	}
-	return nil
+	return netip.AddrPort{}
 }

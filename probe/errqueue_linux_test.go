@@ -3,7 +3,6 @@ package probe
 import (
 	"encoding/binary"
 	"net/netip"
-	"reflect"
 	"testing"
 	"time"
 	"unsafe"
@@ -25,8 +24,7 @@ func icmpErrOOB(typ, code uint8, from netip.Addr) []byte {
 
 func TestParseICMPErr(t *testing.T) {
 	router := netip.MustParseAddr("10.244.1.1")
-	name := &unix.SockaddrInet4{Addr: [4]byte{10, 96, 0, 10}, Port: 53}
-	e, ok := parseICMPErr(icmpErrOOB(3, 3, router), name)
+	e, ok := parseICMPErr(icmpErrOOB(3, 3, router), netip.MustParseAddrPort("10.96.0.10:53"))
 	if !ok || e.v6 || e.typ != 3 || e.code != 3 || e.from != router || e.dst != netip.MustParseAddrPort("10.96.0.10:53") {
 		t.Errorf("port unreachable: got %+v, %v", e, ok)
 	}
@@ -36,7 +34,7 @@ func TestParseICMPErr(t *testing.T) {
 	ee = append(ee, make([]byte, 12)...) // sockaddr_in6 is 28 bytes
 	binary.NativeEndian.PutUint16(ee[16:], unix.AF_INET6)
 	copy(ee[24:], netip.MustParseAddr("fd00::1").AsSlice())
-	e, ok = parseICMPErr(cmsg(unix.SOL_IPV6, unix.IPV6_RECVERR, ee), &unix.SockaddrInet6{Addr: netip.MustParseAddr("fd00::a").As16(), Port: 53})
+	e, ok = parseICMPErr(cmsg(unix.SOL_IPV6, unix.IPV6_RECVERR, ee), netip.MustParseAddrPort("[fd00::a]:53"))
 	if !ok || !e.v6 || e.typ != 1 || e.code != 4 || e.from != netip.MustParseAddr("fd00::1") || e.dst.Port() != 53 {
 		t.Errorf("ICMPv6 port unreachable: got %+v, %v", e, ok)
 	}
@@ -48,7 +46,7 @@ func TestParseICMPErr(t *testing.T) {
 		"no cmsg":     nil,
 		"truncated":   icmpErrOOB(3, 3, router)[:10],
 	} {
-		if e, ok := parseICMPErr(oob, nil); ok {
+		if e, ok := parseICMPErr(oob, netip.AddrPort{}); ok {
 			t.Errorf("%s: parsed %+v", name, e)
 		}
 	}
@@ -62,14 +60,14 @@ func FuzzParseICMPErr(f *testing.F) {
 	f.Add(icmpErrOOB(3, 3, netip.MustParseAddr("10.0.0.1")))
 	f.Add(stampOOB(stampSoftware, 2, time.Unix(1795579585, 0)))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		parseICMPErr(b, nil)
+		parseICMPErr(b, netip.AddrPort{})
 		offender(b)
 	})
 }
 
 // TestRawName: msg_name as the kernel writes it, into a sockaddr_in6's
-// room, comes back as the Sockaddr parseICMPErr reads; an empty or
-// foreign one as nil.
+// room, comes back as the address and port parseICMPErr reads; an empty
+// or foreign one as an invalid one.
 func TestRawName(t *testing.T) {
 	var v4, v6, unix6 unix.RawSockaddrInet6
 	r4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(&v4))
@@ -82,18 +80,18 @@ func TestRawName(t *testing.T) {
 		name string
 		raw  *unix.RawSockaddrInet6
 		n    uint32
-		want unix.Sockaddr
+		want netip.AddrPort
 	}{
-		{"ipv4", &v4, unix.SizeofSockaddrInet4, &unix.SockaddrInet4{Port: 53, Addr: [4]byte{10, 244, 2, 2}}},
-		{"ipv6", &v6, unix.SizeofSockaddrInet6, &unix.SockaddrInet6{Port: 443, Addr: netip.MustParseAddr("fd00::7").As16(), ZoneId: 3}},
-		{"empty, as a TX stamp's", &v4, 0, nil},
-		{"ipv6 cut short", &v6, unix.SizeofSockaddrInet4, nil},
-		{"another family", &unix6, unix.SizeofSockaddrInet6, nil},
+		{"ipv4", &v4, unix.SizeofSockaddrInet4, netip.MustParseAddrPort("10.244.2.2:53")},
+		{"ipv6", &v6, unix.SizeofSockaddrInet6, netip.MustParseAddrPort("[fd00::7]:443")},
+		{"empty, as a TX stamp's", &v4, 0, netip.AddrPort{}},
+		{"ipv6 cut short", &v6, unix.SizeofSockaddrInet4, netip.AddrPort{}},
+		{"another family", &unix6, unix.SizeofSockaddrInet6, netip.AddrPort{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := rawName(tc.raw, tc.n); !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("got %#v, want %#v", got, tc.want)
+			if got := rawName(tc.raw, tc.n); got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -44,31 +45,70 @@ func (p icmpProto) echoTypes() (request, reply icmp.Type) {
 	return ipv4.ICMPTypeEcho, ipv4.ICMPTypeEchoReply
 }
 
-// echoRequest builds the echo request of probe seq carrying data. An
-// ICMPv6 request goes out with a zero checksum: it covers a pseudo-header
-// with the source address, which only the kernel knows, and the kernel
-// fills it on raw ICMPv6 sockets (RFC 3542 3.1; Linux forces
-// IPV6_CHECKSUM at offset 2 on them).
+// ICMP and ICMPv6 echo types, as the wire carries them (RFC 792, RFC 4443).
+const (
+	icmpEchoRequest   = 8
+	icmpEchoReply     = 0
+	icmpv6EchoRequest = 128
+	icmpv6EchoReply   = 129
+)
+
+// echoBytes is echoTypes as the bytes on the wire.
+func (p icmpProto) echoBytes() (request, reply byte) {
+	if p == protoICMPv6 {
+		return icmpv6EchoRequest, icmpv6EchoReply
+	}
+	return icmpEchoRequest, icmpEchoReply
+}
+
+// echoHeaderLen is the header of an echo message: type, code, checksum,
+// identifier, sequence.
+const echoHeaderLen = 8
+
+// echoRequest builds the echo request of probe seq carrying data, in a
+// buffer of its own; a run rewrites one in place instead (icmpCodec).
 func (p icmpProto) echoRequest(id uint16, seq uint32, data []byte) ([]byte, error) {
-	typ, _ := p.echoTypes()
-	msg := icmp.Message{Type: typ, Body: &icmp.Echo{ID: int(id), Seq: int(seq & 0xffff), Data: data}}
-	return msg.Marshal(nil)
+	b := make([]byte, echoHeaderLen+len(data))
+	copy(b[echoHeaderLen:], data)
+	p.putEchoHeader(b, id, seq)
+	p.setEchoChecksum(b, len(b), 0)
+	return b, nil
+}
+
+// putEchoHeader writes the header of probe seq's echo request into
+// b[:echoHeaderLen], its checksum zero. The echo sequence is the low 16
+// bits of seq.
+func (p icmpProto) putEchoHeader(b []byte, id uint16, seq uint32) {
+	typ, _ := p.echoBytes()
+	b[0], b[1], b[2], b[3] = typ, 0, 0, 0
+	binary.BigEndian.PutUint16(b[4:], id)
+	binary.BigEndian.PutUint16(b[6:], uint16(seq))
+}
+
+// setEchoChecksum fills in the checksum of the ICMPv4 echo request b (its
+// checksum field zero), rest being the ones' complement sum of b[off:]
+// (off even), which a run sums once: the padding is the same in every
+// request. An ICMPv6 request keeps a zero checksum: it covers a
+// pseudo-header with the source address, which only the kernel knows,
+// and the kernel fills it on raw ICMPv6 sockets (RFC 3542 3.1; Linux
+// forces IPV6_CHECKSUM at offset 2 on them).
+func (p icmpProto) setEchoChecksum(b []byte, off int, rest uint32) {
+	if p == protoICMPv6 {
+		return
+	}
+	binary.BigEndian.PutUint16(b[2:], ^fold(onesSum(rest, b[:off])))
 }
 
 // matchReply returns the sequence of an echo reply carrying this run's
-// token. b is the ICMP message, without an IP header.
+// token. b is the ICMP message, without an IP header. It reads the fixed
+// offsets of an echo reply (what icmp.ParseMessage would check, without
+// its allocations): the type, and the token after the 8-byte header.
 func (p icmpProto) matchReply(b []byte, runID uint64) (uint32, bool) {
-	_, want := p.echoTypes()
-	m, err := icmp.ParseMessage(int(p), b)
-	if err != nil || m.Type != want {
+	if _, want := p.echoBytes(); len(b) < echoHeaderLen || b[0] != want {
 		return 0, false
 	}
-	echo, ok := m.Body.(*icmp.Echo)
-	if !ok {
-		return 0, false
-	}
-	pl, err := ParsePayload(echo.Data)
-	if err != nil || pl.RunID != runID {
+	pl, ok := parsePayload(b[echoHeaderLen:])
+	if !ok || pl.RunID != runID {
 		return 0, false
 	}
 	return pl.Seq, true

@@ -42,18 +42,28 @@ func (p Payload) Token() Token { return Token{RunID: p.RunID, Seq: p.Seq} }
 // Marshal returns the payload padded to size bytes (at least TokenLen). The
 // padding repeats a fixed pattern so captures stay easy to read.
 func (p Payload) Marshal(size int) []byte {
-	if size < TokenLen {
-		size = TokenLen
+	b := newPayload(size)
+	p.put(b)
+	return b
+}
+
+// newPayload returns room for a payload of size bytes (at least
+// TokenLen), the padding already in place: a run's requests differ only
+// in the token, which put writes into it.
+func newPayload(size int) []byte {
+	b := make([]byte, max(size, TokenLen))
+	for i := TokenLen; i < len(b); i++ {
+		b[i] = byte(i)
 	}
-	b := make([]byte, size)
+	return b
+}
+
+// put writes p's token into the first TokenLen bytes of b.
+func (p Payload) put(b []byte) {
 	binary.BigEndian.PutUint32(b[0:4], Magic)
 	binary.BigEndian.PutUint64(b[4:12], p.RunID)
 	binary.BigEndian.PutUint32(b[12:16], p.Seq)
 	binary.BigEndian.PutUint64(b[16:24], uint64(p.SentAt.UnixNano()))
-	for i := TokenLen; i < size; i++ {
-		b[i] = byte(i)
-	}
-	return b
 }
 
 // ParsePayload reads the token at the start of ICMP echo data. It returns
@@ -62,12 +72,22 @@ func ParsePayload(b []byte) (Payload, error) {
 	if len(b) < TokenLen {
 		return Payload{}, fmt.Errorf("%w: %d bytes, want at least %d", ErrNotProbe, len(b), TokenLen)
 	}
-	if m := binary.BigEndian.Uint32(b[0:4]); m != Magic {
-		return Payload{}, fmt.Errorf("%w: magic %#08x", ErrNotProbe, m)
+	p, ok := parsePayload(b)
+	if !ok {
+		return Payload{}, fmt.Errorf("%w: magic %#08x", ErrNotProbe, binary.BigEndian.Uint32(b[0:4]))
+	}
+	return p, nil
+}
+
+// parsePayload is ParsePayload without the error, which allocates: the
+// run's reader calls it for every datagram it reads.
+func parsePayload(b []byte) (Payload, bool) {
+	if len(b) < TokenLen || binary.BigEndian.Uint32(b[0:4]) != Magic {
+		return Payload{}, false
 	}
 	return Payload{
 		RunID:  binary.BigEndian.Uint64(b[4:12]),
 		Seq:    binary.BigEndian.Uint32(b[12:16]),
 		SentAt: time.Unix(0, int64(binary.BigEndian.Uint64(b[16:24]))),
-	}, nil
+	}, true
 }

@@ -160,7 +160,8 @@ func (r *fdReader) drainErrQueue(fd uintptr) bool {
 }
 
 // addErrMsg adds what one error-queue message says to r.rx: a TX stamp,
-// or an ICMP error with the probe it quotes (copied out of the buffers).
+// or an ICMP error with the probe it quotes (copied out of the buffers,
+// into rx's).
 // A message the kernel could not fit is skipped (its probe keeps zero
 // stamp fields), and so is one that is neither.
 func (r *fdReader) addErrMsg(m errMsg) {
@@ -171,7 +172,7 @@ func (r *fdReader) addErrMsg(m errMsg) {
 	if st, ok, err := parseTxStamp(m.oob); err == nil && ok {
 		r.rx.stamps = append(r.rx.stamps, st)
 	} else if e, ok := parseICMPErr(m.oob, m.name); ok {
-		e.data, e.at = append([]byte(nil), m.data...), r.now()
+		e.data, e.at = r.rx.keep(m.data), r.now()
 		r.rx.errs = append(r.rx.errs, e)
 	}
 }

@@ -4,58 +4,97 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"sync"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// sendTimed makes one sendto of b to dst (sendmsg with oob as control data
-// when oob is not nil) and returns the time read just before the syscall,
-// as close to the kernel as user space gets (ping reads its clock right
-// before sendmsg too): Go's own write path (fd locking, address
-// conversion) stays out of the figure. It calls done with the result while
-// it still holds the socket's write lock, so no other send on the socket
-// comes between.
+// sender is a socket's send path: one send's arguments and results,
+// which the RawConn callback reads and writes, and the callback itself,
+// bound once, so that a send allocates nothing (a closure made per send
+// was two heap allocations). mu makes sends of several goroutines take
+// turns; a run sends from its one goroutine.
+type sender struct {
+	mu     sync.Mutex
+	s      *socket
+	b, oob []byte
+	sa     rawSockaddr
+	now    func() time.Time
+	sentAt time.Time
+	key    uint32
+	err    error
+	fn     func(fd uintptr) bool // send, as a RawConn callback
+}
+
+// sendKeyed makes one sendto of b to dst (sendmsg with the run's pinned
+// source address as control data, for a raw TCP socket for IPv4: the
+// address the SYN's checksum was computed with) and returns the time read
+// just before the syscall, as close to the kernel as user space gets
+// (ping reads its clock right before sendmsg too): Go's own write path
+// (fd locking, address conversion) stays out of the figure. It also
+// returns the OPT_ID key of the packet: the socket's count of keys the
+// kernel handed out before it, read and counted while the socket's write
+// lock is held, so no other send on the socket comes between.
 //
 // On a socket with IP_RECVERR an ICMP error leaves a pending socket error,
-// which the next send would return instead of sending: sendTimed clears it
+// which the next send would return instead of sending: sendKeyed clears it
 // (getsockopt SO_ERROR) before it reads the clock, and sends once more if
 // the send still returned one (ECONNREFUSED, an ICMP port unreachable that
 // came in between). The ICMP error itself waits on the error queue, where
 // the reader takes it.
-func (s *socket) sendTimed(b, oob []byte, dst netip.AddrPort, now func() time.Time, done func(error)) (time.Time, error) {
+func (s *socket) sendKeyed(b []byte, dst netip.AddrPort, now func() time.Time) (time.Time, uint32, error) {
 	sa, err := sockaddr(dst.Addr(), dst.Port())
 	if err != nil {
-		return time.Time{}, err
+		return time.Time{}, 0, err
 	}
-	var sentAt time.Time
-	var serr error
-	werr := s.raw.Write(func(fd uintptr) bool {
-		for try := 0; ; try++ {
-			if s.recverr {
-				clearSockErr(fd) // its value is on the error queue
-			}
-			sentAt = now()
-			if oob == nil {
-				serr = sendtoNoWait(fd, b, &sa)
-			} else {
-				serr = sendmsgNoWait(fd, b, oob, &sa)
-			}
-			if !s.recverr || try > 0 || !errors.Is(serr, unix.ECONNREFUSED) {
-				break
-			}
-		}
-		if errors.Is(serr, unix.EAGAIN) {
-			return false // wait until writable, then retry
-		}
-		done(serr)
-		return true
-	})
+	w := &s.send
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.fn == nil {
+		w.s, w.fn = s, w.sendFD
+	}
+	w.b, w.sa, w.now, w.oob = b, sa, now, nil
+	if s.tcp != nil {
+		w.oob = s.tcp.pktinfo()
+	}
+	w.sentAt, w.key, w.err = time.Time{}, 0, nil
+	werr := s.raw.Write(w.fn)
+	sentAt, key, serr := w.sentAt, w.key, w.err
+	w.b, w.oob, w.now = nil, nil, nil // nothing of the run's outlives the send
 	if werr != nil {
-		return time.Time{}, werr
+		return time.Time{}, 0, werr
 	}
-	return sentAt, serr
+	return sentAt, key, serr
+}
+
+// sendFD is the send inside the RawConn callback. It returns false, to
+// wait until the socket is writable and try again, on EAGAIN.
+func (w *sender) sendFD(fd uintptr) bool {
+	var err error
+	for try := 0; ; try++ {
+		if w.s.recverr {
+			clearSockErr(fd) // its value is on the error queue
+		}
+		w.sentAt = w.now()
+		if w.oob == nil {
+			err = sendtoNoWait(fd, w.b, &w.sa)
+		} else {
+			err = sendmsgNoWait(fd, w.b, w.oob, &w.sa)
+		}
+		if !w.s.recverr || try > 0 || !errors.Is(err, unix.ECONNREFUSED) {
+			break
+		}
+	}
+	if errors.Is(err, unix.EAGAIN) {
+		return false
+	}
+	w.err, w.key = err, w.s.nextKey.Load()
+	if keyTaken(err) {
+		w.s.nextKey.Add(1)
+	}
+	return true
 }
 
 // rawSockaddr is a destination as sendto takes it: a sockaddr_in or a
@@ -89,25 +128,6 @@ func sockaddr(dst netip.Addr, port uint16) (rawSockaddr, error) {
 	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.buf.Port))[:], port)
 	sa.len = unix.SizeofSockaddrInet6
 	return sa, nil
-}
-
-// sendKeyed sends b to dst with sendTimed and returns the OPT_ID key of the
-// packet: the socket's count of keys the kernel handed out before it. A
-// raw TCP socket for IPv4 sends with the source address its run pinned
-// (IP_PKTINFO), the one the SYN's checksum was computed with.
-func (s *socket) sendKeyed(b []byte, dst netip.AddrPort, now func() time.Time) (time.Time, uint32, error) {
-	var key uint32
-	var oob []byte
-	if s.tcp != nil {
-		oob = s.tcp.pktinfo()
-	}
-	sentAt, err := s.sendTimed(b, oob, dst, now, func(err error) {
-		key = s.nextKey.Load()
-		if keyTaken(err) {
-			s.nextKey.Add(1)
-		}
-	})
-	return sentAt, key, err
 }
 
 // keyTaken reports whether a sendto that returned err used up an OPT_ID

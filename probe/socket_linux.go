@@ -45,6 +45,7 @@ type socket struct {
 	nextKey atomic.Uint32 // the OPT_ID key of the next packet sent
 	tcp     *tcpState     // TCP: the reserved source ports and the source address lookup
 	rd      *fdReader     // the reader, its callback and buffers, made at the first read
+	send    sender        // the send path, its callback bound at the first send
 	waitMu  sync.Mutex    // guards wait, which SetReadDeadline may wake from any goroutine
 	wait    *waiter       // how the reader waits, made at its first wait
 }

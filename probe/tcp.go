@@ -114,6 +114,7 @@ type tcpCodec struct {
 	// IPv6 SYNs leave the checksum to the kernel (IPV6_CHECKSUM).
 	src    netip.Addr
 	lookup func() (netip.Addr, error)
+	syn    [tcpHeaderLen]byte // the run's SYN, rewritten in place for each probe
 }
 
 func newTCPCodec(cfg Config, ports portBlock, lookup func() (netip.Addr, error)) *tcpCodec {
@@ -142,8 +143,12 @@ func (c *tcpCodec) what() string { return "TCP SYN" }
 //
 //	TCP: sport dport | ISN | ack 0 | b0 02 fb f0 (44 bytes, SYN, window 64240) | csum 0000
 //	fe 12 63 6e | 74 31 <run id, 8> <seq, 4> | 02 04 <MSS, 2> | 01 01
+//
+// It returns the codec's own buffer, valid until the next request, every
+// byte of it written again.
 func (c *tcpCodec) request(seq uint32, _ time.Time) ([]byte, error) {
-	b := make([]byte, tcpHeaderLen)
+	b := c.syn[:]
+	clear(b)
 	binary.BigEndian.PutUint16(b[0:], c.sport(seq))
 	binary.BigEndian.PutUint16(b[2:], c.target.Port())
 	binary.BigEndian.PutUint32(b[4:], tcpISN(seq))

@@ -61,21 +61,23 @@ func checkDNSSuffix(s string) error {
 func newUDPCodec(cfg Config) codec {
 	dst := netip.AddrPortFrom(cfg.Target, uint16(cfg.Port))
 	if cfg.Port == dnsPort {
-		return &dnsCodec{target: dst, runID: cfg.RunID, suffix: dnsSuffixWire(cfg.DNSSuffix)}
+		return newDNSCodec(dst, cfg.RunID, dnsSuffixWire(cfg.DNSSuffix))
 	}
-	return &udpCodec{target: dst, runID: cfg.RunID, size: cfg.Size}
+	return &udpCodec{target: dst, runID: cfg.RunID, payload: newPayload(cfg.Size)}
 }
 
 // udpCodec speaks UDP echo: the ICMP probe's token and padding as the
 // payload, the same back from the target; or an ICMP error quoting it.
 type udpCodec struct {
-	target netip.AddrPort
-	runID  uint64
-	size   int
+	target  netip.AddrPort
+	runID   uint64
+	payload []byte // the run's datagram, its padding written once, its token for each probe
 }
 
+// request returns the codec's own buffer, valid until the next request.
 func (c *udpCodec) request(seq uint32, sentAt time.Time) ([]byte, error) {
-	return Payload{RunID: c.runID, Seq: seq, SentAt: sentAt}.Marshal(c.size), nil
+	Payload{RunID: c.runID, Seq: seq, SentAt: sentAt}.put(c.payload)
+	return c.payload, nil
 }
 
 func (c *udpCodec) dst() netip.AddrPort { return c.target }
@@ -116,7 +118,35 @@ func parseToken(b []byte) (Token, bool) {
 type dnsCodec struct {
 	target netip.AddrPort
 	runID  uint64
-	suffix []byte // the rest of the question name in wire format, root label included
+	// query is the run's query, built once (newDNSCodec): each probe
+	// rewrites the id and the sequence's hex digits in the label.
+	query []byte
+}
+
+// newDNSCodec returns the codec of DNS queries to target with run id
+// runID and suffix, the rest of the question name in wire format, root
+// label included; see request for the query.
+func newDNSCodec(target netip.AddrPort, runID uint64, suffix []byte) *dnsCodec {
+	b := make([]byte, 12, 12+1+dnsLabelLen+len(suffix)+4)
+	b[2] = 0x01 // RD
+	binary.BigEndian.PutUint16(b[4:], 1)
+	b = append(b, dnsLabelLen)
+	b = append(b, "cnt1"...)
+	b = appendHex(b, runID, 16)
+	b = appendHex(b, 0, 8) // the sequence, for each probe
+	b = append(b, suffix...)
+	return &dnsCodec{target: target, runID: runID, query: append(b, 0, 1, 0, 1)}
+}
+
+// dnsSeqOff is where the hex digits of the sequence start in a query.
+const dnsSeqOff = dnsTokenOff + 4 + 16
+
+// appendHex appends the n low hex digits of v, lower case, as %0*x does.
+func appendHex(b []byte, v uint64, n int) []byte {
+	for i := n - 1; i >= 0; i-- {
+		b = append(b, "0123456789abcdef"[v>>(4*uint(i))&0xf])
+	}
+	return b
 }
 
 // dnsSuffixWire returns s as the labels of a name in wire format, ending
@@ -137,16 +167,12 @@ func (c *dnsCodec) what() string { return "DNS query" }
 // type A, class IN:
 //
 //	<seq & 0xffff> 01 00 | 00 01 00 00 00 00 00 00 | 1c "cnt1" <run id, 16 hex> <seq, 8 hex> <suffix> 00 | 00 01 00 01
+//
+// It returns the codec's own buffer, valid until the next request.
 func (c *dnsCodec) request(seq uint32, _ time.Time) ([]byte, error) {
-	b := make([]byte, 12, 12+1+dnsLabelLen+len(c.suffix)+4)
-	binary.BigEndian.PutUint16(b[0:], uint16(seq))
-	b[2] = 0x01 // RD
-	binary.BigEndian.PutUint16(b[4:], 1)
-	b = append(b, dnsLabelLen)
-	b = append(b, "cnt1"...)
-	b = fmt.Appendf(b, "%016x%08x", c.runID, seq)
-	b = append(b, c.suffix...)
-	return append(b, 0, 1, 0, 1), nil
+	binary.BigEndian.PutUint16(c.query[0:], uint16(seq))
+	appendHex(c.query[:dnsSeqOff], uint64(seq), 8)
+	return c.query, nil
 }
 
 // match recognises a DNS response (QR set) whose first question is one of

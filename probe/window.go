@@ -67,6 +67,47 @@ func (w *window) at(seq uint32) *flight {
 	return &w.ring[(w.start+int(off))%len(w.ring)]
 }
 
+// nth returns the i-th oldest probe in flight, 0 <= i < n.
+func (w *window) nth(i int) *flight { return &w.ring[(w.start+i)%len(w.ring)] }
+
+// byKey returns the probe in flight sent with OPT_ID key k, or nil. The
+// kernel numbers a socket's packets in the order they are sent, so the
+// keys of the keyed probes grow with their sequence (modulo 2^32; a
+// window spans far fewer keys than 2^31); a refused send has none. The
+// newest probe is looked at first (a send's stamps are read right after
+// it), then the window by bisection, unkeyed probes skipped: where
+// collector.keys, a map, had a lookup, an insert and a delete per probe.
+func (w *window) byKey(k uint32) *flight {
+	if w.n == 0 {
+		return nil
+	}
+	if f := w.nth(w.n - 1); f.keyed && f.key == k {
+		return f
+	}
+	lo, hi := 0, w.n // a keyed probe with key k is in [lo, hi), if any
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		j := mid
+		for j < hi && !w.nth(j).keyed {
+			j++
+		}
+		if j == hi { // nothing keyed in [mid, hi)
+			hi = mid
+			continue
+		}
+		f := w.nth(j)
+		switch d := int32(f.key - k); {
+		case d == 0:
+			return f
+		case d < 0:
+			lo = j + 1
+		default:
+			hi = mid
+		}
+	}
+	return nil
+}
+
 // front returns the oldest probe in flight, or nil.
 func (w *window) front() *flight {
 	if w.n == 0 {
