@@ -103,7 +103,7 @@ func (h handBuilt) observations(t *testing.T) []Observation {
 // write lays the fixture out as cnitrace trace writes --pcap: every
 // packet decoded as the capture would and labelled with its probe token.
 func (h handBuilt) write(w io.Writer, obs []Observation) error {
-	pw, err := NewPcapNGWriter(w, []Interface{{h.points[0], h.links[0]}, {h.points[1], h.links[1]}})
+	pw, err := NewPcapNGWriter(w, []Interface{{Point: h.points[0], Link: h.links[0]}, {Point: h.points[1], Link: h.links[1]}})
 	if err != nil {
 		return err
 	}

@@ -64,7 +64,8 @@ func TestPrivilegedArmedBeforeFirstPacket(t *testing.T) {
 		if _, err := s.Stop(); err != nil {
 			t.Fatal(err)
 		}
-		want := []Interface{{targets[0].Point, LinkRawIP}, {targets[1].Point, LinkEthernet}}
+		lag := geometryFor(Rate{}, 4096).lag()
+		want := []Interface{{Point: targets[0].Point, Link: LinkRawIP, Lag: lag}, {Point: targets[1].Point, Link: LinkEthernet, Lag: lag}}
 		if !slices.Equal(got, want) {
 			t.Errorf("Armed got %+v, want %+v", got, want)
 		}

@@ -16,11 +16,15 @@ import (
 //
 // Packets are written in the order of their kernel timestamps (equal
 // stamps in path order: a request's points first to last, a reply's last
-// to first), as far as a window of ReorderWindow allows: a packet is
-// written once one ReorderWindow newer has arrived, the rest at Close.
-// The readers hand packets over within about 30 ms of their stamps (a
-// block retire timeout and a poll), so the file is in time order unless a
-// reader fell further behind. Memory stays bounded: at most MaxQueued
+// to first), as far as the reorder window allows: a packet is written once
+// one a window newer has arrived, the rest at Close. The window follows
+// the capture's lag: it spans at least ReorderWindow, reorderLags times
+// the longest lag the interfaces plan (Interface.Lag: a block retire
+// timeout and the reader's scan gap, 28 ms to 258 ms), and twice the most
+// a packet was seen late by (how far its stamp was behind the newest
+// one's when it arrived: a reader kept off the CPU), up to
+// MaxReorderWindow. So the file is in time order unless a reader fell
+// behind by over half the window at once. Memory stays bounded: at most MaxQueued
 // packets wait for the writer, at most MaxHeld in the window. When the
 // writer falls MaxQueued packets behind (the file's disk stalls), further
 // packets are left out of the file and counted per point (LeftOut, and
@@ -30,6 +34,7 @@ type PcapNGStream struct {
 	w     *PcapNGWriter
 	label func(Observation) string
 	steps map[stepKey]int // tie-break for equal stamps
+	span  time.Duration   // the window's width to begin with
 	start time.Time
 
 	mu      sync.Mutex
@@ -45,17 +50,25 @@ type PcapNGStream struct {
 
 // Limits of a PcapNGStream.
 const (
-	// ReorderWindow is how far, in capture time, a packet may be handed
-	// over late and still be written in time order: over three times the
-	// usual lag of a reader (a block retire timeout and a poll, 28 ms).
+	// ReorderWindow is the shortest reorder window, how far in capture
+	// time a packet may be handed over late and still be written in time
+	// order: over reorderLags times the lag of a reader that reads every
+	// 20 ms (a block retire timeout and its scan gap, 28 ms).
 	ReorderWindow = 100 * time.Millisecond
+	// MaxReorderWindow is the widest the window grows to, however late a
+	// packet arrived (a ring holds about 1 s of packets: a reader later
+	// than that loses them anyway).
+	MaxReorderWindow = 4 * time.Second
 	// MaxQueued is how many packets may wait for the writer goroutine:
 	// some 6 s of a five-point path's packets at 1 ms probes.
 	MaxQueued = 1 << 16
 	// MaxHeld is how many packets the reorder window holds at most (at
-	// 1 ms probes on a five-point path it holds some 1,000); the oldest is
-	// written when it is full.
+	// 1 ms probes on a five-point path it holds some 1,000 to 2,500); the
+	// oldest is written when it is full.
 	MaxHeld = 1 << 14
+	// reorderLags is how many of the capture's planned lags the window
+	// spans at least.
+	reorderLags = 3
 )
 
 type stepKey struct {
@@ -79,6 +92,7 @@ func NewPcapNGStream(w io.Writer, ifaces []Interface, label func(Observation) st
 		w:       pw,
 		label:   label,
 		steps:   make(map[stepKey]int, 2*len(ifaces)),
+		span:    ReorderWindow,
 		start:   time.Now(),
 		left:    map[string]uint64{},
 		wake:    make(chan struct{}, 1),
@@ -88,6 +102,7 @@ func NewPcapNGStream(w io.Writer, ifaces []Interface, label func(Observation) st
 	for i, f := range ifaces {
 		s.steps[stepKey{f.Point.ID, false}] = i
 		s.steps[stepKey{f.Point.ID, true}] = 2*len(ifaces) - 1 - i
+		s.span = min(max(s.span, reorderLags*f.Lag), MaxReorderWindow)
 	}
 	go s.run()
 	return s, nil
@@ -161,11 +176,8 @@ func (s *PcapNGStream) LeftOut() map[string]uint64 {
 // keeps taking packets, so that Add stays cheap, and drops them.
 func (s *PcapNGStream) run() {
 	defer close(s.stopped)
-	var (
-		win    window
-		newest int64 // ns
-		batch  []Observation
-	)
+	var batch []Observation
+	win := reorder{span: int64(s.span)}
 	for done := false; !done; {
 		select {
 		case <-s.wake:
@@ -176,11 +188,10 @@ func (s *PcapNGStream) run() {
 		batch, s.queue = s.queue, batch[:0]
 		s.mu.Unlock()
 		for _, o := range batch {
-			newest = max(newest, o.At.UnixNano())
 			win.push(o, s.steps[stepKey{o.Point, o.IsReply()}])
 		}
 		clear(batch) // let the frames go
-		for win.len() > 0 && (done || win.len() > MaxHeld || win.oldest() < newest-int64(ReorderWindow)) {
+		for win.due(done) {
 			s.write(win.pop())
 		}
 	}
@@ -196,6 +207,32 @@ func (s *PcapNGStream) write(o Observation) {
 		label = s.label(o)
 	}
 	s.err = s.w.WritePacket(o, label)
+}
+
+// reorder is the stream's reorder window and its width, which grows to
+// twice the most a packet was seen late by, up to MaxReorderWindow.
+type reorder struct {
+	window
+	newest int64 // the newest stamp pushed, ns
+	span   int64 // the window's width, ns
+}
+
+// push holds o, at step along the path, and widens the window if o came
+// later than half its width.
+func (r *reorder) push(o Observation, step int) {
+	at := o.At.UnixNano()
+	if late := r.newest - at; late > r.span/2 {
+		r.span = min(2*late, int64(MaxReorderWindow))
+	}
+	r.newest = max(r.newest, at)
+	r.window.push(o, step)
+}
+
+// due reports whether the oldest packet held is to be written now: at the
+// end (done), when the window is full, or once it is a width older than
+// the newest.
+func (r *reorder) due(done bool) bool {
+	return r.len() > 0 && (done || r.len() > MaxHeld || r.oldest() < r.newest-r.span)
 }
 
 // window is the reorder window: the packets held, and a min-heap of

@@ -276,3 +276,78 @@ func (w *gateWriter) bytes() []byte {
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk on fire") }
+
+// TestPcapNGStreamFollowsTheLag hands packets over as a session's reader
+// that scans every 250 ms does (a slow run's): each scan the packets of
+// p0 since the last one, then p1's, so p1's oldest come some 250 ms after
+// p0's newest, beyond ReorderWindow; the writer takes each ring's batch
+// on its own, as it may when it runs on another CPU. With the lag the interfaces plan
+// (Interface.Lag) the file is in time order throughout; without it the
+// window widens at the first late packet, and from the second scan on the
+// file is in time order again. Every packet is there either way.
+func TestPcapNGStreamFollowsTheLag(t *testing.T) {
+	const gap = 250 * time.Millisecond
+	obs := probesAt(t, 150, 10*time.Millisecond, false)
+	start := obs[0].At
+	var batches [][]Observation // each scan's p0 packets, then its p1 packets
+	for _, o := range obs {
+		j := 2 * int(o.At.Sub(start)/gap)
+		if o.Point == "p1" {
+			j++
+		}
+		for len(batches) <= j {
+			batches = append(batches, nil)
+		}
+		batches[j] = append(batches[j], o)
+	}
+	for _, planned := range []bool{true, false} {
+		t.Run(fmt.Sprintf("lag planned %v", planned), func(t *testing.T) {
+			ifaces := testIfaces()
+			if planned {
+				for i := range ifaces {
+					ifaces[i].Lag = ringRetire + gap
+				}
+			}
+			var buf bytes.Buffer
+			s, err := NewPcapNGStream(&buf, ifaces, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, batch := range batches {
+				for _, o := range batch {
+					s.Add(o)
+				}
+				waitTaken(s)
+			}
+			if err := s.Close(nil); err != nil {
+				t.Fatal(err)
+			}
+			got := readStream(t, buf.Bytes()).obs
+			if len(got) != len(obs) {
+				t.Fatalf("got %d packets, want %d", len(got), len(obs))
+			}
+			from := 0
+			if !planned {
+				from = slices.IndexFunc(got, func(o Observation) bool { return !o.At.Before(start.Add(gap)) })
+			}
+			for i := from + 1; i < len(got); i++ {
+				if got[i].At.Before(got[i-1].At) {
+					t.Fatalf("packet %d (%s at %v) is older than the one before it (%s at %v)", i, got[i].Point, got[i].At.Sub(start), got[i-1].Point, got[i-1].At.Sub(start))
+				}
+			}
+		})
+	}
+}
+
+// waitTaken waits until the stream's writer took what was queued.
+func waitTaken(s *PcapNGStream) {
+	for {
+		s.mu.Lock()
+		n := len(s.queue)
+		s.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}

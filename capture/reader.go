@@ -21,7 +21,8 @@ type handle struct {
 }
 
 // read is the session's one reader: until Stop or ctx is done it reads
-// every ring each scanGap while packets come, and once a scan found none
+// every ring each scan gap (geometryFor: from 20 ms at high or unknown
+// rates to 250 ms at low ones) while packets come, and once a scan found none
 // it waits in the netpoller for any ring to hold a retired block; then it
 // drains them. It holds no OS thread while it waits.
 func (s *Session) read(ctx context.Context) {
@@ -40,7 +41,7 @@ func (s *Session) read(ctx context.Context) {
 				continue // woken to stop
 			}
 		}
-		if !s.pause(ctx, scanGap) {
+		if !s.pause(ctx, s.geo.scanGap) {
 			break
 		}
 		if err := s.checkErrors(); err != nil {

@@ -38,6 +38,7 @@ import (
 type ring struct {
 	fd      int
 	mem     []byte
+	block   int       // bytes per block (geometryFor)
 	cur     int       // the next block to read
 	read    uint64    // packets handed to fn so far
 	total   ringStats // counters read so far (reading resets the kernel's)
@@ -62,14 +63,14 @@ const (
 	pktHeaderBytes = pktSockaddr + unix.SizeofSockaddrLinklayer
 )
 
-// openRingIn opens a ring on pt's interface inside ns, with the filter of
-// the interface's link type.
-func openRingIn(ns *topology.NetNS, pt topology.Point, f filters) (*ring, error) {
+// openRingIn opens a ring of geometry g on pt's interface inside ns, with
+// the filter of the interface's link type.
+func openRingIn(ns *topology.NetNS, pt topology.Point, f filters, g geometry) (*ring, error) {
 	if ns == nil {
 		return nil, fmt.Errorf("open capture on %s: no netns", pt.Name())
 	}
 	r, err := topology.Open(ns, func() (*ring, error) {
-		return openRing(pt.Interface, pt.Ifindex, f)
+		return openRing(pt.Interface, pt.Ifindex, f, g)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open capture on %s: %w", pt.Name(), err)
@@ -77,15 +78,16 @@ func openRingIn(ns *topology.NetNS, pt topology.Point, f filters) (*ring, error)
 	return r, nil
 }
 
-// openRing opens a ring on the interface called ifname (if set) or with
-// index ifindex in the calling thread's netns. The socket is created with
-// protocol 0, so it receives nothing until bind, after the filter is on.
-func openRing(ifname string, ifindex int, f filters) (*ring, error) {
+// openRing opens a ring of geometry g on the interface called ifname (if
+// set) or with index ifindex in the calling thread's netns. The socket is
+// created with protocol 0, so it receives nothing until bind, after the
+// filter is on.
+func openRing(ifname string, ifindex int, f filters, g geometry) (*ring, error) {
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open AF_PACKET socket: %w", topology.NeedsCapability(err, "CAP_NET_RAW"))
 	}
-	r := &ring{fd: fd}
+	r := &ring{fd: fd, block: g.blockSize}
 	if err := r.setup(ifname, ifindex, f); err != nil {
 		r.Close()
 		return nil, err
@@ -109,16 +111,16 @@ func (r *ring) setup(ifname string, ifindex int, f filters) error {
 		return fmt.Errorf("select TPACKET_V3: %w", err)
 	}
 	req := unix.TpacketReq3{
-		Block_size:     ringBlockSize,
+		Block_size:     uint32(r.block),
 		Block_nr:       ringBlocks,
 		Frame_size:     ringFrameSize,
-		Frame_nr:       ringBlockSize / ringFrameSize * ringBlocks,
+		Frame_nr:       uint32(r.block / ringFrameSize * ringBlocks),
 		Retire_blk_tov: uint32(ringRetire / time.Millisecond),
 	}
 	if err := unix.SetsockoptTpacketReq3(r.fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
-		return fmt.Errorf("set up RX ring: %w", err)
+		return fmt.Errorf("set up RX ring of %d blocks of %d bytes: %w", ringBlocks, r.block, err)
 	}
-	if r.mem, err = unix.Mmap(r.fd, 0, ringBlockSize*ringBlocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
+	if r.mem, err = unix.Mmap(r.fd, 0, r.block*ringBlocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
 		return fmt.Errorf("map RX ring: %w", err)
 	}
 	sa := unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: idx}
@@ -202,7 +204,7 @@ func (r *ring) linkType(ifname string) (LinkType, error) {
 func (r *ring) readBlocks(fn func(packet)) (int, error) {
 	total := 0
 	for range ringBlocks {
-		blk := r.mem[r.cur*ringBlockSize : (r.cur+1)*ringBlockSize]
+		blk := r.mem[r.cur*r.block : (r.cur+1)*r.block]
 		status := (*uint32)(unsafe.Pointer(&blk[blkStatus])) // shared with the kernel
 		if atomic.LoadUint32(status)&unix.TP_STATUS_USER == 0 {
 			break

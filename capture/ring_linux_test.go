@@ -133,7 +133,7 @@ func TestOpenRingNeedsCapNetRaw(t *testing.T) {
 	if os.Geteuid() == 0 {
 		t.Skip("skipping: root has CAP_NET_RAW; this checks the hint without it")
 	}
-	_, err := openRing("lo", 0, nil)
+	_, err := openRing("lo", 0, nil, geometryFor(Rate{}, 4096))
 	var capErr *topology.CapabilityError
 	if !errors.As(err, &capErr) || capErr.Capability != "CAP_NET_RAW" {
 		t.Errorf("got error %v, want a *topology.CapabilityError naming CAP_NET_RAW", err)

@@ -16,7 +16,7 @@ func unsupported(what string) error {
 	return fmt.Errorf("%s: %w on %s", what, ErrNotSupported, runtime.GOOS)
 }
 
-func openRingIn(ns *topology.NetNS, pt topology.Point, f filters) (*ring, error) {
+func openRingIn(ns *topology.NetNS, pt topology.Point, f filters, g geometry) (*ring, error) {
 	return nil, unsupported("open capture on " + pt.Name())
 }
 

@@ -31,7 +31,7 @@ func TestPrivilegedOpenRingWithoutCapNetRaw(t *testing.T) {
 			errc <- err
 			return
 		}
-		r, err := openRing("lo", 0, nil)
+		r, err := openRing("lo", 0, nil, geometryFor(Rate{}, 4096))
 		if err == nil {
 			r.Close()
 		}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
+	"time"
 
 	"golang.org/x/net/bpf"
 
@@ -33,13 +35,23 @@ type Config struct {
 	// rings already queue packets, so it should be quick. An error fails
 	// Start: the handles are closed again and the error is returned.
 	Armed func([]Interface) error
+	// Rate, when set, says what the caller will send, so that the session
+	// sizes its rings' blocks and its reader's scan gap to the run: a slow
+	// run is read every few hundred ms, from small rings, a fast one every
+	// 20 ms, from rings that hold as long of its packets. Without it the
+	// session keeps the geometry of an unknown rate (Rate).
+	Rate Rate
 }
 
-// Interface is one capture point as Start opened it: the point, and the
-// link type its ring found inside the point's netns (as PointStats.Link).
+// Interface is one capture point as Start opened it: the point, the link
+// type its ring found inside the point's netns (as PointStats.Link), and
+// how long after its stamp the session's reader hands a packet over as
+// planned (its block's retire timeout and the reader's scan gap; a loaded
+// machine adds to it): what a reorder window must span (NewPcapNGStream).
 type Interface struct {
 	Point topology.Point
 	Link  LinkType
+	Lag   time.Duration
 }
 
 // Target is one capture point and the network namespace its interface lives
@@ -72,6 +84,7 @@ type PointStats struct {
 type Session struct {
 	handles []*handle
 	poll    *poller
+	geo     geometry // the rings' and the reader's, sized to Config.Rate
 	stop    chan struct{}
 	done    chan struct{} // closed when the reader returned
 
@@ -109,11 +122,12 @@ func Start(ctx context.Context, targets []Target, cfg Config) (*Session, error) 
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("start capture: %w", err)
 	}
-	rings, err := openRings(targets, f)
+	geo := geometryFor(cfg.Rate, os.Getpagesize())
+	rings, err := openRings(targets, f, geo)
 	if err != nil {
 		return nil, fmt.Errorf("start capture: %w", err)
 	}
-	s := &Session{stop: make(chan struct{})}
+	s := &Session{stop: make(chan struct{}), geo: geo}
 	for i, t := range targets {
 		s.handles = append(s.handles, &handle{
 			point: t.Point,
@@ -147,7 +161,7 @@ func (s *Session) armed(fn func([]Interface) error) error {
 	}
 	ifaces := make([]Interface, 0, len(s.handles))
 	for _, h := range s.handles {
-		ifaces = append(ifaces, Interface{Point: h.point, Link: h.ring.link})
+		ifaces = append(ifaces, Interface{Point: h.point, Link: h.ring.link, Lag: s.geo.lag()})
 	}
 	return fn(ifaces)
 }
@@ -332,18 +346,18 @@ func (s *Session) rings() []*ring {
 	return rings
 }
 
-// openRings opens a ring on every target at once, each in its own netns,
-// and returns them in target order. Setting up a ring waits for an RCU
+// openRings opens a ring of geometry g on every target at once, each in
+// its own netns, and returns them in target order. Setting up a ring waits for an RCU
 // grace period (PACKET_RX_RING calls synchronize_net), 6-20 ms each here:
 // opened one after the other, five rings took 69 ms, together they wait
 // for about one. If any fails, the others are closed again and the error
 // of the first failing target is returned.
-func openRings(targets []Target, f filters) ([]*ring, error) {
+func openRings(targets []Target, f filters, g geometry) ([]*ring, error) {
 	rings := make([]*ring, len(targets))
 	errs := make([]error, len(targets))
 	var wg sync.WaitGroup
 	for i, t := range targets {
-		wg.Go(func() { rings[i], errs[i] = openRingIn(t.NS, t.Point, f) })
+		wg.Go(func() { rings[i], errs[i] = openRingIn(t.NS, t.Point, f, g) })
 	}
 	wg.Wait()
 	for _, err := range errs {

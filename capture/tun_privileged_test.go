@@ -197,7 +197,7 @@ func TestPrivilegedRingLinkType(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := openRingIn(ns, topology.Point{ID: "p0", Ifindex: idx.n, NetNS: ns.ID()}, f)
+		r, err := openRingIn(ns, topology.Point{ID: "p0", Ifindex: idx.n, NetNS: ns.ID()}, f, geometryFor(Rate{}, 4096))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

@@ -122,6 +122,7 @@ func measure(ctx context.Context, c *traceConfig, pod, node *topology.NetNS, pat
 		return nil, nil, fmt.Errorf("correlate: %w", err)
 	}
 	cfg := captureConfig(path)
+	cfg.Rate = captureRate(c, len(sources))
 	cfg.KeepFrames = ev.keepFrames()
 	cfg.Armed = ev.armed // the pcapng's interface blocks, before the first packet
 	cfg.Sink = func(o capture.Observation) {
@@ -258,6 +259,48 @@ func captureConfig(path *topology.Path) capture.Config {
 		}
 	}
 	return cfg
+}
+
+// captureRate tells the capture what the run makes at a point, so that it
+// sizes its rings and how often it reads them to the run: a probe every
+// --interval (never faster than probe.MinInterval, the bound of a run of
+// one probe too) from each source, each probe 2 packets (request and reply,
+// or the ICMP error answering it), a TCP SYN 3 (the SYN, its SYN-ACK or
+// RST-ACK, and the pod's RST after a SYN-ACK), and the largest frame one
+// makes.
+func captureRate(c *traceConfig, sources int) capture.Rate {
+	packets := 2
+	if c.proto == probe.TCP {
+		packets = 3
+	}
+	return capture.Rate{
+		Interval: max(c.interval, probe.MinInterval),
+		Packets:  packets * sources,
+		Frame:    probeFrame(c),
+	}
+}
+
+// probeFrame is the largest frame a probe of c makes, from its Ethernet
+// header on: its request, its reply, or an ICMP error quoting it (its own
+// IP and ICMP headers before the probe's IP packet). An ICMP echo reply is
+// its request's size; a TCP SYN probe carries at most 40 bytes of options
+// (the token's among them) and its replies fewer; a DNS answer over UDP at
+// most 512 bytes.
+func probeFrame(c *traceConfig) int {
+	ip := 20
+	if c.to.Is6() && !c.to.Is4In6() {
+		ip = 40
+	}
+	const eth, icmpHdr, udpHdr, tcpMax = 14, 8, 8, 60
+	switch {
+	case c.proto == probe.TCP:
+		return eth + ip + icmpHdr + ip + tcpMax
+	case c.proto == probe.UDP && c.port == 53:
+		return eth + ip + udpHdr + 512
+	case c.proto == probe.UDP:
+		return eth + ip + icmpHdr + ip + udpHdr + c.size
+	}
+	return eth + ip + icmpHdr + c.size
 }
 
 // warnDrops says on stderr what cnitrace's own captures and probe sockets
