@@ -68,7 +68,7 @@ type Recorded struct {
 type Accumulator struct {
 	path    *topology.Path
 	sources []ProbeSource
-	index   map[stepKey]int
+	ids     []string       // the points' IDs, in path order: stepOf finds a point's steps
 	dirs    []topology.Dir // the crossing direction of every step
 	steps   []step         // the timeline without capture counters, for folding
 
@@ -119,7 +119,6 @@ func NewAccumulator(path *topology.Path, sources []ProbeSource) (*Accumulator, e
 	a := &Accumulator{
 		path:    path,
 		sources: slices.Clone(sources),
-		index:   map[stepKey]int{},
 		steps:   buildSteps(path, make([]Point, len(path.Points))),
 		arrived: make([]arrivals, len(sources)),
 		ties:    newTCPTies(maxTiedProbes),
@@ -127,12 +126,30 @@ func NewAccumulator(path *topology.Path, sources []ProbeSource) (*Accumulator, e
 	for i := range a.arrived {
 		a.arrived[i] = arrivals{exact: exactSeqs{steps: len(a.steps)}, bySeq: map[uint32]*seen{}, recs: map[uint32]probe.Probe{}, folded: -1}
 	}
-	for i, s := range a.steps {
-		a.index[stepKey{s.point.ID, s.reply}] = i
+	for _, p := range path.Points {
+		a.ids = append(a.ids, p.ID)
+	}
+	for _, s := range a.steps {
 		a.dirs = append(a.dirs, s.dir)
 		a.addrs = append(a.addrs, stepAddrs{})
 	}
 	return a, nil
+}
+
+// stepOf returns the step at which a probe's request (reply false) or its
+// reply crosses point, as buildSteps lays them out: the points in order,
+// then in reverse. A scan of a few IDs costs less than a map's hash, and
+// touches one small slice where a map touches its groups.
+func (a *Accumulator) stepOf(point string, reply bool) (int, bool) {
+	for i, id := range a.ids {
+		if id == point {
+			if reply {
+				return len(a.dirs) - 1 - i, true
+			}
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 func validatePath(path *topology.Path) error {
@@ -182,16 +199,16 @@ func validateSources(path *topology.Path, sources []ProbeSource) error {
 // than settle after it was answered or given up on), or when MaxPending
 // probes beyond ExactProbes already wait for their record.
 func (a *Accumulator) Add(o capture.Observation) {
-	p := a.place(o)
+	p := a.place(&o)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	switch p.tcp {
 	case tcpRequest:
 		if p.src >= 0 {
 			for _, answer := range a.ties.request(o, tiedProbe{p.src, p.seq}) { // answers seen before this SYN
-				q := a.place(answer)
+				q := a.place(&answer)
 				q.src, q.seq = p.src, p.seq
-				a.addPlaced(answer, q)
+				a.addPlaced(&answer, q)
 			}
 		}
 	case tcpAnswer:
@@ -202,11 +219,11 @@ func (a *Accumulator) Add(o capture.Observation) {
 		}
 		p.src, p.seq = t.src, t.seq
 	}
-	a.addPlaced(o, p)
+	a.addPlaced(&o, p)
 }
 
 // addPlaced folds in o, placed at p. The caller holds the lock.
-func (a *Accumulator) addPlaced(o capture.Observation, p placement) {
+func (a *Accumulator) addPlaced(o *capture.Observation, p placement) {
 	if p.src < 0 || (p.src == 0 && !p.onPath) {
 		a.ignored++
 		return
@@ -228,10 +245,10 @@ func (a *Accumulator) addPlaced(o capture.Observation, p placement) {
 		s = in.add(p.seq, len(a.dirs))
 	}
 	first := !s.at[p.step].ok
-	s.at[p.step] = earliest(s.at[p.step], o)
+	s.at[p.step] = earliestOf(s.at[p.step], o.At, o.Stamp)
 	s.obs++
 	if p.src == 0 {
-		a.addrs[p.step].note(o, first && !a.steps[p.step].reply)
+		a.addrs[p.step].note(*o, first && p.step < len(a.ids)) // a request step
 		a.foldSettled()
 	}
 }
@@ -274,8 +291,8 @@ const (
 // whatever its protocol (docs/report-format.md, "TCP and UDP probes"). It
 // reads only what NewAccumulator set, so it needs no lock; a TCP answer's
 // source and sequence are left to Add, which holds the ties.
-func (a *Accumulator) place(o capture.Observation) placement {
-	tok, kind := markOf(o)
+func (a *Accumulator) place(o *capture.Observation) placement {
+	tok, kind := markOf(*o)
 	switch kind {
 	case markNone:
 		return placement{src: -1}
@@ -294,7 +311,7 @@ func (a *Accumulator) place(o capture.Observation) placement {
 	case markEcho:
 		// A UDP echo returns the datagram as it came: the direction the
 		// point is crossed in tells the request from the reply.
-		i, ok := a.index[stepKey{o.Point, false}]
+		i, ok := a.stepOf(o.Point, false)
 		return a.onStep(p, o, !ok || a.dirs[i] != o.Dir)
 	}
 	return p // markStray: its probe's, on no step
@@ -307,8 +324,8 @@ func (a *Accumulator) placeToken(runID uint64, seq uint32) placement {
 
 // onStep completes p with the step o crosses as a request or a reply, and
 // whether it crosses it the expected way.
-func (a *Accumulator) onStep(p placement, o capture.Observation, reply bool) placement {
-	i, ok := a.index[stepKey{o.Point, reply}]
+func (a *Accumulator) onStep(p placement, o *capture.Observation, reply bool) placement {
+	i, ok := a.stepOf(o.Point, reply)
 	p.step, p.onPath = i, ok && a.dirs[i] == o.Dir
 	return p
 }

@@ -161,3 +161,25 @@ func TestAccumulatorResultInterrupted(t *testing.T) {
 		t.Errorf("Interrupted changed more than Incomplete:\ngot  %s\nwant %s", jsonOf(t, cut), jsonOf(t, whole))
 	}
 }
+
+// TestAccumulatorStepOf checks that stepOf finds every step of the
+// timeline where buildSteps put it, and no step for a point off the path.
+func TestAccumulatorStepOf(t *testing.T) {
+	acc, err := NewAccumulator(flannelPath(), []ProbeSource{{RunID: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(acc.steps), 2*len(flannelPath().Points); got != want {
+		t.Fatalf("got %d steps, want %d", got, want)
+	}
+	for i, s := range acc.steps {
+		if got, ok := acc.stepOf(s.point.ID, s.reply); !ok || got != i {
+			t.Errorf("stepOf(%s, reply %v) = %d, %v; want %d, true", s.point.ID, s.reply, got, ok, i)
+		}
+	}
+	for _, reply := range []bool{false, true} {
+		if i, ok := acc.stepOf("nowhere", reply); ok {
+			t.Errorf("stepOf(nowhere, reply %v) = %d, want none", reply, i)
+		}
+	}
+}

@@ -66,7 +66,12 @@ func buildSteps(path *topology.Path, pts []Point) []step {
 // earliest keeps the earliest of duplicate observations. On a tie it prefers
 // a fresh copy stamp, so the choice does not depend on input order.
 func earliest(cur sighting, o capture.Observation) sighting {
-	next := sighting{ns: o.At.UnixNano(), ok: true, skb: o.Stamp == capture.StampSKB}
+	return earliestOf(cur, o.At, o.Stamp)
+}
+
+// earliestOf is earliest for an observation stamped at, by stamp.
+func earliestOf(cur sighting, at time.Time, stamp capture.StampSource) sighting {
+	next := sighting{ns: at.UnixNano(), ok: true, skb: stamp == capture.StampSKB}
 	switch {
 	case !cur.ok, next.ns < cur.ns:
 		return next
