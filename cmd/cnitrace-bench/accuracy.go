@@ -51,8 +51,11 @@ type accuracyRow struct {
 	ReportMoves    []float64 `json:"report_move_us_per_round"` // the holding segment's p50 in the report (all probes) with minus without
 	Error          interval  `json:"error_us"`                 // median of span - hold over the paired probes, with minus without, per round
 	ErrorPerRound  []float64 `json:"error_us_per_round"`
-	OtherMaxUS     float64   `json:"other_max_move_us"` // the largest |mean p50 move| over rounds of any other separable segment
-	OtherWorst     string    `json:"other_worst"`       // that segment
+	OtherMaxUS     float64   `json:"other_max_move_us"`     // the largest |mean (cnitrace's p50 move - the kernel reference's move)| over rounds of any other separable segment
+	OtherWorst     string    `json:"other_worst"`           // that segment
+	OtherRawMaxUS  float64   `json:"other_raw_max_move_us"` // the largest |mean p50 move| of any other segment, cnitrace's alone
+	OtherRawWorst  string    `json:"other_raw_worst"`
+	OtherRefMoveUS float64   `json:"other_raw_worst_reference_move_us"` // the kernel reference's mean move of that segment
 	// OtherFromStamps counts the (round, segment) moves taken from the
 	// probes' own stamps because the two reports timed the segment from
 	// different steps.
@@ -193,20 +196,26 @@ func (b *bench) accuracySite(ctx context.Context, l *lab.Lab, st site) (rows []a
 func (b *bench) accuracyRow(ctx context.Context, l *lab.Lab, st site, d time.Duration) (accuracyRow, error) {
 	row := accuracyRow{Site: st.name, InjectedUS: float64(d.Microseconds()), Rounds: b.counts(8, 2), ProbesPerRound: b.counts(50, 15)}
 	var errs, pingErrs, lates []float64
-	others := map[string][]float64{}
+	raw, others, refs := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
 	for range row.Rounds {
-		base, pingBase, late0, err := b.injected(ctx, l, st, 0, row.ProbesPerRound)
+		b0, err := b.injected(ctx, l, st, 0, row.ProbesPerRound)
 		if err != nil {
 			return row, err
 		}
-		with, pingWith, late, err := b.injected(ctx, l, st, d, row.ProbesPerRound)
+		bd, err := b.injected(ctx, l, st, d, row.ProbesPerRound)
 		if err != nil {
 			return row, err
 		}
+		base, pingBase, late0, with, pingWith, late := b0.trace, b0.ping, b0.late, bd.trace, bd.ping, bd.late
 		row.InjectorMaxUS = max(row.InjectorMaxUS, us(late.Max))
 		r, moves := compareSegments(st, base.report, with.report)
 		for k, m := range moves {
-			others[k] = append(others[k], m)
+			raw[k] = append(raw[k], m)
+			rb, okb := b0.ref[k]
+			rw, okw := bd.ref[k]
+			if okb && okw {
+				others[k], refs[k] = append(others[k], m-(rw-rb)), append(refs[k], rw-rb)
+			}
 		}
 		row.SegmentFrom, row.SegmentTo = r.SegmentFrom, r.SegmentTo
 		row.OtherFromStamps += r.OtherFromStamps
@@ -234,13 +243,11 @@ func (b *bench) accuracyRow(ctx context.Context, l *lab.Lab, st site, d time.Dur
 	}
 	row.PingDeltaUS, row.RecoveredUS = meanCI(row.PingDeltas).Mean, meanCI(row.Recovered).Mean
 	row.InjectorLateUS = meanCI(lates).Mean
-	var worst float64
-	row.OtherWorst, worst, row.OtherVerdict = judgeStill(others, otherTolerance)
-	row.OtherMaxUS = math.Abs(worst)
+	row.judgeOthers(raw, others, refs)
 	row.Error, row.PingError = meanCI(errs), meanCI(pingErrs)
 	row.TruthSource = "the injector's hold of the probes cnitrace measured, median with the delay - without; error: median of cnitrace's span - the hold over the same probes, with - without"
 	row.ToleranceUS = math.Max(0.03*row.InjectedUS, 20)
-	row.Goal = fmt.Sprintf("recovered - truth within +-%.0f us; every other segment's move within +-%.0f us (95%% CIs)", row.ToleranceUS, otherTolerance)
+	row.Goal = fmt.Sprintf("recovered - truth within +-%.0f us; every other segment's move within +-%.0f us of the kernel tracepoints' move (95%% CIs)", row.ToleranceUS, otherTolerance)
 	errVerdict := judge(row.Error, band{-row.ToleranceUS, row.ToleranceUS})
 	if 2*row.Error.N < row.Rounds { // a few rounds' figures are not the row's
 		errVerdict = notJudged("%d of %d rounds paired %d+ probes with the injector's holds (%v)", row.Error.N, row.Rounds, minPaired, row.PairedProbes)
@@ -250,16 +257,65 @@ func (b *bench) accuracyRow(ctx context.Context, l *lab.Lab, st site, d time.Dur
 	return row, nil
 }
 
+// injectedRun is one run with an injector in place: the trace, the ping
+// beside it, what the injector held, and the kernel reference's median
+// span of each segment (nil when perf could not record).
+type injectedRun struct {
+	trace traceRun
+	ping  pingRun
+	late  injectorLate
+	ref   map[string]float64
+}
+
 // injected measures a trace and a ping together with the site's injector
-// in place, delaying by d.
-func (b *bench) injected(ctx context.Context, l *lab.Lab, st site, d time.Duration, n int) (traceRun, pingRun, injectorLate, error) {
+// in place, delaying by d, and the kernel's own times beside them.
+func (b *bench) injected(ctx context.Context, l *lab.Lab, st site, d time.Duration, n int) (injectedRun, error) {
 	stop, err := st.inject(ctx, l, d)
 	if err != nil {
-		return traceRun{}, pingRun{}, injectorLate{}, err
+		return injectedRun{}, err
 	}
-	t, p, werr := b.traceWithPing(ctx, l, n, 10*time.Millisecond, "--for-merge")
-	late, serr := stop()
-	return t, p, late, errors.Join(werr, serr)
+	var r injectedRun
+	k, kerr := startKernelRef(ctx)
+	var werr error
+	r.trace, r.ping, werr = b.traceWithPing(ctx, l, n, 10*time.Millisecond, "--for-merge")
+	if kerr == nil {
+		r.ref, kerr = k.stop(ctx, labDevs(l), pointKinds(r.trace.report))
+	}
+	if kerr != nil {
+		fmt.Fprintf(b.log, "cnitrace-bench: no kernel reference this run: %v\n", kerr)
+	}
+	var serr error
+	r.late, serr = stop()
+	return r, errors.Join(werr, serr)
+}
+
+// pointKinds maps rep's point IDs to their kinds.
+func pointKinds(rep report) map[string]string {
+	m := map[string]string{}
+	for _, p := range rep.Points {
+		m[p.ID] = p.Kind
+	}
+	return m
+}
+
+// judgeOthers judges the other segments' moves against the kernel
+// reference's: others are cnitrace's move minus the reference's in the
+// same round, raw cnitrace's own, refs the reference's.
+func (row *accuracyRow) judgeOthers(raw, others, refs map[string][]float64) {
+	var worst float64
+	row.OtherRawWorst, worst, _ = judgeStill(raw, otherTolerance)
+	row.OtherRawMaxUS = math.Abs(worst)
+	row.OtherRefMoveUS = meanCI(refs[row.OtherRawWorst]).Mean
+	row.OtherWorst, worst, row.OtherVerdict = judgeStill(others, otherTolerance)
+	row.OtherMaxUS = math.Abs(worst)
+	var judged, all int
+	for k, v := range raw {
+		all += len(v)
+		judged += len(others[k])
+	}
+	if 2*judged < all {
+		row.OtherVerdict = notJudged("the kernel reference timed %d of %d other-segment moves", judged, all)
+	}
 }
 
 func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
