@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // The labels the kubelet puts on every pod sandbox it asks a runtime for.
@@ -30,8 +28,8 @@ const (
 // ErrPodNotFound) naming the closest pods listed; ErrPodNotReady when
 // sandboxes exist but none is ready; ErrHostNetwork for a hostNetwork pod,
 // the one error returned together with the Pod (its NetNSPath is the
-// node's namespace). A runtime that fails a call gives that call's gRPC
-// error, wrapped with what was asked of which runtime.
+// node's namespace). A runtime that fails a call gives that call's
+// *StatusError, wrapped with what was asked of which runtime.
 func (c *Client) FindPod(ctx context.Context, hostRoot, namespace, name string) (*Pod, error) {
 	if namespace == "" || name == "" {
 		return nil, fmt.Errorf("find pod %q/%q: namespace and name must not be empty", namespace, name)
@@ -48,7 +46,7 @@ func (c *Client) FindPod(ctx context.Context, hostRoot, namespace, name string) 
 }
 
 // findSandbox returns the newest ready sandbox of namespace/name.
-func (c *Client) findSandbox(ctx context.Context, namespace, name string) (*runtimeapi.PodSandbox, error) {
+func (c *Client) findSandbox(ctx context.Context, namespace, name string) (*sandbox, error) {
 	sbs, err := c.listSandboxes(ctx, map[string]string{LabelPodNamespace: namespace, LabelPodName: name})
 	if err != nil {
 		return nil, err
@@ -59,7 +57,7 @@ func (c *Client) findSandbox(ctx context.Context, namespace, name string) (*runt
 			return nil, err
 		}
 		for _, sb := range all {
-			if md := sb.GetMetadata(); md.GetNamespace() == namespace && md.GetName() == name {
+			if sb.md.namespace == namespace && sb.md.name == name {
 				sbs = append(sbs, sb)
 			}
 		}
@@ -69,68 +67,73 @@ func (c *Client) findSandbox(ctx context.Context, namespace, name string) (*runt
 	}
 	slices.SortFunc(sbs, newestFirst)
 	for _, sb := range sbs {
-		if sb.GetState() == runtimeapi.PodSandboxState_SANDBOX_READY {
+		if sb.state == sandboxReady {
 			return sb, nil
 		}
 	}
 	return nil, fmt.Errorf("newest of %d sandboxes, %s (attempt %d), is %s: %w",
-		len(sbs), shortID(sbs[0].GetId()), sbs[0].GetMetadata().GetAttempt(), sbs[0].GetState(), ErrPodNotReady)
+		len(sbs), shortID(sbs[0].id), sbs[0].md.attempt, sbs[0].state, ErrPodNotReady)
 }
 
 // listSandboxes lists the sandboxes carrying labels (all with nil).
-func (c *Client) listSandboxes(ctx context.Context, labels map[string]string) ([]*runtimeapi.PodSandbox, error) {
-	req := &runtimeapi.ListPodSandboxRequest{}
-	if labels != nil {
-		req.Filter = &runtimeapi.PodSandboxFilter{LabelSelector: labels}
+func (c *Client) listSandboxes(ctx context.Context, labels map[string]string) ([]*sandbox, error) {
+	b, err := c.call(ctx, "ListPodSandbox", listRequest(labels))
+	var items []*sandbox
+	if err == nil {
+		items, err = parseList(b)
+		err = parseError(err)
 	}
-	resp, err := c.rt.ListPodSandbox(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("list pod sandboxes: %w", err)
 	}
-	return resp.GetItems(), nil
+	return items, nil
 }
 
 // newestFirst orders sandboxes by attempt, then creation time, newest
 // first, then by id, so the order never depends on the runtime's.
-func newestFirst(a, b *runtimeapi.PodSandbox) int {
+func newestFirst(a, b *sandbox) int {
 	return cmp.Or(
-		cmp.Compare(b.GetMetadata().GetAttempt(), a.GetMetadata().GetAttempt()),
-		cmp.Compare(b.GetCreatedAt(), a.GetCreatedAt()),
-		cmp.Compare(a.GetId(), b.GetId()))
+		cmp.Compare(b.md.attempt, a.md.attempt),
+		cmp.Compare(b.createdAt, a.createdAt),
+		cmp.Compare(a.id, b.id))
 }
 
 // sandboxPod reads sb's verbose status and returns the pod it runs.
-func (c *Client) sandboxPod(ctx context.Context, hostRoot string, sb *runtimeapi.PodSandbox) (*Pod, error) {
-	resp, err := c.rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: sb.GetId(), Verbose: true})
+func (c *Client) sandboxPod(ctx context.Context, hostRoot string, sb *sandbox) (*Pod, error) {
+	b, err := c.call(ctx, "PodSandboxStatus", statusRequest(sb.id))
+	var st *sandbox
+	var infoMap map[string]string
+	if err == nil {
+		st, infoMap, err = parseStatus(b)
+		err = parseError(err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("read status of sandbox %s: %w", shortID(sb.GetId()), err)
+		return nil, fmt.Errorf("read status of sandbox %s: %w", shortID(sb.id), err)
 	}
-	st := resp.GetStatus()
-	if st.GetState() != runtimeapi.PodSandboxState_SANDBOX_READY {
-		return nil, fmt.Errorf("sandbox %s is %s: %w", shortID(sb.GetId()), st.GetState(), ErrPodNotReady)
+	if st.state != sandboxReady {
+		return nil, fmt.Errorf("sandbox %s is %s: %w", shortID(sb.id), st.state, ErrPodNotReady)
 	}
-	info, err := parseInfo(resp.GetInfo())
+	info, err := parseInfo(infoMap)
 	if err != nil {
-		return nil, fmt.Errorf("read status of sandbox %s: %w", shortID(sb.GetId()), err)
+		return nil, fmt.Errorf("read status of sandbox %s: %w", shortID(sb.id), err)
 	}
-	md := sb.GetMetadata()
 	pod := &Pod{
-		Namespace:   md.GetNamespace(),
-		Name:        md.GetName(),
-		UID:         md.GetUid(),
-		SandboxID:   sb.GetId(),
-		Attempt:     md.GetAttempt(),
+		Namespace:   sb.md.namespace,
+		Name:        sb.md.name,
+		UID:         sb.md.uid,
+		SandboxID:   sb.id,
+		Attempt:     sb.md.attempt,
 		PID:         info.pid,
-		HostNetwork: st.GetLinux().GetNamespaces().GetOptions().GetNetwork() == runtimeapi.NamespaceMode_NODE,
+		HostNetwork: st.networkMode == namespaceModeNode,
 	}
 	if info.netnsPath != "" {
 		pod.RuntimeNetNSPath = HostPath(hostRoot, info.netnsPath)
 	}
 	if pod.NetNSPath = netnsPath(hostRoot, pod); pod.NetNSPath == "" {
-		return nil, fmt.Errorf("sandbox %s: the runtime reports neither its pid nor its network namespace", shortID(sb.GetId()))
+		return nil, fmt.Errorf("sandbox %s: the runtime reports neither its pid nor its network namespace", shortID(sb.id))
 	}
 	if pod.HostNetwork {
-		return pod, fmt.Errorf("sandbox %s: %w", shortID(sb.GetId()), ErrHostNetwork)
+		return pod, fmt.Errorf("sandbox %s: %w", shortID(sb.id), ErrHostNetwork)
 	}
 	return pod, nil
 }
