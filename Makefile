@@ -75,10 +75,11 @@ test-unit:
 	$(GO) test -count=1 -run 'Test[^P]|TestP[^r]|Example|Fuzz' $(PKGS)
 
 # What the lab benchmark compares cnitrace with, beyond TEST_TOOLS, as
-# command:Debian-package pairs: tcpdump (five per path, the CPU comparison)
-# and hping3 (TCP SYN round trips beside the TCP probes). Installed by
-# `make bench` only, so that `make test` does not grow.
-BENCH_TOOLS := tcpdump:tcpdump hping3:hping3
+# command:Debian-package pairs: tcpdump (five per path, the CPU comparison),
+# hping3 (TCP SYN round trips beside the TCP probes) and perf (section 1's
+# reference: the kernel's net tracepoints time the other segments). Installed
+# by `make bench` only, so that `make test` does not grow.
+BENCH_TOOLS := tcpdump:tcpdump hping3:hping3 perf:linux-perf
 
 # Benchmarks: Go benchmarks of the hot paths, then the lab benchmark (root),
 # which prints one table and writes bench/results/<date and time>.json;
