@@ -14,18 +14,26 @@ import (
 // read is the socket's side of the receive loop: one read of echo replies
 // and TX timestamps alike. Go lets one goroutine at a time read a
 // descriptor, and the run is that goroutine: each read drains the error
-// queue, then tries one recvfrom (readFD, in RawConn.Control), and waits
-// only when both were empty, for the socket or the deadline, whichever
-// comes first (waiter: the socket and a timerfd in an epoll set of their
-// own, waiting in the netpoller). epoll reports a non-empty error queue
-// as EPOLLERR, so a stamp wakes the wait too, with no busy loop; and the
-// socket is never waited for in the netpoller itself, which failed every
-// read with "not pollable" after epoll reported the socket with EPOLLERR
-// alone (stamps queued while the send buffer was too full for the socket
-// to be writable), so the poll(2) that stood in for it then is gone.
+// queue, then tries one recvfrom (readFD, in RawConn.Control). epoll
+// reports a non-empty error queue as EPOLLERR, so a stamp wakes a wait
+// too, with no busy loop; and the socket is never waited for in the
+// netpoller itself, which failed every read with "not pollable" after
+// epoll reported the socket with EPOLLERR alone (stamps queued while the
+// send buffer was too full for the socket to be writable), so the poll(2)
+// that stood in for it then is gone.
 //
-// With a zero deadline it reads once and never waits: what a send just
-// queued costs no wake-up and no timer.
+// With a zero deadline (or one that has passed) it reads once and never
+// waits: what a send just queued costs no wake-up and no timer. With a
+// deadline ahead it waits first, for the socket or the deadline,
+// whichever comes first (waiter: the socket and a timerfd in an epoll set
+// of their own, waiting in the netpoller), and reads once the socket is
+// ready. A read before the wait would be redundant: the epoll set is
+// level-triggered, so the waiter's first look (epoll_wait with no
+// timeout, before it parks) reports the socket ready at once when it
+// holds anything, datagram, stamp or ICMP error, read or not since the
+// last read, and anything that comes later wakes the wait. It saved a
+// recvmmsg and a recvfrom, both EAGAIN, before every wait, and cost an
+// armed timer only when something was already queued.
 //
 // A read allocates nothing: the reader, its callbacks and its buffers are
 // the socket's, made at the first read (one run at a time reads a socket).
@@ -36,29 +44,39 @@ func (s *socket) read(rx *rxBatch, deadline time.Time, now func() time.Time) err
 	r := s.rd
 	r.rx, r.now, r.err = rx, now, nil
 	defer func() { r.rx, r.now = nil, nil }() // nothing of the run's outlives it
-	if deadline.IsZero() {
+	var d time.Duration
+	if !deadline.IsZero() {
+		d = time.Until(deadline)
+	}
+	if d <= 0 {
 		if err := s.raw.Control(r.readOnce); err != nil {
 			return err
+		}
+		if !r.got && !deadline.IsZero() {
+			return os.ErrDeadlineExceeded
 		}
 		return r.err
 	}
-	w, err := s.waiter()
-	if err != nil {
-		return err
-	}
-	for {
-		if err := s.raw.Control(r.readOnce); err != nil {
+	if r.wait == nil {
+		w, err := s.waiter()
+		if err != nil {
 			return err
 		}
-		if r.got {
-			return r.err
-		}
-		ready, err := w.wait(time.Until(deadline))
+		r.wait = w // closed with the socket, after which its waits fail
+	}
+	for ; ; d = time.Until(deadline) {
+		ready, err := r.wait.wait(d)
 		if err != nil {
 			return err
 		}
 		if !ready {
 			return os.ErrDeadlineExceeded
+		}
+		if err := s.raw.Control(r.readOnce); err != nil {
+			return err
+		}
+		if r.got {
+			return r.err
 		}
 	}
 }
@@ -103,6 +121,7 @@ type fdReader struct {
 	// made per read was a heap allocation per read.
 	readOnce func(fd uintptr)
 	errq     errQueue              // the buffers for the error queue
+	wait     *waiter               // the socket's, once a read has waited
 	name     unix.RawSockaddrInet6 // recvfrom's sender (room for a sockaddr_in too)
 }
 

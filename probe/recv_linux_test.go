@@ -2,6 +2,7 @@ package probe
 
 import (
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"testing"
@@ -115,4 +116,92 @@ func TestSetReadDeadlineZero(t *testing.T) {
 	if took := wait(); took >= 20*time.Millisecond {
 		t.Errorf("after a deadline that passed a wait returned after %v, want at once", took)
 	}
+}
+
+// TestReadSeesWhatCameBeforeTheWait: a read with a deadline waits before
+// it reads, so what came in after the last read and before the wait (a
+// reply, a TX stamp, an ICMP error) must end the wait at once, not be
+// left for the deadline. A read of the empty socket comes first, then a
+// datagram, or a send of the socket's own (its stamps), then the read;
+// its deadline is far beyond anything a loaded machine takes.
+func TestReadSeesWhatCameBeforeTheWait(t *testing.T) {
+	s, self := loopbackProbeSocket(t)
+	peer, send := loopbackPair(t)
+	peerAddr := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	rx := newRxBatch()
+	empty := func() {
+		t.Helper()
+		for range 100 { // what earlier cases left, then nothing
+			rx.reset()
+			if err := s.read(rx, time.Time{}, time.Now); err != nil {
+				t.Fatal(err)
+			}
+			if rx.msg == nil && len(rx.stamps) == 0 && len(rx.errs) == 0 {
+				return
+			}
+		}
+		t.Fatal("the socket never ran empty")
+	}
+	for _, tc := range []struct {
+		name   string
+		arrive func()
+		got    func() bool
+	}{
+		{"datagram", func() {
+			if err := unix.Sendto(send, []byte("reply"), 0, &unix.SockaddrInet4{Addr: self.Addr().As4(), Port: int(self.Port())}); err != nil {
+				t.Fatal(err)
+			}
+		}, func() bool { return string(rx.msg) == "reply" }},
+		{"TX stamps", func() {
+			if _, _, err := s.sendKeyed([]byte("probe"), peerAddr, time.Now); err != nil {
+				t.Fatal(err)
+			}
+		}, func() bool { return len(rx.stamps) > 0 }},
+		{"ICMP error", func() {
+			if _, _, err := s.sendKeyed([]byte("probe"), netip.AddrPortFrom(self.Addr(), closedPort(t)), time.Now); err != nil {
+				t.Fatal(err)
+			}
+		}, func() bool { return len(rx.errs) > 0 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			empty()
+			tc.arrive()
+			const far = 10 * time.Second
+			// The send's stamps may come in a read of their own before an
+			// ICMP error: a few reads, none of which may wait it out.
+			for range 3 {
+				rx.reset()
+				start := time.Now()
+				if err := s.read(rx, start.Add(far), time.Now); err != nil {
+					t.Fatalf("read: %v, want the %s, which came before it", err, tc.name)
+				}
+				if took := time.Since(start); took >= far {
+					t.Fatalf("read took %v, the whole deadline", took)
+				}
+				if tc.got() {
+					return
+				}
+			}
+			t.Errorf("read %d stamps, %d ICMP errors, datagram %q; want the %s", len(rx.stamps), len(rx.errs), rx.msg, tc.name)
+		})
+	}
+}
+
+// closedPort returns a UDP port on loopback that nothing listens on: one
+// a socket was just bound to and closed.
+func closedPort(t *testing.T) uint16 {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uint16(sa.(*unix.SockaddrInet4).Port)
 }
