@@ -82,10 +82,11 @@ type Accumulator struct {
 
 // arrivals is what arrived of one source's probes.
 type arrivals struct {
-	exact exactSeqs              // what arrived of the first ExactProbes sequences
-	bySeq map[uint32]*seen       // observations kept of later sequences, by sequence
-	recs  map[uint32]probe.Probe // probe records kept of later sequences, by sequence
-	obs   int                    // observations carrying the source's token
+	exact exactSeqs               // what arrived of the first ExactProbes sequences
+	bySeq map[uint32]*seen        // observations kept of later sequences, by sequence
+	recs  map[uint32]*probe.Probe // probe records kept of later sequences, by sequence
+	spare spare                   // what later sequences folded left, for the next ones
+	obs   int                     // observations carrying the source's token
 	// sent and received count the records added, kept or folded.
 	sent, received int
 	replies        [probe.Unreachable + 1]int // the records added, by what answered them
@@ -124,7 +125,7 @@ func NewAccumulator(path *topology.Path, sources []ProbeSource) (*Accumulator, e
 		ties:    newTCPTies(maxTiedProbes),
 	}
 	for i := range a.arrived {
-		a.arrived[i] = arrivals{exact: exactSeqs{steps: len(a.steps)}, bySeq: map[uint32]*seen{}, recs: map[uint32]probe.Probe{}, folded: -1}
+		a.arrived[i] = arrivals{exact: exactSeqs{steps: len(a.steps)}, bySeq: map[uint32]*seen{}, recs: map[uint32]*probe.Probe{}, folded: -1}
 	}
 	for _, p := range path.Points {
 		a.ids = append(a.ids, p.ID)

@@ -100,10 +100,63 @@ func (in *arrivals) add(seq uint32, steps int) *seen {
 	if seq < ExactProbes {
 		return in.exact.add(seq)
 	}
-	s := &seen{at: make([]sighting, steps)}
+	s := in.spare.seen()
+	if s == nil {
+		s = &seen{at: make([]sighting, steps)}
+	}
 	in.bySeq[seq] = s
 	in.beyond++
 	return s
+}
+
+// spare is what the later sequences folded left: their seen, sightings
+// and record, cleared, for the next sequences to take, so that a long
+// run's steady state allocates nothing per probe (a map of records, each
+// bigger than a map slot holds, would allocate one per insert). It holds
+// at most what was pending at once, which was allocated anyway.
+type spare struct {
+	seens []*seen
+	recs  []*probe.Probe
+}
+
+// seen returns a cleared seen, nil if there is none.
+func (sp *spare) seen() *seen {
+	n := len(sp.seens)
+	if n == 0 {
+		return nil
+	}
+	s := sp.seens[n-1]
+	sp.seens = sp.seens[:n-1]
+	return s
+}
+
+// rec returns a record to fill, allocated if none is spare.
+func (sp *spare) rec() *probe.Probe {
+	n := len(sp.recs)
+	if n == 0 {
+		return new(probe.Probe)
+	}
+	p := sp.recs[n-1]
+	sp.recs = sp.recs[:n-1]
+	return p
+}
+
+// forget drops what is kept of sequence seq from ExactProbes on, its
+// record and observations, and keeps their memory for the next sequences.
+// The caller is done with both.
+func (in *arrivals) forget(seq uint32) {
+	if p, ok := in.recs[seq]; ok {
+		delete(in.recs, seq)
+		*p = probe.Probe{}
+		in.spare.recs = append(in.spare.recs, p)
+	}
+	if s, ok := in.bySeq[seq]; ok {
+		delete(in.bySeq, seq)
+		in.beyond--
+		clear(s.at)
+		s.obs = 0
+		in.spare.seens = append(in.spare.seens, s)
+	}
 }
 
 // record returns the record of sequence seq, if one is kept.
@@ -112,12 +165,19 @@ func (in *arrivals) record(seq uint32) (probe.Probe, bool) {
 		return in.exact.record(seq)
 	}
 	p, ok := in.recs[seq]
-	return p, ok
+	if !ok {
+		return probe.Probe{}, false
+	}
+	return *p, true
 }
 
 // has reports whether a record of sequence seq is kept.
 func (in *arrivals) has(seq uint32) bool {
-	_, ok := in.record(seq)
+	if seq < ExactProbes {
+		_, ok := in.exact.record(seq)
+		return ok
+	}
+	_, ok := in.recs[seq]
 	return ok
 }
 
@@ -127,7 +187,9 @@ func (in *arrivals) keep(p probe.Probe) {
 		in.exact.keep(p)
 		return
 	}
-	in.recs[p.Seq] = p
+	r := in.spare.rec()
+	*r = p
+	in.recs[p.Seq] = r
 }
 
 // eachSeen calls f with every sequence something arrived of, and what did:
@@ -154,6 +216,7 @@ func (in *arrivals) eachRecord(f func(p *probe.Probe)) {
 		}
 	}
 	for _, p := range in.recs {
-		f(&p)
+		c := *p
+		f(&c)
 	}
 }

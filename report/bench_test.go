@@ -8,8 +8,10 @@ import (
 )
 
 // BenchmarkAccumulator is the report's cost per observation (Add), per run
-// of 1000 probes on a five-point path (Result), and per probe folded into
-// sketches beyond ExactProbes (fold).
+// of 1000 probes on a five-point path (Result), per probe folded into
+// sketches beyond ExactProbes (fold), and per probe of a long run beyond
+// ExactProbes, its record and its ten observations added and, a second of
+// run time later, folded (long-run-probe).
 func BenchmarkAccumulator(b *testing.B) {
 	probes, obs := run{n: 1000, delays: designDelays(), jitter: func(seq, seg int) time.Duration {
 		return time.Duration(seq%7) * time.Microsecond
@@ -51,5 +53,13 @@ func BenchmarkAccumulator(b *testing.B) {
 			t.fold(exact[i%len(exact)], acc.steps)
 			i++
 		}
+	})
+	b.Run("long-run-probe", func(b *testing.B) {
+		f := newLongRunFeed()
+		b.ReportAllocs()
+		for b.Loop() {
+			f.next()
+		}
+		f.check(b)
 	})
 }

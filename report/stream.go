@@ -89,7 +89,7 @@ func (a *Accumulator) record(src int, p probe.Probe) {
 
 // settledAt is when p's packets are all in: settle after its reply was
 // read, or after its deadline when it had none.
-func settledAt(p probe.Probe) int64 {
+func settledAt(p *probe.Probe) int64 {
 	t := p.Deadline
 	switch {
 	case p.Answered():
@@ -124,13 +124,8 @@ func (a *Accumulator) fold(seq uint32) {
 		a.plan = planSpans(a.steps, exact)
 		a.tail = newTally(len(a.steps), a.plan, true, 0)
 	}
-	p := in.recs[seq]
-	a.tail.fold(a.line(in, &p), a.steps)
-	delete(in.recs, seq)
-	if _, ok := in.bySeq[seq]; ok {
-		delete(in.bySeq, seq)
-		in.beyond--
-	}
+	a.tail.fold(a.line(in, in.recs[seq]), a.steps)
+	in.forget(seq)
 	in.folded = max(in.folded, int64(seq))
 	a.ties.forget(tiedProbe{0, seq})
 }

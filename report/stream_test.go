@@ -1,6 +1,7 @@
 package report
 
 import (
+	"encoding/binary"
 	"math"
 	"reflect"
 	"slices"
@@ -268,3 +269,76 @@ func render(t *testing.T, r *Result, f Format) string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// longRunFeed feeds an Accumulator one probe beyond ExactProbes per call
+// to next, as a long run's steady state does: its ten observations, then
+// its record. The probes of a window are made once; each call takes the
+// next one with its sequence and times moved on, so that feeding
+// allocates nothing of its own.
+type longRunFeed struct {
+	acc     *Accumulator
+	window  []longRunProbe
+	payload []byte // every observation's, rewritten: the accumulator keeps no payload
+	n       int
+}
+
+type longRunProbe struct {
+	p   probe.Probe
+	obs []capture.Observation
+}
+
+func newLongRunFeed() *longRunFeed {
+	const window = 1000
+	r := run{n: window, delays: designDelays()}
+	f := &longRunFeed{}
+	for seq := range window {
+		p, obs := r.probe(flannelPath(), ExactProbes+seq)
+		f.window = append(f.window, longRunProbe{p, obs})
+	}
+	f.acc, _ = NewAccumulator(flannelPath(), []ProbeSource{{RunID: testRun}})
+	f.payload = make([]byte, len(f.window[0].obs[0].Payload))
+	return f
+}
+
+func (f *longRunFeed) next() {
+	w := &f.window[f.n%len(f.window)]
+	shift := time.Duration(f.n/len(f.window)*len(f.window)) * interval
+	seq := uint32(ExactProbes + f.n)
+	for _, o := range w.obs {
+		o.At = o.At.Add(shift)
+		copy(f.payload, o.Payload)
+		binary.BigEndian.PutUint32(f.payload[12:16], seq) // the token's sequence
+		o.Payload = f.payload
+		f.acc.Add(o)
+	}
+	p := w.p
+	p.Seq, p.SentAt, p.ReceivedAt = seq, p.SentAt.Add(shift), p.ReceivedAt.Add(shift)
+	f.acc.AddProbe(0, p)
+	f.n++
+}
+
+// check fails t unless the probes fed were folded as they settled.
+func (f *longRunFeed) check(t testing.TB) {
+	t.Helper()
+	if got, min := f.acc.arrived[0].folded, int64(ExactProbes+f.n-2*len(f.window)); f.n > 2*len(f.window) && got < min {
+		t.Fatalf("after %d probes the latest folded is %d, want at least %d", f.n, got, min)
+	}
+}
+
+// TestAccumulatorLongRunAllocatesNothing: beyond ExactProbes, once the
+// first probes are folded, a probe's packets and record cost no
+// allocation (three each before the spare store: its seen, its sightings,
+// its record in the map), and the probes keep being folded.
+func TestAccumulatorLongRunAllocatesNothing(t *testing.T) {
+	f := newLongRunFeed()
+	for range 3000 { // past the first folds: settle is 100 probes at 10 ms
+		f.next()
+	}
+	if n := testing.AllocsPerRun(2000, f.next); n != 0 {
+		t.Errorf("got %v allocations per probe, want 0", n)
+	}
+	f.check(t)
+	if got, want := f.acc.arrived[0].sent, f.n; got != want {
+		t.Errorf("got %d records counted, want %d", got, want)
+	}
+}
