@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"github.com/cnitrace/cnitrace/capture"
 	"github.com/cnitrace/cnitrace/cmd/internal/cli"
@@ -263,21 +264,21 @@ func captureConfig(path *topology.Path) capture.Config {
 
 // captureRate tells the capture what the run makes at a point, so that it
 // sizes its rings and how often it reads them to the run: a probe every
-// --interval (never faster than probe.MinInterval, the bound of a run of
-// one probe too) from each source, each probe 2 packets (request and reply,
-// or the ICMP error answering it), a TCP SYN 3 (the SYN, its SYN-ACK or
-// RST-ACK, and the pod's RST after a SYN-ACK), and the largest frame one
-// makes.
+// --interval (never faster than probe.MinInterval) from each source, each
+// probe 2 packets (request and reply, or the ICMP error answering it), a
+// TCP SYN 3 (the SYN, its SYN-ACK or RST-ACK, and the pod's RST after a
+// SYN-ACK), and the largest frame one makes. A run of one probe, whose
+// --interval means nothing (it may be below the bound), says a second.
 func captureRate(c *traceConfig, sources int) capture.Rate {
 	packets := 2
 	if c.proto == probe.TCP {
 		packets = 3
 	}
-	return capture.Rate{
-		Interval: max(c.interval, probe.MinInterval),
-		Packets:  packets * sources,
-		Frame:    probeFrame(c),
+	interval := max(c.interval, probe.MinInterval)
+	if c.probeConfig().Count == 1 {
+		interval = max(interval, time.Second)
 	}
+	return capture.Rate{Interval: interval, Packets: packets * sources, Frame: probeFrame(c)}
 }
 
 // probeFrame is the largest frame a probe of c makes, from its Ethernet
