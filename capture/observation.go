@@ -113,7 +113,10 @@ type Observation struct {
 	ICMPID             uint16 // ProtoICMP, as seen on the wire; not usable for matching
 	ICMPSeq            uint16 // ProtoICMP
 	// Payload is a copy of the ICMP echo data (the probe token and
-	// padding), ProtoICMP only.
+	// padding), ProtoICMP only. Like Token's, its bytes are carved out of
+	// a 16 KiB chunk the Decoder allocates for many observations, capped
+	// and never written again: an observation kept long after the others
+	// keeps its whole chunk; clone Payload and Token to keep them alone.
 	Payload []byte
 
 	// SrcPort and DstPort are the TCP or UDP ports; for ProtoUnreachable
