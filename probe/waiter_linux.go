@@ -58,7 +58,13 @@ var wakeSpec = unix.ItimerSpec{Value: unix.Timespec{Nsec: 1}}
 
 // newWaiter makes the waiter of socket fd.
 func newWaiter(fd int) (*waiter, error) {
-	tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+	// Blocking, so that os.NewFile leaves it out of the netpoller: only the
+	// epoll set waits for it, and nothing ever reads it (setting it clears
+	// an expiry). Non-blocking, it sat in the netpoller too, and each
+	// expiry was a second event there, of no use: one more ready item for
+	// the kernel to poll and copy out, one more pollDesc for the runtime
+	// to look up, cold, at every probe's wake-up.
+	tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("create timerfd: %w", err)
 	}
