@@ -260,10 +260,34 @@ const (
 // (no table walk), and false when there is none. A refused request is a
 // *CapabilityError naming CAP_NET_ADMIN.
 func (c *Conntrack) echo(src, dst netip.Addr, id uint16) (*netlink.ConntrackFlow, bool, error) {
-	fam, proto, idAttr, echoType := uint8(unix.AF_INET), uint8(unix.IPPROTO_ICMP), ctaProtoICMPID, byte(8)
+	proto, idAttr, echoType := uint8(unix.IPPROTO_ICMP), ctaProtoICMPID, byte(8)
+	if dst.Is6() {
+		proto, idAttr, echoType = unix.IPPROTO_ICMPV6, ctaProtoICMPv6ID, 128
+	}
+	return c.get(src, dst, proto, func(p *nl.RtAttr) {
+		p.AddRtAttr(idAttr, binary.BigEndian.AppendUint16(nil, id))
+		p.AddRtAttr(idAttr+1, []byte{echoType})
+		p.AddRtAttr(idAttr+2, []byte{0})
+	})
+}
+
+// portFlow returns the conntrack entry of the TCP or UDP (proto) flow
+// from src:sport to dst:dport (zone 0), looked up as echo does.
+func (c *Conntrack) portFlow(proto uint8, src netip.Addr, sport uint16, dst netip.Addr, dport uint16) (*netlink.ConntrackFlow, bool, error) {
+	return c.get(src, dst, proto, func(p *nl.RtAttr) {
+		p.AddRtAttr(nl.CTA_PROTO_SRC_PORT, binary.BigEndian.AppendUint16(nil, sport))
+		p.AddRtAttr(nl.CTA_PROTO_DST_PORT, binary.BigEndian.AppendUint16(nil, dport))
+	})
+}
+
+// get looks up the entry whose original tuple is src to dst, protocol
+// proto, with the protocol's own attributes (ports, echo id) added by
+// l4: IPCTNL_MSG_CT_GET, one hash lookup.
+func (c *Conntrack) get(src, dst netip.Addr, proto uint8, l4 func(*nl.RtAttr)) (*netlink.ConntrackFlow, bool, error) {
+	fam := uint8(unix.AF_INET)
 	srcAttr, dstAttr := nl.CTA_IP_V4_SRC, nl.CTA_IP_V4_DST
 	if dst.Is6() {
-		fam, proto, idAttr, echoType = unix.AF_INET6, unix.IPPROTO_ICMPV6, ctaProtoICMPv6ID, 128
+		fam = unix.AF_INET6
 		srcAttr, dstAttr = nl.CTA_IP_V6_SRC, nl.CTA_IP_V6_DST
 	}
 	req := nl.NewNetlinkRequest(unix.NFNL_SUBSYS_CTNETLINK<<8|nl.IPCTNL_MSG_CT_GET, 0)
@@ -274,9 +298,7 @@ func (c *Conntrack) echo(src, dst netip.Addr, id uint16) (*netlink.ConntrackFlow
 	ip.AddRtAttr(dstAttr, dst.AsSlice())
 	p := orig.AddRtAttr(unix.NLA_F_NESTED|nl.CTA_TUPLE_PROTO, nil)
 	p.AddRtAttr(nl.CTA_PROTO_NUM, []byte{proto})
-	p.AddRtAttr(idAttr, binary.BigEndian.AppendUint16(nil, id))
-	p.AddRtAttr(idAttr+1, []byte{echoType})
-	p.AddRtAttr(idAttr+2, []byte{0})
+	l4(p)
 	req.AddData(orig)
 	msg, err := c.request(req, ctMsgNew)
 	switch {

@@ -20,6 +20,11 @@ func (c *Conntrack) Echo(src, dst netip.Addr, id uint16) (*netlink.ConntrackFlow
 	return c.echo(src, dst, id)
 }
 
+// PortFlow is the lookup of one TCP or UDP flow's entry by its tuple.
+func (c *Conntrack) PortFlow(proto uint8, src netip.Addr, sport uint16, dst netip.Addr, dport uint16) (*netlink.ConntrackFlow, bool, error) {
+	return c.portFlow(proto, src, sport, dst, dport)
+}
+
 // DNAT is the discovery's conntrack lookup (dnat) for flow to target from
 // src, in node.
 func DNAT(node *NetNS, target netip.Addr, flow Flow, src netip.Addr) (netip.Addr, bool, error) {

@@ -31,15 +31,8 @@ func (d *discovery) dnat(src netip.Addr) (netip.Addr, bool, error) {
 	if ct != d.ct {
 		defer ct.Close()
 	}
-	if d.flow.Proto == 0 && d.flow.EchoID != 0 && src.IsValid() {
-		// The probes' own entry, looked up by its tuple: one hash lookup
-		// where a dump walks the kernel's whole table. Without one (a
-		// conntrack zone of its own, a warm-up that never left) or on any
-		// error (a refused request is refused again, and reported, by
-		// the dump), the dump below finds what it always found.
-		if fl, ok, err := ct.echo(src, d.target, d.flow.EchoID); err == nil && ok {
-			return translated(fl, d.target)
-		}
+	if fl, ok := d.lookUp(ct, src); ok {
+		return translated(fl, d.target)
 	}
 	flows, err := ct.List(d.flow.filter(d.target, src))
 	if err != nil {
@@ -57,6 +50,27 @@ func (d *discovery) dnat(src netip.Addr) (netip.Addr, bool, error) {
 		}
 	}
 	return netip.Addr{}, false, nil
+}
+
+// lookUp looks the probes' own entry up by its tuple (the warm-up's echo
+// id, or its TCP or UDP source port): one hash lookup where a dump walks
+// the kernel's whole table. Without one (a conntrack zone of its own, a
+// warm-up that never left, a flow whose id or port is unknown) or on any
+// error (a refused request is refused again, and reported, by the dump),
+// it returns false and the dump finds what it always found.
+func (d *discovery) lookUp(ct *Conntrack, src netip.Addr) (*netlink.ConntrackFlow, bool) {
+	var fl *netlink.ConntrackFlow
+	var ok bool
+	var err error
+	switch {
+	case !src.IsValid():
+		return nil, false
+	case d.flow.Proto == 0 && d.flow.EchoID != 0:
+		fl, ok, err = ct.echo(src, d.target, d.flow.EchoID)
+	case d.flow.Proto != 0 && d.flow.SrcPort != 0:
+		fl, ok, err = ct.portFlow(d.flow.Proto, src, d.flow.SrcPort, d.target, d.flow.Port)
+	}
+	return fl, ok && err == nil
 }
 
 // conntrack returns the node's conntrack: the one opened with the

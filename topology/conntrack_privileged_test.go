@@ -204,8 +204,8 @@ func checkWholeTable(t *testing.T, h *netlink.Handle, ct *topology.Conntrack, fa
 }
 
 // TestPrivilegedConntrackFiltered fills a throw-away netns's conntrack
-// with ctBackground unrelated entries and the probes' flows (TCP and ICMP
-// echo over IPv4, TCP over IPv6, each DNATed to a backend), then checks
+// with ctBackground unrelated entries and the probes' flows (TCP, UDP and
+// ICMP echo over IPv4, TCP over IPv6, each DNATed to a backend), then checks
 // that discovery's lookup finds each flow's backend, that the kernel sent
 // only the matching entries, and that the filtered read costs a fraction
 // of a full netlink.ConntrackTableList.
@@ -223,9 +223,11 @@ func TestPrivilegedConntrackFiltered(t *testing.T) {
 		}
 	}
 	backend, backendICMP, backend6 := netip.MustParseAddr("10.244.2.7"), netip.MustParseAddr("10.244.2.8"), netip.MustParseAddr("fd00:244:2::7")
+	backendUDP := netip.MustParseAddr("10.244.2.9")
 	for _, fl := range []*netlink.ConntrackFlow{
 		ctFlow(unix.IPPROTO_TCP, ctPod, 40000, ctSvc, 80, backend, 8080),
 		ctFlow(unix.IPPROTO_TCP, ctPod6, 40000, ctSvc6, 80, backend6, 8080),
+		ctFlow(unix.IPPROTO_UDP, ctPod, 40002, ctSvc, 53, backendUDP, 5353),
 	} {
 		if err := h.ConntrackCreate(netlink.ConntrackTable, netlink.InetFamily(fl.FamilyType), fl); err != nil {
 			t.Fatalf("create the probes' entry: %v", err)
@@ -238,8 +240,8 @@ func TestPrivilegedConntrackFiltered(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ct.Close()
-	if n, ok := ct.Entries(); !ok || n != ctBackground+3 {
-		t.Errorf("Entries: got %d, %v, want %d, true", n, ok, ctBackground+3)
+	if n, ok := ct.Entries(); !ok || n != ctBackground+4 {
+		t.Errorf("Entries: got %d, %v, want %d, true", n, ok, ctBackground+4)
 	}
 	filters := kernelFilters(t)
 	for _, tc := range []struct {
@@ -250,10 +252,14 @@ func TestPrivilegedConntrackFiltered(t *testing.T) {
 		wantReceived int // entries the kernel sends: IPv6 addresses are checked here only
 	}{
 		{"tcp", topology.Flow{Proto: topology.ProtoTCP, Port: 80}, ctPod, ctSvc, backend, 1},
+		{"tcp by its source port", topology.Flow{Proto: topology.ProtoTCP, Port: 80, SrcPort: 40000}, ctPod, ctSvc, backend, 1},
+		{"tcp by a source port without entry", topology.Flow{Proto: topology.ProtoTCP, Port: 80, SrcPort: 40001}, ctPod, ctSvc, backend, 1},
+		{"udp by its source port", topology.Flow{Proto: topology.ProtoUDP, Port: 53, SrcPort: 40002}, ctPod, ctSvc, backendUDP, 1},
 		{"icmp", topology.Flow{}, ctPod, ctSvc, backendICMP, 1},
 		{"icmp by its id", topology.Flow{EchoID: 7}, ctPod, ctSvc, backendICMP, 1},
 		{"icmp by an id without entry", topology.Flow{EchoID: 9}, ctPod, ctSvc, backendICMP, 1},
 		{"tcp6", topology.Flow{Proto: topology.ProtoTCP, Port: 80}, ctPod6, ctSvc6, backend6, 1 + ctDecoy},
+		{"tcp6 by its source port", topology.Flow{Proto: topology.ProtoTCP, Port: 80, SrcPort: 40000}, ctPod6, ctSvc6, backend6, 1 + ctDecoy},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, ok, err := topology.DNAT(ns, tc.target, tc.flow, tc.src)
@@ -271,7 +277,7 @@ func TestPrivilegedConntrackFiltered(t *testing.T) {
 			if filters && received != tc.wantReceived {
 				t.Errorf("list %+v: the kernel sent %d entries, want %d", f, received, tc.wantReceived)
 			}
-			t.Logf("%s: the kernel sent %d of %d entries", tc.name, received, ctBackground+3)
+			t.Logf("%s: the kernel sent %d of %d entries", tc.name, received, ctBackground+4)
 		})
 	}
 
@@ -282,6 +288,31 @@ func TestPrivilegedConntrackFiltered(t *testing.T) {
 		}
 		if _, ok, err := ct.Echo(ctPod, ctSvc, 9); err != nil || ok {
 			t.Errorf("Echo id 9: got %v, %v, want no entry and no error", ok, err)
+		}
+	})
+	t.Run("port flow", func(t *testing.T) {
+		for _, tc := range []struct {
+			proto uint8
+			src   netip.Addr
+			sport uint16
+			dst   netip.Addr
+			dport uint16
+			want  netip.Addr // invalid: no entry
+		}{
+			{unix.IPPROTO_TCP, ctPod, 40000, ctSvc, 80, backend},
+			{unix.IPPROTO_UDP, ctPod, 40002, ctSvc, 53, backendUDP},
+			{unix.IPPROTO_TCP, ctPod6, 40000, ctSvc6, 80, backend6},
+			{unix.IPPROTO_UDP, ctPod, 40000, ctSvc, 80, netip.Addr{}}, // TCP's ports, UDP
+			{unix.IPPROTO_TCP, ctPod, 40000, ctSvc, 443, netip.Addr{}},
+		} {
+			fl, ok, err := ct.PortFlow(tc.proto, tc.src, tc.sport, tc.dst, tc.dport)
+			var got netip.Addr
+			if ok {
+				got, _ = netip.AddrFromSlice(fl.Reverse.SrcIP)
+			}
+			if err != nil || ok != tc.want.IsValid() || got.Unmap() != tc.want {
+				t.Errorf("PortFlow(%d, %s:%d -> %s:%d): got %s, %v, %v, want %v", tc.proto, tc.src, tc.sport, tc.dst, tc.dport, got, ok, err, tc.want)
+			}
 		}
 	})
 
@@ -318,12 +349,34 @@ func TestPrivilegedConntrackFiltered(t *testing.T) {
 	})
 	t.Logf("full ConntrackTableList: wall %v, cpu %v, %d KiB allocated", full.wall, full.cpu, full.alloc>>10)
 	t.Logf("filtered List:           wall %v, cpu %v, %d KiB allocated", filtered.wall, filtered.cpu, filtered.alloc>>10)
+	port := measure(t, 5, func() {
+		if _, _, err := ct.PortFlow(unix.IPPROTO_TCP, ctPod, 40000, ctSvc, 80); err != nil {
+			t.Errorf("port lookup: %v", err)
+		}
+	})
 	t.Logf("Echo lookup:             wall %v, cpu %v, %d KiB allocated", echo.wall, echo.cpu, echo.alloc>>10)
+	t.Logf("PortFlow lookup:         wall %v, cpu %v, %d KiB allocated", port.wall, port.cpu, port.alloc>>10)
 	if filters && filtered.cpu*5 >= full.cpu {
 		t.Errorf("filtered read took %v CPU, full dump %v: want less than a fifth", filtered.cpu, full.cpu)
 	}
 	if echo.cpu*5 >= filtered.cpu {
 		t.Errorf("echo lookup took %v CPU, filtered dump %v: want less than a fifth", echo.cpu, filtered.cpu)
+	}
+	if port.cpu*5 >= filtered.cpu {
+		t.Errorf("port lookup took %v CPU, filtered dump %v: want less than a fifth", port.cpu, filtered.cpu)
+	}
+	// Discovery's own read takes the lookup when it knows the port.
+	dnat := func(flow topology.Flow) cost {
+		return measure(t, 5, func() {
+			if _, _, err := topology.DNAT(ns, ctSvc, flow, ctPod); err != nil {
+				t.Errorf("DNAT %+v: %v", flow, err)
+			}
+		})
+	}
+	byPort, byDump := dnat(topology.Flow{Proto: topology.ProtoUDP, Port: 53, SrcPort: 40002}), dnat(topology.Flow{Proto: topology.ProtoUDP, Port: 53})
+	t.Logf("DNAT by port: cpu %v, by dump: cpu %v", byPort.cpu, byDump.cpu)
+	if filters && byPort.cpu*5 >= byDump.cpu {
+		t.Errorf("DNAT of a flow with its source port took %v CPU, without it %v: want less than a fifth (no dump)", byPort.cpu, byDump.cpu)
 	}
 }
 

@@ -146,6 +146,10 @@ type Flow struct {
 	// looks that flow's one conntrack entry up first, and dumps the
 	// table only when there is none.
 	EchoID uint16
+	// SrcPort is the source port of the TCP or UDP probe sent before
+	// discovery, 0 when unknown: with it, as with EchoID, discovery looks
+	// that flow's entry up first.
+	SrcPort uint16
 }
 
 // IP protocol numbers of Flow.Proto.

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -333,10 +334,13 @@ func (c *traceConfig) discover(pod, node *topology.NetNS) (*topology.Path, error
 	if err := f.CheckPeer(c.to); err != nil {
 		return nil, err
 	}
-	if err := c.warmUp(pod); err != nil {
+	sport, err := c.warmUp(pod)
+	if err != nil {
 		return nil, err
 	}
-	path, err := f.Discover(c.to, c.flow())
+	flow := c.flow()
+	flow.SrcPort = sport
+	path, err := f.Discover(c.to, flow)
 	if err != nil && c.proto == probe.ICMP && errors.Is(err, syscall.ENETUNREACH) {
 		err = &noICMPRouteError{err: err, target: c.to}
 	}
@@ -444,8 +448,11 @@ const warmUpSize = 56
 // missing capability: without it a Service's DNAT is never found and
 // discovery follows the untranslated address to the wrong place (path too
 // needs CAP_NET_RAW for icmp and tcp, docs/privileges.md); any other
-// failure shows up in discovery or in the run.
-func (c *traceConfig) warmUp(src *topology.NetNS) error {
+// failure shows up in discovery or in the run. It returns the warm-up's
+// source port when it was a UDP datagram's (0 otherwise): discovery
+// looks the conntrack entry of that one flow up instead of dumping the
+// table.
+func (c *traceConfig) warmUp(src *topology.NetNS) (uint16, error) {
 	cfg := c.probeConfig()
 	cfg.Count, cfg.Duration, cfg.Interval, cfg.Timeout, cfg.RunID = 1, 0, time.Millisecond, warmUpTimeout, 0
 	cfg.Size = max(cfg.Size, warmUpSize) // path has no --size
@@ -453,11 +460,15 @@ func (c *traceConfig) warmUp(src *topology.NetNS) error {
 	if err != nil {
 		var capErr *topology.CapabilityError
 		if errors.As(err, &capErr) {
-			return fmt.Errorf("send the warm-up probe: %w", err)
+			return 0, fmt.Errorf("send the warm-up probe: %w", err)
 		}
-		return nil
+		return 0, nil
 	}
 	defer conn.Close()
+	var sport uint16
+	if a, ok := conn.LocalAddr().(*net.UDPAddr); ok {
+		sport = uint16(a.Port)
+	}
 	_, _ = probe.Run(context.Background(), conn, cfg) // best effort, see above
-	return nil
+	return sport, nil
 }
