@@ -4,11 +4,13 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // notFound builds the error for namespace/name missing among all, with
 // the closest names listed.
-func notFound(namespace, name string, all []*sandbox) *PodNotFoundError {
+func notFound(namespace, name string, all []*runtimeapi.PodSandbox) *PodNotFoundError {
 	return &PodNotFoundError{
 		Namespace: namespace,
 		Name:      name,
@@ -23,7 +25,7 @@ func notFound(namespace, name string, all []*sandbox) *PodNotFoundError {
 // name starts with name (a Deployment's web-7c9d8f5b4-x2x9k for web) or is
 // a typo away from it (an edit distance of at most 2, or a third of its
 // length); each group nearest first, ties by name.
-func closest(namespace, name string, all []*sandbox) []string {
+func closest(namespace, name string, all []*runtimeapi.PodSandbox) []string {
 	type cand struct {
 		name  string // namespace/name
 		group int    // 0: the name in another namespace, 1: a name in the namespace
@@ -32,16 +34,16 @@ func closest(namespace, name string, all []*sandbox) []string {
 	var cands []cand
 	seen := map[string]bool{}
 	for _, sb := range all {
-		md := sb.md
-		full := md.namespace + "/" + md.name
+		md := sb.GetMetadata()
+		full := md.GetNamespace() + "/" + md.GetName()
 		if seen[full] {
 			continue
 		}
 		seen[full] = true
-		switch d := editDistance(md.name, name); {
-		case md.name == name:
-			cands = append(cands, cand{full, 0, editDistance(md.namespace, namespace)})
-		case md.namespace == namespace && (strings.HasPrefix(md.name, name) || d <= max(2, len(name)/3)):
+		switch d := editDistance(md.GetName(), name); {
+		case md.GetName() == name:
+			cands = append(cands, cand{full, 0, editDistance(md.GetNamespace(), namespace)})
+		case md.GetNamespace() == namespace && (strings.HasPrefix(md.GetName(), name) || d <= max(2, len(name)/3)):
 			cands = append(cands, cand{full, 1, d})
 		}
 	}

@@ -9,7 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // wellKnownSockets are the runtimes' default CRI sockets on a node, in the
@@ -47,7 +52,8 @@ func Endpoints(hostRoot string) []string {
 type Client struct {
 	endpoint string // unix:///run/containerd/containerd.sock
 	runtime  string // "containerd 1.6.20~ds1"
-	conn     *rpcConn
+	conn     *grpc.ClientConn
+	rt       runtimeapi.RuntimeServiceClient
 }
 
 // Endpoint returns the address the client is connected to, as unix://PATH.
@@ -100,43 +106,60 @@ func unixAddr(endpoint string) (string, error) {
 }
 
 // dial connects to addr (unix:///PATH) and asks for the runtime's version.
-// A socket that refuses the connection gives the kernel's error, typed:
-// callers branch on it (errors.Is os.ErrPermission for a socket they may
-// not open, syscall.ECONNREFUSED for one nobody listens on).
 func dial(ctx context.Context, addr string) (*Client, error) {
-	path := strings.TrimPrefix(addr, "unix://")
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(strings.TrimPrefix(addr, "unix://")); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("no socket (%w)", fs.ErrNotExist) // without a gRPC round trip
 	} else if err != nil {
 		return nil, err
 	}
-	nc, err := (&net.Dialer{}).DialContext(ctx, "unix", path)
+	d := &socketDialer{path: strings.TrimPrefix(addr, "unix://")}
+	conn, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(d.dial),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize)))
 	if err != nil {
 		return nil, err
 	}
-	conn, err := newRPCConn(nc)
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("ask CRI v1 version: %w", connError(err))
-	}
-	c := &Client{endpoint: addr, conn: conn}
-	b, err := c.call(ctx, "Version", nil)
-	var v versionResponse
-	if err == nil {
-		v, err = parseVersion(b)
-		err = parseError(err)
-	}
+	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	v, err := rt.Version(ctx, &runtimeapi.VersionRequest{})
 	if err != nil {
 		conn.Close()
+		if derr := d.err(); derr != nil {
+			return nil, derr // the socket refused us: say why, typed
+		}
 		return nil, fmt.Errorf("ask CRI v1 version: %w", err)
 	}
-	c.runtime = strings.TrimSpace(v.runtimeName + " " + v.runtimeVersion)
-	return c, nil
+	name := strings.TrimSpace(v.GetRuntimeName() + " " + v.GetRuntimeVersion())
+	return &Client{endpoint: addr, runtime: name, conn: conn, rt: rt}, nil
 }
 
-// call makes the RuntimeService call method with the message req.
-func (c *Client) call(ctx context.Context, method string, req []byte) ([]byte, error) {
-	return c.conn.call(ctx, "/runtime.v1.RuntimeService/"+method, req)
+// socketDialer connects gRPC to a unix socket and keeps the first
+// connection error: gRPC's status flattens it into text, and callers
+// branch on what the kernel said (errors.Is os.ErrPermission for a socket
+// they may not open, syscall.ECONNREFUSED for one nobody listens on).
+type socketDialer struct {
+	path  string
+	mu    sync.Mutex
+	first error
+}
+
+func (d *socketDialer) dial(ctx context.Context, _ string) (net.Conn, error) {
+	c, err := (&net.Dialer{}).DialContext(ctx, "unix", d.path)
+	if err != nil {
+		d.mu.Lock()
+		if d.first == nil {
+			d.first = err
+		}
+		d.mu.Unlock()
+	}
+	return c, err
+}
+
+// err returns the first connection error, or nil.
+func (d *socketDialer) err() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.first
 }
 
 // FindEndpoint connects to the node's runtime. With override set (the

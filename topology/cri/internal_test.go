@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 func TestHostPath(t *testing.T) {
@@ -99,10 +101,10 @@ func FuzzParseInfo(f *testing.F) {
 }
 
 func TestClosest(t *testing.T) {
-	var all []*sandbox
+	var all []*runtimeapi.PodSandbox
 	for _, n := range []string{"default/web-7c9d8f5b4-x2x9k", "default/wbe", "default/database", "prod/web", "staging/web", "defualt/web", "default/api"} {
 		ns, name, _ := strings.Cut(n, "/")
-		all = append(all, &sandbox{md: metadata{namespace: ns, name: name}})
+		all = append(all, &runtimeapi.PodSandbox{Metadata: &runtimeapi.PodSandboxMetadata{Namespace: ns, Name: name}})
 	}
 	for _, tt := range []struct {
 		namespace, name string

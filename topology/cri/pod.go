@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // The labels the kubelet puts on every pod sandbox it asks a runtime for.
@@ -28,8 +30,8 @@ const (
 // ErrPodNotFound) naming the closest pods listed; ErrPodNotReady when
 // sandboxes exist but none is ready; ErrHostNetwork for a hostNetwork pod,
 // the one error returned together with the Pod (its NetNSPath is the
-// node's namespace). A runtime that fails a call gives that call's
-// *StatusError, wrapped with what was asked of which runtime.
+// node's namespace). A runtime that fails a call gives that call's gRPC
+// error, wrapped with what was asked of which runtime.
 func (c *Client) FindPod(ctx context.Context, hostRoot, namespace, name string) (*Pod, error) {
 	if namespace == "" || name == "" {
 		return nil, fmt.Errorf("find pod %q/%q: namespace and name must not be empty", namespace, name)
@@ -46,7 +48,7 @@ func (c *Client) FindPod(ctx context.Context, hostRoot, namespace, name string) 
 }
 
 // findSandbox returns the newest ready sandbox of namespace/name.
-func (c *Client) findSandbox(ctx context.Context, namespace, name string) (*sandbox, error) {
+func (c *Client) findSandbox(ctx context.Context, namespace, name string) (*runtimeapi.PodSandbox, error) {
 	sbs, err := c.listSandboxes(ctx, map[string]string{LabelPodNamespace: namespace, LabelPodName: name})
 	if err != nil {
 		return nil, err
@@ -57,7 +59,7 @@ func (c *Client) findSandbox(ctx context.Context, namespace, name string) (*sand
 			return nil, err
 		}
 		for _, sb := range all {
-			if sb.md.namespace == namespace && sb.md.name == name {
+			if md := sb.GetMetadata(); md.GetNamespace() == namespace && md.GetName() == name {
 				sbs = append(sbs, sb)
 			}
 		}
@@ -67,73 +69,68 @@ func (c *Client) findSandbox(ctx context.Context, namespace, name string) (*sand
 	}
 	slices.SortFunc(sbs, newestFirst)
 	for _, sb := range sbs {
-		if sb.state == sandboxReady {
+		if sb.GetState() == runtimeapi.PodSandboxState_SANDBOX_READY {
 			return sb, nil
 		}
 	}
 	return nil, fmt.Errorf("newest of %d sandboxes, %s (attempt %d), is %s: %w",
-		len(sbs), shortID(sbs[0].id), sbs[0].md.attempt, sbs[0].state, ErrPodNotReady)
+		len(sbs), shortID(sbs[0].GetId()), sbs[0].GetMetadata().GetAttempt(), sbs[0].GetState(), ErrPodNotReady)
 }
 
 // listSandboxes lists the sandboxes carrying labels (all with nil).
-func (c *Client) listSandboxes(ctx context.Context, labels map[string]string) ([]*sandbox, error) {
-	b, err := c.call(ctx, "ListPodSandbox", listRequest(labels))
-	var items []*sandbox
-	if err == nil {
-		items, err = parseList(b)
-		err = parseError(err)
+func (c *Client) listSandboxes(ctx context.Context, labels map[string]string) ([]*runtimeapi.PodSandbox, error) {
+	req := &runtimeapi.ListPodSandboxRequest{}
+	if labels != nil {
+		req.Filter = &runtimeapi.PodSandboxFilter{LabelSelector: labels}
 	}
+	resp, err := c.rt.ListPodSandbox(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("list pod sandboxes: %w", err)
 	}
-	return items, nil
+	return resp.GetItems(), nil
 }
 
 // newestFirst orders sandboxes by attempt, then creation time, newest
 // first, then by id, so the order never depends on the runtime's.
-func newestFirst(a, b *sandbox) int {
+func newestFirst(a, b *runtimeapi.PodSandbox) int {
 	return cmp.Or(
-		cmp.Compare(b.md.attempt, a.md.attempt),
-		cmp.Compare(b.createdAt, a.createdAt),
-		cmp.Compare(a.id, b.id))
+		cmp.Compare(b.GetMetadata().GetAttempt(), a.GetMetadata().GetAttempt()),
+		cmp.Compare(b.GetCreatedAt(), a.GetCreatedAt()),
+		cmp.Compare(a.GetId(), b.GetId()))
 }
 
 // sandboxPod reads sb's verbose status and returns the pod it runs.
-func (c *Client) sandboxPod(ctx context.Context, hostRoot string, sb *sandbox) (*Pod, error) {
-	b, err := c.call(ctx, "PodSandboxStatus", statusRequest(sb.id))
-	var st *sandbox
-	var infoMap map[string]string
-	if err == nil {
-		st, infoMap, err = parseStatus(b)
-		err = parseError(err)
-	}
+func (c *Client) sandboxPod(ctx context.Context, hostRoot string, sb *runtimeapi.PodSandbox) (*Pod, error) {
+	resp, err := c.rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: sb.GetId(), Verbose: true})
 	if err != nil {
-		return nil, fmt.Errorf("read status of sandbox %s: %w", shortID(sb.id), err)
+		return nil, fmt.Errorf("read status of sandbox %s: %w", shortID(sb.GetId()), err)
 	}
-	if st.state != sandboxReady {
-		return nil, fmt.Errorf("sandbox %s is %s: %w", shortID(sb.id), st.state, ErrPodNotReady)
+	st := resp.GetStatus()
+	if st.GetState() != runtimeapi.PodSandboxState_SANDBOX_READY {
+		return nil, fmt.Errorf("sandbox %s is %s: %w", shortID(sb.GetId()), st.GetState(), ErrPodNotReady)
 	}
-	info, err := parseInfo(infoMap)
+	info, err := parseInfo(resp.GetInfo())
 	if err != nil {
-		return nil, fmt.Errorf("read status of sandbox %s: %w", shortID(sb.id), err)
+		return nil, fmt.Errorf("read status of sandbox %s: %w", shortID(sb.GetId()), err)
 	}
+	md := sb.GetMetadata()
 	pod := &Pod{
-		Namespace:   sb.md.namespace,
-		Name:        sb.md.name,
-		UID:         sb.md.uid,
-		SandboxID:   sb.id,
-		Attempt:     sb.md.attempt,
+		Namespace:   md.GetNamespace(),
+		Name:        md.GetName(),
+		UID:         md.GetUid(),
+		SandboxID:   sb.GetId(),
+		Attempt:     md.GetAttempt(),
 		PID:         info.pid,
-		HostNetwork: st.networkMode == namespaceModeNode,
+		HostNetwork: st.GetLinux().GetNamespaces().GetOptions().GetNetwork() == runtimeapi.NamespaceMode_NODE,
 	}
 	if info.netnsPath != "" {
 		pod.RuntimeNetNSPath = HostPath(hostRoot, info.netnsPath)
 	}
 	if pod.NetNSPath = netnsPath(hostRoot, pod); pod.NetNSPath == "" {
-		return nil, fmt.Errorf("sandbox %s: the runtime reports neither its pid nor its network namespace", shortID(sb.id))
+		return nil, fmt.Errorf("sandbox %s: the runtime reports neither its pid nor its network namespace", shortID(sb.GetId()))
 	}
 	if pod.HostNetwork {
-		return pod, fmt.Errorf("sandbox %s: %w", shortID(sb.id), ErrHostNetwork)
+		return pod, fmt.Errorf("sandbox %s: %w", shortID(sb.GetId()), ErrHostNetwork)
 	}
 	return pod, nil
 }
