@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"time"
 
@@ -400,14 +399,8 @@ func (r report) ownSpans(s segment) []float64 {
 	if r.Stamps == nil {
 		return nil
 	}
-	steps := r.Stamps.Steps
-	i := slices.IndexFunc(steps, func(st struct {
-		Point string
-		Reply bool
-	}) bool {
-		return st.Point == s.From && st.Reply == (s.Direction == "reply")
-	})
-	if i < 0 || i+1 >= len(steps) || steps[i+1].Point != s.To {
+	i := r.stepOf(s)
+	if i < 0 {
 		return nil
 	}
 	var out []float64

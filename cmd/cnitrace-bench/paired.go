@@ -13,14 +13,9 @@ type probeKey struct {
 	Seq   uint32
 }
 
-// spans returns how long each probe took across segment s, in us, from the
-// report's stamps (trace --for-merge): the stamp at the step that ends s
-// minus the stamp at the step that starts it. It is nil when the report
-// has no stamps or s is not two consecutive steps of them.
-func (r report) spans(s segment) map[probeKey]float64 {
-	if r.Stamps == nil {
-		return nil
-	}
+// stepOf is the index of the step in r's stamps that starts segment s,
+// or -1 when s is not two consecutive steps of them (r must have stamps).
+func (r report) stepOf(s segment) int {
 	steps := r.Stamps.Steps
 	i := slices.IndexFunc(steps, func(st struct {
 		Point string
@@ -29,6 +24,21 @@ func (r report) spans(s segment) map[probeKey]float64 {
 		return st.Point == s.From && st.Reply == (s.Direction == "reply")
 	})
 	if i < 0 || i+1 >= len(steps) || steps[i+1].Point != s.To {
+		return -1
+	}
+	return i
+}
+
+// spans returns how long each probe took across segment s, in us, from the
+// report's stamps (trace --for-merge): the stamp at the step that ends s
+// minus the stamp at the step that starts it. It is nil when the report
+// has no stamps or s is not two consecutive steps of them.
+func (r report) spans(s segment) map[probeKey]float64 {
+	if r.Stamps == nil {
+		return nil
+	}
+	i := r.stepOf(s)
+	if i < 0 {
 		return nil
 	}
 	out := map[probeKey]float64{}
