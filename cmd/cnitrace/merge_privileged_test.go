@@ -45,8 +45,9 @@ func mergedRun(t *testing.T, l *lab.Lab, n int, during func(start time.Time)) *r
 // run of n probes every 20 ms that started at start, and takes them off
 // again: a third of the probes cross the delayed wire, and the offset is
 // still bound by the others. The third is counted from when the faults
-// are in place: setting them (iptables, the delay line's restart) takes
-// a while on a loaded machine, and the wire forwards nothing meanwhile.
+// are in place: setting them (iptables) takes a while on a loaded
+// machine. The delay line is retuned in place, so no probe is lost in
+// the change.
 func delayThird(t *testing.T, l *lab.Lab, n int, f lab.Faults) func(time.Time) {
 	return func(start time.Time) {
 		third := time.Duration(n) * 20 * time.Millisecond / 3

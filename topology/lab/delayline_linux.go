@@ -48,12 +48,18 @@ type DelayLine struct {
 // lane is one direction of a delay line.
 type lane struct {
 	in     *ring
-	out    int // the other link's socket
-	imp    Impairment
+	out    int                    // the other link's socket
+	tuning atomic.Pointer[tuning] // replaced whole by SetNetwork
 	stop   int
 	active *atomic.Int64 // the DelayLine's
-	stats  laneCounters
 	pfd    [2]unix.PollFd
+}
+
+// tuning is a lane's impairment and what the lane did under it.
+type tuning struct {
+	imp      Impairment
+	drops0   uint64 // the ring's kernel drops when the tuning began
+	counters laneCounters
 }
 
 // laneCounters are the live counters behind LaneStats, written by the
@@ -108,7 +114,8 @@ func OpenDelayLine(l *Lab, n Network) (_ *DelayLine, err error) {
 }
 
 func newLane(d *DelayLine, in, out *ring, imp Impairment) *lane {
-	ln := &lane{in: in, out: out.fd, imp: imp, stop: d.stop, active: &d.active}
+	ln := &lane{in: in, out: out.fd, stop: d.stop, active: &d.active}
+	ln.retune(imp)
 	ln.pfd[0] = unix.PollFd{Fd: int32(d.stop), Events: unix.POLLIN}
 	ln.pfd[1] = unix.PollFd{Fd: int32(in.fd), Events: unix.POLLIN}
 	return ln
@@ -134,13 +141,36 @@ func (d *DelayLine) Run(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// SetNetwork gives a running (or not yet running) delay line the
+// impairments of n from the next frame each lane looks at, and starts
+// Stats afresh. Frames it holds stay queued and leave at their arrival
+// plus the new delay (a frame already waiting out the old delay finishes
+// it), so nothing is lost in the change, as it would be if the line were
+// closed and opened again: what it held would be dropped, and nothing
+// forwarded in between. Call it, like Stats, from one goroutine at a
+// time.
+func (d *DelayLine) SetNetwork(n Network) error {
+	if err := (Faults{Network: n}).Validate(); err != nil {
+		return fmt.Errorf("retune delay line: %w", err)
+	}
+	d.lanes[0].retune(n.Request)
+	d.lanes[1].retune(n.Reply)
+	return nil
+}
+
+// retune gives the lane imp and fresh counters.
+func (ln *lane) retune(imp Impairment) {
+	ln.tuning.Store(&tuning{imp: imp, drops0: ln.in.kernelDrops()})
+}
+
 // signalStop makes the stop eventfd readable, for good.
 func (d *DelayLine) signalStop() {
 	var one = [8]byte{1}
 	unix.Write(d.stop, one[:]) // cannot fail short of EAGAIN at 2^64-1
 }
 
-// Stats returns what the delay line did so far.
+// Stats returns what the delay line did since it was opened or last
+// given a network (SetNetwork).
 func (d *DelayLine) Stats() WireStats {
 	return WireStats{Request: d.lanes[0].snapshot(), Reply: d.lanes[1].snapshot()}
 }
@@ -177,12 +207,13 @@ func RunWire(ctx context.Context, l *Lab, n Network, ready func()) (WireStats, e
 }
 
 func (ln *lane) snapshot() LaneStats {
-	c := &ln.stats
+	tu := ln.tuning.Load()
+	c := &tu.counters
 	c.mu.Lock()
 	holds := slices.Clone(c.holds)
 	c.mu.Unlock()
 	return LaneStats{Holds: holds,
-		Forwarded: c.forwarded.Load(), Lost: c.lost.Load(), Overflowed: ln.in.kernelDrops(),
+		Forwarded: c.forwarded.Load(), Lost: c.lost.Load(), Overflowed: ln.in.kernelDrops() - tu.drops0,
 		Skipped: c.skipped.Load(), SendErrors: c.sendErrors.Load(),
 		SumLate: time.Duration(c.sumLate.Load()), MaxLate: time.Duration(c.maxLate.Load()),
 	}
@@ -221,15 +252,17 @@ func (ln *lane) run() error {
 // forward sends f on after its delay, or drops it; it reports whether the
 // lane must stop (f is then left in the ring).
 func (ln *lane) forward(f frame) (stop bool) {
+	tu := ln.tuning.Load()
+	imp, c := &tu.imp, &tu.counters
 	switch {
 	case f.skip:
-		ln.stats.skipped.Add(1)
+		c.skipped.Add(1)
 		return false
-	case ln.imp.Loss > 0 && rand.Float64() < ln.imp.Loss:
-		ln.stats.lost.Add(1)
+	case imp.Loss > 0 && rand.Float64() < imp.Loss:
+		c.lost.Add(1)
 		return false
 	}
-	release := f.at.Add(ln.imp.Delay)
+	release := f.at.Add(imp.Delay)
 	if ln.sleepUntil(release.Add(-spinMargin)) {
 		return true
 	}
@@ -242,15 +275,15 @@ func (ln *lane) forward(f frame) (stop bool) {
 	// possibly the reply coming back), which is not the delay line's error.
 	late := int64(now.Sub(release))
 	if _, err := unix.Write(ln.out, f.data); err != nil {
-		ln.stats.sendErrors.Add(1)
+		c.sendErrors.Add(1)
 		return false
 	}
 	// The hold, too, ends before the write; f.data is still the ring's.
-	ln.stats.addHold(f.data, now.Sub(f.at))
-	ln.stats.forwarded.Add(1)
-	ln.stats.sumLate.Add(late)
-	if late > ln.stats.maxLate.Load() {
-		ln.stats.maxLate.Store(late) // this lane is the only writer
+	c.addHold(f.data, now.Sub(f.at))
+	c.forwarded.Add(1)
+	c.sumLate.Add(late)
+	if late > c.maxLate.Load() {
+		c.maxLate.Store(late) // this lane is the only writer
 	}
 	return false
 }

@@ -28,21 +28,27 @@ func (f Faults) forwardLoss() bool { return f.ForwardRequestLoss > 0 || f.Forwar
 // podLoss reports whether f drops packets in node 1's pod.
 func (f Faults) podLoss() bool { return f.PodRequestLoss > 0 || f.PodReplyLoss > 0 }
 
-// SetFaults replaces the lab's faults with f, on a standing lab: it stops
-// the delay line, flushes node 1's FORWARD chains, iptables' and
-// ip6tables' (rules loaded by BloatForward go too), and its pod's OUTPUT
-// and INPUT chains, deleting the loss chains, puts the wire between the nodes or takes it out
-// as f needs, loads f's FORWARD rules and starts the delay line again
-// with f.Network. SetFaults(ctx, Faults{}) returns the lab to how Up
-// builds it without faults. It needs iptables in PATH. When it fails, the
-// lab may have part of f and Faults is zero: call it again, with f or with
-// Faults{}.
+// SetFaults replaces the lab's faults with f, on a standing lab: it
+// flushes node 1's FORWARD chains, iptables' and ip6tables' (rules loaded
+// by BloatForward go too), and its pod's OUTPUT and INPUT chains,
+// deleting the loss chains, puts the wire between the nodes or takes it
+// out as f needs, loads f's FORWARD rules and gives the delay line
+// f.Network. A delay line running in this process is retuned in place,
+// so a change of faults during a run loses no frame; one in a background
+// process (Lab.WireCommand) is stopped and started again, and the frames
+// it held or that came meanwhile are lost. SetFaults(ctx, Faults{})
+// returns the lab to how Up builds it without faults. It needs iptables
+// in PATH. When it fails, the lab may have part of f and Faults is zero:
+// call it again, with f or with Faults{}.
 func (l *Lab) SetFaults(ctx context.Context, f Faults) error {
 	if err := f.Validate(); err != nil {
 		return fmt.Errorf("set faults of lab %s: %w", l.Name, err)
 	}
-	if err := l.stopWire(); err != nil {
-		return fmt.Errorf("set faults of lab %s: %w", l.Name, err)
+	retune := l.run.line != nil && f.needsWire()
+	if !retune {
+		if err := l.stopWire(); err != nil {
+			return fmt.Errorf("set faults of lab %s: %w", l.Name, err)
+		}
 	}
 	l.Faults = Faults{}
 	if f.needsWire() != (l.Wire != nil) {
@@ -57,15 +63,41 @@ func (l *Lab) SetFaults(ctx context.Context, f Faults) error {
 	if err := l.restore(ctx, pod.NSPath, pod.Name, []byte(clearPodRules)); err != nil {
 		return fmt.Errorf("set faults of lab %s: clear pod loss rules: %w", l.Name, err)
 	}
-	if err := l.applyFaults(ctx, f); err != nil {
+	if err := l.loadRules(ctx, f); err != nil {
 		return fmt.Errorf("set faults of lab %s: %w", l.Name, err)
 	}
+	var err error
+	switch {
+	case retune:
+		err = l.run.line.line.SetNetwork(f.Network)
+	case l.Wire != nil:
+		err = l.startWire(f.Network)
+	}
+	if err != nil {
+		return fmt.Errorf("set faults of lab %s: %w", l.Name, err)
+	}
+	l.Faults = f
 	return nil
 }
 
 // applyFaults loads f's FORWARD rules into node 1 and starts the delay
 // line if the lab has a wire; the wire must already be as f needs it.
 func (l *Lab) applyFaults(ctx context.Context, f Faults) error {
+	if err := l.loadRules(ctx, f); err != nil {
+		return err
+	}
+	if l.Wire != nil {
+		if err := l.startWire(f.Network); err != nil {
+			return err
+		}
+	}
+	l.Faults = f
+	return nil
+}
+
+// loadRules loads f's FORWARD rules into node 1 and its pod rules into
+// node 1's pod.
+func (l *Lab) loadRules(ctx context.Context, f Faults) error {
 	if f.forwardLoss() || f.ForwardRules > 0 || f.DenyICMP {
 		if err := l.loadFaultRules(ctx, f); err != nil {
 			return err
@@ -76,12 +108,6 @@ func (l *Lab) applyFaults(ctx context.Context, f Faults) error {
 			return err
 		}
 	}
-	if l.Wire != nil {
-		if err := l.startWire(f.Network); err != nil {
-			return err
-		}
-	}
-	l.Faults = f
 	return nil
 }
 
@@ -150,8 +176,8 @@ func (l *Lab) stopWire() error {
 	return nil
 }
 
-// WireStats returns what the delay line running in this process did so
-// far, and false when none runs here (no wire, or a background process).
+// WireStats returns what the delay line running in this process did
+// since the faults were last set, and false when none runs here (no wire, or a background process).
 func (l *Lab) WireStats() (WireStats, bool) {
 	if l.run.line == nil {
 		return WireStats{}, false
