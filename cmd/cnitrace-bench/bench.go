@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -52,13 +54,19 @@ type stamps struct {
 		Point string
 		Reply bool
 	}
-	Runs []struct {
-		RunID  string `json:"run_id"` // 16 hex digits
-		Probes []struct {
-			Seq uint32
-			At  []int64
-		}
-	}
+	Runs []runStamps
+}
+
+// runStamps are one run's probes in a stamps record.
+type runStamps struct {
+	RunID  string `json:"run_id"` // 16 hex digits
+	Probes []probeStamps
+}
+
+// probeStamps is one probe's stamp at each step.
+type probeStamps struct {
+	Seq uint32
+	At  []int64
 }
 
 type segment struct {
@@ -91,6 +99,28 @@ func (r report) capturedEverywhere() (fewest uint64, at string) {
 }
 
 // ringDrops sums PACKET_STATISTICS drops over every point.
+// sendSpan returns the capture stamps of the first and the last probe at
+// the first step of the path (the request leaving the pod), from the
+// report's stamps (trace --for-merge); false when there are none.
+func (r report) sendSpan() (first, last time.Time, ok bool) {
+	if r.Stamps == nil {
+		return time.Time{}, time.Time{}, false
+	}
+	var lo, hi int64
+	for _, run := range r.Stamps.Runs {
+		for _, p := range run.Probes {
+			if len(p.At) == 0 || p.At[0] == 0 {
+				continue
+			}
+			if lo == 0 || p.At[0] < lo {
+				lo = p.At[0]
+			}
+			hi = max(hi, p.At[0])
+		}
+	}
+	return time.Unix(0, lo), time.Unix(0, hi), lo != 0
+}
+
 func (r report) ringDrops() uint64 {
 	var n uint64
 	for _, p := range r.Points {
@@ -156,14 +186,43 @@ func maxRSSMB(cmd *exec.Cmd) float64 {
 	return 0
 }
 
-var pingTime = regexp.MustCompile(`time=([0-9.]+) ms`)
+// pingTime reads a reply's line of ping's output: its time stamp (-D,
+// Unix seconds, when the line was printed) if there is one, and its RTT.
+var pingTime = regexp.MustCompile(`(?m)^(?:\[([0-9]+\.[0-9]+)\] )?.*time=([0-9.]+) ms`)
 
 // pingRun is one finished iputils ping.
 type pingRun struct {
-	rtts []float64 // us, one per reply
+	rtts []float64   // us, one per reply
+	sent []time.Time // with -D: when each reply's echo was sent (its stamp minus its RTT)
 	wall time.Duration
 	cpu  time.Duration
 	sys  time.Duration
+}
+
+// readReplies appends the replies in ping's output to p.
+func (p *pingRun) readReplies(out []byte) {
+	for _, m := range pingTime.FindAllSubmatch(out, -1) {
+		ms, _ := strconv.ParseFloat(string(m[2]), 64)
+		p.rtts = append(p.rtts, ms*1000)
+		if at, ok := unixStamp(string(m[1])); ok {
+			p.sent = append(p.sent, at.Add(-time.Duration(math.Round(ms*1e6))))
+		}
+	}
+}
+
+// unixStamp reads ping's -D stamp, Unix seconds with a fraction, to the
+// nanosecond (a float64 would round it to 256 ns).
+func unixStamp(s string) (time.Time, bool) {
+	secs, frac, ok := strings.Cut(s, ".")
+	if !ok || len(frac) > 9 {
+		return time.Time{}, false
+	}
+	sec, err1 := strconv.ParseInt(secs, 10, 64)
+	nsec, err2 := strconv.ParseInt(frac+strings.Repeat("0", 9-len(frac)), 10, 64)
+	if err1 != nil || err2 != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(sec, nsec), true
 }
 
 // ping runs iputils ping from pod 1 to pod 2 and returns its RTTs in us.
@@ -179,10 +238,7 @@ func (b *bench) pingWith(ctx context.Context, l *lab.Lab, count int, interval ti
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	p := pingRun{wall: time.Since(start), cpu: cpuTime(cmd), sys: sysTime(cmd)}
-	for _, m := range pingTime.FindAllStringSubmatch(string(out), -1) {
-		ms, _ := strconv.ParseFloat(m[1], 64)
-		p.rtts = append(p.rtts, ms*1000)
-	}
+	p.readReplies(out)
 	if len(p.rtts) == 0 {
 		return p, fmt.Errorf("ping: no replies (%v): %s", err, out)
 	}

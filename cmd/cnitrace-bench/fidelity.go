@@ -86,11 +86,11 @@ func (b *bench) rttFidelity(ctx context.Context, r *results) error {
 		if problem != "" {
 			problems = append(problems, problem)
 		}
-		ct, cp, err := b.traceWithPing(ctx, l, n, 10*time.Millisecond)
+		ct, cp, err := b.traceInsidePing(ctx, l, n, 10*time.Millisecond)
 		if err != nil {
 			return err
 		}
-		conc = addRound(conc, ct.report, median(cp.rtts))
+		conc = addRound(conc, ct.report, median(cp))
 	}
 	f.Alternating.summarise(alt)
 	f.Alternating.SameCaptures = newSameCaptures(alt[0], alt[2], under, strings.Join(problems, "; "))
@@ -98,6 +98,57 @@ func (b *bench) rttFidelity(ctx context.Context, r *results) error {
 	f.Verdict = allOf(f.Alternating.Verdict, f.Concurrent.Verdict)
 	r.RTT = f
 	return nil
+}
+
+// traceInsidePing runs an iputils ping from pod 1 to pod 2 at interval
+// and, armLead after it starts, a trace of n probes, so that ping's run
+// covers the trace's; it returns the trace and the RTTs of the pings
+// sent while the trace probed (from its first probe's send stamp to its
+// last's, give or take half an interval). Both sides of a concurrent
+// round are then over the same span of time: a trace longer than ping,
+// as the accuracy rounds run (traceWithPing), would mix its probes sent
+// beside ping with as many sent alone.
+func (b *bench) traceInsidePing(ctx context.Context, l *lab.Lab, n int, interval time.Duration) (traceRun, []float64, error) {
+	const armLead = 300 * time.Millisecond
+	pings := n + int(2*armLead/interval)
+	done := make(chan struct{})
+	var p pingRun
+	var perr error
+	go func() {
+		defer close(done)
+		p, perr = b.pingWith(ctx, l, pings, interval, "-D")
+	}()
+	select {
+	case <-time.After(armLead):
+	case <-done:
+	}
+	t, terr := b.trace(ctx, l, "--count", strconv.Itoa(n), "--interval", interval.String(), "--for-merge")
+	<-done
+	if err := errors.Join(terr, perr); err != nil {
+		return traceRun{}, nil, err
+	}
+	first, last, ok := t.report.sendSpan()
+	if !ok {
+		return traceRun{}, nil, errors.New("concurrent round: the trace's report has no send stamps (trace --for-merge)")
+	}
+	inside := pingsSentWithin(p, first.Add(-interval/2), last.Add(interval/2))
+	if len(inside) < n/2 {
+		return traceRun{}, nil, fmt.Errorf("concurrent round: %d of ping's %d replies were sent while the trace's %d probes were, want at least %d",
+			len(inside), len(p.rtts), n, n/2)
+	}
+	return t, inside, nil
+}
+
+// pingsSentWithin returns the RTTs of p's replies whose echoes were sent
+// from `from` to `to`.
+func pingsSentWithin(p pingRun, from, to time.Time) []float64 {
+	var in []float64
+	for i, at := range p.sent {
+		if !at.Before(from) && !at.After(to) {
+			in = append(in, p.rtts[i])
+		}
+	}
+	return in
 }
 
 // newSameCaptures compares, round by round, cnitrace's rtt_ping_us p50

@@ -4,7 +4,9 @@ package main
 
 import (
 	"math"
+	"slices"
 	"testing"
+	"time"
 )
 
 // TestSameCaptures: the same-captures ratio is cnitrace's rtt_ping_us p50
@@ -48,5 +50,48 @@ func TestObserverOverTcpdumps(t *testing.T) {
 		if got := judge(meanCI(tc.over), atMost(observerOverTcpdumps)); got != tc.want {
 			t.Errorf("over %v: verdict %q, want %q", tc.over, got, tc.want)
 		}
+	}
+}
+
+// A concurrent round keeps the pings sent while the trace probed: ping's
+// -D stamp is when it printed the reply, so the echo left an RTT earlier.
+func TestPingsSentWithin(t *testing.T) {
+	out := []byte(`PING 10.244.2.2 (10.244.2.2) 56(84) bytes of data.
+[1796214246.100200] 64 bytes from 10.244.2.2: icmp_seq=1 ttl=62 time=0.200 ms
+[1796214246.110150] 64 bytes from 10.244.2.2: icmp_seq=2 ttl=62 time=0.150 ms
+[1796214246.120300] 64 bytes from 10.244.2.2: icmp_seq=3 ttl=62 time=0.300 ms
+[1796214246.130100] 64 bytes from 10.244.2.2: icmp_seq=4 ttl=62 time=0.100 ms
+
+--- 10.244.2.2 ping statistics ---
+4 packets transmitted, 4 received, 0% packet loss, time 30ms
+`)
+	var p pingRun
+	p.readReplies(out)
+	if len(p.rtts) != 4 || len(p.sent) != 4 {
+		t.Fatalf("read %d RTTs and %d send times, want 4 and 4", len(p.rtts), len(p.sent))
+	}
+	// Echoes 2 and 3 left at .110000 and .120000.
+	from, to := time.Unix(1796214246, 105e6), time.Unix(1796214246, 120e6)
+	if got := pingsSentWithin(p, from, to); !slices.Equal(got, []float64{150, 300}) {
+		t.Errorf("pings sent within [.105, .120] s: %v, want [150 300]", got)
+	}
+	var plain pingRun
+	plain.readReplies([]byte("64 bytes from 10.244.2.2: icmp_seq=1 ttl=62 time=0.250 ms\n"))
+	if !slices.Equal(plain.rtts, []float64{250}) || len(plain.sent) != 0 {
+		t.Errorf("without -D: RTTs %v, send times %v; want [250] and none", plain.rtts, plain.sent)
+	}
+}
+
+func TestSendSpan(t *testing.T) {
+	var r report
+	if _, _, ok := r.sendSpan(); ok {
+		t.Error("a report without stamps has a send span")
+	}
+	r.Stamps = &stamps{Runs: []runStamps{{Probes: []probeStamps{
+		{At: []int64{0, 5}}, {At: []int64{300, 310}}, {At: []int64{100, 120}}, {At: []int64{200, 0}},
+	}}}}
+	first, last, ok := r.sendSpan()
+	if !ok || first.UnixNano() != 100 || last.UnixNano() != 300 {
+		t.Errorf("send span %d-%d (%v), want 100-300: the first step's stamps, unseen ones left out", first.UnixNano(), last.UnixNano(), ok)
 	}
 }
