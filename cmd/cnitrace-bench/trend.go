@@ -85,6 +85,17 @@ var trendColumns = []struct {
 	}},
 }
 
+// short names the machine in a trend row: its CPU model, without the
+// trademark signs, and how many CPUs; figures from different machines
+// are not comparable.
+func (m machine) short() string {
+	model := strings.NewReplacer("(R)", "", "(TM)", "", " Processor", "").Replace(m.Model)
+	if model == "" {
+		return "-"
+	}
+	return fmt.Sprintf("%s x%d", strings.Join(strings.Fields(model), " "), m.CPUs)
+}
+
 func (c *cpuResult) ratio(pick func(*cpuResult) *cpuCompare) (float64, bool) {
 	if c == nil || pick(c) == nil || pick(c).Ratio.N == 0 {
 		return 0, false
@@ -112,7 +123,7 @@ func (t *transportResult) ratio(pick func(*transportResult) *transportRow) (floa
 // per run, oldest first; "-" where a run did not measure a figure (a
 // partial run, or a file from before the figure existed).
 func printTrend(w io.Writer, runs []savedRun) {
-	heads := []string{"run", "binary"}
+	heads := []string{"run", "binary", "machine"}
 	for _, c := range trendColumns {
 		heads = append(heads, c.head)
 	}
@@ -120,7 +131,7 @@ func printTrend(w io.Writer, runs []savedRun) {
 	runs = slices.Clone(runs)
 	slices.SortFunc(runs, func(a, b savedRun) int { return strings.Compare(a.Name, b.Name) })
 	for _, run := range runs {
-		cells := []string{run.Name, run.R.Commit.short()}
+		cells := []string{run.Name, run.R.Commit.short(), run.R.Machine.short()}
 		if run.R.Quick {
 			cells[0] += " (quick)"
 		}

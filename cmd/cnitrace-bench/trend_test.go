@@ -13,6 +13,7 @@ import (
 func TestTrendTable(t *testing.T) {
 	full := results{
 		Commit:    commit{BinaryRevision: "0123456789abcdef0123", BinaryModified: true},
+		Machine:   machine{Model: "Intel(R) Xeon(R) Processor", CPUs: 2},
 		CPU:       &cpuResult{Plain: &cpuCompare{Ratio: interval{N: 3, Mean: 2.5}}, Fast: &cpuCompare{Ratio: interval{N: 3, Mean: 0.8}, FairRatio: &interval{N: 3, Mean: 0.4}}},
 		RTT:       &rttFidelity{Alternating: &rttRounds{Ratio: interval{N: 5, Mean: 1.031}}},
 		Speed:     &speedResult{Rate: &rateResult{PerSecond: 1987.4}},
@@ -25,10 +26,10 @@ func TestTrendTable(t *testing.T) {
 	if len(lines) != 4 {
 		t.Fatalf("got %d lines, want header, rule and 2 rows:\n%s", len(lines), b.String())
 	}
-	if !strings.HasPrefix(lines[2], "| 2026-11-25 | unknown | - | - | - |") {
+	if !strings.HasPrefix(lines[2], "| 2026-11-25 | unknown | - | - | - | - |") {
 		t.Errorf("oldest first, unmeasured as -: got %q", lines[2])
 	}
-	want := "| 2026-12-02T031500Z | 0123456789ab+dirty | 1 / 2 / 3 | 2.50 | - | - | 0.80 | 0.40 | - | 1.03 | - | - | - | 1987 | - | 2.31 |"
+	want := "| 2026-12-02T031500Z | 0123456789ab+dirty | Intel Xeon x2 | 1 / 2 / 3 | 2.50 | - | - | 0.80 | 0.40 | - | 1.03 | - | - | - | 1987 | - | 2.31 |"
 	if lines[3] != want {
 		t.Errorf("got  %q\nwant %q", lines[3], want)
 	}
@@ -41,7 +42,6 @@ func TestTrendDir(t *testing.T) {
 	dir := t.TempDir()
 	b, _ := json.Marshal(results{Speed: &speedResult{Answer: &answerResult{Ratio: interval{N: 5, Mean: 1.4}}}})
 	os.WriteFile(filepath.Join(dir, "2026-12-02T031500Z.json"), b, 0o644)
-	// The first saved run's schema: none of its figures is a headline now.
 	// The first saved run's schema: a number where an interval is now, and
 	// accuracy rows with met alone.
 	os.WriteFile(filepath.Join(dir, "2026-11-25.json"), []byte(`{"date":"2026-11-25T04:34:09Z","rtt_fidelity":{"p50_ratio":1.12},
@@ -50,8 +50,8 @@ func TestTrendDir(t *testing.T) {
 	if err := printTrendDir(&out, dir); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "| 2026-12-02T031500Z | unknown | - | - | - | - | - | - | 1.40 |") ||
-		!strings.Contains(out.String(), "| 2026-11-25 | unknown | 1 / 2 / 2 | - | - | - | - | - | - | 1.12 | - |") {
+	if !strings.Contains(out.String(), "| 2026-12-02T031500Z | unknown | - | - | - | - | - | - | - | 1.40 |") ||
+		!strings.Contains(out.String(), "| 2026-11-25 | unknown | - | 1 / 2 / 2 | - | - | - | - | - | - | 1.12 | - |") {
 		t.Errorf("got:\n%s", out.String())
 	}
 }
