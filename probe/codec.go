@@ -29,6 +29,8 @@ type codec interface {
 	matchErr(e icmpErr) (reply, bool)
 	// what names one request in errors: "echo request", "TCP SYN", ...
 	what() string
+	// srcPort is the source port probe seq leaves from: 0 for ICMP echo.
+	srcPort(seq uint32) uint16
 }
 
 // reply is the answer to one of this run's probes, as the receiver hands
@@ -110,6 +112,8 @@ func (c *icmpCodec) request(seq uint32, sentAt time.Time) ([]byte, error) {
 func (c *icmpCodec) dst() netip.AddrPort { return netip.AddrPortFrom(c.target, 0) }
 
 func (c *icmpCodec) what() string { return "echo request" }
+
+func (c *icmpCodec) srcPort(uint32) uint16 { return 0 }
 
 func (c *icmpCodec) match(msg []byte, from netip.Addr) (reply, bool) {
 	if c.proto == protoICMP {

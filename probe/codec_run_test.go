@@ -140,6 +140,9 @@ func TestRunTCPThroughTheCodec(t *testing.T) {
 		if p.Seq == 5 && (p.ReplyCode != 13 || p.ReplyFrom != tcpSrc4) {
 			t.Errorf("probe 5: code %d from %v, want 13 from %v", p.ReplyCode, p.ReplyFrom, tcpSrc4)
 		}
+		if got, want := p.SrcPort, cd.sport(p.Seq); got != want || !testBlock.contains(got) {
+			t.Errorf("probe %d left from port %d, want %d, in the run's block", p.Seq, got, want)
+		}
 	}
 	if res.Answered != 11 || res.LateReplies != 0 {
 		t.Errorf("answered %d, late %d; want 11, 0", res.Answered, res.LateReplies)
@@ -149,10 +152,13 @@ func TestRunTCPThroughTheCodec(t *testing.T) {
 // TestRunDNSThroughTheCodec runs DNS probes against a fake server that
 // answers NXDOMAIN, and a closed port for probe 2 (the quote of the
 // query), and checks what each probe got.
+// peerSport is the source port of the fake UDP socket.
+const peerSport = 40123
+
 func TestRunDNSThroughTheCodec(t *testing.T) {
 	cfg := udpConfig(53)
 	cfg.Count, cfg.Interval, cfg.Timeout = 5, time.Millisecond, 200*time.Millisecond
-	conn := newPeerConn(func(c Config) (codec, error) { return newUDPCodec(c), nil }, func(q []byte, dst netip.AddrPort) ([]byte, *icmpErr) {
+	conn := newPeerConn(func(c Config) (codec, error) { return newUDPCodec(c, peerSport), nil }, func(q []byte, dst netip.AddrPort) ([]byte, *icmpErr) {
 		if dst != netip.AddrPortFrom(udpTarget, 53) {
 			t.Errorf("query sent to %v", dst)
 		}
@@ -172,6 +178,9 @@ func TestRunDNSThroughTheCodec(t *testing.T) {
 		}
 		if p.Reply != want || p.ReplyCode != code || p.ReplyFrom != udpTarget {
 			t.Errorf("probe %d: %v code %d from %v, want %v code %d from %v", p.Seq, p.Reply, p.ReplyCode, p.ReplyFrom, want, code, udpTarget)
+		}
+		if p.SrcPort != peerSport {
+			t.Errorf("probe %d left from port %d, want the socket's %d", p.Seq, p.SrcPort, peerSport)
 		}
 	}
 }

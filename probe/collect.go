@@ -317,7 +317,7 @@ func (c *collector) send() error {
 	if c.firstSend.IsZero() {
 		c.firstSend = now
 	}
-	f := flight{Probe: Probe{Seq: seq, SentAt: sentAt}, due: now.Add(c.cfg.Timeout)}
+	f := flight{Probe: Probe{Seq: seq, SrcPort: c.codec.srcPort(seq), SentAt: sentAt}, due: now.Add(c.cfg.Timeout)}
 	if err == nil {
 		f.key, f.keyed = key, true
 		f.Deadline = sentAt.Add(c.cfg.Timeout)

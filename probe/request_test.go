@@ -138,7 +138,7 @@ func TestUDPRequestsAsBefore(t *testing.T) {
 	for _, size := range requestSizes {
 		cfg := udpConfig(7)
 		cfg.Size = size
-		sameRequests(t, fmt.Sprintf("UDP size %d", size), newUDPCodec(cfg), func(seq uint32) []byte {
+		sameRequests(t, fmt.Sprintf("UDP size %d", size), newUDPCodec(cfg, 40000), func(seq uint32) []byte {
 			return oldPayload(Payload{RunID: cfg.RunID, Seq: seq, SentAt: sentAtOf(seq)}, size)
 		})
 	}
@@ -165,7 +165,7 @@ func TestDNSRequestsAsBefore(t *testing.T) {
 		cfg := udpConfig(53)
 		cfg.DNSSuffix = suffix
 		wire := dnsSuffixWire(suffix)
-		sameRequests(t, "DNS under "+suffix, newUDPCodec(cfg), func(seq uint32) []byte { return oldQuery(cfg.RunID, wire, seq) })
+		sameRequests(t, "DNS under "+suffix, newUDPCodec(cfg, 40000), func(seq uint32) []byte { return oldQuery(cfg.RunID, wire, seq) })
 	}
 }
 
@@ -190,11 +190,11 @@ func TestCodecsAllocateNothing(t *testing.T) {
 		{"TCP unreachable", tcp4, func(req []byte) ([]byte, *icmpErr) {
 			return nil, &icmpErr{typ: 3, code: 13, from: tcpSrc4, data: bytes.Clone(req)}
 		}},
-		{"UDP echo", newUDPCodec(udpConfig(7)), func(req []byte) ([]byte, *icmpErr) { return bytes.Clone(req), nil }},
-		{"UDP unreachable", newUDPCodec(udpConfig(7)), func(req []byte) ([]byte, *icmpErr) {
+		{"UDP echo", newUDPCodec(udpConfig(7), 40000), func(req []byte) ([]byte, *icmpErr) { return bytes.Clone(req), nil }},
+		{"UDP unreachable", newUDPCodec(udpConfig(7), 40000), func(req []byte) ([]byte, *icmpErr) {
 			return nil, &icmpErr{typ: 3, code: 3, from: udpTarget, data: bytes.Clone(req)}
 		}},
-		{"DNS", newUDPCodec(udpConfig(53)), func(req []byte) ([]byte, *icmpErr) { return dnsResponse(req, 3, true), nil }},
+		{"DNS", newUDPCodec(udpConfig(53), 40000), func(req []byte) ([]byte, *icmpErr) { return dnsResponse(req, 3, true), nil }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, err := tc.cd.request(5, sentAtOf(5))

@@ -40,6 +40,7 @@ func newResult(cfg Config) *Result {
 // if it came, its reply.
 type Probe struct {
 	Seq        uint32
+	SrcPort    uint16    // the source port the request left from: TCP and UDP; 0 for ICMP echo
 	SentAt     time.Time // user space, just before sendto
 	ReceivedAt time.Time // user space, just after the reply was read; zero if none came
 	// Reply says what answered the probe (NoReply when nothing did in

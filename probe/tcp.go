@@ -139,6 +139,8 @@ func (c *tcpCodec) dst() netip.AddrPort { return netip.AddrPortFrom(c.target.Add
 
 func (c *tcpCodec) what() string { return "TCP SYN" }
 
+func (c *tcpCodec) srcPort(seq uint32) uint16 { return c.sport(seq) }
+
 // request builds probe seq's SYN, docs/probe.md's table:
 //
 //	TCP: sport dport | ISN | ack 0 | b0 02 fb f0 (44 bytes, SYN, window 64240) | csum 0000

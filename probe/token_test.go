@@ -18,13 +18,13 @@ func TestExportedTokenParsers(t *testing.T) {
 		t.Errorf("TCPAnswerSeq: %d, %v", low, ok)
 	}
 	want.RunID = 0x0123456789abcdef
-	q, _ := newUDPCodec(udpConfig(53)).request(want.Seq, time.Time{})
+	q, _ := newUDPCodec(udpConfig(53), 40000).request(want.Seq, time.Time{})
 	for name, b := range map[string][]byte{"query": q, "response": dnsResponse(q, 3, false)} {
 		if got, err := ParseDNSToken(b); err != nil || got != want {
 			t.Errorf("ParseDNSToken(%s): %+v, %v; want %+v", name, got, err, want)
 		}
 	}
-	u, _ := newUDPCodec(udpConfig(7)).request(want.Seq, time.Time{})
+	u, _ := newUDPCodec(udpConfig(7), 40000).request(want.Seq, time.Time{})
 	if got, err := ParseToken(u[:16]); err != nil || got != want {
 		t.Errorf("ParseToken: %+v, %v; want %+v", got, err, want)
 	}

@@ -56,20 +56,24 @@ func checkDNSSuffix(s string) error {
 	return nil
 }
 
-// newUDPCodec returns the codec of a UDP run of cfg (prepared): DNS
-// queries to port 53, the token and padding to any other.
-func newUDPCodec(cfg Config) codec {
+// newUDPCodec returns the codec of a UDP run of cfg (prepared) on a
+// socket bound to source port sport: DNS queries to port 53, the token
+// and padding to any other.
+func newUDPCodec(cfg Config, sport uint16) codec {
 	dst := netip.AddrPortFrom(cfg.Target, uint16(cfg.Port))
 	if cfg.Port == dnsPort {
-		return newDNSCodec(dst, cfg.RunID, dnsSuffixWire(cfg.DNSSuffix))
+		c := newDNSCodec(dst, cfg.RunID, dnsSuffixWire(cfg.DNSSuffix))
+		c.sport = sport
+		return c
 	}
-	return &udpCodec{target: dst, runID: cfg.RunID, payload: newPayload(cfg.Size)}
+	return &udpCodec{target: dst, sport: sport, runID: cfg.RunID, payload: newPayload(cfg.Size)}
 }
 
 // udpCodec speaks UDP echo: the ICMP probe's token and padding as the
 // payload, the same back from the target; or an ICMP error quoting it.
 type udpCodec struct {
 	target  netip.AddrPort
+	sport   uint16 // the socket's
 	runID   uint64
 	payload []byte // the run's datagram, its padding written once, its token for each probe
 }
@@ -83,6 +87,8 @@ func (c *udpCodec) request(seq uint32, sentAt time.Time) ([]byte, error) {
 func (c *udpCodec) dst() netip.AddrPort { return c.target }
 
 func (c *udpCodec) what() string { return "UDP probe" }
+
+func (c *udpCodec) srcPort(uint32) uint16 { return c.sport }
 
 func (c *udpCodec) match(msg []byte, from netip.Addr) (reply, bool) {
 	t, ok := parseToken(msg)
@@ -117,6 +123,7 @@ func parseToken(b []byte) (Token, bool) {
 // the token, answered by a response that echoes the question.
 type dnsCodec struct {
 	target netip.AddrPort
+	sport  uint16 // the socket's
 	runID  uint64
 	// query is the run's query, built once (newDNSCodec): each probe
 	// rewrites the id and the sequence's hex digits in the label.
@@ -162,6 +169,8 @@ func dnsSuffixWire(s string) []byte {
 func (c *dnsCodec) dst() netip.AddrPort { return c.target }
 
 func (c *dnsCodec) what() string { return "DNS query" }
+
+func (c *dnsCodec) srcPort(uint32) uint16 { return c.sport }
 
 // request builds probe seq's query, recursion desired, one question of
 // type A, class IN:

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 
 	"github.com/cnitrace/cnitrace/topology"
@@ -66,5 +67,9 @@ func (s *socket) codecUDP(cfg Config) (codec, error) {
 	if err := s.checkFor(cfg); err != nil {
 		return nil, err
 	}
-	return newUDPCodec(cfg), nil
+	var sport uint16
+	if a, ok := s.LocalAddr().(*net.UDPAddr); ok {
+		sport = uint16(a.Port)
+	}
+	return newUDPCodec(cfg, sport), nil
 }

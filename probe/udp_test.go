@@ -19,7 +19,7 @@ func udpConfig(port int) Config {
 // TestDNSRequestLayout checks probe 0x10002's query byte by byte: the
 // magic at UDP payload offset 13, the query id the sequence's low 16 bits.
 func TestDNSRequestLayout(t *testing.T) {
-	c := newUDPCodec(udpConfig(53))
+	c := newUDPCodec(udpConfig(53), 40000)
 	if c.what() != "DNS query" || c.dst() != netip.AddrPortFrom(udpTarget, 53) {
 		t.Fatalf("port 53: got a %s to %v, want a DNS query to %v:53", c.what(), c.dst(), udpTarget)
 	}
@@ -56,7 +56,7 @@ func dnsResponse(q []byte, rcode byte, upper bool) []byte {
 }
 
 func TestDNSMatch(t *testing.T) {
-	c := newUDPCodec(udpConfig(53))
+	c := newUDPCodec(udpConfig(53), 40000)
 	q, _ := c.request(7, time.Time{})
 	for _, tc := range []struct {
 		name string
@@ -102,7 +102,7 @@ func TestDNSMatch(t *testing.T) {
 }
 
 func TestUDPEchoMatch(t *testing.T) {
-	c := newUDPCodec(udpConfig(7))
+	c := newUDPCodec(udpConfig(7), 40000)
 	if c.what() != "UDP probe" {
 		t.Fatalf("port 7: got a %s, want a UDP probe", c.what())
 	}
@@ -192,12 +192,12 @@ func TestProtoAndReplyNames(t *testing.T) {
 
 // FuzzParseDNSToken: no input panics the DNS and UDP parsers.
 func FuzzParseDNSToken(f *testing.F) {
-	c := newUDPCodec(udpConfig(53))
+	c := newUDPCodec(udpConfig(53), 40000)
 	q, _ := c.request(1, time.Time{})
 	f.Add(q)
 	f.Add(dnsResponse(q, 3, true))
 	f.Add([]byte{0, 0, 0x80})
-	e := newUDPCodec(udpConfig(7))
+	e := newUDPCodec(udpConfig(7), 40000)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, c := range []codec{c, e} {
 			c.match(b, udpTarget)

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -449,9 +448,9 @@ const warmUpSize = 56
 // discovery follows the untranslated address to the wrong place (path too
 // needs CAP_NET_RAW for icmp and tcp, docs/privileges.md); any other
 // failure shows up in discovery or in the run. It returns the warm-up's
-// source port when it was a UDP datagram's (0 otherwise): discovery
-// looks the conntrack entry of that one flow up instead of dumping the
-// table.
+// source port for a TCP SYN or a UDP datagram (0 for an echo request, or
+// when nothing was sent): discovery looks the conntrack entry of that one
+// flow up instead of dumping the table.
 func (c *traceConfig) warmUp(src *topology.NetNS) (uint16, error) {
 	cfg := c.probeConfig()
 	cfg.Count, cfg.Duration, cfg.Interval, cfg.Timeout, cfg.RunID = 1, 0, time.Millisecond, warmUpTimeout, 0
@@ -465,10 +464,9 @@ func (c *traceConfig) warmUp(src *topology.NetNS) (uint16, error) {
 		return 0, nil
 	}
 	defer conn.Close()
-	var sport uint16
-	if a, ok := conn.LocalAddr().(*net.UDPAddr); ok {
-		sport = uint16(a.Port)
+	res, _ := probe.Run(context.Background(), conn, cfg) // best effort, see above
+	if res == nil || len(res.Probes) == 0 {
+		return 0, nil
 	}
-	_, _ = probe.Run(context.Background(), conn, cfg) // best effort, see above
-	return sport, nil
+	return res.Probes[0].SrcPort, nil
 }

@@ -146,17 +146,7 @@ func checkNothingLeft(t *testing.T, l *lab.Lab, before labState, proto string, p
 // It returns how many flows of the trace it saw, too.
 func conntrackLeft(t *testing.T, ns *topology.NetNS, src netip.Addr, proto string, port int) (int, []string) {
 	t.Helper()
-	h, err := topology.NetlinkHandle(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	flows, err := topology.RetryDump(func() ([]*netlink.ConntrackFlow, error) {
-		return h.ConntrackTableList(netlink.ConntrackTable, netlink.FAMILY_V4)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	flows := nodeFlows(t, ns)
 	num := uint8(unix.IPPROTO_TCP)
 	if proto == "udp" {
 		num = unix.IPPROTO_UDP
