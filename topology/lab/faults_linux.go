@@ -44,8 +44,7 @@ func (l *Lab) SetFaults(ctx context.Context, f Faults) error {
 	if err := f.Validate(); err != nil {
 		return fmt.Errorf("set faults of lab %s: %w", l.Name, err)
 	}
-	retune := l.run.line != nil && f.needsWire()
-	if !retune {
+	if l.run.line == nil || !f.needsWire() { // else applyFaults retunes it
 		if err := l.stopWire(); err != nil {
 			return fmt.Errorf("set faults of lab %s: %w", l.Name, err)
 		}
@@ -63,41 +62,17 @@ func (l *Lab) SetFaults(ctx context.Context, f Faults) error {
 	if err := l.restore(ctx, pod.NSPath, pod.Name, []byte(clearPodRules)); err != nil {
 		return fmt.Errorf("set faults of lab %s: clear pod loss rules: %w", l.Name, err)
 	}
-	if err := l.loadRules(ctx, f); err != nil {
+	if err := l.applyFaults(ctx, f); err != nil {
 		return fmt.Errorf("set faults of lab %s: %w", l.Name, err)
 	}
-	var err error
-	switch {
-	case retune:
-		err = l.run.line.line.SetNetwork(f.Network)
-	case l.Wire != nil:
-		err = l.startWire(f.Network)
-	}
-	if err != nil {
-		return fmt.Errorf("set faults of lab %s: %w", l.Name, err)
-	}
-	l.Faults = f
 	return nil
 }
 
-// applyFaults loads f's FORWARD rules into node 1 and starts the delay
-// line if the lab has a wire; the wire must already be as f needs it.
+// applyFaults loads f's FORWARD rules into node 1 and its pod rules into
+// node 1's pod, and gives the wire, if the lab has one, f.Network: the
+// delay line running in this process is retuned, else one is started.
+// The wire must already be as f needs it.
 func (l *Lab) applyFaults(ctx context.Context, f Faults) error {
-	if err := l.loadRules(ctx, f); err != nil {
-		return err
-	}
-	if l.Wire != nil {
-		if err := l.startWire(f.Network); err != nil {
-			return err
-		}
-	}
-	l.Faults = f
-	return nil
-}
-
-// loadRules loads f's FORWARD rules into node 1 and its pod rules into
-// node 1's pod.
-func (l *Lab) loadRules(ctx context.Context, f Faults) error {
 	if f.forwardLoss() || f.ForwardRules > 0 || f.DenyICMP {
 		if err := l.loadFaultRules(ctx, f); err != nil {
 			return err
@@ -108,6 +83,17 @@ func (l *Lab) loadRules(ctx context.Context, f Faults) error {
 			return err
 		}
 	}
+	var err error
+	switch {
+	case l.run.line != nil:
+		err = l.run.line.line.SetNetwork(f.Network)
+	case l.Wire != nil:
+		err = l.startWire(f.Network)
+	}
+	if err != nil {
+		return err
+	}
+	l.Faults = f
 	return nil
 }
 
@@ -177,7 +163,8 @@ func (l *Lab) stopWire() error {
 }
 
 // WireStats returns what the delay line running in this process did
-// since the faults were last set, and false when none runs here (no wire, or a background process).
+// since the faults were last set, and false when none runs here (no
+// wire, or a background process).
 func (l *Lab) WireStats() (WireStats, bool) {
 	if l.run.line == nil {
 		return WireStats{}, false
