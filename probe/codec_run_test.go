@@ -149,12 +149,13 @@ func TestRunTCPThroughTheCodec(t *testing.T) {
 	}
 }
 
-// TestRunDNSThroughTheCodec runs DNS probes against a fake server that
-// answers NXDOMAIN, and a closed port for probe 2 (the quote of the
-// query), and checks what each probe got.
 // peerSport is the source port of the fake UDP socket.
 const peerSport = 40123
 
+// TestRunDNSThroughTheCodec runs DNS probes against a fake server that
+// answers NXDOMAIN, and a closed port for probe 2 (the quote of the
+// query), and checks what each probe got, the socket's source port
+// among it.
 func TestRunDNSThroughTheCodec(t *testing.T) {
 	cfg := udpConfig(53)
 	cfg.Count, cfg.Interval, cfg.Timeout = 5, time.Millisecond, 200*time.Millisecond

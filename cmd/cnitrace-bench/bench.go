@@ -98,7 +98,6 @@ func (r report) capturedEverywhere() (fewest uint64, at string) {
 	return fewest, at
 }
 
-// ringDrops sums PACKET_STATISTICS drops over every point.
 // sendSpan returns the capture stamps of the first and the last probe at
 // the first step of the path (the request leaving the pod), from the
 // report's stamps (trace --for-merge); false when there are none.
@@ -121,6 +120,7 @@ func (r report) sendSpan() (first, last time.Time, ok bool) {
 	return time.Unix(0, lo), time.Unix(0, hi), lo != 0
 }
 
+// ringDrops sums PACKET_STATISTICS drops over every point.
 func (r report) ringDrops() uint64 {
 	var n uint64
 	for _, p := range r.Points {
