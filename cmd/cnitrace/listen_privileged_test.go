@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -232,7 +233,7 @@ func TestPrivilegedMergeClockIndependence(t *testing.T) {
 		t.Fatalf("unshifted clock %+v, want a drift fit and a bound", base.Merge.Clock)
 	}
 	for _, shift := range []time.Duration{time.Second, -time.Second} {
-		r := mergeFiles(t, tf, shiftListen(t, lf, shift, 50e-6))
+		r := mergeFiles(t, tf, shiftListen(t, tf, lf, shift, 50e-6))
 		for i, s := range r.Segments {
 			b := base.Segments[i]
 			if (s.US == nil) != (b.US == nil) {
@@ -257,10 +258,41 @@ func TestPrivilegedMergeClockIndependence(t *testing.T) {
 
 func abs(x float64) float64 { return max(x, -x) }
 
+// probeID names one probe across files.
+type probeID struct {
+	run report.RunID
+	seq uint32
+}
+
+// seenEverywhere returns the probes of a trace --for-merge report seen
+// at every step of its path.
+func seenEverywhere(t *testing.T, traceFile string) map[probeID]bool {
+	t.Helper()
+	data, err := os.ReadFile(traceFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Stamps *report.Stamps `json:"stamps"`
+	}
+	if err := json.Unmarshal(data, &r); err != nil || r.Stamps == nil {
+		t.Fatalf("%s: no stamps (%v)", traceFile, err)
+	}
+	seen := make(map[probeID]bool)
+	for _, run := range r.Stamps.Runs {
+		for _, p := range run.Probes {
+			if len(p.At) > 0 && !slices.Contains(p.At, 0) {
+				seen[probeID{run.RunID, p.Seq}] = true
+			}
+		}
+	}
+	return seen
+}
+
 // shiftListen writes a copy of the listen file whose every stamp (and
 // window) is moved by shift plus drift times the time since the first
-// stamp.
-func shiftListen(t *testing.T, file string, shift time.Duration, drift float64) string {
+// probe both files saw at every step (traceFile is the trace's report).
+func shiftListen(t *testing.T, traceFile, file string, shift time.Duration, drift float64) string {
 	t.Helper()
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -270,18 +302,25 @@ func shiftListen(t *testing.T, file string, shift time.Duration, drift float64) 
 	if err := json.Unmarshal(data, &s); err != nil {
 		t.Fatal(err)
 	}
-	// The drift counts from the first probe, where the merge reports the
-	// offset: from the listener's start, the time it waited for the trace
-	// (longer on a loaded machine) would move the offset by drift times it.
+	// The drift counts from where the merge reports the offset: the first
+	// probe both nodes saw at their uplinks both ways. Counted from the
+	// listener's first stamp instead, a probe or two the trace's rings
+	// missed while arming on a loaded machine would move the offset by
+	// drift times their 20 ms each, more than the bound.
+	seen := seenEverywhere(t, traceFile)
 	t0 := int64(0)
 	for _, r := range s.Runs {
 		for _, p := range r.Probes {
-			for _, ns := range p.At {
-				if ns != 0 && (t0 == 0 || ns < t0) {
-					t0 = ns
-				}
+			if !seen[probeID{r.RunID, p.Seq}] || slices.Contains(p.At, 0) {
+				continue
+			}
+			if first := slices.Min(p.At); t0 == 0 || first < t0 {
+				t0 = first
 			}
 		}
+	}
+	if t0 == 0 {
+		t.Fatalf("no probe was seen at every step of both %s and %s", traceFile, file)
 	}
 	move := func(ns int64) int64 { return ns + int64(shift) + int64(drift*float64(ns-t0)) }
 	for i := range s.Runs {
