@@ -114,34 +114,49 @@ func TestPrivilegedTransportRTTFidelity(t *testing.T) {
 		name, proto string
 		port        int
 		client      func() error
-		// the bounds of the client's median over the probe's: connect()
+		// the bounds of the client's median over the probe's. connect()
 		// adds the ephemeral port's bind and the ACK to the SYN's round
-		// trip; a query on one socket does what the DNS probe does.
+		// trip; a query on one socket does what the DNS probe does. On
+		// this VM a round trip runs warm (~30 us) or from cold caches
+		// (~130 us), and a loaded machine switches between the two from
+		// one round to the next: under two busy loops single rounds gave
+		// 0.27-2.88 and a median of seven 0.52. So the test catches a
+		// figure off by more than a factor of three (a wait, a clock, a
+		// unit), and make bench judges 0.95-1.05 over paired rounds.
 		lo, hi float64
 	}{
-		{"tcp-connect", "tcp", lab.BackendPort, connectOnce(t, pod.NS, netip.AddrPortFrom(dst, lab.BackendPort), 200), 0.6, 2.0},
-		{"dns-query", "udp", lab.DNSPort, dnsOnce(t, pod.NS, netip.AddrPortFrom(dst, lab.DNSPort)), 0.5, 2.0},
+		{"tcp-connect", "tcp", lab.BackendPort, connectOnce(t, pod.NS, netip.AddrPortFrom(dst, lab.BackendPort), 150), 1.0 / 3, 3},
+		{"dns-query", "udp", lab.DNSPort, dnsOnce(t, pod.NS, netip.AddrPortFrom(dst, lab.DNSPort)), 1.0 / 3, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			client := timeIt(t, 100, tc.client)
-			args := []string{"trace", "--format", "json", "--netns", pod.NSPath, "--node-netns", l.Nodes[0].NSPath, "--to", dst.String(),
-				"--proto", tc.proto, "--port", strconv.Itoa(tc.port), "--count", "100", "--interval", "5ms"}
-			code, stdout, stderr := runCLI(t, args...)
-			if code != cli.ExitOK {
-				t.Fatalf("trace: exit %d\n%s", code, stderr)
+			// Rounds alternate the client and the probe, each round giving
+			// one ratio, and the median round is judged: a loaded machine
+			// moves both by a factor over seconds (the probe's p50 at the
+			// socket 32-120 us under two busy loops), which a client timed
+			// before and after one trace did not see.
+			const rounds, n = 7, 20
+			var ratios []float64
+			for range rounds {
+				client := timeIt(t, n, tc.client)
+				args := []string{"trace", "--format", "json", "--netns", pod.NSPath, "--node-netns", l.Nodes[0].NSPath, "--to", dst.String(),
+					"--proto", tc.proto, "--port", strconv.Itoa(tc.port), "--count", strconv.Itoa(n), "--interval", "5ms"}
+				code, stdout, stderr := runCLI(t, args...)
+				if code != cli.ExitOK {
+					t.Fatalf("trace: exit %d\n%s", code, stderr)
+				}
+				var r struct {
+					RTT  stats `json:"rtt_us"`
+					User stats `json:"rtt_user_us"`
+				}
+				decodeInto(t, stdout, &r)
+				c := float64(client.Nanoseconds()) / 1e3
+				ratios = append(ratios, c/r.User.P50)
+				t.Logf("%s: probe p50 %.1f us at the socket (%.1f us kernel send to capture), client p50 %.1f us: ratio %.2f",
+					tc.name, r.User.P50, r.RTT.P50, c, c/r.User.P50)
 			}
-			var r struct {
-				RTT  stats `json:"rtt_us"`
-				User stats `json:"rtt_user_us"`
-			}
-			decodeInto(t, stdout, &r)
-			client2 := timeIt(t, 100, tc.client) // before and after: the median of both
-			c := float64(min(client, client2).Microseconds()+max(client, client2).Microseconds()) / 2
-			ratio := c / r.User.P50
-			t.Logf("%s: probe p50 %.1f us at the socket (%.1f us kernel send to capture), client p50 %.1f us (runs %v, %v): ratio %.2f",
-				tc.name, r.User.P50, r.RTT.P50, c, client, client2, ratio)
-			if ratio < tc.lo || ratio > tc.hi {
-				t.Errorf("client/probe %.2f, want %.1f-%.1f", ratio, tc.lo, tc.hi)
+			slices.Sort(ratios)
+			if ratio := ratios[rounds/2]; ratio < tc.lo || ratio > tc.hi {
+				t.Errorf("client/probe: median of %d rounds %.2f (rounds %.2f), want %.2f-%.2f", rounds, ratio, ratios, tc.lo, tc.hi)
 			}
 		})
 	}
