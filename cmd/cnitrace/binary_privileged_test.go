@@ -63,26 +63,36 @@ func traceBinary(t *testing.T, bin string, l *lab.Lab, extra ...string) jsonRepo
 // two send times: rtt_us from the kernel's SCHED stamp (no send path at all)
 // and rtt_ping_us from its own send call (its whole send path, which carries
 // more process overhead than ping's single thread). Ping's figure must lie
-// between the two, with 20% tolerance on each side: rtt_us may be at most
-// 1.25x ping's and rtt_ping_us at least 0.83x. Measured here: rtt_us/ping
-// 0.83-0.99, rtt_ping_us/ping 0.90-1.38 over the runs logged this far.
+// between the two, judged on the median of the per-round ratios (both ran
+// in the same seconds): rtt_us at most 1.5x ping's and rtt_ping_us at
+// least 0.83x. rtt_us carries what ping's packets never pay, its own
+// captures' copies of each probe at the nine taps before the reply's
+// stamp. On the Intel VM a round trip is ~10-15 us when the vCPUs are
+// kept busy and 45-80 us when they idle, and rounds switch between the
+// two; the copies are 1-4 us, so rtt_us/ping is 1.1-1.5 in a busy round
+// and 0.8-1.0 in an idle one (medians over five rounds: 1.08-1.19 under
+// two busy loops, 0.79-0.84 idle, 1.36 taken across rounds in the CI run
+// that failed the 1.25 bound this replaced); 0.83-0.99 on the AMD VM
+// before it, at 100-200 us.
 func TestPrivilegedBinaryRTTMatchesPing(t *testing.T) {
 	l := labtest.New(t)
 	bin := buildBinary(t)
-	var kernel, pingStyle, paths, pings []float64
+	var kernel, pingStyle, paths, pings, kRatios, uRatios []float64
 	for range 5 {
 		pinged := make(chan float64, 1)
 		go func() { pinged <- pingMedianUS(t, l, 30) }()
 		r := traceBinary(t, bin, l, "--count", "30", "--interval", "10ms")
 		kernel, pingStyle, paths = append(kernel, r.RTT.P50), append(pingStyle, r.PingRTT.P50), append(paths, r.PathRTT.P50)
-		pings = append(pings, <-pinged)
+		p := <-pinged
+		pings = append(pings, p)
+		kRatios, uRatios = append(kRatios, r.RTT.P50/p), append(uRatios, r.PingRTT.P50/p)
 	}
-	k, u, p := median(kernel), median(pingStyle), median(pings)
+	k, u := median(kRatios), median(uRatios)
 	t.Logf("RTT p50 per round: rtt_us %v, rtt_ping_us %v, iputils ping %v us", kernel, pingStyle, pings)
 	t.Logf("path RTT p50 per round (pod interface to pod interface): %v us", paths)
-	t.Logf("ratios to ping: rtt_us %.2f, rtt_ping_us %.2f", k/p, u/p)
-	if p < 0.8*k || p > 1.2*u {
-		t.Errorf("ping's RTT p50 %.1f us is not between cnitrace's rtt_us %.1f us and rtt_ping_us %.1f us (20%% tolerance each side)", p, k, u)
+	t.Logf("median ratios to ping over the rounds: rtt_us %.2f, rtt_ping_us %.2f", k, u)
+	if k > 1.5 || u < 0.83 {
+		t.Errorf("ping's RTT is not between cnitrace's rtt_us and rtt_ping_us: rtt_us/ping %.2f (want at most 1.5), rtt_ping_us/ping %.2f (want at least 0.83)", k, u)
 	}
 }
 
