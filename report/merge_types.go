@@ -95,7 +95,9 @@ type TargetShare struct {
 // probes tell it.
 type MergedClock struct {
 	Samples int `json:"samples"` // probes seen at both uplinks, both ways
-	// OffsetUS is the estimate at the run's first probe, DriftPPM how fast
+	// OffsetUS is the estimate at the run's first sample (the first probe
+	// seen at both uplinks both ways; the text report says "at the first
+	// probe"), DriftPPM how fast
 	// it changes (fitted only for runs of DriftMinSpan or longer), BoundUS
 	// the hard bound: every offset consistent with every probe is within
 	// it of the estimate, over the whole run.
