@@ -311,7 +311,7 @@ func shiftListen(t *testing.T, traceFile, file string, shift time.Duration, drif
 	t0 := int64(0)
 	for _, r := range s.Runs {
 		for _, p := range r.Probes {
-			if !seen[probeID{r.RunID, p.Seq}] || slices.Contains(p.At, 0) {
+			if !seen[probeID{r.RunID, p.Seq}] || len(p.At) == 0 || slices.Contains(p.At, 0) {
 				continue
 			}
 			if first := slices.Min(p.At); t0 == 0 || first < t0 {
