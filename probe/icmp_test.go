@@ -201,3 +201,55 @@ func TestICMPMessage(t *testing.T) {
 		t.Errorf("ICMPv4: got %d bytes, want the 8 after the header", len(got))
 	}
 }
+
+// TestEchoReplyFilter runs the raw ICMP socket's filter in x/net/bpf's VM:
+// it passes echo replies carrying a token, behind an IPv4 header of any
+// length on ICMPv4, and drops requests, other pingers' replies and
+// truncated ones.
+func TestEchoReplyFilter(t *testing.T) {
+	for _, p := range []icmpProto{protoICMP, protoICMPv6} {
+		prog, err := echoReplyFilter(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vm := filterVM(t, prog)
+		requestType, replyType := p.echoBytes()
+		echo := func(typ byte, data []byte, ipHeader int) []byte {
+			b, err := p.echoRequest(7, 3, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[0] = typ
+			if p == protoICMPv6 {
+				return b
+			}
+			h := make([]byte, ipHeader)
+			h[0] = 0x40 | byte(ipHeader/4)
+			return append(h, b...)
+		}
+		token := Payload{RunID: 5, Seq: 3}.Marshal(56)
+		foreign := bytes.Repeat([]byte{0xaa}, 56) // ping's data: a timeval and a pattern
+		for _, tc := range []struct {
+			name string
+			msg  []byte
+			pass bool
+		}{
+			{"cnitrace reply", echo(replyType, token, 20), true},
+			{"cnitrace reply, IP options", echo(replyType, token, 24), true},
+			{"cnitrace request", echo(requestType, token, 20), false},
+			{"foreign reply", echo(replyType, foreign, 20), false},
+			{"short", echo(replyType, token, 20)[:10], false},
+		} {
+			if p == protoICMPv6 && tc.name == "cnitrace reply, IP options" {
+				continue // no IP header on a raw ICMPv6 socket
+			}
+			n, err := vm.Run(tc.msg)
+			if err != nil {
+				t.Fatalf("%v %s: %v", p, tc.name, err)
+			}
+			if (n > 0) != tc.pass {
+				t.Errorf("%v %s: filter returned %d, want pass %v", p, tc.name, n, tc.pass)
+			}
+		}
+	}
+}

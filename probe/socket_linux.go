@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/cnitrace/cnitrace/topology"
+	"golang.org/x/net/bpf"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
@@ -91,8 +92,9 @@ func (s *socket) codec(cfg Config) (codec, error) {
 
 // Listen opens a raw ICMPv4 socket inside ns and returns it as a Conn
 // driven by the Go netpoller. The socket stays bound to ns.
-// The kernel passes it only echo replies (ICMP_FILTER); Run picks this run's
-// replies by token. It also reports the kernel's TX timestamps of every
+// The kernel passes it only cnitrace's echo replies (ICMP_FILTER, then a
+// socket filter on the token's magic); Run picks this run's replies by
+// run id. It also reports the kernel's TX timestamps of every
 // request, which Run records per probe, without turning on RX timestamping.
 // It needs CAP_NET_RAW in ns's owning user namespace.
 func Listen(ns *topology.NetNS) (Conn, error) {
@@ -100,8 +102,8 @@ func Listen(ns *topology.NetNS) (Conn, error) {
 }
 
 // ListenIPv6 is Listen for IPv6 targets: a raw ICMPv6 socket inside ns that
-// the kernel passes only ICMPv6 echo replies (ICMP6_FILTER), with the same
-// TX timestamps. It needs CAP_NET_RAW in ns's owning user namespace.
+// the kernel passes only cnitrace's ICMPv6 echo replies (ICMP6_FILTER and
+// the same socket filter), with the same TX timestamps. It needs CAP_NET_RAW in ns's owning user namespace.
 func ListenIPv6(ns *topology.NetNS) (Conn, error) {
 	return listen(ns, protoICMPv6)
 }
@@ -221,19 +223,38 @@ func (s *socket) rxDrops() (uint64, bool) {
 	return uint64(mem[unix.SK_MEMINFO_DROPS]), true
 }
 
-// setReplyFilter makes the kernel drop every ICMP message but echo
-// replies before they reach the socket: type 0 with ICMP_FILTER (SOL_RAW)
-// on ICMPv4, type 129 with ICMP6_FILTER (IPPROTO_ICMPV6) on ICMPv6.
+// setReplyFilter makes the kernel drop every ICMP message but cnitrace's
+// echo replies before they reach the socket: first by type, type 0 with
+// ICMP_FILTER (SOL_RAW) on ICMPv4, type 129 with ICMP6_FILTER
+// (IPPROTO_ICMPV6) on ICMPv6, then by the token's magic with a socket
+// filter (echoReplyFilter).
 func setReplyFilter(fd int, p icmpProto) error {
 	if p == protoICMPv6 {
 		f := icmp6Filter(uint8(ipv6.ICMPTypeEchoReply))
 		if err := unix.SetsockoptICMPv6Filter(fd, unix.IPPROTO_ICMPV6, unix.ICMPV6_FILTER, &f); err != nil {
 			return fmt.Errorf("set ICMP6_FILTER: %w", err)
 		}
-		return nil
-	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_RAW, icmpFilter, ^1); err != nil {
+	} else if err := unix.SetsockoptInt(fd, unix.SOL_RAW, icmpFilter, ^1); err != nil {
 		return fmt.Errorf("set ICMP_FILTER: %w", err)
+	}
+	prog, err := echoReplyFilter(p)
+	if err != nil {
+		return err
+	}
+	return attachFilter(fd, prog)
+}
+
+// attachFilter attaches prog to the socket fd as its socket filter
+// (SO_ATTACH_FILTER): what it refuses the kernel drops before the
+// receive queue, and the reader is never woken for it.
+func attachFilter(fd int, prog []bpf.RawInstruction) error {
+	filter := make([]unix.SockFilter, len(prog))
+	for i, ins := range prog {
+		filter[i] = unix.SockFilter{Code: ins.Op, Jt: ins.Jt, Jf: ins.Jf, K: ins.K}
+	}
+	fprog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
+		return fmt.Errorf("attach the socket filter: %w", err)
 	}
 	return nil
 }

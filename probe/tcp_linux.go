@@ -304,13 +304,8 @@ func setTCPOptions(fd int, ports portBlock, v6 bool) error {
 	if err != nil {
 		return err
 	}
-	filter := make([]unix.SockFilter, len(prog))
-	for i, ins := range prog {
-		filter[i] = unix.SockFilter{Code: ins.Op, Jt: ins.Jt, Jf: ins.Jf, K: ins.K}
-	}
-	fprog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
-	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
-		return fmt.Errorf("attach the socket filter: %w", err)
+	if err := attachFilter(fd, prog); err != nil {
+		return err
 	}
 	if err := setReceiveBuffer(fd); err != nil {
 		return err

@@ -214,14 +214,7 @@ func TestTCPFilter(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ins := make([]bpf.Instruction, len(prog))
-		for i, r := range prog {
-			ins[i] = r.Disassemble()
-		}
-		vm, err := bpf.NewVM(ins)
-		if err != nil {
-			t.Fatal(err)
-		}
+		vm := filterVM(t, prog)
 		syn, _ := c.request(9, time.Time{})
 		off := map[bool]int{false: 20, true: 0}[c.v6]
 		for _, tc := range []struct {
@@ -263,6 +256,20 @@ func TestTCPFilter(t *testing.T) {
 	if _, err := tcpFilter(portBlock{}, false); err == nil {
 		t.Error("tcpFilter of an empty block: no error")
 	}
+}
+
+// filterVM returns x/net/bpf's VM running the socket filter prog.
+func filterVM(t *testing.T, prog []bpf.RawInstruction) *bpf.VM {
+	t.Helper()
+	ins := make([]bpf.Instruction, len(prog))
+	for i, r := range prog {
+		ins[i] = r.Disassemble()
+	}
+	vm, err := bpf.NewVM(ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vm
 }
 
 // TestCollectorResolvesLowSequences: a TCP answer names its probe's
