@@ -26,7 +26,8 @@ type Result struct {
 	// dropped during the run because it was full (the kernel's sk_drops,
 	// read with SO_MEMINFO): replies, of this run or of another
 	// cnitrace run in the same netns (the socket filter keeps out every
-	// other echo reply), that cnitrace never read. Zero also when the kernel cannot tell (before Linux 4.12).
+	// other echo reply), that cnitrace never read. Zero also when the
+	// kernel cannot tell (before Linux 4.12).
 	SocketDrops uint64
 }
 

@@ -103,7 +103,8 @@ func Listen(ns *topology.NetNS) (Conn, error) {
 
 // ListenIPv6 is Listen for IPv6 targets: a raw ICMPv6 socket inside ns that
 // the kernel passes only cnitrace's ICMPv6 echo replies (ICMP6_FILTER and
-// the same socket filter), with the same TX timestamps. It needs CAP_NET_RAW in ns's owning user namespace.
+// the same socket filter), with the same TX timestamps. It needs
+// CAP_NET_RAW in ns's owning user namespace.
 func ListenIPv6(ns *topology.NetNS) (Conn, error) {
 	return listen(ns, protoICMPv6)
 }
