@@ -23,9 +23,9 @@ func newStampConn(delay time.Duration) *stampConn {
 	return &stampConn{echoConn: c, delay: delay, stamp: goodStamps}
 }
 
-// goodStamps stamps SCHED 1 us and SND 2 us after the send.
+// goodStamps stamps SCHED 1 us after the send.
 func goodStamps(key uint32, sentAt time.Time) []txStamp {
-	return []txStamp{{key, stampSched, sentAt.Add(time.Microsecond)}, {key, stampSoftware, sentAt.Add(2 * time.Microsecond)}}
+	return []txStamp{{key, sentAt.Add(time.Microsecond)}}
 }
 
 func (c *stampConn) sendKeyed(b []byte, dst netip.AddrPort, now func() time.Time) (time.Time, uint32, error) {
@@ -42,13 +42,13 @@ func (c *stampConn) sendKeyed(b []byte, dst netip.AddrPort, now func() time.Time
 	return at, key, nil
 }
 
-// wantGoodStamps checks that every probe carries the stamps goodStamps
+// wantGoodStamps checks that every probe carries the stamp goodStamps
 // made for its own send.
 func wantGoodStamps(t *testing.T, res *Result) {
 	t.Helper()
 	for _, p := range res.Probes {
-		if !p.SchedAt.Equal(p.SentAt.Add(time.Microsecond)) || !p.SoftwareAt.Equal(p.SentAt.Add(2*time.Microsecond)) {
-			t.Errorf("probe %d sent at %v: got SchedAt %v, SoftwareAt %v; want +1us, +2us", p.Seq, p.SentAt, p.SchedAt, p.SoftwareAt)
+		if !p.SchedAt.Equal(p.SentAt.Add(time.Microsecond)) {
+			t.Errorf("probe %d sent at %v: got SchedAt %v; want +1us", p.Seq, p.SentAt, p.SchedAt)
 		}
 	}
 }
@@ -79,8 +79,8 @@ func TestRunStampGraceIsBounded(t *testing.T) {
 		t.Errorf("Run took %v, want about stampGrace (%v)", took, stampGrace)
 	}
 	for _, p := range res.Probes {
-		if !p.Answered() || !p.SchedAt.IsZero() || !p.SoftwareAt.IsZero() {
-			t.Errorf("probe %d: answered %v, SchedAt %v, SoftwareAt %v; want answered, no stamps", p.Seq, p.Answered(), p.SchedAt, p.SoftwareAt)
+		if !p.Answered() || !p.SchedAt.IsZero() {
+			t.Errorf("probe %d: answered %v, SchedAt %v; want answered, no stamp", p.Seq, p.Answered(), p.SchedAt)
 		}
 	}
 }
@@ -95,8 +95,7 @@ func TestRunIgnoresStampsOfEarlierRuns(t *testing.T) {
 	}
 	late := time.Now().Add(time.Hour) // would pass the SentAt check
 	for key := range uint32(5) {
-		conn.stamps <- txStamp{key, stampSched, late}
-		conn.stamps <- txStamp{key, stampSoftware, late}
+		conn.stamps <- txStamp{key, late}
 	}
 	cfg := testConfig(5)
 	cfg.RunID++
@@ -108,42 +107,41 @@ func TestRunIgnoresStampsOfEarlierRuns(t *testing.T) {
 }
 
 // TestRunRefusesStampsBeforeSentAt: a stamp older than its probe's send
-// cannot be that probe's (the key mapping is off) and is dropped.
+// cannot be that probe's (the key mapping is off) and is dropped; a later
+// stamp with the same key is still taken.
 func TestRunRefusesStampsBeforeSentAt(t *testing.T) {
 	conn := newStampConn(0)
 	conn.stamp = func(key uint32, sentAt time.Time) []txStamp {
-		return []txStamp{{key, stampSched, sentAt.Add(-time.Microsecond)}, {key, stampSoftware, sentAt.Add(time.Microsecond)}}
+		return []txStamp{{key, sentAt.Add(-time.Microsecond)}, {key, sentAt.Add(time.Microsecond)}}
 	}
 	res, err := Run(context.Background(), conn, testConfig(3))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range res.Probes {
-		if !p.SchedAt.IsZero() || !p.SoftwareAt.Equal(p.SentAt.Add(time.Microsecond)) {
-			t.Errorf("probe %d: got SchedAt %v, SoftwareAt %v; want none, SentAt+1us", p.Seq, p.SchedAt, p.SoftwareAt)
+		if !p.SchedAt.Equal(p.SentAt.Add(time.Microsecond)) {
+			t.Errorf("probe %d: got SchedAt %v; want the later stamp, SentAt+1us", p.Seq, p.SchedAt)
 		}
 	}
 }
 
-func TestAddStampKeepsFirstOfEachKind(t *testing.T) {
+func TestAddStampKeepsTheFirst(t *testing.T) {
 	sent := time.Unix(100, 0)
 	p := Probe{SentAt: sent}
 	for i, tc := range []struct {
 		s    txStamp
 		want bool
 	}{
-		{txStamp{1, stampSched, sent.Add(3)}, true},
-		{txStamp{1, stampSched, sent.Add(5)}, false}, // a second device queue
-		{txStamp{1, stampSoftware, sent.Add(7)}, true},
-		{txStamp{1, stampSoftware, sent.Add(9)}, false},
-		{txStamp{1, stampKind(2), sent.Add(9)}, false}, // SCM_TSTAMP_ACK
+		{txStamp{1, sent.Add(-1)}, false}, // before the send: another packet's
+		{txStamp{1, sent.Add(3)}, true},
+		{txStamp{1, sent.Add(5)}, false}, // a second device queue
 	} {
 		if got := p.addStamp(tc.s); got != tc.want {
 			t.Errorf("stamp %d %+v: addStamp = %v, want %v", i, tc.s, got, tc.want)
 		}
 	}
-	if !p.SchedAt.Equal(sent.Add(3)) || !p.SoftwareAt.Equal(sent.Add(7)) || !p.stamped() {
-		t.Errorf("got SchedAt %v, SoftwareAt %v; want the first of each", p.SchedAt, p.SoftwareAt)
+	if !p.SchedAt.Equal(sent.Add(3)) || !p.stamped() {
+		t.Errorf("got SchedAt %v; want the first stamp after the send", p.SchedAt)
 	}
 }
 

@@ -59,10 +59,10 @@ func offender(b []byte) netip.Addr {
 	return netip.Addr{}
 }
 
-// errBatch is how many error-queue messages one recvmmsg reads: a probe
-// queues two stamps, so one call takes a send's stamps and, returning
-// fewer than errBatch, tells that the queue is empty, where recvmsg took
-// one call per stamp and a third for EAGAIN.
+// errBatch is how many error-queue messages one recvmmsg reads: one call
+// takes a send's stamp (and ICMP errors, and stamps of sends not read yet)
+// and, returning fewer than errBatch, tells that the queue is empty, where
+// recvmsg took one call per message and another for EAGAIN.
 const errBatch = 8
 
 // errQuote is room for what an ICMP error quotes of a probe: Linux quotes

@@ -40,7 +40,7 @@ func TestParseICMPErr(t *testing.T) {
 	}
 	// A TX stamp, a local error and garbage are not ICMP errors.
 	for name, oob := range map[string][]byte{
-		"stamp":       stampOOB(stampSched, 1, time.Unix(1795579585, 0)),
+		"stamp":       stampOOB(unix.SCM_TSTAMP_SCHED, 1, time.Unix(1795579585, 0)),
 		"local error": cmsg(unix.SOL_IP, unix.IP_RECVERR, extErr(unix.SO_EE_ORIGIN_LOCAL, 0, 0)),
 		"short":       cmsg(unix.SOL_IP, unix.IP_RECVERR, make([]byte, 8)),
 		"no cmsg":     nil,
@@ -58,7 +58,7 @@ func TestParseICMPErr(t *testing.T) {
 // FuzzParseICMPErr: no control data panics the ICMP error parser.
 func FuzzParseICMPErr(f *testing.F) {
 	f.Add(icmpErrOOB(3, 3, netip.MustParseAddr("10.0.0.1")))
-	f.Add(stampOOB(stampSoftware, 2, time.Unix(1795579585, 0)))
+	f.Add(stampOOB(unix.SCM_TSTAMP_SND, 2, time.Unix(1795579585, 0)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		parseICMPErr(b, netip.AddrPort{})
 		offender(b)

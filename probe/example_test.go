@@ -26,13 +26,12 @@ func ExampleProbe_KernelSentAt() {
 		Seq:        0,
 		SentAt:     sent,                             // user space, just before sendto
 		SchedAt:    sent.Add(27 * time.Microsecond),  // SCM_TSTAMP_SCHED: entering the pod eth0 queue
-		SoftwareAt: sent.Add(33 * time.Microsecond),  // SCM_TSTAMP_SND: handed to the veth driver
 		ReceivedAt: sent.Add(180 * time.Microsecond), // user space, just after the reply was read
 	}
 	at, clock := p.KernelSentAt()
 	fmt.Printf("send time from %s; RTT %v from the kernel, %v from user space\n", clock, p.ReceivedAt.Sub(at), p.RTT())
 
-	p.SchedAt, p.SoftwareAt = time.Time{}, time.Time{} // a socket without TX timestamps
+	p.SchedAt = time.Time{} // a socket without TX timestamps
 	_, clock = p.KernelSentAt()
 	fmt.Println("without stamps:", clock)
 	// Output:

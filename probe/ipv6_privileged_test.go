@@ -172,7 +172,7 @@ func TestPrivilegedIPv6Probe(t *testing.T) {
 		if len(res.Probes) != count || res.Target != p.addrB {
 			t.Fatalf("run %d: got %d probes to %v, want %d to %v", run, len(res.Probes), res.Target, count, p.addrB)
 		}
-		sched, snd := checkStamps(t, res)
+		sched := checkStamps(t, res)
 		var rtt []time.Duration
 		for _, pr := range res.Probes {
 			if pr.Answered() && (pr.RTT() <= 0 || pr.RTT() >= cfg.Timeout) {
@@ -180,8 +180,8 @@ func TestPrivilegedIPv6Probe(t *testing.T) {
 			}
 			rtt = append(rtt, pr.RTT())
 		}
-		t.Logf("run %d, %d probes over a veth: p50 SCHED-SentAt %.1f us, SND-SCHED %.1f us, user-space RTT %.1f us",
-			run, count, p50us(sched), p50us(snd), p50us(rtt))
+		t.Logf("run %d, %d probes over a veth: p50 SCHED-SentAt %.1f us, user-space RTT %.1f us",
+			run, count, p50us(sched), p50us(rtt))
 	}
 	if stray, err := labtest.ThreadsOutsideNetNS(labtest.Self(t)); err != nil || len(stray) > 0 {
 		t.Errorf("threads left in a foreign netns: %v (%v)", stray, err)
@@ -224,8 +224,8 @@ func TestPrivilegedIPv6Unanswered(t *testing.T) {
 				if pr.Answered() {
 					t.Errorf("probe %d answered at %v, want unanswered", pr.Seq, pr.ReceivedAt)
 				}
-				if stamped := !pr.SchedAt.IsZero() && !pr.SoftwareAt.IsZero(); tc.wantStamps && !stamped {
-					t.Errorf("probe %d: SchedAt %v, SoftwareAt %v: want both, the request left the veth", pr.Seq, pr.SchedAt, pr.SoftwareAt)
+				if tc.wantStamps && pr.SchedAt.IsZero() {
+					t.Errorf("probe %d: no SchedAt: want one, the request left the veth", pr.Seq)
 				}
 			}
 		})
@@ -318,8 +318,9 @@ func TestPrivilegedIPv6FilterDropsRequests(t *testing.T) {
 
 // TestPrivilegedIPv6ErrQueueCmsgs reads the error queue of an ICMPv6
 // socket directly after one send: each stamp comes as SCM_TIMESTAMPING
-// plus SOL_IPV6/IPV6_RECVERR (not SOL_IP/IP_RECVERR as on ICMPv4), and
-// parseTxStamp reads both stamps with the send's key.
+// plus SOL_IPV6/IPV6_RECVERR (not SOL_IP/IP_RECVERR as on ICMPv4),
+// parseTxStamp reads it with the send's key, and the send gets one stamp
+// only: SCHED, no SND.
 func TestPrivilegedIPv6ErrQueueCmsgs(t *testing.T) {
 	p := newV6Pair(t)
 	s, ok := listenIPv6(t, p.a).(*socket)
@@ -340,10 +341,11 @@ func TestPrivilegedIPv6ErrQueueCmsgs(t *testing.T) {
 	}
 	type cmsgID struct{ level, typ int32 }
 	seen := map[cmsgID]bool{}
-	kinds := map[stampKind]bool{}
+	stamps := 0
 	var from unix.Sockaddr
+	var quietSince time.Time // when the queue was first found empty after a stamp
 	deadline := time.Now().Add(2 * time.Second)
-	for len(kinds) < 2 && time.Now().Before(deadline) {
+	for time.Now().Before(deadline) && (quietSince.IsZero() || time.Since(quietSince) < 20*time.Millisecond) {
 		var oobn int
 		var rerr error
 		oob := make([]byte, 512)
@@ -353,6 +355,9 @@ func TestPrivilegedIPv6ErrQueueCmsgs(t *testing.T) {
 			t.Fatal(err)
 		}
 		if errors.Is(rerr, unix.EAGAIN) {
+			if stamps > 0 && quietSince.IsZero() {
+				quietSince = time.Now()
+			}
 			time.Sleep(5 * time.Millisecond)
 			continue
 		}
@@ -364,12 +369,12 @@ func TestPrivilegedIPv6ErrQueueCmsgs(t *testing.T) {
 		}
 		st, ok, err := parseTxStamp(oob[:oobn])
 		if err != nil || !ok || st.key != 0 {
-			t.Fatalf("parseTxStamp: %+v, %v, %v; want a stamp with key 0", st, ok, err)
+			t.Fatalf("parseTxStamp: %+v, %v, %v; want a SCHED stamp with key 0", st, ok, err)
 		}
-		kinds[st.kind] = true
+		stamps++
 	}
-	if !kinds[stampSched] || !kinds[stampSoftware] {
-		t.Errorf("got stamps %v, want SCHED and SND", kinds)
+	if stamps != 1 {
+		t.Errorf("got %d stamps for one send, want one (SCHED)", stamps)
 	}
 	if !seen[cmsgID{unix.SOL_IPV6, unix.IPV6_RECVERR}] || seen[cmsgID{unix.SOL_IP, unix.IP_RECVERR}] {
 		t.Errorf("cmsgs seen %v: want SOL_IPV6/IPV6_RECVERR and no SOL_IP/IP_RECVERR", seen)

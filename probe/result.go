@@ -51,11 +51,11 @@ type Probe struct {
 	Reply     Reply
 	ReplyFrom netip.Addr
 	ReplyCode uint8
-	// Kernel TX timestamps of the request from the socket's error queue
-	// (SO_TIMESTAMPING, CLOCK_REALTIME like the capture stamps); zero when
-	// the kernel gave none.
-	SchedAt    time.Time // entering the device's queue (SCM_TSTAMP_SCHED)
-	SoftwareAt time.Time // handed to the device driver (SCM_TSTAMP_SND)
+	// SchedAt is the kernel's TX timestamp of the request entering the
+	// pod interface's device queue (SCM_TSTAMP_SCHED from the socket's
+	// error queue, CLOCK_REALTIME like the capture stamps); zero when the
+	// kernel gave none.
+	SchedAt time.Time
 	// SendErr is why the kernel refused to send the request (see Refused);
 	// nil when sendto succeeded. A refused probe is never answered.
 	SendErr error
@@ -69,19 +69,15 @@ type Probe struct {
 
 // Clocks a probe's send time can come from.
 const (
-	ClockSched    = "kernel-sched"    // SCM_TSTAMP_SCHED
-	ClockSoftware = "kernel-software" // SCM_TSTAMP_SND
-	ClockUser     = "user"            // user space, just before sendto
+	ClockSched = "kernel-sched" // SCM_TSTAMP_SCHED
+	ClockUser  = "user"         // user space, just before sendto
 )
 
-// KernelSentAt returns the earliest send time the kernel reported and the
-// clock it came from, or SentAt and ClockUser when it reported none.
+// KernelSentAt returns the send time the kernel reported and the clock it
+// came from, or SentAt and ClockUser when it reported none.
 func (p Probe) KernelSentAt() (time.Time, string) {
-	switch {
-	case !p.SchedAt.IsZero():
+	if !p.SchedAt.IsZero() {
 		return p.SchedAt, ClockSched
-	case !p.SoftwareAt.IsZero():
-		return p.SoftwareAt, ClockSoftware
 	}
 	return p.SentAt, ClockUser
 }

@@ -175,9 +175,9 @@ func prepareCodec(conn Conn, cfg Config) (Config, codec, error) {
 // flight handed over as given up on; on an unusable cfg or conn, no
 // Result.
 //
-// Each probe also gets the kernel's TX timestamps (Probe.SchedAt,
-// Probe.SoftwareAt). An answered probe waits up to 20 ms longer for stamps
-// still on their way; a kernel that gives none leaves them zero.
+// Each probe also gets the kernel's TX timestamp (Probe.SchedAt). An
+// answered probe waits up to 20 ms longer for a stamp still on its way; a
+// kernel that gives none leaves it zero.
 //
 // Memory does not grow with the run when cfg.Sink is set: Run holds the
 // probes in flight only, at most MaxInFlight, and hands each to the Sink

@@ -60,9 +60,10 @@ func extErr(origin uint8, info, key uint32) []byte {
 
 // stampOOB is the control data of one TX timestamp from a raw IPv4
 // socket's error queue, in the kernel's order.
-func stampOOB(kind stampKind, key uint32, at time.Time) []byte {
+// info is its ee_info, unix.SCM_TSTAMP_SCHED or another kind.
+func stampOOB(info uint32, key uint32, at time.Time) []byte {
 	return append(cmsg(unix.SOL_SOCKET, unix.SO_TIMESTAMPING, scmTimestamping(at, time.Time{})),
-		cmsg(unix.SOL_IP, unix.IP_RECVERR, extErr(unix.SO_EE_ORIGIN_TIMESTAMPING, uint32(kind), key))...)
+		cmsg(unix.SOL_IP, unix.IP_RECVERR, extErr(unix.SO_EE_ORIGIN_TIMESTAMPING, info, key))...)
 }
 
 func TestParseTxStamp(t *testing.T) {
@@ -77,17 +78,17 @@ func TestParseTxStamp(t *testing.T) {
 		}
 		return b
 	}
-	odd := make([]byte, 1, 1+len(stampOOB(stampSched, 41, at)))
-	odd = append(odd, stampOOB(stampSched, 41, at)...)[1:] // not word-aligned in memory
-	good := txStamp{key: 41, kind: stampSched, at: at}
+	odd := make([]byte, 1, 1+len(stampOOB(unix.SCM_TSTAMP_SCHED, 41, at)))
+	odd = append(odd, stampOOB(unix.SCM_TSTAMP_SCHED, 41, at)...)[1:] // not word-aligned in memory
+	good := txStamp{key: 41, at: at}
 	for _, tc := range []struct {
 		name   string
 		oob    []byte
 		want   txStamp
 		wantOK bool
 	}{
-		{"sched", stampOOB(stampSched, 41, at), good, true},
-		{"snd", stampOOB(stampSoftware, 41, at), txStamp{key: 41, kind: stampSoftware, at: at}, true},
+		{"sched", stampOOB(unix.SCM_TSTAMP_SCHED, 41, at), good, true},
+		{"snd stamp", stampOOB(unix.SCM_TSTAMP_SND, 41, at), txStamp{}, false}, // not asked for
 		{"recverr first", cat(recverr(unix.SO_EE_ORIGIN_TIMESTAMPING, unix.SCM_TSTAMP_SCHED), ts), good, true},
 		{"ipv6 recverr", cat(ts, cmsg(unix.SOL_IPV6, unix.IPV6_RECVERR, extErr(unix.SO_EE_ORIGIN_TIMESTAMPING, 1, 41))), good, true},
 		{"unknown cmsg between", cat(ts, cmsg(unix.SOL_IP, unix.IP_PKTINFO, make([]byte, 12)), recverr(unix.SO_EE_ORIGIN_TIMESTAMPING, 1)), good, true},
@@ -108,7 +109,7 @@ func TestParseTxStamp(t *testing.T) {
 
 func TestParseTxStampMalformed(t *testing.T) {
 	at := time.Unix(1795579585, 537342849)
-	full := stampOOB(stampSched, 41, at)
+	full := stampOOB(unix.SCM_TSTAMP_SCHED, 41, at)
 	badLen := func(n uint64) []byte {
 		b := append([]byte(nil), full...)
 		putLong(b, int64(n))
@@ -147,10 +148,10 @@ func TestParseTxStampMalformed(t *testing.T) {
 
 func FuzzParseTxStamp(f *testing.F) {
 	at := time.Unix(1795579585, 537342849)
-	f.Add(stampOOB(stampSched, 0, at))
-	f.Add(stampOOB(stampSoftware, 1<<31, at))
+	f.Add(stampOOB(unix.SCM_TSTAMP_SCHED, 0, at))
+	f.Add(stampOOB(unix.SCM_TSTAMP_SND, 1<<31, at))
 	f.Add(cmsg(unix.SOL_IP, unix.IP_RECVERR, extErr(unix.SO_EE_ORIGIN_ICMP, 0, 0)))
-	f.Add(stampOOB(stampSched, 7, at)[:20])
+	f.Add(stampOOB(unix.SCM_TSTAMP_SCHED, 7, at)[:20])
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		st, ok, err := parseTxStamp(b)
@@ -161,7 +162,7 @@ func FuzzParseTxStamp(f *testing.F) {
 			}
 		case ok:
 			// A stamp must survive the round trip through the kernel's layout.
-			again, ok, err := parseTxStamp(stampOOB(st.kind, st.key, st.at))
+			again, ok, err := parseTxStamp(stampOOB(unix.SCM_TSTAMP_SCHED, st.key, st.at))
 			if err != nil || !ok || again != st {
 				t.Fatalf("round trip of %+v: got %+v, %v, %v", st, again, ok, err)
 			}
@@ -169,13 +170,20 @@ func FuzzParseTxStamp(f *testing.F) {
 	})
 }
 
-func TestTxTimestampingAsksForNoRXStamps(t *testing.T) {
+// TestTxTimestampingAsksForSchedOnly: no RX stamps (they would turn on the
+// host-wide RX timestamping key) and no SND stamp (its clone is made inside
+// the egress segment the report times).
+func TestTxTimestampingAsksForSchedOnly(t *testing.T) {
 	for name, flag := range map[string]int{
 		"SOF_TIMESTAMPING_RX_SOFTWARE": unix.SOF_TIMESTAMPING_RX_SOFTWARE,
 		"SOF_TIMESTAMPING_RX_HARDWARE": unix.SOF_TIMESTAMPING_RX_HARDWARE,
+		"SOF_TIMESTAMPING_TX_SOFTWARE": unix.SOF_TIMESTAMPING_TX_SOFTWARE,
 	} {
 		if txTimestamping&flag != 0 {
 			t.Errorf("txTimestamping %#x has %s", txTimestamping, name)
 		}
+	}
+	if txTimestamping&unix.SOF_TIMESTAMPING_TX_SCHED == 0 {
+		t.Errorf("txTimestamping %#x has no SOF_TIMESTAMPING_TX_SCHED", txTimestamping)
 	}
 }

@@ -72,9 +72,6 @@ func fuzzInput(data []byte) (*topology.Path, *probe.Result, *capture.Capture) {
 		if head[1]&0x40 != 0 {
 			p.SchedAt = base.Add(time.Duration(seq) * 300 * time.Nanosecond)
 		}
-		if head[1]&0x80 != 0 {
-			p.SoftwareAt = base.Add(time.Duration(seq) * 500 * time.Nanosecond)
-		}
 		if head[1]&(1<<seq) != 0 {
 			p.ReceivedAt = base.Add(time.Duration(seq+1) * time.Microsecond)
 		}

@@ -73,10 +73,10 @@ type run struct {
 	missing map[[2]int]bool // {seq, step} the capture missed, though the probe passed
 	refused map[int]error   // seq -> the error sendto returned; give it lostIn -1 too
 	stats   []capture.PointStats
-	// stamps gives a probe's kernel TX stamps as offsets from its request
-	// at the pod's interface (SCHED comes before that tap, SND after it); a
-	// zero offset means no stamp. Nil: no kernel stamps at all.
-	stamps func(seq int) (sched, snd time.Duration)
+	// stamps gives a probe's kernel TX stamp (SCHED, which comes before
+	// the pod interface's tap) as an offset from its request at that tap;
+	// a zero offset means no stamp. Nil: no kernel stamps at all.
+	stamps func(seq int) (sched time.Duration)
 }
 
 // testStep is the test's own idea of a timeline step.
@@ -123,8 +123,7 @@ func (r run) probe(path *topology.Path, seq int) (probe.Probe, []capture.Observa
 	t := runStart.Add(time.Duration(seq) * interval)
 	p := probe.Probe{Seq: uint32(seq), SentAt: t.Add(-20 * time.Microsecond)}
 	if r.stamps != nil {
-		sched, snd := r.stamps(seq)
-		p.SchedAt, p.SoftwareAt = stampAt(t, sched), stampAt(t, snd)
+		p.SchedAt = stampAt(t, r.stamps(seq))
 	}
 	p.SendErr = r.refused[seq]
 	lostIn, lost := r.lostIn[seq]

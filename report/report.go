@@ -84,8 +84,8 @@ type Result struct {
 	// missed nothing.
 	Socket *SocketStats `json:"probe_socket,omitempty"`
 	// RTT is the round trip over answered probes from the kernel's send
-	// stamp of the request (probe.Probe.KernelSentAt: SCHED, else SND, else
-	// the user-space send time) to the kernel's receive stamp of the reply
+	// stamp of the request (probe.Probe.KernelSentAt: SCHED, else the
+	// user-space send time) to the kernel's receive stamp of the reply
 	// on the pod's interface (else the user-space receive time). RTTClocks
 	// counts which clocks were used; RTTSource says where the receive times
 	// came from. Nil when no probe was answered.
@@ -166,8 +166,8 @@ type Run struct {
 }
 
 // Clocks counts, per clock name, the probes whose send or receive time came
-// from that clock. Send clocks are probe.ClockSched, probe.ClockSoftware and
-// probe.ClockUser; receive clocks are RTTCapture and RTTUser.
+// from that clock. Send clocks are probe.ClockSched and probe.ClockUser;
+// receive clocks are RTTCapture and RTTUser.
 type Clocks struct {
 	Send    map[string]int `json:"send"`
 	Receive map[string]int `json:"receive"`

@@ -20,15 +20,12 @@ const (
 )
 
 func TestRTTClocks(t *testing.T) {
-	sched := func(int) (time.Duration, time.Duration) { return -1500 * time.Nanosecond, 400 * time.Nanosecond }
-	perSeq := func(seq int) (time.Duration, time.Duration) {
-		switch seq % 3 {
-		case 0:
-			return -1500 * time.Nanosecond, 400 * time.Nanosecond
-		case 1:
-			return 0, 400 * time.Nanosecond
+	sched := func(int) time.Duration { return -1500 * time.Nanosecond }
+	perSeq := func(seq int) time.Duration { // SCHED, SCHED, none
+		if seq%3 == 2 {
+			return 0
 		}
-		return 0, 0
+		return -1500 * time.Nanosecond
 	}
 	type probeWant struct {
 		send, recv string
@@ -36,7 +33,7 @@ func TestRTTClocks(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		stamps  func(int) (time.Duration, time.Duration)
+		stamps  func(int) time.Duration
 		missing map[[2]int]bool
 		probes  []probeWant
 		clocks  Clocks
@@ -50,17 +47,17 @@ func TestRTTClocks(t *testing.T) {
 			[]probeWant{{probe.ClockUser, RTTCapture, pingUS}, {probe.ClockUser, RTTCapture, pingUS}, {probe.ClockUser, RTTCapture, pingUS}},
 			Clocks{Send: map[string]int{probe.ClockUser: 3}, Receive: map[string]int{RTTCapture: 3}}, RTTCapture,
 			[]string{"send clock fallback: 3 of 3 answered probes had no kernel TX stamp; their send time is user space"}},
-		{"SCHED, SND, none", perSeq, nil,
-			[]probeWant{{probe.ClockSched, RTTCapture, pathUS + 1.5}, {probe.ClockSoftware, RTTCapture, pathUS - 0.4}, {probe.ClockUser, RTTCapture, pingUS}},
-			Clocks{Send: map[string]int{probe.ClockSched: 1, probe.ClockSoftware: 1, probe.ClockUser: 1}, Receive: map[string]int{RTTCapture: 3}}, RTTCapture,
+		{"SCHED, SCHED, none", perSeq, nil,
+			[]probeWant{{probe.ClockSched, RTTCapture, pathUS + 1.5}, {probe.ClockSched, RTTCapture, pathUS + 1.5}, {probe.ClockUser, RTTCapture, pingUS}},
+			Clocks{Send: map[string]int{probe.ClockSched: 2, probe.ClockUser: 1}, Receive: map[string]int{RTTCapture: 3}}, RTTCapture,
 			[]string{"send clock fallback: 1 of 3 answered probes had no kernel TX stamp; its send time is user space"}},
 		{"reply missed at the pod", sched, map[[2]int]bool{{1, 9}: true},
 			[]probeWant{{probe.ClockSched, RTTCapture, pathUS + 1.5}, {probe.ClockSched, RTTUser, pathUS + 1.5 + 15}, {probe.ClockSched, RTTCapture, pathUS + 1.5}},
 			Clocks{Send: map[string]int{probe.ClockSched: 3}, Receive: map[string]int{RTTCapture: 2, RTTUser: 1}}, RTTMixed,
 			[]string{"receive clock fallback: the capture on the pod's interface missed the reply of 1 of 3 answered probes"}},
 		{"both fallbacks on one probe", perSeq, map[[2]int]bool{{2, 9}: true},
-			[]probeWant{{probe.ClockSched, RTTCapture, pathUS + 1.5}, {probe.ClockSoftware, RTTCapture, pathUS - 0.4}, {probe.ClockUser, RTTUser, userUS}},
-			Clocks{Send: map[string]int{probe.ClockSched: 1, probe.ClockSoftware: 1, probe.ClockUser: 1}, Receive: map[string]int{RTTCapture: 2, RTTUser: 1}}, RTTMixed,
+			[]probeWant{{probe.ClockSched, RTTCapture, pathUS + 1.5}, {probe.ClockSched, RTTCapture, pathUS + 1.5}, {probe.ClockUser, RTTUser, userUS}},
+			Clocks{Send: map[string]int{probe.ClockSched: 2, probe.ClockUser: 1}, Receive: map[string]int{RTTCapture: 2, RTTUser: 1}}, RTTMixed,
 			[]string{"send clock fallback: 1 of 3", "receive clock fallback: the capture on the pod's interface missed the reply of 1 of 3"}},
 	}
 	for _, tt := range tests {
@@ -97,9 +94,7 @@ func TestRTTClocks(t *testing.T) {
 // TestRTTPingAndUser: rtt_ping_us keeps what rtt_us measured before kernel
 // send stamps, and the user-space RTT stays user space at both ends.
 func TestRTTPingAndUser(t *testing.T) {
-	r := run{n: 5, delays: designDelays(), stamps: func(int) (time.Duration, time.Duration) {
-		return -2 * time.Microsecond, 0
-	}}.correlate(t)
+	r := run{n: 5, delays: designDelays(), stamps: func(int) time.Duration { return -2 * time.Microsecond }}.correlate(t)
 	for _, c := range []struct {
 		name string
 		d    *Dist
@@ -124,8 +119,8 @@ func TestRTTUnanswered(t *testing.T) {
 }
 
 // TestRTTKernelNotAboveUser is a property: with consistent times (the send
-// call, then SCHED, then the request at the pod's interface and SND, then the
-// reply at the pod's interface, then the read), the kernel-based RTT of every
+// call, then SCHED, then the request at the pod's interface, then the reply
+// at the pod's interface, then the read), the kernel-based RTT of every
 // probe is at most ping's, which is at most the user-space one, and so are
 // their percentiles.
 func TestRTTKernelNotAboveUser(t *testing.T) {
@@ -137,20 +132,17 @@ func TestRTTKernelNotAboveUser(t *testing.T) {
 		for i := range delays {
 			delays[i] = between(100*time.Nanosecond, 100*time.Microsecond)
 		}
-		kinds := make([]int, n) // 0 SCHED+SND, 1 SCHED, 2 SND, 3 none
-		offsets := make([][2]time.Duration, n)
+		offsets := make([]time.Duration, n) // 0: no SCHED stamp
 		missing := map[[2]int]bool{}
 		for seq := range n {
-			kinds[seq] = rng.IntN(4)
-			offsets[seq] = [2]time.Duration{-between(1, 20*time.Microsecond), between(1, 5*time.Microsecond)}
+			if rng.IntN(3) > 0 {
+				offsets[seq] = -between(1, 20*time.Microsecond)
+			}
 			if rng.IntN(5) == 0 {
 				missing[[2]int{seq, 2*len(flannelPath().Points) - 1}] = true
 			}
 		}
-		stamps := func(seq int) (time.Duration, time.Duration) {
-			o := offsets[seq]
-			return [4]time.Duration{o[0], o[0], 0, 0}[kinds[seq]], [4]time.Duration{o[1], 0, o[1], 0}[kinds[seq]]
-		}
+		stamps := func(seq int) time.Duration { return offsets[seq] }
 		jitter := func(seq, seg int) time.Duration { return time.Duration((seq*7+seg*3)%11) * time.Duration(trial) }
 		r := run{n: n, delays: delays, jitter: jitter, stamps: stamps, missing: missing}.correlate(t)
 		for _, p := range r.Timelines {
@@ -175,7 +167,7 @@ func checkNotAbove(t *testing.T, trial int, a, b *Dist) {
 }
 
 func TestRenderRTT(t *testing.T) {
-	sched := func(int) (time.Duration, time.Duration) { return -time.Microsecond, 0 }
+	sched := func(int) time.Duration { return -time.Microsecond }
 	allMissed := map[[2]int]bool{{0, 9}: true, {1, 9}: true, {2, 9}: true}
 	tests := []struct {
 		name      string

@@ -90,7 +90,7 @@ func clocksText(r *Result) string {
 }
 
 // clockOrder is the order clocks are listed in; others follow by name.
-var clockOrder = []string{probe.ClockSched, probe.ClockSoftware, RTTCapture, probe.ClockUser}
+var clockOrder = []string{probe.ClockSched, RTTCapture, probe.ClockUser}
 
 // clockCounts lists clocks with their counts: "kernel-sched 27, user 1".
 func clockCounts(m map[string]int) string {
