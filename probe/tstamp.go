@@ -15,7 +15,7 @@ type txStamp struct {
 }
 
 // addStamp records s on p, keeping the first SCHED stamp (a packet
-// crossing stacked devices in the sender's netns is stamped at each
+// crossing stacked devices in the sender's netns can be stamped at each
 // device's queue). It refuses a stamp earlier than p.SentAt: the kernel
 // stamps inside sendto, after SentAt was read from the same clock, so such
 // a stamp belongs to another packet and the key mapping is off.
