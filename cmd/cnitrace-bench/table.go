@@ -37,8 +37,8 @@ func printTable(w io.Writer, r *results) {
 		}
 	}
 	if o := r.Observer; o != nil {
-		fmt.Fprintf(w, "3. observer effect (%d rounds x %d pings): ping p50 %.1f us alone, %.1f us while cnitrace captures; added per round %s us; goal %s: %s\n",
-			o.Rounds, o.PerRound, o.AloneP50, o.CaptureP50, o.AddedUS, o.Goal, o.Verdict)
+		fmt.Fprintf(w, "3. observer effect (%d rounds x %d pings; a %d-round pilot's spread asked for %d): ping p50 %.1f us alone, %.1f us while cnitrace captures; added per round %s us; goal %s: %s\n",
+			o.Rounds, o.PerRound, o.Pilot, o.Needed, o.AloneP50, o.CaptureP50, o.AddedUS, o.Goal, o.Verdict)
 		goals = append(goals, goalLine{"3", "observer effect on ping within +-2 us", o.AddedUS.String() + " us", o.Verdict})
 		if td := o.Tcpdumps; td != nil {
 			fmt.Fprintf(w, "3. observer effect against five buffered tcpdumps on the same points (not keeping ping's packets): ping p50 %.1f us, added %s us; cnitrace's added minus theirs %s us; goal %s: %s\n",
