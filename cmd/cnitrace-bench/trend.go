@@ -19,8 +19,9 @@ type savedRun struct {
 	R    results
 }
 
-// trendColumns are the headline figures, one column each: ratios first
-// (1.00 is parity with the tool compared with), then rates.
+// trendColumns are the headline figures, one column each: ratios (1.00 is
+// parity with the tool compared with) and the observer effect's
+// microseconds first, then rates.
 var trendColumns = []struct {
 	head string
 	get  func(r *results) (float64, bool)
@@ -59,6 +60,18 @@ var trendColumns = []struct {
 			return 0, false
 		}
 		return r.RTT.Concurrent.Ratio.Mean, r.RTT.Concurrent.Ratio.N > 0
+	}},
+	{"observer effect on ping, us", func(r *results) (float64, bool) {
+		if r.Observer == nil || r.Observer.AddedUS.N == 0 {
+			return 0, false
+		}
+		return r.Observer.AddedUS.Mean, true
+	}},
+	{"same, minus 5 tcpdumps', us", func(r *results) (float64, bool) {
+		if r.Observer == nil || r.Observer.Tcpdumps == nil || r.Observer.Tcpdumps.OverUS.N == 0 {
+			return 0, false
+		}
+		return r.Observer.Tcpdumps.OverUS.Mean, true
 	}},
 	{"TCP connect() / probe", func(r *results) (float64, bool) {
 		return r.Transport.ratio(func(t *transportResult) *transportRow { return t.TCP })
