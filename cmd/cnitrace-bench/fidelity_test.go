@@ -95,3 +95,10 @@ func TestSendSpan(t *testing.T) {
 		t.Errorf("send span %d-%d (%v), want 100-300: the first step's stamps, unseen ones left out", first.UnixNano(), last.UnixNano(), ok)
 	}
 }
+
+func TestRatios(t *testing.T) {
+	got := ratios([]float64{2, 9, 5}, []float64{4, 3})
+	if len(got) != 2 || got[0] != 0.5 || got[1] != 3 {
+		t.Errorf("ratios: got %v, want [0.5 3] (the shorter side's rounds)", got)
+	}
+}

@@ -22,6 +22,9 @@ func printTable(w io.Writer, r *results) {
 		goals = append(goals, printAccuracy(w, r.Accuracy)...)
 	}
 	if f := r.RTT; f != nil {
+		if f.Pilot > 0 {
+			fmt.Fprintf(w, "2. RTT fidelity rounds: a %d-round pilot's spread asked for %d, %d run\n", f.Pilot, f.Needed, f.Alternating.Rounds)
+		}
 		for _, x := range []struct {
 			name string
 			r    *rttRounds
