@@ -26,6 +26,17 @@ var trendColumns = []struct {
 	head string
 	get  func(r *results) (float64, bool)
 }{
+	// Not a goal: how fast the machine runs the lab's path, so that rows
+	// from machines that name the same CPU model can still be told apart.
+	{"ping p50 alone at 10 ms, us", func(r *results) (float64, bool) {
+		switch {
+		case r.RTT != nil && r.RTT.Alternating != nil && r.RTT.Alternating.PingP50 > 0:
+			return r.RTT.Alternating.PingP50, true
+		case r.Observer != nil && r.Observer.AloneP50 > 0:
+			return r.Observer.AloneP50, true
+		}
+		return 0, false
+	}},
 	{"accuracy rows met / judged / all", nil},
 	{"CPU 10 ms / (ping + 5 tcpdump)", func(r *results) (float64, bool) {
 		return r.CPU.ratio(func(c *cpuResult) *cpuCompare { return c.Plain })
