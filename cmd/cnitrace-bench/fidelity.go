@@ -84,7 +84,7 @@ func (b *bench) rttFidelity(ctx context.Context, r *results) error {
 	var alt, conc [3][]float64 // ping-style, kernel, ping
 	var under []float64        // ping's p50 under the same captures, per alternating round
 	var problems []string
-	round := func() error {
+	round := func(int) error {
 		t, err := b.trace(ctx, l, "--count", strconv.Itoa(n), "--interval", "10ms")
 		if err != nil {
 			return err
@@ -109,21 +109,16 @@ func (b *bench) rttFidelity(ctx context.Context, r *results) error {
 		conc = addRound(conc, ct.report, median(cp))
 		return nil
 	}
-	for range f.Pilot {
-		if err := round(); err != nil {
-			return err
-		}
-	}
 	half := (rttBand.Hi - rttBand.Lo) / 2
-	f.Needed = max(roundsToDecide(ratios(alt[0], alt[2]), half, math.MaxInt),
-		roundsToDecide(ratios(alt[0], under), half, math.MaxInt),
-		roundsToDecide(ratios(conc[0], conc[2]), half, math.MaxInt))
-	rounds := min(f.Needed, b.counts(rttMaxRounds, 2))
-	for range rounds - f.Pilot {
-		if err := round(); err != nil {
-			return err
-		}
+	needed, rounds, err := pilotThenDecide(f.Pilot, b.counts(rttMaxRounds, 2), round, func() int {
+		return max(roundsToDecide(ratios(alt[0], alt[2]), half, math.MaxInt),
+			roundsToDecide(ratios(alt[0], under), half, math.MaxInt),
+			roundsToDecide(ratios(conc[0], conc[2]), half, math.MaxInt))
+	})
+	if err != nil {
+		return err
 	}
+	f.Needed = needed
 	f.Alternating = &rttRounds{Rounds: rounds, ProbesPerRound: n}
 	f.Concurrent = &rttRounds{Rounds: rounds, ProbesPerRound: n}
 	f.Alternating.summarise(alt)
@@ -304,20 +299,14 @@ func (b *bench) observerEffect(ctx context.Context, r *results) error {
 		td.Over = append(td.Over, median(c)-median(d))
 		return nil
 	}
-	for i := range o.Pilot {
-		if err := round(i); err != nil {
-			return err
-		}
-	}
 	// The goal's +-2 us is narrower than a dozen rounds resolve here (their
 	// medians move by ~10 us from round to round): the pilot's spread sets
 	// how many rounds decide it, up to a bound on the section's time.
-	o.Needed = roundsToDecide(o.Added, observerTolerance, math.MaxInt)
-	o.Rounds = min(o.Needed, b.counts(observerMaxRounds, 2))
-	for i := o.Pilot; i < o.Rounds; i++ {
-		if err := round(i); err != nil {
-			return err
-		}
+	o.Needed, o.Rounds, err = pilotThenDecide(o.Pilot, b.counts(observerMaxRounds, 2), round, func() int {
+		return roundsToDecide(o.Added, observerTolerance, math.MaxInt)
+	})
+	if err != nil {
+		return err
 	}
 	o.AloneP50, o.CaptureP50, td.P50 = median(alone), median(captured), median(dumped)
 	o.AddedUS, td.AddedUS, td.OverUS = meanCI(o.Added), meanCI(td.Added), meanCI(td.Over)

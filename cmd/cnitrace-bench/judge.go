@@ -122,6 +122,26 @@ func roundsToDecide(pilot []float64, halfWidth float64, limit int) int {
 	return max(n, min(need, limit))
 }
 
+// pilotThenDecide runs a section's rounds in two stages: pilot rounds,
+// then as many more as need (asked once, after the pilot: from the
+// pilot's figures, by roundsToDecide) says, at most limit in all. It
+// returns what need asked for and how many rounds ran.
+func pilotThenDecide(pilot, limit int, round func(i int) error, need func() int) (needed, ran int, err error) {
+	for i := range pilot {
+		if err := round(i); err != nil {
+			return 0, i, err
+		}
+	}
+	needed = need()
+	ran = max(pilot, min(needed, limit))
+	for i := pilot; i < ran; i++ {
+		if err := round(i); err != nil {
+			return needed, i, err
+		}
+	}
+	return needed, ran, nil
+}
+
 // band is the goal's acceptable range; an open side is an infinity.
 type band struct{ Lo, Hi float64 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -108,5 +109,30 @@ func TestRoundsToDecide(t *testing.T) {
 	shifted := []float64{101, 102, 103, 104, 105}
 	if a, b := roundsToDecide(pilot, 0.5, 1000), roundsToDecide(shifted, 0.5, 1000); a != b {
 		t.Errorf("shifted pilot: %d rounds against %d", b, a)
+	}
+}
+
+func TestPilotThenDecide(t *testing.T) {
+	var ran []int
+	round := func(i int) error { ran = append(ran, i); return nil }
+	needAt := -1
+	needed, n, err := pilotThenDecide(3, 10, round, func() int { needAt = len(ran); return 25 })
+	if err != nil || needed != 25 || n != 10 || len(ran) != 10 || needAt != 3 || ran[9] != 9 {
+		t.Errorf("need 25, limit 10: needed %d, ran %d (%v), need asked after %d rounds, err %v; want 25, 10 rounds 0-9, asked after the 3 of the pilot", needed, n, ran, needAt, err)
+	}
+	ran = nil
+	if _, n, _ := pilotThenDecide(4, 10, round, func() int { return 2 }); n != 4 || len(ran) != 4 {
+		t.Errorf("need under the pilot: ran %d (%v), want the pilot's 4", n, ran)
+	}
+	ran = nil
+	fail := errors.New("lab gone")
+	failing := func(i int) error {
+		if i == 5 {
+			return fail
+		}
+		return round(i)
+	}
+	if _, n, err := pilotThenDecide(3, 10, failing, func() int { return 8 }); !errors.Is(err, fail) || n != 5 {
+		t.Errorf("a round's error: ran %d, err %v; want 5 and the round's error", n, err)
 	}
 }
