@@ -211,9 +211,17 @@ func (m *mergedPath) lose(segs []Segment, lines [][]sighting, pairs []probePair)
 // median, when too few probes were timed everywhere).
 func mergedVerdict(r *Result, tm *timed) Verdict {
 	v, ok := byMedian(r)
-	if !ok || v.Share < standingShare {
+	switch {
+	case !ok || v.Share < standingShare:
 		if ve, oke := tm.byExcess(r); oke {
 			v, ok = ve, oke
+		}
+	case v.Class == ClassNetwork && !wireStands(r, v):
+		// How a standing delay splits between the wire's two directions is
+		// the clock offset's doing, within its bound; a spread on one of
+		// them, which no offset moves to the other, says the direction.
+		if ve, oke := tm.byExcess(r); oke && ve.Class == ClassNetwork {
+			v = ve
 		}
 	}
 	switch {
@@ -231,6 +239,22 @@ func mergedVerdict(r *Result, tm *timed) Verdict {
 		v.Text = lossText(r, l) + v.Text
 	}
 	return v
+}
+
+// wireStands reports whether the wire half v names holds standingShare of
+// the median round trip whatever the clock offset within its bound: an
+// error e in the offset moves every request by -e and every reply by +e,
+// so the half counts with its p50 less the bound.
+func wireStands(r *Result, v Verdict) bool {
+	if r.Merge == nil {
+		return true
+	}
+	for _, s := range r.Segments {
+		if s.Class == ClassNetwork && s.From == v.From && s.To == v.To && s.Direction == v.Direction && s.US != nil && s.US.P50 > 0 {
+			return v.Share*(1-r.Merge.Clock.BoundUS/s.US.P50) >= standingShare
+		}
+	}
+	return true
 }
 
 // byExcess compares every probe timed in every separable segment with the

@@ -544,4 +544,32 @@ func TestMergeVerdict(t *testing.T) {
 			}
 		})
 	}
+	// The wire holds most of the round trip, its reply half the larger
+	// median (two thirds of its probes 200 us slower), and a third of the probes
+	// are 2 ms later on the request wire. How the standing part splits
+	// between the halves is the offset's, within its bound, so the reply's
+	// larger median is not a standing delay of its own: the request's
+	// spread names the direction.
+	t.Run("wire halves within the bound", func(t *testing.T) {
+		s := twoNodes{n: 30, interval: 10 * time.Millisecond, segs: func(seq int) []time.Duration {
+			d := baseSegs()
+			d[mReqWire] += time.Millisecond
+			d[mRepWire] += time.Millisecond
+			if seq%3 != 0 {
+				d[mRepWire] += 200 * time.Microsecond
+			}
+			if seq%3 == 0 {
+				d[mReqWire] += 2 * time.Millisecond
+			}
+			return d
+		}}
+		src, ls := s.record(t)
+		r := mergeOne(t, src, ls["10.244.2.2"])
+		if m, ok := byMedian(r); !ok || m.Direction != DirReply || m.Share < standingShare {
+			t.Fatalf("the scenario: the median rule alone picks %q (share %.2f), want the reply wire at %.2f or more", m.Text, m.Share, standingShare)
+		}
+		if v := r.Verdict; v.Class != ClassNetwork || v.Direction != DirRequest || v.Basis != BasisExcess {
+			t.Errorf("verdict %q (%s %s, %s), want the request wire by the latency above the fastest probe (bound +/-%.1f us)", v.Text, v.Class, v.Direction, v.Basis, r.Merge.Clock.BoundUS)
+		}
+	})
 }
