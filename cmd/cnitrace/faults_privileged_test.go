@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"math"
 	"strings"
 	"testing"
 	"time"
@@ -70,21 +69,7 @@ func TestPrivilegedNetworkDelayLocated(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := traceLab(t, l, flags...)
-	for i, s := range after.Segments {
-		b := before.Segments[i]
-		if s.US == nil || b.US == nil {
-			continue
-		}
-		moved := s.US.P50 - b.US.P50
-		t.Logf("%-8s %-10s %s->%s p50 %8.1f -> %8.1f us (%+.1f)", s.Direction, s.Class, s.From, s.To, b.US.P50, s.US.P50, moved)
-		if s.Class == "network" {
-			if moved < 1500 || moved > 2500 {
-				t.Errorf("network segment moved %.1f us with a 2 ms delay on the wire, want 1500-2500", moved)
-			}
-		} else if math.Abs(moved) > 300 {
-			t.Errorf("%s %s->%s moved %.1f us, want at most 300: the delay is beyond the uplink", s.Direction, s.From, s.To, moved)
-		}
-	}
+	checkMoved(t, before, after, "network", 2*time.Millisecond)
 	if before.Probes.Received != 30 || after.Probes.Received != 30 {
 		t.Errorf("answered %d and %d of 30, want all", before.Probes.Received, after.Probes.Received)
 	}

@@ -70,8 +70,11 @@ func TestPrivilegedDelaysForwardedRequests(t *testing.T) {
 	if replies < 18 {
 		t.Fatalf("got %d of 20 replies through the delayer", replies)
 	}
-	if added := delayed - base; added < 0.9 || added > 1.4 {
-		t.Errorf("ping p50 grew by %.3f ms, want about 1 ms", added)
+	// Held once, not twice or not at all: the queue's round trip through
+	// user space comes on top of the hold (0.1-0.3 ms here, 0.64 ms seen
+	// under -race on a loaded 2-vCPU VM), and stays under a second hold.
+	if added := delayed - base; added < 0.9 || added > 1.9 {
+		t.Errorf("ping p50 grew by %.3f ms, want about 1 ms (the hold, once, and the queue's round trip)", added)
 	}
 	if s := d.Stats(); s.Accepted < 18 || s.Dropped != 0 {
 		t.Errorf("got %+v, want about 20 accepted and none dropped", s)
