@@ -206,9 +206,10 @@ func (m *mergedPath) lose(segs []Segment, lines [][]sighting, pairs []probePair)
 // mergedVerdict names the segment that explains most of the latency, and
 // the one that lost the most probes. A segment holding half the median
 // round trip or more is a standing delay, named by its share of the
-// median; otherwise the segment with the largest share of the latency
-// above the fastest probe is, as trace's verdict names it (or of the
-// median, when too few probes were timed everywhere).
+// median (a wire's half only if it holds that whatever the clock offset
+// within its bound: wireStands); otherwise the segment with the largest
+// share of the latency above the fastest probe is, as trace's verdict
+// names it (or of the median, when too few probes were timed everywhere).
 func mergedVerdict(r *Result, tm *timed) Verdict {
 	v, ok := byMedian(r)
 	switch {

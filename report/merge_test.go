@@ -545,11 +545,11 @@ func TestMergeVerdict(t *testing.T) {
 		})
 	}
 	// The wire holds most of the round trip, its reply half the larger
-	// median (two thirds of its probes 200 us slower), and a third of the probes
-	// are 2 ms later on the request wire. How the standing part splits
-	// between the halves is the offset's, within its bound, so the reply's
-	// larger median is not a standing delay of its own: the request's
-	// spread names the direction.
+	// median (two thirds of its probes 200 us slower), and a third of the
+	// probes are 2 ms later on the request wire. How the standing part
+	// splits between the halves is the offset's, within its bound, so the
+	// reply's larger median is not a standing delay of its own: the
+	// request's spread names the direction.
 	t.Run("wire halves within the bound", func(t *testing.T) {
 		s := twoNodes{n: 30, interval: 10 * time.Millisecond, segs: func(seq int) []time.Duration {
 			d := baseSegs()
