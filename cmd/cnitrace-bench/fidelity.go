@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -111,9 +110,9 @@ func (b *bench) rttFidelity(ctx context.Context, r *results) error {
 	}
 	half := (rttBand.Hi - rttBand.Lo) / 2
 	needed, rounds, err := pilotThenDecide(f.Pilot, b.counts(rttMaxRounds, 2), round, func() int {
-		return max(roundsToDecide(ratios(alt[0], alt[2]), half, math.MaxInt),
-			roundsToDecide(ratios(alt[0], under), half, math.MaxInt),
-			roundsToDecide(ratios(conc[0], conc[2]), half, math.MaxInt))
+		return max(roundsToDecide(ratios(alt[0], alt[2]), half),
+			roundsToDecide(ratios(alt[0], under), half),
+			roundsToDecide(ratios(conc[0], conc[2]), half))
 	})
 	if err != nil {
 		return err
@@ -303,7 +302,7 @@ func (b *bench) observerEffect(ctx context.Context, r *results) error {
 	// medians move by ~10 us from round to round): the pilot's spread sets
 	// how many rounds decide it, up to a bound on the section's time.
 	o.Needed, o.Rounds, err = pilotThenDecide(o.Pilot, b.counts(observerMaxRounds, 2), round, func() int {
-		return roundsToDecide(o.Added, observerTolerance, math.MaxInt)
+		return roundsToDecide(o.Added, observerTolerance)
 	})
 	if err != nil {
 		return err

@@ -106,20 +106,24 @@ func meanCI(v []float64) interval {
 // interval to be at most halfWidth either side of its mean, as the pilot
 // rounds' spread predicts (Stein's two-stage procedure: the pilot sets the
 // number of rounds from its variance alone, so its mean does not steer
-// it), at least the pilot's and at most limit. A figure whose rounds vary
-// by more than its tolerance allows is then decided rather than left "not
-// judged" by a round count fixed in advance.
-func roundsToDecide(pilot []float64, halfWidth float64, limit int) int {
+// it), at least the pilot's. A figure whose rounds vary by more than its
+// tolerance allows is then decided rather than left "not judged" by a
+// round count fixed in advance; pilotThenDecide bounds what it runs.
+func roundsToDecide(pilot []float64, halfWidth float64) int {
 	n := len(pilot)
 	if n < 2 || halfWidth <= 0 {
 		return n
 	}
 	c := meanCI(pilot)
 	// At the pilot's spread and t (its smaller df: conservative) the
-	// half-width shrinks as 1/sqrt(rounds): n' = n (h/halfWidth)^2.
+	// half-width shrinks as 1/sqrt(rounds): n' = n (h/halfWidth)^2,
+	// clamped before the conversion, which would overflow for a wild pilot.
 	h := (c.Hi - c.Lo) / 2
-	need := int(math.Ceil(float64(n) * (h / halfWidth) * (h / halfWidth)))
-	return max(n, min(need, limit))
+	need := math.Ceil(float64(n) * (h / halfWidth) * (h / halfWidth))
+	if need >= math.MaxInt32 {
+		return math.MaxInt32
+	}
+	return max(n, int(need))
 }
 
 // pilotThenDecide runs a section's rounds in two stages: pilot rounds,

@@ -92,22 +92,22 @@ func TestJudgeStill(t *testing.T) {
 func TestRoundsToDecide(t *testing.T) {
 	// 1..5: half-width 1.963 (TestMeanCI). Four times the rounds halve it.
 	pilot := []float64{1, 2, 3, 4, 5}
-	if got := roundsToDecide(pilot, 1.963/2, 100); got < 20 || got > 21 {
+	if got := roundsToDecide(pilot, 1.963/2); got < 20 || got > 21 {
 		t.Errorf("half the pilot's half-width: got %d rounds, want 20 (4 x 5)", got)
 	}
-	if got := roundsToDecide(pilot, 1.963/2, 12); got != 12 {
-		t.Errorf("limit 12: got %d rounds", got)
+	if got := roundsToDecide(pilot, 1e-12); got != math.MaxInt32 {
+		t.Errorf("a half-width no count of rounds reaches: got %d rounds, want MaxInt32, not an overflow", got)
 	}
-	if got := roundsToDecide(pilot, 10, 100); got != 5 {
+	if got := roundsToDecide(pilot, 10); got != 5 {
 		t.Errorf("the pilot already decides: got %d rounds, want its 5", got)
 	}
-	if got := roundsToDecide([]float64{3}, 1, 100); got != 1 {
+	if got := roundsToDecide([]float64{3}, 1); got != 1 {
 		t.Errorf("one pilot round, no spread to go by: got %d rounds, want 1", got)
 	}
 	// The mean does not steer it: the same spread shifted far from any
 	// bound asks for as many rounds.
 	shifted := []float64{101, 102, 103, 104, 105}
-	if a, b := roundsToDecide(pilot, 0.5, 1000), roundsToDecide(shifted, 0.5, 1000); a != b {
+	if a, b := roundsToDecide(pilot, 0.5), roundsToDecide(shifted, 0.5); a != b {
 		t.Errorf("shifted pilot: %d rounds against %d", b, a)
 	}
 }
