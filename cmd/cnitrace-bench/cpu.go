@@ -45,8 +45,46 @@ type cpuCompare struct {
 	Rounds     []cpuRound `json:"rounds"`
 	Ratio      interval   `json:"ratio"`                // cnitrace / comparator, process CPU (user + sys)
 	FairRatio  *interval  `json:"fair_ratio,omitempty"` // with the taps' work billed to each side (flood), the probes' round trip left out (1 ms)
+	FloodTaps  *floodTaps `json:"flood_taps,omitempty"` // under the flood: what the fair ratio adds to each side
 	Goal       string     `json:"goal"`
 	Verdict    verdict    `json:"verdict"`
+}
+
+// floodTaps is the taps' work on the flood's packets, per packet, over the
+// rounds: each side's senders' CPU per packet with its captures minus with
+// none, and cnitrace's minus the tcpdumps' within each round. A rejected
+// packet costs a packet socket the same kernel code whoever opened it (a
+// clone on transmit, the filter, the ring's bookkeeping), so the two are
+// expected to tie; the fair ratio then tends to 1 and its verdict rests on
+// the difference, whose interval the table shows beside the processes'.
+type floodTaps struct {
+	CnitraceNS interval `json:"cnitrace_ns_per_packet"`
+	TcpdumpNS  interval `json:"tcpdump_ns_per_packet"`
+	DiffNS     interval `json:"cnitrace_minus_tcpdump_ns_per_packet"`
+	// TapsShare is the median share of the fair ratio's comparator that
+	// is the tcpdumps' taps on the flood.
+	TapsShare float64 `json:"taps_share_of_comparator"`
+}
+
+// newFloodTaps sums up the taps' cost per flood packet over rounds.
+func newFloodTaps(rounds []cpuRound) *floodTaps {
+	var cni, tcp, diff, share []float64
+	for _, rd := range rounds {
+		if rd.FloodAlone == nil || rd.FloodCnitrace == nil || rd.FloodTcpdump == nil {
+			continue
+		}
+		c := rd.FloodCnitrace.nsPerPacket() - rd.FloodAlone.nsPerPacket()
+		t := rd.FloodTcpdump.nsPerPacket() - rd.FloodAlone.nsPerPacket()
+		cni, tcp, diff = append(cni, c), append(tcp, t), append(diff, c-t)
+		taps := tapCost(rd.FloodTcpdump, rd.FloodAlone)
+		if all := rd.PingCPU + rd.TcpdumpCPU + taps; all > 0 {
+			share = append(share, taps/all)
+		}
+	}
+	if len(cni) == 0 {
+		return nil
+	}
+	return &floodTaps{CnitraceNS: meanCI(cni), TcpdumpNS: meanCI(tcp), DiffNS: meanCI(diff), TapsShare: median(share)}
 }
 
 // cpuRound is one round: cnitrace alone, then ping with five tcpdumps
@@ -171,6 +209,9 @@ func (c *cpuCompare) judge(s cpuSpec) {
 		c.Goal = "cnitrace <= comparator (95% CI), with the taps' work on the flood billed to each side (fair)"
 	case s.fast:
 		c.Goal = "cnitrace <= 2 x 5 tcpdumps (95% CI), without the probes' own round trip on either side, each with its taps' copies (fair)"
+	}
+	if s.flood {
+		c.FloodTaps = newFloodTaps(c.Rounds)
 	}
 	if s.flood || s.fast {
 		f := meanCI(fair)

@@ -100,3 +100,39 @@ func TestCPUCompareJudgedOnFair(t *testing.T) {
 		t.Errorf("a round not judged: got %v", c.Verdict)
 	}
 }
+
+// The taps' cost per flood packet is each side's senders' CPU per packet
+// with its captures minus with none, and the difference is taken within
+// each round, so a round whose flood ran slower for both sides moves
+// neither the difference nor the share.
+func TestFloodTaps(t *testing.T) {
+	flood := func(nsPerPacket float64) *floodStats {
+		return &floodStats{Packets: 1_000_000, SenderCPU: time.Duration(nsPerPacket * 1e6)}
+	}
+	var rounds []cpuRound
+	for i, alone := range []float64{4000, 5000, 4500} {
+		rounds = append(rounds, cpuRound{PingCPU: 0.05, TcpdumpCPU: 0.05,
+			FloodAlone: flood(alone), FloodCnitrace: flood(alone + 900 + float64(i)), FloodTcpdump: flood(alone + 1000 + float64(i))})
+	}
+	rounds = append(rounds, cpuRound{}) // a round without a flood counts for nothing
+	ft := newFloodTaps(rounds)
+	if ft == nil {
+		t.Fatal("no summary")
+	}
+	near := func(what string, got, want float64) {
+		t.Helper()
+		if math.Abs(got-want) > 1e-6 {
+			t.Errorf("%s: got %v, want %v", what, got, want)
+		}
+	}
+	near("cnitrace", ft.CnitraceNS.Mean, 901)
+	near("tcpdump", ft.TcpdumpNS.Mean, 1001)
+	near("difference", ft.DiffNS.Mean, -100)
+	if ft.DiffNS.N != 3 || ft.DiffNS.Hi-ft.DiffNS.Lo > 1e-6 {
+		t.Errorf("difference %v: want n=3 and no spread (the rounds' common moves cancel)", ft.DiffNS)
+	}
+	near("share", ft.TapsShare, 1.001/1.101) // tcpdumps' taps 1.001 CPU-s of 0.1 + 1.001, the median round
+	if newFloodTaps([]cpuRound{{}}) != nil {
+		t.Error("a summary of no flood rounds")
+	}
+}
