@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -52,13 +53,26 @@ type rateRun struct {
 	Dropped   int     `json:"dropped_by_cnitrace"`
 	Late      int     `json:"late"`
 	RingDrops uint64  `json:"ring_drops"`
+	// Steal is the share of the machine's CPU time (wall x CPUs) that the
+	// hypervisor gave to others during the run (/proc/stat's steal).
+	Steal float64 `json:"machine_steal_share"`
 }
 
 // rateGoal is the probes a second asked for at 0.5 ms; the differential
 // measurement is allowed 1% for the jitter of two processes' start and end.
+//
+// maxRateSteal is the most steal under which a rate short of the goal is
+// the prober's: on a VM whose host runs something else for milliseconds
+// at a time no sender keeps a 0.5 ms grid, and a run that lost more of
+// the machine's time than this to the host is not judged. Measured on the
+// AMD VM of 2026-12-03: 8-13% steal during 20,000 probes at 0.5 ms (0.1%
+// idle, 3% for one spinning thread), 10.09-10.24 s for the 10 s run, the
+// longer with the more steal, and the prober's wait for its timerfd
+// (epoll_pwait) returning 1.4-5 ms late with no other task on the CPU.
 const (
-	rateGoal  = 2000
-	rateSlack = 0.99
+	rateGoal     = 2000
+	rateSlack    = 0.99
+	maxRateSteal = 0.02
 )
 
 func (b *bench) speed(ctx context.Context, r *results) error {
@@ -103,24 +117,42 @@ func (b *bench) timeToAnswer(ctx context.Context, l *lab.Lab) (*answerResult, er
 func (b *bench) proberRate(ctx context.Context, l *lab.Lab) (*rateResult, error) {
 	rt := &rateResult{Short: b.counts(2000, 1000), Long: b.counts(20000, 6000),
 		Goal: fmt.Sprintf("%d probes/s at --interval 0.5ms (>= %.0f, differential), nothing dropped by cnitrace or its rings", rateGoal, rateGoal*rateSlack)}
-	var vs []verdict
-	for i := range b.counts(2, 1) {
-		var pair [2]rateRun
-		for j, n := range []int{rt.Short, rt.Long} {
+	for range b.counts(2, 1) {
+		for _, n := range []int{rt.Short, rt.Long} {
+			m0 := machineStat()
 			t, err := b.trace(ctx, l, "--count", strconv.Itoa(n), "--interval", "500us")
 			if err != nil {
 				return nil, err
 			}
-			pair[j] = rateRun{Probes: n, WallS: t.wall.Seconds(), Sent: t.report.Probes.Sent, Received: t.report.Probes.Received,
-				Dropped: t.report.Probes.Dropped, Late: t.report.Probes.Late, RingDrops: t.report.ringDrops()}
-			vs = append(vs, metIf(pair[j].Dropped == 0 && pair[j].RingDrops == 0))
-		}
-		rt.Runs = append(rt.Runs, pair[:]...)
-		rate := float64(pair[1].Sent-pair[0].Sent) / (pair[1].WallS - pair[0].WallS)
-		if i == 0 || rate < rt.PerSecond {
-			rt.PerSecond = rate
+			steal := machineStat().sub(m0).Steal / (t.wall.Seconds() * float64(runtime.NumCPU()))
+			rt.Runs = append(rt.Runs, rateRun{Probes: n, WallS: t.wall.Seconds(), Sent: t.report.Probes.Sent, Received: t.report.Probes.Received,
+				Dropped: t.report.Probes.Dropped, Late: t.report.Probes.Late, RingDrops: t.report.ringDrops(), Steal: steal})
 		}
 	}
-	rt.Verdict = allOf(append(vs, metIf(rt.PerSecond >= rateGoal*rateSlack))...)
+	rt.judge()
 	return rt, nil
+}
+
+// judge takes the rate of each pair of runs (short, then long) from their
+// difference, keeps the lower, and judges it: a drop of ours is never
+// met, a rate short of the goal is not judged if the host stole more than
+// maxRateSteal of the machine during the pair's long run.
+func (rt *rateResult) judge() {
+	var vs []verdict
+	stolen := 0.0
+	for i := 0; i+1 < len(rt.Runs); i += 2 {
+		short, long := rt.Runs[i], rt.Runs[i+1]
+		rate := float64(long.Sent-short.Sent) / (long.WallS - short.WallS)
+		if i == 0 || rate < rt.PerSecond {
+			rt.PerSecond, stolen = rate, long.Steal
+		}
+	}
+	for _, r := range rt.Runs {
+		vs = append(vs, metIf(r.Dropped == 0 && r.RingDrops == 0))
+	}
+	rateMet := metIf(rt.PerSecond >= rateGoal*rateSlack)
+	if !rateMet.Met() && stolen > maxRateSteal {
+		rateMet = notJudged("the host took %.0f%% of the machine's CPU during the run (steal), over %.0f%%", 100*stolen, 100*maxRateSteal)
+	}
+	rt.Verdict = allOf(append(vs, rateMet)...)
 }

@@ -196,7 +196,7 @@ func printSpeed(w io.Writer, s *speedResult) []goalLine {
 		a.Rounds, floats(a.TraceMS), floats(a.PingMS), a.Ratio, a.Goal, a.Verdict)
 	fmt.Fprintf(w, "5. prober rate at 0.5 ms:")
 	for _, run := range rt.Runs {
-		fmt.Fprintf(w, " %d probes in %.2f s (%d answered, %d dropped, %d late, %d ring drops);", run.Probes, run.WallS, run.Received, run.Dropped, run.Late, run.RingDrops)
+		fmt.Fprintf(w, " %d probes in %.2f s (%d answered, %d dropped, %d late, %d ring drops, steal %.1f%%);", run.Probes, run.WallS, run.Received, run.Dropped, run.Late, run.RingDrops, 100*run.Steal)
 	}
 	fmt.Fprintf(w, " differential rate %.0f probes/s; goal %s: %s\n", rt.PerSecond, rt.Goal, rt.Verdict)
 	fmt.Fprintf(w, "5. sustained: %d probes at %.0f ms: %.0f probes/s (whole wall), %d answered, CPU %.2f s; RSS %.1f MB after warm-up (%.0f s), end x%.3f, sampled peak x%.3f, ru_maxrss %.1f MB x%.3f; curve %s MB; goal %s, ~1000 probes/s: %s, rate %s\n",
