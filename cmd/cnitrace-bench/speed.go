@@ -65,10 +65,11 @@ type rateRun struct {
 // the prober's: on a VM whose host runs something else for milliseconds
 // at a time no sender keeps a 0.5 ms grid, and a run that lost more of
 // the machine's time than this to the host is not judged. Measured on the
-// AMD VM of 2026-12-03: 8-13% steal during 20,000 probes at 0.5 ms (0.1%
+// AMD VM of 2026-12-03: 8-20% steal during 20,000 probes at 0.5 ms (0.1%
 // idle, 3% for one spinning thread), 10.09-10.24 s for the 10 s run, the
 // longer with the more steal, and the prober's wait for its timerfd
-// (epoll_pwait) returning 1.4-5 ms late with no other task on the CPU.
+// (epoll_pwait) returning 1.4-5 ms late while perf sched saw no task
+// ahead of it (docs/benchmarks.md, "Section 5 again").
 const (
 	rateGoal     = 2000
 	rateSlack    = 0.99
