@@ -74,8 +74,7 @@ func newFloodTaps(rounds []cpuRound) *floodTaps {
 		if rd.FloodAlone == nil || rd.FloodCnitrace == nil || rd.FloodTcpdump == nil {
 			continue
 		}
-		c := rd.FloodCnitrace.nsPerPacket() - rd.FloodAlone.nsPerPacket()
-		t := rd.FloodTcpdump.nsPerPacket() - rd.FloodAlone.nsPerPacket()
+		c, t := tapNS(rd.FloodCnitrace, rd.FloodAlone), tapNS(rd.FloodTcpdump, rd.FloodAlone)
 		cni, tcp, diff = append(cni, c), append(tcp, t), append(diff, c-t)
 		taps := tapCost(rd.FloodTcpdump, rd.FloodAlone)
 		if all := rd.PingCPU + rd.TcpdumpCPU + taps; all > 0 {
@@ -399,7 +398,13 @@ func tapCost(with, alone *floodStats) float64 {
 	if with == nil || alone == nil {
 		return 0
 	}
-	return max(0, (with.nsPerPacket()-alone.nsPerPacket())*float64(with.Packets)) / 1e9
+	return max(0, tapNS(with, alone)*float64(with.Packets)) / 1e9
+}
+
+// tapNS is the senders' CPU per packet with captures (with) minus with
+// none (alone), in nanoseconds, as measured: negative when noise says so.
+func tapNS(with, alone *floodStats) float64 {
+	return with.nsPerPacket() - alone.nsPerPacket()
 }
 
 func keepUnderFlood(c *cpuCompare) *loadKeep {
