@@ -69,6 +69,15 @@ func (c interval) String() string {
 	return fmt.Sprintf("%.3g [%.3g, %.3g] (n=%d)", c.Mean, c.Lo, c.Hi, c.N)
 }
 
+// whole is String for figures read in whole units (nanoseconds per
+// packet): %.3g would print 1,420 as 1.42e+03.
+func (c interval) whole() string {
+	if c.N < 2 {
+		return fmt.Sprintf("%.0f (n=%d, no CI)", c.Mean, c.N)
+	}
+	return fmt.Sprintf("%.0f [%.0f, %.0f] (n=%d)", c.Mean, c.Lo, c.Hi, c.N)
+}
+
 // t975 is Student's t at 0.975 for 1 to 30 degrees of freedom.
 var t975 = []float64{12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
 	2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,

@@ -21,6 +21,16 @@ func TestMeanCI(t *testing.T) {
 	}
 }
 
+func TestIntervalWhole(t *testing.T) {
+	c := interval{N: 10, Mean: 1418.4, Lo: 1058.2, Hi: 1777.6}
+	if got, want := c.whole(), "1418 [1058, 1778] (n=10)"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if got, want := (interval{N: 1, Mean: -293.4}).whole(), "-293 (n=1, no CI)"; got != want {
+		t.Errorf("one round: got %q, want %q", got, want)
+	}
+}
+
 func TestJudge(t *testing.T) {
 	ratio := band{0.95, 1.05}
 	for _, tc := range []struct {

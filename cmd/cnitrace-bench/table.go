@@ -169,7 +169,7 @@ func printCPU(w io.Writer, c *cpuResult) []goalLine {
 		}
 		if t := x.c.FloodTaps; t != nil {
 			fmt.Fprintf(w, "   taps on the flood, per packet (senders' CPU with the captures minus without): cnitrace %s ns, tcpdumps %s ns, cnitrace's minus theirs %s ns; the tcpdumps' taps are %.0f%% of the comparator\n",
-				t.CnitraceNS, t.TcpdumpNS, t.DiffNS, 100*t.TapsShare)
+				t.CnitraceNS.whole(), t.TcpdumpNS.whole(), t.DiffNS.whole(), 100*t.TapsShare)
 		}
 		fmt.Fprintf(w, "   %s; goal %s: %s\n", fig, x.c.Goal, x.c.Verdict)
 		goals = append(goals, goalLine{"4", fmt.Sprintf("CPU %s: %s", x.name, x.c.Goal), fig, x.c.Verdict})
